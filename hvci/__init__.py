@@ -1,0 +1,1 @@
+"""The engine: model, knowledge base, correlation, classification, image rules, report writers, CLI."""

@@ -1,0 +1,3 @@
+from hvci.cli import main
+
+main()

@@ -1,0 +1,267 @@
+"""Typed records that the parsers emit, each with the span of input it came from.
+
+These are the contract between ingestion (``parsers``) and the engine (``hvci``): a parser turns text into
+these records and nothing else; correlation and classification read only these. Every record is frozen and
+carries a :class:`Span` so that every verdict can point at the lines behind it.
+
+Numbers are kept as Python ints exactly as printed (x86 sign-extended pointers stay sign-extended); the raw
+text a value was read from is kept where a reader may want to see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a record came from: the input's display path and 1-based inclusive line numbers."""
+
+    path: str
+    first_line: int
+    last_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """Something in the input that could not be read or was read only in part; never fatal."""
+
+    span: Span
+    message: str
+    severity: str = "warning"  # "info" | "warning" | "error"
+
+
+@dataclass(frozen=True, slots=True)
+class BugCheckRecord:
+    """A bug check code with its four parameters, from any of the places a debugger prints them.
+
+    ``form`` says which: ``fatal-system-error`` (``*** Fatal System Error: 0x000000c4 (...)``),
+    ``bugcheck-line`` (``BugCheck C4, {...}``), ``dot-bugcheck`` (``.bugcheck``), ``analyze`` (``!analyze -v``),
+    ``dump-header`` (a crash dump's header).
+    """
+
+    span: Span
+    form: str
+    code: int
+    args: tuple[int, ...]
+    name: str | None = None
+    arg_texts: tuple[str, ...] = ()  # the debugger's description of each argument, when printed
+    pointer_bits: int | None = None  # 32 or 64 when the printed width tells
+
+
+@dataclass(frozen=True, slots=True)
+class StackFrame:
+    """One frame of a stack listing (``k``-family or ``STACK_TEXT``)."""
+
+    line: int  # input line number of this frame
+    text: str  # the frame line as printed, for display
+    index: int | None = None
+    child_sp: int | None = None
+    return_address: int | None = None
+    args: tuple[int, ...] = ()
+    module: str | None = None
+    function: str | None = None
+    offset: int | None = None
+    address: int | None = None  # the frame's own address when printed bare (no symbol)
+    source_file: str | None = None
+    source_line: int | None = None
+    inline: bool = False
+    trap_frame: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StackRecord:
+    """A stack listing. ``style`` names the layout seen (``k``, ``kb``, ``kv``, ``kn``, ``kf``, ``kP``,
+    ``stack_text``, ``x86``)."""
+
+    span: Span
+    style: str
+    frames: tuple[StackFrame, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeRecord:
+    """One ``!analyze -v`` block: header, arguments, and the ``KEY: value`` fields of Debugging Details.
+
+    ``fields`` keeps every key in input order, unknown ones included; multi-line values are joined with
+    ``\\n``. ``key_values`` holds the newer ``KEY_VALUES_STRING`` pairs. The embedded ``STACK_TEXT`` is
+    parsed into ``stack``.
+    """
+
+    span: Span
+    bugcheck: BugCheckRecord | None
+    fields: tuple[tuple[str, str], ...] = ()
+    key_values: tuple[tuple[str, str], ...] = ()
+    stack: StackRecord | None = None
+
+    def field(self, key: str) -> str | None:
+        """The first value of ``key`` (case-sensitive, as printed), or ``None``."""
+        for name, value in self.fields:
+            if name == key:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierBannerRecord:
+    """The verifier's ``Verifier Detected a Code Integrity Issue`` banner with its message decoded.
+
+    ``issue`` is the message kind: ``pool-type``, ``page-protection``, ``mdl-mapping``, ``wx-section``,
+    ``alignment``, ``iat``, ``unsupported-relocs``, ``straddled-relocs``, or ``unknown`` when the banner's
+    message did not match a known format (the raw ``message`` is always kept).
+    """
+
+    span: Span
+    issue: str
+    message: str
+    caller: int | None = None
+    value: int | None = None  # pool type, protection or priority
+    tag: int | None = None
+    image: str | None = None
+    address: int | None = None  # section header, IAT directory or reloc entry address
+    section_name: str | None = None
+    reloc_section: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleEntry:
+    """A module from an ``lm``-family listing."""
+
+    line: int
+    name: str
+    start: int
+    end: int  # first address after the module
+    symbol_status: str | None = None
+    pdb_path: str | None = None
+    image_name: str | None = None
+    image_path: str | None = None
+    timestamp: int | None = None
+    checksum: int | None = None
+    image_size: int | None = None
+    unloaded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleListRecord:
+    span: Span
+    modules: tuple[ModuleEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSet:
+    """The seven code-integrity counters for one driver (or for the whole system when ``module`` is None).
+
+    ``counters`` maps the label as printed (e.g. ``Execute Pool Type Count``) to its value, in input order.
+    """
+
+    module: str | None
+    counters: tuple[tuple[str, int], ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStatusRecord:
+    """``!verifier`` or ``verifier /query`` output: flags, verified drivers and code-integrity counters."""
+
+    span: Span
+    source: str  # "!verifier" | "verifier-query"
+    flags: int | None = None
+    enabled_flags: tuple[tuple[int, str], ...] = ()
+    drivers: tuple[str, ...] = ()
+    counter_sets: tuple[CounterSet, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessRecord:
+    """A driver-compatibility verdict from the Device Guard readiness tool or ``hvciscan``.
+
+    ``reason`` is the counter label or text the tool gave (e.g. ``execute pool type count``); ``count`` its
+    number when given.
+    """
+
+    span: Span
+    tool: str  # "dg-readiness" | "hvciscan"
+    module: str
+    reason: str | None = None
+    count: int | None = None
+    incompatible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A Windows event (CodeIntegrity, DeviceGuard, ...) read from an exported event log."""
+
+    span: Span
+    provider: str
+    event_id: int
+    message: str
+    module: str | None = None
+    process: str | None = None
+    status: int | None = None
+    failure_bitmap: int | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SectionHeader:
+    """A PE section as printed by ``!dh``/``!lmi`` (or read from an image)."""
+
+    name: str
+    virtual_address: int
+    virtual_size: int
+    characteristics: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageHeaderRecord:
+    """A PE image's headers as dumped in the debugger (``!dh``, ``!dh -s``, ``!lmi``)."""
+
+    span: Span
+    module: str | None
+    image_base: int | None = None
+    section_alignment: int | None = None
+    file_alignment: int | None = None
+    dll_characteristics: int | None = None
+    iat_rva: int | None = None
+    iat_size: int | None = None
+    sections: tuple[SectionHeader, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolLineRecord:
+    """An ``ln`` answer: the nearest symbol to an address as the debugger resolved it."""
+
+    span: Span
+    address: int | None
+    module: str | None
+    function: str | None
+    offset: int | None
+    source_file: str | None = None
+    source_line: int | None = None
+
+
+Record = (
+    BugCheckRecord
+    | AnalyzeRecord
+    | StackRecord
+    | VerifierBannerRecord
+    | ModuleListRecord
+    | VerifierStatusRecord
+    | ReadinessRecord
+    | EventRecord
+    | ImageHeaderRecord
+    | SymbolLineRecord
+    | Diagnostic
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InputInfo:
+    """What was learnt about one input as a whole."""
+
+    path: str
+    format: str  # best description of the content: "kd-log", "analyze", "verifier", "event-log", ...
+    encoding: str
+    lines: int = 0
+    bytes_read: int = 0
+    diagnostics: tuple[Diagnostic, ...] = field(default_factory=tuple)
