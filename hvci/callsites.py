@@ -1,0 +1,926 @@
+"""Call-site analysis: every call to an HVCI-affected API in a driver image, with the argument that decides it.
+
+Driver Verifier reports Execute Pool Type / Page Protection / Page Mapping only when the code path runs. The
+image shows the calls before anyone boots a lab machine: for each call (or tail jump) to an API of the
+knowledge base's affected-API table, we recover the deciding argument (``AffectedApi.argument_index``) with a
+small forward constant propagation inside the function, and decide it with :mod:`hvci.decode`.
+
+The three outcomes are kept apart on purpose: ``executable`` (a finding), ``safe`` (a pass) and ``unknown``
+(the value comes from memory, a parameter, a call result, or differs between paths): unknown is never called
+clean and never called bad. APIs the table lists without a deciding argument (``MmMapIoSpace``, ...) are
+``banned`` findings with the table's note.
+
+How calls are recognised (toolchain.md §2b): ``call/jmp [rip+IAT]`` (clang -O2 tail-calls imports), calls to
+import thunks (``jmp [IAT]`` stubs as GNU ld writes them), ``mov reg,[rip+IAT]`` then ``call reg``, and
+routine pointers from ``MmGetSystemRoutineAddress`` whose ``UNICODE_STRING`` name is visible (a constant
+string, or one built with ``RtlInitUnicodeString``), including through a global they were stored in.
+
+Cost is bounded: a cheap pass without operand details finds the functions that reference anything relevant,
+only those are decoded in detail, and instructions are capped per function and per image.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import capstone
+from capstone import x86 as cx86
+
+from hvci import decode, kb
+from symbols.pe import PeImage
+
+MAX_INSNS_PER_FUNCTION = 40_000
+MAX_DETAILED_INSNS = 2_000_000
+MAX_LITE_INSNS = 20_000_000
+MAX_VALUES = 8
+MAX_FIXPOINT_ROUNDS = 8
+MAX_NAME_CHARS = 256
+
+ROUTINE_LOOKUP = "MmGetSystemRoutineAddress"
+INIT_UNICODE = "RtlInitUnicodeString"
+
+EXECUTABLE = "executable"
+SAFE = "safe"
+UNKNOWN = "unknown"
+BANNED = "banned"
+
+#: Which decoder judges which ``AffectedApi.argument_kind``.
+DECODERS: Mapping[str, Callable[[int], decode.Decoded]] = {
+    "pool-type": decode.pool_type,
+    "pool-flags": decode.pool_flags,
+    "page-protection": decode.page_protection,
+    "mdl-priority": decode.mdl_priority,
+    "lookaside-flags": decode.lookaside_flags,
+    "cache-type": decode.cache_type,
+}
+#: Argument kinds whose C type is 32 bits wide (a register write may leave garbage above them).
+NARROW_KINDS = frozenset({"pool-type", "page-protection", "mdl-priority", "lookaside-flags", "cache-type"})
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionName:
+    """Where a call site sits: the function (from the PDB, exports or ``.pdata``) and the source line."""
+
+    name: str | None
+    start: int | None
+    resolved_by: str  # "pdb" | "exports" | "pdata" | "none"
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """One call to an affected API and the verdict on its deciding argument."""
+
+    rva: int
+    api: str
+    dll: str | None
+    category: str
+    how: str  # how the call reaches the API, e.g. "call [IAT]", "tail jump [IAT]", "call thunk 0x1200"
+    instruction: str
+    verdict: str  # EXECUTABLE | SAFE | UNKNOWN | BANNED
+    argument_index: int | None
+    argument_kind: str
+    values: tuple[int, ...]  # the argument's possible constant values (empty when unknown)
+    decoded: tuple[str, ...]  # decoder names of those values
+    reason: str  # how the value was obtained, or why it could not be
+    replacement: int | None = None
+    function: FunctionName = field(default_factory=lambda: FunctionName(None, None, "none"))
+
+    @property
+    def displacement(self) -> int | None:
+        return None if self.function.start is None else self.rva - self.function.start
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedApi:
+    """An affected API the image imports, and how many call sites the analysis found for it."""
+
+    api: str
+    dll: str
+    category: str
+    iat_rva: int
+    call_sites: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallSiteAnalysis:
+    """The call-site analysis of one image. ``status`` is ``done``, ``partial`` (a cap was reached; see
+    ``notes``), ``not-applicable`` (e.g. ARM64, header rules only) or ``could-not-analyse``."""
+
+    status: str
+    sites: tuple[CallSite, ...] = ()
+    imported: tuple[ImportedApi, ...] = ()
+    notes: tuple[str, ...] = ()
+    instructions: int = 0
+    code_bytes: int = 0
+
+
+# --------------------------------------------------------------------------------------- abstract values
+
+
+@dataclass(frozen=True, slots=True)
+class Val:
+    """An abstract value: ``const`` (a small set of possible ints), ``unknown`` (with the reason), ``fn``
+    (the address of API ``ref``), ``addr`` (address of image data at RVA ``ref``), ``stack`` (address of
+    the stack slot ``ref`` bytes above the stack pointer) or ``ustr`` (a UNICODE_STRING naming ``ref``)."""
+
+    kind: str
+    consts: frozenset[int] = frozenset()
+    ref: int | str | None = None
+    reason: str = ""
+
+
+def const(value: int, mask: int = (1 << 64) - 1) -> Val:
+    return Val("const", frozenset({value & mask}))
+
+
+def unknown(reason: str) -> Val:
+    return Val("unknown", reason=reason)
+
+
+def merge(a: Val, b: Val) -> Val:
+    if a == b:
+        return a
+    if a.kind == "unknown":
+        return a
+    if b.kind == "unknown":
+        return b
+    if a.kind == "const" and b.kind == "const":
+        values = a.consts | b.consts
+        if len(values) > MAX_VALUES:
+            return unknown(f"more than {MAX_VALUES} possible values (computed in a loop?)")
+        return Val("const", values)
+    return unknown("differs between the paths that reach the call")
+
+
+@dataclass(slots=True)
+class State:
+    """Registers (by family: ``a``, ``c``, ``r8``...) and stack slots keyed by offset above the stack pointer."""
+
+    regs: dict[str, Val]
+    slots: dict[int, Val]
+
+    def copy(self) -> State:
+        return State(dict(self.regs), dict(self.slots))
+
+    def join(self, other: State) -> State:
+        regs = {k: merge(v, other.regs[k]) for k, v in self.regs.items() if k in other.regs}
+        slots = {k: merge(v, other.slots[k]) for k, v in self.slots.items() if k in other.slots}
+        return State(regs, slots)
+
+
+def _register_table() -> dict[str, tuple[str, int, int]]:
+    """Register name -> (family, width in bits, bit shift): ``ah`` -> (``a``, 8, 8)."""
+    table: dict[str, tuple[str, int, int]] = {}
+    for x in "abcd":
+        table.update({f"r{x}x": (x, 64, 0), f"e{x}x": (x, 32, 0), f"{x}x": (x, 16, 0), f"{x}l": (x, 8, 0),
+                      f"{x}h": (x, 8, 8)})
+    for x in ("si", "di", "bp", "sp"):
+        table.update({f"r{x}": (x, 64, 0), f"e{x}": (x, 32, 0), x: (x, 16, 0), f"{x}l": (x, 8, 0)})
+    for n in range(8, 16):
+        table.update({f"r{n}": (f"r{n}", 64, 0), f"r{n}d": (f"r{n}", 32, 0), f"r{n}w": (f"r{n}", 16, 0),
+                      f"r{n}b": (f"r{n}", 8, 0)})
+    return table
+
+
+REGISTERS = _register_table()
+FAMILIES_64 = ("a", "b", "c", "d", "si", "di", "bp", "sp", *(f"r{n}" for n in range(8, 16)))
+FAMILIES_32 = ("a", "b", "c", "d", "si", "di", "bp", "sp")
+ARG_REGS_64 = ("c", "d", "r8", "r9")
+ARG_NAMES_64 = ("rcx", "rdx", "r8", "r9")
+VOLATILE_64 = ("a", "c", "d", "r8", "r9", "r10", "r11")
+VOLATILE_32 = ("a", "c", "d")
+
+_MEM_RE = re.compile(r"\[(?:rip ([+-]) )?(0x[0-9a-f]+|\d+)\]")
+_BARRIERS = frozenset({"ret", "retf", "int3", "ud2", "hlt", "iretq", "iretd"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    start: int
+    end: int
+    source: str  # "pdata" | "pdb" | "gap"
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    api: str
+    dll: str | None
+    how: str
+
+
+# -------------------------------------------------------------------------------------------- analyser
+
+
+class _Image:
+    """Per-image facts the analysis needs: code bytes, IAT slots of interesting imports, thunks."""
+
+    def __init__(self, pe: PeImage, table: kb.KnowledgeBase) -> None:
+        self.pe = pe
+        self.bits = 64 if pe.machine == "x64" else 32
+        self.mask = (1 << self.bits) - 1
+        self.kb = table
+        self.slots: dict[int, _Target] = {}
+        self.imported: dict[str, tuple[str, int]] = {}
+        for imp in pe.imports:
+            if imp.name is None:
+                continue
+            if table.affected_api(imp.name) is not None:
+                self.imported.setdefault(imp.name, (imp.dll, imp.iat_rva))
+            if table.affected_api(imp.name) is not None or imp.name in (ROUTINE_LOOKUP, INIT_UNICODE):
+                self.slots[imp.iat_rva] = _Target(imp.name, imp.dll, "[IAT]")
+        self.thunks: dict[int, _Target] = {}
+        self.global_fns: dict[int, _Target] = {}
+        self.global_ustr: dict[int, str] = {}
+
+    def slot_target(self, rva: int) -> _Target | None:
+        return self.slots.get(rva) or self.global_fns.get(rva)
+
+    def read_wide_string(self, rva: int, length: int | None = None) -> str | None:
+        data = self.pe.read(rva, length if length is not None else MAX_NAME_CHARS * 2)
+        if length is None:
+            end = next((i for i in range(0, len(data) - 1, 2) if data[i : i + 2] == b"\0\0"), None)
+            if end is None:
+                return None
+            data = data[:end]
+        try:
+            text = data.decode("utf-16-le")
+        except UnicodeDecodeError:
+            return None
+        return text if text.isprintable() and text else None
+
+    def read_unicode_string(self, rva: int) -> str | None:
+        """A UNICODE_STRING in the image's data (``RTL_CONSTANT_STRING``): length + buffer pointer."""
+        if rva in self.global_ustr:
+            return self.global_ustr[rva]
+        size = 16 if self.bits == 64 else 8
+        raw = self.pe.read(rva, size)
+        if len(raw) < size:
+            return None
+        length = struct.unpack_from("<H", raw, 0)[0]
+        buffer = struct.unpack_from("<Q" if self.bits == 64 else "<I", raw, 8 if self.bits == 64 else 4)[0]
+        target = buffer - self.pe.image_base
+        if not 0 < length <= MAX_NAME_CHARS * 2 or not 0 <= target < self.pe.size_of_image:
+            return None
+        return self.read_wide_string(target, length)
+
+    def initial_value(self, rva: int, size: int) -> int | None:
+        raw = self.pe.read(rva, size)
+        return int.from_bytes(raw, "little") if len(raw) == size and size in (1, 2, 4, 8) else None
+
+
+def analyse_calls(
+    pe: PeImage,
+    *,
+    extra_functions: Sequence[tuple[int, int]] = (),
+    namer: Callable[[int], FunctionName] | None = None,
+    table: kb.KnowledgeBase | None = None,
+) -> CallSiteAnalysis:
+    """Find and judge every call to an affected API in ``pe``.
+
+    ``extra_functions`` are function ranges from the PDB (leaf functions have no ``.pdata``); ``namer`` maps
+    a call-site RVA to its function (PDB, exports, ``.pdata``), defaulting to ``.pdata`` ranges.
+    """
+    if pe.machine not in ("x64", "x86"):
+        return CallSiteAnalysis("not-applicable",
+                                notes=(f"call-site analysis covers x64 and x86; {pe.machine}: header rules only",))
+    image = _Image(pe, table or kb.load())
+    namer = namer or _pdata_namer(pe)
+    if not image.slots:
+        return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",),
+                                imported=())
+    analyser = _Analyser(image)
+    regions = _regions(pe, extra_functions)
+    sites, notes = analyser.run(regions)
+    named = tuple(
+        CallSite(s.rva, s.api, s.dll, s.category, s.how, s.instruction, s.verdict, s.argument_index,
+                 s.argument_kind, s.values, s.decoded, s.reason, s.replacement, namer(s.rva))
+        for s in sites
+    )
+    counts: dict[str, int] = {}
+    for s in named:
+        counts[s.api] = counts.get(s.api, 0) + 1
+    imported = []
+    for name, (dll, iat) in sorted(image.imported.items()):
+        api = image.kb.affected_api(name)
+        assert api is not None
+        imported.append(ImportedApi(name, dll, api.category, iat, counts.get(name, 0)))
+    return CallSiteAnalysis("partial" if analyser.capped else "done", named, tuple(imported), tuple(notes),
+                            analyser.detailed, analyser.code_bytes)
+
+
+def _pdata_namer(pe: PeImage) -> Callable[[int], FunctionName]:
+    exports = {e.rva: e.name for e in pe.exports if e.name}
+
+    def name(rva: int) -> FunctionName:
+        span = pe.function_at(rva)
+        if span is None:
+            return FunctionName(None, None, "none")
+        if span[0] in exports:
+            return FunctionName(exports[span[0]], span[0], "exports")
+        return FunctionName(f"sub_{span[0]:x}", span[0], "pdata")
+
+    return name
+
+
+def _regions(pe: PeImage, extra: Sequence[tuple[int, int]]) -> list[_Region]:
+    """Function ranges from ``.pdata`` and the PDB, plus the uncovered parts of executable sections (leaf
+    stubs, thunks and x86 code, which has no ``.pdata``): those are cut into functions at barriers later."""
+    code = [s for s in pe.sections if s.executable and s.raw_size]
+    known: list[_Region] = [_Region(b, e, "pdata") for b, e in pe.functions]
+    covered = sorted((b, e) for b, e in pe.functions)
+    for begin, end in sorted(extra):
+        if pe.function_at(begin) is None and begin < end:
+            known.append(_Region(begin, end, "pdb"))
+            covered.append((begin, end))
+    covered.sort()
+    regions = [r for r in known if any(s.contains(r.start) for s in code)]
+    for section in code:
+        cursor = section.virtual_address
+        end = section.virtual_address + min(section.mapped_size, max(section.raw_size, 0) or section.mapped_size)
+        for begin, stop in covered:
+            if stop <= cursor or begin >= end:
+                continue
+            if begin > cursor:
+                regions.append(_Region(cursor, begin, "gap"))
+            cursor = max(cursor, stop)
+        if cursor < end:
+            regions.append(_Region(cursor, end, "gap"))
+    regions.sort(key=lambda r: r.start)
+    return regions
+
+
+class _Analyser:
+    def __init__(self, image: _Image) -> None:
+        self.image = image
+        self.bits = image.bits
+        mode = capstone.CS_MODE_64 if self.bits == 64 else capstone.CS_MODE_32
+        self.lite = capstone.Cs(capstone.CS_ARCH_X86, mode)
+        self.lite.skipdata = True
+        self.md = capstone.Cs(capstone.CS_ARCH_X86, mode)
+        self.md.detail = True
+        self.md.skipdata = True
+        self.detailed = 0
+        self.lite_count = 0
+        self.code_bytes = 0
+        self.capped = False
+        self.notes: list[str] = []
+
+    # --- pass 0: cheap scan for references ------------------------------------------------------------
+
+    def _refs(self, region: _Region) -> tuple[set[int], set[int], list[tuple[int, int]]]:
+        """Memory RVAs and direct call/jump targets referenced in a region, and its ``jmp [slot]`` stubs."""
+        data = self.image.pe.read(region.start, region.end - region.start)
+        mem: set[int] = set()
+        direct: set[int] = set()
+        stubs: list[tuple[int, int]] = []
+        previous = None
+        for address, size, mnemonic, op_str in self.lite.disasm_lite(data, region.start):
+            self.lite_count += 1
+            if self.lite_count > MAX_LITE_INSNS:
+                self.capped = True
+                break
+            match = _MEM_RE.search(op_str)
+            if match:
+                rva = self._mem_rva(address, size, match)
+                if rva is not None:
+                    mem.add(rva)
+                    if mnemonic == "jmp" and (previous is None or previous in _BARRIERS):
+                        stubs.append((address, rva))
+            elif mnemonic in ("call", "jmp") and op_str.startswith("0x"):
+                direct.add(int(op_str, 16))
+            previous = mnemonic
+        return mem, direct, stubs
+
+    def _mem_rva(self, address: int, size: int, match: re.Match[str]) -> int | None:
+        sign, number = match.group(1), match.group(2)
+        value = int(number, 0)
+        if self.bits == 64:
+            if sign is None:
+                return None  # absolute addressing in x64 code is not an image reference we follow
+            return address + size + (value if sign == "+" else -value)
+        return (value - self.image.pe.image_base) & 0xFFFFFFFF
+
+    # --- driver -------------------------------------------------------------------------------------
+
+    def run(self, regions: list[_Region]) -> tuple[list[CallSite], list[str]]:
+        refs = [self._refs(r) for r in regions]
+        for mem, _, stubs in refs:
+            for stub, rva in stubs:
+                target = self.image.slots.get(rva)
+                if target is not None:
+                    self.image.thunks[stub] = _Target(target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]")
+        interesting = set(self.image.slots)
+        thunks = set(self.image.thunks)
+        results: dict[int, list[CallSite]] = {}
+        for index, (region, (mem, direct, _)) in enumerate(zip(regions, refs, strict=True)):
+            if mem & interesting or direct & thunks:
+                results[index] = self._analyse(region)
+        if self.image.global_fns:
+            again = set(self.image.global_fns)
+            for index, (region, (mem, _, _)) in enumerate(zip(regions, refs, strict=True)):
+                if mem & again:
+                    results[index] = self._analyse(region)
+        sites = [s for index in sorted(results) for s in results[index]]
+        unique = {s.rva: s for s in sites}
+        if self.capped:
+            self.notes.append(f"analysis capped (at most {MAX_DETAILED_INSNS} decoded instructions per image, "
+                              f"{MAX_INSNS_PER_FUNCTION} per function): some call sites may be missing")
+        return [unique[rva] for rva in sorted(unique)], self.notes
+
+    # --- pass 1: dataflow over one function -----------------------------------------------------------
+
+    def _analyse(self, region: _Region) -> list[CallSite]:
+        data = self.image.pe.read(region.start, region.end - region.start)
+        insns: list[capstone.CsInsn] = []
+        for insn in self.md.disasm(data, region.start):
+            insns.append(insn)
+            if len(insns) >= MAX_INSNS_PER_FUNCTION or self.detailed + len(insns) >= MAX_DETAILED_INSNS:
+                self.capped = True
+                break
+        self.detailed += len(insns)
+        self.code_bytes += len(data)
+        if not insns:
+            return []
+        blocks = _blocks(insns, region)
+        entry_state = self._entry_state()
+        states: dict[int, State] = {blocks[0][0].address: entry_state}
+        preds_seen: set[int] = {blocks[0][0].address}
+        order = [b[0].address for b in blocks]
+        by_start = {b[0].address: b for b in blocks}
+        for _ in range(MAX_FIXPOINT_ROUNDS):
+            changed = False
+            for start in order:
+                if start not in states:
+                    # In .pdata/PDB functions a block nobody jumps to is reached indirectly; in the gaps
+                    # between them (leaf stubs, x86 code) it is where the next function starts.
+                    states[start] = entry_state.copy() if region.source == "gap" else self._orphan_state()
+                    preds_seen.add(start)
+                out, succs = self._run_block(by_start[start], states[start], None)
+                for succ in succs:
+                    if succ not in by_start:
+                        continue
+                    if succ not in preds_seen:
+                        states[succ] = out.copy()
+                        preds_seen.add(succ)
+                        changed = True
+                    else:
+                        joined = states[succ].join(out)
+                        if joined != states[succ]:
+                            states[succ] = joined
+                            changed = True
+            if not changed:
+                break
+        sites: list[CallSite] = []
+        for start in order:
+            self._run_block(by_start[start], states[start], sites)
+        return sites
+
+    def _entry_state(self) -> State:
+        regs: dict[str, Val] = {}
+        families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
+        for family in families:
+            regs[family] = unknown("a value the function received from its caller")
+        if self.bits == 64:
+            for family, name in zip(ARG_REGS_64, ARG_NAMES_64, strict=True):
+                regs[family] = unknown(f"a parameter of the enclosing function ({name} on entry)")
+        return State(regs, {})
+
+    def _orphan_state(self) -> State:
+        families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
+        reason = "code reached only by an indirect jump or from outside the function"
+        return State({f: unknown(reason) for f in families}, {})
+
+    def _run_block(
+        self, block: list[capstone.CsInsn], state: State, sites: list[CallSite] | None
+    ) -> tuple[State, list[int]]:
+        st = state.copy()
+        for insn in block:
+            self._step(insn, st, sites)
+        return st, _successors(block[-1])
+
+    # --- one instruction ------------------------------------------------------------------------------
+
+    def _step(self, insn: capstone.CsInsn, st: State, sites: list[CallSite] | None) -> None:
+        mnemonic = insn.mnemonic
+        if insn.id == 0:  # skipdata: bytes that do not decode
+            return
+        ops = insn.operands
+        if mnemonic == "call" or (mnemonic == "jmp" and ops and ops[0].type != cx86.X86_OP_IMM):
+            self._call(insn, st, sites, tail=mnemonic == "jmp")
+            return
+        if mnemonic == "jmp" and ops and ops[0].type == cx86.X86_OP_IMM:
+            target = self.image.thunks.get(ops[0].imm)
+            if target is not None:
+                self._call(insn, st, sites, tail=True)
+            return
+        if mnemonic == "push" and ops:
+            value = self._read(insn, ops[0], st)
+            self._shift(st, self.bits // 8)
+            st.slots[0] = value
+            return
+        if mnemonic == "pop" and ops:
+            value = st.slots.get(0, unknown("a value popped from the stack"))
+            self._shift(st, -(self.bits // 8))
+            if ops[0].type == cx86.X86_OP_REG:
+                self._write(insn, ops[0], value, st)
+            return
+        if len(ops) == 2 and ops[0].type == cx86.X86_OP_REG and self._reg_family(insn, ops[0]) == "sp":
+            if mnemonic in ("sub", "add") and ops[1].type == cx86.X86_OP_IMM:
+                self._shift(st, ops[1].imm if mnemonic == "sub" else -ops[1].imm)
+                return
+            st.slots.clear()  # the stack pointer moved by an amount we do not track
+            return
+        if not self._compute(insn, st):
+            self._clobber(insn, st)
+
+    def _compute(self, insn: capstone.CsInsn, st: State) -> bool:
+        """Apply an instruction we model; False when it is not one of them."""
+        m, ops = insn.mnemonic, insn.operands
+        if m in ("mov", "movabs", "movzx", "movsx", "movsxd") and len(ops) == 2:
+            value = self._read(insn, ops[1], st)
+            if m in ("movsx", "movsxd") and value.kind == "const":
+                width = ops[1].size * 8
+                value = Val("const", frozenset(_sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts))
+            self._write(insn, ops[0], value, st)
+            return True
+        if m == "lea" and len(ops) == 2:
+            self._write(insn, ops[0], self._address(insn, ops[1], st), st)
+            return True
+        if m == "xor" and len(ops) == 2 and ops[0].type == ops[1].type == cx86.X86_OP_REG \
+                and ops[0].reg == ops[1].reg:
+            self._write(insn, ops[0], const(0), st)
+            return True
+        if m in _BINARY and len(ops) == 2:
+            left = self._read(insn, ops[0], st)
+            right = self._read(insn, ops[1], st)
+            width = ops[0].size * 8
+            if m == "and" and right.kind == "const" and right.consts == {0}:
+                result = const(0)
+            elif left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64:
+                result = _fold(left.consts, right.consts, _BINARY[m], width)
+            else:
+                result = unknown(_derived(left, right, insn))
+            self._write(insn, ops[0], result, st)
+            return True
+        if m in _UNARY and len(ops) == 1:
+            value = self._read(insn, ops[0], st)
+            width = ops[0].size * 8
+            if value.kind == "const":
+                value = _fold(value.consts, frozenset({0}), _UNARY[m], width)
+            elif value.kind != "unknown":
+                value = unknown(f"computed by `{m} {insn.op_str}` at 0x{insn.address:x}")
+            self._write(insn, ops[0], value, st)
+            return True
+        if m.startswith("cmov") and len(ops) == 2:
+            self._write(insn, ops[0], merge(self._read(insn, ops[0], st), self._read(insn, ops[1], st)), st)
+            return True
+        return m in ("cmp", "test", "bt", "nop") or insn.group(capstone.CS_GRP_JUMP)
+        return False
+
+    def _clobber(self, insn: capstone.CsInsn, st: State) -> None:
+        """An instruction we do not model: whatever it writes becomes unknown."""
+        reason = f"set by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+        try:
+            _, written = insn.regs_access()
+        except capstone.CsError:
+            written = []
+        for reg in written:
+            info = REGISTERS.get(insn.reg_name(reg))
+            if info is None:
+                continue
+            if info[0] == "sp":
+                st.slots.clear()
+            st.regs[info[0]] = unknown(reason)
+        for op in insn.operands:
+            if op.type == cx86.X86_OP_MEM and op.access & capstone.CS_AC_WRITE and self._is_stack(insn, op):
+                st.slots[op.mem.disp] = unknown(reason)
+
+    # --- operands ---------------------------------------------------------------------------------------
+
+    def _reg_family(self, insn: capstone.CsInsn, op: capstone.x86.X86Op) -> str | None:
+        info = REGISTERS.get(insn.reg_name(op.reg))
+        return info[0] if info else None
+
+    def _is_stack(self, insn: capstone.CsInsn, op: capstone.x86.X86Op) -> bool:
+        if op.mem.base == 0 or op.mem.index != 0:
+            return False
+        info = REGISTERS.get(insn.reg_name(op.mem.base))
+        return info is not None and info[0] == "sp"
+
+    def _mem_target(self, insn: capstone.CsInsn, op: capstone.x86.X86Op) -> int | None:
+        """The image RVA a memory operand names (rip-relative in x64, absolute in x86), or None."""
+        if op.mem.index != 0:
+            return None
+        if op.mem.base == cx86.X86_REG_RIP:
+            return insn.address + insn.size + op.mem.disp
+        if op.mem.base == 0 and self.bits == 32:
+            return (op.mem.disp - self.image.pe.image_base) & 0xFFFFFFFF
+        return None
+
+    def _read(self, insn: capstone.CsInsn, op: capstone.x86.X86Op, st: State) -> Val:
+        width = op.size * 8
+        if op.type == cx86.X86_OP_IMM:
+            imm = op.imm & ((1 << width) - 1) if width else op.imm
+            if self.bits == 32 and 0 <= imm - self.image.pe.image_base < self.image.pe.size_of_image:
+                return Val("addr", ref=imm - self.image.pe.image_base, consts=frozenset({imm}))
+            return const(imm)
+        if op.type == cx86.X86_OP_REG:
+            info = REGISTERS.get(insn.reg_name(op.reg))
+            if info is None:
+                return unknown(f"register {insn.reg_name(op.reg)}")
+            family, bits, shift = info
+            value = st.regs.get(family, unknown("a value the function received from its caller"))
+            if value.kind == "const" and (bits < 64 or shift):
+                mask = (1 << bits) - 1
+                return Val("const", frozenset((v >> shift) & mask for v in value.consts))
+            return value
+        if op.type == cx86.X86_OP_MEM:
+            if self._is_stack(insn, op):
+                slot = st.slots.get(op.mem.disp)
+                if slot is None:
+                    return unknown(f"a stack variable [{insn.reg_name(op.mem.base)}+0x{op.mem.disp:x}] not "
+                                   "written in the visible code")
+                if slot.kind == "const" and width < 64:
+                    return Val("const", frozenset(v & ((1 << width) - 1) for v in slot.consts))
+                return slot
+            rva = self._mem_target(insn, op)
+            if rva is not None:
+                target = self.image.slot_target(rva)
+                if target is not None:
+                    return Val("fn", ref=target.api, reason=f"{target.how} slot at RVA 0x{rva:x}")
+                initial = self.image.initial_value(rva, op.size)
+                note = f" (initial value in the file: 0x{initial:x})" if initial is not None else ""
+                return unknown(f"loaded at run time from the global at RVA 0x{rva:x}{note}")
+            return unknown(f"loaded from memory `{insn.op_str.split(',')[-1].strip()}` at 0x{insn.address:x}")
+        return unknown("an operand we do not model")
+
+    def _address(self, insn: capstone.CsInsn, op: capstone.x86.X86Op, st: State) -> Val:
+        """``lea``: an image address, a stack address, or base + index * scale + disp when all are known."""
+        rva = self._mem_target(insn, op)
+        if rva is not None:
+            return Val("addr", ref=rva)
+        if self._is_stack(insn, op):
+            return Val("stack", ref=op.mem.disp)
+        total: frozenset[int] = frozenset({op.mem.disp})
+        for reg, scale in ((op.mem.base, 1), (op.mem.index, op.mem.scale)):
+            if reg == 0:
+                continue
+            info = REGISTERS.get(insn.reg_name(reg))
+            value = st.regs.get(info[0]) if info else None
+            if value is None or value.kind != "const" or len(total) * len(value.consts) > MAX_VALUES:
+                return unknown(f"an address computed by `lea {insn.op_str}` at 0x{insn.address:x}")
+            total = frozenset(t + v * scale for t in total for v in value.consts)
+        return Val("const", frozenset(t & ((1 << 64) - 1) for t in total))
+
+    def _write(self, insn: capstone.CsInsn, op: capstone.x86.X86Op, value: Val, st: State) -> None:
+        if op.type == cx86.X86_OP_REG:
+            info = REGISTERS.get(insn.reg_name(op.reg))
+            if info is None:
+                return
+            family, bits, shift = info
+            if family == "sp":
+                st.slots.clear()
+            if bits >= 32:  # a 32-bit write zero-extends to 64 bits
+                if value.kind == "const":
+                    value = Val("const", frozenset(v & ((1 << bits) - 1) for v in value.consts))
+                st.regs[family] = value
+                return
+            old = st.regs.get(family, unknown(""))
+            if old.kind == "const" and value.kind == "const" and len(old.consts) * len(value.consts) <= MAX_VALUES:
+                mask = ((1 << bits) - 1) << shift
+                st.regs[family] = Val("const", frozenset((o & ~mask) | ((v << shift) & mask)
+                                                         for o in old.consts for v in value.consts))
+            else:
+                st.regs[family] = unknown(f"partly written by `{insn.mnemonic} {insn.op_str}` at "
+                                          f"0x{insn.address:x}")
+            return
+        if op.type == cx86.X86_OP_MEM:
+            if self._is_stack(insn, op):
+                if value.kind == "const" and op.size < 8:
+                    value = Val("const", frozenset(v & ((1 << (op.size * 8)) - 1) for v in value.consts))
+                st.slots[op.mem.disp] = value
+                return
+            rva = self._mem_target(insn, op)
+            if rva is not None and value.kind == "fn" and isinstance(value.ref, str):
+                api = self.image.kb.affected_api(value.ref)
+                if api is not None:
+                    self.image.global_fns[rva] = _Target(value.ref, None,
+                                                         f"call through the pointer stored at RVA 0x{rva:x}")
+
+    def _shift(self, st: State, delta: int) -> None:
+        """The stack pointer moved down by ``delta`` bytes: slots are now that much further above it."""
+        st.slots = {offset + delta: v for offset, v in st.slots.items() if offset + delta >= 0}
+
+    # --- calls --------------------------------------------------------------------------------------
+
+    def _call_target(self, insn: capstone.CsInsn, st: State) -> _Target | None:
+        op = insn.operands[0] if insn.operands else None
+        if op is None:
+            return None
+        if op.type == cx86.X86_OP_IMM:
+            return self.image.thunks.get(op.imm)
+        if op.type == cx86.X86_OP_MEM:
+            rva = self._mem_target(insn, op)
+            if rva is not None:
+                return self.image.slot_target(rva)
+            value = self._read(insn, op, st)
+        else:
+            value = self._read(insn, op, st)
+        if value.kind == "fn" and isinstance(value.ref, str):
+            return _Target(value.ref, None, f"call {insn.op_str} holding {value.ref} ({value.reason})")
+        return None
+
+    def _call(self, insn: capstone.CsInsn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
+        target = self._call_target(insn, st)
+        result = unknown(f"the return value of the call at 0x{insn.address:x}")
+        if target is not None:
+            if target.api == INIT_UNICODE:
+                self._init_unicode(insn, st, tail)
+            elif target.api == ROUTINE_LOOKUP:
+                name = self._routine_name(insn, st, tail)
+                if name is not None and self.image.kb.affected_api(name) is not None:
+                    result = Val("fn", ref=name, reason=f"MmGetSystemRoutineAddress(\"{name}\") at "
+                                                       f"0x{insn.address:x}")
+            else:
+                api = self.image.kb.affected_api(target.api)
+                if api is not None and sites is not None:
+                    sites.append(self._site(insn, st, target, api, tail))
+        volatile = VOLATILE_64 if self.bits == 64 else VOLATILE_32
+        for family in volatile:
+            st.regs[family] = unknown(f"clobbered by the call at 0x{insn.address:x}")
+        st.regs["a"] = result
+        if self.bits == 64:
+            st.slots = {k: v for k, v in st.slots.items() if k >= 0x60 or v.kind == "ustr"}
+        else:
+            st.slots = {}
+
+    def _arg(self, st: State, index: int, tail: bool) -> Val:
+        word = self.bits // 8
+        if self.bits == 64 and index < 4:
+            return st.regs.get(ARG_REGS_64[index], unknown("an argument register not set here"))
+        offset = (0x20 + 8 * (index - 4)) if self.bits == 64 else word * index
+        if tail:
+            offset += word  # a tail jump leaves the return address at the stack pointer
+        value = st.slots.get(offset)
+        if value is None:
+            return unknown(f"the stack argument at [sp+0x{offset:x}] is not written in the visible code")
+        return value
+
+    def _init_unicode(self, insn: capstone.CsInsn, st: State, tail: bool) -> None:
+        dest, source = self._arg(st, 0, tail), self._arg(st, 1, tail)
+        if source.kind != "addr" or not isinstance(source.ref, int):
+            return
+        name = self.image.read_wide_string(source.ref)
+        if name is None:
+            return
+        if dest.kind == "stack" and isinstance(dest.ref, int):
+            st.slots[dest.ref] = Val("ustr", ref=name)
+        elif dest.kind == "addr" and isinstance(dest.ref, int):
+            self.image.global_ustr[dest.ref] = name
+
+    def _routine_name(self, insn: capstone.CsInsn, st: State, tail: bool) -> str | None:
+        arg = self._arg(st, 0, tail)
+        if arg.kind == "stack" and isinstance(arg.ref, int):
+            slot = st.slots.get(arg.ref)
+            return slot.ref if slot is not None and slot.kind == "ustr" and isinstance(slot.ref, str) else None
+        if arg.kind == "addr" and isinstance(arg.ref, int):
+            return self.image.read_unicode_string(arg.ref)
+        return None
+
+    def _site(self, insn: capstone.CsInsn, st: State, target: _Target, api: kb.AffectedApi,
+              tail: bool) -> CallSite:
+        how = target.how
+        if how == "[IAT]":
+            how = ("tail jump " if tail else "call ") + "[IAT]"
+        elif tail and not how.startswith("tail"):
+            how = f"tail jump: {how}"
+        text = f"{insn.mnemonic} {insn.op_str}"
+        common = dict(rva=insn.address, api=api.name, dll=target.dll or api.module, category=api.category,
+                      how=how, instruction=text, argument_index=api.argument_index,
+                      argument_kind=api.argument_kind)
+        if api.argument_index is None or api.argument_kind not in DECODERS:
+            note = api.note or "no argument decides whether the memory is executable"
+            return CallSite(**common, verdict=BANNED, values=(), decoded=(), reason=note)  # type: ignore[arg-type]
+        value = self._arg(st, api.argument_index, tail)
+        where = self._where(api.argument_index)
+        if value.kind != "const":
+            reason = value.reason or f"the argument is {value.kind}, not a number"
+            return CallSite(**common, verdict=UNKNOWN, values=(), decoded=(),  # type: ignore[arg-type]
+                            reason=f"{where}: {reason}")
+        mask = 0xFFFFFFFF if api.argument_kind in NARROW_KINDS else (1 << 64) - 1
+        values = tuple(sorted({v & mask for v in value.consts}))
+        decoder = DECODERS[api.argument_kind]
+        decoded = [decoder(v) for v in values]
+        names = tuple(d.name for d in decoded)
+        shown = ", ".join(f"0x{v:x} ({n})" for v, n in zip(values, names, strict=True))
+        if any(d.executable for d in decoded):
+            some = "" if all(d.executable for d in decoded) else " on some paths"
+            replacement = next((decode.safe_replacement(api.argument_kind, v) for v, d
+                                in zip(values, decoded, strict=True) if d.executable), None)
+            return CallSite(**common, verdict=EXECUTABLE, values=values, decoded=names,  # type: ignore[arg-type]
+                            reason=f"{where} is {shown}: executable{some}", replacement=replacement)
+        if all(d.executable is False for d in decoded):
+            return CallSite(**common, verdict=SAFE, values=values, decoded=names,  # type: ignore[arg-type]
+                            reason=f"{where} is {shown}: not executable")
+        return CallSite(**common, verdict=UNKNOWN, values=values, decoded=names,  # type: ignore[arg-type]
+                        reason=f"{where} is {shown}: whether that is executable is not known")
+
+    def _where(self, index: int) -> str:
+        if self.bits == 64 and index < 4:
+            return f"argument {index + 1} ({ARG_NAMES_64[index]})"
+        return f"argument {index + 1} (stack)"
+
+
+_MASK64 = (1 << 64) - 1
+_BINARY: Mapping[str, Callable[[int, int], int]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "and": lambda a, b: a & b,
+    "or": lambda a, b: a | b,
+    "xor": lambda a, b: a ^ b,
+    "shl": lambda a, b: a << (b & 63),
+    "sal": lambda a, b: a << (b & 63),
+    "shr": lambda a, b: a >> (b & 63),
+    "bts": lambda a, b: a | (1 << (b & 63)),
+    "btr": lambda a, b: a & ~(1 << (b & 63)),
+    "btc": lambda a, b: a ^ (1 << (b & 63)),
+}
+_UNARY: Mapping[str, Callable[[int, int], int]] = {
+    "inc": lambda a, _: a + 1,
+    "dec": lambda a, _: a - 1,
+    "not": lambda a, _: ~a,
+    "neg": lambda a, _: -a,
+}
+
+
+def _fold(left: frozenset[int], right: frozenset[int], op: Callable[[int, int], int], width: int) -> Val:
+    mask = (1 << width) - 1 if width else _MASK64
+    return Val("const", frozenset(op(a & mask, b & mask) & mask for a in left for b in right))
+
+
+def _derived(left: Val, right: Val, insn: capstone.CsInsn) -> str:
+    base = left if left.kind == "unknown" else right
+    if base.kind == "unknown" and base.reason:
+        return base.reason
+    return f"computed by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+
+
+def _sign_extend(value: int, width: int) -> int:
+    if width and value & (1 << (width - 1)):
+        return value - (1 << width)
+    return value
+
+
+def _successors(insn: capstone.CsInsn) -> list[int]:
+    m = insn.mnemonic
+    after = insn.address + insn.size
+    if insn.id == 0:  # undecodable bytes (skipdata): nothing sensible follows
+        return []
+    if m in _BARRIERS or m.startswith("ret"):
+        return []
+    if m == "jmp":
+        op = insn.operands[0] if insn.operands else None
+        return [op.imm] if op is not None and op.type == cx86.X86_OP_IMM else []
+    if insn.group(capstone.CS_GRP_JUMP):
+        op = insn.operands[0] if insn.operands else None
+        targets = [after]
+        if op is not None and op.type == cx86.X86_OP_IMM:
+            targets.append(op.imm)
+        return targets
+    return [after]
+
+
+def _blocks(insns: list[capstone.CsInsn], region: _Region) -> list[list[capstone.CsInsn]]:
+    """Split a function into basic blocks at jump targets and after branches and barriers."""
+    leaders = {insns[0].address}
+    for insn in insns:
+        m = insn.mnemonic
+        if insn.id == 0:
+            leaders.add(insn.address + insn.size)
+            continue
+        if m == "jmp" or m in _BARRIERS or m.startswith("ret") or insn.group(capstone.CS_GRP_JUMP):
+            leaders.add(insn.address + insn.size)
+            if insn.operands and insn.operands[0].type == cx86.X86_OP_IMM:
+                target = insn.operands[0].imm
+                if region.start <= target < region.end:
+                    leaders.add(target)
+    blocks: list[list[capstone.CsInsn]] = []
+    for insn in insns:
+        if insn.address in leaders or not blocks:
+            blocks.append([insn])
+        else:
+            blocks[-1].append(insn)
+    return blocks
+
+
+def iter_executable(sites: Sequence[CallSite]) -> Iterator[CallSite]:
+    """Call sites that are findings (executable memory requested, or a banned API)."""
+    return (s for s in sites if s.verdict in (EXECUTABLE, BANNED))

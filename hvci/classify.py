@@ -1,0 +1,796 @@
+"""Classification: an incident group -> incidents with category, confidence, decoded details and evidence.
+
+Never from Arg1 alone. Each piece of evidence is weighed by how independent and how specific it is:
+
+* the verifier banner (``Verifier Detected a Code Integrity Issue``) is printed by the kernel at the moment of
+  the violation and names the issue in words: on its own it is ``certain``;
+* the ``!analyze`` text of Arg1 (``Code Integrity Issue: ...``) comes from the debugger's bug-code table: it
+  decides the category (``likely``), and with one more independent piece it is ``certain``;
+* Arg2 inside a loaded driver, and non-zero counters of the same category for the same driver, support a
+  code-integrity reading;
+* the number (Arg1, ``BUGCHECK_STR``/``FAILURE_BUCKET_ID`` that merely repeat it) only suggests: a number
+  alone is ``possible``. 0x2000 was once a Storport code; 0x2005 meant Unsupported Relocs on an older build
+  and IAT now: the banner or the ``!analyze`` text decides, and with numbers only the evidence says so.
+
+Bug checks other than 0xC4 get the HVCI-related category the knowledge base gives them (0xFC, 0xBE, 0x18B,
+0x18C, 0x18D), and every other bug check becomes an incident with ``category: None`` and
+``hvci_related: False``: nothing in a log is dropped and nothing gets a false HVCI label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hvci import decode, kb
+from hvci.bucket import bucket_id, bugcheck_prefix
+from hvci.correlate import (
+    CounterGroup,
+    CrashGroup,
+    EventGroup,
+    Group,
+    ImageGroup,
+    ReadinessGroup,
+    same_value,
+)
+from hvci.image_rules import FAIL, ImageHeaders, check_headers
+from hvci.model import BugCheck, Caller, Evidence, Incident
+from parsers.records import (
+    AnalyzeRecord,
+    BugCheckRecord,
+    Span,
+    StackFrame,
+    SymbolLineRecord,
+    VerifierBannerRecord,
+)
+from symbols.modules import ModuleMap, normalize_name
+from symbols.resolve import SymbolResolver
+
+DECIDING = "deciding"
+SUPPORTING = "supporting"
+CONFLICTING = "conflicting"
+
+_CI_FIRST, _CI_LAST = 0x2000, 0x20FF
+_RUNTIME_SUBCODES = (0x2000, 0x2001, 0x2002)
+_FIELD_CODE = re.compile(r"^0x([0-9a-f]+)_([0-9a-f]+)", re.IGNORECASE)
+_FRAME_SYMBOL = re.compile(r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I)
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the whole input tells about every incident in it, whenever it was printed."""
+
+    modules: ModuleMap = field(default_factory=ModuleMap)
+    symbol_lines: Mapping[int, SymbolLineRecord] = field(default_factory=dict)
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # module (lower) -> label -> n
+    resolver: SymbolResolver | None = None
+
+
+def classify(group: Group, context: Context) -> list[Incident]:
+    """The incidents of one group, ids still unset (the pipeline assigns ``path:first_line``)."""
+    if isinstance(group, CrashGroup):
+        return [_classify_crash(group, context)]
+    if isinstance(group, CounterGroup):
+        return _classify_counters(group)
+    if isinstance(group, ReadinessGroup):
+        return [_classify_readiness(group)]
+    if isinstance(group, EventGroup):
+        return [_classify_event(group)]
+    return _classify_image(group)
+
+
+# ---------------------------------------------------------------------------------------------- crashes
+
+
+@dataclass
+class _Verdict:
+    category: str | None
+    hvci_related: bool
+    confidence: str
+    evidence: list[Evidence]
+    meaning: kb.SubcodeMeaning | None = None
+
+
+def _norm(text: str) -> str:
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+def _text_matches(printed: str, description: str) -> bool:
+    """The debugger's Arg1 text against a known description, tolerant of spacing and punctuation."""
+    a, b = _norm(printed), _norm(description)
+    return bool(a) and bool(b) and (a == b or a.startswith(b) or b.startswith(a))
+
+
+def _banner_meaning(banner: VerifierBannerRecord, meanings: Sequence[kb.SubcodeMeaning]) -> kb.SubcodeMeaning | None:
+    for meaning in meanings:
+        if banner.issue in meaning.banner_issues:
+            return meaning
+    return None
+
+
+def _banner_category(banner: VerifierBannerRecord) -> kb.SubcodeMeaning | None:
+    """The meaning a banner announces, whatever bug check (if any) follows it."""
+    base = kb.load()
+    for arg1 in range(0x2000, 0x2007):
+        found = _banner_meaning(banner, base.subcode(arg1))
+        if found is not None:
+            return found
+    return None
+
+
+def _arg1_text(group: CrashGroup) -> tuple[str, Span] | None:
+    for record in _bugcheck_records(group):
+        if record.arg_texts and record.arg_texts[0].strip():
+            return record.arg_texts[0].strip(), record.span
+    return None
+
+
+def _bugcheck_records(group: CrashGroup) -> list[BugCheckRecord]:
+    records = []
+    if group.analyze is not None and group.analyze.bugcheck is not None:
+        records.append(group.analyze.bugcheck)
+    records.extend(group.bugchecks)
+    return records
+
+
+def _field_repeats(analyze: AnalyzeRecord | None, code: int, arg1: int) -> list[Evidence]:
+    """``BUGCHECK_STR: 0xc4_2000`` / ``FAILURE_BUCKET_ID: 0xc4_2000_...`` repeat the numbers: supporting."""
+    if analyze is None:
+        return []
+    found = []
+    for key in ("BUGCHECK_STR", "FAILURE_BUCKET_ID", "DEFAULT_BUCKET_ID"):
+        value = analyze.field(key)
+        match = _FIELD_CODE.match(value.strip()) if value else None
+        if match and int(match.group(1), 16) == code and int(match.group(2), 16) == arg1:
+            found.append(Evidence(f"{key} {value.strip()} repeats bug check {code:#x} / {arg1:#x}", analyze.span))
+    return found
+
+
+def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Verdict:
+    base = kb.load()
+    arg1 = bc.args[0]
+    meanings = base.subcode(arg1)
+    hvci_meanings = [m for m in meanings if m.hvci_related]
+    evidence: list[Evidence] = []
+    chosen: kb.SubcodeMeaning | None = None
+    strong = 0
+
+    banner_choice: kb.SubcodeMeaning | None = None
+    if group.banner is not None:
+        banner_choice = _banner_meaning(group.banner, meanings)
+        if banner_choice is not None:
+            evidence.append(
+                Evidence(f"verifier banner: {group.banner.message.strip()}", group.banner.span, DECIDING)
+            )
+            chosen, strong = banner_choice, strong + 2
+
+    text = _arg1_text(group)
+    if text is not None:
+        printed, span = text
+        text_choice = next((m for m in meanings if _text_matches(printed, m.description)), None)
+        if text_choice is None:
+            evidence.append(Evidence(f"!analyze Arg1 text not recognised: {printed}", span, SUPPORTING))
+        elif chosen is None:
+            weight = DECIDING
+            evidence.append(Evidence(f"!analyze Arg1 text: {printed}", span, weight))
+            chosen, strong = text_choice, strong + 1
+        elif text_choice is chosen:
+            evidence.append(Evidence(f"!analyze Arg1 text agrees: {printed}", span, SUPPORTING))
+            strong += 1
+        else:
+            evidence.append(
+                Evidence(
+                    f"!analyze Arg1 text says {text_choice.category or 'not code integrity'} ({printed}); the "
+                    "debugger's bug-code table can be newer than the crashed build, so the banner wins",
+                    span,
+                    CONFLICTING,
+                )
+            )
+            strong -= 1
+
+    number_choice = next((m for m in hvci_meanings if m.era == "current"), hvci_meanings[0] if hvci_meanings else None)
+    others = [m for m in meanings if m is not number_choice]
+    number_note = f"Arg1 {arg1:#x}: {number_choice.category if number_choice else 'not HVCI-related'}"
+    if others:
+        number_note += "; the same number has also meant " + "; ".join(
+            f"{m.category or 'not code integrity'} ({m.era}: {m.era_note})" for m in others
+        )
+    if chosen is None:
+        chosen = number_choice
+        if others:
+            number_note += " - no banner or !analyze text here to tell which, so this is a guess"
+    evidence.append(Evidence(number_note, bc.span, SUPPORTING))
+    evidence.extend(_field_repeats(group.analyze, bc.code, arg1))
+
+    independent = 0
+    if chosen is not None and chosen.hvci_related:
+        if arg1 in _RUNTIME_SUBCODES and len(bc.args) > 1 and context.modules:
+            hit = context.modules.lookup(bc.args[1])
+            if hit is not None and not hit.module.unloaded:
+                evidence.append(
+                    Evidence(
+                        f"Arg2 {bc.args[1]:#x} is inside {hit.module.file_name} (+{hit.offset:#x}, "
+                        f"from {hit.module.source}): a driver code address, as code integrity reports it",
+                        bc.span,
+                        SUPPORTING,
+                    )
+                )
+                independent += 1
+        counted = _counter_evidence(group, chosen.category, bc, context)
+        if counted is not None:
+            evidence.append(counted)
+            independent += 1
+
+    if chosen is None or not chosen.hvci_related:
+        return _Verdict(None, False, "none", evidence, chosen)
+    if strong >= 2 or (strong == 1 and independent >= 1):
+        confidence = "certain"
+    elif strong == 1 or independent >= 1:
+        confidence = "likely"
+    else:
+        confidence = "possible"
+    if any(e.weight == CONFLICTING for e in evidence) and confidence == "certain":
+        confidence = "likely"
+    return _Verdict(chosen.category, True, confidence, evidence, chosen)
+
+
+def _counter_evidence(
+    group: CrashGroup, category: str | None, bc: BugCheckRecord, context: Context
+) -> Evidence | None:
+    if category is None or not context.counters:
+        return None
+    driver = _driver_guess(group, bc, context)
+    if driver is None:
+        return None
+    base = kb.load()
+    for module, counters in context.counters.items():
+        if normalize_name(module) != normalize_name(driver):
+            continue
+        for label, value in counters.items():
+            if value > 0 and base.category_for_counter(label) == category:
+                return Evidence(f"!verifier counts {label}: {value} for {module}", None, SUPPORTING)
+    return None
+
+
+def _driver_guess(group: CrashGroup, bc: BugCheckRecord, context: Context) -> str | None:
+    if group.banner is not None and group.banner.image:
+        return group.banner.image
+    if len(bc.args) > 1 and context.modules:
+        hit = context.modules.lookup(bc.args[1])
+        if hit is not None:
+            return hit.module.file_name
+    if group.analyze is not None:
+        return group.analyze.field("IMAGE_NAME") or group.analyze.field("MODULE_NAME")
+    return None
+
+
+def _other_verdict(bc: BugCheckRecord) -> _Verdict:
+    info = kb.load().bugcheck(bc.code)
+    evidence = [Evidence(f"bug check {bc.code:#x}" + (f" {info.name}" if info else ""), bc.span, DECIDING)]
+    if info is not None and info.hvci_related and info.category:
+        evidence.append(
+            Evidence(
+                f"{info.name} is a way memory integrity stops a driver; the bug check alone does not prove "
+                "memory integrity was the cause",
+                bc.span,
+                SUPPORTING,
+            )
+        )
+        return _Verdict(info.category, True, "possible", evidence)
+    return _Verdict(None, False, "none", evidence)
+
+
+def _banner_only_verdict(banner: VerifierBannerRecord) -> _Verdict:
+    meaning = _banner_category(banner)
+    evidence = [Evidence(f"verifier banner: {banner.message.strip()}", banner.span, DECIDING)]
+    if meaning is None:
+        evidence.append(Evidence(f"banner message kind {banner.issue!r} is not a known format", banner.span))
+        return _Verdict(None, True, "possible", evidence)
+    evidence.append(
+        Evidence("no bug check followed: log-only mode (/log.code_integrity) or a print-only action", banner.span)
+    )
+    return _Verdict(meaning.category, True, "certain", evidence, meaning)
+
+
+def _classify_crash(group: CrashGroup, context: Context) -> Incident:
+    bc = group.bugcheck
+    if bc is None and group.banner is not None:
+        verdict = _banner_only_verdict(group.banner)
+        kind = "verifier-banner"
+    elif bc is None:
+        verdict = _Verdict(None, False, "none", [Evidence("!analyze output without a bug check", group.span)])
+        kind = "bugcheck"
+    elif bc.code == 0xC4 and bc.args and _CI_FIRST <= bc.args[0] <= _CI_LAST:
+        verdict = _ci_verdict(group, bc, context)
+        kind = "bugcheck"
+    else:
+        verdict = _other_verdict(bc)
+        kind = "bugcheck"
+    if bc is not None and len(_bugcheck_records(group)) > 1:
+        forms = sorted({r.form for r in _bugcheck_records(group)})
+        verdict.evidence.append(Evidence(f"the same bug check is printed by: {', '.join(forms)}", group.span))
+    bugcheck = _bugcheck_model(bc)
+    subcode = verdict.meaning
+    details = _crash_details(group, bc, subcode)
+    frames = _frames(group)
+    caller = _crash_caller(group, bc, subcode, frames, context)
+    driver = _crash_driver(group, caller, subcode)
+    title = _crash_title(verdict.category, bc, details, driver, group.banner)
+    prefix = verdict.category or (bugcheck_prefix(bc.code) if bc is not None else kind)
+    bucket = _bucket(prefix, caller, driver)
+    return Incident(
+        id="",
+        source=group.span,
+        kind=kind,
+        category=verdict.category,
+        hvci_related=verdict.hvci_related,
+        confidence=verdict.confidence,
+        title=title,
+        bugcheck=bugcheck,
+        caller=caller,
+        driver=driver,
+        details=details,
+        evidence=tuple(verdict.evidence),
+        stack=frames,
+        bucket=bucket,
+        count=1,
+    )
+
+
+def _bugcheck_model(bc: BugCheckRecord | None) -> BugCheck | None:
+    if bc is None:
+        return None
+    name = bc.name
+    if name is None:
+        info = kb.load().bugcheck(bc.code)
+        name = info.name if info is not None else None
+    return BugCheck(bc.code, name, tuple(bc.args))
+
+
+def _frames(group: CrashGroup) -> tuple[StackFrame, ...]:
+    """The stack to show: the first ``k`` listing, else the ``!analyze`` STACK_TEXT."""
+    if group.stacks:
+        return group.stacks[0].frames
+    if group.analyze is not None and group.analyze.stack is not None:
+        return group.analyze.stack.frames
+    return ()
+
+
+# ---------------------------------------------------------------------------------------------- details
+
+
+def _decoded(value: decode.Decoded, replacement: int | None, decoder: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": value.value, "name": value.name, "executable": value.executable}
+    if value.parts:
+        out["parts"] = list(value.parts)
+    if value.note:
+        out["note"] = value.note
+    if replacement is not None and replacement != value.value:
+        out["safe_value"] = {"value": replacement, "name": decoder(replacement).name}
+    return out
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+def _crash_details(
+    group: CrashGroup, bc: BugCheckRecord | None, meaning: kb.SubcodeMeaning | None
+) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    args = tuple(bc.args) if bc is not None else ()
+    banner = group.banner
+    if bc is not None:
+        info = kb.load().bugcheck(bc.code)
+        arg_meanings: Sequence[str] = ()
+        if meaning is not None:
+            arg_meanings = ("", *meaning.args)
+        elif info is not None:
+            arg_meanings = tuple(info.args)
+        details["arguments"] = [
+            {"index": n + 1, "value": value, "meaning": arg_meanings[n] if n < len(arg_meanings) else None}
+            for n, value in enumerate(args)
+            if not (n == 0 and meaning is not None)
+        ]
+        if meaning is not None:
+            details["subcode"] = {"value": args[0], "meaning": meaning.description, "era": meaning.era}
+    if meaning is None and banner is None:
+        return details
+    kinds = tuple(meaning.arg_kinds) if meaning is not None else ()
+    value = args[2] if len(args) > 2 else (banner.value if banner is not None else None)
+    if banner is not None and banner.value is not None and value is None:
+        value = banner.value
+    kind = kinds[1] if len(kinds) > 1 else None
+    if kind is None and banner is not None:
+        kind = {"pool-type": "pool-type", "page-protection": "page-protection", "mdl-mapping": "mdl-priority"}.get(
+            banner.issue
+        )
+    if kind == "pool-type" and value is not None:
+        details["pool_type"] = _decoded(
+            decode.pool_type(value), decode.safe_replacement("pool-type", value), decode.pool_type
+        )
+        tag = args[3] if len(args) > 3 else (banner.tag if banner is not None else None)
+        if tag:
+            text = decode.pool_tag(tag)
+            details["pool_tag"] = text if text is not None else _hex(tag)
+    elif kind == "page-protection" and value is not None:
+        details["protection"] = _decoded(
+            decode.page_protection(value), decode.safe_replacement("page-protection", value), decode.page_protection
+        )
+    elif kind == "mdl-priority" and value is not None:
+        details["priority"] = _decoded(
+            decode.mdl_priority(value), decode.safe_replacement("mdl-priority", value), decode.mdl_priority
+        )
+    if banner is not None:
+        if banner.image:
+            details["image"] = banner.image
+        if banner.section_name:
+            details["section"] = banner.section_name
+        if banner.address is not None:
+            label = {"iat": "iat_directory", "wx-section": "section_header", "alignment": "section_header"}.get(
+                banner.issue, "reloc_entry"
+            )
+            details[label] = _hex(banner.address)
+        if banner.reloc_section is not None:
+            details["reloc_section"] = _hex(banner.reloc_section)
+        if banner.caller is not None and len(args) > 1 and not same_value(banner.caller, args[1]):
+            details["banner_caller"] = _hex(banner.caller)
+    elif group.analyze is not None and kinds and kinds[0] == "unicode-string-ptr":
+        image = group.analyze.field("IMAGE_NAME")
+        if image:
+            details["image"] = image.strip()
+    return details
+
+
+# ----------------------------------------------------------------------------------------------- caller
+
+
+def _frame_address(frames: Sequence[StackFrame], index: int) -> int | None:
+    """A frame's own code address: printed bare, or the previous frame's return address."""
+    frame = frames[index]
+    if frame.address is not None:
+        return frame.address
+    if index > 0 and not frame.inline:
+        return frames[index - 1].return_address
+    return None
+
+
+def _frame_for(frames: Sequence[StackFrame], address: int) -> StackFrame | None:
+    for index in range(len(frames)):
+        found = _frame_address(frames, index)
+        if found is not None and same_value(found, address) and frames[index].module is not None:
+            return frames[index]
+    return None
+
+
+def _symbol_line_for(context: Context, group: CrashGroup, address: int) -> SymbolLineRecord | None:
+    for record in group.symbol_lines:
+        if record.address is not None and same_value(record.address, address):
+            return record
+    for known, record in context.symbol_lines.items():
+        if same_value(known, address):
+            return record
+    return None
+
+
+def _resolve(
+    address: int, group: CrashGroup, frames: Sequence[StackFrame], context: Context, *, return_address: bool
+) -> Caller:
+    """Module + offset from the module map, then function/file/line from symbols, else what the debugger
+    printed (an ``ln`` answer, a ``module!function+0x..`` frame)."""
+    module: str | None = None
+    offset: int | None = None
+    hit = context.modules.lookup(address) if context.modules else None
+    notes: list[str] = []
+    if hit is not None:
+        module, offset = hit.module.file_name, hit.offset
+        if hit.module.unloaded:
+            notes.append("the address is in an unloaded module")
+    if context.resolver is not None and context.modules:
+        resolution = context.resolver.resolve(address, context.modules, return_address=return_address)
+        if resolution.resolved_by in ("pdb", "exports", "pdata"):
+            return Caller(
+                address=address,
+                module=resolution.module or module,
+                offset=resolution.offset if resolution.offset is not None else offset,
+                function=resolution.function,
+                displacement=resolution.displacement,
+                file=resolution.file,
+                line=resolution.line,
+                inlined=tuple(resolution.inlined),
+                resolved_by=resolution.resolved_by,
+                note=resolution.note,
+            )
+        if resolution.note:
+            notes.append(resolution.note)
+    ln = _symbol_line_for(context, group, address)
+    if ln is not None and ln.function is not None:
+        return Caller(
+            address=address,
+            module=module or ln.module,
+            offset=offset,
+            function=ln.function,
+            displacement=ln.offset,
+            file=ln.source_file,
+            line=ln.source_line,
+            resolved_by="debugger",
+            note="; ".join(notes) or None,
+        )
+    frame = _frame_for(frames, address)
+    if frame is not None and frame.function is not None:
+        return Caller(
+            address=address,
+            module=module or frame.module,
+            offset=offset,
+            function=frame.function,
+            displacement=frame.offset,
+            file=frame.source_file,
+            line=frame.source_line,
+            resolved_by="debugger",
+            note="; ".join(notes) or None,
+        )
+    if module is None:
+        notes.append("no module list (lm) in the input covers this address; pass --module NAME=BASE:SIZE")
+    return Caller(
+        address=address,
+        module=module,
+        offset=offset,
+        resolved_by="module" if module is not None else "none",
+        note="; ".join(notes) or None,
+    )
+
+
+def _blamed_frame(frames: Sequence[StackFrame], module_name: str) -> tuple[int, StackFrame] | None:
+    wanted = normalize_name(module_name)
+    for index, frame in enumerate(frames):
+        if frame.module is not None and normalize_name(frame.module) == wanted:
+            return index, frame
+    return None
+
+
+def _crash_caller(
+    group: CrashGroup,
+    bc: BugCheckRecord | None,
+    meaning: kb.SubcodeMeaning | None,
+    frames: Sequence[StackFrame],
+    context: Context,
+) -> Caller | None:
+    kinds = tuple(meaning.arg_kinds) if meaning is not None else ()
+    if kinds and kinds[0] == "code-address" and bc is not None and len(bc.args) > 1:
+        return _resolve(bc.args[1], group, frames, context, return_address=True)
+    if bc is None and group.banner is not None and group.banner.caller is not None:
+        return _resolve(group.banner.caller, group, frames, context, return_address=True)
+    if kinds:  # an image problem: Arg2 points at a name, not at code
+        return None
+    analyze = group.analyze
+    if analyze is None:
+        return None
+    module_name = analyze.field("MODULE_NAME")
+    symbol = analyze.field("SYMBOL_NAME")
+    if not module_name:
+        return None
+    blamed = _blamed_frame(frames, module_name.strip())
+    if blamed is not None:
+        index, frame = blamed
+        address = _frame_address(frames, index)
+        if address is not None:
+            return _resolve(address, group, frames, context, return_address=index > 0)
+    function = displacement = None
+    if symbol:
+        match = _FRAME_SYMBOL.match(symbol.strip())
+        if match:
+            function = match.group("function")
+            displacement = int(match.group("disp"), 16) if match.group("disp") else None
+    image = analyze.field("IMAGE_NAME")
+    return Caller(
+        address=None,
+        module=(image or module_name).strip(),
+        function=function,
+        displacement=displacement,
+        resolved_by="debugger" if function else "none",
+        note="from !analyze MODULE_NAME/SYMBOL_NAME; no code address in the input",
+    )
+
+
+def _crash_driver(group: CrashGroup, caller: Caller | None, meaning: kb.SubcodeMeaning | None) -> str | None:
+    if group.banner is not None and group.banner.image:
+        return group.banner.image
+    if caller is not None and caller.module:
+        return caller.module
+    analyze = group.analyze
+    if analyze is not None:
+        for key in ("IMAGE_NAME", "MODULE_NAME"):
+            value = analyze.field(key)
+            if value and value.strip():
+                return value.strip()
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ titles
+
+
+def _named(details: Mapping[str, Any], key: str) -> str | None:
+    value = details.get(key)
+    return str(value["name"]) if isinstance(value, Mapping) and "name" in value else None
+
+
+def _crash_title(
+    category: str | None,
+    bc: BugCheckRecord | None,
+    details: Mapping[str, Any],
+    driver: str | None,
+    banner: VerifierBannerRecord | None,
+) -> str:
+    who = driver or "A driver"
+    section = details.get("section")
+    in_section = f" ({section})" if section else ""
+    if category == "execute-pool-type":
+        parts = [p for p in (_named(details, "pool_type"), f"tag {details['pool_tag']}" if "pool_tag" in details
+                             else None) if p]
+        return f"{who} allocated executable pool" + (f" ({', '.join(parts)})" if parts else "")
+    if category == "execute-page-protection":
+        name = _named(details, "protection")
+        return f"{who} asked for an executable page protection" + (f" ({name})" if name else "")
+    if category == "execute-page-mapping":
+        name = _named(details, "priority")
+        return f"{who} mapped an MDL without MdlMappingNoExecute" + (f" (priority {name})" if name else "")
+    if category == "execute-write-section":
+        return f"{who} has a section that is both writable and executable{in_section}"
+    if category == "section-alignment":
+        return f"{who} has a section that is not page aligned{in_section}"
+    if category == "iat-in-executable-section":
+        return f"{who} has its import address table in an executable section{in_section}"
+    if category == "unsupported-relocs":
+        return f"{who} has unsupported or page-straddling relocations"
+    if bc is None:
+        if banner is not None:
+            return f"Verifier code-integrity banner: {banner.message.strip()}"
+        return "!analyze output without a bug check"
+    info = kb.load().bugcheck(bc.code)
+    name = (bc.name or (info.name if info else None)) or "unknown bug check"
+    where = f" in {driver}" if driver else ""
+    if category is not None:
+        return f"{name} ({bc.code:#x}){where}, a stop that memory integrity can cause"
+    return f"Bug check {bc.code:#x} {name}{where} (not HVCI-related)"
+
+
+def _bucket(prefix: str, caller: Caller | None, driver: str | None) -> str:
+    if caller is not None and caller.module:
+        return bucket_id(prefix, module=caller.module, function=caller.function, offset=caller.offset)
+    return bucket_id(prefix, module=driver)
+
+
+# ------------------------------------------------------------------------------------- other group kinds
+
+
+def _classify_counters(group: CounterGroup) -> list[Incident]:
+    base = kb.load()
+    driver = group.counter_set.module
+    source = group.status.source
+    incidents = []
+    for label, value in group.counter_set.counters:
+        if value <= 0:
+            continue
+        category = base.category_for_counter(label)
+        evidence = [Evidence(f"{source}: {label}: {value}" + (f" for {driver}" if driver else ""), group.span,
+                             DECIDING)]
+        if category is None:
+            evidence.append(Evidence(f"counter {label!r} is not one of the code-integrity counters", group.span))
+        who = driver or "All verified drivers"
+        incidents.append(
+            Incident(
+                id="",
+                source=group.span,
+                kind="verifier-counters",
+                category=category,
+                hvci_related=category is not None,
+                confidence="certain" if category is not None else "none",
+                title=f"{who}: {label} = {value} ({source})",
+                driver=driver,
+                details={"counter": label, "value": value, "source": source},
+                evidence=tuple(evidence),
+                bucket=bucket_id(category or "verifier-counters", module=driver),
+                count=value,
+            )
+        )
+    return incidents
+
+
+def _classify_readiness(group: ReadinessGroup) -> Incident:
+    record = group.record
+    base = kb.load()
+    category = base.category_for_counter(record.reason) if record.reason else None
+    tool = {"dg-readiness": "the Device Guard readiness tool", "hvciscan": "hvciscan"}.get(record.tool, record.tool)
+    verdict = "incompatible" if record.incompatible else "compatible"
+    reason = f": {record.reason}" + (f" {record.count}" if record.count is not None else "") if record.reason else ""
+    evidence = [Evidence(f"{tool} reports {record.module} {verdict}{reason}", record.span, DECIDING)]
+    hvci_related = record.incompatible
+    if hvci_related and category is None:
+        evidence.append(Evidence("the reason does not name one of the seven categories", record.span))
+    return Incident(
+        id="",
+        source=record.span,
+        kind="readiness",
+        category=category if hvci_related else None,
+        hvci_related=hvci_related,
+        confidence=("certain" if category else "likely") if hvci_related else "none",
+        title=f"{record.module} reported {verdict} with memory integrity by {tool}{reason}",
+        driver=record.module,
+        details={"tool": record.tool, "reason": record.reason, "count": record.count,
+                 "incompatible": record.incompatible},
+        evidence=tuple(evidence),
+        bucket=bucket_id((category or "readiness") if hvci_related else "readiness", module=record.module),
+        count=record.count or 1,
+    )
+
+
+def _event_category(event_id: int, provider: str) -> str | None:
+    if "codeintegrity" not in provider.lower().replace("-", "").replace(" ", ""):
+        return None
+    for category in kb.load().categories.values():
+        if event_id in category.event_ids:
+            return category.id
+    return None
+
+
+def _classify_event(group: EventGroup) -> Incident:
+    record = group.record
+    category = _event_category(record.event_id, record.provider)
+    message = " ".join(record.message.split())
+    evidence = [Evidence(f"{record.provider} event {record.event_id}: {message}", record.span, DECIDING)]
+    details: dict[str, Any] = {"provider": record.provider, "event_id": record.event_id, "message": record.message}
+    for key, value in (("process", record.process), ("timestamp", record.timestamp)):
+        if value is not None:
+            details[key] = value
+    if record.status is not None:
+        details["status"] = _hex(record.status)
+    if record.failure_bitmap is not None:
+        details["failure_bitmap"] = _hex(record.failure_bitmap)
+    who = record.module or "a driver"
+    title = f"{record.provider} event {record.event_id} about {who}"
+    return Incident(
+        id="",
+        source=record.span,
+        kind="event",
+        category=category,
+        hvci_related=category is not None,
+        confidence="certain" if category is not None else "none",
+        title=title,
+        driver=record.module,
+        details=details,
+        evidence=tuple(evidence),
+        bucket=bucket_id(category or f"event-{record.event_id}", module=record.module),
+    )
+
+
+def _classify_image(group: ImageGroup) -> list[Incident]:
+    """A ``!dh`` dump judged by the same rules as ``hvci-triage scan`` judges a ``.sys`` file."""
+    record = group.record
+    incidents = []
+    for result in check_headers(ImageHeaders.from_record(record)):
+        if result.status != FAIL:
+            continue
+        evidence = [Evidence(result.message, record.span, DECIDING)]
+        evidence.extend(Evidence(text, record.span) for text in result.evidence)
+        details: dict[str, Any] = {"rule": result.rule_id, "level": result.level, **dict(result.details)}
+        who = record.module or "image"
+        incidents.append(
+            Incident(
+                id="",
+                source=record.span,
+                kind="image",
+                category=result.category,
+                hvci_related=result.category is not None,
+                confidence="certain" if result.category is not None else "none",
+                title=f"{who}: {result.message}",
+                driver=record.module,
+                details=details,
+                evidence=tuple(evidence),
+                bucket=bucket_id(result.category or result.rule_id, module=record.module),
+                count=result.count,
+            )
+        )
+    return incidents

@@ -1,0 +1,228 @@
+"""``hvci-triage analyze PATH... | -``: the headless triage of logs, for CI and lab batch runs.
+
+Folders expand to the text-like files under them (recursively, sorted, hidden entries skipped), so a lab
+can point it at a folder of collected crash logs. Data goes to stdout (or ``-o FILE``) as UTF-8 whatever the
+console code page; progress goes to stderr, only when stderr is a terminal and ``-q`` is not given.
+
+``--fail-on`` decides which incidents make the run fail (exit 1):
+
+* ``hvci`` (default): any HVCI-related incident, whatever its confidence;
+* ``certain`` / ``likely`` / ``possible``: HVCI-related incidents at or above that confidence;
+* ``any``: any incident at all, HVCI-related or not (e.g. a 0xD1 crash in a lab run);
+* ``never``: nothing fails the run (the same as ``--exit-zero``).
+
+Exit codes (DESIGN.md): 0 nothing at or above the threshold; 1 findings; 2 usage error, or no input could be
+read at all; 3 no findings but the analysis is incomplete (some input unreadable or read only in part, or
+symbols/images were given and a blamed address could still not be symbolised); 130 interrupted.
+``--exit-zero`` turns 1 into 0 (or into 3 when the analysis is incomplete) but keeps 2 and 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import click
+
+from hvci.exitcodes import ExitCode
+from hvci.model import CONFIDENCES, Incident, Report
+from hvci.pipeline import AnalyzeOptions, analyze_inputs
+from hvci.report import FORMATS, render
+from parsers.stream import Input, open_input
+
+FAIL_ON = ("hvci", "any", "never", *CONFIDENCES[:-1])
+
+#: Bytes sniffed to decide whether a file found in a folder is text (logs are; .sys/.pdb/.dmp are not).
+_SNIFF_BYTES = 4096
+_SKIP_SUFFIXES = frozenset({".sys", ".pdb", ".dmp", ".exe", ".dll", ".cab", ".zip", ".gz", ".7z", ".evtx"})
+
+
+def looks_textual(path: Path) -> bool:
+    """Text in any encoding a debugger log uses: a BOM, or no NUL bytes, or UTF-16 (NULs in every other
+    byte)."""
+    if path.suffix.lower() in _SKIP_SUFFIXES:
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError:
+        return True  # let the reader report why it cannot be read
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")) or b"\x00" not in head:
+        return True
+    even, odd = head[0::2], head[1::2]
+    for zeros, other in ((odd, even), (even, odd)):
+        if zeros and zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+            return True
+    return False
+
+
+def expand_paths(paths: Sequence[str]) -> Iterator[str]:
+    """Each path as given; a folder becomes its text-like files, recursively, in sorted order."""
+    for given in paths:
+        path = Path(given)
+        if given == "-" or not path.is_dir():
+            yield given
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                candidate = Path(root) / name
+                if not name.startswith(".") and candidate.is_file() and looks_textual(candidate):
+                    yield str(candidate)
+
+
+def fails(incident: Incident, fail_on: str) -> bool:
+    """Whether an incident is at or above the ``--fail-on`` threshold (see the module docstring)."""
+    if fail_on == "never":
+        return False
+    if fail_on == "any":
+        return True
+    if not incident.hvci_related:
+        return False
+    if fail_on == "hvci":
+        return True
+    rank = {c: i for i, c in enumerate(CONFIDENCES)}
+    return rank.get(incident.confidence, len(rank)) <= rank[fail_on]
+
+
+def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:
+    """Symbols or images were given, yet a blamed code address in a known module stayed unresolved."""
+    if options.symbol_path is None and not options.image_dirs:
+        return False
+    return any(
+        i.caller is not None
+        and i.caller.address is not None
+        and i.caller.module is not None
+        and i.caller.resolved_by in ("module", "none")
+        for i in report.hvci_incidents
+    )
+
+
+def exit_code(report: Report, fail_on: str, *, exit_zero: bool, unreadable: int, incomplete: bool) -> ExitCode:
+    if report.inputs == () and unreadable:
+        return ExitCode.USAGE
+    findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
+    if findings:
+        return ExitCode.FINDINGS
+    if unreadable or incomplete or report.incomplete:
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
+
+
+class _Progress:
+    """One self-overwriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total
+
+    def show(self, number: int, path: str) -> None:
+        if self.enabled:
+            shown = path if len(path) <= 60 else "..." + path[-57:]
+            sys.stderr.write(f"\rhvci-triage: {number}/{self.total} {shown}\x1b[K")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _warn(message: str) -> None:
+    click.echo(f"hvci-triage: {message}", err=True)
+
+
+def _open_all(paths: Sequence[str], progress: _Progress) -> tuple[list[Input], int]:
+    inputs: list[Input] = []
+    unreadable = 0
+    for number, path in enumerate(paths, 1):
+        progress.show(number, path)
+        try:
+            if path != "-" and not Path(path).exists():
+                raise FileNotFoundError(2, "No such file or directory", path)
+            inputs.append(open_input(path))
+        except OSError as error:
+            unreadable += 1
+            _warn(f"cannot read {path}: {error.strerror or error}")
+    return inputs, unreadable
+
+
+def _write(text: str, output: str | None) -> None:
+    data = text.encode("utf-8", errors="replace")
+    if output is None or output == "-":
+        stream = click.get_binary_stream("stdout")
+        stream.write(data)
+        stream.flush()
+    else:
+        Path(output).write_bytes(data)
+
+
+@click.command("analyze")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Report format.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option("--symbols", "symbol_path", envvar="_NT_SYMBOL_PATH", metavar="PATH",
+              help="Symbol path in WinDbg syntax (srv*CACHE*URL;DIR); defaults to _NT_SYMBOL_PATH.")
+@click.option("--images", "image_dirs", multiple=True, metavar="DIR",
+              help="Folder with the driver images (.sys) and PDBs; repeatable.")
+@click.option("--module", "modules", multiple=True, metavar="NAME=BASE[:SIZE]",
+              help="A module range (hex) for logs without an lm listing; repeatable.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default="hvci", show_default=True,
+              help="Which incidents make the exit code 1: hvci, any, never, or a minimum confidence "
+              "(certain, likely, possible) for HVCI-related incidents.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings summary on stderr.")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    symbol_path: str | None,
+    image_dirs: tuple[str, ...],
+    modules: tuple[str, ...],
+    fail_on: str,
+    exit_zero: bool,
+    quiet: bool,
+) -> None:
+    """Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for
+    stdin, or a folder) and report every incident, HVCI-related ones first."""
+    options = AnalyzeOptions(symbol_path=symbol_path or None, image_dirs=image_dirs, modules=modules)
+    try:
+        options.user_modules()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--module") from None
+    try:
+        expanded = list(expand_paths(paths))
+        progress = _Progress(not quiet, len(expanded))
+        inputs, unreadable = _open_all(expanded, progress)
+        if not inputs and not unreadable:
+            _warn("no text files found in the given folder(s)")
+            ctx.exit(ExitCode.USAGE)
+        report = analyze_inputs(inputs, options)
+        progress.done()
+        _write(render(report, fmt), output)
+    except KeyboardInterrupt:
+        _warn("interrupted")
+        ctx.exit(ExitCode.INTERRUPTED)
+    except OSError as error:
+        _warn(f"cannot write {output or 'stdout'}: {error.strerror or error}")
+        ctx.exit(ExitCode.USAGE)
+    if not quiet:
+        for info in report.inputs:
+            errors = [d for d in info.diagnostics if d.severity == "error"]
+            if errors:
+                _warn(f"{info.path}: read only in part ({errors[0].message})")
+    code = exit_code(
+        report,
+        fail_on,
+        exit_zero=exit_zero,
+        unreadable=unreadable,
+        incomplete=symbols_incomplete(report, options),
+    )
+    if not inputs:
+        code = ExitCode.USAGE
+    ctx.exit(code)

@@ -1,0 +1,96 @@
+"""``hvci-triage [PATH ...]``: the interactive triage view (the default command).
+
+Paths are log files, or ``-`` for standard input. Standard input is read to the end first, as bytes; then
+the keyboard is re-attached to the terminal so the view can run: on POSIX ``/dev/tty`` is opened onto file
+descriptor 0, on Windows ``CONIN$`` is (the C runtime's ``dup2`` onto 0 also resets the process's standard
+input handle, which is what Textual's Windows driver reads). Without paths the view opens on the paste
+screen.
+
+Textual and the ``tui`` package are imported inside the command, so the engine stays importable (and
+``analyze`` stays fast) without them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from hvci.exitcodes import ExitCode
+
+STDIN = "-"
+
+
+def read_stdin() -> bytes:
+    """All of standard input, as bytes (the parsers sniff the encoding)."""
+    return sys.stdin.buffer.read()
+
+
+def reattach_keyboard() -> str | None:
+    """Point file descriptor 0 at the terminal after stdin was a pipe; the reason when that is impossible."""
+    terminal = "CONIN$" if os.name == "nt" else "/dev/tty"
+    try:
+        fd = os.open(terminal, os.O_RDWR)
+    except OSError as error:
+        return f"cannot open {terminal} for the keyboard: {error.strerror or error}"
+    try:
+        os.dup2(fd, 0)
+    finally:
+        os.close(fd)
+    return None
+
+
+@click.command("open")
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--follow", "-f", is_flag=True, help="Keep reading the files as a debugger appends to them.")
+@click.option("--symbols", "symbol_path", metavar="PATH", help="Symbol path (WinDbg syntax) for PDB lookup.")
+@click.option(
+    "--images",
+    "image_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Folder with the driver images (.sys) and PDBs; repeatable.",
+)
+@click.option("--module", "modules", multiple=True, metavar="NAME=BASE[:SIZE]", help="Module range; repeatable.")
+def command(
+    paths: tuple[str, ...], follow: bool, symbol_path: str | None, image_dirs: tuple[str, ...], modules: tuple[str, ...]
+) -> None:
+    """Open the triage view on PATHS (log files, or - for standard input).
+
+    Without PATHS the view opens on the paste screen: paste debugger output and press F5 or Ctrl+S.
+    Keys: ? or F1 lists them; ctrl+p opens the command palette (export, copy, symbols, filters).
+    Remap keys in a TOML keymap file (see the help screen), or the file named by $HVCI_TRIAGE_KEYMAP.
+    """
+    from hvci.pipeline import AnalyzeOptions
+
+    if paths.count(STDIN) > 1:
+        raise click.UsageError("standard input (-) can be given only once")
+    if follow and STDIN in paths:
+        raise click.UsageError("--follow needs files: standard input cannot be followed")
+    options = AnalyzeOptions(symbol_path=symbol_path, image_dirs=image_dirs, modules=modules)
+    try:
+        options.user_modules()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+
+    from tui.loading import Source
+
+    sources: list[Source] = []
+    for path in paths:
+        if path == STDIN:
+            sources.append(Source.memory(read_stdin(), "<stdin>"))
+        elif not os.path.isfile(path) and not follow:
+            click.echo(f"hvci-triage: cannot read {path}: no such file", err=True)
+            sys.exit(ExitCode.USAGE)
+        else:
+            sources.append(Source.file(path))
+    if STDIN in paths or not sys.stdin.isatty():
+        problem = reattach_keyboard()
+        if problem is not None:
+            click.echo(f"hvci-triage: {problem}; use 'hvci-triage analyze' for batch output", err=True)
+            sys.exit(ExitCode.USAGE)
+
+    from tui.app import make_app
+
+    make_app(sources, options=options, follow=follow).run()

@@ -1,0 +1,306 @@
+"""Correlation: group a stream of parser records into the things that happened (incident groups).
+
+A kernel-debugger session prints one crash in pieces: the verifier banner, ``*** Fatal System Error`` and/or
+``BugCheck C4, {...}``, then whatever the engineer typed (``!analyze -v``, ``k``, ``lm``, ``ln``), with
+``Break instruction exception`` and reboot noise in between. This module puts the pieces of ONE crash
+together and keeps different crashes apart, in input order, holding at most one open crash at a time (the
+look-back is bounded by :data:`LOOK_BACK_LINES`), so a 100 MB log streams through in constant memory.
+
+Rules (each is a test in ``tests/hvci/test_correlate.py``):
+
+* a verifier banner opens a crash group; a bug check that agrees with it (0xC4, the banner's subcode, the
+  banner's caller as Arg2) joins it; a bug check that does not agree closes the banner as an incident of
+  its own (log-only mode ``/log.code_integrity`` and the print-only default action print banners without
+  stopping) and opens a new group;
+* bug-check records (fatal-error line, ``BugCheck`` line, ``.bugcheck``, ``!analyze``, dump header) with the
+  same code and arguments belong to the same crash; a different code or different arguments start a new one;
+* stacks and ``ln`` answers join the open crash; ``lm`` tables, ``!verifier`` output, readiness verdicts,
+  events and image headers never close it (they are the engineer's follow-up commands);
+* each driver's set of counters with a non-zero value, each readiness verdict, each event and each ``!dh`` dump is
+  a group of its own.
+
+Module lists are not grouped here: the pipeline collects them for the whole input, because ``lm`` is often
+typed after the crash it explains (see :mod:`hvci.pipeline`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from parsers.records import (
+    AnalyzeRecord,
+    BugCheckRecord,
+    CounterSet,
+    EventRecord,
+    ImageHeaderRecord,
+    ReadinessRecord,
+    Record,
+    Span,
+    StackRecord,
+    SymbolLineRecord,
+    VerifierBannerRecord,
+    VerifierStatusRecord,
+)
+
+#: A crash group stays open for follow-up records (stacks, ``ln``, a late ``!analyze``) until this many
+#: lines have passed since the last record that joined it; this bounds the look-back of the stream.
+LOOK_BACK_LINES = 20_000
+
+#: At most this many stack listings are kept per crash (an engineer may type ``k`` many times).
+MAX_STACKS = 8
+
+#: At most this many ``ln`` answers are kept per crash.
+MAX_SYMBOL_LINES = 64
+
+_MASK64 = (1 << 64) - 1
+_MASK32 = (1 << 32) - 1
+
+#: The 0xC4 subcodes each verifier banner kind goes with (current and older numbering). A banner is only
+#: joined to a bug check whose Arg1 is one of these; the meaning of the numbers is decided in classify.
+BANNER_SUBCODES: dict[str, frozenset[int]] = {
+    "pool-type": frozenset({0x2000}),
+    "page-protection": frozenset({0x2001}),
+    "mdl-mapping": frozenset({0x2002}),
+    "wx-section": frozenset({0x2003}),
+    "alignment": frozenset({0x2004}),
+    "iat": frozenset({0x2005, 0x2006}),
+    "unsupported-relocs": frozenset({0x2005}),
+    "straddled-relocs": frozenset({0x2005}),
+}
+
+#: Banner kinds whose message names the caller that Arg2 repeats.
+_CALLER_BANNERS = frozenset({"pool-type", "page-protection", "mdl-mapping"})
+
+
+@dataclass(frozen=True, slots=True)
+class CrashGroup:
+    """One crash (or one banner that did not stop the machine) with every record that belongs to it."""
+
+    banner: VerifierBannerRecord | None = None
+    bugchecks: tuple[BugCheckRecord, ...] = ()
+    analyze: AnalyzeRecord | None = None
+    stacks: tuple[StackRecord, ...] = ()
+    symbol_lines: tuple[SymbolLineRecord, ...] = ()
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        spans: list[Span] = []
+        if self.banner is not None:
+            spans.append(self.banner.span)
+        spans.extend(b.span for b in self.bugchecks)
+        if self.analyze is not None:
+            spans.append(self.analyze.span)
+        spans.extend(s.span for s in self.stacks)
+        spans.extend(s.span for s in self.symbol_lines)
+        return tuple(spans)
+
+    @property
+    def span(self) -> Span:
+        spans = self.spans
+        return Span(spans[0].path, min(s.first_line for s in spans), max(s.last_line for s in spans))
+
+    @property
+    def bugcheck(self) -> BugCheckRecord | None:
+        """The most informative bug-check record: ``!analyze`` (names and argument texts) first."""
+        if self.analyze is not None and self.analyze.bugcheck is not None:
+            return self.analyze.bugcheck
+        return self.bugchecks[0] if self.bugchecks else None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterGroup:
+    """One driver's code-integrity counters with at least one non-zero value (``!verifier``, ``/query``);
+    classification makes one incident per non-zero counter."""
+
+    status: VerifierStatusRecord
+    counter_set: CounterSet
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessGroup:
+    record: ReadinessRecord
+
+    @property
+    def span(self) -> Span:
+        return self.record.span
+
+
+@dataclass(frozen=True, slots=True)
+class EventGroup:
+    record: EventRecord
+
+    @property
+    def span(self) -> Span:
+        return self.record.span
+
+
+@dataclass(frozen=True, slots=True)
+class ImageGroup:
+    record: ImageHeaderRecord
+
+    @property
+    def span(self) -> Span:
+        return self.record.span
+
+
+Group = CrashGroup | CounterGroup | ReadinessGroup | EventGroup | ImageGroup
+
+
+def _narrow(value: int) -> int:
+    """A 32-bit value that a debugger printed sign-extended to 64 bits, back to 32 bits."""
+    if value >> 32 == _MASK32 and value & 0x8000_0000:
+        return value & _MASK32
+    return value
+
+
+def same_value(a: int, b: int) -> bool:
+    """Equal as two debugger commands print it: an x86 pointer may be sign-extended in one of them."""
+    return (a & _MASK64) == (b & _MASK64) or _narrow(a) == _narrow(b)
+
+
+def same_bugcheck(a: BugCheckRecord, b: BugCheckRecord) -> bool:
+    """The same crash: same code and, where both printed them, the same arguments."""
+    if a.code != b.code:
+        return False
+    if not a.args or not b.args:
+        return True
+    return len(a.args) == len(b.args) and all(same_value(x, y) for x, y in zip(a.args, b.args, strict=True))
+
+
+def banner_agrees(banner: VerifierBannerRecord, bugcheck: BugCheckRecord) -> bool:
+    """Whether a bug check is the one the banner announced (0xC4, a matching subcode, the same caller)."""
+    if bugcheck.code != 0xC4:
+        return False
+    if not bugcheck.args:
+        return True
+    subcodes = BANNER_SUBCODES.get(banner.issue)
+    if subcodes is not None and bugcheck.args[0] not in subcodes:
+        return False
+    if subcodes is None and not 0x2000 <= bugcheck.args[0] <= 0x20FF:
+        return False
+    if banner.issue in _CALLER_BANNERS and banner.caller is not None and len(bugcheck.args) > 1:
+        return same_value(banner.caller, bugcheck.args[1])
+    return True
+
+
+@dataclass
+class Correlator:
+    """The streaming state machine. ``feed`` each record in input order; it returns the groups that are
+    complete; ``finish`` returns the rest at the end of input. ``open_group`` is the crash still collecting
+    follow-up records (the TUI shows it early, see :func:`hvci.pipeline.iter_incidents`)."""
+
+    look_back_lines: int = LOOK_BACK_LINES
+    open_group: CrashGroup | None = None
+    _last_line: int = field(default=0, repr=False)
+
+    def feed(self, record: Record) -> list[Group]:
+        done: list[Group] = []
+        span = getattr(record, "span", None)
+        if (
+            self.open_group is not None
+            and span is not None
+            and span.first_line - self._last_line > self.look_back_lines
+        ):
+            done.append(self.open_group)
+            self.open_group = None
+        if isinstance(record, VerifierBannerRecord):
+            done.extend(self._close())
+            self._open(CrashGroup(banner=record), record.span)
+        elif isinstance(record, BugCheckRecord):
+            done.extend(self._bugcheck(record))
+        elif isinstance(record, AnalyzeRecord):
+            done.extend(self._analyze(record))
+        elif isinstance(record, StackRecord):
+            self._join_stack(record)
+        elif isinstance(record, SymbolLineRecord):
+            self._join_symbol_line(record)
+        elif isinstance(record, VerifierStatusRecord):
+            done.extend(counter_groups(record))
+        elif isinstance(record, ReadinessRecord):
+            done.append(ReadinessGroup(record))
+        elif isinstance(record, EventRecord):
+            done.append(EventGroup(record))
+        elif isinstance(record, ImageHeaderRecord):
+            done.append(ImageGroup(record))
+        return done
+
+    def finish(self) -> list[Group]:
+        return self._close()
+
+    def _close(self) -> list[Group]:
+        group, self.open_group = self.open_group, None
+        return [group] if group is not None else []
+
+    def _open(self, group: CrashGroup, span: Span) -> None:
+        self.open_group = group
+        self._last_line = span.last_line
+
+    def _touch(self, group: CrashGroup, span: Span) -> None:
+        self.open_group = group
+        self._last_line = max(self._last_line, span.last_line)
+
+    def _accepts(self, bugcheck: BugCheckRecord) -> bool:
+        group = self.open_group
+        if group is None:
+            return False
+        current = group.bugcheck
+        if current is not None:
+            return same_bugcheck(current, bugcheck)
+        if group.banner is not None:
+            return banner_agrees(group.banner, bugcheck)
+        return True
+
+    def _bugcheck(self, record: BugCheckRecord) -> list[Group]:
+        if self._accepts(record):
+            assert self.open_group is not None
+            self._touch(replace(self.open_group, bugchecks=(*self.open_group.bugchecks, record)), record.span)
+            return []
+        done = self._close()
+        self._open(CrashGroup(bugchecks=(record,)), record.span)
+        return done
+
+    def _analyze(self, record: AnalyzeRecord) -> list[Group]:
+        group = self.open_group
+        if record.bugcheck is None or self._accepts(record.bugcheck):
+            if group is None:
+                self._open(CrashGroup(analyze=record), record.span)
+                return []
+            if group.analyze is None or len(record.fields) > len(group.analyze.fields):
+                group = replace(group, analyze=record)
+            self._touch(group, record.span)
+            return []
+        done = self._close()
+        self._open(CrashGroup(analyze=record), record.span)
+        return done
+
+    def _join_stack(self, record: StackRecord) -> None:
+        group = self.open_group
+        if group is not None and len(group.stacks) < MAX_STACKS:
+            self._touch(replace(group, stacks=(*group.stacks, record)), record.span)
+
+    def _join_symbol_line(self, record: SymbolLineRecord) -> None:
+        group = self.open_group
+        if group is not None and len(group.symbol_lines) < MAX_SYMBOL_LINES:
+            self._touch(replace(group, symbol_lines=(*group.symbol_lines, record)), record.span)
+
+
+def counter_groups(status: VerifierStatusRecord) -> list[Group]:
+    """One group per driver with a non-zero counter. A system-wide set (no module) only counts when no
+    per-driver set was printed, so the same violations are not reported twice."""
+    per_driver = [s for s in status.counter_sets if s.module is not None]
+    groups: list[Group] = []
+    for counter_set in per_driver or status.counter_sets:
+        if any(value > 0 for _, value in counter_set.counters):
+            last = max(counter_set.line, min(counter_set.line + len(counter_set.counters), status.span.last_line))
+            groups.append(CounterGroup(status, counter_set, Span(status.span.path, counter_set.line, last)))
+    return groups
+
+
+def correlate(records: Iterable[Record], *, look_back_lines: int = LOOK_BACK_LINES) -> Iterator[Group]:
+    """All groups of a record stream, in the order they complete."""
+    correlator = Correlator(look_back_lines=look_back_lines)
+    for record in records:
+        yield from correlator.feed(record)
+    yield from correlator.finish()

@@ -1,0 +1,309 @@
+"""The analysis pipeline: inputs -> records -> incident groups -> classified incidents -> a report.
+
+One engine serves batch and live use:
+
+* :func:`iter_incidents` streams one input and yields each incident as soon as its group is complete (a new
+  crash starts, the look-back window passes, the input ends, or, when following a live log, the input goes
+  quiet for :attr:`AnalyzeOptions.idle_seconds`), so the TUI shows the first finding while a 100 MB log is
+  still loading.
+* A module list (``lm``) or an ``ln`` answer often comes AFTER the crash it explains. Incidents are therefore
+  emitted with what is known at that moment and **re-emitted with the same ``id``** when later input
+  enriches them (a module list that resolves the caller, a late ``ln``, counters for the same driver, and a
+  final pass at the end of the input). Consumers keep the latest version per ``id``; the order of first
+  appearance is the order of the report.
+* :func:`analyze_inputs` runs that stream for each input and keeps the last version of each incident, so a
+  batch report is exactly the final state of the stream.
+
+Incident ids are ``path:first_line`` (DESIGN.md); when one record yields several incidents (several
+non-zero counters of one driver, several failing image rules of one ``!dh`` dump), the second and later get
+``#2``, ``#3`` ... appended.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from hvci.classify import Context, classify
+from hvci.correlate import LOOK_BACK_LINES, CrashGroup, Correlator, Group
+from hvci.model import Incident, Report
+from parsers.records import (
+    AnalyzeRecord,
+    Diagnostic,
+    InputInfo,
+    ModuleEntry,
+    ModuleListRecord,
+    Record,
+    Span,
+    SymbolLineRecord,
+    VerifierStatusRecord,
+)
+from parsers.stream import Input, iter_records, open_input
+from symbols.modules import ModuleMap
+from symbols.resolve import SymbolResolver
+
+#: Crash groups kept for re-classification when a later module list or ``ln`` arrives; older ones keep
+#: the verdict they had (this bounds memory on huge logs).
+MAX_ENRICHABLE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    """How to analyse. ``symbol_path`` uses WinDbg syntax (``srv*C:\\cache*https://...;C:\\pdbs``);
+    ``image_dirs`` are folders holding the driver images (``.sys``) and PDBs; ``modules`` are extra
+    ``NAME=BASE[:SIZE]`` ranges for inputs that print no ``lm``."""
+
+    symbol_path: str | None = None
+    image_dirs: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    look_back_lines: int = LOOK_BACK_LINES
+    idle_seconds: float = 0.5
+
+    def user_modules(self) -> ModuleMap:
+        """The ``--module`` ranges; raises ``ValueError`` with a command-line message on a bad spec."""
+        return ModuleMap.from_specs(self.modules)
+
+    def resolver(self) -> SymbolResolver | None:
+        """A symbol resolver when symbols or images were given; without them ``lm`` + ``ln`` still give
+        module + offset and the debugger's own symbols."""
+        if self.symbol_path is None and not self.image_dirs:
+            return None
+        return SymbolResolver(self.symbol_path, list(self.image_dirs))
+
+
+@dataclass
+class _Tracked:
+    group: Group
+    base_id: str
+    incidents: tuple[Incident, ...] = ()
+
+
+@dataclass
+class _InputRun:
+    """The state of one input while it streams: the correlator, everything learnt for the whole input
+    (module lists, ``ln`` answers, counters), and the groups that may still be enriched."""
+
+    path: str
+    options: AnalyzeOptions
+    user_modules: ModuleMap
+    resolver: SymbolResolver | None
+    correlator: Correlator = field(init=False)
+    lm_entries: list[ModuleEntry] = field(default_factory=list)
+    analyze_maps: list[ModuleMap] = field(default_factory=list)
+    symbol_lines: dict[int, SymbolLineRecord] = field(default_factory=dict)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    tracked: list[_Tracked] = field(default_factory=list)
+    _context: Context | None = None
+    _open: _Tracked | None = None
+
+    def __post_init__(self) -> None:
+        self.correlator = Correlator(look_back_lines=self.options.look_back_lines)
+
+    # ----------------------------------------------------------------------------------------- context
+
+    def context(self) -> Context:
+        if self._context is None:
+            modules = self.user_modules.merged(ModuleMap.from_entries(self.lm_entries), *self.analyze_maps)
+            self._context = Context(
+                modules=modules,
+                symbol_lines=dict(self.symbol_lines),
+                counters={k: dict(v) for k, v in self.counters.items()},
+                resolver=self.resolver,
+            )
+        return self._context
+
+    def _learn(self, record: Record) -> bool:
+        """Take what the whole input should know from a record; True when earlier verdicts may change."""
+        if isinstance(record, ModuleListRecord):
+            self.lm_entries.extend(record.modules)
+        elif isinstance(record, AnalyzeRecord):
+            frames = record.stack.frames if record.stack is not None else ()
+            self.analyze_maps.append(ModuleMap.from_analyze(record.fields, frames))
+        elif isinstance(record, SymbolLineRecord) and record.address is not None:
+            self.symbol_lines.setdefault(record.address, record)
+        elif isinstance(record, VerifierStatusRecord):
+            for counter_set in record.counter_sets:
+                if counter_set.module is None:
+                    continue
+                known = self.counters.setdefault(counter_set.module.lower(), {})
+                for label, value in counter_set.counters:
+                    known[label] = max(value, known.get(label, 0))
+        elif isinstance(record, Diagnostic):
+            self.diagnostics.append(record)
+            return False
+        else:
+            return False
+        self._context = None
+        return not isinstance(record, AnalyzeRecord)
+
+    # -------------------------------------------------------------------------------------- incidents
+
+    def _incidents(self, tracked: _Tracked) -> list[Incident]:
+        """Classify a group and return the incidents that are new or changed since last emitted."""
+        fresh = classify(tracked.group, self.context())
+        ids = [tracked.base_id if n == 0 else f"{tracked.base_id}#{n + 1}" for n in range(len(fresh))]
+        fresh = tuple(replace(incident, id=ident) for incident, ident in zip(fresh, ids, strict=True))
+        previous = {i.id: i for i in tracked.incidents}
+        tracked.incidents = fresh
+        return [incident for incident in fresh if previous.get(incident.id) != incident]
+
+    def _track(self, group: Group) -> _Tracked:
+        span = group.span
+        tracked = _Tracked(group, f"{span.path}:{span.first_line}")
+        if isinstance(group, CrashGroup):
+            self.tracked.append(tracked)
+            if len(self.tracked) > MAX_ENRICHABLE:
+                del self.tracked[0]
+        return tracked
+
+    def _complete(self, group: Group) -> list[Incident]:
+        if (
+            isinstance(group, CrashGroup)
+            and self._open is not None
+            and isinstance(self._open.group, CrashGroup)
+            and _first(self._open.group) == _first(group)
+        ):
+            tracked = self._open
+            tracked.group = group
+            self._open = None
+        else:
+            tracked = self._track(group)
+        return self._incidents(tracked)
+
+    def feed(self, record: Record) -> list[Incident]:
+        out: list[Incident] = []
+        enrich = self._learn(record)
+        for group in self.correlator.feed(record):
+            out.extend(self._complete(group))
+        if enrich:
+            for tracked in self.tracked:
+                out.extend(self._incidents(tracked))
+        return out
+
+    def idle(self) -> list[Incident]:
+        """The open crash, shown early while a followed log is quiet (it may still grow)."""
+        group = self.correlator.open_group
+        if group is None:
+            return []
+        current = self._open
+        if current is None or not isinstance(current.group, CrashGroup) or _first(current.group) != _first(group):
+            current = self._open = self._track(group)
+        current.group = group
+        return self._incidents(current)
+
+    def finish(self) -> list[Incident]:
+        out: list[Incident] = []
+        for group in self.correlator.finish():
+            out.extend(self._complete(group))
+        self._context = None
+        for tracked in self.tracked:
+            out.extend(self._incidents(tracked))
+        return out
+
+
+def _first(group: CrashGroup) -> Span:
+    """A crash group's identity while it grows: the span of its first record."""
+    return group.spans[0]
+
+
+def _followed(
+    inp: Input, run: _InputRun, stop: threading.Event | None, idle_seconds: float
+) -> Iterator[Incident]:
+    """Follow mode: records come from a reader thread so that a quiet log still shows its open crash."""
+    records: queue.Queue[Record | BaseException | None] = queue.Queue(maxsize=10_000)
+    stopper = stop or threading.Event()
+
+    def reader() -> None:
+        try:
+            for record in iter_records(inp, follow=True, stop=stopper):
+                records.put(record)
+        except BaseException as error:  # handed to the consumer thread, which re-raises it
+            records.put(error)
+        records.put(None)
+
+    thread = threading.Thread(target=reader, name=f"hvci-follow:{inp.path}", daemon=True)
+    thread.start()
+    shown_idle = False
+    while True:
+        try:
+            item = records.get(timeout=idle_seconds)
+        except queue.Empty:
+            if not shown_idle:
+                yield from run.idle()
+                shown_idle = True
+            if stopper.is_set() and not thread.is_alive():
+                break
+            continue
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        shown_idle = False
+        yield from run.feed(item)
+
+
+def iter_incidents(
+    inp: Input,
+    options: AnalyzeOptions | None = None,
+    *,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[Incident]:
+    """Incidents of one input as they complete; an ``id`` seen before is an enriched version of that
+    incident and replaces it (see the module docstring). With ``follow=True`` keeps tailing the input until
+    ``stop`` is set."""
+    options = options or AnalyzeOptions()
+    run = _InputRun(inp.path, options, options.user_modules(), options.resolver())
+    yield from _run(inp, run, follow=follow, stop=stop)
+
+
+def _run(inp: Input, run: _InputRun, *, follow: bool, stop: threading.Event | None) -> Iterator[Incident]:
+    if follow:
+        yield from _followed(inp, run, stop, run.options.idle_seconds)
+    else:
+        for record in iter_records(inp, stop=stop):
+            yield from run.feed(record)
+    yield from run.finish()
+
+
+def _read_error(inp: Input, error: OSError) -> Diagnostic:
+    reason = error.strerror or str(error)
+    return Diagnostic(Span(inp.path, 0, 0), f"cannot read {inp.path}: {reason}", "error")
+
+
+def _input_info(inp: Input, run: _InputRun, extra: Sequence[Diagnostic]) -> InputInfo:
+    info = inp.info()
+    known = set(info.diagnostics)
+    added = tuple(d for d in (*run.diagnostics, *extra) if d not in known)
+    return replace(info, diagnostics=(*info.diagnostics, *added)) if added else info
+
+
+def analyze_inputs(inputs: Sequence[Input], options: AnalyzeOptions | None = None) -> Report:
+    """Analyse every input to its end and report the final version of every incident, input by input in
+    order of first appearance. A read error part-way through becomes an ``error`` diagnostic of that input
+    (the report is then ``incomplete``); the other inputs are still analysed."""
+    options = options or AnalyzeOptions()
+    user_modules = options.user_modules()
+    resolver = options.resolver()
+    incidents: dict[str, Incident] = {}
+    infos: list[InputInfo] = []
+    for inp in inputs:
+        run = _InputRun(inp.path, options, user_modules, resolver)
+        extra: list[Diagnostic] = []
+        try:
+            for incident in _run(inp, run, follow=False, stop=None):
+                incidents[incident.id] = incident
+        except OSError as error:
+            extra.append(_read_error(inp, error))
+            for incident in run.finish():
+                incidents[incident.id] = incident
+        infos.append(_input_info(inp, run, extra))
+    return Report(inputs=tuple(infos), incidents=tuple(incidents.values()))
+
+
+def analyze_text(text: str, name: str = "<paste>", options: AnalyzeOptions | None = None) -> Report:
+    """Analyse pasted text (the TUI's paste view, tests)."""
+    return analyze_inputs([open_input(None, data=text.encode("utf-8"), name=name)], options)

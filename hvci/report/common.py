@@ -1,0 +1,115 @@
+"""What the human-readable writers (text, Markdown, HTML) share: ordering, wording and safe text.
+
+Log text is data: anything copied from an input goes through :func:`plain` first, which turns control
+characters (terminal escapes included) into visible ``\\x1b`` escapes, so no writer can let a log line
+drive a terminal, a Markdown renderer or a browser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hvci import kb
+from hvci.model import CONFIDENCES, Caller, Incident, Report
+from parsers.records import Span
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: object) -> str:
+    """Text safe to print: control, bidi-override and line-separator characters shown as escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
+                        f"\\u{ord(m.group()):04x}", str(text))
+
+
+def one_line(text: object) -> str:
+    """:func:`plain` and on one line (tabs and newlines become spaces)."""
+    return plain(str(text).replace("\r", " ").replace("\n", " ").replace("\t", " "))
+
+
+def ordered(report: Report) -> tuple[list[Incident], list[Incident]]:
+    """HVCI-related incidents first (strongest confidence first, then input order), then the others."""
+    rank = {c: i for i, c in enumerate(CONFIDENCES)}
+    hvci = sorted(report.hvci_incidents, key=lambda i: rank.get(i.confidence, len(rank)))
+    others = [i for i in report.incidents if not i.hvci_related]
+    return hvci, others
+
+
+def where(span: Span | None) -> str:
+    if span is None:
+        return "-"
+    if span.first_line == span.last_line:
+        return f"{span.path}:{span.first_line}"
+    return f"{span.path}:{span.first_line}-{span.last_line}"
+
+
+def bugcheck_text(incident: Incident) -> str | None:
+    bugcheck = incident.bugcheck
+    if bugcheck is None:
+        return None
+    args = ", ".join(f"{a:#x}" for a in bugcheck.args)
+    name = f" {bugcheck.name}" if bugcheck.name else ""
+    return f"{bugcheck.code:#x}{name} ({args})"
+
+
+def caller_text(caller: Caller | None) -> str | None:
+    """``IntelHaxm.sys+0x52f0 AllocateBuffer+0x12 (src/alloc.c:42) [pdb]``."""
+    if caller is None:
+        return None
+    parts: list[str] = []
+    if caller.module is not None:
+        parts.append(caller.module if caller.offset is None else f"{caller.module}+{caller.offset:#x}")
+    elif caller.address is not None:
+        parts.append(f"{caller.address:#x}")
+    if caller.function is not None:
+        displacement = f"+{caller.displacement:#x}" if caller.displacement else ""
+        parts.append(f"{caller.function}{displacement}")
+    if caller.file is not None:
+        parts.append(f"({caller.file}:{caller.line})" if caller.line is not None else f"({caller.file})")
+    if caller.address is not None and caller.module is not None:
+        parts.append(f"at {caller.address:#x}")
+    parts.append(f"[{caller.resolved_by}]")
+    if caller.note:
+        parts.append(f"- {caller.note}")
+    return " ".join(parts)
+
+
+def value_text(value: Any) -> str:
+    """A details value in words: ``{"value": 0, "name": "NonPagedPool", ...}`` -> ``NonPagedPool (0x0)``."""
+    if isinstance(value, Mapping):
+        if "name" in value and "value" in value:
+            text = f"{value['name']} ({value['value']:#x})" if isinstance(value["value"], int) else str(value["name"])
+            extras = [f"{k}: {value_text(v)}" for k, v in value.items() if k not in ("name", "value")]
+            return text + (f" [{'; '.join(extras)}]" if extras else "")
+        return "; ".join(f"{k}: {value_text(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(value_text(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:#x}" if value > 9 else str(value)
+    return str(value)
+
+
+def detail_lines(incident: Incident) -> list[tuple[str, str]]:
+    return [(str(key), value_text(value)) for key, value in incident.details.items()]
+
+
+def fix_summary(category: str | None) -> str | None:
+    """The knowledge base's fix for a category, first paragraph only."""
+    if category is None:
+        return None
+    entry = kb.load().categories.get(category)
+    if entry is None:
+        return None
+    fix = entry.remediation.fix.strip()
+    return fix.split("\n\n", 1)[0].replace("\n", " ") if fix else None
+
+
+def category_name(category: str | None) -> str | None:
+    if category is None:
+        return None
+    entry = kb.load().categories.get(category)
+    return entry.name if entry is not None else category

@@ -1,0 +1,147 @@
+"""The JSON report: the versioned contract of ``DESIGN.md`` that CI and other tools read.
+
+Everything in DESIGN.md's example is here with the same names and types (numbers are JSON integers,
+addresses and offsets lower-case ``0x`` hex strings). Beyond it, each incident carries ``title``, ``driver``,
+``evidence`` (reason, span, weight), ``stack`` (parsed frames), ``count`` and, in ``caller``, ``inlined`` and
+``note``; the top level carries a ``summary`` of counts; each input its ``lines`` and ``bytes``. Nothing here
+reads the knowledge base or the symbols: the report is a pure rendering of :class:`hvci.model.Report`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from hvci.model import Caller, Evidence, Incident, Report
+from parsers.records import Diagnostic, InputInfo, Span, StackFrame
+
+
+def hex_or_none(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"
+
+
+def span_dict(span: Span | None) -> dict[str, Any] | None:
+    if span is None:
+        return None
+    return {"path": span.path, "first_line": span.first_line, "last_line": span.last_line}
+
+
+def diagnostic_dict(diagnostic: Diagnostic) -> dict[str, Any]:
+    return {"message": diagnostic.message, "severity": diagnostic.severity, "span": span_dict(diagnostic.span)}
+
+
+def input_dict(info: InputInfo) -> dict[str, Any]:
+    return {
+        "path": info.path,
+        "format": info.format,
+        "encoding": info.encoding,
+        "lines": info.lines,
+        "bytes": info.bytes_read,
+        "diagnostics": [diagnostic_dict(d) for d in info.diagnostics],
+    }
+
+
+def caller_dict(caller: Caller | None) -> dict[str, Any] | None:
+    if caller is None:
+        return None
+    return {
+        "address": hex_or_none(caller.address),
+        "module": caller.module,
+        "offset": hex_or_none(caller.offset),
+        "function": caller.function,
+        "displacement": hex_or_none(caller.displacement),
+        "file": caller.file,
+        "line": caller.line,
+        "inlined": list(caller.inlined),
+        "resolved_by": caller.resolved_by,
+        "note": caller.note,
+    }
+
+
+def evidence_dict(evidence: Evidence) -> dict[str, Any]:
+    return {"reason": evidence.reason, "span": span_dict(evidence.span), "weight": evidence.weight}
+
+
+def frame_dict(frame: StackFrame) -> dict[str, Any]:
+    return {
+        "index": frame.index,
+        "line": frame.line,
+        "text": frame.text,
+        "module": frame.module,
+        "function": frame.function,
+        "offset": hex_or_none(frame.offset),
+        "address": hex_or_none(frame.address),
+        "return_address": hex_or_none(frame.return_address),
+        "child_sp": hex_or_none(frame.child_sp),
+        "source_file": frame.source_file,
+        "source_line": frame.source_line,
+        "inline": frame.inline,
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """Details are built from JSON types already; tuples become lists and mapping keys strings."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def incident_dict(incident: Incident) -> dict[str, Any]:
+    bugcheck = incident.bugcheck
+    return {
+        "id": incident.id,
+        "source": span_dict(incident.source),
+        "kind": incident.kind,
+        "title": incident.title,
+        "bugcheck": None
+        if bugcheck is None
+        else {"code": bugcheck.code, "name": bugcheck.name, "args": list(bugcheck.args)},
+        "category": incident.category,
+        "hvci_related": incident.hvci_related,
+        "confidence": incident.confidence,
+        "driver": incident.driver,
+        "caller": caller_dict(incident.caller),
+        "details": jsonable(incident.details),
+        "evidence": [evidence_dict(e) for e in incident.evidence],
+        "stack": [frame_dict(f) for f in incident.stack],
+        "count": incident.count,
+        "bucket": incident.bucket,
+    }
+
+
+def summary_dict(report: Report) -> dict[str, Any]:
+    categories = Counter(i.category for i in report.incidents if i.category is not None)
+    buckets = Counter(i.bucket for i in report.incidents if i.hvci_related)
+    return {
+        "incidents": len(report.incidents),
+        "hvci_related": len(report.hvci_incidents),
+        "by_category": dict(sorted(categories.items())),
+        "by_bucket": dict(sorted(buckets.items())),
+        "incomplete": report.incomplete,
+    }
+
+
+def to_json_dict(report: Report) -> dict[str, Any]:
+    return {
+        "schema": report.schema,
+        "inputs": [input_dict(i) for i in report.inputs],
+        "incidents": [incident_dict(i) for i in report.incidents],
+        "summary": summary_dict(report),
+    }
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(to_json_dict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_jsonl(report: Report) -> str:
+    """JSON Lines for streaming consumers: a ``header`` line (schema, inputs), one ``incident`` line per
+    incident (the same object as in the JSON report), then a ``summary`` line. Every line has ``type``."""
+    lines = [{"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]}]
+    lines.extend({"type": "incident", **incident_dict(i)} for i in report.incidents)
+    lines.append({"type": "summary", **summary_dict(report)})
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)

@@ -1,0 +1,96 @@
+"""The human summary for a terminal or a CI log: HVCI incidents first, each with its verdict, decoded
+parameters, caller, the evidence with ``path:line``, and the fix from the knowledge base.
+
+Plain text only (no colour, no markup): it is stable across runs, diffable, and every string that came from
+an input goes through :func:`hvci.report.common.plain`, so a log line can never act as a terminal escape.
+"""
+
+from __future__ import annotations
+
+from hvci.model import Incident, Report
+from hvci.report.common import (
+    bugcheck_text,
+    caller_text,
+    category_name,
+    detail_lines,
+    fix_summary,
+    one_line,
+    ordered,
+    plain,
+    where,
+)
+
+_INDENT = "    "
+
+
+def _incident_lines(number: int, incident: Incident) -> list[str]:
+    verdict = incident.category or "not HVCI-related"
+    head = f"[{number}] {verdict}  ({incident.confidence})  {where(incident.source)}"
+    lines = [plain(head), _INDENT + one_line(incident.title)]
+    name = category_name(incident.category)
+    if name is not None and name != incident.category:
+        lines.append(f"{_INDENT}Category:   {plain(name)}")
+    bugcheck = bugcheck_text(incident)
+    if bugcheck is not None:
+        lines.append(f"{_INDENT}Bug check:  {one_line(bugcheck)}")
+    if incident.driver:
+        lines.append(f"{_INDENT}Driver:     {one_line(incident.driver)}")
+    caller = caller_text(incident.caller)
+    if caller is not None:
+        lines.append(f"{_INDENT}Caller:     {one_line(caller)}")
+    if incident.count != 1:
+        lines.append(f"{_INDENT}Count:      {incident.count}")
+    for key, value in detail_lines(incident):
+        lines.append(f"{_INDENT}{one_line(key)}: {one_line(value)}")
+    if incident.evidence:
+        lines.append(f"{_INDENT}Evidence:")
+        marks = {"deciding": "+", "supporting": "+", "conflicting": "!"}
+        for evidence in incident.evidence:
+            mark = marks.get(evidence.weight, "-")
+            lines.append(
+                f"{_INDENT}  {mark} {one_line(where(evidence.span))}  {one_line(evidence.reason)} ({evidence.weight})"
+            )
+    fix = fix_summary(incident.category)
+    if fix is not None:
+        lines.append(f"{_INDENT}Fix:        {one_line(fix)}")
+    lines.append(f"{_INDENT}Bucket:     {one_line(incident.bucket)}")
+    return lines
+
+
+def render_text(report: Report) -> str:
+    hvci, others = ordered(report)
+    inputs = len(report.inputs)
+    lines = [
+        f"hvci-triage: {len(report.incidents)} incident(s) in {inputs} input(s), "
+        f"{len(hvci)} HVCI-related" + ("; analysis INCOMPLETE (see diagnostics)" if report.incomplete else ""),
+        "",
+    ]
+    number = 0
+    if hvci:
+        lines.append("HVCI-related incidents")
+        lines.append("======================")
+        for incident in hvci:
+            number += 1
+            lines.extend(_incident_lines(number, incident))
+            lines.append("")
+    if others:
+        lines.append("Other incidents (not HVCI-related)")
+        lines.append("==================================")
+        for incident in others:
+            number += 1
+            lines.extend(_incident_lines(number, incident))
+            lines.append("")
+    if not report.incidents:
+        lines.append("No incidents found.")
+        lines.append("")
+    lines.append("Inputs")
+    lines.append("======")
+    for info in report.inputs:
+        lines.append(
+            f"{one_line(info.path)}: {one_line(info.format)}, {one_line(info.encoding)}, {info.lines} line(s)"
+        )
+        for diagnostic in info.diagnostics:
+            lines.append(
+                f"  {one_line(where(diagnostic.span))}: {diagnostic.severity}: {one_line(diagnostic.message)}"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,458 @@
+"""Offline check of driver images: header rules and call-site analysis, as incidents of the engine's model.
+
+``scan_paths`` takes files, folders (every ``*.sys`` below them) and glob patterns; each image is read with
+``symbols.pe``, judged by :mod:`hvci.image_rules` and :mod:`hvci.callsites`, and turned into
+:class:`~hvci.model.Incident` objects of kind ``image`` and ``call-site`` so that every writer (text, JSON,
+SARIF) and the TUI show them like log findings. An image that cannot be read is reported as
+``could-not-analyse`` with the reason and the others go on.
+
+Call sites are named from the image's PDB when one is found and matches (``--pdb``, next to the image under
+the CodeView name, or in a local symbol store on the symbol path), else from exports or ``.pdata``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hvci import bucket
+from hvci.callsites import (
+    BANNED,
+    EXECUTABLE,
+    SAFE,
+    UNKNOWN,
+    CallSite,
+    CallSiteAnalysis,
+    FunctionName,
+    analyse_calls,
+)
+from hvci.image_rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
+from hvci.model import Caller, Evidence, Incident
+from parsers.records import Diagnostic, InputInfo, Span
+from symbols.pdb import PdbError, PdbFile, load_pdb
+from symbols.pe import PeError, PeImage
+
+#: Incident/result levels, most severe first (SARIF's vocabulary).
+LEVELS = ("error", "warning", "note")
+
+#: Level of a call-site verdict. A banned API (no argument decides) is a warning: Driver Verifier has no
+#: hook that reports it, but Code Analysis C30029 bans it.
+SITE_LEVELS = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
+
+IMAGE_STATUSES = ("analysed", "partial", "could-not-analyse", "unreadable")
+
+_DLLCHAR_NAMES = (
+    (0x0020, "HIGH_ENTROPY_VA"), (0x0040, "DYNAMIC_BASE"), (0x0080, "FORCE_INTEGRITY"), (0x0100, "NX_COMPAT"),
+    (0x0200, "NO_ISOLATION"), (0x0400, "NO_SEH"), (0x0800, "NO_BIND"), (0x1000, "APPCONTAINER"),
+    (0x2000, "WDM_DRIVER"), (0x4000, "GUARD_CF"), (0x8000, "TERMINAL_SERVER_AWARE"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReport:
+    """Everything learnt about one image. ``status``: ``analysed``, ``partial`` (some part could not be
+    read or a cap was hit; see ``diagnostics``), ``could-not-analyse`` (not a PE image) or ``unreadable``
+    (the file could not be opened)."""
+
+    path: str
+    status: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    rules: tuple[RuleResult, ...] = ()
+    calls: CallSiteAnalysis | None = None
+    incidents: tuple[Incident, ...] = ()
+    diagnostics: tuple[str, ...] = ()
+    symbols: str | None = None  # the PDB the call sites were named from, or why none was used
+
+    @property
+    def call_sites(self) -> tuple[CallSite, ...]:
+        return self.calls.sites if self.calls else ()
+
+    @property
+    def input_info(self) -> InputInfo:
+        """The image as an input of the report (what SARIF's invocation notifications are made from)."""
+        severity = "error" if self.status in ("could-not-analyse", "unreadable") else "warning"
+        diags = tuple(Diagnostic(Span(self.path, 0, 0), d, severity) for d in self.diagnostics)
+        size = int(self.facts.get("file_size", 0))
+        return InputInfo(self.path, "pe-image", "binary", 0, size, diags)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    images: tuple[ImageReport, ...]
+    root: str  # the folder image paths are shown relative to (SARIF %SRCROOT%)
+
+    @property
+    def incidents(self) -> tuple[Incident, ...]:
+        return tuple(i for image in self.images for i in image.incidents)
+
+    @property
+    def inputs(self) -> tuple[InputInfo, ...]:
+        return tuple(image.input_info for image in self.images)
+
+    @property
+    def rule_results(self) -> tuple[tuple[str, RuleResult], ...]:
+        return tuple((image.path, r) for image in self.images for r in image.rules)
+
+    @property
+    def unreadable(self) -> bool:
+        return any(image.status == "unreadable" for image in self.images)
+
+    @property
+    def incomplete(self) -> bool:
+        """Some image, rule or call site could not be decided: never report such a run as clean."""
+        return any(
+            image.status != "analysed"
+            or any(r.status == COULD_NOT_ANALYSE for r in image.rules)
+            or any(s.verdict == UNKNOWN for s in image.call_sites)
+            or any(i.call_sites == 0 for i in (image.calls.imported if image.calls else ()))
+            for image in self.images
+        )
+
+
+def incident_level(incident: Incident) -> str:
+    """The SARIF-style level of a scan incident (``error``, ``warning`` or ``note``)."""
+    level = incident.details.get("level")
+    return level if isinstance(level, str) else "error"
+
+
+# ------------------------------------------------------------------------------------------- inputs
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[tuple[str, Path | None]]:
+    """Files as given, folders as every ``*.sys`` below them, glob patterns expanded; a path that matches
+    nothing comes back with ``None`` so the caller can report it."""
+    out: list[tuple[str, Path | None]] = []
+    for raw in paths:
+        text = str(raw)
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".sys")
+            out.extend((str(p), p) for p in found)
+        elif path.exists():
+            out.append((text, path))
+        elif any(ch in text for ch in "*?["):
+            matches = sorted(glob.glob(text, recursive=True))
+            out.extend((m, Path(m)) for m in matches if Path(m).is_file())
+            if not matches:
+                out.append((text, None))
+        else:
+            out.append((text, None))
+    return out
+
+
+def _common_root(paths: Sequence[Path]) -> Path:
+    if not paths:
+        return Path.cwd()
+    try:
+        common = Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
+    except ValueError:
+        return Path.cwd()
+    cwd = Path.cwd()
+    return cwd if common == cwd or cwd in common.parents else common
+
+
+def scan_paths(
+    paths: Iterable[str | Path],
+    *,
+    symbol_path: str | None = None,
+    pdb: Sequence[str] | Mapping[str, str] | str | None = None,
+) -> ScanReport:
+    """Scan images. ``pdb`` is a PDB file, a list of them (each image takes the one whose debug id
+    matches), or a mapping of image file name to PDB file."""
+    expanded = expand_paths(paths)
+    found = [p for _, p in expanded if p is not None]
+    root = _common_root(found)
+    pdbs = _pdb_choices(pdb)
+    images = tuple(
+        _unreadable(text, "no such file, folder or matching pattern") if path is None
+        else scan_image(path, display=_display(path, root), pdbs=pdbs, symbol_path=symbol_path)
+        for text, path in expanded
+    )
+    return ScanReport(images, str(root))
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _unreadable(path: str, reason: str) -> ImageReport:
+    return ImageReport(path, "unreadable", diagnostics=(reason,))
+
+
+# ------------------------------------------------------------------------------------------ one image
+
+
+def scan_image(
+    path: Path | str,
+    *,
+    display: str | None = None,
+    data: bytes | None = None,
+    pdbs: Sequence[str] | Mapping[str, str] = (),
+    symbol_path: str | None = None,
+) -> ImageReport:
+    """Scan one image (from ``data`` when given, e.g. a test's mutated bytes)."""
+    path = Path(path)
+    shown = display or path.as_posix()
+    try:
+        raw = data if data is not None else path.read_bytes()
+    except OSError as error:
+        return _unreadable(shown, f"cannot read: {error.strerror or error}")
+    try:
+        pe = PeImage.open(raw, name=shown)
+    except PeError as error:
+        return ImageReport(shown, "could-not-analyse", facts={"file_size": len(raw)},
+                           diagnostics=(str(error),))
+    diagnostics = list(pe.diagnostics)
+    facts = image_facts(pe, raw)
+    rules = tuple(check_headers(ImageHeaders.from_pe(pe, module=path.name)))
+    namer, symbols_note = _namer(pe, path, pdbs, symbol_path)
+    calls = _analyse_guarded(pe, namer)
+    diagnostics.extend(calls.notes if calls.status in ("partial", "could-not-analyse") else ())
+    status = "partial" if diagnostics or calls.status in ("partial", "could-not-analyse") else "analysed"
+    incidents = (*_rule_incidents(shown, path.name, rules), *_site_incidents(shown, path.name, pe, calls))
+    return ImageReport(shown, status, facts, rules, calls, tuple(incidents), tuple(diagnostics), symbols_note)
+
+
+def _analyse_guarded(pe: PeImage, namer: Callable[[int], FunctionName] | None) -> CallSiteAnalysis:
+    """The call-site pass must never take the scan down: a failure is reported, the header rules stand."""
+    try:
+        return analyse_calls(pe, namer=namer)
+    except Exception as error:  # a decoder or pefile corner we did not foresee, on a hostile image
+        return CallSiteAnalysis("could-not-analyse",
+                                notes=(f"call-site analysis failed: {type(error).__name__}: {error}",))
+
+
+def image_facts(pe: PeImage, raw: bytes) -> dict[str, Any]:
+    """What a reviewer wants to know about the image, beside the rules."""
+    flags = [name for bit, name in _DLLCHAR_NAMES if pe.dll_characteristics & bit]
+    stamp = datetime.fromtimestamp(pe.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if pe.timestamp else None
+    codeview = pe.codeview
+    return {
+        "file_size": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "machine": pe.machine,
+        "format": "PE32+" if pe.is_pe32_plus else "PE32",
+        "subsystem": pe.subsystem_name,
+        "linker_version": f"{pe.linker_version[0]}.{pe.linker_version[1]}",
+        "timestamp": pe.timestamp,
+        "timestamp_utc": stamp,
+        "image_base": pe.image_base,
+        "size_of_image": pe.size_of_image,
+        "section_alignment": pe.section_alignment,
+        "file_alignment": pe.file_alignment,
+        "entry_point": pe.entry_point,
+        "dll_characteristics": pe.dll_characteristics,
+        "dll_characteristics_flags": flags,
+        "nx_compat": "NX_COMPAT" in flags,
+        "force_integrity": "FORCE_INTEGRITY" in flags,
+        "signed": pe.is_signed,
+        "codeview": None if codeview is None else {
+            "pdb_name": codeview.pdb_name, "guid": codeview.guid, "age": codeview.age,
+            "debug_id": codeview.debug_id},
+        "code_id": pe.code_id,
+        "sections": [{"name": s.name, "rva": s.virtual_address, "size": s.virtual_size,
+                      "characteristics": s.characteristics, "flags": s.flags} for s in pe.sections],
+        "imports": len(pe.imports),
+        "functions": len(pe.functions),
+    }
+
+
+# ----------------------------------------------------------------------------------------- symbols
+
+
+def _pdb_choices(pdb: Sequence[str] | Mapping[str, str] | str | None) -> Sequence[str] | Mapping[str, str]:
+    if pdb is None:
+        return ()
+    if isinstance(pdb, str):
+        return (pdb,)
+    return pdb
+
+
+def _candidates(pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str],
+                symbol_path: str | None) -> list[Path]:
+    """PDB files to try, best first: named for this image, given on the command line, next to the image,
+    then in the local symbol stores of the symbol path (``name.pdb/GUIDAGE/name.pdb``)."""
+    out: list[Path] = []
+    if isinstance(pdbs, Mapping):
+        for key in (path.name, path.name.lower(), str(path)):
+            if key in pdbs:
+                out.append(Path(pdbs[key]))
+    else:
+        out.extend(Path(p) for p in pdbs)
+    codeview = pe.codeview
+    names = [f"{path.stem}.pdb"]
+    if codeview is not None:
+        names.insert(0, codeview.pdb_name.replace("\\", "/").rsplit("/", 1)[-1])
+    out.extend(path.parent / name for name in names)
+    for entry in _symbol_dirs(symbol_path):
+        for name in names:
+            if codeview is not None:
+                out.append(entry / name / codeview.store_key / name)
+            out.append(entry / name)
+    return out
+
+
+def _symbol_dirs(symbol_path: str | None) -> list[Path]:
+    """Local folders of a ``_NT_SYMBOL_PATH``-style value (``srv*C:\\cache*https://...`` keeps the cache)."""
+    if not symbol_path:
+        return []
+    dirs: list[Path] = []
+    for element in symbol_path.replace(os.pathsep, ";").split(";"):
+        for part in element.split("*"):
+            part = part.strip()
+            if part and part.lower() not in ("srv", "symsrv", "cache") and "://" not in part \
+                    and not part.lower().endswith(".dll"):
+                dirs.append(Path(part))
+    return dirs
+
+
+def _namer(pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str],
+           symbol_path: str | None) -> tuple[Callable[[int], FunctionName] | None, str | None]:
+    """A function namer from the first PDB whose debug id matches the image; None (exports or ``.pdata``
+    names) otherwise, with the reason."""
+    wanted = pe.debug_id
+    rejected: list[str] = []
+    for candidate in _candidates(pe, path, pdbs, symbol_path):
+        if not candidate.is_file():
+            continue
+        try:
+            pdb = load_pdb(candidate)
+        except PdbError as error:
+            rejected.append(f"{candidate} ({error})")
+            continue
+        if wanted is not None and pdb.debug_id != wanted:
+            rejected.append(f"{candidate} (debug id {pdb.debug_id})")
+            continue
+        return _pdb_namer(pe, pdb), str(candidate)
+    if rejected:
+        return None, f"no matching PDB: the image wants {wanted}; tried {', '.join(rejected)}"
+    return None, None if wanted is None else f"no PDB found for debug id {wanted}"
+
+
+def _pdb_namer(pe: PeImage, pdb: PdbFile) -> Callable[[int], FunctionName]:
+    def name(rva: int) -> FunctionName:
+        symbol = pdb.lookup(rva)
+        if symbol is not None:
+            return FunctionName(symbol.function, symbol.function_rva, "pdb", symbol.file, symbol.line)
+        span = pe.function_at(rva)
+        if span is not None:
+            return FunctionName(f"sub_{span[0]:x}", span[0], "pdata")
+        return FunctionName(None, None, "none")
+
+    return name
+
+
+# --------------------------------------------------------------------------------------- incidents
+
+
+def _rule_incidents(path: str, module: str, rules: Sequence[RuleResult]) -> list[Incident]:
+    out = []
+    for rule in rules:
+        if rule.status != FAIL:
+            continue
+        category = rule.category
+        details: dict[str, Any] = {"rule": rule.rule_id, "status": rule.status, "level": rule.level,
+                                   "message": rule.message, **rule.details}
+        out.append(Incident(
+            id=f"{path}#{rule.rule_id}",
+            source=Span(path, 0, 0),
+            kind="image",
+            category=category,
+            hvci_related=category is not None,
+            confidence="certain",
+            title=rule.message,
+            driver=module,
+            details=details,
+            evidence=tuple(Evidence(e, Span(path, 0, 0), "deciding") for e in rule.evidence),
+            bucket=bucket.bucket_id(category or rule.rule_id, module=module, function=_rule_key(rule)),
+            count=rule.count,
+        ))
+    return out
+
+
+def _rule_key(rule: RuleResult) -> str | None:
+    """The bucket's "function" part for an image rule: the sub-rule (``init``), so INIT and W+X differ."""
+    return rule.rule_id.split("/", 1)[1] if "/" in rule.rule_id else None
+
+
+def _site_incidents(path: str, module: str, pe: PeImage, calls: CallSiteAnalysis) -> list[Incident]:
+    out = []
+    for site in calls.sites:
+        if site.verdict == SAFE:
+            continue
+        out.append(site_incident(path, module, pe.image_base, site))
+    for imported in calls.imported:
+        if imported.call_sites == 0:
+            out.append(_uncalled_import(path, module, imported.api, imported.dll, imported.category))
+    return out
+
+
+def site_incident(path: str, module: str, image_base: int, site: CallSite) -> Incident:
+    """One call site as an incident: executable and banned ones are findings, unknown ones a note."""
+    level = SITE_LEVELS[site.verdict]
+    fn = site.function
+    caller = Caller(address=image_base + site.rva, module=module, offset=site.rva, function=fn.name,
+                    displacement=site.displacement, file=fn.file, line=fn.line, resolved_by=fn.resolved_by)
+    where = f"{fn.name}+0x{site.displacement:x}" if fn.name and site.displacement is not None \
+        else f"RVA 0x{site.rva:x}"
+    if site.verdict == EXECUTABLE:
+        title = f"{site.api} in {where}: {site.reason}"
+        confidence = "likely"
+    elif site.verdict == BANNED:
+        title = f"{site.api} in {where}: banned API, {site.reason}"
+        confidence = "likely"
+    else:
+        title = f"{site.api} in {where}: argument not known statically ({site.reason})"
+        confidence = "possible"
+    details: dict[str, Any] = {
+        "level": level, "verdict": site.verdict, "api": site.api, "dll": site.dll, "rva": site.rva,
+        "how": site.how, "instruction": site.instruction, "argument_index": site.argument_index,
+        "argument_kind": site.argument_kind, "reason": site.reason,
+    }
+    if site.values:
+        details[site.argument_kind.replace("-", "_")] = [
+            {"value": v, "name": n} for v, n in zip(site.values, site.decoded, strict=True)]
+    if site.replacement is not None:
+        details["replacement"] = site.replacement
+    evidence = (
+        Evidence(f"`{site.instruction}` at RVA 0x{site.rva:x} ({site.how})", Span(path, 0, 0), "deciding"),
+        Evidence(site.reason, Span(path, 0, 0), "deciding" if site.verdict != UNKNOWN else "supporting"),
+    )
+    return Incident(
+        id=f"{path}@0x{site.rva:x}",
+        source=Span(path, 0, 0),
+        kind="call-site",
+        category=site.category,
+        hvci_related=True,
+        confidence=confidence,
+        title=title,
+        caller=caller,
+        driver=module,
+        details=details,
+        evidence=evidence,
+        bucket=bucket.bucket_id(site.category, module=module, function=fn.name, offset=site.rva),
+    )
+
+
+def _uncalled_import(path: str, module: str, api: str, dll: str, category: str) -> Incident:
+    """An affected API the image imports but whose calls were not found (a function-pointer table, code
+    we could not decode): unknown, not clean."""
+    reason = (f"{api} is imported from {dll} but no call site was found (called through a pointer table, "
+              "or from code the analysis could not decode): check its uses by hand")
+    return Incident(
+        id=f"{path}#import:{api}", source=Span(path, 0, 0), kind="call-site", category=category,
+        hvci_related=True, confidence="possible", title=reason, driver=module,
+        details={"level": "note", "verdict": UNKNOWN, "api": api, "dll": dll, "reason": reason},
+        evidence=(Evidence(reason, Span(path, 0, 0), "supporting"),),
+        bucket=bucket.bucket_id(category, module=module, function=api),
+    )
+

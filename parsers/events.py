@@ -1,0 +1,419 @@
+"""Windows events (Microsoft-Windows-CodeIntegrity, Microsoft-Windows-DeviceGuard, ...) as users export them.
+
+Four export shapes are read, each event becoming one :class:`EventRecord`:
+
+- ``wevtutil qe LOG /f:text``: ``Event[N]:`` then indented ``Key: value`` lines and the message after
+  ``Description:``;
+- ``Get-WinEvent ... | Format-List``: ``TimeCreated``/``ProviderName``/``Id``/``Message`` (or
+  ``Format-List *``) with wrapped values indented under the value column, one blank line between events;
+- XML: ``wevtutil qe /f:xml`` (one ``<Event xmlns=...>`` per line), ``/f:RenderedXml``, Event Viewer's
+  "Save as XML" (``<Events>`` with many events, possibly on one line) and the pretty-printed "XML View".
+  Parsed with the standard library, but only after refusing DTDs/entities and bounding the size; a
+  malformed or truncated event still yields what simple patterns can read, with a diagnostic;
+- Event Viewer CSV (``Level,Date and Time,Source,Event ID,Task Category`` then rows whose sixth field is the
+  quoted, possibly multi-line message).
+
+The module (``%2``: the file the event is about), the process, the ``Status`` and the 3087 ``Failure bitmap``
+are taken from the event data when the export carries it, otherwise from the message text. Paths are kept as
+printed (``\\Device\\HarddiskVolume3\\...``); :func:`module_basename` gives the file name for matching.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from parsers.base import Line, LineCursor
+from parsers.records import Diagnostic, EventRecord, Record, Span
+
+_WEVTUTIL_START = re.compile(r"^Event\[\d+\]:")
+_WEVTUTIL_FIELD = re.compile(r"^\s+(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s?(?P<value>.*)$")
+_FL_FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9]*)\s*: ?(?P<value>.*)$")
+_FL_START = re.compile(r"^(?:TimeCreated|ProviderName|Message)\s+: ")
+_CSV_HEADER = re.compile(r"^\ufeff?Level,Date and Time,Source,Event ID,Task Category")
+_XML_OPEN = re.compile(r"<Event(?=[\s>/])")
+_XML_CLOSE = "</Event>"
+_XML_TRAILER = re.compile(r"^\s*</Events>\s*$")
+
+_MODULE_PATTERNS = tuple(
+    re.compile(p)
+    for p in (
+        r"attempted to load (?P<m>.+?) that (?:did not|is not|violated|has)",
+        r"\b(?:kernel )?module (?P<m>.+?) (?:is not compatible|that did not|is loaded)",
+        r"integrity of the file (?P<m>.+?) because",
+        r"blocked file (?P<m>.+?) which",
+    )
+)
+_PATH_SUFFIX = re.compile(r"\.(?:sys|dll|exe)\b", re.IGNORECASE)
+_PROCESS = re.compile(r"a process \((?P<p>.+?)\) attempted")
+_STATUS = re.compile(r"\bStatus\s*(?:=\s*)?(?P<s>0x[0-9a-fA-F]+|-?\d+)\b")
+_BITMAP = re.compile(r"\bFailure bitmap\s*(?:=\s*)?(?P<b>0x[0-9a-fA-F]+|\d+)\b", re.IGNORECASE)
+
+_MODULE_KEYS = ("filenamebuffer", "filename", "modulename", "imagename", "drivername", "file")
+_PROCESS_KEYS = ("processnamebuffer", "processname", "process")
+_STATUS_KEYS = ("status", "statuscode")
+_BITMAP_KEYS = ("failurebitmap", "failurereasons", "failurereason")
+
+_MAX_MESSAGE_SCAN = 65_536  # characters of a message searched for fields; messages are far shorter
+_MAX_EVENT_LINES = 5_000
+_MAX_XML_EVENT = 1_048_576
+_MAX_CSV_ROW_LINES = 1_000
+
+
+def module_basename(path: str) -> str:
+    """The file name of an event's module path (``\\Device\\...\\drivers\\foo.sys`` -> ``foo.sys``)."""
+    return path.replace("/", "\\").rsplit("\\", 1)[-1]
+
+
+def _int(text: str) -> int | None:
+    """A status or bitmap as exported: ``0xc0000428``, ``3221226536`` or the signed ``-1073740760``."""
+    text = text.strip()
+    try:
+        value = int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        return None
+    return value & 0xFFFFFFFF if value < 0 else value
+
+
+def _path_in(text: str) -> str | None:
+    """The first token ending in ``.sys``/``.dll``/``.exe``, found from the suffix backwards."""
+    for suffix in _PATH_SUFFIX.finditer(text):
+        start = suffix.start()
+        while start > 0 and not text[start - 1].isspace() and text[start - 1] not in "\"'(),;":
+            start -= 1
+        if start < suffix.start():
+            return text[start : suffix.end()]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    module: str | None
+    process: str | None
+    status: int | None
+    failure_bitmap: int | None
+
+
+def _fields(message: str, data: dict[str, str]) -> _Fields:
+    """Module, process, status and failure bitmap: event data first (exact), then the message text."""
+    keyed = {re.sub(r"[^a-z0-9]", "", k.lower()): v.strip() for k, v in data.items()}
+
+    def first(keys: tuple[str, ...]) -> str | None:
+        return next((keyed[k] for k in keys if keyed.get(k)), None)
+
+    text = message[:_MAX_MESSAGE_SCAN]
+    module = first(_MODULE_KEYS)
+    if module is None:
+        for pattern in _MODULE_PATTERNS:
+            found = pattern.search(text)
+            if found:
+                module = found.group("m").strip()
+                break
+        else:
+            module = _path_in(text)
+    process = first(_PROCESS_KEYS)
+    if process is None and (found_process := _PROCESS.search(text)):
+        process = found_process.group("p")
+    status_text = first(_STATUS_KEYS)
+    status = _int(status_text) if status_text is not None else None
+    if status is None and (found_status := _STATUS.search(text)):
+        status = _int(found_status.group("s"))
+    bitmap_text = first(_BITMAP_KEYS)
+    bitmap = _int(bitmap_text) if bitmap_text is not None else None
+    if bitmap is None and (found_bitmap := _BITMAP.search(text)):
+        bitmap = _int(found_bitmap.group("b"))
+    return _Fields(module, process, status, bitmap)
+
+
+def _event(
+    span: Span,
+    provider: str,
+    event_id: int,
+    message: str,
+    timestamp: str | None,
+    data: dict[str, str] | None = None,
+) -> EventRecord:
+    found = _fields(message, data or {})
+    return EventRecord(
+        span=span,
+        provider=provider,
+        event_id=event_id,
+        message=message,
+        module=found.module,
+        process=found.process,
+        status=found.status,
+        failure_bitmap=found.failure_bitmap,
+        timestamp=timestamp,
+    )
+
+
+def _push_back(cursor: LineCursor, lines: list[Line]) -> None:
+    for line in reversed(lines):
+        cursor.push_back(line)
+
+
+class EventsParser:
+    """Reads one exported event (text, Format-List, XML) or a whole Event Viewer CSV table."""
+
+    name = "events"
+    trigger = (
+        r"^Event\[\d+\]:|<Event\s+xmlns\s*=|<Event>|^\ufeff?Level,Date and Time,Source,Event ID,Task Category"
+        r"|^(?:TimeCreated|ProviderName|Message)\s+: "
+    )
+
+    def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        try:
+            if _WEVTUTIL_START.match(first.text):
+                yield from self._wevtutil(first, cursor)
+            elif _CSV_HEADER.match(first.text):
+                yield from self._csv(first, cursor)
+            elif _XML_OPEN.search(first.text):
+                yield from self._xml(first, cursor)
+            else:
+                yield from self._format_list(first, cursor)
+        except Exception as exc:  # a parser must never raise; say what happened instead
+            yield Diagnostic(
+                Span(cursor.path, first.number, first.number),
+                f"events: internal parser error: {exc!r}",
+                "error",
+            )
+
+    # -- wevtutil /f:text ---------------------------------------------------------------------------------
+
+    def _wevtutil(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        fields: dict[str, str] = {}
+        description: list[str] = []
+        in_description = False
+        last = first.number
+        for _ in range(_MAX_EVENT_LINES):
+            line = cursor.next()
+            if line is None:
+                break
+            if _WEVTUTIL_START.match(line.text) or (in_description and not line.text.strip()):
+                cursor.push_back(line)
+                break
+            if in_description:
+                description.append(line.text.rstrip())
+            elif found := _WEVTUTIL_FIELD.match(line.text):
+                key = found.group("key").strip().lower()
+                fields[key] = found.group("value").strip()
+                if key == "description":
+                    in_description = True
+                    if fields[key]:
+                        description.append(fields[key])
+            else:
+                cursor.push_back(line)
+                break
+            last = line.number
+        span = Span(cursor.path, first.number, last)
+        event_id = _int(fields.get("event id", ""))
+        if event_id is None:
+            yield Diagnostic(span, "events: wevtutil event without a readable Event ID")
+            return
+        yield _event(span, fields.get("source", ""), event_id, "\n".join(description), fields.get("date"))
+
+    # -- Get-WinEvent | Format-List -----------------------------------------------------------------------
+
+    def _format_list(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        fields: dict[str, str] = {}
+        order: list[str] = []
+        taken: list[Line] = [first]
+
+        def add(line: Line) -> bool:
+            if line.text[:1].isspace() and order:
+                fields[order[-1]] = f"{fields[order[-1]]} {line.text.strip()}".strip()
+                return True
+            found = _FL_FIELD.match(line.text)
+            if not found:
+                return False
+            key = found.group("key")
+            order.append(key)
+            fields[key] = found.group("value").strip()
+            return True
+
+        add(first)
+        for _ in range(_MAX_EVENT_LINES):
+            line = cursor.next()
+            if line is None:
+                break
+            if not line.text.strip() or not add(line):
+                cursor.push_back(line)
+                break
+            taken.append(line)
+        event_id = _int(fields.get("Id", ""))
+        if event_id is None or not ("ProviderName" in fields or "Message" in fields):
+            # Some other object's Format-List: not ours; leave its lines to the other parsers.
+            _push_back(cursor, taken[1:])
+            return
+        span = Span(cursor.path, first.number, taken[-1].number)
+        yield _event(
+            span,
+            fields.get("ProviderName", fields.get("LogName", "")),
+            event_id,
+            fields.get("Message", ""),
+            fields.get("TimeCreated"),
+        )
+
+    # -- Event Viewer CSV ---------------------------------------------------------------------------------
+
+    def _csv(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        while True:
+            row_lines: list[Line] = []
+            quotes = 0
+            while len(row_lines) < _MAX_CSV_ROW_LINES:
+                line = cursor.next()
+                if line is None:
+                    break
+                row_lines.append(line)
+                quotes += line.text.count('"')
+                if quotes % 2 == 0:
+                    break
+            if not row_lines:
+                return
+            span = Span(cursor.path, row_lines[0].number, row_lines[-1].number)
+            if quotes % 2:
+                if len(row_lines) >= _MAX_CSV_ROW_LINES:
+                    # An unbalanced quote swallowed too much: give the lines back past the first.
+                    _push_back(cursor, row_lines[1:])
+                    span = Span(cursor.path, row_lines[0].number, row_lines[0].number)
+                yield Diagnostic(span, "events: CSV row with an unterminated quoted message")
+                return
+            try:
+                row = next(csv.reader(io.StringIO("\n".join(line.text for line in row_lines))), [])
+            except csv.Error:
+                row = []
+            event_id = _int(row[3]) if len(row) >= 5 else None
+            if event_id is None:
+                _push_back(cursor, row_lines)
+                return
+            message = row[5] if len(row) > 5 else ""
+            yield _event(span, row[2].strip(), event_id, message.replace("\r", ""), row[1].strip() or None)
+
+    # -- XML ----------------------------------------------------------------------------------------------
+
+    def _xml(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        pending: list[str] | None = None  # pieces of the event being read, from its "<Event" on
+        pending_size = 0
+        pending_first = first.number
+        line = first
+        while True:
+            text, pos = line.text, 0
+            while True:
+                if pending is None:
+                    opened = _XML_OPEN.search(text, pos)
+                    if not opened:
+                        break
+                    pending, pending_size, pending_first, pos = [], 0, line.number, opened.start()
+                end = text.find(_XML_CLOSE, pos)
+                piece = text[pos:] if end < 0 else text[pos : end + len(_XML_CLOSE)]
+                pending.append(piece)
+                pending_size += len(piece)
+                if end < 0:
+                    break
+                yield from self._xml_event("\n".join(pending), Span(cursor.path, pending_first, line.number))
+                pending, pos = None, end + len(_XML_CLOSE)
+            if pending is not None and (pending_size > _MAX_XML_EVENT or len(pending) > _MAX_EVENT_LINES):
+                yield Diagnostic(
+                    Span(cursor.path, pending_first, line.number),
+                    "events: XML event larger than the size limit; skipped",
+                )
+                return
+            following = cursor.next()
+            if following is None:
+                break
+            if pending is None:
+                # Between events: go on only if another event (or the closing </Events>) follows.
+                held: list[Line] = []
+                while following is not None and not following.text.strip():
+                    held.append(following)
+                    following = cursor.next()
+                if following is None or not (
+                    _XML_OPEN.search(following.text) or _XML_TRAILER.match(following.text)
+                ):
+                    if following is not None:
+                        cursor.push_back(following)
+                    _push_back(cursor, held)
+                    return
+            line = following
+        if pending is not None:
+            yield from self._xml_event(
+                "\n".join(pending), Span(cursor.path, pending_first, line.number), truncated=True
+            )
+
+    def _xml_event(self, text: str, span: Span, truncated: bool = False) -> Iterator[Record]:
+        if "<!DOCTYPE" in text or "<!ENTITY" in text:
+            yield Diagnostic(span, "events: XML event with a DTD or entity declaration; not parsed", "error")
+            return
+        root: ElementTree.Element | None = None
+        if not truncated:
+            try:
+                root = ElementTree.fromstring(text)
+            except ElementTree.ParseError:
+                root = None
+        if root is None:
+            yield from self._xml_by_patterns(text, span, truncated)
+            return
+        provider = ""
+        event_id: int | None = None
+        timestamp: str | None = None
+        message = ""
+        data: dict[str, str] = {}
+        for element in root.iter():
+            tag = element.tag.rsplit("}", 1)[-1]
+            if tag == "Provider":
+                provider = element.get("Name", provider) or provider
+            elif tag == "EventID":
+                event_id = _int(element.text or "")
+            elif tag == "TimeCreated":
+                timestamp = element.get("SystemTime")
+            elif tag == "Message":
+                message = (element.text or "").strip()
+            elif tag == "Data" and element.get("Name"):
+                data[element.get("Name", "")] = (element.text or "").strip()
+        for container in root:
+            if container.tag.rsplit("}", 1)[-1] == "UserData":
+                for element in container.iter():
+                    if len(element) == 0 and element is not container:
+                        data.setdefault(element.tag.rsplit("}", 1)[-1], (element.text or "").strip())
+        if event_id is None:
+            yield Diagnostic(span, "events: XML event without an EventID")
+            return
+        if not message:
+            message = "; ".join(f"{k}: {v}" for k, v in data.items())
+        yield _event(span, provider, event_id, message, timestamp, data)
+
+    def _xml_by_patterns(self, text: str, span: Span, truncated: bool) -> Iterator[Record]:
+        """Salvage what a malformed or cut-off event shows, and say that it was not well-formed."""
+        problem = "truncated" if truncated else "malformed"
+        event_id_match = re.search(r"<EventID[^>]*>\s*(\d+)\s*<", text)
+        yield Diagnostic(
+            span, f"events: {problem} XML event" + ("" if event_id_match else "; no EventID could be read")
+        )
+        if not event_id_match:
+            return
+        provider = re.search(r"<Provider\s[^>]*?Name=['\"]([^'\"]*)['\"]", text)
+        timestamp = re.search(r"<TimeCreated\s[^>]*?SystemTime=['\"]([^'\"]*)['\"]", text)
+        message = re.search(r"<Message>([^<]*)", text)
+        data = dict(re.findall(r"<Data Name=['\"]([^'\"]+)['\"]>([^<]*)</Data>", text))
+        data = {k: html.unescape(v) for k, v in data.items()}
+        message_text = (
+            html.unescape(message.group(1)).strip()
+            if message
+            else "; ".join(f"{k}: {v}" for k, v in data.items())
+        )
+        yield _event(
+            span,
+            provider.group(1) if provider else "",
+            int(event_id_match.group(1)),
+            message_text,
+            timestamp.group(1) if timestamp else None,
+            data,
+        )
+
+
+PARSER = EventsParser()

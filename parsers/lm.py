@@ -1,0 +1,232 @@
+"""Module lists from the debugger's ``lm`` family (``lm``, ``lmv``, ``lmvm NAME``, ``lm t n``, ``lm f``).
+
+The block starts at the column header (``start    end        module name``, x86 or x64 widths) or at an
+``Unloaded modules:`` heading, and runs over the module rows, the indented ``lmv`` detail lines under each row
+and the unloaded-module section. The symbol status column is kept as printed (``T (no symbols)``,
+``(deferred)``, ``(pdb symbols)`` ...) because its flags mean different things to different readers; the PDB
+path or export image name that follows it is split off. ``Browse ...`` DML link text and the debugger's own
+symbol-load warnings may be interleaved and are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from parsers.base import Line, LineCursor
+from parsers.records import Diagnostic, ModuleEntry, ModuleListRecord, Record, Span
+
+# An address as lm prints it: 8 hex digits (x86), 16 with a backtick after the high half (x64), or 16 plain.
+_ADDR = r"(?:[0-9a-fA-F]{8}`[0-9a-fA-F]{8}|[0-9a-fA-F]{16}|[0-9a-fA-F]{8})"
+_HEADER = re.compile(r"^\s*start\s+end\s+module name\b")
+_UNLOADED = re.compile(r"^\s*Unloaded modules:")
+_ROW = re.compile(rf"^\s*(?P<start>{_ADDR})\s+(?P<end>{_ADDR})\s+(?P<name>\S+)(?:\s+(?P<rest>.*))?$")
+# The status column: optional flag words (#, T, C, M, DIA, Export, PERF, Stripped, PDB, COFF) then "(...)".
+_STATUS = re.compile(
+    r"^(?P<status>(?:(?:[#A-Za-z]+)\s+)*\((?:deferred|[\w ]*symbols[\w ]*)\))\s*(?P<tail>.*)$"
+)
+_TIMESTAMP_HEX = re.compile(r"\(([0-9a-fA-F]{8})\)")
+_LEADING_HEX = re.compile(r"^([0-9a-fA-F]{8})\b")
+_IMAGE_FILE = re.compile(
+    r"^(?P<image>\S+\.(?:sys|exe|dll|drv|efi|cpl|ocx|mui|ax))\b\s*(?P<after>.*)$", re.IGNORECASE
+)
+_DETAIL = re.compile(r"^\s+(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*)$")
+_INLINE_FIELD = re.compile(
+    r"\b(Timestamp|Checksum|CheckSum|ImageSize)\s*:\s*(.*?)(?=\s+(?:Timestamp|Checksum|CheckSum|ImageSize)\s*:|$)"
+)
+_BROWSE = re.compile(r"^\s*Browse (?:full module list|all global symbols)")
+_DEBUGGER_NOISE = re.compile(
+    r"^\*\*\* (?:WARNING: Unable to verify|ERROR: Module load completed but symbols could not be loaded"
+    r"|ERROR: Symbol file could not be found)"
+)
+# Indented lines lmv prints without a "key:" shape.
+_DETAIL_PHRASE = re.compile(
+    r"^\s+(?:Image was built with|Information from resource tables|This is a reproducible)"
+)
+
+_MAX_BLOCK_LINES = 200_000
+
+
+def _addr(text: str) -> int:
+    return int(text.replace("`", ""), 16)
+
+
+def _timestamp(value: str) -> int | None:
+    """``Wed Jul  8 15:43:44 2015 (559DA7A0)``, ``5F0A3C1B (This is a reproducible build ...)``, ``unavailable
+    (00000000)``: the eight hex digits the debugger prints next to its rendering."""
+    found = _TIMESTAMP_HEX.search(value)
+    if found:
+        return int(found.group(1), 16)
+    lead = _LEADING_HEX.match(value.strip())
+    return int(lead.group(1), 16) if lead else None
+
+
+def _hex_value(value: str) -> int | None:
+    token = value.strip().split(" ", 1)[0] if value.strip() else ""
+    try:
+        return int(token, 16)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Pending:
+    """A module row whose ``lmv`` detail lines may still follow."""
+
+    entry: ModuleEntry
+    updates: dict[str, object] = field(default_factory=dict)
+
+    def finish(self) -> ModuleEntry:
+        return replace(self.entry, **self.updates) if self.updates else self.entry  # type: ignore[arg-type]
+
+
+def _entry_from_row(match: re.Match[str], number: int, unloaded: bool) -> ModuleEntry:
+    rest = (match.group("rest") or "").strip()
+    status: str | None = None
+    pdb_path: str | None = None
+    image_name: str | None = None
+    timestamp: int | None = None
+    checksum: int | None = None
+    image_size: int | None = None
+    status_match = _STATUS.match(rest)
+    if status_match:
+        status = status_match.group("status")
+        tail = status_match.group("tail").strip()
+        if tail:
+            if "(export symbols)" in status or not tail.lower().endswith((".pdb", ".dbg", ".sym")):
+                image_name = tail
+            else:
+                pdb_path = tail
+    elif rest:
+        # lm t / lm n / lm f columns: image name or path, then a timestamp; unloaded rows: inline fields.
+        fields = {k.lower(): v.strip() for k, v in _INLINE_FIELD.findall(rest)}
+        if fields:
+            timestamp = _timestamp(fields.get("timestamp", "")) if "timestamp" in fields else None
+            checksum = _hex_value(fields["checksum"]) if "checksum" in fields else None
+            image_size = _hex_value(fields["imagesize"]) if "imagesize" in fields else None
+        else:
+            image = _IMAGE_FILE.match(rest)
+            after = rest
+            if image:
+                image_name = image.group("image")
+                after = image.group("after")
+            if after:
+                found = _TIMESTAMP_HEX.search(after)
+                timestamp = int(found.group(1), 16) if found else None
+    return ModuleEntry(
+        line=number,
+        name=match.group("name"),
+        start=_addr(match.group("start")),
+        end=_addr(match.group("end")),
+        symbol_status=status,
+        pdb_path=pdb_path,
+        image_name=image_name,
+        timestamp=timestamp,
+        checksum=checksum,
+        image_size=image_size,
+        unloaded=unloaded,
+    )
+
+
+def _apply_detail(pending: _Pending, key: str, value: str) -> None:
+    """Fold one ``lmv`` detail line into the module it belongs to; keys lmv prints that the record does not
+    keep (versions, translations, resource strings) are read past."""
+    key = key.lower()
+    value = value.strip()
+    if key == "image name" and value:
+        pending.updates["image_name"] = value
+    elif key == "image path" and value:
+        pending.updates["image_path"] = value
+    elif key == "loaded symbol image file" and value and "image_name" not in pending.updates:
+        pending.updates.setdefault("image_name", value)
+    elif key in ("symbol file", "pdb file") and value:
+        pending.updates["pdb_path"] = value
+    elif key == "timestamp":
+        stamp = _timestamp(value)
+        if stamp is not None:
+            pending.updates["timestamp"] = stamp
+    elif key == "checksum":
+        checksum = _hex_value(value)
+        if checksum is not None:
+            pending.updates["checksum"] = checksum
+    elif key == "imagesize":
+        size = _hex_value(value)
+        if size is not None:
+            pending.updates["image_size"] = size
+
+
+class LmParser:
+    """Reads one ``lm``-family listing (loaded and unloaded modules) into a :class:`ModuleListRecord`."""
+
+    name = "lm"
+    trigger = r"^\s*(?:start\s+end\s+module name\b|Unloaded modules:)"
+
+    def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        try:
+            yield from self._parse(first, cursor)
+        except Exception as exc:  # a parser must never raise; say what happened instead
+            yield Diagnostic(
+                Span(cursor.path, first.number, first.number), f"lm: internal parser error: {exc!r}", "error"
+            )
+
+    def _parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        unloaded = bool(_UNLOADED.match(first.text))
+        entries: list[ModuleEntry] = []
+        pending: _Pending | None = None
+        last = first.number
+        blanks: list[Line] = []
+        count = 0
+        while count < _MAX_BLOCK_LINES:
+            line = cursor.next()
+            if line is None:
+                break
+            count += 1
+            text = line.text.rstrip()
+            if not text:
+                blanks.append(line)
+                continue
+            row = _ROW.match(text)
+            if blanks and not (_UNLOADED.match(text) or (row and unloaded)):
+                # A blank line ends the listing unless the unloaded section (or more of it) follows.
+                cursor.push_back(line)
+                break
+            if row:
+                if pending:
+                    entries.append(pending.finish())
+                pending = _Pending(_entry_from_row(row, line.number, unloaded))
+            elif _UNLOADED.match(text):
+                if pending:
+                    entries.append(pending.finish())
+                pending = None
+                unloaded = True
+            elif _BROWSE.match(text) or _DEBUGGER_NOISE.match(text) or _HEADER.match(text) and not entries:
+                pass
+            elif pending and (_DETAIL_PHRASE.match(text) or _DETAIL.match(text)):
+                detail = _DETAIL.match(text)
+                if detail:
+                    _apply_detail(pending, detail.group("key"), detail.group("value"))
+            elif pending and text[:1] in (" ", "\t"):
+                pass  # indented resource-table lines ("CompanyName: ...") and wrapped values of lmv
+            else:
+                cursor.push_back(line)
+                break
+            blanks = []
+            last = line.number
+        else:
+            yield Diagnostic(
+                Span(cursor.path, first.number, last),
+                "lm: listing longer than the block limit; the rest is read as separate input",
+            )
+        for blank in reversed(blanks):
+            cursor.push_back(blank)
+        if pending:
+            entries.append(pending.finish())
+        span = Span(cursor.path, first.number, last)
+        if entries:
+            yield ModuleListRecord(span, tuple(entries))
+        else:
+            yield Diagnostic(span, "lm: module list header without any module rows", "info")
+
+
+PARSER = LmParser()

@@ -1,0 +1,249 @@
+"""The cheap scan that keeps noise away from Python code: all parsers' triggers turned into one search.
+
+Most lines of a kernel-debugger log are noise (module loads, DbgPrint spam, register dumps). Running every
+trigger regex on every line would cost far more than reading the file, so each trigger is reduced, once,
+to the literal text any line it matches must contain (its *anchor*):
+
+- a trigger of the form ``^`` + optional leading junk (indentation, ``>`` quote markers, ``*`` bold or
+  banner stars, ``#``, a ``0: `` prompt number) + literal becomes a line-start anchor. All line-start
+  anchors share ONE compiled search, ``\\n`` + possessive junk + an alternation of literals, which the
+  regex engine runs at memchr speed from newline to newline;
+- any other trigger contributes its longest literal as a floating anchor, found with ``find`` (or on a
+  lower-cased copy of the chunk when the trigger ignores case);
+- a trigger with no usable literal is searched as it is (correct, but slow: the benchmark shows it).
+
+A candidate found this way is only a *candidate*: the dispatcher checks the real triggers on that line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+JUNK_CHARS = frozenset(" \t>*#:0123456789")
+JUNK = r"[ \t>*#:0-9]*+"
+MIN_ANCHOR = 3
+
+_parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser (no public API exists)
+_c: Any = importlib.import_module("re._constants")
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Literal text that every line matched by a trigger contains."""
+
+    text: str
+    line_start: bool  # the text follows only junk at the start of the line
+    ignore_case: bool
+
+
+def _chars_of_set(items: Sequence[tuple[Any, Any]]) -> set[str] | None:
+    """Characters a character-class item can match, or ``None`` if not a small, known set."""
+    chars: set[str] = set()
+    for op, value in items:
+        if op is _c.LITERAL:
+            chars.add(chr(value))
+        elif op is _c.RANGE:
+            low, high = value
+            if high - low > 64:
+                return None
+            chars.update(chr(c) for c in range(low, high + 1))
+        elif op is _c.CATEGORY and value is _c.CATEGORY_SPACE:
+            chars.update(" \t")  # within one line, \s can only be a space or a tab (\r is stripped)
+        elif op is _c.CATEGORY and value is _c.CATEGORY_DIGIT:
+            chars.update("0123456789")
+        else:
+            return None
+    return chars
+
+
+def _is_junk(op: Any, value: Any) -> bool:
+    """An optional leading element whose characters are all junk (e.g. ``\\s*``, ``[>*\\s]*``)."""
+    if op not in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+        return False
+    low, _high, item = value
+    if low != 0 or len(item) != 1:
+        return False
+    inner_op, inner_value = item[0]
+    if inner_op is _c.LITERAL:
+        chars: set[str] | None = {chr(inner_value)}
+    elif inner_op is _c.IN:
+        chars = _chars_of_set(inner_value)
+    else:
+        return False
+    return chars is not None and chars <= JUNK_CHARS
+
+
+def _leading_literal(ops: Sequence[tuple[Any, Any]], start: int) -> str:
+    text: list[str] = []
+    for op, value in ops[start:]:
+        if op is _c.LITERAL:
+            text.append(chr(value))
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and value[0] >= MIN_ANCHOR and len(value[2]) == 1:
+            inner_op, inner_value = value[2][0]
+            if inner_op is not _c.LITERAL:
+                break
+            text.append(chr(inner_value) * value[0])
+            break
+        else:
+            break
+    return "".join(text)
+
+
+def _longest_literal(ops: Sequence[tuple[Any, Any]]) -> str:
+    best, run = "", []
+    for op, value in ops:
+        if op is _c.LITERAL:
+            run.append(chr(value))
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+    return max(best, "".join(run), key=len)
+
+
+def _alternatives(ops: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
+    """Split a sequence whose decisive element is an alternation into one sequence per alternative,
+    keeping what precedes and follows it (``^\\s*(?:A|B)x`` -> ``^\\s*Ax``, ``^\\s*Bx``)."""
+    for index, (op, value) in enumerate(ops):
+        if op is _c.AT or _is_junk(op, value):
+            continue
+        inner: list[list[tuple[Any, Any]]] | None = None
+        if op is _c.BRANCH:
+            inner = [list(alt) for alt in value[1]]
+        elif op is _c.SUBPATTERN and value[1] == 0 and value[2] == 0:
+            sub = list(value[3])
+            inner = _alternatives(sub) if sub else None
+        if inner is None:
+            return [ops]
+        result = []
+        for alt in inner:
+            result.extend(_alternatives(ops[:index] + alt + ops[index + 1 :]))
+        return result
+    return [ops]
+
+
+def anchors_for(trigger: str) -> tuple[Anchor, ...] | None:
+    """The anchors of a trigger regex (one per alternative), or ``None`` when some alternative has no
+    literal to anchor on."""
+    try:
+        parsed = _parser.parse(trigger)
+    except (re.error, RecursionError, ValueError):
+        return None
+    ignore_case = bool(parsed.state.flags & re.IGNORECASE)
+    anchors: list[Anchor] = []
+    for alt in _alternatives(list(parsed)):
+        index = 0
+        line_start = False
+        if alt and alt[0][0] is _c.AT and alt[0][1] in (_c.AT_BEGINNING, _c.AT_BEGINNING_STRING):
+            line_start = True
+            index = 1
+        while index < len(alt) and _is_junk(*alt[index]):
+            index += 1
+        leading = _leading_literal(alt, index) if line_start else ""
+        literal = leading.lstrip("".join(JUNK_CHARS))
+        if len(literal) >= MIN_ANCHOR:
+            anchors.append(Anchor(literal, True, ignore_case))
+            continue
+        # a line of stars or digits: junk itself, so found with ``find`` instead
+        floating = leading if len(leading) > MIN_ANCHOR else _longest_literal(alt)
+        if len(floating) < MIN_ANCHOR + 1:
+            return None
+        anchors.append(Anchor(floating, False, ignore_case))
+    return tuple(anchors)
+
+
+class Prefilter:
+    """Finds the lines of a chunk where some trigger may match. Built once per set of triggers."""
+
+    def __init__(self, triggers: Iterable[str]) -> None:
+        line_start: list[str] = []
+        self.floating: list[Anchor] = []
+        unanchored: list[str] = []
+        for trigger in triggers:
+            anchors = anchors_for(trigger)
+            if anchors is None:
+                unanchored.append(trigger)
+                continue
+            for anchor in anchors:
+                if anchor.line_start:
+                    text = re.escape(anchor.text)
+                    line_start.append(f"(?i:{text})" if anchor.ignore_case else text)
+                else:
+                    self.floating.append(anchor)
+        alternation = "|".join(sorted(set(line_start)))
+        pattern = rf"\n{JUNK}(?:{alternation})" if line_start else None
+        self._line_start_s = re.compile(pattern) if pattern else None
+        self._line_start_b = re.compile(pattern.encode()) if pattern else None
+        combined = "|".join(f"(?:{t})" for t in unanchored)
+        self._unanchored_s = re.compile(combined, re.MULTILINE) if unanchored else None
+        self._unanchored_b = re.compile(combined.encode("utf-8", "replace"), re.MULTILINE) if unanchored else None
+        self.unanchored = tuple(unanchored)
+
+    def scanner(self, data: bytes | str) -> ChunkScanner:
+        return ChunkScanner(self, data)
+
+
+class ChunkScanner:
+    """Candidate line starts of one chunk, in increasing order, from a given position on.
+
+    ``data`` must start with a ``\\n`` sentinel and end with ``\\n``; positions are line starts.
+    """
+
+    def __init__(self, prefilter: Prefilter, data: bytes | str) -> None:
+        self.data = data
+        is_bytes = isinstance(data, bytes)
+        self._line_start = prefilter._line_start_b if is_bytes else prefilter._line_start_s
+        self._unanchored = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
+        self._next_line_start = -1  # cached result of the line-start search, valid while >= position
+        self._extra: list[int] = self._floating_candidates(prefilter.floating)
+        self._next_unanchored = -1
+
+    def _floating_candidates(self, anchors: Sequence[Anchor]) -> list[int]:
+        """Line starts holding a floating anchor: few per chunk, so they are listed up front."""
+        if not anchors:
+            return []
+        data = self.data
+        newline: Any = b"\n" if isinstance(data, bytes) else "\n"
+        lowered = None
+        found: set[int] = set()
+        for anchor in anchors:
+            haystack = data
+            needle: Any = anchor.text.encode("utf-8", "replace") if isinstance(data, bytes) else anchor.text
+            if anchor.ignore_case:
+                if lowered is None:
+                    lowered = data.lower()
+                haystack, needle = lowered, needle.lower()
+            at = haystack.find(needle)
+            while at >= 0:
+                start = data.rfind(newline, 0, at) + 1
+                found.add(start)
+                end = data.find(newline, at)
+                at = haystack.find(needle, end + 1) if end >= 0 else -1
+        return sorted(found)
+
+    def next_candidate(self, position: int) -> int:
+        """The first candidate line start at or after ``position`` (a line start), or -1."""
+        best = -1
+        if self._line_start is not None:
+            if self._next_line_start != -2 and self._next_line_start < position:
+                match = self._line_start.search(self.data, position - 1)
+                self._next_line_start = match.start() + 1 if match else -2
+            if self._next_line_start >= 0:
+                best = self._next_line_start
+        if self._extra:
+            index = bisect.bisect_left(self._extra, position)
+            if index < len(self._extra) and (best < 0 or self._extra[index] < best):
+                best = self._extra[index]
+        if self._unanchored is not None:
+            if self._next_unanchored != -2 and self._next_unanchored < position:
+                match = self._unanchored.search(self.data, position)
+                newline: Any = b"\n" if isinstance(self.data, bytes) else "\n"
+                self._next_unanchored = self.data.rfind(newline, 0, match.start()) + 1 if match else -2
+            if self._next_unanchored >= 0 and (best < 0 or self._next_unanchored < best):
+                best = self._next_unanchored
+        return best

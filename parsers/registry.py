@@ -1,0 +1,34 @@
+"""The registered block parsers, in the order their triggers are tried on a candidate line.
+
+Adding a log format: write a module with a module-level ``PARSER`` (see ``parsers.base.BlockParser``) and
+add one line to ``PARSERS`` (and its input format to ``FORMATS`` if it is not a debugger-session block).
+For speed, start a trigger with ``^``, optional leading junk such as ``\\s*`` and then literal text: the
+dispatcher finds such lines at memchr speed (``parsers.prefilter``); other triggers cost a pass each.
+"""
+
+from __future__ import annotations
+
+from parsers import analyze, banner, events, imagedump, kd, lm, ln, readiness, stack, verifier
+from parsers.base import BlockParser
+
+PARSERS: tuple[BlockParser, ...] = (
+    kd.PARSER,
+    banner.PARSER,
+    analyze.PARSER,
+    stack.PARSER,
+    ln.PARSER,
+    lm.PARSER,
+    verifier.PARSER,
+    readiness.PARSER,
+    events.PARSER,
+    imagedump.PARSER,
+)
+
+#: ``InputInfo.format`` contributed by each parser's blocks (by parser name); unlisted ones are debugger
+#: output ("kd-log").
+FORMATS: dict[str, str] = {
+    "analyze": "analyze",
+    "verifier": "verifier",
+    "readiness": "readiness",
+    "events": "event-log",
+}

@@ -1,0 +1,421 @@
+"""Input bytes -> decoded chunks of whole lines, streamed, with encoding sniffing and follow mode.
+
+WinDbg writes ``.logopen`` logs as ANSI, ``.logopen /u`` logs as UTF-16 LE (with or without a BOM), users
+paste UTF-8, and a live session file keeps growing while we read it. This module turns any of those into
+a stream of :class:`Chunk` s: large runs of complete lines, ``\\n``-terminated, numbered, never the whole
+file at once, so that memory stays flat however big the log is.
+
+For ASCII-compatible encodings (UTF-8, cp1252) a chunk keeps its *bytes*: the dispatcher searches bytes and
+decodes only the few lines a parser reads, which is what makes a 300 MB log cheap. UTF-16 is decoded to
+``str`` as it streams. Undecodable bytes are replaced and reported once; lines longer than
+:data:`LINE_CAP` are truncated, each with one :class:`Diagnostic`; nothing here raises on bad content (only
+an unreadable file raises ``OSError``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from parsers.records import Diagnostic, Span
+
+CHUNK_SIZE = 4 << 20  # bytes per read: large enough that per-chunk Python overhead vanishes
+LINE_CAP = 64 << 10  # characters of one line kept for parsing
+SNIFF_SIZE = 4096  # bytes looked at to choose an encoding
+POLL_SECONDS = 0.2  # follow mode: how often a quiet file is checked for growth
+
+ASCII_COMPATIBLE = ("utf-8", "utf-8-sig", "cp1252")
+
+T = TypeVar("T", str, bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Complete lines ``first_line .. first_line + lines - 1``; each line ends with ``\\n`` (a CRLF line
+    keeps its ``\\r`` before it, bare CRs are already turned into ``\\n``). ``data`` is ``bytes`` for
+    ASCII-compatible encodings (decode a line with :meth:`Source.decode_line`) and ``str`` for UTF-16."""
+
+    data: bytes | str
+    first_line: int
+    lines: int
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+def sniff_encoding(head: bytes) -> tuple[str, int]:
+    """The encoding of a file starting with ``head`` and the length of its byte-order mark.
+
+    BOMs decide first; then a NUL byte in (nearly) every other position of the first KiB means UTF-16
+    without BOM (``.logopen /u`` can write one); then strict UTF-8 (a multi-byte sequence cut by the end
+    of ``head`` still counts); else cp1252, the ANSI code page WinDbg logs are written in.
+    """
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig", 3
+    if head.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le", 2
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be", 2
+    sample = head[:1024]
+    pairs = len(sample) // 2
+    if pairs >= 2:
+        even_nuls = sample[0 : 2 * pairs : 2].count(0)
+        odd_nuls = sample[1 : 2 * pairs : 2].count(0)
+        if odd_nuls >= 0.4 * pairs and even_nuls <= 0.05 * pairs:
+            return "utf-16-le", 0
+        if even_nuls >= 0.4 * pairs and odd_nuls <= 0.05 * pairs:
+            return "utf-16-be", 0
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if not (error.reason == "unexpected end of data" and error.start >= len(head) - 3):
+            return "cp1252", 0
+    return "utf-8", 0
+
+
+class _Reset:
+    """Marker from the raw reader: the followed file was truncated or re-created; start over."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Liner(Generic[T]):
+    """Cuts decoded pieces into chunks of complete lines, normalising bare CRs and truncating long lines.
+
+    Generic over ``bytes`` and ``str`` so that the same logic serves both kinds of chunk.
+    """
+
+    def __init__(self, path: str, newline: T, cr: T, first_line: int = 1) -> None:
+        self.path = path
+        self.nl: T = newline
+        self.cr: T = cr
+        self.crlf: T = cr + newline
+        self.empty: T = newline[:0]
+        self.carry: T = newline[:0]
+        self.skipping = False  # inside an over-long line whose kept part was already emitted
+        self.line = first_line  # number of the next line to emit
+
+    def _long_line(self, line: int) -> Diagnostic:
+        message = f"line longer than {LINE_CAP} characters truncated for parsing"
+        return Diagnostic(Span(self.path, line, line), message)
+
+    def feed(self, piece: T) -> Chunk | None:
+        if self.skipping:
+            end = piece.find(self.nl)
+            if end < 0:
+                return None
+            piece = piece[end + 1 :]
+            self.skipping = False
+        data = self.carry + piece if self.carry else piece
+        if self.cr in data:
+            held = self.empty
+            if data.endswith(self.cr):  # maybe the first half of a CRLF split between reads
+                data, held = data[:-1], self.cr
+            if data.count(self.cr) != data.count(self.crlf):
+                data = data.replace(self.crlf, self.nl).replace(self.cr, self.nl)
+            data += held
+        cut = data.rfind(self.nl) + 1
+        complete, self.carry = data[:cut], data[cut:]
+        chunk = self._chunk(complete) if complete else None
+        if len(self.carry) > LINE_CAP:
+            # an endless line: emit its kept part now and drop the rest up to its end
+            kept = self._chunk(self.carry[:LINE_CAP] + self.nl, force_long=True)
+            self.carry = self.empty
+            self.skipping = True
+            chunk = kept if chunk is None else _join(chunk, kept)
+        return chunk
+
+    def flush(self) -> Chunk | None:
+        """The partial last line (a file need not end with a newline)."""
+        if self.skipping:
+            self.skipping = False
+            self.carry = self.empty
+            return None
+        if not self.carry:
+            return None
+        data = self.carry.rstrip(self.cr) + self.nl
+        self.carry = self.empty
+        return self._chunk(data)
+
+    def _chunk(self, data: T, *, force_long: bool = False) -> Chunk:
+        diagnostics: list[Diagnostic] = []
+        if force_long:
+            diagnostics.append(self._long_line(self.line))
+        elif len(data) > LINE_CAP:
+            data = self._truncate_long_lines(data, diagnostics)
+        count = data.count(self.nl)
+        chunk = Chunk(data, self.line, count, tuple(diagnostics))
+        self.line += count
+        return chunk
+
+    def _truncate_long_lines(self, data: T, diagnostics: list[Diagnostic]) -> T:
+        """Cut every line longer than the cap. Walks the data a cap-sized window at a time: a line starting
+        at ``pos`` is too long exactly when no newline lies in ``[pos, pos + cap]``, so a handful of
+        ``rfind`` calls per chunk suffice and ordinary chunks pay nothing else."""
+        pieces: list[T] = []
+        start = pos = 0
+        end = len(data)
+        while end - pos > LINE_CAP:
+            newline = data.rfind(self.nl, pos, pos + LINE_CAP + 1)
+            if newline >= 0:
+                pos = newline + 1
+                continue
+            line_end = data.find(self.nl, pos + LINE_CAP)
+            pieces.append(data[start : pos + LINE_CAP])
+            diagnostics.append(self._long_line(self.line + data.count(self.nl, 0, pos)))
+            start = pos = line_end  # keeps the newline
+        if not pieces:
+            return data
+        pieces.append(data[start:])
+        return self.empty.join(pieces)
+
+
+def _join(first: Chunk, second: Chunk) -> Chunk:
+    return Chunk(
+        first.data + second.data,  # type: ignore[operator]
+        first.first_line,
+        first.lines + second.lines,
+        first.diagnostics + second.diagnostics,
+    )
+
+
+class Source:
+    """One input's bytes (a file, stdin or pasted bytes) as a stream of :class:`Chunk` s."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: Path | None = None,
+        data: bytes | None = None,
+        stdin: bool = False,
+        encoding: str | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.data = data
+        self.stdin = stdin
+        self.encoding: str | None = encoding
+        self._forced = encoding is not None  # pasted text: we encoded it ourselves, nothing to sniff
+        self.bytes_read = 0
+        self.lines = 0
+        self._codec = "utf-8" if encoding in (None, "utf-8-sig") else encoding
+        self._head = b""  # bytes read to sniff the encoding, not yet handed out
+
+    # -- reading raw bytes -------------------------------------------------------------------------------
+    def _raw(self, follow: bool, stop: threading.Event | None) -> Iterator[bytes | _Reset]:
+        """Raw byte pieces; in follow mode an empty piece means "nothing new for now"."""
+        if self.data is not None:
+            for start in range(0, len(self.data), CHUNK_SIZE):
+                yield self.data[start : start + CHUNK_SIZE]
+            return
+        if self.stdin or self.path is None:
+            stream = sys.stdin.buffer
+            read = getattr(stream, "read1", stream.read)  # read1: what a pipe has now
+            while not (stop is not None and stop.is_set()):
+                piece: bytes = read(CHUNK_SIZE)
+                if not piece:
+                    return
+                yield piece
+            return
+        yield from self._file(self.path, follow, stop)
+
+    def _file(self, path: Path, follow: bool, stop: threading.Event | None) -> Iterator[bytes | _Reset]:
+        handle = open(path, "rb")  # noqa: SIM115 - reopened on re-creation, closed in finally
+        try:
+            while True:
+                piece = handle.read(CHUNK_SIZE)
+                if piece:
+                    yield piece
+                    continue
+                if not follow or (stop is not None and stop.is_set()):
+                    return
+                yield b""
+                if stop is not None:
+                    if stop.wait(POLL_SECONDS):
+                        return
+                else:
+                    threading.Event().wait(POLL_SECONDS)
+                reason = self._changed(handle, path)
+                if reason is not None:
+                    handle.close()
+                    handle = open(path, "rb")  # noqa: SIM115
+                    yield _Reset(reason)
+        finally:
+            handle.close()
+
+    @staticmethod
+    def _changed(handle: object, path: Path) -> str | None:
+        """Why a followed file must be read again from the start, or ``None``."""
+        try:
+            now = os.stat(path)
+        except OSError:
+            return None  # being replaced right now: look again at the next poll
+        mine = os.fstat(handle.fileno())  # type: ignore[attr-defined]
+        if (now.st_ino, now.st_dev) != (mine.st_ino, mine.st_dev):
+            return "was re-created"
+        if now.st_size < handle.tell():  # type: ignore[attr-defined]
+            return "was truncated"
+        return None
+
+    # -- decoding ----------------------------------------------------------------------------------------
+    def decode_line(self, raw: bytes) -> str:
+        """Text of one line of a bytes chunk (undecodable bytes were reported when the chunk was read)."""
+        return raw.decode(self._codec, "replace")
+
+    def sniff(self) -> str:
+        """Choose the encoding now (reading the head of the input if needed) and return it."""
+        if self.encoding is None:
+            if self.data is not None:
+                self._sniff(self.data[:SNIFF_SIZE])
+            else:
+                raise RuntimeError("sniff() before chunks() is only possible for pasted data")
+        return self.encoding or "utf-8"
+
+    def _sniff(self, head: bytes) -> int:
+        encoding, bom = sniff_encoding(head)
+        self.encoding = encoding
+        self._codec = "utf-8" if encoding == "utf-8-sig" else encoding
+        return bom
+
+    def chunks(
+        self, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[Chunk | Diagnostic]:
+        """The input as chunks of complete lines (plus a :class:`Diagnostic` when a followed file is reset).
+
+        In follow mode an empty chunk (``lines == 0``) is yielded whenever the file is quiet, so that the
+        consumer can look at ``stop``.
+        """
+        self.bytes_read = 0
+        if not self._forced:
+            self.encoding = None
+        head = bytearray()
+        raw = self._raw(follow, stop)
+        state = _Decoding(self)
+        for piece in raw:
+            if isinstance(piece, _Reset):
+                yield from state.finish()
+                head.clear()
+                state = _Decoding(self)
+                if not self._forced:
+                    self.encoding = None
+                message = f"{self.name} {piece.reason}; reading it again from the start"
+                yield Diagnostic(Span(self.name, 1, 1), message, "info")
+                continue
+            self.bytes_read += len(piece)
+            if self.encoding is None:
+                head += piece
+                if len(head) < SNIFF_SIZE and piece:
+                    continue
+                if not head:
+                    yield Chunk(b"", state.line, 0)
+                    continue
+                bom = self._sniff(bytes(head[:SNIFF_SIZE]))
+                piece = bytes(head[bom:])
+                head.clear()
+            chunk = state.feed(piece)
+            if chunk is not None:
+                yield chunk
+            elif not piece:
+                yield Chunk(b"", state.line, 0)
+        if self.encoding is None and head:
+            bom = self._sniff(bytes(head[:SNIFF_SIZE]))
+            chunk = state.feed(bytes(head[bom:]))
+            if chunk is not None:
+                yield chunk
+        yield from state.finish()
+        if self.encoding is None:
+            self.encoding = "utf-8"
+
+
+class _Decoding:
+    """Per-pass decoding state: the incremental decoder (UTF-16) or the validity check (bytes), the liner."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._liner_b: _Liner[bytes] | None = None
+        self._liner_s: _Liner[str] | None = None
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._reported = False
+
+    @property
+    def line(self) -> int:
+        liner = self._liner_b or self._liner_s
+        return liner.line if liner is not None else 1
+
+    def _bad_bytes(self, line: int) -> Diagnostic:
+        encoding = self.source.encoding
+        return Diagnostic(
+            Span(self.source.name, line, line),
+            f"bytes that are not valid {encoding} replaced (first at line {line}; further ones not reported)",
+        )
+
+    def feed(self, piece: bytes) -> Chunk | None:
+        encoding = self.source.encoding
+        if encoding in ASCII_COMPATIBLE:
+            if self._liner_b is None:
+                self._liner_b = _Liner(self.source.name, b"\n", b"\r")
+            chunk = self._liner_b.feed(piece)
+            return self._checked(chunk)
+        if self._liner_s is None:
+            self._liner_s = _Liner(self.source.name, "\n", "\r")
+            self._decoder = codecs.getincrementaldecoder(encoding or "utf-16-le")("strict")
+        chunk = self._liner_s.feed(self._decode(piece, final=False))
+        return self._with_pending(chunk) if chunk is not None else None
+
+    _pending: Diagnostic | None = None  # a UTF-16 decoding problem waiting for the chunk it belongs to
+
+    def _decode(self, piece: bytes, *, final: bool) -> str:
+        assert self._decoder is not None and self._liner_s is not None
+        state = self._decoder.getstate()
+        try:
+            return self._decoder.decode(piece, final)
+        except UnicodeDecodeError:
+            replacing = codecs.getincrementaldecoder(self.source.encoding or "utf-16-le")("replace")
+            replacing.setstate(state)
+            self._decoder = replacing
+            text = replacing.decode(piece, final)
+            before = self._liner_s.carry + text[: max(text.find("\ufffd"), 0)]
+            self._pending = self._bad_bytes(self._liner_s.line + before.count("\n"))
+            return text
+
+    def _checked(self, chunk: Chunk | None) -> Chunk | None:
+        """Report (once) bytes the chunk's encoding cannot decode; ASCII chunks cost one fast check."""
+        if chunk is None or self._reported:
+            return chunk
+        data = chunk.data
+        assert isinstance(data, bytes)
+        if data.isascii():
+            return chunk
+        try:
+            data.decode(self.source._codec)
+        except UnicodeDecodeError as error:
+            self._reported = True
+            line = chunk.first_line + data.count(b"\n", 0, error.start)
+            return Chunk(data, chunk.first_line, chunk.lines, (self._bad_bytes(line), *chunk.diagnostics))
+        return chunk
+
+    def finish(self) -> Iterator[Chunk]:
+        if self._liner_s is not None and self._decoder is not None:
+            tail = self._liner_s.feed(self._decode(b"", final=True))
+            if tail is not None:
+                yield self._with_pending(tail)
+        for liner in (self._liner_b, self._liner_s):
+            if liner is None:
+                continue
+            last = liner.flush()
+            if last is not None:
+                yield self._with_pending(self._checked(last) if liner is self._liner_b else last)  # type: ignore[arg-type]
+            self.source.lines = liner.line - 1
+
+    def _with_pending(self, chunk: Chunk) -> Chunk:
+        if self._pending is None:
+            return chunk
+        pending, self._pending = self._pending, None
+        self._reported = True
+        return Chunk(chunk.data, chunk.first_line, chunk.lines, (pending, *chunk.diagnostics))

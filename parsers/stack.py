@@ -1,0 +1,223 @@
+"""Stack listings: the ``k`` family (``k``, ``kb``, ``kv``, ``kn``, ``kf``, ``kP``, ``kc``) and ``STACK_TEXT``.
+
+One frame grammar serves every layout: optional frame number, optional ``kf`` memory column, Child-SP (or
+ChildEBP, or ``(Inline Function)``), RetAddr, optional "Args to Child" (between colons on x64, bare 8-digit
+words on x86), then the call site (``module!func+0x12``, ``module+0x1234``, a bare address) with its
+optional ``[path @ line]``, ``(TrapFrame @ ...)`` or ``kv`` FPO text. ``parsers.analyze`` reads the
+``STACK_TEXT`` inside ``!analyze -v`` with :func:`read_frames`, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from parsers.base import Line, LineCursor
+from parsers.records import Record, Span, StackFrame, StackRecord
+
+MAX_FRAMES = 4096  # a runaway block (a log of a million frame-like lines) is cut here
+_ADDRESS = r"(?:[0-9a-fA-F]{8}`[0-9a-fA-F]{8}|[0-9a-fA-F]{16}|[0-9a-fA-F]{8})"
+_DASHES = r"(?:-{8}`-{8}|-{8,16})"
+_FRAME = re.compile(
+    rf"""^[ \t]*
+    (?:(?P<index>[0-9a-fA-F]{{2,4}})[ \t]+)?
+    (?:(?P<memory>[0-9a-fA-F]{{1,6}})[ \t]+)?
+    (?P<sp>{_ADDRESS}|\(Inline(?:[ ]Function)?\))[ \t]+
+    (?P<ret>{_ADDRESS}|{_DASHES})
+    (?:[ \t]+:[ \t]*(?P<args>(?:(?:{_ADDRESS}|{_DASHES})[ \t]+)*):)?
+    (?P<rest>(?:[ \t].*)?)$""",
+    re.VERBOSE,
+)
+_X86_ARG = re.compile(r"[ \t]+([0-9a-fA-F]{8})(?=[ \t])")
+_KC_FRAME = re.compile(r"^[ \t]*(?P<index>[0-9a-fA-F]{2,4})[ \t]+(?P<rest>\S.*)$")
+_SOURCE = re.compile(r"[ \t]\[(?P<file>[^\[\]]*?)[ \t]@[ \t](?P<line>\d+)\][ \t]*$")
+_TRAP = re.compile(r"TrapFrame[ \t]+@[ \t]+(?P<trap>[0-9a-fA-F`]+)")
+_PAREN_NOTE = re.compile(r"[ \t]\((?:FPO:|TrapFrame[ \t]@|Inline[ \t]Function)[^()]*(?:\([^()]*\)[^()]*)*\)[ \t]*$")
+_WITH_SYMBOL = re.compile(r"^(?P<module>[^!\s]+)!(?P<function>.+?)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
+_MODULE_OFFSET = re.compile(r"^(?P<module>[^+\s!]+)\+0x(?P<offset>[0-9a-fA-F`]+)$")
+_BARE = re.compile(r"^(?:0x)?(?P<address>[0-9a-fA-F]{1,8}(?:`[0-9a-fA-F]{8})?)$")
+_INTERJECTION = re.compile(
+    r"^\s*(?:WARNING:|\*\*\* |Unable to |Page [0-9a-fA-F]+ (?:not|too)|GetContextState failed|Frame IP)"
+)
+_HEADER = re.compile(
+    r"^[\s#]*(?:(?P<memory>Memory\s+)?Child-SP\s+RetAddr|(?P<x86>ChildEBP\s+RetAddr)|(?P<kc>Call Site\s*$))"
+)
+_PROMPT = re.compile(r"kd> (?P<command>k[a-zA-Z]*)\b")
+_PARAM_LINE = re.compile(r"^[ \t]+\S.*(?:=|\)|,)\s*$")
+
+
+def _int(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text.replace("`", ""), 16)
+    except ValueError:
+        return None
+
+
+def _call_site(site: str) -> dict[str, object]:
+    """Module, function, offset or bare address of a call-site text."""
+    site = site.strip()
+    match = _WITH_SYMBOL.match(site)
+    if match:
+        return {
+            "module": match["module"],
+            "function": match["function"],
+            "offset": _int(match["offset"]) if match["offset"] else None,
+        }
+    match = _MODULE_OFFSET.match(site)
+    if match:
+        return {"module": match["module"], "offset": _int(match["offset"])}
+    match = _BARE.match(site)
+    if match:
+        return {"address": _int(match["address"])}
+    return {}
+
+
+def _annotations(rest: str) -> tuple[str, dict[str, object]]:
+    """Strip ``[path @ line]``, ``(TrapFrame @ ...)`` and FPO notes off a call site; return what they say."""
+    found: dict[str, object] = {}
+    for _ in range(3):
+        source = _SOURCE.search(rest)
+        if source:
+            found["source_file"] = source["file"]
+            found["source_line"] = int(source["line"])
+            rest = rest[: source.start()]
+            continue
+        note = _PAREN_NOTE.search(rest)
+        if note:
+            trap = _TRAP.search(note.group(0))
+            if trap:
+                found["trap_frame"] = _int(trap["trap"])
+            rest = rest[: note.start()]
+            continue
+        break
+    return rest.strip(), found
+
+
+def parse_frame(line: Line, *, call_site_only: bool = False) -> StackFrame | None:
+    """One frame of any ``k``/``STACK_TEXT`` layout, or ``None`` if ``line`` is not a frame.
+
+    ``call_site_only`` is for ``kc`` listings, whose frames are just ``NN module!function``.
+    """
+    text = line.text
+    if len(text) > 4096:
+        return None
+    if call_site_only:
+        kc = _KC_FRAME.match(text)
+        if kc is None:
+            return None
+        site, notes = _annotations(" " + kc["rest"])
+        parts = _call_site(site)
+        if not parts:
+            return None
+        return StackFrame(line=line.number, text=text.rstrip(), index=int(kc["index"], 16), **parts, **notes)  # type: ignore[arg-type]
+    match = _FRAME.match(text)
+    if match is None:
+        return None
+    rest = match["rest"]
+    inline = match["sp"].startswith("(")
+    args: list[int] = []
+    if match["args"] is not None:
+        args = [v for v in (_int(a) for a in match["args"].split()) if v is not None]
+    elif len(match["sp"]) == 8 and len(match["ret"]) == 8:
+        while len(args) < 4:  # x86 kb/kv: up to three (or four) bare argument words before the call site
+            word = _X86_ARG.match(rest)
+            if word is None:
+                break
+            args.append(int(word.group(1), 16))
+            rest = rest[word.end() :]
+    site, notes = _annotations(rest)
+    parts = _call_site(site) if site else {}
+    return StackFrame(
+        line=line.number,
+        text=text.rstrip(),
+        index=int(match["index"], 16) if match["index"] else None,
+        child_sp=None if inline else _int(match["sp"]),
+        return_address=None if inline else _int(match["ret"]),
+        args=tuple(args),
+        inline=inline,
+        **parts,  # type: ignore[arg-type]
+        **notes,  # type: ignore[arg-type]
+    )
+
+
+def read_frames(cursor: LineCursor, *, call_site_only: bool = False) -> list[StackFrame]:
+    """Frames from the cursor until a line that is not a frame (pushed back). Debugger interjections
+    between frames (``WARNING: Frame IP not in any known module``, ``*** ERROR: ...symbols...``) and ``kP``
+    parameter lines are stepped over when more frames follow."""
+    frames: list[StackFrame] = []
+    while len(frames) < MAX_FRAMES:
+        line = cursor.next()
+        if line is None:
+            break
+        frame = parse_frame(line, call_site_only=call_site_only)
+        if frame is not None:
+            frames.append(frame)
+            continue
+        if line.text.strip() and (_INTERJECTION.match(line.text) or (frames and _PARAM_LINE.match(line.text))):
+            following = cursor.peek()
+            if following is not None and (
+                parse_frame(following, call_site_only=call_site_only) is not None
+                or _PARAM_LINE.match(following.text)
+            ):
+                continue
+        cursor.push_back(line)
+        break
+    return frames
+
+
+def _style(command: str | None, header: re.Match[str] | None, frames: list[StackFrame]) -> str:
+    if command:
+        letters = command[1:]
+        for style in ("kP", "kf", "kv", "kb", "kc", "kn"):
+            if style[1] in letters:
+                return style
+        if header is None or not header["x86"]:
+            return "k"
+    if header is not None:
+        if header["x86"]:
+            return "x86"
+        if header["memory"]:
+            return "kf"
+        if header["kc"]:
+            return "kc"
+        if "Args to Child" in header.string:
+            return "kb"
+    return "kn" if frames and frames[0].index is not None else "k"
+
+
+class StackParser:
+    """A ``k``-family listing (from its prompt or header line) or a free-standing ``STACK_TEXT:``."""
+
+    name = "stack"
+    trigger = (
+        r"^[\s#]*Memory\s+Child-SP|^[\s#]*Child-SP\s+RetAddr|^[\s#]*ChildEBP\s+RetAddr|^[\s#]*Call Site\s*$"
+        r"|^[\s>*]*[0-9: ]*kd> k[a-zA-Z]*(?:\s|$)|^[\s>*]*STACK_TEXT:"
+    )
+
+    def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        command: str | None = None
+        header: re.Match[str] | None = None
+        style_override: str | None = None
+        prompt = _PROMPT.search(first.text)
+        if "STACK_TEXT:" in first.text:
+            style_override = "stack_text"
+        elif prompt:
+            command = prompt["command"]
+            following = cursor.peek()
+            if following is not None:
+                header = _HEADER.match(following.text)
+                if header is not None:
+                    cursor.next()
+        else:
+            header = _HEADER.match(first.text)
+        call_site_only = bool(header is not None and header["kc"]) or (command is not None and "c" in command[1:])
+        frames = read_frames(cursor, call_site_only=call_site_only)
+        if not frames:
+            return
+        style = style_override or _style(command, header, frames)
+        yield StackRecord(Span(cursor.path, first.number, frames[-1].line), style, tuple(frames))
+
+
+PARSER = StackParser()

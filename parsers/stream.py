@@ -1,0 +1,322 @@
+"""The dispatcher: an input's chunks -> the registered block parsers -> records, in input order.
+
+The fast path never looks at a line on its own: :class:`parsers.prefilter.ChunkScanner` searches a whole
+chunk (bytes for UTF-8/ANSI, text for UTF-16) for the next line where some trigger may match. Only that
+line is decoded and checked against the real triggers; the parser whose trigger matches gets it plus a
+cursor, reads its block, and pushes back the first line that is not its own. Pushed-back lines are
+checked one by one (the end of one block is often the start of the next); then the fast scan resumes.
+
+Public entry points (the contract other packages build on): :func:`open_input`, :func:`iter_records`,
+:func:`parse_text` and :meth:`Input.info`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from parsers.base import BlockParser, Line, LineCursor
+from parsers.prefilter import ChunkScanner, Prefilter
+from parsers.records import Diagnostic, InputInfo, Record, Span
+from parsers.registry import FORMATS, PARSERS
+from parsers.source import Chunk, Source
+
+MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
+
+
+class Input:
+    """One input (file, stdin or pasted bytes). Read it with :func:`iter_records`; afterwards
+    :meth:`info` tells its format, encoding, line count and diagnostics."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self._format = "text"
+        self._diagnostics: list[Diagnostic] = []
+        self._dropped = 0
+
+    @property
+    def path(self) -> str:
+        """The display name: the path as given, ``<stdin>`` or the paste's name."""
+        return self._source.name
+
+    @property
+    def encoding(self) -> str:
+        """The sniffed encoding (``utf-8``, ``utf-8-sig``, ``utf-16-le``, ``utf-16-be``, ``cp1252``);
+        ``unknown`` for stdin before it is read."""
+        source = self._source
+        if source.encoding is None:
+            if source.data is not None:
+                return source.sniff()
+            if source.path is not None:
+                try:
+                    with open(source.path, "rb") as handle:
+                        head = handle.read(4096)
+                except OSError:
+                    return "unknown"
+                from parsers.source import sniff_encoding
+
+                return sniff_encoding(head)[0]
+            return "unknown"
+        return source.encoding
+
+    def lines(self) -> Iterator[Line]:
+        """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers."""
+        for chunk in self._source.chunks():
+            if not isinstance(chunk, Chunk) or not chunk.lines:
+                continue
+            for offset, raw in enumerate(chunk.data.splitlines() if isinstance(chunk.data, str) else
+                                         chunk.data.split(b"\n")[:-1]):
+                text = raw if isinstance(raw, str) else self._source.decode_line(raw)
+                yield Line(chunk.first_line + offset, text.removesuffix("\r"))
+
+    def __iter__(self) -> Iterator[Line]:
+        return self.lines()
+
+    def info(self) -> InputInfo:
+        diagnostics = tuple(self._diagnostics)
+        if self._dropped:
+            last = self._source.lines
+            diagnostics += (Diagnostic(Span(self.path, last, last), f"{self._dropped} more diagnostics not kept",
+                                       "info"),)
+        return InputInfo(
+            path=self.path,
+            format=self._format,
+            encoding=self._source.encoding or "unknown",
+            lines=self._source.lines,
+            bytes_read=self._source.bytes_read,
+            diagnostics=diagnostics,
+        )
+
+    def _note(self, diagnostic: Diagnostic) -> None:
+        if len(self._diagnostics) < MAX_DIAGNOSTICS:
+            self._diagnostics.append(diagnostic)
+        else:
+            self._dropped += 1
+
+
+def open_input(path: str | Path | None, *, data: bytes | None = None, name: str | None = None) -> Input:
+    """An input from a path, ``"-"`` (stdin, read as bytes) or pasted ``data``. Nothing is read yet; a
+    missing or unreadable file raises ``OSError`` from :func:`iter_records`."""
+    if data is not None:
+        return Input(Source(name or (str(path) if path is not None else "<paste>"), data=data))
+    if path is None or str(path) == "-":
+        return Input(Source(name or "<stdin>", stdin=True))
+    return Input(Source(name or str(path), path=Path(path)))
+
+
+def parse_text(text: str, name: str = "<paste>") -> tuple[list[Record], InputInfo]:
+    """All records of a pasted text, and what was learnt about it."""
+    inp = Input(Source(name, data=text.encode("utf-8", "surrogatepass"), encoding="utf-8"))
+    records = list(iter_records(inp))
+    return records, inp.info()
+
+
+class _Feed:
+    """The chunk stream as a position in the current chunk, shared by the fast scan and the parsers.
+
+    ``data`` is the current chunk with a ``\\n`` sentinel in front (so that every line, the first one
+    included, starts right after a newline); ``pos`` is the start of the next unread line, ``line`` its
+    number.
+    """
+
+    def __init__(self, inp: Input, prefilter: Prefilter, follow: bool, stop: threading.Event | None) -> None:
+        self._inp = inp
+        self._chunks = inp._source.chunks(follow=follow, stop=stop)
+        self._prefilter = prefilter
+        self._stop = None if follow else stop  # follow mode: the source itself watches stop
+        self.data: bytes | str = b"\n"
+        self.newline: Any = b"\n"
+        self.pos = 1
+        self.line = 1
+        self.scanner: ChunkScanner | None = None
+        self.pending: list[Diagnostic] = []  # source diagnostics not yet handed out, in line order
+        self.ended = False
+
+    def load(self) -> bool:
+        """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
+        while True:
+            if self.ended or (self._stop is not None and self._stop.is_set()):
+                self.ended = True
+                return False
+            item = next(self._chunks, None)
+            if item is None:
+                self.ended = True
+                return False
+            if isinstance(item, Diagnostic):
+                self.pending.append(item)
+                continue
+            self.pending.extend(item.diagnostics)
+            if not item.lines:
+                if self.pending:
+                    return True  # give the dispatcher a chance to hand out diagnostics (follow mode)
+                continue
+            self.newline = b"\n" if isinstance(item.data, bytes) else "\n"
+            self.data = self.newline + item.data
+            self.pos = 1
+            self.line = item.first_line
+            self.scanner = None
+            return True
+
+    def exhausted(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def advance_to(self, position: int) -> None:
+        self.line += self.data.count(self.newline, self.pos, position)
+        self.pos = position
+
+    def next_line(self) -> Line | None:
+        while self.exhausted():
+            if not self.load():
+                return None
+        end = self.data.find(self.newline, self.pos)
+        raw = self.data[self.pos : end]
+        text = raw if isinstance(raw, str) else self._inp._source.decode_line(raw)
+        line = Line(self.line, text[:-1] if text.endswith("\r") else text)
+        self.pos = end + 1
+        self.line += 1
+        return line
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> Line:
+        line = self.next_line()
+        if line is None:
+            raise StopIteration
+        return line
+
+    def candidate(self) -> int:
+        """The next line start in the current chunk where a trigger may match, or -1."""
+        if self.scanner is None:
+            self.scanner = self._prefilter.scanner(self.data)
+        return self.scanner.next_candidate(self.pos)
+
+
+class _Cursor(LineCursor):
+    """The parsers' cursor over the shared feed; the dispatcher drains its pushed-back lines."""
+
+    def __init__(self, feed: _Feed, path: str) -> None:
+        super().__init__(feed, path)
+
+    def take_pushed(self) -> Line | None:
+        return self._pushed.pop() if self._pushed else None
+
+
+class _Dispatcher:
+    def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
+        self.parsers = parsers
+        self.triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in parsers)
+        self.prefilter = Prefilter(p.trigger for p in parsers)
+
+    def parser_for(self, text: str) -> BlockParser | None:
+        for parser, trigger in zip(self.parsers, self.triggers, strict=True):
+            if trigger.search(text):
+                return parser
+        return None
+
+
+_DISPATCHERS: dict[tuple[int, ...], _Dispatcher] = {}
+
+
+def _dispatcher(parsers: tuple[BlockParser, ...]) -> _Dispatcher:
+    key = tuple(id(p) for p in parsers)
+    if key not in _DISPATCHERS:
+        _DISPATCHERS[key] = _Dispatcher(parsers)
+    return _DISPATCHERS[key]
+
+
+def iter_records(
+    inp: Input,
+    *,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+    parsers: tuple[BlockParser, ...] | None = None,
+) -> Iterator[Record]:
+    """The records of ``inp`` in input order. With ``follow=True`` keeps reading as the file grows
+    (handling truncation and re-creation) until ``stop`` is set. ``parsers`` defaults to the registry."""
+    dispatcher = _dispatcher(parsers if parsers is not None else PARSERS)
+    feed = _Feed(inp, dispatcher.prefilter, follow, stop)
+    cursor = _Cursor(feed, inp.path)
+    seen: Counter[str] = Counter()
+    while True:
+        pushed = cursor.take_pushed()
+        if pushed is not None:
+            parser = dispatcher.parser_for(pushed.text)
+            if parser is not None:
+                yield from _run(inp, feed, cursor, parser, pushed, seen)
+            continue
+        if feed.pending:
+            yield from _flush(inp, feed, feed.line)
+        if feed.exhausted():
+            if not feed.load():
+                break
+            continue
+        start = feed.candidate()
+        if start < 0:
+            feed.advance_to(len(feed.data))
+            continue
+        feed.advance_to(start)
+        line = feed.next_line()
+        if line is None:
+            break
+        parser = dispatcher.parser_for(line.text)
+        if parser is not None:
+            yield from _run(inp, feed, cursor, parser, line, seen)
+    yield from _flush(inp, feed, sys.maxsize)
+    inp._format = _format(seen)
+
+
+def _flush(inp: Input, feed: _Feed, before_line: int) -> Iterator[Diagnostic]:
+    """Hand out the source's diagnostics for lines before ``before_line``, keeping input order."""
+    keep: list[Diagnostic] = []
+    for diagnostic in feed.pending:
+        if diagnostic.span.first_line < before_line:
+            inp._note(diagnostic)
+            yield diagnostic
+        else:
+            keep.append(diagnostic)
+    feed.pending = keep
+
+
+def _run(
+    inp: Input, feed: _Feed, cursor: _Cursor, parser: BlockParser, first: Line, seen: Counter[str]
+) -> Iterator[Record]:
+    """One block. A parser that raises (it must not) costs its block, not the input."""
+    yield from _flush(inp, feed, first.number + 1)
+    produced = False
+    try:
+        for record in parser.parse(first, cursor):
+            if isinstance(record, Diagnostic):
+                inp._note(record)
+            else:
+                produced = True
+            yield record
+    except Exception as error:  # noqa: BLE001 - one broken block must not lose the rest of the log
+        diagnostic = Diagnostic(
+            Span(inp.path, first.number, first.number), f"{parser.name} parser failed: {error!r}", "error"
+        )
+        inp._note(diagnostic)
+        yield diagnostic
+    if produced:
+        seen[parser.name] += 1
+    again = cursor.take_pushed()
+    if again is not None and again is not first:  # a parser pushing back its own first line would loop
+        cursor.push_back(again)
+
+
+def _format(seen: Counter[str]) -> str:
+    """The input's format from the blocks found: a debugger session mixes several kinds of block, which
+    makes it a ``kd-log``; a file of only one kind is named after it; nothing found is ``text``."""
+    formats = {FORMATS.get(name, "kd-log") for name in seen}
+    if not formats:
+        return "text"
+    if len(formats) == 1:
+        return formats.pop()
+    if "kd-log" in formats or formats <= {"analyze", "verifier", "kd-log"}:
+        return "kd-log"
+    return max(formats, key=lambda f: sum(n for name, n in seen.items() if FORMATS.get(name, "kd-log") == f))

@@ -1,0 +1,501 @@
+"""A small typed adapter over ``pefile``: the parts of a PE image that triage, scanning and symbols need.
+
+``pefile`` is untyped, uses WINNT.H attribute names and parses more than we need; a driver scan or a symbol
+lookup wants sections with their flags, imports with their IAT slots, exports, base relocations, ``.pdata``
+function ranges and the CodeView record that keys the PDB. :class:`PeImage` reads exactly those, once, with
+bounded effort: ``pefile`` is asked only for headers, imports and exports (``fast_load`` + selective
+``parse_data_directories``), while the debug directory, ``.pdata`` and base relocations are walked here
+with hard caps on counts, because hostile or truncated files must cost bounded time and memory.
+
+Malformed content never raises: what could not be read becomes a line in :attr:`PeImage.diagnostics` and
+the affected property is empty. Only input that is not a PE at all (no ``MZ``/``PE`` headers) raises
+:class:`PeError`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pefile
+
+#: Files larger than this are read only up to this size (with a diagnostic): no driver is near it, and it
+#: keeps a hostile input from exhausting memory.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_IMPORTS = 20_000
+MAX_EXPORTS = 65_536
+MAX_RELOCATIONS = 2_000_000
+MAX_FUNCTIONS = 1_000_000
+MAX_DEBUG_ENTRIES = 64
+MAX_PDB_NAME = 1024
+
+IMAGE_SCN_MEM_DISCARDABLE = 0x02000000
+IMAGE_SCN_MEM_EXECUTE = 0x20000000
+IMAGE_SCN_MEM_READ = 0x40000000
+IMAGE_SCN_MEM_WRITE = 0x80000000
+IMAGE_SCN_CNT_CODE = 0x00000020
+
+IMAGE_REL_BASED_ABSOLUTE = 0
+IMAGE_DEBUG_TYPE_CODEVIEW = 2
+
+_DIR_EXPORT = 0
+_DIR_IMPORT = 1
+_DIR_EXCEPTION = 3
+_DIR_SECURITY = 4
+_DIR_BASERELOC = 5
+_DIR_DEBUG = 6
+_DIR_IAT = 12
+
+MACHINES: dict[int, str] = {
+    0x014C: "x86",
+    0x8664: "x64",
+    0xAA64: "arm64",
+    0xA641: "arm64ec",
+    0x01C4: "arm",
+    0x01C0: "arm",
+    0x0200: "ia64",
+}
+
+SUBSYSTEMS: dict[int, str] = {
+    1: "native",
+    2: "windows-gui",
+    3: "windows-cui",
+    9: "windows-ce-gui",
+    10: "efi-application",
+    11: "efi-boot-service-driver",
+    12: "efi-runtime-driver",
+}
+
+
+class PeError(Exception):
+    """The input is not a PE image at all (no DOS/NT headers), so nothing can be read from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A section header; ``name`` is its 8 raw bytes decoded as Latin-1 without trailing NULs."""
+
+    name: str
+    virtual_address: int
+    virtual_size: int
+    raw_offset: int
+    raw_size: int
+    characteristics: int
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.characteristics & IMAGE_SCN_MEM_READ)
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.characteristics & IMAGE_SCN_MEM_WRITE)
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.characteristics & IMAGE_SCN_MEM_EXECUTE)
+
+    @property
+    def discardable(self) -> bool:
+        return bool(self.characteristics & IMAGE_SCN_MEM_DISCARDABLE)
+
+    @property
+    def flags(self) -> str:
+        """``RWX``-style summary as WinDbg and dumpbin readers expect (``-`` for a missing right)."""
+        rights = (("R", self.readable), ("W", self.writable), ("X", self.executable))
+        return "".join(letter if present else "-" for letter, present in rights)
+
+    @property
+    def mapped_size(self) -> int:
+        """How many bytes the loader maps: the virtual size, or the raw size when the linker left it 0."""
+        return self.virtual_size or self.raw_size
+
+    def contains(self, rva: int) -> bool:
+        return self.virtual_address <= rva < self.virtual_address + self.mapped_size
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """One imported symbol, by ``name`` or by ``ordinal`` (``name`` None); ``iat_rva`` is its IAT slot."""
+
+    dll: str
+    name: str | None
+    ordinal: int | None
+    iat_rva: int
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """An exported symbol. ``forwarder`` is set (and ``rva`` points at its text) for forwarded exports."""
+
+    name: str | None
+    ordinal: int
+    rva: int
+    forwarder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Relocation:
+    """A base relocation: the RVA it patches, its type (3 HIGHLOW, 10 DIR64, ...) and its block's page RVA."""
+
+    rva: int
+    type: int
+    block_rva: int
+
+
+@dataclass(frozen=True, slots=True)
+class CodeView:
+    """The CodeView RSDS record: the PDB the linker wrote and the GUID + age that identify it.
+
+    ``guid`` is the canonical upper-case form with dashes (``5EB305B7-2EAE-48AE-9B07-F718F663A473``).
+    """
+
+    pdb_name: str
+    guid: str
+    age: int
+
+    @property
+    def debug_id(self) -> str:
+        """symbolic's identifier: lower-case GUID with dashes, ``-``, age in hex."""
+        return f"{self.guid.lower()}-{self.age:x}"
+
+    @property
+    def store_key(self) -> str:
+        """The symbol-store directory name: GUID upper-case without dashes, then the age in upper-case hex."""
+        return f"{self.guid.replace('-', '')}{self.age:X}"
+
+
+class PeImage:
+    """The parsed view of one PE image. Build it with :meth:`open`; everything is read once, up front."""
+
+    def __init__(self, data: bytes, name: str, diagnostics: list[str]) -> None:
+        self.path = name
+        self._data = data
+        self._diag = diagnostics
+        try:
+            self._pe = pefile.PE(data=data, fast_load=True)
+        except pefile.PEFormatError as error:
+            raise PeError(f"{name}: not a PE image ({error.value})") from None
+        except Exception as error:  # pefile raises assorted errors on mangled headers
+            raise PeError(f"{name}: not a PE image ({type(error).__name__}: {error})") from None
+        pe = self._pe
+        opt: Any = getattr(pe, "OPTIONAL_HEADER", None)
+        if opt is None:
+            raise PeError(f"{name}: not a PE image (no optional header)")
+        fh: Any = pe.FILE_HEADER
+        self.machine_code: int = int(fh.Machine)
+        self.characteristics: int = int(fh.Characteristics)
+        self.timestamp: int = int(fh.TimeDateStamp)
+        self.is_pe32_plus: bool = int(opt.Magic) == pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS
+        self.image_base: int = int(opt.ImageBase)
+        self.size_of_image: int = int(opt.SizeOfImage)
+        self.size_of_headers: int = int(opt.SizeOfHeaders)
+        self.section_alignment: int = int(opt.SectionAlignment)
+        self.file_alignment: int = int(opt.FileAlignment)
+        self.dll_characteristics: int = int(opt.DllCharacteristics)
+        self.subsystem: int = int(opt.Subsystem)
+        self.linker_version: tuple[int, int] = (int(opt.MajorLinkerVersion), int(opt.MinorLinkerVersion))
+        self.entry_point: int = int(opt.AddressOfEntryPoint)
+        self.checksum: int = int(opt.CheckSum)
+        self._dirs: list[tuple[int, int]] = [
+            (int(d.VirtualAddress), int(d.Size)) for d in getattr(opt, "DATA_DIRECTORY", [])
+        ]
+        self.sections: tuple[Section, ...] = self._read_sections()
+        self._section_starts = [s.virtual_address for s in self.sections]
+        self.codeview: CodeView | None = self._guard("debug directory", self._read_codeview, None)
+        self.functions: tuple[tuple[int, int], ...] = self._guard(".pdata", self._read_pdata, ())
+        self._function_starts = [begin for begin, _ in self.functions]
+        self.relocations: tuple[Relocation, ...] = self._guard("base relocations", self._read_relocations, ())
+        self.imports: tuple[Import, ...] = self._guard("imports", self._read_imports, ())
+        self.exports: tuple[Export, ...] = self._guard("exports", self._read_exports, ())
+        self._pe.close()
+
+    # ----------------------------------------------------------------------------------------- construction
+
+    @classmethod
+    def open(cls, source: str | Path | bytes, name: str | None = None) -> PeImage:
+        """Read an image from a path or from bytes. Raises :class:`PeError` only for non-PE input (or a
+        file that cannot be read at all); everything else is reported in :attr:`diagnostics`."""
+        diagnostics: list[str] = []
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            display = name or "<bytes>"
+        else:
+            display = name or str(source)
+            try:
+                with open(source, "rb") as handle:
+                    data = handle.read(MAX_FILE_BYTES + 1)
+            except OSError as error:
+                raise PeError(f"{display}: cannot read ({error.strerror or error})") from None
+        if len(data) > MAX_FILE_BYTES:
+            data = data[:MAX_FILE_BYTES]
+            diagnostics.append(f"file larger than {MAX_FILE_BYTES} bytes; only the first part was read")
+        if data[:2] != b"MZ":
+            raise PeError(f"{display}: not a PE image (no MZ header)")
+        return cls(data, display, diagnostics)
+
+    def _guard(self, what: str, read: Any, empty: Any) -> Any:
+        """Run one part's reader; a failure there costs that part only, never the image."""
+        try:
+            return read()
+        except Exception as error:  # malformed content of any kind: report, keep the rest
+            self._diag.append(f"{what}: could not be read ({type(error).__name__}: {error})")
+            return empty
+
+    def _directory(self, index: int) -> tuple[int, int] | None:
+        if index >= len(self._dirs):
+            return None
+        rva, size = self._dirs[index]
+        return (rva, size) if rva and size else None
+
+    def _read_sections(self) -> tuple[Section, ...]:
+        sections = []
+        for raw in self._pe.sections:
+            name = bytes(raw.Name).rstrip(b"\0").decode("latin-1")
+            sections.append(
+                Section(
+                    name=name,
+                    virtual_address=int(raw.VirtualAddress),
+                    virtual_size=int(raw.Misc_VirtualSize),
+                    raw_offset=int(raw.PointerToRawData),
+                    raw_size=int(raw.SizeOfRawData),
+                    characteristics=int(raw.Characteristics),
+                )
+            )
+            if int(raw.PointerToRawData) + int(raw.SizeOfRawData) > len(self._data) and raw.SizeOfRawData:
+                self._diag.append(f"section {name!r}: raw data runs past the end of the file (truncated?)")
+        sections.sort(key=lambda s: s.virtual_address)
+        return tuple(sections)
+
+    def _read_codeview(self) -> CodeView | None:
+        directory = self._directory(_DIR_DEBUG)
+        if directory is None:
+            return None
+        rva, size = directory
+        count = min(size // 28, MAX_DEBUG_ENTRIES)
+        table = self.read(rva, count * 28)
+        for i in range(len(table) // 28):
+            _, _, _, _, kind, data_size, data_rva, data_ptr = struct.unpack_from("<IIHHIIII", table, i * 28)
+            if kind != IMAGE_DEBUG_TYPE_CODEVIEW:
+                continue
+            length = min(data_size, 24 + MAX_PDB_NAME)
+            blob = self.read(data_rva, length) if data_rva else self._data[data_ptr : data_ptr + length]
+            if blob[:4] != b"RSDS":
+                if blob[:4] == b"NB10":
+                    self._diag.append("CodeView NB10 record (old VC6-era PDB id): no GUID to match a PDB by")
+                else:
+                    self._diag.append("debug directory: CodeView entry without an RSDS signature")
+                continue
+            if len(blob) < 24:
+                self._diag.append("CodeView RSDS record is truncated")
+                continue
+            guid = str(uuid.UUID(bytes_le=bytes(blob[4:20]))).upper()
+            (age,) = struct.unpack_from("<I", blob, 20)
+            raw_name = bytes(blob[24:]).split(b"\0", 1)[0]
+            return CodeView(pdb_name=raw_name.decode("utf-8", "replace"), guid=guid, age=age)
+        return None
+
+    def _read_pdata(self) -> tuple[tuple[int, int], ...]:
+        directory = self._directory(_DIR_EXCEPTION)
+        if directory is None:
+            return ()
+        rva, size = directory
+        arm64 = self.machine in ("arm64", "arm64ec")
+        width = 8 if arm64 else 12
+        if self.machine not in ("x64", "arm64", "arm64ec"):
+            return ()
+        count = size // width
+        if count > MAX_FUNCTIONS:
+            self._diag.append(f".pdata: {count} entries, only the first {MAX_FUNCTIONS} were read")
+            count = MAX_FUNCTIONS
+        blob = self.read(rva, count * width)
+        if len(blob) < count * width:
+            self._diag.append(".pdata: directory runs past the mapped image (truncated)")
+        ranges: set[tuple[int, int]] = set()
+        bad = 0
+        for i in range(len(blob) // width):
+            if arm64:
+                begin, info = struct.unpack_from("<II", blob, i * width)
+                length = self._arm64_function_length(info)
+                end = begin + length
+            else:
+                begin, end, _ = struct.unpack_from("<III", blob, i * width)
+            if begin == 0 and end == 0:
+                continue  # zero padding at the end of the table
+            if not begin < end <= self.size_of_image:
+                bad += 1
+                continue
+            ranges.add((begin, end))
+        if bad:
+            self._diag.append(f".pdata: {bad} entries with an empty or out-of-image range were ignored")
+        return tuple(sorted(ranges))
+
+    def _arm64_function_length(self, info: int) -> int:
+        """ARM64 ``.pdata`` packs the length in the entry (flag != 0) or puts it in ``.xdata`` (flag 0)."""
+        if info & 3:
+            return ((info >> 2) & 0x7FF) * 4
+        xdata = self.read(info, 4)
+        return (struct.unpack("<I", xdata)[0] & 0x3FFFF) * 4 if len(xdata) == 4 else 0
+
+    def _read_relocations(self) -> tuple[Relocation, ...]:
+        directory = self._directory(_DIR_BASERELOC)
+        if directory is None:
+            return ()
+        rva, size = directory
+        blob = self.read(rva, size)
+        if len(blob) < size:
+            self._diag.append("base relocations: directory runs past the mapped image (truncated)")
+        out: list[Relocation] = []
+        pos = 0
+        while pos + 8 <= len(blob):
+            page, block_size = struct.unpack_from("<II", blob, pos)
+            if block_size == 0 and page == 0:
+                break
+            if block_size < 8 or pos + block_size > len(blob):
+                self._diag.append(f"base relocations: malformed block at directory offset {pos:#x}")
+                break
+            for word in struct.unpack_from(f"<{(block_size - 8) // 2}H", blob, pos + 8):
+                kind = word >> 12
+                if kind != IMAGE_REL_BASED_ABSOLUTE:  # type 0 is padding, "skipped" by the loader
+                    out.append(Relocation(rva=page + (word & 0xFFF), type=kind, block_rva=page))
+            if len(out) > MAX_RELOCATIONS:
+                self._diag.append(f"base relocations: more than {MAX_RELOCATIONS}; the rest were not read")
+                del out[MAX_RELOCATIONS:]
+                break
+            pos += block_size
+        return tuple(out)
+
+    def _read_imports(self) -> tuple[Import, ...]:
+        if self._directory(_DIR_IMPORT) is None:
+            return ()
+        self._pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]])
+        out: list[Import] = []
+        for entry in getattr(self._pe, "DIRECTORY_ENTRY_IMPORT", []):
+            dll = _text(entry.dll)
+            for imp in entry.imports:
+                if len(out) >= MAX_IMPORTS:
+                    self._diag.append(f"imports: more than {MAX_IMPORTS}; the rest were not read")
+                    return tuple(out)
+                name = _text(imp.name) if imp.name is not None else None
+                ordinal = int(imp.ordinal) if imp.import_by_ordinal and imp.ordinal is not None else None
+                iat_rva = int(imp.address) - self.image_base if imp.address is not None else 0
+                out.append(Import(dll=dll, name=name, ordinal=ordinal, iat_rva=iat_rva))
+        return tuple(out)
+
+    def _read_exports(self) -> tuple[Export, ...]:
+        if self._directory(_DIR_EXPORT) is None:
+            return ()
+        self._pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]])
+        table = getattr(self._pe, "DIRECTORY_ENTRY_EXPORT", None)
+        if table is None:
+            return ()
+        out = [
+            Export(
+                name=_text(sym.name) if sym.name is not None else None,
+                ordinal=int(sym.ordinal),
+                rva=int(sym.address),
+                forwarder=_text(sym.forwarder) if sym.forwarder is not None else None,
+            )
+            for sym in table.symbols[:MAX_EXPORTS]
+        ]
+        return tuple(out)
+
+    # ------------------------------------------------------------------------------------------- queries
+
+    @property
+    def diagnostics(self) -> tuple[str, ...]:
+        """What could not be read, one human-readable line each; empty for a well-formed image."""
+        return tuple(self._diag)
+
+    @property
+    def machine(self) -> str:
+        return MACHINES.get(self.machine_code, f"unknown-{self.machine_code:#06x}")
+
+    @property
+    def subsystem_name(self) -> str:
+        return SUBSYSTEMS.get(self.subsystem, f"unknown-{self.subsystem}")
+
+    @property
+    def iat_directory(self) -> tuple[int, int] | None:
+        """The IAT data directory (``rva``, ``size``), or None when the image has none."""
+        return self._directory(_DIR_IAT)
+
+    @property
+    def is_signed(self) -> bool:
+        """Whether an Authenticode blob is attached (the security directory is present); not verified."""
+        return self._directory(_DIR_SECURITY) is not None
+
+    @property
+    def debug_id(self) -> str | None:
+        """symbolic's ``debug_id`` for the PDB that belongs to this image (``guid-age``), or None."""
+        return self.codeview.debug_id if self.codeview else None
+
+    @property
+    def code_id(self) -> str:
+        """The symbol-server image key: TimeDateStamp as ``%08X`` followed by SizeOfImage as ``%x``."""
+        return f"{self.timestamp:08X}{self.size_of_image:x}"
+
+    def section_at(self, rva: int) -> Section | None:
+        """The section whose mapped range holds ``rva``, or None (headers, gaps, past the image)."""
+        index = bisect.bisect_right(self._section_starts, rva) - 1
+        if index >= 0 and self.sections[index].contains(rva):
+            return self.sections[index]
+        return None
+
+    def function_at(self, rva: int) -> tuple[int, int] | None:
+        """The ``.pdata`` range (begin, end) that holds ``rva``, or None."""
+        index = bisect.bisect_right(self._function_starts, rva) - 1
+        if index >= 0 and self.functions[index][0] <= rva < self.functions[index][1]:
+            return self.functions[index]
+        return None
+
+    def read(self, rva: int, size: int) -> bytes:
+        """The bytes the loader would map at ``rva``: file bytes, zero-filled past a section's raw data.
+
+        Stops early (returns fewer bytes) at a gap between sections, the end of the image or the end of a
+        truncated file; never raises.
+        """
+        out = bytearray()
+        size = max(0, min(size, MAX_FILE_BYTES))
+        while size > 0:
+            chunk = self._read_run(rva, size)
+            if not chunk:
+                break
+            out += chunk
+            rva += len(chunk)
+            size -= len(chunk)
+        return bytes(out)
+
+    def _read_run(self, rva: int, size: int) -> bytes:
+        if rva < 0:
+            return b""
+        section = self.section_at(rva)
+        if section is None:
+            if rva < self.size_of_headers and (not self.sections or rva < self.sections[0].virtual_address):
+                limit = self.size_of_headers
+                if self.sections:
+                    limit = min(limit, self.sections[0].virtual_address)
+                return self._data[rva : min(rva + size, limit)]
+            return b""
+        offset = rva - section.virtual_address
+        size = min(size, section.mapped_size - offset)
+        raw_start = _aligned_raw_offset(section.raw_offset, self.file_alignment)
+        if offset < section.raw_size:
+            take = min(size, section.raw_size - offset)
+            start = raw_start + offset
+            return self._data[start : start + take]  # shorter only when the file is truncated: stop there
+        return bytes(size)
+
+
+def _aligned_raw_offset(pointer: int, file_alignment: int) -> int:
+    """The loader rounds PointerToRawData down to 512 when FileAlignment is at least 512 (as pefile does)."""
+    if file_alignment >= 0x200:
+        return pointer & ~0x1FF
+    return pointer
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)

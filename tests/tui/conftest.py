@@ -1,0 +1,190 @@
+"""Fixtures for the TUI tests: incidents built by hand over a small log, and a feed that serves them.
+
+The feed stands in for the engine so that these tests pin the view's behaviour, not the classifier's;
+tests that run the real pipeline on the sample logs live in ``test_end_to_end.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+
+from hvci.model import BugCheck, Caller, Evidence, Incident
+from hvci.pipeline import AnalyzeOptions
+from parsers.records import Span, StackFrame
+from tui.app import TriageApp, make_app
+from tui.loading import Load, Source
+
+LOG_NAME = "crash.log"
+
+LOG_LINES = [
+    "Microsoft (R) Windows Debugger Version 10.0.22621.2428 AMD64",  # 1
+    "Connected to Windows 10 19041 x64 target",
+    "*********** Verifier Detected a Code Integrity Issue ************",
+    "**",
+    "** The caller 0xFFFFF8074B9852F0 specified an executable pool type 0x0 (tag 0x484d454d).",  # 5
+    "**",
+    "*****************************************************************",
+    "*** Fatal System Error: 0x000000c4",
+    "                       (0x0000000000002000,0xFFFFF8074B9852F0,0x0000000000000000,0x00000000484D454D)",
+    "",  # 10
+    "STACK_TEXT:",
+    "fffffa0b`17901228 fffff807`4c7dfe63     : 00000000`000000c4 : nt!KeBugCheckEx",
+    "fffffa0b`17901230 fffff807`4b9852f0     : 00000000`00000000 : nt!VerifierExAllocatePoolWithTag+0x8a",
+    "fffffa0b`17901238 fffff807`4b981000     : 00000000`00000000 : IntelHaxm!AllocateBuffer+0x12",
+    "",  # 15
+    "*********** Verifier Detected a Code Integrity Issue ************",
+    "**",
+    "** The caller 0xFFFFF8074C001234 specified an executable page protection 0x40.",
+    "**",
+    "*****************************************************************",  # 20
+    "[bold red]x[/] [@click=app.quit]click[/] \x1b[2J\x1b]52;c;SGVsbG8=\x07 evil",
+    "*** Fatal System Error: 0x0000000a",
+    "                       (0x0000000000000000,0x0000000000000002,0x0000000000000000,0xFFFFF8074C000000)",
+    "kd> lm",
+    "fffff807`4b980000 fffff807`4b990000   IntelHaxm   (pdb symbols)",  # 25
+    "end of log",
+]
+LOG_TEXT = "\n".join(LOG_LINES) + "\n"
+
+
+def _span(first: int, last: int | None = None, path: str = LOG_NAME) -> Span:
+    return Span(path, first, last if last is not None else first)
+
+
+def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
+    """Three incidents over :data:`LOG_LINES`: an 0xC4/0x2000 crash, an 0x2001 banner, and an 0xA."""
+    frames = (
+        StackFrame(line=12, text=LOG_LINES[11], index=0, module="nt", function="KeBugCheckEx"),
+        StackFrame(
+            line=13, text=LOG_LINES[12], index=1, module="nt", function="VerifierExAllocatePoolWithTag", offset=0x8A
+        ),
+        StackFrame(line=14, text=LOG_LINES[13], index=2, module="IntelHaxm", function="AllocateBuffer", offset=0x12),
+    )
+    pool = Incident(
+        id=f"{path}:3",
+        source=_span(3, 14, path),
+        kind="bugcheck",
+        category="execute-pool-type",
+        hvci_related=True,
+        confidence="certain",
+        title="IntelHaxm.sys allocated executable pool (NonPagedPool)",
+        bugcheck=BugCheck(0xC4, "DRIVER_VERIFIER_DETECTED_VIOLATION", (0x2000, 0xFFFFF8074B9852F0, 0, 0x484D454D)),
+        caller=Caller(
+            address=0xFFFFF8074B9852F0,
+            module="IntelHaxm.sys",
+            offset=0x52F0,
+            function="AllocateBuffer",
+            displacement=0x12,
+            file="src/alloc.c",
+            line=42,
+            resolved_by="pdb",
+        ),
+        driver="IntelHaxm.sys",
+        details={
+            "pool_type": {"value": 0, "name": "NonPagedPool", "executable": True},
+            "pool_tag": "MEMH",
+        },
+        evidence=(
+            Evidence("verifier banner: executable pool type", _span(3, 7, path), "deciding"),
+            Evidence("bug check 0xC4 with Arg1 0x2000", _span(8, 9, path), "deciding"),
+        ),
+        stack=frames,
+        bucket="execute-pool-type:intelhaxm!AllocateBuffer",
+    )
+    protection = Incident(
+        id=f"{path}:16",
+        source=_span(16, 20, path),
+        kind="verifier-banner",
+        category="execute-page-protection",
+        hvci_related=True,
+        confidence="likely",
+        title="a driver passed an executable page protection (PAGE_EXECUTE_READWRITE)",
+        caller=Caller(address=0xFFFFF8074C001234, module="evil[bold]drv.sys; .shell calc", resolved_by="module"),
+        driver="evil[bold]drv.sys; .shell calc",
+        details={"protection": {"value": 0x40, "name": "PAGE_EXECUTE_READWRITE", "executable": True}},
+        evidence=(Evidence("verifier banner: executable page protection", _span(16, 20, path), "deciding"),),
+        count=3,
+    )
+    other = Incident(
+        id=f"{path}:22",
+        source=_span(22, 23, path),
+        kind="bugcheck",
+        category=None,
+        hvci_related=False,
+        confidence="none",
+        title="[bold red]IRQL_NOT_LESS_OR_EQUAL[/] [@click=app.quit]x[/]",
+        bugcheck=BugCheck(0xA, "IRQL_NOT_LESS_OR_EQUAL", (0, 2, 0, 0xFFFFF8074C000000)),
+        evidence=(Evidence("bug check 0xA", _span(22, 23, path)),),
+    )
+    return [pool, protection, other]
+
+
+@dataclass
+class FixtureFeed:
+    """Serves prepared text and incidents per source name; ``delay`` spaces out the incidents."""
+
+    texts: Mapping[str, str]
+    incidents: Mapping[str, Sequence[Incident]]
+    delay: float = 0.0
+    release: threading.Event = field(default_factory=threading.Event)
+    options: AnalyzeOptions | None = None
+
+    def read_incidents(self, load: Load) -> None:
+        for incident in self.incidents.get(load.source.name, ()):
+            if self.delay:
+                time.sleep(self.delay)
+            load.add(incident)
+        load.incidents_done = True
+
+    def read_lines(self, load: Load) -> None:
+        for line in self.texts.get(load.source.name, "").splitlines():
+            load.lines.append(line)
+        load.bytes_read = len(self.texts.get(load.source.name, "").encode())
+        load.lines_done = True
+
+
+def fixture_factory(feed: FixtureFeed):  # type: ignore[no-untyped-def]
+    def factory(options: AnalyzeOptions) -> FixtureFeed:
+        feed.options = options
+        return feed
+
+    return factory
+
+
+@pytest.fixture
+def feed() -> FixtureFeed:
+    return FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()})
+
+
+@pytest.fixture
+def app(feed: FixtureFeed, tmp_path: Path) -> TriageApp:
+    return make_app(
+        [Source(name=LOG_NAME, data=LOG_TEXT.encode())],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=tmp_path / "no-keymap.toml",
+    )
+
+
+async def settle(pilot: Pilot[None], app: App[None] | None = None) -> None:
+    """Let workers finish and the poll timer take in their results."""
+    target = app or pilot.app
+    await target.workers.wait_for_complete()
+    await pilot.pause(0.25)
+    await pilot.pause()
+
+
+def iter_table_text(app: TriageApp) -> Iterator[str]:
+    from tui.widgets.findings_table import FindingsTable
+
+    table = app.triage.query_one(FindingsTable)
+    for row in range(table.row_count):
+        yield " | ".join(str(cell) for cell in table.get_row_at(row))

@@ -1,0 +1,261 @@
+"""Pilot tests of the main triage screen: listing, navigation, order, detail and evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import Static, TabbedContent
+
+from tests.tui.conftest import LOG_LINES, LOG_NAME, LOG_TEXT, FixtureFeed, fixture_factory, sample_incidents, settle
+from tui.app import TriageApp, make_app
+from tui.loading import Source
+from tui.widgets.detail_pane import DetailPane
+from tui.widgets.evidence_log import EvidenceLog
+from tui.widgets.findings_table import FindingsTable
+
+
+def _table(app: TriageApp) -> FindingsTable:
+    return app.triage.query_one(FindingsTable)
+
+
+def _detail_text(app: TriageApp) -> str:
+    pane = app.triage.query_one(DetailPane)
+    parts = []
+    for widget in pane.query(Static):
+        content = widget.visual if hasattr(widget, "visual") else None
+        rendered = widget.render()
+        parts.append(rendered.plain if isinstance(rendered, Text) else str(content or rendered))
+    return "\n".join(parts)
+
+
+async def test_findings_listed_hvci_first_with_columns(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = _table(app)
+        assert [c.label.plain for c in table.columns.values()] == ["Category", "Driver", "Function", "Confidence", "Count"]
+        assert [i.id for i in table.listed] == [f"{LOG_NAME}:3", f"{LOG_NAME}:16", f"{LOG_NAME}:22"]
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first == ["Execute Pool Type", "IntelHaxm.sys", "AllocateBuffer+0x12", "certain", "1"]
+        assert str(table.get_row_at(1)[4]) == "3"
+        assert str(table.get_row_at(2)[0]).startswith("other: 0xA IRQL_NOT_LESS_OR_EQUAL")
+        assert "2 HVCI findings, 1 other" in app.triage.status_text().plain
+
+
+async def test_other_incidents_toggle(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("o")
+        assert [i.hvci_related for i in _table(app).listed] == [True, True]
+        assert "(hidden, o shows)" in app.triage.status_text().plain
+        await pilot.press("o")
+        assert len(_table(app).listed) == 3
+
+
+async def test_non_hvci_first_in_input_still_listed_after_hvci(tmp_path: Path) -> None:
+    pool, protection, other = sample_incidents()
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [other, protection, pool]})
+    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
+                   keymap_file=tmp_path / "none.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("s")  # any sort keeps HVCI first
+        assert [i.hvci_related for i in _table(app).listed] == [True, True, False]
+
+
+async def test_navigation_keys_move_the_cursor(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = _table(app)
+        await pilot.press("j")
+        assert table.cursor_row == 1
+        await pilot.press("k")
+        assert table.cursor_row == 0
+        await pilot.press("G")
+        assert table.cursor_row == 2
+        await pilot.press("g")
+        assert table.cursor_row == 0
+        await pilot.press("e", "e")
+        assert app.triage.current is not None and app.triage.current.id == f"{LOG_NAME}:22"
+        await pilot.press("e")  # wraps around
+        assert app.triage.current.id == f"{LOG_NAME}:3"
+        await pilot.press("E")
+        assert app.triage.current.id == f"{LOG_NAME}:22"
+
+
+async def test_sort_and_group(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = _table(app)
+        await pilot.press("s")
+        assert table.order == "category"
+        assert [i.category for i in table.listed] == ["execute-page-protection", "execute-pool-type", None]
+        await pilot.press("s")
+        assert table.order == "driver"
+        assert [i.driver for i in table.listed][:2] == ["evil[bold]drv.sys; .shell calc", "IntelHaxm.sys"]
+        await pilot.press("s", "s")
+        assert table.order == "count"
+        assert table.listed[0].count == 3
+        await pilot.press("S")
+        assert table.grouping == "category"
+        await pilot.press("S")
+        assert table.grouping == "driver"
+        assert [c.label.plain for c in table.columns.values()][0] == "Driver"
+        assert "group driver" in app.triage.status_text().plain
+
+
+async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
+    pool, protection, other = sample_incidents()
+    from dataclasses import replace
+
+    second = replace(pool, id=f"{LOG_NAME}:99", source=pool.source)
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, second]})
+    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
+                   keymap_file=tmp_path / "none.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("S")
+        table = _table(app)
+        labels = [str(table.get_row_at(r)[0]) for r in range(table.row_count)]
+        assert labels == ["Execute Page Protection", "Execute Pool Type", "  ·"]
+
+
+async def test_detail_pane_shows_verdict_parameters_stack_fix_and_commands(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        text = _detail_text(app)
+        assert "Execute Pool Type" in text
+        assert "IntelHaxm.sys allocated executable pool" in text
+        assert "pool type: 0 = NonPagedPool (executable)" in text
+        assert "pool tag: MEMH" in text
+        assert "▶ 02 IntelHaxm!AllocateBuffer+0x12" in text
+        assert "= AllocateBuffer+0x12  (src/alloc.c:42)  (resolved by pdb)" in text
+        assert f"{LOG_NAME}:3-7" in text and LOG_LINES[4] in text
+        assert "ln 0xfffff8074b9852f0" in text
+        assert "!verifier 3 IntelHaxm.sys" in text
+        assert "verifier /flags 0x02000000 /driver IntelHaxm.sys" in text
+        before = app.triage.query_one("#before", Static)
+        assert before.display
+
+
+async def test_unsafe_driver_name_gets_no_commands(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("j")
+        await pilot.pause()
+        text = _detail_text(app)
+        assert "ln 0xfffff8074c001234" in text
+        assert "!verifier" not in text and ".shell" not in text.split("WinDbg")[-1].split("left out")[0]
+        assert "left out" in text
+        assert "protection: 0x40 = PAGE_EXECUTE_READWRITE (executable)" in text
+
+
+async def test_evidence_highlight_and_jump(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        log = app.triage.query_one(EvidenceLog)
+        assert log.line_count == len(LOG_LINES)
+        assert (3, 14) in log.highlighted and (8, 9) in log.highlighted
+        await pilot.press("v")
+        assert app.triage.query_one(TabbedContent).active == "evidence-tab"
+        assert app.focused is log
+        await pilot.press("e")
+        assert log.highlighted[0] == (16, 20)
+        top = log.scroll_offset.y
+        assert top <= 16 - 1 < top + log.size.height
+        await pilot.press("E")
+        assert log.highlighted[0] == (3, 14)
+        await pilot.press("d")
+        assert app.triage.query_one(TabbedContent).active == "detail-tab"
+
+
+async def test_evidence_lines_render_with_numbers_and_highlight(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+        log = app.triage.query_one(EvidenceLog)
+        log.scroll_to(y=0, animate=False, immediate=True)
+        await pilot.pause()
+        strip = log.render_line(2)  # line 3: start of the highlighted span
+        assert strip.text.startswith(" 3 *********** Verifier")
+        assert any(seg.style and seg.style.bgcolor is not None for seg in strip)
+        plain_line = log.render_line(0)
+        assert not any(seg.style and seg.style.bgcolor and seg.style.bgcolor.name == "grey23" for seg in plain_line)
+
+
+async def test_search_next_and_previous(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        assert app.focused is not None and app.focused.id == "search"
+        await pilot.press(*"verifier", "enter")
+        log = app.triage.query_one(EvidenceLog)
+        assert log.matches == (3, 13, 16)
+        assert app.triage.query_one(TabbedContent).active == "evidence-tab"
+        first = log._focus_line
+        await pilot.press("n")
+        second = log._focus_line
+        await pilot.press("n")
+        third = log._focus_line
+        assert sorted({first, second, third}) == [3, 13, 16]
+        await pilot.press("N")
+        assert log._focus_line == second
+        await pilot.press("slash", *"no such text", "enter")
+        assert log.matches == ()
+
+
+async def test_search_escape_closes(app: TriageApp) -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        search = app.triage.query_one("#search")
+        assert search.has_class("-open")
+        await pilot.press("escape")
+        assert not search.has_class("-open")
+
+
+async def test_first_findings_appear_while_loading(tmp_path: Path) -> None:
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()}, delay=0.6)
+    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
+                   keymap_file=tmp_path / "none.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.9)
+        assert len(_table(app).listed) == 1
+        assert not app.triage.all_loaded
+        await pilot.press("j")  # keys answer while loading
+        await settle(pilot)
+        assert len(_table(app).listed) == 3
+
+
+async def test_enriched_incident_replaces_the_earlier_version(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    pool, protection, other = sample_incidents()
+    early = replace(pool, caller=replace(pool.caller, function=None, file=None, line=None, resolved_by="module"))
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [early, protection, pool]})
+    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
+                   keymap_file=tmp_path / "none.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = _table(app)
+        assert len(table.listed) == 2
+        assert str(table.get_row_at(0)[2]) == "AllocateBuffer+0x12"
+        assert app.triage.current is pool
+        assert "src/alloc.c:42" in _detail_text(app)
+
+
+async def test_two_inputs_and_evidence_switches_input(tmp_path: Path) -> None:
+    other_name = "second.log"
+    incidents = {LOG_NAME: sample_incidents()[:1], other_name: sample_incidents(other_name)[1:2]}
+    texts = {LOG_NAME: LOG_TEXT, other_name: "\n".join(f"second {n}" for n in range(1, 30))}
+    feed = FixtureFeed(texts, incidents)
+    sources = [Source(LOG_NAME, data=b"x"), Source(other_name, data=b"y")]
+    app = make_app(sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        log = app.triage.query_one(EvidenceLog)
+        assert log.source_name == LOG_NAME
+        await pilot.press("e")
+        assert log.source_name == other_name
+        assert log.line_text(16) == "second 16"

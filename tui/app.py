@@ -1,0 +1,251 @@
+"""The triage app and its one factory, :func:`make_app`, used by the command line and by the tests.
+
+The app owns what outlives a screen: the analysis options (symbol path, image folders), exports, the
+clipboard, and the key map. All analysis happens in the engine through a :class:`tui.loading.Feed`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from hvci.model import Report
+from hvci.pipeline import AnalyzeOptions
+from hvci.report import incident_markdown, render
+from parsers.records import InputInfo
+from tui.commands import TriageCommands
+from tui.engine_feed import PipelineFeed
+from tui.keymap import load_keymap
+from tui.loading import Feed, Load, Source
+from tui.screens.help import HelpScreen
+from tui.screens.paste import PasteScreen
+from tui.screens.prompt import PromptScreen
+from tui.screens.triage import TriageScreen
+from tui.widgets.evidence_log import EvidenceLog
+from tui.widgets.findings_table import FindingsTable
+from tui.windbg import commands_text
+
+#: File suffix of each export format.
+SUFFIX = {"json": "json", "jsonl": "jsonl", "sarif": "sarif", "markdown": "md", "html": "html", "text": "txt"}
+
+#: Where a copy also lands, for terminals without OSC 52 (macOS Terminal, some multiplexers).
+CLIPBOARD_FILE = "hvci-triage-clipboard.txt"
+
+FeedFactory = Callable[[AnalyzeOptions], Feed]
+
+
+class TriageApp(App[None]):
+    """hvci-triage's interactive view."""
+
+    CSS_PATH = "triage.tcss"
+    TITLE = "hvci-triage"
+    COMMANDS = App.COMMANDS | {TriageCommands}
+
+    BINDINGS: list[BindingType] = [
+        Binding("q", "back_or_quit", "Quit", id="app.quit"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+    ]
+
+    def __init__(
+        self,
+        sources: Sequence[Source] = (),
+        *,
+        options: AnalyzeOptions | None = None,
+        follow: bool = False,
+        feed_factory: FeedFactory = PipelineFeed,
+        export_dir: Path | None = None,
+        keymap: dict[str, str] | None = None,
+        keymap_problem: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.sources = list(sources)
+        self.options = options or AnalyzeOptions()
+        self.follow = follow
+        self.feed_factory = feed_factory
+        self.export_dir = export_dir or Path.cwd()
+        self.keymap = dict(keymap or {})
+        self._keymap_problem = keymap_problem
+        self.triage = TriageScreen(feed_factory(self.options), self.sources, follow=follow)
+
+    def get_default_screen(self) -> TriageScreen:
+        return self.triage
+
+    def on_mount(self) -> None:
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        if self._keymap_problem:
+            self.notify(self._keymap_problem, severity="warning", markup=False)
+        if not self.sources:
+            self.action_paste()
+
+    # -- navigation ---------------------------------------------------------------------------------------
+
+    def action_back_or_quit(self) -> None:
+        """``q``: close the view on top, or quit from the main screen (lnav)."""
+        if self.screen is not self.triage:
+            self.pop_screen()
+        else:
+            self.exit()
+
+    def action_help(self) -> None:
+        owners = [
+            ("app", TriageApp),
+            ("main", TriageScreen),
+            ("findings", FindingsTable),
+            ("evidence", EvidenceLog),
+            ("paste", PasteScreen),
+        ]
+        self.push_screen(HelpScreen(owners, self.keymap))
+
+    def action_paste(self) -> None:
+        def analyse(text: str | None) -> None:
+            if text is not None:
+                pasted = sum(1 for load in self.triage.loads if load.source.data is not None) + 1
+                name = "<paste>" if pasted == 1 else f"<paste {pasted}>"
+                self.triage.open_source(Source.memory(text.encode("utf-8"), name))
+
+        self.push_screen(PasteScreen(), analyse)
+
+    # -- report, exports, clipboard ---------------------------------------------------------------------
+
+    def report(self) -> Report:
+        """The findings so far as an engine report (inputs still being read say so in their format)."""
+        infos = tuple(self._info(load) for load in self.triage.loads)
+        return Report(inputs=infos, incidents=tuple(self.triage.all_incidents()))
+
+    @staticmethod
+    def _info(load: Load) -> InputInfo:
+        if load.info is not None:
+            return load.info
+        return InputInfo(
+            path=load.display_name,
+            format="still-reading",
+            encoding="unknown",
+            lines=len(load.lines),
+            bytes_read=load.bytes_read,
+        )
+
+    def export(self, fmt: str) -> Path | None:
+        """Write the report in ``fmt`` to the export folder and say where."""
+        path = self.export_dir / f"hvci-triage-report.{SUFFIX[fmt]}"
+        try:
+            path.write_text(render(self.report(), fmt), encoding="utf-8")
+        except (OSError, ValueError) as error:
+            self.notify(f"Export failed: {error}", severity="error", markup=False)
+            return None
+        self.notify(f"Wrote {fmt} report to {path}", markup=False)
+        return path
+
+    def copy_text(self, text: str, what: str) -> Path | None:
+        """Copy via OSC 52 (and pyperclip when installed); also save to a temp file, since a terminal may
+        ignore OSC 52 silently, and say where."""
+        self.copy_to_clipboard(text)
+        if importlib.util.find_spec("pyperclip") is not None:
+            import pyperclip  # optional; only when the user installed it
+
+            try:
+                pyperclip.copy(text)
+            except pyperclip.PyperclipException:
+                pass  # no system clipboard (headless); the file below still has it
+        path = Path(tempfile.gettempdir()) / CLIPBOARD_FILE
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            self.notify(f"Copied {what} (OSC 52); could not save {path}: {error}", markup=False)
+            return None
+        self.notify(f"Copied {what} (OSC 52); also saved to {path}", markup=False)
+        return path
+
+    def action_copy_finding(self) -> None:
+        incident = self.triage.current
+        if incident is None:
+            self.notify("No finding selected.", markup=False)
+            return
+        self.copy_text(incident_markdown(incident), "the finding as Markdown")
+
+    def action_copy_windbg(self) -> None:
+        incident = self.triage.current
+        text = commands_text(incident) if incident is not None else ""
+        if not text:
+            self.notify("No WinDbg commands for this selection.", markup=False)
+            return
+        self.copy_text(text, "the WinDbg commands")
+
+    def action_copy_remediation(self) -> None:
+        from hvci import kb
+
+        incident = self.triage.current
+        category = kb.load().categories.get(incident.category) if incident and incident.category else None
+        if category is None:
+            self.notify("No remediation for this selection.", markup=False)
+            return
+        fix = category.remediation
+        parts = [fix.what, fix.why, fix.fix]
+        if fix.before:
+            parts.append("Before:\n```c\n" + fix.before.rstrip() + "\n```")
+        if fix.after:
+            parts.append("After:\n```c\n" + fix.after.rstrip() + "\n```")
+        if fix.verify:
+            parts.append("Verify: " + fix.verify)
+        parts.extend(f"- {link.title}: {link.url}" for link in fix.links)
+        self.copy_text("\n\n".join(p for p in parts if p), f"the remediation for {category.name}")
+
+    # -- analysis options ---------------------------------------------------------------------------------
+
+    def set_options(self, options: AnalyzeOptions) -> None:
+        """Use new analysis options and read every input again with them."""
+        self.options = options
+        self.triage.feed = self.feed_factory(options)
+        self.triage.reload()
+
+    def action_set_symbol_path(self) -> None:
+        def answer(value: str | None) -> None:
+            if value is not None:
+                self.set_options(replace(self.options, symbol_path=value))
+                self.notify(f"Symbol path set to {value}; re-analysing.", markup=False)
+
+        prompt = PromptScreen(
+            "Symbol path (WinDbg syntax: folders, srv*cache*url, separated by ;)",
+            self.options.symbol_path or "",
+        )
+        self.push_screen(prompt, answer)
+
+    def action_add_image_folder(self) -> None:
+        def answer(value: str | None) -> None:
+            if value is None:
+                return
+            if not Path(value).is_dir():
+                self.notify(f"Not a folder: {value}", severity="error", markup=False)
+                return
+            self.set_options(replace(self.options, image_dirs=(*self.options.image_dirs, value)))
+            self.notify(f"Added image folder {value}; re-analysing.", markup=False)
+
+        self.push_screen(PromptScreen("Folder with the driver images (.sys) and PDBs"), answer)
+
+
+def make_app(
+    sources: Sequence[Source] = (),
+    *,
+    options: AnalyzeOptions | None = None,
+    follow: bool = False,
+    feed_factory: FeedFactory = PipelineFeed,
+    export_dir: Path | None = None,
+    keymap_file: Path | None = None,
+) -> TriageApp:
+    """The app as the command line and the tests build it; the user's keymap file is read here."""
+    keymap, problem = load_keymap(keymap_file)
+    return TriageApp(
+        sources,
+        options=options,
+        follow=follow,
+        feed_factory=feed_factory,
+        export_dir=export_dir,
+        keymap=keymap,
+        keymap_problem=problem,
+    )

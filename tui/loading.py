@@ -1,0 +1,100 @@
+"""Loading inputs off the UI thread: what is being read, how far it got, and what it found so far.
+
+Each input gets a :class:`Load`. Two worker threads fill it: one runs the engine's pipeline and appends
+incidents as they complete, the other appends the input's text lines for the evidence view. The UI never
+waits for them: a timer on the screen looks at the lists' lengths a few times a second and shows what is
+new. Appending to a list and assigning an attribute are atomic in CPython, so this one-writer,
+one-reader hand-over needs no lock, and a 100 MB file cannot flood the message queue.
+
+:class:`Feed` is the seam to the engine: :class:`tui.engine_feed.PipelineFeed` in the product, a fixture in
+the tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from hvci.model import Incident
+from parsers.records import InputInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input: a file on disk, or bytes already in memory (stdin read to the end, a paste)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    @classmethod
+    def file(cls, path: str | Path) -> Source:
+        return cls(name=str(path), path=Path(path))
+
+    @classmethod
+    def memory(cls, data: bytes, name: str) -> Source:
+        return cls(name=name, data=data)
+
+    def size(self) -> int | None:
+        """Bytes to read, when known up front (a followed file keeps growing)."""
+        if self.data is not None:
+            return len(self.data)
+        try:
+            return self.path.stat().st_size if self.path is not None else None
+        except OSError:
+            return None
+
+
+@dataclass(eq=False)
+class Load:
+    """The state of one input being read; written by worker threads, read by the UI."""
+
+    source: Source
+    follow: bool = False
+    display_name: str = ""
+    incidents: list[Incident] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    bytes_total: int | None = None
+    info: InputInfo | None = None
+    incidents_done: bool = False
+    lines_done: bool = False
+    error: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    version: int = 0
+    """Bumped on every added or replaced incident, so the UI can tell that something changed."""
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.display_name = self.display_name or self.source.name
+        self.bytes_total = self.source.size()
+
+    def add(self, incident: Incident) -> None:
+        """Take an incident from the pipeline. The engine re-emits an incident with the same ``id`` when later
+        input enriches it (a module list, an ``ln`` answer); the newer version replaces the older in place."""
+        position = self._index.get(incident.id)
+        if position is None:
+            self._index[incident.id] = len(self.incidents)
+            self.incidents.append(incident)
+        else:
+            self.incidents[position] = incident
+        self.version += 1
+
+    def reset_lines(self) -> None:
+        """A followed file was truncated or re-created: its text starts again at line 1."""
+        del self.lines[:]
+
+    @property
+    def done(self) -> bool:
+        return self.incidents_done and self.lines_done
+
+
+class Feed(Protocol):
+    """Fills a :class:`Load`; both methods run in worker threads and return when the input is exhausted
+    (or, when following, once ``load.stop`` is set). They report failures in ``load.error``, never raise."""
+
+    def read_incidents(self, load: Load) -> None: ...
+
+    def read_lines(self, load: Load) -> None: ...

@@ -1,0 +1,373 @@
+"""The main triage screen: the findings list, the selected finding in detail, and the raw evidence.
+
+Inputs load in thread workers (see :mod:`tui.loading`); a timer takes in what they produced a few times a
+second, so the first findings appear while a large file is still being read and the keyboard never waits
+for the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Horizontal
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
+
+from hvci.model import Incident
+from tui.loading import Feed, Load, Source
+from tui.safe_text import clean
+from tui.widgets.detail_pane import DetailPane
+from tui.widgets.evidence_log import EvidenceLog
+from tui.widgets.findings_table import GROUP_KEYS, SORT_KEYS, Filter, FindingsTable
+from tui.widgets.follow_badge import FollowBadge
+
+#: How often the screen takes in what the loaders produced (seconds).
+POLL_INTERVAL = 0.1
+#: A full re-sort of the table is done at most this often while loading (seconds).
+RESORT_INTERVAL = 0.5
+#: Windows at least this wide show the list and the detail side by side.
+WIDE = 140
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+class TriageScreen(Screen[None]):
+    """Findings on top (or left), detail and evidence below (or right)."""
+
+    BINDINGS: list[BindingType] = [
+        Binding("e", "next_finding", "Next", id="finding.next"),
+        Binding("E", "previous_finding", "Prev", id="finding.previous"),
+        Binding("slash", "search", "Search", id="search.open"),
+        Binding("n", "search_next", "Next match", show=False, id="search.next"),
+        Binding("N", "search_previous", "Previous match", show=False, id="search.previous"),
+        Binding("s", "cycle_sort", "Sort", id="findings.sort"),
+        Binding("S", "cycle_group", "Group", id="findings.group"),
+        Binding("o", "toggle_other", "Other", id="findings.other"),
+        Binding("d", "show_tab('detail-tab')", "Detail", id="view.detail"),
+        Binding("v", "show_tab('evidence-tab')", "Evidence", id="view.evidence"),
+        Binding("c", "copy_finding", "Copy", id="copy.finding"),
+        Binding("w", "copy_windbg", "Copy WinDbg", show=False, id="copy.windbg"),
+        Binding("p", "paste", "Paste", id="view.paste"),
+        Binding("escape", "close_search", "Close search", show=False, id="search.close"),
+    ]
+
+    def __init__(self, feed: Feed, sources: list[Source], *, follow: bool = False) -> None:
+        super().__init__()
+        self.feed = feed
+        self.follow = follow
+        self.loads: list[Load] = []
+        self._pending_sources = list(sources)
+        self._seen: dict[int, int] = {}
+        self._last_resort = 0.0
+        self._dirty = False
+        self._timer: Timer | None = None
+        self._shown_load: Load | None = None
+        self._current: Incident | None = None
+        self._detail_needs_lines = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="status"):
+            yield Static(id="progress")
+            yield FollowBadge(id="follow-badge")
+        with Container(id="body"):
+            yield FindingsTable(id="findings")
+            with TabbedContent(id="tabs", initial="detail-tab"):
+                with TabPane("Detail", id="detail-tab"):
+                    yield DetailPane(id="detail")
+                with TabPane("Evidence", id="evidence-tab"):
+                    yield EvidenceLog(id="evidence")
+        yield Input(placeholder="search the input (Enter: find, n/N: next/previous, Esc: close)", id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(POLL_INTERVAL, self.poll)
+        self.query_one(FindingsTable).focus()
+        for source in self._pending_sources:
+            self.open_source(source)
+        self._pending_sources = []
+        self._update_status()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width >= WIDE, "-wide")
+
+    # -- loading ----------------------------------------------------------------------------------------
+
+    def open_source(self, source: Source) -> Load:
+        """Start reading ``source`` in the background; its findings join the list as they are found."""
+        load = Load(source, follow=self.follow)
+        self.loads.append(load)
+        self._read_incidents(load)
+        self._read_lines(load)
+        if self._shown_load is None:
+            self._show_load(load)
+        return load
+
+    def reload(self) -> None:
+        """Read every input again (after the symbol path or image folders changed)."""
+        sources = [load.source for load in self.loads]
+        for load in self.loads:
+            load.stop.set()
+        self.loads = []
+        self._seen = {}
+        self._shown_load = None
+        self._current = None
+        self.query_one(FindingsTable).show([])
+        self.query_one(DetailPane).clear()
+        for source in sources:
+            self.open_source(source)
+
+    @work(thread=True, group="incidents")
+    def _read_incidents(self, load: Load) -> None:
+        self.feed.read_incidents(load)
+
+    @work(thread=True, group="lines")
+    def _read_lines(self, load: Load) -> None:
+        self.feed.read_lines(load)
+
+    def on_unmount(self) -> None:
+        for load in self.loads:
+            load.stop.set()
+
+    def all_incidents(self) -> list[Incident]:
+        return [incident for load in self.loads for incident in load.incidents]
+
+    def poll(self) -> None:
+        """Take in what the loaders produced since the last tick."""
+        grew = False
+        for load in self.loads:
+            if load.version != self._seen.get(id(load), 0):
+                self._seen[id(load)] = load.version
+                grew = True
+        table = self.query_one(FindingsTable)
+        now = time.monotonic()
+        simple = table.order == "input" and table.grouping == "none" and len(self.loads) == 1
+        if grew:
+            self._dirty = True
+        if self._dirty and (simple or now - self._last_resort >= RESORT_INTERVAL or self.all_loaded):
+            self._dirty = False
+            self._last_resort = now
+            table.show(self.all_incidents())
+            self._update_status()
+        shown = self._shown_load
+        if shown is not None:
+            self.query_one(EvidenceLog).lines_added()
+            wanted = self._detail_needs_lines
+            if wanted and self._current is not None and (len(shown.lines) >= wanted or shown.lines_done):
+                self._detail_needs_lines = 0
+                self.query_one(DetailPane).show(self._current, self.line_at)
+        self._update_status()
+
+    @property
+    def all_loaded(self) -> bool:
+        return all(load.done for load in self.loads)
+
+    def _update_status(self) -> None:
+        self.query_one("#progress", Static).update(self.status_text())
+
+    def status_text(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        if not self.loads:
+            text.append("No input. Press p to paste debugger output, or start with a log file.", "dim")
+            return text
+        for load in self.loads:
+            text.append(clean(load.display_name), "bold")
+            if load.error:
+                text.append(f" ✗ {clean(load.error)}", "red")
+            elif load.follow and load.incidents_done is False:
+                text.append(f" {len(load.lines)} lines", "")
+            elif not load.done:
+                total = f" / {_size(load.bytes_total)}" if load.bytes_total else ""
+                text.append(f" reading {_size(load.bytes_read)}{total}", "yellow")
+            else:
+                text.append(f" {len(load.lines)} lines", "dim")
+            text.append("  ")
+        incidents = self.all_incidents()
+        hvci = sum(1 for i in incidents if i.hvci_related)
+        text.append(f"{hvci} HVCI finding{'s' if hvci != 1 else ''}", "bold red" if hvci else "green")
+        other = len(incidents) - hvci
+        table = self.query_one(FindingsTable)
+        if other:
+            text.append(f", {other} other{' (hidden, o shows)' if not table.where.show_other else ''}")
+        text.append(f"  sort {table.order}", "dim")
+        if table.grouping != "none":
+            text.append(f"  group {table.grouping}", "dim")
+        if table.where.active:
+            text.append(f"  filter {clean(table.where.category or table.where.driver or '')}", "magenta")
+        return text
+
+    # -- selection ---------------------------------------------------------------------------------------
+
+    def on_findings_table_incident_highlighted(self, event: FindingsTable.IncidentHighlighted) -> None:
+        incident = event.incident
+        if incident is None:
+            self._current = None
+            self.query_one(DetailPane).clear()
+        elif self._current is not None and incident.id == self._current.id:
+            if incident is not self._current:  # an enriched version of the same incident
+                self._show_incident(incident, jump=False)
+        else:
+            self._show_incident(incident)
+
+    def load_of(self, incident: Incident) -> Load | None:
+        for load in self.loads:
+            if load.display_name == incident.source.path:
+                return load
+        for load in self.loads:
+            if any(i is incident for i in load.incidents):
+                return load
+        return None
+
+    def line_at(self, path: str, number: int) -> str | None:
+        for load in self.loads:
+            if load.display_name == path and 0 < number <= len(load.lines):
+                return load.lines[number - 1]
+        return None
+
+    def _show_load(self, load: Load) -> None:
+        self._shown_load = load
+        self.query_one(EvidenceLog).show_lines(load.lines, load.display_name, followable=load.follow)
+
+    def _show_incident(self, incident: Incident, *, jump: bool = True) -> None:
+        self._current = incident
+        load = self.load_of(incident)
+        if load is not None and load is not self._shown_load:
+            self._show_load(load)
+        detail = self.query_one(DetailPane)
+        detail.show(incident, self.line_at)
+        spans = [(incident.source.first_line, incident.source.last_line)]
+        spans += [
+            (e.span.first_line, e.span.last_line)
+            for e in incident.evidence
+            if e.span is not None and e.span.path == incident.source.path
+        ]
+        log = self.query_one(EvidenceLog)
+        # Following a live log is only paused by the user scrolling it or asking for a finding (e/E).
+        jump = jump and not log.following
+        log.highlight(spans, focus_line=incident.source.first_line if jump else None)
+        needed = max(last for _, last in spans)
+        self._detail_needs_lines = needed if log.line_count < needed else 0
+
+    @property
+    def current(self) -> Incident | None:
+        return self._current
+
+    # -- actions -----------------------------------------------------------------------------------------
+
+    def _step(self, delta: int) -> None:
+        table = self.query_one(FindingsTable)
+        incident = table.step(delta)
+        if incident is None:
+            self.notify("No findings to move between.", markup=False)
+            return
+        self._show_incident(incident)
+        self.query_one(EvidenceLog).jump_to(incident.source.first_line)
+
+    def action_next_finding(self) -> None:
+        self._step(1)
+
+    def action_previous_finding(self) -> None:
+        self._step(-1)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        target = self.query_one(DetailPane) if tab == "detail-tab" else self.query_one(EvidenceLog)
+        target.focus()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.add_class("-open")
+        search.focus()
+
+    def action_close_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.has_class("-open"):
+            search.remove_class("-open")
+            self.query_one(FindingsTable).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "search":
+            return
+        event.stop()
+        self.run_search(event.value)
+
+    def run_search(self, pattern: str) -> None:
+        log = self.query_one(EvidenceLog)
+        count = log.search(pattern)
+        self.query_one("#search", Input).remove_class("-open")
+        self.action_show_tab("evidence-tab")
+        if not pattern:
+            return
+        if count == 0:
+            self.notify(f"No line matches {pattern!r}.", severity="warning", markup=False)
+            return
+        line = log.next_match()
+        self.notify(f"{count} matching line{'s' if count != 1 else ''}; at line {line}.", markup=False)
+
+    def _search_step(self, backwards: bool) -> None:
+        log = self.query_one(EvidenceLog)
+        if not log.matches:
+            self.notify("No search yet: press / to search.", markup=False)
+            return
+        self.query_one(TabbedContent).active = "evidence-tab"
+        log.next_match(backwards=backwards)
+
+    def action_search_next(self) -> None:
+        self._search_step(False)
+
+    def action_search_previous(self) -> None:
+        self._search_step(True)
+
+    def set_order(self, sort: str | None = None, group: str | None = None) -> None:
+        table = self.query_one(FindingsTable)
+        if sort is not None:
+            table.order = sort
+        if group is not None:
+            table.grouping = group
+        table.show(self.all_incidents())
+        self._update_status()
+
+    def action_cycle_sort(self) -> None:
+        table = self.query_one(FindingsTable)
+        self.set_order(sort=SORT_KEYS[(SORT_KEYS.index(table.order) + 1) % len(SORT_KEYS)])
+
+    def action_cycle_group(self) -> None:
+        table = self.query_one(FindingsTable)
+        self.set_order(group=GROUP_KEYS[(GROUP_KEYS.index(table.grouping) + 1) % len(GROUP_KEYS)])
+
+    def set_filter(self, where: Filter) -> None:
+        table = self.query_one(FindingsTable)
+        table.where = where
+        table.show(self.all_incidents())
+        if table.current is None:
+            self._current = None
+            self.query_one(DetailPane).clear()
+        self._update_status()
+
+    def action_toggle_other(self) -> None:
+        where = self.query_one(FindingsTable).where
+        self.set_filter(Filter(where.category, where.driver, show_other=not where.show_other))
+
+    def action_copy_finding(self) -> None:
+        self.app.run_action("copy_finding")
+
+    def action_copy_windbg(self) -> None:
+        self.app.run_action("copy_windbg")
+
+    def action_paste(self) -> None:
+        self.app.run_action("paste")
+
+    def on_evidence_log_follow_changed(self, event: EvidenceLog.FollowChanged) -> None:
+        if self.follow:
+            self.query_one(FollowBadge).show_state(event.following, event.pending)
