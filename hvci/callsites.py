@@ -806,11 +806,13 @@ class _Analyser:
         common = dict(rva=insn.address, api=api.name, dll=target.dll or api.module, category=api.category,
                       how=how, instruction=text, argument_index=api.argument_index,
                       argument_kind=api.argument_kind)
-        if api.argument_index is None or api.argument_kind not in DECODERS:
+        index = api.binary_argument_index
+        if index is None or api.argument_kind not in DECODERS:
             note = api.note or "no argument decides whether the memory is executable"
             return CallSite(**common, verdict=BANNED, values=(), decoded=(), reason=note)  # type: ignore[arg-type]
-        value = self._arg(st, api.argument_index, tail)
-        where = self._where(api.argument_index)
+        slot = index if self.bits == 64 else x86_stack_word(api)
+        value = self._arg(st, slot, tail)
+        where = self._where(index)
         if value.kind != "const":
             reason = value.reason or f"the argument is {value.kind}, not a number"
             return CallSite(**common, verdict=UNKNOWN, values=(), decoded=(),  # type: ignore[arg-type]
@@ -859,6 +861,24 @@ _UNARY: Mapping[str, Callable[[int, int], int]] = {
     "not": lambda a, _: ~a,
     "neg": lambda a, _: -a,
 }
+
+
+#: By-value parameter types that take two 4-byte stack words in an x86 stdcall call.
+_WIDE_TYPES = frozenset({"PHYSICAL_ADDRESS", "LARGE_INTEGER", "ULARGE_INTEGER", "ULONG64", "ULONGLONG", "LONGLONG",
+                         "LONG64", "DWORD64", "UINT64", "INT64", "POOL_FLAGS", "__int64"})
+
+
+def x86_stack_word(api: kb.AffectedApi) -> int:
+    """The stack word (from the stack pointer at the call) of the deciding argument in an x86 call: 64-bit
+    by-value parameters before it (``PHYSICAL_ADDRESS`` in ``MmMapIoSpaceEx``) take two words each."""
+    index = api.argument_index or 0
+    params = [p.strip() for p in api.prototype.strip().strip("()").split(",")] if api.prototype else []
+    words = api.implicit_args
+    for param in params[:index]:
+        tokens = param.replace("*", " * ").split()
+        wide = "*" not in tokens and any(t in _WIDE_TYPES for t in tokens)
+        words += 2 if wide else 1
+    return words + max(0, index - len(params))
 
 
 def _fold(left: frozenset[int], right: frozenset[int], op: Callable[[int, int], int], width: int) -> Val:

@@ -46,7 +46,7 @@ from parsers.records import (
     VerifierBannerRecord,
 )
 from symbols.modules import ModuleMap, normalize_name
-from symbols.resolve import SymbolResolver
+from symbols.resolve import Resolution, SymbolResolver
 
 DECIDING = "deciding"
 SUPPORTING = "supporting"
@@ -55,7 +55,9 @@ CONFLICTING = "conflicting"
 _CI_FIRST, _CI_LAST = 0x2000, 0x20FF
 _RUNTIME_SUBCODES = (0x2000, 0x2001, 0x2002)
 _FIELD_CODE = re.compile(r"^0x([0-9a-f]+)_([0-9a-f]+)", re.IGNORECASE)
-_FRAME_SYMBOL = re.compile(r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I)
+_FRAME_SYMBOL = re.compile(
+    r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I
+)
 _WORDS = re.compile(r"[a-z0-9]+")
 
 
@@ -104,7 +106,9 @@ def _text_matches(printed: str, description: str) -> bool:
     return bool(a) and bool(b) and (a == b or a.startswith(b) or b.startswith(a))
 
 
-def _banner_meaning(banner: VerifierBannerRecord, meanings: Sequence[kb.SubcodeMeaning]) -> kb.SubcodeMeaning | None:
+def _banner_meaning(
+    banner: VerifierBannerRecord, meanings: Sequence[kb.SubcodeMeaning]
+) -> kb.SubcodeMeaning | None:
     for meaning in meanings:
         if banner.issue in meaning.banner_issues:
             return meaning
@@ -112,12 +116,14 @@ def _banner_meaning(banner: VerifierBannerRecord, meanings: Sequence[kb.SubcodeM
 
 
 def _banner_category(banner: VerifierBannerRecord) -> kb.SubcodeMeaning | None:
-    """The meaning a banner announces, whatever bug check (if any) follows it."""
+    """The meaning a banner announces, whatever bug check (if any) follows it (its first subcode's)."""
     base = kb.load()
-    for arg1 in range(0x2000, 0x2007):
-        found = _banner_meaning(banner, base.subcode(arg1))
-        if found is not None:
-            return found
+    for banner_format in base.banner_formats:
+        if banner_format.issue == banner.issue:
+            for arg1 in banner_format.subcodes:
+                found = _banner_meaning(banner, base.subcode(arg1))
+                if found is not None:
+                    return found
     return None
 
 
@@ -142,10 +148,10 @@ def _field_repeats(analyze: AnalyzeRecord | None, code: int, arg1: int) -> list[
         return []
     found = []
     for key in ("BUGCHECK_STR", "FAILURE_BUCKET_ID", "DEFAULT_BUCKET_ID"):
-        value = analyze.field(key)
-        match = _FIELD_CODE.match(value.strip()) if value else None
+        value = (analyze.field(key) or "").strip()
+        match = _FIELD_CODE.match(value)
         if match and int(match.group(1), 16) == code and int(match.group(2), 16) == arg1:
-            found.append(Evidence(f"{key} {value.strip()} repeats bug check {code:#x} / {arg1:#x}", analyze.span))
+            found.append(Evidence(f"{key} {value} repeats bug check {code:#x} / {arg1:#x}", analyze.span))
     return found
 
 
@@ -183,15 +189,17 @@ def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Ver
         else:
             evidence.append(
                 Evidence(
-                    f"!analyze Arg1 text says {text_choice.category or 'not code integrity'} ({printed}); the "
-                    "debugger's bug-code table can be newer than the crashed build, so the banner wins",
+                    f"!analyze Arg1 text says {text_choice.category or 'not code integrity'} ({printed}); "
+                    "the debugger's bug-code table can be newer than the crashed build, so the banner wins",
                     span,
                     CONFLICTING,
                 )
             )
             strong -= 1
 
-    number_choice = next((m for m in hvci_meanings if m.era == "current"), hvci_meanings[0] if hvci_meanings else None)
+    number_choice = next(
+        (m for m in hvci_meanings if m.era == "current"), hvci_meanings[0] if hvci_meanings else None
+    )
     others = [m for m in meanings if m is not number_choice]
     number_note = f"Arg1 {arg1:#x}: {number_choice.category if number_choice else 'not HVCI-related'}"
     if others:
@@ -290,7 +298,9 @@ def _banner_only_verdict(banner: VerifierBannerRecord) -> _Verdict:
         evidence.append(Evidence(f"banner message kind {banner.issue!r} is not a known format", banner.span))
         return _Verdict(None, True, "possible", evidence)
     evidence.append(
-        Evidence("no bug check followed: log-only mode (/log.code_integrity) or a print-only action", banner.span)
+        Evidence(
+            "no bug check followed: log-only mode (/log.code_integrity) or a print-only action", banner.span
+        )
     )
     return _Verdict(meaning.category, True, "certain", evidence, meaning)
 
@@ -364,7 +374,7 @@ def _frames(group: CrashGroup) -> tuple[StackFrame, ...]:
 
 def _decoded(value: decode.Decoded, replacement: int | None, decoder: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"value": value.value, "name": value.name, "executable": value.executable}
-    if value.parts:
+    if value.parts and value.parts != (value.name,):
         out["parts"] = list(value.parts)
     if value.note:
         out["note"] = value.note
@@ -380,65 +390,52 @@ def _hex(value: int | None) -> str | None:
 def _crash_details(
     group: CrashGroup, bc: BugCheckRecord | None, meaning: kb.SubcodeMeaning | None
 ) -> dict[str, Any]:
+    """Every argument with its meaning, then the decoded value (pool type, protection, priority, tag) and
+    the image/section names the banner printed (in a text log, Arg2/Arg4 are only pointers to them)."""
     details: dict[str, Any] = {}
     args = tuple(bc.args) if bc is not None else ()
     banner = group.banner
     if bc is not None:
         info = kb.load().bugcheck(bc.code)
-        arg_meanings: Sequence[str] = ()
-        if meaning is not None:
-            arg_meanings = ("", *meaning.args)
-        elif info is not None:
-            arg_meanings = tuple(info.args)
+        meanings: Sequence[str] = ("", *meaning.args) if meaning is not None else (info.args if info else ())
         details["arguments"] = [
-            {"index": n + 1, "value": value, "meaning": arg_meanings[n] if n < len(arg_meanings) else None}
+            {"index": n + 1, "value": value, "meaning": meanings[n] if n < len(meanings) else None}
             for n, value in enumerate(args)
             if not (n == 0 and meaning is not None)
         ]
         if meaning is not None:
             details["subcode"] = {"value": args[0], "meaning": meaning.description, "era": meaning.era}
-    if meaning is None and banner is None:
+    if meaning is None:
         return details
-    kinds = tuple(meaning.arg_kinds) if meaning is not None else ()
+    kinds = meaning.arg_kinds
     value = args[2] if len(args) > 2 else (banner.value if banner is not None else None)
-    if banner is not None and banner.value is not None and value is None:
-        value = banner.value
-    kind = kinds[1] if len(kinds) > 1 else None
-    if kind is None and banner is not None:
-        kind = {"pool-type": "pool-type", "page-protection": "page-protection", "mdl-mapping": "mdl-priority"}.get(
-            banner.issue
-        )
-    if kind == "pool-type" and value is not None:
-        details["pool_type"] = _decoded(
-            decode.pool_type(value), decode.safe_replacement("pool-type", value), decode.pool_type
-        )
-        tag = args[3] if len(args) > 3 else (banner.tag if banner is not None else None)
-        if tag:
-            text = decode.pool_tag(tag)
-            details["pool_tag"] = text if text is not None else _hex(tag)
-    elif kind == "page-protection" and value is not None:
-        details["protection"] = _decoded(
-            decode.page_protection(value), decode.safe_replacement("page-protection", value), decode.page_protection
-        )
-    elif kind == "mdl-priority" and value is not None:
-        details["priority"] = _decoded(
-            decode.mdl_priority(value), decode.safe_replacement("mdl-priority", value), decode.mdl_priority
-        )
+    tag = args[3] if len(args) > 3 else (banner.tag if banner is not None else None)
+    decoders = {
+        "pool-type": decode.pool_type,
+        "page-protection": decode.page_protection,
+        "mdl-priority": decode.mdl_priority,
+    }
+    keys = {"pool-type": "pool_type", "page-protection": "protection", "mdl-priority": "priority"}
+    decoder = decoders.get(kinds[1])
+    if decoder is not None and value is not None:
+        details[keys[kinds[1]]] = _decoded(decoder(value), decode.safe_replacement(kinds[1], value), decoder)
+    if kinds[2] == "pool-tag" and tag:
+        text = decode.pool_tag(tag)
+        details["pool_tag"] = text if text is not None else _hex(tag)
     if banner is not None:
         if banner.image:
             details["image"] = banner.image
         if banner.section_name:
             details["section"] = banner.section_name
-        if banner.address is not None:
-            label = {"iat": "iat_directory", "wx-section": "section_header", "alignment": "section_header"}.get(
-                banner.issue, "reloc_entry"
-            )
-            details[label] = _hex(banner.address)
+        pointer_kinds = [k for k in kinds[1:] if k.endswith("-ptr") and k != "section-name-ptr"]
         if banner.reloc_section is not None:
-            details["reloc_section"] = _hex(banner.reloc_section)
+            details["reloc_block"] = _hex(banner.reloc_section)
+            details["reloc_entry"] = _hex(banner.address)
+        elif banner.address is not None and pointer_kinds:
+            details[pointer_kinds[0].removesuffix("-ptr").replace("-", "_")] = _hex(banner.address)
         if banner.caller is not None and len(args) > 1 and not same_value(banner.caller, args[1]):
             details["banner_caller"] = _hex(banner.caller)
-    elif group.analyze is not None and kinds and kinds[0] == "unicode-string-ptr":
+    elif group.analyze is not None and kinds[0] == "unicode-string-ptr":
         image = group.analyze.field("IMAGE_NAME")
         if image:
             details["image"] = image.strip()
@@ -476,11 +473,25 @@ def _symbol_line_for(context: Context, group: CrashGroup, address: int) -> Symbo
     return None
 
 
+def _debugger_symbol(
+    address: int, group: CrashGroup, frames: Sequence[StackFrame], context: Context
+) -> tuple[str | None, str, int | None, str | None, int | None] | None:
+    """What the debugger printed for an address: an ``ln`` answer, else a ``module!function+0x..`` frame.
+    Returns (module, function, displacement, file, line)."""
+    ln = _symbol_line_for(context, group, address)
+    if ln is not None and ln.function is not None:
+        return ln.module, ln.function, ln.offset, ln.source_file, ln.source_line
+    frame = _frame_for(frames, address)
+    if frame is not None and frame.function is not None:
+        return frame.module, frame.function, frame.offset, frame.source_file, frame.source_line
+    return None
+
+
 def _resolve(
     address: int, group: CrashGroup, frames: Sequence[StackFrame], context: Context, *, return_address: bool
 ) -> Caller:
-    """Module + offset from the module map, then function/file/line from symbols, else what the debugger
-    printed (an ``ln`` answer, a ``module!function+0x..`` frame)."""
+    """Module + offset from the module map; then, best first: the PDB (``--symbols``/``--images``), what the
+    debugger printed (``ln``, a symbolised frame), the image's exports or ``.pdata``, module + offset."""
     module: str | None = None
     offset: int | None = None
     hit = context.modules.lookup(address) if context.modules else None
@@ -489,49 +500,29 @@ def _resolve(
         module, offset = hit.module.file_name, hit.offset
         if hit.module.unloaded:
             notes.append("the address is in an unloaded module")
+    resolution = None
     if context.resolver is not None and context.modules:
         resolution = context.resolver.resolve(address, context.modules, return_address=return_address)
-        if resolution.resolved_by in ("pdb", "exports", "pdata"):
-            return Caller(
-                address=address,
-                module=resolution.module or module,
-                offset=resolution.offset if resolution.offset is not None else offset,
-                function=resolution.function,
-                displacement=resolution.displacement,
-                file=resolution.file,
-                line=resolution.line,
-                inlined=tuple(resolution.inlined),
-                resolved_by=resolution.resolved_by,
-                note=resolution.note,
-            )
+        if resolution.resolved_by == "pdb":
+            return _from_resolution(resolution, module, offset)
         if resolution.note:
             notes.append(resolution.note)
-    ln = _symbol_line_for(context, group, address)
-    if ln is not None and ln.function is not None:
+    printed = _debugger_symbol(address, group, frames, context)
+    if printed is not None:
+        printed_module, function, displacement, file, line = printed
         return Caller(
             address=address,
-            module=module or ln.module,
+            module=module or printed_module,
             offset=offset,
-            function=ln.function,
-            displacement=ln.offset,
-            file=ln.source_file,
-            line=ln.source_line,
+            function=function,
+            displacement=displacement,
+            file=file,
+            line=line,
             resolved_by="debugger",
             note="; ".join(notes) or None,
         )
-    frame = _frame_for(frames, address)
-    if frame is not None and frame.function is not None:
-        return Caller(
-            address=address,
-            module=module or frame.module,
-            offset=offset,
-            function=frame.function,
-            displacement=frame.offset,
-            file=frame.source_file,
-            line=frame.source_line,
-            resolved_by="debugger",
-            note="; ".join(notes) or None,
-        )
+    if resolution is not None and resolution.resolved_by in ("exports", "pdata"):
+        return _from_resolution(resolution, module, offset)
     if module is None:
         notes.append("no module list (lm) in the input covers this address; pass --module NAME=BASE:SIZE")
     return Caller(
@@ -540,6 +531,21 @@ def _resolve(
         offset=offset,
         resolved_by="module" if module is not None else "none",
         note="; ".join(notes) or None,
+    )
+
+
+def _from_resolution(resolution: Resolution, module: str | None, offset: int | None) -> Caller:
+    return Caller(
+        address=resolution.address,
+        module=module or resolution.module,
+        offset=offset if offset is not None else resolution.offset,
+        function=resolution.function,
+        displacement=resolution.displacement,
+        file=resolution.file,
+        line=resolution.line,
+        inlined=tuple(resolution.inlined),
+        resolved_by=resolution.resolved_by,
+        note=resolution.note,
     )
 
 
@@ -628,8 +634,14 @@ def _crash_title(
     section = details.get("section")
     in_section = f" ({section})" if section else ""
     if category == "execute-pool-type":
-        parts = [p for p in (_named(details, "pool_type"), f"tag {details['pool_tag']}" if "pool_tag" in details
-                             else None) if p]
+        parts = [
+            p
+            for p in (
+                _named(details, "pool_type"),
+                f"tag {details['pool_tag']}" if "pool_tag" in details else None,
+            )
+            if p
+        ]
         return f"{who} allocated executable pool" + (f" ({', '.join(parts)})" if parts else "")
     if category == "execute-page-protection":
         name = _named(details, "protection")
@@ -658,7 +670,10 @@ def _crash_title(
 
 
 def _bucket(prefix: str, caller: Caller | None, driver: str | None) -> str:
+    """``.pdata`` names a function by its start (``module+0x1000``): bucket on that start offset."""
     if caller is not None and caller.module:
+        if caller.resolved_by == "pdata" and caller.offset is not None and caller.displacement is not None:
+            return bucket_id(prefix, module=caller.module, offset=caller.offset - caller.displacement)
         return bucket_id(prefix, module=caller.module, function=caller.function, offset=caller.offset)
     return bucket_id(prefix, module=driver)
 
@@ -675,10 +690,15 @@ def _classify_counters(group: CounterGroup) -> list[Incident]:
         if value <= 0:
             continue
         category = base.category_for_counter(label)
-        evidence = [Evidence(f"{source}: {label}: {value}" + (f" for {driver}" if driver else ""), group.span,
-                             DECIDING)]
+        evidence = [
+            Evidence(
+                f"{source}: {label}: {value}" + (f" for {driver}" if driver else ""), group.span, DECIDING
+            )
+        ]
         if category is None:
-            evidence.append(Evidence(f"counter {label!r} is not one of the code-integrity counters", group.span))
+            evidence.append(
+                Evidence(f"counter {label!r} is not one of the code-integrity counters", group.span)
+            )
         who = driver or "All verified drivers"
         incidents.append(
             Incident(
@@ -703,9 +723,15 @@ def _classify_readiness(group: ReadinessGroup) -> Incident:
     record = group.record
     base = kb.load()
     category = base.category_for_counter(record.reason) if record.reason else None
-    tool = {"dg-readiness": "the Device Guard readiness tool", "hvciscan": "hvciscan"}.get(record.tool, record.tool)
+    tool = {"dg-readiness": "the Device Guard readiness tool", "hvciscan": "hvciscan"}.get(
+        record.tool, record.tool
+    )
     verdict = "incompatible" if record.incompatible else "compatible"
-    reason = f": {record.reason}" + (f" {record.count}" if record.count is not None else "") if record.reason else ""
+    reason = (
+        f": {record.reason}" + (f" {record.count}" if record.count is not None else "")
+        if record.reason
+        else ""
+    )
     evidence = [Evidence(f"{tool} reports {record.module} {verdict}{reason}", record.span, DECIDING)]
     hvci_related = record.incompatible
     if hvci_related and category is None:
@@ -719,29 +745,39 @@ def _classify_readiness(group: ReadinessGroup) -> Incident:
         confidence=("certain" if category else "likely") if hvci_related else "none",
         title=f"{record.module} reported {verdict} with memory integrity by {tool}{reason}",
         driver=record.module,
-        details={"tool": record.tool, "reason": record.reason, "count": record.count,
-                 "incompatible": record.incompatible},
+        details={
+            "tool": record.tool,
+            "reason": record.reason,
+            "count": record.count,
+            "incompatible": record.incompatible,
+        },
         evidence=tuple(evidence),
         bucket=bucket_id((category or "readiness") if hvci_related else "readiness", module=record.module),
         count=record.count or 1,
     )
 
 
-def _event_category(event_id: int, provider: str) -> str | None:
-    if "codeintegrity" not in provider.lower().replace("-", "").replace(" ", ""):
+def _event_info(event_id: int, provider: str) -> kb.EventInfo | None:
+    """The knowledge base's entry for an event, only when the provider is the one it is about."""
+    info = kb.load().event(event_id)
+    if info is None or _norm(info.provider) != _norm(provider):
         return None
-    for category in kb.load().categories.values():
-        if event_id in category.event_ids:
-            return category.id
-    return None
+    return info
 
 
 def _classify_event(group: EventGroup) -> Incident:
     record = group.record
-    category = _event_category(record.event_id, record.provider)
+    info = _event_info(record.event_id, record.provider)
+    category = info.category if info is not None else None
     message = " ".join(record.message.split())
     evidence = [Evidence(f"{record.provider} event {record.event_id}: {message}", record.span, DECIDING)]
-    details: dict[str, Any] = {"provider": record.provider, "event_id": record.event_id, "message": record.message}
+    if info is not None and info.explanation:
+        evidence.append(Evidence(info.explanation, record.span))
+    details: dict[str, Any] = {
+        "provider": record.provider,
+        "event_id": record.event_id,
+        "message": record.message,
+    }
     for key, value in (("process", record.process), ("timestamp", record.timestamp)):
         if value is not None:
             details[key] = value

@@ -16,8 +16,8 @@ Rules (each is a test in ``tests/hvci/test_correlate.py``):
   same code and arguments belong to the same crash; a different code or different arguments start a new one;
 * stacks and ``ln`` answers join the open crash; ``lm`` tables, ``!verifier`` output, readiness verdicts,
   events and image headers never close it (they are the engineer's follow-up commands);
-* each driver's set of counters with a non-zero value, each readiness verdict, each event and each ``!dh`` dump is
-  a group of its own.
+* each driver's set of counters with a non-zero value, each readiness verdict, each event and each ``!dh``
+  dump is a group of its own.
 
 Module lists are not grouped here: the pipeline collects them for the whole input, because ``lm`` is often
 typed after the crash it explains (see :mod:`hvci.pipeline`).
@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from hvci import kb
 from parsers.records import (
     AnalyzeRecord,
     BugCheckRecord,
@@ -56,21 +57,10 @@ MAX_SYMBOL_LINES = 64
 _MASK64 = (1 << 64) - 1
 _MASK32 = (1 << 32) - 1
 
-#: The 0xC4 subcodes each verifier banner kind goes with (current and older numbering). A banner is only
-#: joined to a bug check whose Arg1 is one of these; the meaning of the numbers is decided in classify.
-BANNER_SUBCODES: dict[str, frozenset[int]] = {
-    "pool-type": frozenset({0x2000}),
-    "page-protection": frozenset({0x2001}),
-    "mdl-mapping": frozenset({0x2002}),
-    "wx-section": frozenset({0x2003}),
-    "alignment": frozenset({0x2004}),
-    "iat": frozenset({0x2005, 0x2006}),
-    "unsupported-relocs": frozenset({0x2005}),
-    "straddled-relocs": frozenset({0x2005}),
-}
 
-#: Banner kinds whose message names the caller that Arg2 repeats.
-_CALLER_BANNERS = frozenset({"pool-type", "page-protection", "mdl-mapping"})
+def banner_subcodes(issue: str) -> frozenset[int]:
+    """The 0xC4 subcodes a verifier banner kind goes with, current and older numbering (knowledge base)."""
+    return frozenset(code for f in kb.load().banner_formats if f.issue == issue for code in f.subcodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +165,12 @@ def banner_agrees(banner: VerifierBannerRecord, bugcheck: BugCheckRecord) -> boo
         return False
     if not bugcheck.args:
         return True
-    subcodes = BANNER_SUBCODES.get(banner.issue)
-    if subcodes is not None and bugcheck.args[0] not in subcodes:
+    subcodes = banner_subcodes(banner.issue)
+    if subcodes and bugcheck.args[0] not in subcodes:
         return False
-    if subcodes is None and not 0x2000 <= bugcheck.args[0] <= 0x20FF:
+    if not subcodes and not 0x2000 <= bugcheck.args[0] <= 0x20FF:
         return False
-    if banner.issue in _CALLER_BANNERS and banner.caller is not None and len(bugcheck.args) > 1:
+    if banner.caller is not None and len(bugcheck.args) > 1:
         return same_value(banner.caller, bugcheck.args[1])
     return True
 
@@ -293,7 +283,9 @@ def counter_groups(status: VerifierStatusRecord) -> list[Group]:
     groups: list[Group] = []
     for counter_set in per_driver or status.counter_sets:
         if any(value > 0 for _, value in counter_set.counters):
-            last = max(counter_set.line, min(counter_set.line + len(counter_set.counters), status.span.last_line))
+            last = max(
+                counter_set.line, min(counter_set.line + len(counter_set.counters), status.span.last_line)
+            )
             groups.append(CounterGroup(status, counter_set, Span(status.span.path, counter_set.line, last)))
     return groups
 

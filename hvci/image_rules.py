@@ -144,7 +144,7 @@ def check_headers(h: ImageHeaders) -> list[RuleResult]:
 
 
 def _flags(characteristics: int) -> str:
-    return "|".join(decode.section_characteristics(characteristics).parts)
+    return "|".join(p.removeprefix("IMAGE_SCN_") for p in decode.section_characteristics(characteristics).parts)
 
 
 def _describe(s: SectionHeader) -> str:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from hvci.classify import Context, classify
-from hvci.correlate import LOOK_BACK_LINES, CrashGroup, Correlator, Group
+from hvci.correlate import LOOK_BACK_LINES, Correlator, CrashGroup, Group
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,
@@ -143,9 +143,9 @@ class _InputRun:
 
     def _incidents(self, tracked: _Tracked) -> list[Incident]:
         """Classify a group and return the incidents that are new or changed since last emitted."""
-        fresh = classify(tracked.group, self.context())
-        ids = [tracked.base_id if n == 0 else f"{tracked.base_id}#{n + 1}" for n in range(len(fresh))]
-        fresh = tuple(replace(incident, id=ident) for incident, ident in zip(fresh, ids, strict=True))
+        classified = classify(tracked.group, self.context())
+        ids = [tracked.base_id if n == 0 else f"{tracked.base_id}#{n + 1}" for n in range(len(classified))]
+        fresh = tuple(replace(incident, id=ident) for incident, ident in zip(classified, ids, strict=True))
         previous = {i.id: i for i in tracked.incidents}
         tracked.incidents = fresh
         return [incident for incident in fresh if previous.get(incident.id) != incident]
@@ -189,7 +189,11 @@ class _InputRun:
         if group is None:
             return []
         current = self._open
-        if current is None or not isinstance(current.group, CrashGroup) or _first(current.group) != _first(group):
+        if (
+            current is None
+            or not isinstance(current.group, CrashGroup)
+            or _first(current.group) != _first(group)
+        ):
             current = self._open = self._track(group)
         current.group = group
         return self._incidents(current)

@@ -10,7 +10,7 @@ optional ``[path @ line]``, ``(TrapFrame @ ...)`` or ``kv`` FPO text. ``parsers.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from parsers.base import Line, LineCursor
 from parsers.records import Record, Span, StackFrame, StackRecord
@@ -142,21 +142,28 @@ def parse_frame(line: Line, *, call_site_only: bool = False) -> StackFrame | Non
     )
 
 
-def read_frames(cursor: LineCursor, *, call_site_only: bool = False) -> list[StackFrame]:
+def read_frames(
+    cursor: LineCursor, *, call_site_only: bool = False, clean: Callable[[str], str] | None = None
+) -> list[StackFrame]:
     """Frames from the cursor until a line that is not a frame (pushed back). Debugger interjections
     between frames (``WARNING: Frame IP not in any known module``, ``*** ERROR: ...symbols...``) and ``kP``
-    parameter lines are stepped over when more frames follow."""
+    parameter lines are stepped over when more frames follow. ``clean`` undoes forum mangling (quote
+    markers) before a line is read as a frame."""
     frames: list[StackFrame] = []
     while len(frames) < MAX_FRAMES:
         line = cursor.next()
         if line is None:
             break
+        if clean is not None:
+            line = Line(line.number, clean(line.text))
         frame = parse_frame(line, call_site_only=call_site_only)
         if frame is not None:
             frames.append(frame)
             continue
         if line.text.strip() and (_INTERJECTION.match(line.text) or (frames and _PARAM_LINE.match(line.text))):
             following = cursor.peek()
+            if following is not None and clean is not None:
+                following = Line(following.number, clean(following.text))
             if following is not None and (
                 parse_frame(following, call_site_only=call_site_only) is not None
                 or _PARAM_LINE.match(following.text)

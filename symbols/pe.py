@@ -424,6 +424,11 @@ class PeImage:
         return self._directory(_DIR_IAT)
 
     @property
+    def import_directory(self) -> tuple[int, int] | None:
+        """The import data directory (``rva``, ``size``), or None when the image imports nothing."""
+        return self._directory(_DIR_IMPORT)
+
+    @property
     def is_signed(self) -> bool:
         """Whether an Authenticode blob is attached (the security directory is present); not verified."""
         return self._directory(_DIR_SECURITY) is not None

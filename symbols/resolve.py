@@ -153,10 +153,13 @@ class ImageSymbols:
             return
         self.notes.append(store.fetch_hint(pdb_key(codeview), image.path))
 
-    def resolve_rva(self, rva: int, *, return_address: bool = False) -> Resolution:
-        """Resolve an offset from the module's base (see :class:`SymbolResolver` for the fallbacks)."""
+    def resolve_rva(self, rva: int, *, return_address: bool = False, file_notes: bool = True) -> Resolution:
+        """Resolve an offset from the module's base (see :class:`SymbolResolver` for the fallbacks).
+
+        ``file_notes=False`` leaves the notes about the files (missing PDB ...) out of ``note``, for callers
+        that show them once rather than per address."""
         lookup = rva - 1 if return_address and rva > 0 else rva
-        notes = list(self.notes)
+        notes = list(self.notes) if file_notes else []
         image = self.image
         if image is not None and image.size_of_image and rva >= image.size_of_image:
             notes.append(

@@ -30,7 +30,8 @@ BUILD = DRIVERS / "build"
 MANIFEST: dict[str, Any] = tomllib.loads((DRIVERS / "expected.toml").read_text(encoding="utf-8"))
 FIXTURES: dict[str, dict[str, Any]] = MANIFEST["fixtures"]
 CALL_SITES: list[dict[str, Any]] = MANIFEST["call_sites"]
-CALL_SITE_BUILDS = ("api_misuse", "api_misuse_O0", "x86_api_misuse")
+MISUSE_BUILDS = ("api_misuse", "api_misuse_O0", "x86_api_misuse")
+CALL_SITE_BUILDS = (*MISUSE_BUILDS, "clean")
 RULE_IDS = ("execute-write-section", "execute-write-section/init", "section-alignment",
             "iat-in-executable-section", "unsupported-relocs", "nx-compat")
 
@@ -114,6 +115,15 @@ def test_build_directory_holds_exactly_the_manifest_fixtures() -> None:
         [f"{n}.sys" for n in FIXTURES] + [f"{n}.pdb" for n in FIXTURES])
 
 
+def test_build_script_builds_each_fixture_from_the_sources_the_manifest_names() -> None:
+    script = (DRIVERS / "build.sh").read_text(encoding="utf-8")
+    built = dict(re.findall(r"^driver (\w+) \w+ -O\d (\S+)", script, flags=re.MULTILINE))
+    assert built.keys() == FIXTURES.keys()
+    for name, fixture in FIXTURES.items():
+        assert fixture["sources"] == [built[name], "src/common/dispatch.c"], name
+        assert all((DRIVERS / source).is_file() for source in fixture["sources"]), name
+
+
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_fixture_has_the_properties_the_manifest_claims(name: str) -> None:
     assert _properties(BUILD / f"{name}.sys") == _expected_properties(name)
@@ -176,16 +186,20 @@ def test_readme_image_rule_table_matches_the_manifest() -> None:
         assert row[1].split()[0] == FIXTURES[name]["machine"]
 
 
-def test_readme_call_site_table_matches_the_manifest() -> None:
-    rows = _readme_rows("| function |")
-    assert len(rows) == len(CALL_SITES)
-    for row, site in zip(rows, CALL_SITES, strict=True):
-        assert row[0] == f"`{site['function']}`"
+@pytest.mark.parametrize("builds", [MISUSE_BUILDS, ("clean",)], ids=["api_misuse", "clean"])
+def test_readme_call_site_tables_match_the_manifest(builds: tuple[str, ...]) -> None:
+    sites = _sites(builds[0])
+    build_columns = " | ".join(f"`{b}`" for b in builds)
+    rows = _readme_rows(f"| function | API | argument | value | verdict | {build_columns} |")
+    assert len(rows) == len(sites)
+    for row, site in zip(rows, sites, strict=True):
+        names = [site["function"], *([site["inlined"]] if "inlined" in site else [])]
+        assert re.findall(r"`([^`]+)`", row[0]) == names
         assert row[1].split()[0] == site["api"]
         assert row[4].strip("*_") == site["verdict"]
         if "value" in site:
             assert row[3].split()[0] == f"{site['value']:#x}"
-        for cell, build in zip(row[5:], CALL_SITE_BUILDS, strict=True):
+        for cell, build in zip(row[5:], builds, strict=True):
             assert cell == f"{site[build]['instruction']} {site[build]['rva']:#x}"
 
 
@@ -223,11 +237,15 @@ def _symcache(build: str) -> Any:
     return next(archive.iter_objects()).make_symcache()
 
 
-def _function_at(build: str, rva: int) -> str:
-    """The outermost (non-inlined) function that contains `rva`, by the PDB."""
+def _frames_at(build: str, rva: int) -> list[str]:
+    """Function names at `rva` by the PDB, innermost (inlined) first, the real function last."""
     frames = _symcache(build).lookup(rva)
     assert frames, f"{build}: no PDB function at RVA {rva:#x}"
-    return str(frames[-1].symbol).split("(")[0]
+    return [str(frame.symbol).split("(")[0] for frame in frames]
+
+
+def _sites(build: str) -> list[dict[str, Any]]:
+    return [site for site in CALL_SITES if build in site]
 
 
 @pytest.mark.parametrize("build", CALL_SITE_BUILDS)
@@ -236,7 +254,7 @@ def test_each_listed_call_site_is_a_call_of_its_api_in_its_function(build: str) 
     slots = _iat_slots(pe)
     md = _disassembler(pe)
     base = pe.OPTIONAL_HEADER.ImageBase
-    for site in CALL_SITES:
+    for site in _sites(build):
         rva = site[build]["rva"]
         ins = next(md.disasm(pe.get_data(rva, 16), base + rva, count=1))
         assert ins.mnemonic == site[build]["instruction"], (build, site["function"])
@@ -246,7 +264,7 @@ def test_each_listed_call_site_is_a_call_of_its_api_in_its_function(build: str) 
         else:
             assert target is not None and target[0] == "mem", (build, site["function"], ins.op_str)
             assert slots.get(target[1]) == site["api"], (build, site["function"])
-        assert _function_at(build, rva) == site["function"]
+        assert _frames_at(build, rva) == [*([site["inlined"]] if "inlined" in site else []), site["function"]]
 
 
 def _affected_calls(build: str) -> set[int]:
@@ -270,16 +288,18 @@ def _affected_calls(build: str) -> set[int]:
 
 @pytest.mark.parametrize("build", CALL_SITE_BUILDS)
 def test_no_affected_api_call_is_missing_from_the_manifest(build: str) -> None:
-    listed = {site[build]["rva"] for site in CALL_SITES if "via" not in site}
+    listed = {site[build]["rva"] for site in _sites(build) if "via" not in site}
     assert _affected_calls(build) == listed
 
 
 def test_call_site_manifest_covers_bad_good_and_unknown() -> None:
-    verdicts = {site["verdict"] for site in CALL_SITES}
-    assert verdicts == {"bad", "good", "unknown"}
+    misuse = _sites("api_misuse")
+    assert {site["verdict"] for site in misuse} == {"bad", "good", "unknown"}
+    assert all(set(MISUSE_BUILDS) <= site.keys() for site in misuse)
+    for site in misuse:
+        assert site["function"].split("_")[0] == site["verdict"], site["function"]
+    assert {site["verdict"] for site in _sites("clean")} == {"good"}
     for site in CALL_SITES:
-        prefix = site["function"].split("_")[0]
-        assert prefix == site["verdict"], site["function"]
         assert ("value" in site) == (site["verdict"] != "unknown" and site["argument_kind"] != "none")
 
 

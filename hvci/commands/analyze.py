@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -100,7 +101,9 @@ def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:
     )
 
 
-def exit_code(report: Report, fail_on: str, *, exit_zero: bool, unreadable: int, incomplete: bool) -> ExitCode:
+def exit_code(
+    report: Report, fail_on: str, *, exit_zero: bool, unreadable: int, incomplete: bool
+) -> ExitCode:
     if report.inputs == () and unreadable:
         return ExitCode.USAGE
     findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
@@ -152,7 +155,8 @@ def _open_all(paths: Sequence[str], progress: _Progress) -> tuple[list[Input], i
 def _write(text: str, output: str | None) -> None:
     data = text.encode("utf-8", errors="replace")
     if output is None or output == "-":
-        stream = click.get_binary_stream("stdout")
+        sys.stdout.flush()
+        stream: BinaryIO = sys.stdout.buffer  # bytes: UTF-8 whatever the console code page
         stream.write(data)
         stream.flush()
     else:
@@ -161,18 +165,39 @@ def _write(text: str, output: str | None) -> None:
 
 @click.command("analyze")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Report format.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format."
+)
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
-@click.option("--symbols", "symbol_path", envvar="_NT_SYMBOL_PATH", metavar="PATH",
-              help="Symbol path in WinDbg syntax (srv*CACHE*URL;DIR); defaults to _NT_SYMBOL_PATH.")
-@click.option("--images", "image_dirs", multiple=True, metavar="DIR",
-              help="Folder with the driver images (.sys) and PDBs; repeatable.")
-@click.option("--module", "modules", multiple=True, metavar="NAME=BASE[:SIZE]",
-              help="A module range (hex) for logs without an lm listing; repeatable.")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="hvci", show_default=True,
-              help="Which incidents make the exit code 1: hvci, any, never, or a minimum confidence "
-              "(certain, likely, possible) for HVCI-related incidents.")
+@click.option(
+    "--symbols",
+    "symbol_path",
+    envvar="_NT_SYMBOL_PATH",
+    metavar="PATH",
+    help="Symbol path in WinDbg syntax (srv*CACHE*URL;DIR); defaults to _NT_SYMBOL_PATH.",
+)
+@click.option(
+    "--images",
+    "image_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="Folder with the driver images (.sys) and PDBs; repeatable.",
+)
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    metavar="NAME=BASE[:SIZE]",
+    help="A module range (hex) for logs without an lm listing; repeatable.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="hvci",
+    show_default=True,
+    help="Which incidents make the exit code 1: hvci, any, never, or a minimum confidence "
+    "(certain, likely, possible) for HVCI-related incidents.",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings summary on stderr.")
 @click.pass_context

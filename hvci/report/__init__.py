@@ -23,7 +23,9 @@ __all__ = ["FORMATS", "incident_markdown", "render", "to_json_dict"]
 def _render_sarif(report: Report) -> str:
     from hvci.report.sarif import render_sarif  # owned by the scan engineer; imported on use
 
-    return json.dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def render(report: Report, fmt: str) -> str:

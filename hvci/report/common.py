@@ -20,8 +20,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2
 
 def plain(text: object) -> str:
     """Text safe to print: control, bidi-override and line-separator characters shown as escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
-                        f"\\u{ord(m.group()):04x}", str(text))
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+        str(text),
+    )
 
 
 def one_line(text: object) -> str:
@@ -80,7 +82,11 @@ def value_text(value: Any) -> str:
     """A details value in words: ``{"value": 0, "name": "NonPagedPool", ...}`` -> ``NonPagedPool (0x0)``."""
     if isinstance(value, Mapping):
         if "name" in value and "value" in value:
-            text = f"{value['name']} ({value['value']:#x})" if isinstance(value["value"], int) else str(value["name"])
+            text = (
+                f"{value['name']} ({value['value']:#x})"
+                if isinstance(value["value"], int)
+                else str(value["name"])
+            )
             extras = [f"{k}: {value_text(v)}" for k, v in value.items() if k not in ("name", "value")]
             return text + (f" [{'; '.join(extras)}]" if extras else "")
         return "; ".join(f"{k}: {value_text(v)}" for k, v in value.items())

@@ -98,7 +98,9 @@ def render_html(report: Report) -> str:
         if incidents:
             parts.append(f"<h2>{heading}</h2>")
             parts.extend(_incident_html(i) for i in incidents)
-    parts.append("<h2>Inputs</h2><table><tr><th>Input</th><th>Format</th><th>Encoding</th><th>Lines</th></tr>")
+    parts.append(
+        "<h2>Inputs</h2><table><tr><th>Input</th><th>Format</th><th>Encoding</th><th>Lines</th></tr>"
+    )
     parts.extend(
         f"<tr><td><code>{h(i.path)}</code></td><td>{h(i.format)}</td><td>{h(i.encoding)}</td><td>{i.lines}</td></tr>"
         for i in report.inputs

@@ -29,7 +29,11 @@ def span_dict(span: Span | None) -> dict[str, Any] | None:
 
 
 def diagnostic_dict(diagnostic: Diagnostic) -> dict[str, Any]:
-    return {"message": diagnostic.message, "severity": diagnostic.severity, "span": span_dict(diagnostic.span)}
+    return {
+        "message": diagnostic.message,
+        "severity": diagnostic.severity,
+        "span": span_dict(diagnostic.span),
+    }
 
 
 def input_dict(info: InputInfo) -> dict[str, Any]:

@@ -84,18 +84,21 @@ def render_markdown(report: Report) -> str:
         "# hvci-triage report",
         "",
         f"{len(report.incidents)} incident(s), {len(hvci)} HVCI-related, "
-        f"in {len(report.inputs)} input(s)." + (" **Analysis incomplete** (see Inputs)." if report.incomplete else ""),
+        f"in {len(report.inputs)} input(s)."
+        + (" **Analysis incomplete** (see Inputs)." if report.incomplete else ""),
         "",
     ]
     for heading, incidents in (("HVCI-related incidents", hvci), ("Other incidents", others)):
         if incidents:
             lines.extend([f"## {heading}", ""])
             lines.extend(incident_markdown(i, level=3) for i in incidents)
-    lines.extend(["## Inputs", "", "| Input | Format | Encoding | Lines | Diagnostics |", "|---|---|---|---|---|"])
+    lines.extend(
+        ["## Inputs", "", "| Input | Format | Encoding | Lines | Diagnostics |", "|---|---|---|---|---|"]
+    )
     for info in report.inputs:
-        lines.append(
-            f"| {md(info.path)} | {md(info.format)} | {md(info.encoding)} | {info.lines} | {len(info.diagnostics)} |"
-        )
+        count = len(info.diagnostics)
+        cells = (md(info.path), md(info.format), md(info.encoding), f"{info.lines}", f"{count}")
+        lines.append("| " + " | ".join(cells) + " |")
     diagnostics = [d for info in report.inputs for d in info.diagnostics]
     if diagnostics:
         lines.extend(["", "**Diagnostics**", ""])

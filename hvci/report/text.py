@@ -47,9 +47,8 @@ def _incident_lines(number: int, incident: Incident) -> list[str]:
         marks = {"deciding": "+", "supporting": "+", "conflicting": "!"}
         for evidence in incident.evidence:
             mark = marks.get(evidence.weight, "-")
-            lines.append(
-                f"{_INDENT}  {mark} {one_line(where(evidence.span))}  {one_line(evidence.reason)} ({evidence.weight})"
-            )
+            place = one_line(where(evidence.span))
+            lines.append(f"{_INDENT}  {mark} {place}  {one_line(evidence.reason)} ({evidence.weight})")
     fix = fix_summary(incident.category)
     if fix is not None:
         lines.append(f"{_INDENT}Fix:        {one_line(fix)}")
@@ -62,7 +61,8 @@ def render_text(report: Report) -> str:
     inputs = len(report.inputs)
     lines = [
         f"hvci-triage: {len(report.incidents)} incident(s) in {inputs} input(s), "
-        f"{len(hvci)} HVCI-related" + ("; analysis INCOMPLETE (see diagnostics)" if report.incomplete else ""),
+        f"{len(hvci)} HVCI-related"
+        + ("; analysis INCOMPLETE (see diagnostics)" if report.incomplete else ""),
         "",
     ]
     number = 0

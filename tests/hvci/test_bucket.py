@@ -20,7 +20,10 @@ def test_bucket_forms() -> None:
     assert bucket_id("execute-pool-type", module="IntelHaxm.sys", function="AllocateBuffer") == (
         "execute-pool-type:intelhaxm!AllocateBuffer"
     )
-    assert bucket_id("execute-pool-type", module="IntelHaxm.sys", offset=0x52F0) == "execute-pool-type:intelhaxm+0x52f0"
+    assert (
+        bucket_id("execute-pool-type", module="IntelHaxm.sys", offset=0x52F0)
+        == "execute-pool-type:intelhaxm+0x52f0"
+    )
     assert bucket_id("section-alignment", module="OldTimer.sys") == "section-alignment:oldtimer"
     assert bucket_id(bugcheck_prefix(0xD1)) == "0xd1"
 

@@ -64,7 +64,13 @@ def crash_groups(records: list) -> list[CrashGroup]:
 def test_banner_fatal_error_analyze_and_stack_are_one_incident() -> None:
     fatal = bugcheck(20, 0x2000, CALLER, 0, 0x484D454D)
     analyzed = analyze(40, bugcheck(48, 0x2000, CALLER, 0, 0x484D454D, form="analyze"))
-    records = [banner(10), fatal, analyzed, stack(100), SymbolLineRecord(span(110), CALLER, "IntelHaxm", "f", 0x12)]
+    records = [
+        banner(10),
+        fatal,
+        analyzed,
+        stack(100),
+        SymbolLineRecord(span(110), CALLER, "IntelHaxm", "f", 0x12),
+    ]
     (group,) = crash_groups(records)
     assert group.banner is not None and group.bugchecks == (fatal,)
     assert group.analyze is analyzed and len(group.stacks) == 1 and len(group.symbol_lines) == 1
@@ -105,10 +111,14 @@ def test_banner_with_a_different_caller_does_not_take_the_bug_check() -> None:
 
 
 def test_image_banner_joins_its_subcode_only() -> None:
-    wx = VerifierBannerRecord(span(1, 5), "wx-section", "The image a.sys ...", image="a.sys", section_name="HOOK")
+    wx = VerifierBannerRecord(
+        span(1, 5), "wx-section", "The image a.sys ...", image="a.sys", section_name="HOOK"
+    )
     assert banner_agrees(wx, bugcheck(9, 0x2003, 1, 2, 3))
     assert not banner_agrees(wx, bugcheck(9, 0x2004, 1, 2, 3))
-    relocs = VerifierBannerRecord(span(1, 5), "unsupported-relocs", "The image a.sys contains unsupported relocs")
+    relocs = VerifierBannerRecord(
+        span(1, 5), "unsupported-relocs", "The image a.sys contains unsupported relocs"
+    )
     assert banner_agrees(relocs, bugcheck(9, 0x2005, 1, 2, 3))
     iat = VerifierBannerRecord(span(1, 5), "iat", "The image a.sys contains an IAT")
     assert banner_agrees(iat, bugcheck(9, 0x2006, 1, 2, 3))

@@ -18,7 +18,7 @@ class PasteScreen(Screen[str | None]):
 
     BINDINGS: list[BindingType] = [
         Binding("f5,ctrl+s", "analyse", "Analyse", id="paste.analyse", priority=True),
-        Binding("escape", "cancel", "Back", id="paste.cancel"),
+        Binding("escape", "cancel", "Back", id="paste.cancel", priority=True),
     ]
 
     DEFAULT_CSS = """

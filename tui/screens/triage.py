@@ -56,9 +56,9 @@ class TriageScreen(Screen[None]):
         Binding("o", "toggle_other", "Other", id="findings.other"),
         Binding("d", "show_tab('detail-tab')", "Detail", id="view.detail"),
         Binding("v", "show_tab('evidence-tab')", "Evidence", id="view.evidence"),
-        Binding("c", "copy_finding", "Copy", id="copy.finding"),
-        Binding("w", "copy_windbg", "Copy WinDbg", show=False, id="copy.windbg"),
-        Binding("p", "paste", "Paste", id="view.paste"),
+        Binding("c", "app.copy_finding", "Copy", id="copy.finding"),
+        Binding("w", "app.copy_windbg", "Copy WinDbg", show=False, id="copy.windbg"),
+        Binding("p", "app.paste", "Paste", id="view.paste"),
         Binding("escape", "close_search", "Close search", show=False, id="search.close"),
     ]
 
@@ -358,15 +358,6 @@ class TriageScreen(Screen[None]):
     def action_toggle_other(self) -> None:
         where = self.query_one(FindingsTable).where
         self.set_filter(Filter(where.category, where.driver, show_other=not where.show_other))
-
-    def action_copy_finding(self) -> None:
-        self.app.run_action("copy_finding")
-
-    def action_copy_windbg(self) -> None:
-        self.app.run_action("copy_windbg")
-
-    def action_paste(self) -> None:
-        self.app.run_action("paste")
 
     def on_evidence_log_follow_changed(self, event: EvidenceLog.FollowChanged) -> None:
         if self.follow:

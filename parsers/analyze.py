@@ -1,0 +1,364 @@
+"""``!analyze -v`` reports of every debugger generation, and the short automatic analysis.
+
+Layout (domain reference §3.1)::
+
+    ****************************************************************   <- box (trigger)
+    *                        Bugcheck Analysis                     *
+    ****************************************************************
+    DRIVER_VERIFIER_DETECTED_VIOLATION (c4)                            <- NAME (code)
+    A device driver attempting to corrupt the system has been caught.  <- description
+    Arguments:
+    Arg1: 0000000000002000, Code Integrity Issue: The caller specified an executable pool type. ...
+    \tcontinuation of a long description
+    Debugging Details:
+    ------------------
+    KEY_VALUES_STRING: 1                                               <- newer: Key/Value pairs
+        Key  : Failure.Bucket
+        Value: 0xc4_2000_VRF_MyDriver!AllocBuffer
+    BUGCHECK_CODE:  c4                                                 <- KEY: value fields
+    STACK_TEXT:                                                        <- frames, see parsers.stack
+    ...
+    Followup:     MachineOwner
+    ---------
+
+Older debuggers print ``BUGCHECK_STR: 0xc4_2000`` instead of ``BUGCHECK_CODE``; forum copies add ``> ``
+quote markers, indentation, ``**`` bold, escaped ``\\_`` and code fences, and wrap long ``Arg`` lines. The
+bug check comes from the header and the ``Arg`` lines when printed (their descriptions are the evidence
+the classifier needs), otherwise from the ``BUGCHECK_*`` fields; nothing is invented when neither is there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from parsers.base import Line, LineCursor
+from parsers.kd import bugcheck_line
+from parsers.records import AnalyzeRecord, BugCheckRecord, Record, Span, StackRecord
+from parsers.stack import read_frames
+
+MAX_LINES = 20000  # an analyze report is a few hundred lines; a runaway block is cut here
+_MAX_STRAYS = 8  # unrecognised lines in a row (after a blank) that end the report
+
+_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
+_STAR_LINE = re.compile(r"^\s*\*{20,}\s*$")
+_BOX_LINE = re.compile(r"^\s*\*[\s*]*$|^\s*\*\s+Bugcheck Analysis\s+\*\s*$")
+_BOX_TITLE = re.compile(r"Bugcheck Analysis")
+_SHORT = re.compile(r"^Use !analyze -v to get detailed debugging information")
+_PROBABLY = re.compile(r"^Probably caused by\s*:\s*(?P<value>.*?)\s*$")
+_HEADER = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]{2,})\s+\((?P<code>[0-9a-fA-F]{1,8})\)\s*$")
+_ARGUMENTS = re.compile(r"^Arguments:\s*$")
+_ARG = re.compile(r"^Arg(?P<n>[1-4]):\s*(?P<value>[0-9a-fA-F`]+)\s*(?:,\s*(?P<desc>.*?))?\s*$")
+_DETAILS = re.compile(r"^Debugging Details:\s*$")
+_DASHES = re.compile(r"^-{3,}\s*$")
+_FIELD = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\s*:(?:\s+(?P<value>.*?))?\s*$")
+_NOT_FIELDS = frozenset({"WARNING", "ERROR", "NOTE", "TRAP_FRAME_NOTE"})
+_FOLLOWUP = re.compile(r"^Followup\s*:\s*(?P<value>.*?)\s*$")
+_KEY = re.compile(r"^Key\s*:\s*(?P<value>.*?)\s*$")
+_VALUE = re.compile(r"^Value\s*:\s*(?P<value>.*?)\s*$")
+_FOREIGN = re.compile(
+    r"Fatal System Error:|Verifier Detected a Code Integrity Issue|^\s*(?:\d+:\s*)?[lk]?kd> |^\s*[0-9a-fA-F:]*> $"
+)
+_BUGCHECK_STR = re.compile(r"^0x(?P<code>[0-9a-fA-F]+)(?:_(?P<p1>[0-9a-fA-F]+))?\b")
+_PLATFORM_BITS = {"x86": 32, "x64": 64, "amd64": 64, "arm64": 64, "arm": 32}
+
+
+def clean(text: str) -> str:
+    """A report line without forum mangling: quote markers, indentation, ``**`` bold, ``\\_`` escapes."""
+    text = _QUOTE.sub("", text)
+    if _FENCE.match(text):
+        return ""
+    if "**" in text and not _STAR_LINE.match(text) and "Bugcheck Analysis" not in text:
+        text = text.replace("**", "")
+    if "\\_" in text:
+        head, sep, tail = text.partition(":")
+        text = head.replace("\\_", "_") + sep + tail
+    return text.strip()
+
+
+@dataclass
+class _Report:
+    """What has been read of one report so far."""
+
+    first: int
+    last: int
+    name: str | None = None
+    code: int | None = None
+    bugcheck_first: int | None = None
+    bugcheck_last: int | None = None
+    args: dict[int, tuple[str, list[str], int]] = field(default_factory=dict)  # n -> (value, desc, line)
+    fields: list[tuple[str, list[str]]] = field(default_factory=list)
+    key_values: list[tuple[str, str]] = field(default_factory=list)
+    stack: StackRecord | None = None
+    short_bugcheck: BugCheckRecord | None = None
+
+    def touch_bugcheck(self, number: int) -> None:
+        if self.bugcheck_first is None:
+            self.bugcheck_first = number
+        self.bugcheck_last = number
+
+
+def _hex(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text.replace("`", ""), 16)
+    except ValueError:
+        return None
+
+
+class AnalyzeParser:
+    name = "analyze"
+    trigger = (
+        r"^\*{70,}\s*$|^[\s>*]*Bugcheck Analysis|^[\s>*]*Debugging Details:|^[\s>*]*Arguments:\s*$"
+        r"|^[\s>*]*BUGCHECK(?:\\?_)(?:CODE|STR)\s*:"
+    )
+
+    def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        report = _Report(first.number, first.number)
+        start = clean(first.text)
+        if _STAR_LINE.match(first.text) and not self._box(first, cursor):
+            return
+        if _BOX_TITLE.search(start) or _STAR_LINE.match(first.text):
+            self._rest_of_box(report, cursor)
+        else:
+            cursor.push_back(first)  # the trigger line is itself part of the body (Arguments:, fields)
+        self._body(report, cursor)
+        yield self._record(report, cursor.path)
+
+    @staticmethod
+    def _box(first: Line, cursor: LineCursor) -> bool:
+        """Is this star line the top of the ``Bugcheck Analysis`` box? (Other star lines are not ours.)"""
+        seen: list[Line] = []
+        found = False
+        for _ in range(4):
+            line = cursor.next()
+            if line is None:
+                break
+            seen.append(line)
+            if _BOX_TITLE.search(line.text):
+                found = True
+                break
+            if not _BOX_LINE.match(line.text):
+                break
+        for line in reversed(seen):
+            cursor.push_back(line)
+        return found
+
+    @staticmethod
+    def _rest_of_box(report: _Report, cursor: LineCursor) -> None:
+        while (line := cursor.next()) is not None:
+            text = clean(line.text)
+            if _BOX_TITLE.search(text) or _BOX_LINE.match(line.text) or (not text and not line.text.strip()):
+                if line.text.strip():
+                    report.last = line.number
+                continue
+            cursor.push_back(line)
+            return
+
+    def _body(self, report: _Report, cursor: LineCursor) -> None:
+        section = "head"  # head -> args -> details
+        current: list[str] | None = None  # the value being continued (arg description or field)
+        blank_before = False
+        strays: list[Line] = []
+        pending_key: str | None = None
+        for _ in range(MAX_LINES):
+            line = cursor.next()
+            if line is None:
+                return
+            text = clean(line.text)
+            if _FOREIGN.search(line.text) or (_STAR_LINE.match(line.text) and section != "head"):
+                cursor.push_back(line)
+                return
+            if _STAR_LINE.match(line.text) and section == "head" and self._box(line, cursor):
+                cursor.push_back(line)  # a second report begins before this one had a body
+                return
+            if not text:
+                current = None if section == "details" else current
+                blank_before = True
+                continue
+            if section == "head" and _SHORT.match(text):
+                self._short(report, cursor, line)
+                return
+            if _DETAILS.match(text):
+                section, current, blank_before = "details", None, False
+                report.last = line.number
+                continue
+            if _DASHES.match(text):
+                report.last = line.number
+                if report.fields and report.fields[-1][0] == "Followup":
+                    return
+                continue
+            followup = _FOLLOWUP.match(text)
+            if followup is not None:
+                report.fields.append(("Followup", [followup["value"]]))
+                report.last = line.number
+                self._closing_dashes(report, cursor)
+                return
+            if _ARGUMENTS.match(text):
+                section, current = "args", None
+                report.last = line.number
+                report.touch_bugcheck(line.number)
+                continue
+            arg = _ARG.match(text)
+            if arg is not None and section in ("head", "args"):
+                section = "args"
+                current = [arg["desc"]] if arg["desc"] else []
+                report.args[int(arg["n"])] = (arg["value"], current, line.number)
+                report.last = line.number
+                report.touch_bugcheck(line.number)
+                continue
+            header = _HEADER.match(text)
+            if header is not None and section == "head" and report.name is None:
+                report.name, report.code = header["name"], int(header["code"], 16)
+                report.last = line.number
+                report.touch_bugcheck(line.number)
+                continue
+            key = _KEY.match(text)
+            if key is not None and section == "details":
+                pending_key = key["value"]
+                report.last = line.number
+                continue
+            value = _VALUE.match(text)
+            if value is not None and pending_key is not None:
+                report.key_values.append((pending_key, value["value"]))
+                pending_key = None
+                report.last = line.number
+                continue
+            field_match = _FIELD.match(text)
+            if field_match is not None and field_match["key"] not in _NOT_FIELDS and section != "args" or (
+                field_match is not None and section == "args" and field_match["key"].startswith("BUGCHECK")
+            ):
+                assert field_match is not None
+                section, strays, blank_before = "details", [], False
+                name = field_match["key"]
+                report.last = line.number
+                if name == "STACK_TEXT":
+                    self._stack(report, cursor, line)
+                    current = None
+                    continue
+                current = [field_match["value"]] if field_match["value"] else []
+                report.fields.append((name, current))
+                continue
+            if section == "args" and current is not None and not blank_before:
+                current.append(text)  # a wrapped or tab-continued argument description
+                report.last = line.number
+                report.touch_bugcheck(line.number)
+                continue
+            if section == "details" and current is not None and not blank_before:
+                current.append(text)  # a multi-line field value
+                report.last = line.number
+                continue
+            if section == "details" or blank_before:
+                strays.append(line)
+                if len(strays) >= _MAX_STRAYS:
+                    for stray in reversed(strays):
+                        cursor.push_back(stray)
+                    return
+                continue
+            report.last = line.number  # description text under the header
+
+    @staticmethod
+    def _closing_dashes(report: _Report, cursor: LineCursor) -> None:
+        following = cursor.next()
+        if following is None:
+            return
+        if _DASHES.match(clean(following.text)):
+            report.last = following.number
+        else:
+            cursor.push_back(following)
+
+    @staticmethod
+    def _stack(report: _Report, cursor: LineCursor, key_line: Line) -> None:
+        frames = read_frames(cursor, clean=lambda t: _QUOTE.sub("", t))
+        if frames:
+            report.stack = StackRecord(Span(cursor.path, key_line.number, frames[-1].line), "stack_text",
+                                       tuple(frames))
+            report.last = frames[-1].line
+        report.fields.append(("STACK_TEXT", [f.text for f in frames]))
+
+    def _short(self, report: _Report, cursor: LineCursor, first: Line) -> None:
+        """The automatic analysis printed at the break (``!analyze`` without ``-v``)."""
+        report.last = first.number
+        for _ in range(40):
+            line = cursor.next()
+            if line is None:
+                return
+            text = clean(line.text)
+            if _FOREIGN.search(line.text) or _STAR_LINE.match(line.text):
+                cursor.push_back(line)
+                return
+            bugcheck = bugcheck_line(Line(line.number, text), cursor.path)
+            if bugcheck is not None:
+                report.short_bugcheck = bugcheck
+                report.last = line.number
+                continue
+            probably = _PROBABLY.match(text)
+            if probably is not None:
+                report.fields.append(("Probably caused by", [probably["value"]]))
+                report.last = line.number
+                continue
+            followup = _FOLLOWUP.match(text)
+            if followup is not None:
+                report.fields.append(("Followup", [followup["value"]]))
+                report.last = line.number
+                self._closing_dashes(report, cursor)
+                return
+
+    def _record(self, report: _Report, path: str) -> AnalyzeRecord:
+        fields = tuple((name, "\n".join(value)) for name, value in report.fields)
+        return AnalyzeRecord(
+            Span(path, report.first, report.last),
+            report.short_bugcheck or self._bugcheck(report, dict(fields), path),
+            fields=fields,
+            key_values=tuple(report.key_values),
+            stack=report.stack,
+        )
+
+    @staticmethod
+    def _bugcheck(report: _Report, fields: dict[str, str], path: str) -> BugCheckRecord | None:
+        code = report.code
+        first, last = report.bugcheck_first, report.bugcheck_last
+        field_lines = False
+        if code is None:
+            code = _hex(fields.get("BUGCHECK_CODE"))
+            field_lines = True
+        bugcheck_str = _BUGCHECK_STR.match(fields.get("BUGCHECK_STR", ""))
+        if code is None and bugcheck_str is not None:
+            code = _hex(bugcheck_str["code"])
+        if code is None:
+            return None
+        texts: tuple[str, ...] = ()
+        bits: int | None = None
+        if report.args and sorted(report.args) == list(range(1, len(report.args) + 1)):
+            values = [report.args[n][0] for n in sorted(report.args)]
+            args = tuple(_hex(v) or 0 for v in values)
+            texts = tuple(" ".join(report.args[n][1]) for n in sorted(report.args))
+            widths = {len(v.replace("`", "")) for v in values}
+            bits = 32 if widths == {8} else 64 if widths == {16} else None
+        else:
+            printed = [fields.get(f"BUGCHECK_P{n}") for n in range(1, 5)]
+            present = printed[: next((i for i, p in enumerate(printed) if p is None), 4)]
+            args = tuple(_hex(p) or 0 for p in present if p is not None)
+            if not args and bugcheck_str is not None and bugcheck_str["p1"]:
+                args = (int(bugcheck_str["p1"], 16),)
+            field_lines = True
+        if bits is None:
+            platform = fields.get("OSPLATFORM_TYPE", "").strip().lower()
+            bits = _PLATFORM_BITS.get(platform)
+        if field_lines or first is None:
+            first, last = report.first, report.last
+        return BugCheckRecord(
+            Span(path, first, last if last is not None else first),
+            "analyze",
+            code,
+            args,
+            name=report.name,
+            arg_texts=texts,
+            pointer_bits=bits,
+        )
+
+
+PARSER = AnalyzeParser()
