@@ -1,3 +1,6 @@
+"""``python -m hvci`` runs the command line."""
+
 from hvci.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Call-site analysis: every call to an HVCI-affected API in a driver image, with the argument that decides it.
+"""Call-site analysis: every call to an HVCI-affected API in a driver image, with the argument deciding it.
 
 Driver Verifier reports Execute Pool Type / Page Protection / Page Mapping only when the code path runs. The
 image shows the calls before anyone boots a lab machine: for each call (or tail jump) to an API of the
@@ -21,10 +21,12 @@ only those are decoded in detail, and instructions are capped per function and p
 
 from __future__ import annotations
 
+import heapq
 import re
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import capstone
 from capstone import x86 as cx86
@@ -35,6 +37,7 @@ from symbols.pe import PeImage
 MAX_INSNS_PER_FUNCTION = 40_000
 MAX_DETAILED_INSNS = 2_000_000
 MAX_LITE_INSNS = 20_000_000
+MAX_FUNCTION_BYTES = 1 << 20
 MAX_VALUES = 8
 MAX_FIXPOINT_ROUNDS = 8
 MAX_NAME_CHARS = 256
@@ -146,7 +149,7 @@ def unknown(reason: str) -> Val:
 
 
 def merge(a: Val, b: Val) -> Val:
-    if a == b:
+    if a is b or a == b:
         return a
     if a.kind == "unknown":
         return a
@@ -162,7 +165,8 @@ def merge(a: Val, b: Val) -> Val:
 
 @dataclass(slots=True)
 class State:
-    """Registers (by family: ``a``, ``c``, ``r8``...) and stack slots keyed by offset above the stack pointer."""
+    """Registers (by family: ``a``, ``c``, ``r8``...) and stack slots keyed by offset above the stack
+    pointer."""
 
     regs: dict[str, Val]
     slots: dict[int, Val]
@@ -171,26 +175,60 @@ class State:
         return State(dict(self.regs), dict(self.slots))
 
     def join(self, other: State) -> State:
-        regs = {k: merge(v, other.regs[k]) for k, v in self.regs.items() if k in other.regs}
-        slots = {k: merge(v, other.slots[k]) for k, v in self.slots.items() if k in other.slots}
-        return State(regs, slots)
+        """Per register and slot, the merge of both; identical values (the common case) are kept as is."""
+        return State(_join(self.regs, other.regs), _join(self.slots, other.slots))
+
+
+def _join(a: dict[Any, Val], b: dict[Any, Val]) -> dict[Any, Val]:
+    out = {}
+    for key, value in a.items():
+        theirs = b.get(key)
+        if theirs is None:
+            continue
+        out[key] = value if value is theirs else merge(value, theirs)
+    return out
 
 
 def _register_table() -> dict[str, tuple[str, int, int]]:
     """Register name -> (family, width in bits, bit shift): ``ah`` -> (``a``, 8, 8)."""
     table: dict[str, tuple[str, int, int]] = {}
     for x in "abcd":
-        table.update({f"r{x}x": (x, 64, 0), f"e{x}x": (x, 32, 0), f"{x}x": (x, 16, 0), f"{x}l": (x, 8, 0),
-                      f"{x}h": (x, 8, 8)})
+        table.update(
+            {
+                f"r{x}x": (x, 64, 0),
+                f"e{x}x": (x, 32, 0),
+                f"{x}x": (x, 16, 0),
+                f"{x}l": (x, 8, 0),
+                f"{x}h": (x, 8, 8),
+            }
+        )
     for x in ("si", "di", "bp", "sp"):
         table.update({f"r{x}": (x, 64, 0), f"e{x}": (x, 32, 0), x: (x, 16, 0), f"{x}l": (x, 8, 0)})
     for n in range(8, 16):
-        table.update({f"r{n}": (f"r{n}", 64, 0), f"r{n}d": (f"r{n}", 32, 0), f"r{n}w": (f"r{n}", 16, 0),
-                      f"r{n}b": (f"r{n}", 8, 0)})
+        table.update(
+            {
+                f"r{n}": (f"r{n}", 64, 0),
+                f"r{n}d": (f"r{n}", 32, 0),
+                f"r{n}w": (f"r{n}", 16, 0),
+                f"r{n}b": (f"r{n}", 8, 0),
+            }
+        )
     return table
 
 
 REGISTERS = _register_table()
+
+
+def _register_ids() -> tuple[dict[int, tuple[str, int, int]], dict[int, str]]:
+    """capstone register id -> (family, width, shift) and -> name, built once."""
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    names = {i: md.reg_name(i) for i in range(1, cx86.X86_REG_ENDING)}
+    return {i: REGISTERS[n] for i, n in names.items() if n in REGISTERS}, {
+        i: n for i, n in names.items() if n
+    }
+
+
+_REG_INFO, _REG_NAMES = _register_ids()
 FAMILIES_64 = ("a", "b", "c", "d", "si", "di", "bp", "sp", *(f"r{n}" for n in range(8, 16)))
 FAMILIES_32 = ("a", "b", "c", "d", "si", "di", "bp", "sp")
 ARG_REGS_64 = ("c", "d", "r8", "r9")
@@ -200,6 +238,8 @@ VOLATILE_32 = ("a", "c", "d")
 
 _MEM_RE = re.compile(r"\[(?:rip ([+-]) )?(0x[0-9a-f]+|\d+)\]")
 _BARRIERS = frozenset({"ret", "retf", "int3", "ud2", "hlt", "iretq", "iretd"})
+#: Where a function in a gap (code no .pdata/PDB range covers) ends: the next one starts after these.
+_CHUNK_ENDS = frozenset({"ret", "retf", "int3"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +247,62 @@ class _Region:
     start: int
     end: int
     source: str  # "pdata" | "pdb" | "gap"
+
+
+class _Op(NamedTuple):
+    """An x86 operand, copied out of capstone once (its attributes are slow ctypes reads)."""
+
+    type: int
+    size: int
+    reg: int
+    imm: int
+    base: int
+    index_reg: int
+    scale: int
+    disp: int
+    access: int
+
+
+class _Insn(NamedTuple):
+    """An instruction with what the interpreter reads; ``raw`` for the rare ``regs_access`` query."""
+
+    address: int
+    size: int
+    mnemonic: str
+    op_str: str
+    data: bool  # undecodable bytes kept by skipdata
+    jump: bool
+    ops: tuple[_Op, ...]
+    raw: capstone.CsInsn
+
+    @classmethod
+    def of(cls, raw: capstone.CsInsn) -> _Insn:
+        if raw.id == 0:
+            return cls(raw.address, raw.size, raw.mnemonic, raw.op_str, True, False, (), raw)
+        ops = tuple(
+            _Op(
+                o.type,
+                o.size,
+                o.reg if o.type == cx86.X86_OP_REG else 0,
+                o.imm if o.type == cx86.X86_OP_IMM else 0,
+                o.mem.base if o.type == cx86.X86_OP_MEM else 0,
+                o.mem.index if o.type == cx86.X86_OP_MEM else 0,
+                o.mem.scale if o.type == cx86.X86_OP_MEM else 1,
+                o.mem.disp if o.type == cx86.X86_OP_MEM else 0,
+                o.access,
+            )
+            for o in raw.operands
+        )
+        return cls(
+            raw.address, raw.size, raw.mnemonic, raw.op_str, False, raw.group(capstone.CS_GRP_JUMP), ops, raw
+        )
+
+
+class _Scanned(NamedTuple):
+    region: _Region
+    mem: set[int]
+    direct: set[int]
+    stubs: list[tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,19 +385,34 @@ def analyse_calls(
     a call-site RVA to its function (PDB, exports, ``.pdata``), defaulting to ``.pdata`` ranges.
     """
     if pe.machine not in ("x64", "x86"):
-        return CallSiteAnalysis("not-applicable",
-                                notes=(f"call-site analysis covers x64 and x86; {pe.machine}: header rules only",))
+        return CallSiteAnalysis(
+            "not-applicable",
+            notes=(f"call-site analysis covers x64 and x86; {pe.machine}: header rules only",),
+        )
     image = _Image(pe, table or kb.load())
     namer = namer or _pdata_namer(pe)
     if not image.slots:
-        return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",),
-                                imported=())
+        return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",), imported=())
     analyser = _Analyser(image)
     regions = _regions(pe, extra_functions)
     sites, notes = analyser.run(regions)
     named = tuple(
-        CallSite(s.rva, s.api, s.dll, s.category, s.how, s.instruction, s.verdict, s.argument_index,
-                 s.argument_kind, s.values, s.decoded, s.reason, s.replacement, namer(s.rva))
+        CallSite(
+            s.rva,
+            s.api,
+            s.dll,
+            s.category,
+            s.how,
+            s.instruction,
+            s.verdict,
+            s.argument_index,
+            s.argument_kind,
+            s.values,
+            s.decoded,
+            s.reason,
+            s.replacement,
+            namer(s.rva),
+        )
         for s in sites
     )
     counts: dict[str, int] = {}
@@ -312,8 +423,14 @@ def analyse_calls(
         api = image.kb.affected_api(name)
         assert api is not None
         imported.append(ImportedApi(name, dll, api.category, iat, counts.get(name, 0)))
-    return CallSiteAnalysis("partial" if analyser.capped else "done", named, tuple(imported), tuple(notes),
-                            analyser.detailed, analyser.code_bytes)
+    return CallSiteAnalysis(
+        "partial" if analyser.capped else "done",
+        named,
+        tuple(imported),
+        tuple(notes),
+        analyser.detailed,
+        analyser.code_bytes,
+    )
 
 
 def _pdata_namer(pe: PeImage) -> Callable[[int], FunctionName]:
@@ -344,7 +461,9 @@ def _regions(pe: PeImage, extra: Sequence[tuple[int, int]]) -> list[_Region]:
     regions = [r for r in known if any(s.contains(r.start) for s in code)]
     for section in code:
         cursor = section.virtual_address
-        end = section.virtual_address + min(section.mapped_size, max(section.raw_size, 0) or section.mapped_size)
+        end = section.virtual_address + min(
+            section.mapped_size, max(section.raw_size, 0) or section.mapped_size
+        )
         for begin, stop in covered:
             if stop <= cursor or begin >= end:
                 continue
@@ -375,29 +494,50 @@ class _Analyser:
 
     # --- pass 0: cheap scan for references ------------------------------------------------------------
 
-    def _refs(self, region: _Region) -> tuple[set[int], set[int], list[tuple[int, int]]]:
-        """Memory RVAs and direct call/jump targets referenced in a region, and its ``jmp [slot]`` stubs."""
-        data = self.image.pe.read(region.start, region.end - region.start)
-        mem: set[int] = set()
-        direct: set[int] = set()
-        stubs: list[tuple[int, int]] = []
+    def _code(self, region: _Region) -> bytes:
+        """A region's bytes, at most :data:`MAX_FUNCTION_BYTES` (a hostile ``.pdata`` range can claim GBs)."""
+        size = region.end - region.start
+        if size > MAX_FUNCTION_BYTES and region.source != "gap":
+            self.capped = True
+            size = MAX_FUNCTION_BYTES
+        return self.image.pe.read(region.start, size)
+
+    def _scan(self, region: _Region) -> list[_Scanned]:
+        """The cheap pass: memory RVAs and direct call/jump targets each function references, and the
+        ``jmp [slot]`` stubs. Gaps between known functions are cut into functions after a ``ret``/``int3``
+        that no earlier jump of the same function reaches past (MSVC puts blocks after the ``ret``)."""
+        out: list[_Scanned] = []
+        current = _Scanned(_Region(region.start, region.end, region.source), set(), set(), [])
         previous = None
-        for address, size, mnemonic, op_str in self.lite.disasm_lite(data, region.start):
+        reach = region.start
+        for address, size, mnemonic, op_str in self.lite.disasm_lite(self._code(region), region.start):
             self.lite_count += 1
             if self.lite_count > MAX_LITE_INSNS:
                 self.capped = True
                 break
+            if (
+                region.source == "gap"
+                and previous in _CHUNK_ENDS
+                and mnemonic not in _CHUNK_ENDS
+                and address > reach
+            ):
+                out.append(_Scanned(_Region(current.region.start, address, "gap"), *current[1:]))
+                current = _Scanned(_Region(address, region.end, "gap"), set(), set(), [])
             match = _MEM_RE.search(op_str)
             if match:
                 rva = self._mem_rva(address, size, match)
                 if rva is not None:
-                    mem.add(rva)
+                    current.mem.add(rva)
                     if mnemonic == "jmp" and (previous is None or previous in _BARRIERS):
-                        stubs.append((address, rva))
-            elif mnemonic in ("call", "jmp") and op_str.startswith("0x"):
-                direct.add(int(op_str, 16))
+                        current.stubs.append((address, rva))
+            elif op_str.startswith("0x") and (mnemonic == "call" or mnemonic.startswith("j")):
+                target = int(op_str, 16)
+                current.direct.add(target)
+                if mnemonic != "call" and target < region.end:
+                    reach = max(reach, target)  # a block of this function lies there: not a new function
             previous = mnemonic
-        return mem, direct, stubs
+        out.append(current)
+        return out
 
     def _mem_rva(self, address: int, size: int, match: re.Match[str]) -> int | None:
         sign, number = match.group(1), match.group(2)
@@ -411,37 +551,41 @@ class _Analyser:
     # --- driver -------------------------------------------------------------------------------------
 
     def run(self, regions: list[_Region]) -> tuple[list[CallSite], list[str]]:
-        refs = [self._refs(r) for r in regions]
-        for mem, _, stubs in refs:
-            for stub, rva in stubs:
+        scanned = [chunk for region in regions for chunk in self._scan(region)]
+        for chunk in scanned:
+            for stub, rva in chunk.stubs:
                 target = self.image.slots.get(rva)
                 if target is not None:
-                    self.image.thunks[stub] = _Target(target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]")
+                    self.image.thunks[stub] = _Target(
+                        target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
+                    )
         interesting = set(self.image.slots)
         thunks = set(self.image.thunks)
         results: dict[int, list[CallSite]] = {}
-        for index, (region, (mem, direct, _)) in enumerate(zip(regions, refs, strict=True)):
-            if mem & interesting or direct & thunks:
-                results[index] = self._analyse(region)
+        for index, chunk in enumerate(scanned):
+            if chunk.mem & interesting or chunk.direct & thunks:
+                results[index] = self._analyse(chunk.region)
         if self.image.global_fns:
             again = set(self.image.global_fns)
-            for index, (region, (mem, _, _)) in enumerate(zip(regions, refs, strict=True)):
-                if mem & again:
-                    results[index] = self._analyse(region)
+            for index, chunk in enumerate(scanned):
+                if chunk.mem & again:
+                    results[index] = self._analyse(chunk.region)
         sites = [s for index in sorted(results) for s in results[index]]
         unique = {s.rva: s for s in sites}
         if self.capped:
-            self.notes.append(f"analysis capped (at most {MAX_DETAILED_INSNS} decoded instructions per image, "
-                              f"{MAX_INSNS_PER_FUNCTION} per function): some call sites may be missing")
+            self.notes.append(
+                f"analysis capped (at most {MAX_DETAILED_INSNS} decoded instructions per image, "
+                f"{MAX_INSNS_PER_FUNCTION} per function): some call sites may be missing"
+            )
         return [unique[rva] for rva in sorted(unique)], self.notes
 
     # --- pass 1: dataflow over one function -----------------------------------------------------------
 
     def _analyse(self, region: _Region) -> list[CallSite]:
-        data = self.image.pe.read(region.start, region.end - region.start)
-        insns: list[capstone.CsInsn] = []
-        for insn in self.md.disasm(data, region.start):
-            insns.append(insn)
+        data = self._code(region)
+        insns: list[_Insn] = []
+        for raw in self.md.disasm(data, region.start):
+            insns.append(_Insn.of(raw))
             if len(insns) >= MAX_INSNS_PER_FUNCTION or self.detailed + len(insns) >= MAX_DETAILED_INSNS:
                 self.capped = True
                 break
@@ -450,34 +594,46 @@ class _Analyser:
         if not insns:
             return []
         blocks = _blocks(insns, region)
-        entry_state = self._entry_state()
-        states: dict[int, State] = {blocks[0][0].address: entry_state}
-        preds_seen: set[int] = {blocks[0][0].address}
-        order = [b[0].address for b in blocks]
         by_start = {b[0].address: b for b in blocks}
-        for _ in range(MAX_FIXPOINT_ROUNDS):
-            changed = False
-            for start in order:
-                if start not in states:
-                    # In .pdata/PDB functions a block nobody jumps to is reached indirectly; in the gaps
-                    # between them (leaf stubs, x86 code) it is where the next function starts.
-                    states[start] = entry_state.copy() if region.source == "gap" else self._orphan_state()
-                    preds_seen.add(start)
+        order = [b[0].address for b in blocks]
+        entry_state = self._entry_state()
+        states: dict[int, State] = {}
+        visits: dict[int, int] = {}
+        # blocks waiting to be (re)run, taken in address order: close to reverse post-order for compiled
+        # code, so most blocks see all their predecessors first
+        work: list[int] = []
+        queued: set[int] = set()
+
+        def reach(start: int, state: State) -> None:
+            old = states.get(start)
+            new = state if old is None else old.join(state)
+            if new != old:
+                states[start] = new
+                if start not in queued:
+                    queued.add(start)
+                    heapq.heappush(work, start)
+
+        # Worklist from the entry; then each block still unreached starts afresh: in .pdata/PDB functions
+        # it is reached indirectly (a switch), in the gaps between them (leaf stubs, x86) a function starts.
+        seeds = iter(order)
+        reach(order[0], entry_state)
+        while True:
+            while work:
+                start = heapq.heappop(work)
+                queued.discard(start)
+                visits[start] = visits.get(start, 0) + 1
+                if visits[start] > MAX_FIXPOINT_ROUNDS:
+                    continue
+                if visits[start] == MAX_FIXPOINT_ROUNDS:  # still changing: a loop; give up its values
+                    states[start] = self._orphan_state("a value that changes in a loop")
                 out, succs = self._run_block(by_start[start], states[start], None)
                 for succ in succs:
-                    if succ not in by_start:
-                        continue
-                    if succ not in preds_seen:
-                        states[succ] = out.copy()
-                        preds_seen.add(succ)
-                        changed = True
-                    else:
-                        joined = states[succ].join(out)
-                        if joined != states[succ]:
-                            states[succ] = joined
-                            changed = True
-            if not changed:
+                    if succ in by_start:
+                        reach(succ, out)
+            seed = next((b for b in seeds if b not in states), None)
+            if seed is None:
                 break
+            reach(seed, entry_state.copy() if region.source == "gap" else self._orphan_state())
         sites: list[CallSite] = []
         for start in order:
             self._run_block(by_start[start], states[start], sites)
@@ -493,13 +649,14 @@ class _Analyser:
                 regs[family] = unknown(f"a parameter of the enclosing function ({name} on entry)")
         return State(regs, {})
 
-    def _orphan_state(self) -> State:
+    def _orphan_state(
+        self, reason: str = "code reached only by an indirect jump or from outside the function"
+    ) -> State:
         families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
-        reason = "code reached only by an indirect jump or from outside the function"
         return State({f: unknown(reason) for f in families}, {})
 
     def _run_block(
-        self, block: list[capstone.CsInsn], state: State, sites: list[CallSite] | None
+        self, block: list[_Insn], state: State, sites: list[CallSite] | None
     ) -> tuple[State, list[int]]:
         st = state.copy()
         for insn in block:
@@ -508,11 +665,11 @@ class _Analyser:
 
     # --- one instruction ------------------------------------------------------------------------------
 
-    def _step(self, insn: capstone.CsInsn, st: State, sites: list[CallSite] | None) -> None:
+    def _step(self, insn: _Insn, st: State, sites: list[CallSite] | None) -> None:
         mnemonic = insn.mnemonic
-        if insn.id == 0:  # skipdata: bytes that do not decode
+        if insn.data:  # skipdata: bytes that do not decode
             return
-        ops = insn.operands
+        ops = insn.ops
         if mnemonic == "call" or (mnemonic == "jmp" and ops and ops[0].type != cx86.X86_OP_IMM):
             self._call(insn, st, sites, tail=mnemonic == "jmp")
             return
@@ -541,21 +698,27 @@ class _Analyser:
         if not self._compute(insn, st):
             self._clobber(insn, st)
 
-    def _compute(self, insn: capstone.CsInsn, st: State) -> bool:
+    def _compute(self, insn: _Insn, st: State) -> bool:
         """Apply an instruction we model; False when it is not one of them."""
-        m, ops = insn.mnemonic, insn.operands
+        m, ops = insn.mnemonic, insn.ops
         if m in ("mov", "movabs", "movzx", "movsx", "movsxd") and len(ops) == 2:
             value = self._read(insn, ops[1], st)
             if m in ("movsx", "movsxd") and value.kind == "const":
                 width = ops[1].size * 8
-                value = Val("const", frozenset(_sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts))
+                value = Val(
+                    "const", frozenset(_sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts)
+                )
             self._write(insn, ops[0], value, st)
             return True
         if m == "lea" and len(ops) == 2:
             self._write(insn, ops[0], self._address(insn, ops[1], st), st)
             return True
-        if m == "xor" and len(ops) == 2 and ops[0].type == ops[1].type == cx86.X86_OP_REG \
-                and ops[0].reg == ops[1].reg:
+        if (
+            m == "xor"
+            and len(ops) == 2
+            and ops[0].type == ops[1].type == cx86.X86_OP_REG
+            and ops[0].reg == ops[1].reg
+        ):
             self._write(insn, ops[0], const(0), st)
             return True
         if m in _BINARY and len(ops) == 2:
@@ -564,7 +727,9 @@ class _Analyser:
             width = ops[0].size * 8
             if m == "and" and right.kind == "const" and right.consts == {0}:
                 result = const(0)
-            elif left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64:
+            elif (
+                left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64
+            ):
                 result = _fold(left.consts, right.consts, _BINARY[m], width)
             else:
                 result = unknown(_derived(left, right, insn))
@@ -582,50 +747,51 @@ class _Analyser:
         if m.startswith("cmov") and len(ops) == 2:
             self._write(insn, ops[0], merge(self._read(insn, ops[0], st), self._read(insn, ops[1], st)), st)
             return True
-        return m in ("cmp", "test", "bt", "nop") or insn.group(capstone.CS_GRP_JUMP)
+        return m in ("cmp", "test", "bt", "nop") or insn.jump
         return False
 
-    def _clobber(self, insn: capstone.CsInsn, st: State) -> None:
+    def _clobber(self, insn: _Insn, st: State) -> None:
         """An instruction we do not model: whatever it writes becomes unknown."""
         reason = f"set by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
         try:
-            _, written = insn.regs_access()
+            _, written = insn.raw.regs_access()
         except capstone.CsError:
             written = []
         for reg in written:
-            info = REGISTERS.get(insn.reg_name(reg))
+            info = _REG_INFO.get(reg)
             if info is None:
                 continue
             if info[0] == "sp":
                 st.slots.clear()
             st.regs[info[0]] = unknown(reason)
-        for op in insn.operands:
+        for op in insn.ops:
             if op.type == cx86.X86_OP_MEM and op.access & capstone.CS_AC_WRITE and self._is_stack(insn, op):
-                st.slots[op.mem.disp] = unknown(reason)
+                st.slots[op.disp] = unknown(reason)
 
     # --- operands ---------------------------------------------------------------------------------------
 
-    def _reg_family(self, insn: capstone.CsInsn, op: capstone.x86.X86Op) -> str | None:
-        info = REGISTERS.get(insn.reg_name(op.reg))
+    def _reg_family(self, insn: _Insn, op: _Op) -> str | None:
+        info = _REG_INFO.get(op.reg)
         return info[0] if info else None
 
-    def _is_stack(self, insn: capstone.CsInsn, op: capstone.x86.X86Op) -> bool:
-        if op.mem.base == 0 or op.mem.index != 0:
+    def _is_stack(self, insn: _Insn, op: _Op) -> bool:
+        if op.base == 0 or op.index_reg != 0:
             return False
-        info = REGISTERS.get(insn.reg_name(op.mem.base))
+        info = _REG_INFO.get(op.base)
         return info is not None and info[0] == "sp"
 
-    def _mem_target(self, insn: capstone.CsInsn, op: capstone.x86.X86Op) -> int | None:
+    def _mem_target(self, insn: _Insn, op: _Op) -> int | None:
         """The image RVA a memory operand names (rip-relative in x64, absolute in x86), or None."""
-        if op.mem.index != 0:
+        if op.index_reg != 0:
             return None
-        if op.mem.base == cx86.X86_REG_RIP:
-            return insn.address + insn.size + op.mem.disp
-        if op.mem.base == 0 and self.bits == 32:
-            return (op.mem.disp - self.image.pe.image_base) & 0xFFFFFFFF
+        disp: int = op.disp
+        if op.base == cx86.X86_REG_RIP:
+            return int(insn.address + insn.size + disp)
+        if op.base == 0 and self.bits == 32:
+            return (disp - self.image.pe.image_base) & 0xFFFFFFFF
         return None
 
-    def _read(self, insn: capstone.CsInsn, op: capstone.x86.X86Op, st: State) -> Val:
+    def _read(self, insn: _Insn, op: _Op, st: State) -> Val:
         width = op.size * 8
         if op.type == cx86.X86_OP_IMM:
             imm = op.imm & ((1 << width) - 1) if width else op.imm
@@ -633,9 +799,9 @@ class _Analyser:
                 return Val("addr", ref=imm - self.image.pe.image_base, consts=frozenset({imm}))
             return const(imm)
         if op.type == cx86.X86_OP_REG:
-            info = REGISTERS.get(insn.reg_name(op.reg))
+            info = _REG_INFO.get(op.reg)
             if info is None:
-                return unknown(f"register {insn.reg_name(op.reg)}")
+                return unknown(f"register {_REG_NAMES.get(op.reg, '?')}")
             family, bits, shift = info
             value = st.regs.get(family, unknown("a value the function received from its caller"))
             if value.kind == "const" and (bits < 64 or shift):
@@ -644,10 +810,12 @@ class _Analyser:
             return value
         if op.type == cx86.X86_OP_MEM:
             if self._is_stack(insn, op):
-                slot = st.slots.get(op.mem.disp)
+                slot = st.slots.get(op.disp)
                 if slot is None:
-                    return unknown(f"a stack variable [{insn.reg_name(op.mem.base)}+0x{op.mem.disp:x}] not "
-                                   "written in the visible code")
+                    return unknown(
+                        f"a stack variable [{_REG_NAMES.get(op.base, '?')}+0x{op.disp:x}] not "
+                        "written in the visible code"
+                    )
                 if slot.kind == "const" and width < 64:
                     return Val("const", frozenset(v & ((1 << width) - 1) for v in slot.consts))
                 return slot
@@ -662,27 +830,27 @@ class _Analyser:
             return unknown(f"loaded from memory `{insn.op_str.split(',')[-1].strip()}` at 0x{insn.address:x}")
         return unknown("an operand we do not model")
 
-    def _address(self, insn: capstone.CsInsn, op: capstone.x86.X86Op, st: State) -> Val:
+    def _address(self, insn: _Insn, op: _Op, st: State) -> Val:
         """``lea``: an image address, a stack address, or base + index * scale + disp when all are known."""
         rva = self._mem_target(insn, op)
         if rva is not None:
             return Val("addr", ref=rva)
         if self._is_stack(insn, op):
-            return Val("stack", ref=op.mem.disp)
-        total: frozenset[int] = frozenset({op.mem.disp})
-        for reg, scale in ((op.mem.base, 1), (op.mem.index, op.mem.scale)):
+            return Val("stack", ref=op.disp)
+        total: frozenset[int] = frozenset({op.disp})
+        for reg, scale in ((op.base, 1), (op.index_reg, op.scale)):
             if reg == 0:
                 continue
-            info = REGISTERS.get(insn.reg_name(reg))
+            info = _REG_INFO.get(reg)
             value = st.regs.get(info[0]) if info else None
             if value is None or value.kind != "const" or len(total) * len(value.consts) > MAX_VALUES:
                 return unknown(f"an address computed by `lea {insn.op_str}` at 0x{insn.address:x}")
             total = frozenset(t + v * scale for t in total for v in value.consts)
         return Val("const", frozenset(t & ((1 << 64) - 1) for t in total))
 
-    def _write(self, insn: capstone.CsInsn, op: capstone.x86.X86Op, value: Val, st: State) -> None:
+    def _write(self, insn: _Insn, op: _Op, value: Val, st: State) -> None:
         if op.type == cx86.X86_OP_REG:
-            info = REGISTERS.get(insn.reg_name(op.reg))
+            info = _REG_INFO.get(op.reg)
             if info is None:
                 return
             family, bits, shift = info
@@ -694,26 +862,34 @@ class _Analyser:
                 st.regs[family] = value
                 return
             old = st.regs.get(family, unknown(""))
-            if old.kind == "const" and value.kind == "const" and len(old.consts) * len(value.consts) <= MAX_VALUES:
+            if (
+                old.kind == "const"
+                and value.kind == "const"
+                and len(old.consts) * len(value.consts) <= MAX_VALUES
+            ):
                 mask = ((1 << bits) - 1) << shift
-                st.regs[family] = Val("const", frozenset((o & ~mask) | ((v << shift) & mask)
-                                                         for o in old.consts for v in value.consts))
+                st.regs[family] = Val(
+                    "const",
+                    frozenset((o & ~mask) | ((v << shift) & mask) for o in old.consts for v in value.consts),
+                )
             else:
-                st.regs[family] = unknown(f"partly written by `{insn.mnemonic} {insn.op_str}` at "
-                                          f"0x{insn.address:x}")
+                st.regs[family] = unknown(
+                    f"partly written by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+                )
             return
         if op.type == cx86.X86_OP_MEM:
             if self._is_stack(insn, op):
                 if value.kind == "const" and op.size < 8:
                     value = Val("const", frozenset(v & ((1 << (op.size * 8)) - 1) for v in value.consts))
-                st.slots[op.mem.disp] = value
+                st.slots[op.disp] = value
                 return
             rva = self._mem_target(insn, op)
             if rva is not None and value.kind == "fn" and isinstance(value.ref, str):
                 api = self.image.kb.affected_api(value.ref)
                 if api is not None:
-                    self.image.global_fns[rva] = _Target(value.ref, None,
-                                                         f"call through the pointer stored at RVA 0x{rva:x}")
+                    self.image.global_fns[rva] = _Target(
+                        value.ref, None, f"call through the pointer stored at RVA 0x{rva:x}"
+                    )
 
     def _shift(self, st: State, delta: int) -> None:
         """The stack pointer moved down by ``delta`` bytes: slots are now that much further above it."""
@@ -721,8 +897,8 @@ class _Analyser:
 
     # --- calls --------------------------------------------------------------------------------------
 
-    def _call_target(self, insn: capstone.CsInsn, st: State) -> _Target | None:
-        op = insn.operands[0] if insn.operands else None
+    def _call_target(self, insn: _Insn, st: State) -> _Target | None:
+        op = insn.ops[0] if insn.ops else None
         if op is None:
             return None
         if op.type == cx86.X86_OP_IMM:
@@ -738,7 +914,7 @@ class _Analyser:
             return _Target(value.ref, None, f"call {insn.op_str} holding {value.ref} ({value.reason})")
         return None
 
-    def _call(self, insn: capstone.CsInsn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
+    def _call(self, insn: _Insn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
         target = self._call_target(insn, st)
         result = unknown(f"the return value of the call at 0x{insn.address:x}")
         if target is not None:
@@ -747,11 +923,13 @@ class _Analyser:
             elif target.api == ROUTINE_LOOKUP:
                 name = self._routine_name(insn, st, tail)
                 if name is not None and self.image.kb.affected_api(name) is not None:
-                    result = Val("fn", ref=name, reason=f"MmGetSystemRoutineAddress(\"{name}\") at "
-                                                       f"0x{insn.address:x}")
+                    result = Val(
+                        "fn", ref=name, reason=f'MmGetSystemRoutineAddress("{name}") at 0x{insn.address:x}'
+                    )
             else:
                 api = self.image.kb.affected_api(target.api)
-                if api is not None and sites is not None:
+                # an import thunk's own jump is not a call site: the calls to the thunk are
+                if api is not None and sites is not None and insn.address not in self.image.thunks:
                     sites.append(self._site(insn, st, target, api, tail))
         volatile = VOLATILE_64 if self.bits == 64 else VOLATILE_32
         for family in volatile:
@@ -774,7 +952,7 @@ class _Analyser:
             return unknown(f"the stack argument at [sp+0x{offset:x}] is not written in the visible code")
         return value
 
-    def _init_unicode(self, insn: capstone.CsInsn, st: State, tail: bool) -> None:
+    def _init_unicode(self, insn: _Insn, st: State, tail: bool) -> None:
         dest, source = self._arg(st, 0, tail), self._arg(st, 1, tail)
         if source.kind != "addr" or not isinstance(source.ref, int):
             return
@@ -786,37 +964,56 @@ class _Analyser:
         elif dest.kind == "addr" and isinstance(dest.ref, int):
             self.image.global_ustr[dest.ref] = name
 
-    def _routine_name(self, insn: capstone.CsInsn, st: State, tail: bool) -> str | None:
+    def _routine_name(self, insn: _Insn, st: State, tail: bool) -> str | None:
         arg = self._arg(st, 0, tail)
         if arg.kind == "stack" and isinstance(arg.ref, int):
             slot = st.slots.get(arg.ref)
-            return slot.ref if slot is not None and slot.kind == "ustr" and isinstance(slot.ref, str) else None
+            return (
+                slot.ref if slot is not None and slot.kind == "ustr" and isinstance(slot.ref, str) else None
+            )
         if arg.kind == "addr" and isinstance(arg.ref, int):
             return self.image.read_unicode_string(arg.ref)
         return None
 
-    def _site(self, insn: capstone.CsInsn, st: State, target: _Target, api: kb.AffectedApi,
-              tail: bool) -> CallSite:
+    def _site(self, insn: _Insn, st: State, target: _Target, api: kb.AffectedApi, tail: bool) -> CallSite:
         how = target.how
         if how == "[IAT]":
             how = ("tail jump " if tail else "call ") + "[IAT]"
         elif tail and not how.startswith("tail"):
             how = f"tail jump: {how}"
         text = f"{insn.mnemonic} {insn.op_str}"
-        common = dict(rva=insn.address, api=api.name, dll=target.dll or api.module, category=api.category,
-                      how=how, instruction=text, argument_index=api.argument_index,
-                      argument_kind=api.argument_kind)
+
+        def make(
+            verdict: str,
+            reason: str,
+            values: tuple[int, ...] = (),
+            decoded: tuple[str, ...] = (),
+            replacement: int | None = None,
+        ) -> CallSite:
+            return CallSite(
+                insn.address,
+                api.name,
+                target.dll or api.module,
+                api.category,
+                how,
+                text,
+                verdict,
+                api.argument_index,
+                api.argument_kind,
+                values,
+                decoded,
+                reason,
+                replacement,
+            )
+
         index = api.binary_argument_index
         if index is None or api.argument_kind not in DECODERS:
-            note = api.note or "no argument decides whether the memory is executable"
-            return CallSite(**common, verdict=BANNED, values=(), decoded=(), reason=note)  # type: ignore[arg-type]
+            return make(BANNED, api.note or "no argument decides whether the memory is executable")
         slot = index if self.bits == 64 else x86_stack_word(api)
         value = self._arg(st, slot, tail)
         where = self._where(index)
         if value.kind != "const":
-            reason = value.reason or f"the argument is {value.kind}, not a number"
-            return CallSite(**common, verdict=UNKNOWN, values=(), decoded=(),  # type: ignore[arg-type]
-                            reason=f"{where}: {reason}")
+            return make(UNKNOWN, f"{where}: {value.reason or f'the argument is {value.kind}, not a number'}")
         mask = 0xFFFFFFFF if api.argument_kind in NARROW_KINDS else (1 << 64) - 1
         values = tuple(sorted({v & mask for v in value.consts}))
         decoder = DECODERS[api.argument_kind]
@@ -825,15 +1022,18 @@ class _Analyser:
         shown = ", ".join(f"0x{v:x} ({n})" for v, n in zip(values, names, strict=True))
         if any(d.executable for d in decoded):
             some = "" if all(d.executable for d in decoded) else " on some paths"
-            replacement = next((decode.safe_replacement(api.argument_kind, v) for v, d
-                                in zip(values, decoded, strict=True) if d.executable), None)
-            return CallSite(**common, verdict=EXECUTABLE, values=values, decoded=names,  # type: ignore[arg-type]
-                            reason=f"{where} is {shown}: executable{some}", replacement=replacement)
+            replacement = next(
+                (
+                    decode.safe_replacement(api.argument_kind, v)
+                    for v, d in zip(values, decoded, strict=True)
+                    if d.executable
+                ),
+                None,
+            )
+            return make(EXECUTABLE, f"{where} is {shown}: executable{some}", values, names, replacement)
         if all(d.executable is False for d in decoded):
-            return CallSite(**common, verdict=SAFE, values=values, decoded=names,  # type: ignore[arg-type]
-                            reason=f"{where} is {shown}: not executable")
-        return CallSite(**common, verdict=UNKNOWN, values=values, decoded=names,  # type: ignore[arg-type]
-                        reason=f"{where} is {shown}: whether that is executable is not known")
+            return make(SAFE, f"{where} is {shown}: not executable", values, names)
+        return make(UNKNOWN, f"{where} is {shown}: whether that is executable is not known", values, names)
 
     def _where(self, index: int) -> str:
         if self.bits == 64 and index < 4:
@@ -864,8 +1064,22 @@ _UNARY: Mapping[str, Callable[[int, int], int]] = {
 
 
 #: By-value parameter types that take two 4-byte stack words in an x86 stdcall call.
-_WIDE_TYPES = frozenset({"PHYSICAL_ADDRESS", "LARGE_INTEGER", "ULARGE_INTEGER", "ULONG64", "ULONGLONG", "LONGLONG",
-                         "LONG64", "DWORD64", "UINT64", "INT64", "POOL_FLAGS", "__int64"})
+_WIDE_TYPES = frozenset(
+    {
+        "PHYSICAL_ADDRESS",
+        "LARGE_INTEGER",
+        "ULARGE_INTEGER",
+        "ULONG64",
+        "ULONGLONG",
+        "LONGLONG",
+        "LONG64",
+        "DWORD64",
+        "UINT64",
+        "INT64",
+        "POOL_FLAGS",
+        "__int64",
+    }
+)
 
 
 def x86_stack_word(api: kb.AffectedApi) -> int:
@@ -886,7 +1100,7 @@ def _fold(left: frozenset[int], right: frozenset[int], op: Callable[[int, int], 
     return Val("const", frozenset(op(a & mask, b & mask) & mask for a in left for b in right))
 
 
-def _derived(left: Val, right: Val, insn: capstone.CsInsn) -> str:
+def _derived(left: Val, right: Val, insn: _Insn) -> str:
     base = left if left.kind == "unknown" else right
     if base.kind == "unknown" and base.reason:
         return base.reason
@@ -899,18 +1113,18 @@ def _sign_extend(value: int, width: int) -> int:
     return value
 
 
-def _successors(insn: capstone.CsInsn) -> list[int]:
+def _successors(insn: _Insn) -> list[int]:
     m = insn.mnemonic
     after = insn.address + insn.size
-    if insn.id == 0:  # undecodable bytes (skipdata): nothing sensible follows
+    if insn.data:  # undecodable bytes (skipdata): nothing sensible follows
         return []
     if m in _BARRIERS or m.startswith("ret"):
         return []
     if m == "jmp":
-        op = insn.operands[0] if insn.operands else None
+        op = insn.ops[0] if insn.ops else None
         return [op.imm] if op is not None and op.type == cx86.X86_OP_IMM else []
-    if insn.group(capstone.CS_GRP_JUMP):
-        op = insn.operands[0] if insn.operands else None
+    if insn.jump:
+        op = insn.ops[0] if insn.ops else None
         targets = [after]
         if op is not None and op.type == cx86.X86_OP_IMM:
             targets.append(op.imm)
@@ -918,21 +1132,21 @@ def _successors(insn: capstone.CsInsn) -> list[int]:
     return [after]
 
 
-def _blocks(insns: list[capstone.CsInsn], region: _Region) -> list[list[capstone.CsInsn]]:
+def _blocks(insns: list[_Insn], region: _Region) -> list[list[_Insn]]:
     """Split a function into basic blocks at jump targets and after branches and barriers."""
     leaders = {insns[0].address}
     for insn in insns:
         m = insn.mnemonic
-        if insn.id == 0:
+        if insn.data:
             leaders.add(insn.address + insn.size)
             continue
-        if m == "jmp" or m in _BARRIERS or m.startswith("ret") or insn.group(capstone.CS_GRP_JUMP):
+        if m == "jmp" or m in _BARRIERS or m.startswith("ret") or insn.jump:
             leaders.add(insn.address + insn.size)
-            if insn.operands and insn.operands[0].type == cx86.X86_OP_IMM:
-                target = insn.operands[0].imm
+            if insn.ops and insn.ops[0].type == cx86.X86_OP_IMM:
+                target = insn.ops[0].imm
                 if region.start <= target < region.end:
                     leaders.add(target)
-    blocks: list[list[capstone.CsInsn]] = []
+    blocks: list[list[_Insn]] = []
     for insn in insns:
         if insn.address in leaders or not blocks:
             blocks.append([insn])

@@ -69,6 +69,12 @@ class Context:
     symbol_lines: Mapping[int, SymbolLineRecord] = field(default_factory=dict)
     counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # module (lower) -> label -> n
     resolver: SymbolResolver | None = None
+    image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
+
+    def image_name(self, module: str) -> str:
+        """The image file name the input uses for a module (``lm`` says ``IntelHaxm``, ``!analyze``
+        ``IMAGE_NAME`` or ``lmv`` say ``IntelHaxm.sys``)."""
+        return self.image_names.get(normalize_name(module), module)
 
 
 def classify(group: Group, context: Context) -> list[Incident]:
@@ -81,7 +87,7 @@ def classify(group: Group, context: Context) -> list[Incident]:
         return [_classify_readiness(group)]
     if isinstance(group, EventGroup):
         return [_classify_event(group)]
-    return _classify_image(group)
+    return _classify_image(group, context)
 
 
 # ---------------------------------------------------------------------------------------------- crashes
@@ -163,6 +169,7 @@ def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Ver
     evidence: list[Evidence] = []
     chosen: kb.SubcodeMeaning | None = None
     strong = 0
+    disputed = False  # two strong pieces of evidence disagree
 
     banner_choice: kb.SubcodeMeaning | None = None
     if group.banner is not None:
@@ -196,21 +203,26 @@ def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Ver
                 )
             )
             strong -= 1
+            disputed = True
 
     number_choice = next(
         (m for m in hvci_meanings if m.era == "current"), hvci_meanings[0] if hvci_meanings else None
     )
-    others = [m for m in meanings if m is not number_choice]
-    number_note = f"Arg1 {arg1:#x}: {number_choice.category if number_choice else 'not HVCI-related'}"
-    if others:
-        number_note += "; the same number has also meant " + "; ".join(
-            f"{m.category or 'not code integrity'} ({m.era}: {m.era_note})" for m in others
+    if len(meanings) > 1:
+        number_note = f"Arg1 {arg1:#x} has meant: " + "; ".join(
+            f"{m.category or 'not code integrity'} ({m.era}: {m.era_note})" for m in meanings
         )
+    else:
+        number_note = f"Arg1 {arg1:#x}: {number_choice.category if number_choice else 'not HVCI-related'}"
+    weight = SUPPORTING
     if chosen is None:
         chosen = number_choice
-        if others:
-            number_note += " - no banner or !analyze text here to tell which, so this is a guess"
-    evidence.append(Evidence(number_note, bc.span, SUPPORTING))
+        if len(meanings) > 1:
+            number_note += " - no banner or !analyze text here to tell which, so the current meaning is a guess"
+    elif chosen is not number_choice:
+        weight = CONFLICTING
+        number_note += f" - the banner or text decides for {chosen.category or 'not code integrity'}"
+    evidence.append(Evidence(number_note, bc.span, weight))
     evidence.extend(_field_repeats(group.analyze, bc.code, arg1))
 
     independent = 0
@@ -220,7 +232,8 @@ def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Ver
             if hit is not None and not hit.module.unloaded:
                 evidence.append(
                     Evidence(
-                        f"Arg2 {bc.args[1]:#x} is inside {hit.module.file_name} (+{hit.offset:#x}, "
+                        f"Arg2 {bc.args[1]:#x} is inside {context.image_name(hit.module.file_name)} "
+                        f"(+{hit.offset:#x}, "
                         f"from {hit.module.source}): a driver code address, as code integrity reports it",
                         bc.span,
                         SUPPORTING,
@@ -240,7 +253,7 @@ def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Ver
         confidence = "likely"
     else:
         confidence = "possible"
-    if any(e.weight == CONFLICTING for e in evidence) and confidence == "certain":
+    if disputed and confidence == "certain":
         confidence = "likely"
     return _Verdict(chosen.category, True, confidence, evidence, chosen)
 
@@ -330,7 +343,7 @@ def _classify_crash(group: CrashGroup, context: Context) -> Incident:
     driver = _crash_driver(group, caller, subcode)
     title = _crash_title(verdict.category, bc, details, driver, group.banner)
     prefix = verdict.category or (bugcheck_prefix(bc.code) if bc is not None else kind)
-    bucket = _bucket(prefix, caller, driver)
+    bucket = _bucket(prefix, caller, driver, _analyze_symbol(group.analyze))
     return Incident(
         id="",
         source=group.span,
@@ -398,13 +411,13 @@ def _crash_details(
     if bc is not None:
         info = kb.load().bugcheck(bc.code)
         meanings: Sequence[str] = ("", *meaning.args) if meaning is not None else (info.args if info else ())
+        if meaning is not None:
+            details["subcode"] = {"value": args[0], "meaning": meaning.description, "era": meaning.era}
         details["arguments"] = [
             {"index": n + 1, "value": value, "meaning": meanings[n] if n < len(meanings) else None}
             for n, value in enumerate(args)
             if not (n == 0 and meaning is not None)
         ]
-        if meaning is not None:
-            details["subcode"] = {"value": args[0], "meaning": meaning.description, "era": meaning.era}
     if meaning is None:
         return details
     kinds = meaning.arg_kinds
@@ -497,7 +510,7 @@ def _resolve(
     hit = context.modules.lookup(address) if context.modules else None
     notes: list[str] = []
     if hit is not None:
-        module, offset = hit.module.file_name, hit.offset
+        module, offset = context.image_name(hit.module.file_name), hit.offset
         if hit.module.unloaded:
             notes.append("the address is in an unloaded module")
     resolution = None
@@ -512,7 +525,7 @@ def _resolve(
         printed_module, function, displacement, file, line = printed
         return Caller(
             address=address,
-            module=module or printed_module,
+            module=module or (context.image_name(printed_module) if printed_module else None),
             offset=offset,
             function=function,
             displacement=displacement,
@@ -575,7 +588,6 @@ def _crash_caller(
     if analyze is None:
         return None
     module_name = analyze.field("MODULE_NAME")
-    symbol = analyze.field("SYMBOL_NAME")
     if not module_name:
         return None
     blamed = _blamed_frame(frames, module_name.strip())
@@ -584,21 +596,14 @@ def _crash_caller(
         address = _frame_address(frames, index)
         if address is not None:
             return _resolve(address, group, frames, context, return_address=index > 0)
-    function = displacement = None
-    if symbol:
-        match = _FRAME_SYMBOL.match(symbol.strip())
-        if match:
-            function = match.group("function")
-            displacement = int(match.group("disp"), 16) if match.group("disp") else None
-    image = analyze.field("IMAGE_NAME")
-    return Caller(
-        address=None,
-        module=(image or module_name).strip(),
-        function=function,
-        displacement=displacement,
-        resolved_by="debugger" if function else "none",
-        note="from !analyze MODULE_NAME/SYMBOL_NAME; no code address in the input",
-    )
+    return None  # no code address in the input: DESIGN.md's caller is null; the bucket uses SYMBOL_NAME
+
+
+def _analyze_symbol(analyze: AnalyzeRecord | None) -> tuple[str, str] | None:
+    """``SYMBOL_NAME`` as (module, function), e.g. ``MyDriver!OnInterrupt+69`` -> (MyDriver, OnInterrupt)."""
+    symbol = analyze.field("SYMBOL_NAME") if analyze is not None else None
+    match = _FRAME_SYMBOL.match(symbol.strip()) if symbol else None
+    return (match.group("module"), match.group("function")) if match else None
 
 
 def _crash_driver(group: CrashGroup, caller: Caller | None, meaning: kb.SubcodeMeaning | None) -> str | None:
@@ -669,13 +674,19 @@ def _crash_title(
     return f"Bug check {bc.code:#x} {name}{where} (not HVCI-related)"
 
 
-def _bucket(prefix: str, caller: Caller | None, driver: str | None) -> str:
-    """``.pdata`` names a function by its start (``module+0x1000``): bucket on that start offset."""
+def _bucket(
+    prefix: str, caller: Caller | None, driver: str | None, symbol: tuple[str, str] | None = None
+) -> str:
+    """From the caller; without one, from the driver and the function ``SYMBOL_NAME`` names in it.
+    ``.pdata`` names a function by its start (``module+0x1000``): bucket on that start offset."""
     if caller is not None and caller.module:
         if caller.resolved_by == "pdata" and caller.offset is not None and caller.displacement is not None:
             return bucket_id(prefix, module=caller.module, offset=caller.offset - caller.displacement)
         return bucket_id(prefix, module=caller.module, function=caller.function, offset=caller.offset)
-    return bucket_id(prefix, module=driver)
+    function = None
+    if symbol is not None and driver is not None and normalize_name(symbol[0]) == normalize_name(driver):
+        function = symbol[1]
+    return bucket_id(prefix, module=driver, function=function)
 
 
 # ------------------------------------------------------------------------------------- other group kinds
@@ -785,7 +796,7 @@ def _classify_event(group: EventGroup) -> Incident:
         details["status"] = _hex(record.status)
     if record.failure_bitmap is not None:
         details["failure_bitmap"] = _hex(record.failure_bitmap)
-    who = record.module or "a driver"
+    who = record.module.replace("/", "\\").rsplit("\\", 1)[-1] if record.module else "a driver"
     title = f"{record.provider} event {record.event_id} about {who}"
     return Incident(
         id="",
@@ -802,9 +813,10 @@ def _classify_event(group: EventGroup) -> Incident:
     )
 
 
-def _classify_image(group: ImageGroup) -> list[Incident]:
+def _classify_image(group: ImageGroup, context: Context) -> list[Incident]:
     """A ``!dh`` dump judged by the same rules as ``hvci-triage scan`` judges a ``.sys`` file."""
     record = group.record
+    driver = context.image_name(record.module) if record.module else None
     incidents = []
     for result in check_headers(ImageHeaders.from_record(record)):
         if result.status != FAIL:
@@ -812,7 +824,7 @@ def _classify_image(group: ImageGroup) -> list[Incident]:
         evidence = [Evidence(result.message, record.span, DECIDING)]
         evidence.extend(Evidence(text, record.span) for text in result.evidence)
         details: dict[str, Any] = {"rule": result.rule_id, "level": result.level, **dict(result.details)}
-        who = record.module or "image"
+        who = driver or "image"
         incidents.append(
             Incident(
                 id="",
@@ -822,10 +834,10 @@ def _classify_image(group: ImageGroup) -> list[Incident]:
                 hvci_related=result.category is not None,
                 confidence="certain" if result.category is not None else "none",
                 title=f"{who}: {result.message}",
-                driver=record.module,
+                driver=driver,
                 details=details,
                 evidence=tuple(evidence),
-                bucket=bucket_id(result.category or result.rule_id, module=record.module),
+                bucket=bucket_id(result.category or result.rule_id, module=driver),
                 count=result.count,
             )
         )

@@ -9,7 +9,8 @@ look-back is bounded by :data:`LOOK_BACK_LINES`), so a 100 MB log streams throug
 Rules (each is a test in ``tests/hvci/test_correlate.py``):
 
 * a verifier banner opens a crash group; a bug check that agrees with it (0xC4, the banner's subcode, the
-  banner's caller as Arg2) joins it; a bug check that does not agree closes the banner as an incident of
+  banner's caller as Arg2) joins it (a banner quoted AFTER its crash, as in forum posts, joins that crash when
+  it names the same caller or image); a bug check that does not agree closes the banner as an incident of
   its own (log-only mode ``/log.code_integrity`` and the print-only default action print banners without
   stopping) and opens a new group;
 * bug-check records (fatal-error line, ``BugCheck`` line, ``.bugcheck``, ``!analyze``, dump header) with the
@@ -196,6 +197,8 @@ class Correlator:
             done.append(self.open_group)
             self.open_group = None
         if isinstance(record, VerifierBannerRecord):
+            if self._late_banner(record):
+                return done
             done.extend(self._close())
             self._open(CrashGroup(banner=record), record.span)
         elif isinstance(record, BugCheckRecord):
@@ -240,6 +243,25 @@ class Correlator:
             return same_bugcheck(current, bugcheck)
         if group.banner is not None:
             return banner_agrees(group.banner, bugcheck)
+        return True
+
+    def _late_banner(self, record: VerifierBannerRecord) -> bool:
+        """A banner quoted after its crash (forum posts, pasted notes): it joins the open crash only when it
+        names the same violation: same subcode and the same caller, or the image ``!analyze`` blamed."""
+        group = self.open_group
+        bugcheck = group.bugcheck if group is not None else None
+        if (
+            group is None
+            or group.banner is not None
+            or bugcheck is None
+            or not banner_agrees(record, bugcheck)
+        ):
+            return False
+        if record.caller is None:
+            image = group.analyze.field("IMAGE_NAME") if group.analyze is not None else None
+            if not image or not record.image or image.strip().lower() != record.image.strip().lower():
+                return False
+        self._touch(replace(group, banner=record), record.span)
         return True
 
     def _bugcheck(self, record: BugCheckRecord) -> list[Group]:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from hvci.kb import ConstantEntry, ConstantTable, load
 
 #: Argument kinds of the affected-API table that have a decoder (``none`` has none).
-DECODABLE_KINDS = ("pool-type", "pool-flags", "page-protection", "mdl-priority", "lookaside-flags", "cache-type")
+DECODABLE_KINDS = (
+    "pool-type",
+    "pool-flags",
+    "page-protection",
+    "mdl-priority",
+    "lookaside-flags",
+    "cache-type",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +137,9 @@ def pool_flags(value: int) -> Decoded:
     """POOL_FLAGS of ExAllocatePool2/3 (64-bit): POOL_FLAG_NON_PAGED_EXECUTE (0x80) is the executable one."""
     decoded = decode("pool_flags", value)
     if decoded.executable is None:
-        note = "no pool type flag (POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE or POOL_FLAG_PAGED) is set"
+        note = (
+            "no pool type flag (POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE or POOL_FLAG_PAGED) is set"
+        )
         return Decoded(decoded.value, decoded.name, None, decoded.parts, _join(decoded.note, note))
     return decoded
 
@@ -159,8 +168,13 @@ def section_characteristics(value: int) -> Decoded:
     """IMAGE_SCN_* flags of a PE section; ``executable`` is IMAGE_SCN_MEM_EXECUTE, W+X is called out."""
     decoded = decode("section_characteristics", value)
     if decoded.value & 0xA0000000 == 0xA0000000:
-        return Decoded(decoded.value, decoded.name, decoded.executable, decoded.parts,
-                       _join("writable and executable (W+X)", decoded.note))
+        return Decoded(
+            decoded.value,
+            decoded.name,
+            decoded.executable,
+            decoded.parts,
+            _join("writable and executable (W+X)", decoded.note),
+        )
     return decoded
 
 
@@ -193,8 +207,8 @@ def safe_replacement(kind: str, value: int) -> int | None:
     """The non-executable value to use instead of ``value`` (``value`` itself when it is already safe).
 
     PAGE_EXECUTE_READWRITE -> PAGE_READWRITE (modifiers kept), NonPagedPool -> NonPagedPoolNx,
-    POOL_FLAG_NON_PAGED_EXECUTE -> POOL_FLAG_NON_PAGED, a priority -> priority | MdlMappingNoExecute. None when
-    no documented replacement exists (e.g. NonPagedPoolMustSucceed, or any cache type: switch the API).
+    POOL_FLAG_NON_PAGED_EXECUTE -> POOL_FLAG_NON_PAGED, a priority -> priority | MdlMappingNoExecute.
+    None when no documented replacement exists (NonPagedPoolMustSucceed; any cache type: switch the API).
     """
     table = _table(kind)
     decoded = decode(kind, value)

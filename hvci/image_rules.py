@@ -1,4 +1,4 @@
-"""Load-time HVCI rules over a PE image's headers, shared by ``scan`` (a ``.sys`` file) and ``!dh`` dumps in logs.
+"""Load-time HVCI rules over PE headers, shared by ``scan`` (``.sys`` files) and ``!dh`` dumps in logs.
 
 The rules work on :class:`ImageHeaders`, a small model that both a parsed image (``symbols.pe.PeImage``) and a
 debugger header dump (``parsers.records.ImageHeaderRecord``) fill, so one predicate judges both. The
@@ -144,7 +144,9 @@ def check_headers(h: ImageHeaders) -> list[RuleResult]:
 
 
 def _flags(characteristics: int) -> str:
-    return "|".join(p.removeprefix("IMAGE_SCN_") for p in decode.section_characteristics(characteristics).parts)
+    return "|".join(
+        p.removeprefix("IMAGE_SCN_") for p in decode.section_characteristics(characteristics).parts
+    )
 
 
 def _describe(s: SectionHeader) -> str:
@@ -172,11 +174,15 @@ def _wx_reasons(s: SectionHeader) -> list[str]:
     """Why ``ci.dll`` would care (its load-time reasons name non-discardable and shared W+X sections)."""
     reasons = []
     if s.characteristics & SCN_MEM_DISCARDABLE:
-        reasons.append("discardable: ci.dll's load-time reasons name only non-discardable W+X sections, so "
-                       "the load may be tolerated, but Driver Verifier still reports it (0xC4/0x2003)")
+        reasons.append(
+            "discardable: ci.dll's load-time reasons name only non-discardable W+X sections, so "
+            "the load may be tolerated, but Driver Verifier still reports it (0xC4/0x2003)"
+        )
     else:
-        reasons.append("non-discardable: ci.dll reason 'A non-discarable section is both writable and "
-                       "executable' (event 3073 in strict mode); Driver Verifier 0xC4/0x2003")
+        reasons.append(
+            "non-discardable: ci.dll reason 'A non-discarable section is both writable and "
+            "executable' (event 3073 in strict mode); Driver Verifier 0xC4/0x2003"
+        )
     if s.characteristics & SCN_MEM_SHARED:
         reasons.append("shared: ci.dll reason 'A shared section is both writable and executable'")
     return reasons
@@ -187,33 +193,66 @@ def check_execute_write(h: ImageHeaders) -> list[RuleResult]:
     name), but shown, because it marks an old toolchain."""
     if not h.sections:
         reason = "no section headers to check"
-        return [RuleResult(RULE_WX, COULD_NOT_ANALYSE, RULE_WX, reason),
-                RuleResult(RULE_WX_INIT, COULD_NOT_ANALYSE, RULE_WX, reason)]
+        return [
+            RuleResult(RULE_WX, COULD_NOT_ANALYSE, RULE_WX, reason),
+            RuleResult(RULE_WX_INIT, COULD_NOT_ANALYSE, RULE_WX, reason),
+        ]
     wx = [s for s in h.sections if _is_wx(s) and s.name != "INIT"]
     init = [s for s in h.sections if s.name == "INIT"]
     results: list[RuleResult] = []
     if wx:
         evidence = tuple(f"{_describe(s)}; " + "; ".join(_wx_reasons(s)) for s in wx)
         names = ", ".join(s.name for s in wx)
-        results.append(RuleResult(
-            RULE_WX, FAIL, RULE_WX,
-            f"{len(wx)} section(s) both writable and executable: {names}",
-            evidence, {"sections": [_section_detail(s) for s in wx]}, level="error", count=len(wx)))
+        results.append(
+            RuleResult(
+                RULE_WX,
+                FAIL,
+                RULE_WX,
+                f"{len(wx)} section(s) both writable and executable: {names}",
+                evidence,
+                {"sections": [_section_detail(s) for s in wx]},
+                level="error",
+                count=len(wx),
+            )
+        )
     else:
-        results.append(RuleResult(
-            RULE_WX, PASS, RULE_WX, "no section other than INIT is both writable and executable",
-            (f"{len(h.sections)} section(s) checked",)))
+        results.append(
+            RuleResult(
+                RULE_WX,
+                PASS,
+                RULE_WX,
+                "no section other than INIT is both writable and executable",
+                (f"{len(h.sections)} section(s) checked",),
+            )
+        )
     init_wx = [s for s in init if _is_wx(s)]
     if init_wx:
-        results.append(RuleResult(
-            RULE_WX_INIT, FAIL, RULE_WX,
-            "INIT is RWX: tolerated by Windows 10 which strips W, but rebuild with a current WDK",
-            tuple(f"{_describe(s)}; the current verifier skips a section named INIT (0xC4/0x2003 is not "
-                  "raised for it); VS 2013-era toolchains marked INIT RWX" for s in init_wx),
-            {"sections": [_section_detail(s) for s in init_wx]}, level="warning", count=len(init_wx)))
+        results.append(
+            RuleResult(
+                RULE_WX_INIT,
+                FAIL,
+                RULE_WX,
+                "INIT is RWX: tolerated by Windows 10 which strips W, but rebuild with a current WDK",
+                tuple(
+                    f"{_describe(s)}; the current verifier skips a section named INIT (0xC4/0x2003 is not "
+                    "raised for it); VS 2013-era toolchains marked INIT RWX"
+                    for s in init_wx
+                ),
+                {"sections": [_section_detail(s) for s in init_wx]},
+                level="warning",
+                count=len(init_wx),
+            )
+        )
     elif init:
-        results.append(RuleResult(RULE_WX_INIT, PASS, RULE_WX, "INIT is not writable and executable",
-                                  tuple(_describe(s) for s in init)))
+        results.append(
+            RuleResult(
+                RULE_WX_INIT,
+                PASS,
+                RULE_WX,
+                "INIT is not writable and executable",
+                tuple(_describe(s) for s in init),
+            )
+        )
     else:
         results.append(RuleResult(RULE_WX_INIT, NOT_APPLICABLE, RULE_WX, "no INIT section"))
     return results
@@ -225,32 +264,53 @@ def check_section_alignment(h: ImageHeaders) -> RuleResult:
     Reported once per image with the list of sections; Driver Verifier raises 0x2004 once per section.
     """
     if h.section_alignment is None:
-        return RuleResult(RULE_ALIGNMENT, COULD_NOT_ANALYSE, RULE_ALIGNMENT,
-                          "the input does not show SectionAlignment")
+        return RuleResult(
+            RULE_ALIGNMENT, COULD_NOT_ANALYSE, RULE_ALIGNMENT, "the input does not show SectionAlignment"
+        )
     bad_alignment = h.section_alignment == 0 or h.section_alignment % PAGE != 0
     unaligned = [s for s in h.sections if s.virtual_address % PAGE != 0]
     if not bad_alignment and not unaligned:
-        return RuleResult(RULE_ALIGNMENT, PASS, RULE_ALIGNMENT,
-                          f"SectionAlignment 0x{h.section_alignment:x} and every section is page aligned",
-                          (f"{len(h.sections)} section(s) checked",))
+        return RuleResult(
+            RULE_ALIGNMENT,
+            PASS,
+            RULE_ALIGNMENT,
+            f"SectionAlignment 0x{h.section_alignment:x} and every section is page aligned",
+            (f"{len(h.sections)} section(s) checked",),
+        )
     evidence = []
     if bad_alignment:
-        evidence.append(f"SectionAlignment is 0x{h.section_alignment:x}, not a non-zero multiple of 0x1000 "
-                        "(ci.dll reason 'Invalid section alignment', event 3072)")
+        evidence.append(
+            f"SectionAlignment is 0x{h.section_alignment:x}, not a non-zero multiple of 0x1000 "
+            "(ci.dll reason 'Invalid section alignment', event 3072)"
+        )
     if unaligned:
         listed = ", ".join(f"{s.name}@0x{s.virtual_address:x}" for s in unaligned)
-        evidence.append(f"section(s) not at a page boundary: {listed} "
-                        "(ci.dll reason 'A section has an invalid alignment')")
+        evidence.append(
+            f"section(s) not at a page boundary: {listed} "
+            "(ci.dll reason 'A section has an invalid alignment')"
+        )
     reports = len(h.sections) if bad_alignment else len(unaligned)
-    evidence.append(f"Driver Verifier reports 0xC4/0x2004 once per section: expect {reports} report(s) "
-                    "for this one image")
-    message = (f"SectionAlignment 0x{h.section_alignment:x} is not a multiple of 0x1000" if bad_alignment
-               else f"{len(unaligned)} section(s) not page aligned")
+    evidence.append(
+        f"Driver Verifier reports 0xC4/0x2004 once per section: expect {reports} report(s) for this one image"
+    )
+    message = (
+        f"SectionAlignment 0x{h.section_alignment:x} is not a multiple of 0x1000"
+        if bad_alignment
+        else f"{len(unaligned)} section(s) not page aligned"
+    )
     return RuleResult(
-        RULE_ALIGNMENT, FAIL, RULE_ALIGNMENT, message, tuple(evidence),
-        {"section_alignment": h.section_alignment,
-         "sections": [_section_detail(s) for s in (h.sections if bad_alignment else unaligned)]},
-        level="error", count=max(reports, 1))
+        RULE_ALIGNMENT,
+        FAIL,
+        RULE_ALIGNMENT,
+        message,
+        tuple(evidence),
+        {
+            "section_alignment": h.section_alignment,
+            "sections": [_section_detail(s) for s in (h.sections if bad_alignment else unaligned)],
+        },
+        level="error",
+        count=max(reports, 1),
+    )
 
 
 def _containing(sections: Sequence[SectionHeader], rva: int) -> SectionHeader | None:
@@ -264,7 +324,9 @@ def check_iat(h: ImageHeaders) -> RuleResult:
     """The IAT directory (index 12) must not lie in an executable section (e.g. after /MERGE:.rdata=.text)."""
     if h.iat is None or h.iat[0] == 0:
         if h.from_dump:
-            return RuleResult(RULE_IAT, COULD_NOT_ANALYSE, RULE_IAT, "the dump does not show the IAT directory")
+            return RuleResult(
+                RULE_IAT, COULD_NOT_ANALYSE, RULE_IAT, "the dump does not show the IAT directory"
+            )
         return RuleResult(RULE_IAT, NOT_APPLICABLE, RULE_IAT, "the image has no IAT directory (no imports)")
     if not h.sections:
         return RuleResult(RULE_IAT, COULD_NOT_ANALYSE, RULE_IAT, "no section headers to place the IAT in")
@@ -272,19 +334,40 @@ def check_iat(h: ImageHeaders) -> RuleResult:
     section = _containing(h.sections, rva)
     binskim = _binskim_note(h)
     if section is None:
-        return RuleResult(RULE_IAT, COULD_NOT_ANALYSE, RULE_IAT,
-                          f"IAT RVA 0x{rva:x} lies in no section (ci.dll reason 'The Import Address Table "
-                          "location is invalid')", binskim, {"iat_rva": rva, "iat_size": size})
+        return RuleResult(
+            RULE_IAT,
+            COULD_NOT_ANALYSE,
+            RULE_IAT,
+            f"IAT RVA 0x{rva:x} lies in no section (ci.dll reason 'The Import Address Table "
+            "location is invalid')",
+            binskim,
+            {"iat_rva": rva, "iat_size": size},
+        )
     where = f"IAT at RVA 0x{rva:x} (size 0x{size:x}) lies in {_describe(section)}"
     details = {"iat_rva": rva, "iat_size": size, "section": _section_detail(section)}
     if section.characteristics & SCN_MEM_EXECUTE:
         return RuleResult(
-            RULE_IAT, FAIL, RULE_IAT, f"the IAT is in executable section {section.name}",
-            (where, "ci.dll reason 'The Import Address Table is within an executable section'; "
-             "Driver Verifier 0xC4/0x2005 (0x2006 on older builds)", *binskim),
-            details, level="error")
-    return RuleResult(RULE_IAT, PASS, RULE_IAT, f"the IAT is in non-executable section {section.name}",
-                      (where, *binskim), details)
+            RULE_IAT,
+            FAIL,
+            RULE_IAT,
+            f"the IAT is in executable section {section.name}",
+            (
+                where,
+                "ci.dll reason 'The Import Address Table is within an executable section'; "
+                "Driver Verifier 0xC4/0x2005 (0x2006 on older builds)",
+                *binskim,
+            ),
+            details,
+            level="error",
+        )
+    return RuleResult(
+        RULE_IAT,
+        PASS,
+        RULE_IAT,
+        f"the IAT is in non-executable section {section.name}",
+        (where, *binskim),
+        details,
+    )
 
 
 def _binskim_note(h: ImageHeaders) -> tuple[str, ...]:
@@ -297,16 +380,19 @@ def _binskim_note(h: ImageHeaders) -> tuple[str, ...]:
         return ()
     if not imports.characteristics & SCN_MEM_EXECUTE:
         return ()
-    return (f"note: the import directory (data directory 1, what BinSkim BA2010 tests) is at RVA "
-            f"0x{h.import_directory[0]:x} in executable section {imports.name}; the verifier and ci.dll "
-            "test the IAT (directory 12) only, and BinSkim skips kernel-mode images anyway",)
+    return (
+        f"note: the import directory (data directory 1, what BinSkim BA2010 tests) is at RVA "
+        f"0x{h.import_directory[0]:x} in executable section {imports.name}; the verifier and ci.dll "
+        "test the IAT (directory 12) only, and BinSkim skips kernel-mode images anyway",
+    )
 
 
 def check_relocations(h: ImageHeaders) -> RuleResult:
     """Base relocations that straddle a 4 KiB page, and types the pre-1703 loader check did not support."""
     if h.relocations is None:
-        return RuleResult(RULE_RELOCS, COULD_NOT_ANALYSE, RULE_RELOCS,
-                          "the input does not show the base relocations")
+        return RuleResult(
+            RULE_RELOCS, COULD_NOT_ANALYSE, RULE_RELOCS, "the input does not show the base relocations"
+        )
     real = [(rva, kind) for rva, kind in h.relocations if kind != REL_BASED_ABSOLUTE]
     if not real:
         return RuleResult(RULE_RELOCS, NOT_APPLICABLE, RULE_RELOCS, "the image has no base relocations")
@@ -319,20 +405,37 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
             straddled.append((rva, kind))
         elif plus and kind != REL_BASED_DIR64:
             unsupported.append((rva, kind))
-    era = ("only matters before Windows 10 1703 (straddling relocations are supported from 1703 on; "
-           "the older loader check walked PE32+ images only)")
-    scope = ("PE32+: types other than ABSOLUTE (0) and DIR64 (10) are unsupported" if plus else
-             "PE32: only straddling is checked (inference: HIGHLOW past offset 0xFFC crosses the page)")
+    era = (
+        "only matters before Windows 10 1703 (straddling relocations are supported from 1703 on; "
+        "the older loader check walked PE32+ images only)"
+    )
+    scope = (
+        "PE32+: types other than ABSOLUTE (0) and DIR64 (10) are unsupported"
+        if plus
+        else "PE32: only straddling is checked (inference: HIGHLOW past offset 0xFFC crosses the page)"
+    )
     if not straddled and not unsupported:
-        return RuleResult(RULE_RELOCS, PASS, RULE_RELOCS,
-                          f"{len(real)} relocation(s), none straddles a page or has an unsupported type",
-                          (scope,), {"relocations": len(real)})
+        return RuleResult(
+            RULE_RELOCS,
+            PASS,
+            RULE_RELOCS,
+            f"{len(real)} relocation(s), none straddles a page or has an unsupported type",
+            (scope,),
+            {"relocations": len(real)},
+        )
     evidence = [
-        *(f"{_reloc_name(kind)} relocation at RVA 0x{rva:x} (page offset 0x{rva & 0xFFF:x}) straddles "
-          f"the 4 KiB page boundary ('straddled relocs')" for rva, kind in straddled[:20]),
-        *(f"relocation type {kind} ({_reloc_name(kind)}) at RVA 0x{rva:x} is not supported by the "
-          "loader check ('unsupported relocs')" for rva, kind in unsupported[:20]),
-        scope, era,
+        *(
+            f"{_reloc_name(kind)} relocation at RVA 0x{rva:x} (page offset 0x{rva & 0xFFF:x}) straddles "
+            f"the 4 KiB page boundary ('straddled relocs')"
+            for rva, kind in straddled[:20]
+        ),
+        *(
+            f"relocation type {kind} ({_reloc_name(kind)}) at RVA 0x{rva:x} is not supported by the "
+            "loader check ('unsupported relocs')"
+            for rva, kind in unsupported[:20]
+        ),
+        scope,
+        era,
     ]
     parts = []
     if straddled:
@@ -340,14 +443,31 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
     if unsupported:
         parts.append(f"{len(unsupported)} of unsupported type")
     return RuleResult(
-        RULE_RELOCS, FAIL, RULE_RELOCS, f"base relocations: {' and '.join(parts)}", tuple(evidence),
-        {"straddled": [{"rva": r, "type": k} for r, k in straddled],
-         "unsupported": [{"rva": r, "type": k} for r, k in unsupported]},
-        level="warning", count=len(straddled) + len(unsupported))
+        RULE_RELOCS,
+        FAIL,
+        RULE_RELOCS,
+        f"base relocations: {' and '.join(parts)}",
+        tuple(evidence),
+        {
+            "straddled": [{"rva": r, "type": k} for r, k in straddled],
+            "unsupported": [{"rva": r, "type": k} for r, k in unsupported],
+        },
+        level="warning",
+        count=len(straddled) + len(unsupported),
+    )
 
 
-_RELOC_NAMES = {0: "ABSOLUTE", 1: "HIGH", 2: "LOW", 3: "HIGHLOW", 4: "HIGHADJ", 5: "MIPS_JMPADDR/ARM_MOV32",
-                7: "THUMB_MOV32", 9: "MIPS_JMPADDR16", 10: "DIR64"}
+_RELOC_NAMES = {
+    0: "ABSOLUTE",
+    1: "HIGH",
+    2: "LOW",
+    3: "HIGHLOW",
+    4: "HIGHADJ",
+    5: "MIPS_JMPADDR/ARM_MOV32",
+    7: "THUMB_MOV32",
+    9: "MIPS_JMPADDR16",
+    10: "DIR64",
+}
 
 
 def _reloc_name(kind: int) -> str:
@@ -357,12 +477,24 @@ def _reloc_name(kind: int) -> str:
 def check_nx_compat(h: ImageHeaders) -> RuleResult:
     """NX_COMPAT is informational: no Microsoft HVCI page states that code integrity requires it."""
     if h.dll_characteristics is None:
-        return RuleResult(RULE_NX_COMPAT, COULD_NOT_ANALYSE, None, "the input does not show DllCharacteristics")
+        return RuleResult(
+            RULE_NX_COMPAT, COULD_NOT_ANALYSE, None, "the input does not show DllCharacteristics"
+        )
     value = f"DllCharacteristics 0x{h.dll_characteristics:04x}"
     if h.dll_characteristics & DLLCHAR_NX_COMPAT:
-        return RuleResult(RULE_NX_COMPAT, PASS, None, "the image is marked NX compatible (NX_COMPAT)", (value,))
+        return RuleResult(
+            RULE_NX_COMPAT, PASS, None, "the image is marked NX compatible (NX_COMPAT)", (value,)
+        )
     return RuleResult(
-        RULE_NX_COMPAT, FAIL, None, "the image is not marked NX compatible (NX_COMPAT missing)",
-        (value, "informational: Microsoft does not state that memory integrity requires NX_COMPAT; the "
-         "linker sets it by default (/NXCOMPAT), so its absence points at an old toolchain or /NXCOMPAT:NO"),
-        {"dll_characteristics": h.dll_characteristics}, level="note")
+        RULE_NX_COMPAT,
+        FAIL,
+        None,
+        "the image is not marked NX compatible (NX_COMPAT missing)",
+        (
+            value,
+            "informational: Microsoft does not state that memory integrity requires NX_COMPAT; the linker "
+            "sets it by default (/NXCOMPAT), so its absence points at an old toolchain or /NXCOMPAT:NO",
+        ),
+        {"dll_characteristics": h.dll_characteristics},
+        level="note",
+    )

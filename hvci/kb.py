@@ -21,14 +21,34 @@ from typing import Any
 KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
 
 #: Values of ``AffectedApi.argument_kind``; all but ``none`` name a table of ``constants.toml``.
-ARGUMENT_KINDS = ("pool-type", "pool-flags", "page-protection", "mdl-priority", "lookaside-flags", "cache-type",
-                  "none")
+ARGUMENT_KINDS = (
+    "pool-type",
+    "pool-flags",
+    "page-protection",
+    "mdl-priority",
+    "lookaside-flags",
+    "cache-type",
+    "none",
+)
 #: Values of ``SubcodeMeaning.era``.
 ERAS = ("current", "older-build", "pre-2020-docs")
+DESCRIPTION_SOURCES = ("capture", "docs", "old-docs", "ours")
 #: Kinds of 0xC4 Arg2..Arg4 (``SubcodeMeaning.arg_kinds``).
-ARG_KINDS = ("code-address", "pool-type", "pool-tag", "page-protection", "mdl-priority", "unicode-string-ptr",
-             "section-header-ptr", "iat-directory-ptr", "section-name-ptr", "reloc-block-ptr", "reloc-entry-ptr",
-             "zero", "other")
+ARG_KINDS = (
+    "code-address",
+    "pool-type",
+    "pool-tag",
+    "page-protection",
+    "mdl-priority",
+    "unicode-string-ptr",
+    "section-header-ptr",
+    "iat-directory-ptr",
+    "section-name-ptr",
+    "reloc-block-ptr",
+    "reloc-entry-ptr",
+    "zero",
+    "other",
+)
 ROLES = ("value", "flag", "field")
 VERIFIER_BUGCHECK = 0xC4
 
@@ -92,7 +112,8 @@ class SubcodeMeaning:
     era_note: str
     category: str | None
     hvci_related: bool
-    description: str  # the text !analyze prints after Arg1
+    description: str  # the text !analyze prints after Arg1 (see description_source)
+    description_source: str  # "capture" | "docs" | "old-docs" | "ours"
     args: tuple[str, str, str]  # Arg2..Arg4
     arg_kinds: tuple[str, str, str]
     banner_issues: tuple[str, ...]
@@ -121,7 +142,7 @@ class BugCheckInfo:
 
 @dataclass(frozen=True, slots=True)
 class BannerFormat:
-    """A message format of the verifier's ``Verifier Detected a Code Integrity Issue`` banner (printf syntax)."""
+    """A message format (printf syntax) of the ``Verifier Detected a Code Integrity Issue`` banner."""
 
     issue: str  # parsers.records.VerifierBannerRecord.issue
     format: str
@@ -167,7 +188,7 @@ class ConstantEntry:
 
 @dataclass(frozen=True, slots=True)
 class ConstantTable:
-    """One kind of value (``pool_type``, ``page_protection`` ...) and the rule that says if it is executable."""
+    """One kind of value (``pool_type``, ``page_protection`` ...) and the rule that says what executes."""
 
     key: str
     title: str
@@ -238,6 +259,7 @@ def normalize_label(label: str) -> str:
 class KnowledgeBase:
     categories: Mapping[str, Category]
     subcodes: tuple[SubcodeMeaning, ...]
+    subcode_policy: str  # how a number with several meanings is decided, for users
     bugchecks: Mapping[int, BugCheckInfo]
     banner_formats: tuple[BannerFormat, ...]
     counters: tuple[CounterLabel, ...]
@@ -257,7 +279,7 @@ class KnowledgeBase:
         return self.bugchecks.get(code)
 
     def category_for_counter(self, label: str) -> str | None:
-        """The category of a ``!verifier`` / ``verifier /query`` / readiness counter label, any case or spacing.
+        """The category of a ``!verifier``, ``verifier /query`` or readiness counter label, in any case.
 
         ``Execute Pool Type Count``, ``execute pool type count:`` and ``Execute Pool Type`` all match.
         """
@@ -278,11 +300,19 @@ class KnowledgeBase:
         return self.categories.get(category_id)
 
     def constant(self, name: str) -> tuple[ConstantTable, ConstantEntry] | None:
-        """Find a constant by name or alias in any table (``NonPagedPool``, ``PAGE_EXECUTE_READWRITE`` ...)."""
+        """Find a constant by name or alias in any table (``NonPagedPool``, ``PAGE_EXECUTE_READWRITE`` ...).
+
+        An exact match wins; otherwise the name is matched case-insensitively.
+        """
         for table in self.constants.values():
             entry = table.entry(name)
             if entry is not None:
                 return table, entry
+        folded = name.lower()
+        for table in self.constants.values():
+            for entry in table.entries:
+                if folded in (n.lower() for n in (entry.name, *entry.aliases)):
+                    return table, entry
         return None
 
 
@@ -314,7 +344,7 @@ class _Node:
             raise self.fail(key, f"expected {what}, got {type(value).__name__} {value!r}")
         return value
 
-    def str(self, key: str, *, required: bool = True, nonempty: bool = False) -> str:
+    def text(self, key: str, *, required: bool = True, nonempty: bool = False) -> str:
         value = self._get(key, str, "a string", required)
         if value is None:
             return ""
@@ -322,27 +352,27 @@ class _Node:
             raise self.fail(key, "must not be empty")
         return str(value)
 
-    def int(self, key: str, *, required: bool = True) -> int | None:
+    def integer(self, key: str, *, required: bool = True) -> int | None:
         value = self._get(key, int, "an integer", required)
         return None if value is None else int(value)
 
-    def req_int(self, key: str) -> int:
-        value = self.int(key)
+    def number(self, key: str) -> int:
+        value = self.integer(key)
         assert value is not None
         return value
 
-    def bool(self, key: str, *, required: bool = True) -> bool | None:
+    def flag(self, key: str, *, required: bool = True) -> bool | None:
         value = self._get(key, bool, "true or false", required)
         return None if value is None else bool(value)
 
-    def strs(self, key: str, *, required: bool = True) -> tuple[str, ...]:
+    def texts(self, key: str, *, required: bool = True) -> tuple[str, ...]:
         values = self._get(key, list, "a list of strings", required) or []
         for i, value in enumerate(values):
             if not isinstance(value, str):
                 raise self.fail(f"{key}[{i}]", f"expected a string, got {value!r}")
         return tuple(values)
 
-    def ints(self, key: str, *, required: bool = True) -> tuple[int, ...]:
+    def integers(self, key: str, *, required: bool = True) -> tuple[int, ...]:
         values = self._get(key, list, "a list of integers", required) or []
         for i, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -350,7 +380,7 @@ class _Node:
         return tuple(values)
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        value = self.str(key)
+        value = self.text(key)
         if value not in choices:
             raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
         return value
@@ -392,40 +422,54 @@ def _opt(value: str) -> str | None:
 
 def _categories(directory: Path) -> dict[str, Category]:
     doc = _read(directory / "categories.toml")
+    doc.check_keys({"category"})
     categories: dict[str, Category] = {}
-    keys = {"id", "name", "short", "hvci_related", "counter_labels", "subcodes", "bugchecks", "event_ids",
-            "detected", "static_check", "summary", "remediation", "sources"}
+    keys = {
+        "id",
+        "name",
+        "short",
+        "hvci_related",
+        "counter_labels",
+        "subcodes",
+        "bugchecks",
+        "event_ids",
+        "detected",
+        "static_check",
+        "summary",
+        "remediation",
+        "sources",
+    }
     for node in doc.array("category"):
         node.check_keys(keys)
-        category_id = node.str("id", nonempty=True)
+        category_id = node.text("id", nonempty=True)
         if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", category_id):
             raise node.fail("id", f"{category_id!r} is not kebab-case")
         if category_id in categories:
             raise node.fail("id", f"duplicate category id {category_id!r}")
-        remediation = directory / "remediation" / node.str("remediation", nonempty=True)
+        remediation = directory / "remediation" / node.text("remediation", nonempty=True)
         if not remediation.is_file():
             raise node.fail("remediation", f"file {remediation.name!r} not found in remediation/")
-        hvci_related = node.bool("hvci_related")
+        hvci_related = node.flag("hvci_related")
         categories[category_id] = Category(
             id=category_id,
-            name=node.str("name", nonempty=True),
-            short=node.str("short", nonempty=True),
+            name=node.text("name", nonempty=True),
+            short=node.text("short", nonempty=True),
             hvci_related=bool(hvci_related),
-            counter_labels=node.strs("counter_labels"),
-            subcodes=node.ints("subcodes"),
-            bugchecks=node.ints("bugchecks"),
-            event_ids=node.ints("event_ids"),
+            counter_labels=node.texts("counter_labels"),
+            subcodes=node.integers("subcodes"),
+            bugchecks=node.integers("bugchecks"),
+            event_ids=node.integers("event_ids"),
             detected=node.choice("detected", ("run time", "image load")),
-            static_check=bool(node.bool("static_check")),
-            summary=node.str("summary", nonempty=True).strip(),
-            sources=node.strs("sources"),
+            static_check=bool(node.flag("static_check")),
+            summary=node.text("summary", nonempty=True).strip(),
+            sources=node.texts("sources"),
             remediation_path=remediation,
         )
     return categories
 
 
 def _category_ref(node: _Node, key: str, categories: Mapping[str, Category], *, optional: bool) -> str | None:
-    value = node.str(key, required=not optional)
+    value = node.text(key, required=not optional)
     if not value:
         if optional:
             return None
@@ -435,122 +479,194 @@ def _category_ref(node: _Node, key: str, categories: Mapping[str, Category], *, 
     return value
 
 
-def _verifier(directory: Path, categories: Mapping[str, Category]) -> tuple[
-        VerifierFacts, tuple[CounterLabel, ...], tuple[BannerFormat, ...]]:
+def _verifier(
+    directory: Path, categories: Mapping[str, Category]
+) -> tuple[VerifierFacts, tuple[CounterLabel, ...], tuple[BannerFormat, ...]]:
     doc = _read(directory / "verifier.toml")
+    doc.check_keys({"flag", "rule_class", "commands", "banner", "counter", "banner_format"})
     flag, rule_class, commands, banner = (doc.table(k) for k in ("flag", "rule_class", "commands", "banner"))
+    flag.check_keys({"value", "bit", "label", "note", "sources"})
+    rule_class.check_keys({"value", "label", "note", "sources"})
+    banner.check_keys({"header", "prefix", "footer"})
     facts = VerifierFacts(
-        flag=flag.req_int("value"),
-        flag_bit=flag.req_int("bit"),
-        flag_label=flag.str("label", nonempty=True),
-        rule_class=rule_class.req_int("value"),
-        rule_class_note=rule_class.str("note"),
-        commands=MappingProxyType({key: commands.str(key, nonempty=True) for key in commands.data}),
-        banner_header=banner.str("header", nonempty=True),
-        banner_prefix=banner.str("prefix", nonempty=True),
-        banner_footer=banner.str("footer", nonempty=True),
+        flag=flag.number("value"),
+        flag_bit=flag.number("bit"),
+        flag_label=flag.text("label", nonempty=True),
+        rule_class=rule_class.number("value"),
+        rule_class_note=rule_class.text("note"),
+        commands=MappingProxyType({key: commands.text(key, nonempty=True) for key in commands.data}),
+        banner_header=banner.text("header", nonempty=True),
+        banner_prefix=banner.text("prefix", nonempty=True),
+        banner_footer=banner.text("footer", nonempty=True),
     )
     if facts.flag != 1 << facts.flag_bit:
         raise flag.fail("bit", f"bit {facts.flag_bit} does not match value {facts.flag:#x}")
     counters = []
     for node in doc.array("counter"):
         node.check_keys({"label", "category", "error"})
-        counters.append(CounterLabel(node.str("label", nonempty=True),
-                                     str(_category_ref(node, "category", categories, optional=False)),
-                                     bool(node.bool("error", required=False))))
+        counters.append(
+            CounterLabel(
+                node.text("label", nonempty=True),
+                str(_category_ref(node, "category", categories, optional=False)),
+                bool(node.flag("error", required=False)),
+            )
+        )
     formats = []
     for node in doc.array("banner_format"):
         node.check_keys({"issue", "format", "subcodes", "category", "era", "fields", "note"})
-        text = node.str("format", nonempty=True)
-        fields = node.strs("fields")
+        text = node.text("format", nonempty=True)
+        fields = node.texts("fields")
         conversions = re.findall(r"%(?:wZ|[psx])", text)
         if len(conversions) != len(fields):
-            raise node.fail("fields", f"{len(fields)} field names for {len(conversions)} conversions in the format")
-        formats.append(BannerFormat(
-            issue=node.str("issue", nonempty=True), format=text, subcodes=node.ints("subcodes"),
-            category=str(_category_ref(node, "category", categories, optional=False)),
-            era=node.choice("era", ERAS), fields=fields, note=node.str("note", required=False)))
+            raise node.fail(
+                "fields", f"{len(fields)} field names for {len(conversions)} conversions in the format"
+            )
+        formats.append(
+            BannerFormat(
+                issue=node.text("issue", nonempty=True),
+                format=text,
+                subcodes=node.integers("subcodes"),
+                category=str(_category_ref(node, "category", categories, optional=False)),
+                era=node.choice("era", ERAS),
+                fields=fields,
+                note=node.text("note", required=False),
+            )
+        )
     return facts, tuple(counters), tuple(formats)
 
 
-def _subcodes(directory: Path, categories: Mapping[str, Category],
-              formats: tuple[BannerFormat, ...]) -> tuple[SubcodeMeaning, ...]:
+def _subcodes(
+    directory: Path, categories: Mapping[str, Category], formats: tuple[BannerFormat, ...]
+) -> tuple[tuple[SubcodeMeaning, ...], str]:
     doc = _read(directory / "subcodes.toml")
+    doc.check_keys({"how_we_decide", "subcode"})
+    policy = " ".join(doc.text("how_we_decide", nonempty=True).split())
     issues = {f.issue for f in formats}
     meanings = []
-    keys = {"arg1", "arg1_last", "era", "era_note", "category", "hvci_related", "description", "args", "arg_kinds",
-            "banner_issues", "identify_by", "sources"}
+    keys = {
+        "arg1",
+        "arg1_last",
+        "era",
+        "era_note",
+        "category",
+        "hvci_related",
+        "description",
+        "description_source",
+        "args",
+        "arg_kinds",
+        "banner_issues",
+        "identify_by",
+        "sources",
+    }
     for node in doc.array("subcode"):
         node.check_keys(keys)
-        arg1 = node.req_int("arg1")
-        last = node.int("arg1_last", required=False)
+        arg1 = node.number("arg1")
+        last = node.integer("arg1_last", required=False)
         last = arg1 if last is None else last
         if last < arg1:
             raise node.fail("arg1_last", f"{last:#x} is below arg1 {arg1:#x}")
-        args, kinds = node.strs("args"), node.strs("arg_kinds")
+        args, kinds = node.texts("args"), node.texts("arg_kinds")
         if len(args) != 3 or len(kinds) != 3:
             raise node.fail("args", "args and arg_kinds need exactly three entries (Arg2..Arg4)")
         for i, kind in enumerate(kinds):
             if kind not in ARG_KINDS:
                 raise node.fail(f"arg_kinds[{i}]", f"{kind!r} is not one of {', '.join(ARG_KINDS)}")
         category = _category_ref(node, "category", categories, optional=True)
-        hvci_related = bool(node.bool("hvci_related"))
+        hvci_related = bool(node.flag("hvci_related"))
         if hvci_related != (category is not None):
             raise node.fail("hvci_related", "must be true exactly when a category is given")
-        banner_issues = node.strs("banner_issues")
+        banner_issues = node.texts("banner_issues")
         for issue in banner_issues:
             if issue not in issues:
                 raise node.fail("banner_issues", f"no banner_format with issue {issue!r} in verifier.toml")
         era = node.choice("era", ERAS)
-        meanings.append(SubcodeMeaning(
-            arg1=arg1, arg1_last=last, era=era, era_note=node.str("era_note", nonempty=True),
-            category=category, hvci_related=hvci_related, description=node.str("description", nonempty=True),
-            args=(args[0], args[1], args[2]), arg_kinds=(kinds[0], kinds[1], kinds[2]),
-            banner_issues=banner_issues,
-            banner_formats=tuple(f.format for f in formats
-                                 if f.issue in banner_issues and arg1 in f.subcodes),
-            identify_by=node.str("identify_by", nonempty=True), sources=node.strs("sources")))
-    return tuple(meanings)
+        meanings.append(
+            SubcodeMeaning(
+                arg1=arg1,
+                arg1_last=last,
+                era=era,
+                era_note=node.text("era_note", nonempty=True),
+                category=category,
+                hvci_related=hvci_related,
+                description=node.text("description", nonempty=True),
+                description_source=node.choice("description_source", DESCRIPTION_SOURCES),
+                args=(args[0], args[1], args[2]),
+                arg_kinds=(kinds[0], kinds[1], kinds[2]),
+                banner_issues=banner_issues,
+                banner_formats=tuple(
+                    f.format for f in formats if f.issue in banner_issues and arg1 in f.subcodes
+                ),
+                identify_by=node.text("identify_by", nonempty=True),
+                sources=node.texts("sources"),
+            )
+        )
+    return tuple(meanings), policy
 
 
 def _bugchecks(directory: Path, categories: Mapping[str, Category]) -> dict[int, BugCheckInfo]:
     doc = _read(directory / "bugchecks.toml")
+    doc.check_keys({"bugcheck"})
     result: dict[int, BugCheckInfo] = {}
-    keys = {"code", "name", "hvci_related", "category", "decided_by_subcode", "args", "hvci_note", "url", "sources",
-            "analyze_text"}
+    keys = {
+        "code",
+        "name",
+        "hvci_related",
+        "category",
+        "decided_by_subcode",
+        "args",
+        "hvci_note",
+        "url",
+        "sources",
+        "analyze_text",
+    }
     for node in doc.array("bugcheck"):
         node.check_keys(keys)
-        code = node.req_int("code")
+        code = node.number("code")
         if code in result:
             raise node.fail("code", f"duplicate bug check {code:#x}")
-        args = node.strs("args")
+        args = node.texts("args")
         if len(args) != 4:
             raise node.fail("args", "needs exactly four entries (Arg1..Arg4)")
         category = _category_ref(node, "category", categories, optional=True)
-        hvci_related = bool(node.bool("hvci_related"))
+        hvci_related = bool(node.flag("hvci_related"))
         if hvci_related != (category is not None):
             raise node.fail("hvci_related", "must be true exactly when a category is given")
-        name = node.str("name", nonempty=True)
+        name = node.text("name", nonempty=True)
         if not re.fullmatch(r"[A-Z0-9_]+", name):
             raise node.fail("name", f"{name!r} is not an upper-case bug check name")
         result[code] = BugCheckInfo(
-            code=code, name=name, hvci_related=hvci_related, category=category,
-            decided_by_subcode=bool(node.bool("decided_by_subcode", required=False)),
-            args=(args[0], args[1], args[2], args[3]), hvci_note=node.str("hvci_note"),
-            url=node.str("url", nonempty=True), sources=node.strs("sources"),
-            analyze_text=node.str("analyze_text", required=False))
+            code=code,
+            name=name,
+            hvci_related=hvci_related,
+            category=category,
+            decided_by_subcode=bool(node.flag("decided_by_subcode", required=False)),
+            args=(args[0], args[1], args[2], args[3]),
+            hvci_note=node.text("hvci_note"),
+            url=node.text("url", nonempty=True),
+            sources=node.texts("sources"),
+            analyze_text=node.text("analyze_text", required=False),
+        )
     return result
 
 
 def _constants(directory: Path) -> dict[str, ConstantTable]:
     doc = _read(directory / "constants.toml")
     tables: dict[str, ConstantTable] = {}
-    table_keys = {"title", "width", "executable_if_any", "nx_if_any", "otherwise", "safe_or", "source", "entry"}
+    table_keys = {
+        "title",
+        "width",
+        "executable_if_any",
+        "nx_if_any",
+        "otherwise",
+        "safe_or",
+        "source",
+        "entry",
+    }
     entry_keys = {"name", "value", "role", "mask", "executable", "replacement", "aliases", "note", "source"}
     for key in doc.data:
         table = doc.table(key)
         table.check_keys(table_keys)
-        width = table.req_int("width")
+        width = table.number("width")
         if width not in (16, 32, 64):
             raise table.fail("width", f"{width} is not 16, 32 or 64")
         entries = []
@@ -558,8 +674,8 @@ def _constants(directory: Path) -> dict[str, ConstantTable]:
         for node in table.array("entry"):
             node.check_keys(entry_keys)
             role = node.choice("role", ROLES)
-            value = node.req_int("value")
-            mask = node.int("mask", required=(role == "field"))
+            value = node.number("value")
+            mask = node.integer("mask", required=(role == "field"))
             if role == "field" and mask is not None and value & ~mask:
                 raise node.fail("value", f"{value:#x} has bits outside its field mask {mask:#x}")
             if role == "flag" and value == 0:
@@ -567,10 +683,16 @@ def _constants(directory: Path) -> dict[str, ConstantTable]:
             if value >> width:
                 raise node.fail("value", f"{value:#x} does not fit in {width} bits")
             entry = ConstantEntry(
-                name=node.str("name", nonempty=True), value=value, role=role,
-                mask=mask if mask is not None else value, executable=node.bool("executable", required=False),
-                replacement=_opt(node.str("replacement", required=False)), aliases=node.strs("aliases", required=False),
-                note=node.str("note", required=False), source=node.str("source", required=False))
+                name=node.text("name", nonempty=True),
+                value=value,
+                role=role,
+                mask=mask if mask is not None else value,
+                executable=node.flag("executable", required=False),
+                replacement=_opt(node.text("replacement", required=False)),
+                aliases=node.texts("aliases", required=False),
+                note=node.text("note", required=False),
+                source=node.text("source", required=False),
+            )
             for name in (entry.name, *entry.aliases):
                 if name in names:
                     raise node.fail("name", f"duplicate constant name {name!r} in [{key}]")
@@ -580,10 +702,16 @@ def _constants(directory: Path) -> dict[str, ConstantTable]:
             if entry.replacement is not None and entry.replacement not in names:
                 raise node.fail("replacement", f"{entry.replacement!r} is not a constant of [{key}]")
         tables[key] = ConstantTable(
-            key=key, title=table.str("title", nonempty=True), width=width, entries=tuple(entries),
-            source=table.str("source", nonempty=True), executable_if_any=table.int("executable_if_any", required=False),
-            nx_if_any=table.int("nx_if_any", required=False), otherwise=table.bool("otherwise", required=False),
-            safe_or=table.int("safe_or", required=False))
+            key=key,
+            title=table.text("title", nonempty=True),
+            width=width,
+            entries=tuple(entries),
+            source=table.text("source", nonempty=True),
+            executable_if_any=table.integer("executable_if_any", required=False),
+            nx_if_any=table.integer("nx_if_any", required=False),
+            otherwise=table.flag("otherwise", required=False),
+            safe_or=table.integer("safe_or", required=False),
+        )
     for kind in ARGUMENT_KINDS[:-1]:
         if kind.replace("-", "_") not in tables:
             raise doc.fail(kind.replace("-", "_"), f"missing table for argument kind {kind!r}")
@@ -592,77 +720,117 @@ def _constants(directory: Path) -> dict[str, ConstantTable]:
 
 def _apis(directory: Path, categories: Mapping[str, Category]) -> tuple[AffectedApi, ...]:
     doc = _read(directory / "apis.toml")
+    doc.check_keys({"api"})
     apis: list[AffectedApi] = []
     seen: set[str] = set()
-    keys = {"name", "module", "category", "argument_index", "argument_kind", "implicit_args", "group", "lists",
-            "prototype", "note"}
+    keys = {
+        "name",
+        "module",
+        "category",
+        "argument_index",
+        "argument_kind",
+        "implicit_args",
+        "group",
+        "lists",
+        "prototype",
+        "note",
+    }
     for node in doc.array("api"):
         node.check_keys(keys)
-        name = node.str("name", nonempty=True)
+        name = node.text("name", nonempty=True)
         if name.lower() in seen:
             raise node.fail("name", f"duplicate API {name!r}")
         seen.add(name.lower())
         kind = node.choice("argument_kind", ARGUMENT_KINDS)
-        index = node.int("argument_index", required=False)
+        index = node.integer("argument_index", required=False)
         if (index is None) != (kind == "none"):
             raise node.fail("argument_index", "give an index exactly when argument_kind is not 'none'")
-        prototype = node.str("prototype", nonempty=True)
+        prototype = node.text("prototype", nonempty=True)
         if index is not None:
             count = len([p for p in prototype.strip("()").split(",") if p.strip()])
             if prototype.startswith("(") and not 0 <= index < count:
                 raise node.fail("argument_index", f"{index} is outside the {count} documented parameters")
-        lists = node.strs("lists")
+        lists = node.texts("lists")
         for value in lists:
             if value not in ("2015", "current"):
                 raise node.fail("lists", f"{value!r} is not '2015' or 'current'")
-        apis.append(AffectedApi(
-            name=name, module=node.str("module", nonempty=True),
-            category=str(_category_ref(node, "category", categories, optional=False)), argument_index=index,
-            argument_kind=kind, group=node.str("group", nonempty=True), note=node.str("note", nonempty=True),
-            implicit_args=node.int("implicit_args", required=False) or 0, lists=lists, prototype=prototype))
+        apis.append(
+            AffectedApi(
+                name=name,
+                module=node.text("module", nonempty=True),
+                category=str(_category_ref(node, "category", categories, optional=False)),
+                argument_index=index,
+                argument_kind=kind,
+                group=node.text("group", nonempty=True),
+                note=node.text("note", nonempty=True),
+                implicit_args=node.integer("implicit_args", required=False) or 0,
+                lists=lists,
+                prototype=prototype,
+            )
+        )
     return tuple(apis)
 
 
-def _events(directory: Path, categories: Mapping[str, Category]) -> tuple[dict[int, EventInfo], dict[int, CiReason]]:
+def _events(
+    directory: Path, categories: Mapping[str, Category]
+) -> tuple[dict[int, EventInfo], dict[int, CiReason]]:
     doc = _read(directory / "events.toml")
+    doc.check_keys({"event", "ci_reason"})
     events: dict[int, EventInfo] = {}
     for node in doc.array("event"):
         node.check_keys({"id", "provider", "category", "template", "template_v0", "explanation", "audit"})
-        event_id = node.req_int("id")
+        event_id = node.number("id")
         if event_id in events:
             raise node.fail("id", f"duplicate event id {event_id}")
         events[event_id] = EventInfo(
-            id=event_id, provider=node.str("provider", nonempty=True),
-            category=_category_ref(node, "category", categories, optional=True), template=node.str("template"),
-            explanation=node.str("explanation"), template_v0=node.str("template_v0", required=False),
-            audit=bool(node.bool("audit", required=False)))
+            id=event_id,
+            provider=node.text("provider", nonempty=True),
+            category=_category_ref(node, "category", categories, optional=True),
+            template=node.text("template"),
+            explanation=node.text("explanation"),
+            template_v0=node.text("template_v0", required=False),
+            audit=bool(node.flag("audit", required=False)),
+        )
         if not events[event_id].template and not events[event_id].explanation:
             raise node.fail("template", "give a template or an explanation")
     reasons: dict[int, CiReason] = {}
     for node in doc.array("ci_reason"):
         node.check_keys({"id", "text", "category"})
-        reason_id = node.req_int("id")
-        reasons[reason_id] = CiReason(reason_id, node.str("text", nonempty=True),
-                                      _category_ref(node, "category", categories, optional=True))
+        reason_id = node.number("id")
+        reasons[reason_id] = CiReason(
+            reason_id,
+            node.text("text", nonempty=True),
+            _category_ref(node, "category", categories, optional=True),
+        )
     return events, reasons
 
 
-def _cross_check(categories: Mapping[str, Category], counters: tuple[CounterLabel, ...],
-                 subcodes: tuple[SubcodeMeaning, ...], bugchecks: Mapping[int, BugCheckInfo],
-                 events: Mapping[int, EventInfo]) -> None:
+def _cross_check(
+    categories: Mapping[str, Category],
+    counters: tuple[CounterLabel, ...],
+    subcodes: tuple[SubcodeMeaning, ...],
+    bugchecks: Mapping[int, BugCheckInfo],
+    events: Mapping[int, EventInfo],
+) -> None:
     """What categories.toml says about each category must agree with the other tables."""
     for category in categories.values():
         where = f"categories.toml: category {category.id!r}"
         for label in category.counter_labels:
             if not any(c.label == label and c.category == category.id for c in counters):
-                raise KnowledgeError(f"{where}: counter label {label!r} is not a [[counter]] of it in verifier.toml")
+                raise KnowledgeError(
+                    f"{where}: counter label {label!r} is not a [[counter]] of it in verifier.toml"
+                )
         for arg1 in category.subcodes:
             if not any(m.category == category.id and m.covers(arg1) for m in subcodes):
-                raise KnowledgeError(f"{where}: subcode {arg1:#x} has no meaning of this category in subcodes.toml")
+                raise KnowledgeError(
+                    f"{where}: subcode {arg1:#x} has no meaning of this category in subcodes.toml"
+                )
         for code in category.bugchecks:
             info = bugchecks.get(code)
             if info is None or info.category != category.id:
-                raise KnowledgeError(f"{where}: bug check {code:#x} is not of this category in bugchecks.toml")
+                raise KnowledgeError(
+                    f"{where}: bug check {code:#x} is not of this category in bugchecks.toml"
+                )
         for event_id in category.event_ids:
             event = events.get(event_id)
             if event is None or event.category != category.id:
@@ -673,7 +841,7 @@ def load_from(directory: Path) -> KnowledgeBase:
     """Read and validate every knowledge file in ``directory`` (uncached; :func:`load` is the cached one)."""
     categories = _categories(directory)
     verifier, counters, formats = _verifier(directory, categories)
-    subcodes = _subcodes(directory, categories, formats)
+    subcodes, policy = _subcodes(directory, categories, formats)
     bugchecks = _bugchecks(directory, categories)
     constants = _constants(directory)
     apis = _apis(directory, categories)
@@ -687,6 +855,7 @@ def load_from(directory: Path) -> KnowledgeBase:
     return KnowledgeBase(
         categories=MappingProxyType(categories),
         subcodes=tuple(sorted(subcodes, key=lambda m: (m.arg1, ERAS.index(m.era)))),
+        subcode_policy=policy,
         bugchecks=MappingProxyType(bugchecks),
         banner_formats=formats,
         counters=counters,
@@ -713,12 +882,17 @@ def _load_remediation(path: Path) -> Remediation:
     links = []
     for node in doc.array("link"):
         node.check_keys({"title", "url"})
-        url = node.str("url", nonempty=True)
+        url = node.text("url", nonempty=True)
         if not url.startswith("https://"):
             raise node.fail("url", f"{url!r} is not an https URL")
-        links.append(Link(node.str("title", nonempty=True), url))
+        links.append(Link(node.text("title", nonempty=True), url))
     return Remediation(
-        what=doc.str("what", nonempty=True).strip(), why=doc.str("why", nonempty=True).strip(),
-        fix=doc.str("fix", nonempty=True).strip(), before=doc.str("before").strip("\n"),
-        after=doc.str("after").strip("\n"), verify=doc.str("verify", nonempty=True).strip(), links=tuple(links),
-        code_language=doc.choice("code_language", ("c", "text")))
+        what=doc.text("what", nonempty=True).strip(),
+        why=doc.text("why", nonempty=True).strip(),
+        fix=doc.text("fix", nonempty=True).strip(),
+        before=doc.text("before").strip("\n"),
+        after=doc.text("after").strip("\n"),
+        verify=doc.text("verify", nonempty=True).strip(),
+        links=tuple(links),
+        code_language=doc.choice("code_language", ("c", "text")),
+    )

@@ -35,13 +35,15 @@ from parsers.records import (
     InputInfo,
     ModuleEntry,
     ModuleListRecord,
+    ReadinessRecord,
     Record,
     Span,
     SymbolLineRecord,
+    VerifierBannerRecord,
     VerifierStatusRecord,
 )
 from parsers.stream import Input, iter_records, open_input
-from symbols.modules import ModuleMap
+from symbols.modules import ModuleMap, normalize_name
 from symbols.resolve import SymbolResolver
 
 #: Crash groups kept for re-classification when a later module list or ``ln`` arrives; older ones keep
@@ -95,6 +97,7 @@ class _InputRun:
     symbol_lines: dict[int, SymbolLineRecord] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    image_names: dict[str, str] = field(default_factory=dict)
     tracked: list[_Tracked] = field(default_factory=list)
     _context: Context | None = None
     _open: _Tracked | None = None
@@ -112,25 +115,39 @@ class _InputRun:
                 symbol_lines=dict(self.symbol_lines),
                 counters={k: dict(v) for k, v in self.counters.items()},
                 resolver=self.resolver,
+                image_names=dict(self.image_names),
             )
         return self._context
+
+    def _name(self, module: str | None, image: str | None) -> None:
+        """Remember an image file name (``X.sys``) for a module the input also names without extension."""
+        if image and normalize_name(image) != image.strip().lower():
+            self.image_names.setdefault(normalize_name(module or image), image.strip())
 
     def _learn(self, record: Record) -> bool:
         """Take what the whole input should know from a record; True when earlier verdicts may change."""
         if isinstance(record, ModuleListRecord):
             self.lm_entries.extend(record.modules)
+            for entry in record.modules:
+                self._name(entry.name, entry.image_name)
         elif isinstance(record, AnalyzeRecord):
             frames = record.stack.frames if record.stack is not None else ()
             self.analyze_maps.append(ModuleMap.from_analyze(record.fields, frames))
+            self._name(record.field("MODULE_NAME"), record.field("IMAGE_NAME"))
         elif isinstance(record, SymbolLineRecord) and record.address is not None:
             self.symbol_lines.setdefault(record.address, record)
         elif isinstance(record, VerifierStatusRecord):
             for counter_set in record.counter_sets:
                 if counter_set.module is None:
                     continue
+                self._name(None, counter_set.module)
                 known = self.counters.setdefault(counter_set.module.lower(), {})
                 for label, value in counter_set.counters:
                     known[label] = max(value, known.get(label, 0))
+        elif isinstance(record, VerifierBannerRecord | ReadinessRecord):
+            self._name(None, record.image if isinstance(record, VerifierBannerRecord) else record.module)
+            self._context = None
+            return False
         elif isinstance(record, Diagnostic):
             self.diagnostics.append(record)
             return False
@@ -208,9 +225,10 @@ class _InputRun:
         return out
 
 
-def _first(group: CrashGroup) -> Span:
-    """A crash group's identity while it grows: the span of its first record."""
-    return group.spans[0]
+def _first(group: CrashGroup) -> tuple[str, int]:
+    """A crash group's identity while it grows: where it starts (later records only add later lines)."""
+    span = group.span
+    return span.path, span.first_line
 
 
 def _followed(
@@ -286,14 +304,15 @@ def _input_info(inp: Input, run: _InputRun, extra: Sequence[Diagnostic]) -> Inpu
 
 
 def analyze_inputs(inputs: Sequence[Input], options: AnalyzeOptions | None = None) -> Report:
-    """Analyse every input to its end and report the final version of every incident, input by input in
-    order of first appearance. A read error part-way through becomes an ``error`` diagnostic of that input
+    """Analyse every input to its end and report the final version of every incident, input by input and
+    in line order within an input. A read error part-way through becomes an ``error`` diagnostic of that input
     (the report is then ``incomplete``); the other inputs are still analysed."""
     options = options or AnalyzeOptions()
     user_modules = options.user_modules()
     resolver = options.resolver()
     incidents: dict[str, Incident] = {}
     infos: list[InputInfo] = []
+    paths = {inp.path: n for n, inp in enumerate(inputs)}
     for inp in inputs:
         run = _InputRun(inp.path, options, user_modules, resolver)
         extra: list[Diagnostic] = []
@@ -305,7 +324,8 @@ def analyze_inputs(inputs: Sequence[Input], options: AnalyzeOptions | None = Non
             for incident in run.finish():
                 incidents[incident.id] = incident
         infos.append(_input_info(inp, run, extra))
-    return Report(inputs=tuple(infos), incidents=tuple(incidents.values()))
+    ordered = sorted(incidents.values(), key=lambda i: (paths.get(i.source.path, 0), i.source.first_line))
+    return Report(inputs=tuple(infos), incidents=tuple(ordered))
 
 
 def analyze_text(text: str, name: str = "<paste>", options: AnalyzeOptions | None = None) -> Report:

@@ -48,9 +48,17 @@ SITE_LEVELS = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
 IMAGE_STATUSES = ("analysed", "partial", "could-not-analyse", "unreadable")
 
 _DLLCHAR_NAMES = (
-    (0x0020, "HIGH_ENTROPY_VA"), (0x0040, "DYNAMIC_BASE"), (0x0080, "FORCE_INTEGRITY"), (0x0100, "NX_COMPAT"),
-    (0x0200, "NO_ISOLATION"), (0x0400, "NO_SEH"), (0x0800, "NO_BIND"), (0x1000, "APPCONTAINER"),
-    (0x2000, "WDM_DRIVER"), (0x4000, "GUARD_CF"), (0x8000, "TERMINAL_SERVER_AWARE"),
+    (0x0020, "HIGH_ENTROPY_VA"),
+    (0x0040, "DYNAMIC_BASE"),
+    (0x0080, "FORCE_INTEGRITY"),
+    (0x0100, "NX_COMPAT"),
+    (0x0200, "NO_ISOLATION"),
+    (0x0400, "NO_SEH"),
+    (0x0800, "NO_BIND"),
+    (0x1000, "APPCONTAINER"),
+    (0x2000, "WDM_DRIVER"),
+    (0x4000, "GUARD_CF"),
+    (0x8000, "TERMINAL_SERVER_AWARE"),
 )
 
 
@@ -85,7 +93,7 @@ class ImageReport:
 @dataclass(frozen=True, slots=True)
 class ScanReport:
     images: tuple[ImageReport, ...]
-    root: str  # the folder image paths are shown relative to (SARIF %SRCROOT%)
+    root: str  # where the scan ran: SARIF URIs are relative to it (%SRCROOT%), as GitHub expects
 
     @property
     def incidents(self) -> tuple[Incident, ...]:
@@ -146,42 +154,24 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[str, Path | None]]:
     return out
 
 
-def _common_root(paths: Sequence[Path]) -> Path:
-    if not paths:
-        return Path.cwd()
-    try:
-        common = Path(os.path.commonpath([str(p.resolve().parent) for p in paths]))
-    except ValueError:
-        return Path.cwd()
-    cwd = Path.cwd()
-    return cwd if common == cwd or cwd in common.parents else common
-
-
 def scan_paths(
     paths: Iterable[str | Path],
     *,
     symbol_path: str | None = None,
     pdb: Sequence[str] | Mapping[str, str] | str | None = None,
 ) -> ScanReport:
-    """Scan images. ``pdb`` is a PDB file, a list of them (each image takes the one whose debug id
-    matches), or a mapping of image file name to PDB file."""
+    """Scan images; each is shown by the path as given (folders joined with what was found in them).
+    ``pdb`` is a PDB file, a list of them (each image takes the one whose debug id matches), or a mapping of
+    image file name to PDB file."""
     expanded = expand_paths(paths)
-    found = [p for _, p in expanded if p is not None]
-    root = _common_root(found)
     pdbs = _pdb_choices(pdb)
     images = tuple(
-        _unreadable(text, "no such file, folder or matching pattern") if path is None
-        else scan_image(path, display=_display(path, root), pdbs=pdbs, symbol_path=symbol_path)
+        _unreadable(text, "no such file, folder or matching pattern")
+        if path is None
+        else scan_image(path, display=text, pdbs=pdbs, symbol_path=symbol_path)
         for text, path in expanded
     )
-    return ScanReport(images, str(root))
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    return ScanReport(images, str(Path.cwd()))
 
 
 def _unreadable(path: str, reason: str) -> ImageReport:
@@ -209,8 +199,9 @@ def scan_image(
     try:
         pe = PeImage.open(raw, name=shown)
     except PeError as error:
-        return ImageReport(shown, "could-not-analyse", facts={"file_size": len(raw)},
-                           diagnostics=(str(error),))
+        return ImageReport(
+            shown, "could-not-analyse", facts={"file_size": len(raw)}, diagnostics=(str(error),)
+        )
     diagnostics = list(pe.diagnostics)
     facts = image_facts(pe, raw)
     rules = tuple(check_headers(ImageHeaders.from_pe(pe, module=path.name)))
@@ -227,8 +218,9 @@ def _analyse_guarded(pe: PeImage, namer: Callable[[int], FunctionName] | None) -
     try:
         return analyse_calls(pe, namer=namer)
     except Exception as error:  # a decoder or pefile corner we did not foresee, on a hostile image
-        return CallSiteAnalysis("could-not-analyse",
-                                notes=(f"call-site analysis failed: {type(error).__name__}: {error}",))
+        return CallSiteAnalysis(
+            "could-not-analyse", notes=(f"call-site analysis failed: {type(error).__name__}: {error}",)
+        )
 
 
 def image_facts(pe: PeImage, raw: bytes) -> dict[str, Any]:
@@ -255,12 +247,25 @@ def image_facts(pe: PeImage, raw: bytes) -> dict[str, Any]:
         "nx_compat": "NX_COMPAT" in flags,
         "force_integrity": "FORCE_INTEGRITY" in flags,
         "signed": pe.is_signed,
-        "codeview": None if codeview is None else {
-            "pdb_name": codeview.pdb_name, "guid": codeview.guid, "age": codeview.age,
-            "debug_id": codeview.debug_id},
+        "codeview": None
+        if codeview is None
+        else {
+            "pdb_name": codeview.pdb_name,
+            "guid": codeview.guid,
+            "age": codeview.age,
+            "debug_id": codeview.debug_id,
+        },
         "code_id": pe.code_id,
-        "sections": [{"name": s.name, "rva": s.virtual_address, "size": s.virtual_size,
-                      "characteristics": s.characteristics, "flags": s.flags} for s in pe.sections],
+        "sections": [
+            {
+                "name": s.name,
+                "rva": s.virtual_address,
+                "size": s.virtual_size,
+                "characteristics": s.characteristics,
+                "flags": s.flags,
+            }
+            for s in pe.sections
+        ],
         "imports": len(pe.imports),
         "functions": len(pe.functions),
     }
@@ -277,8 +282,9 @@ def _pdb_choices(pdb: Sequence[str] | Mapping[str, str] | str | None) -> Sequenc
     return pdb
 
 
-def _candidates(pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str],
-                symbol_path: str | None) -> list[Path]:
+def _candidates(
+    pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str], symbol_path: str | None
+) -> list[Path]:
     """PDB files to try, best first: named for this image, given on the command line, next to the image,
     then in the local symbol stores of the symbol path (``name.pdb/GUIDAGE/name.pdb``)."""
     out: list[Path] = []
@@ -309,14 +315,19 @@ def _symbol_dirs(symbol_path: str | None) -> list[Path]:
     for element in symbol_path.replace(os.pathsep, ";").split(";"):
         for part in element.split("*"):
             part = part.strip()
-            if part and part.lower() not in ("srv", "symsrv", "cache") and "://" not in part \
-                    and not part.lower().endswith(".dll"):
+            if (
+                part
+                and part.lower() not in ("srv", "symsrv", "cache")
+                and "://" not in part
+                and not part.lower().endswith(".dll")
+            ):
                 dirs.append(Path(part))
     return dirs
 
 
-def _namer(pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str],
-           symbol_path: str | None) -> tuple[Callable[[int], FunctionName] | None, str | None]:
+def _namer(
+    pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str], symbol_path: str | None
+) -> tuple[Callable[[int], FunctionName] | None, str | None]:
     """A function namer from the first PDB whose debug id matches the image; None (exports or ``.pdata``
     names) otherwise, with the reason."""
     wanted = pe.debug_id
@@ -360,22 +371,29 @@ def _rule_incidents(path: str, module: str, rules: Sequence[RuleResult]) -> list
         if rule.status != FAIL:
             continue
         category = rule.category
-        details: dict[str, Any] = {"rule": rule.rule_id, "status": rule.status, "level": rule.level,
-                                   "message": rule.message, **rule.details}
-        out.append(Incident(
-            id=f"{path}#{rule.rule_id}",
-            source=Span(path, 0, 0),
-            kind="image",
-            category=category,
-            hvci_related=category is not None,
-            confidence="certain",
-            title=rule.message,
-            driver=module,
-            details=details,
-            evidence=tuple(Evidence(e, Span(path, 0, 0), "deciding") for e in rule.evidence),
-            bucket=bucket.bucket_id(category or rule.rule_id, module=module, function=_rule_key(rule)),
-            count=rule.count,
-        ))
+        details: dict[str, Any] = {
+            "rule": rule.rule_id,
+            "status": rule.status,
+            "level": rule.level,
+            "message": rule.message,
+            **rule.details,
+        }
+        out.append(
+            Incident(
+                id=f"{path}#{rule.rule_id}",
+                source=Span(path, 0, 0),
+                kind="image",
+                category=category,
+                hvci_related=category is not None,
+                confidence="certain",
+                title=rule.message,
+                driver=module,
+                details=details,
+                evidence=tuple(Evidence(e, Span(path, 0, 0), "deciding") for e in rule.evidence),
+                bucket=bucket.bucket_id(category or rule.rule_id, module=module, function=_rule_key(rule)),
+                count=rule.count,
+            )
+        )
     return out
 
 
@@ -400,10 +418,21 @@ def site_incident(path: str, module: str, image_base: int, site: CallSite) -> In
     """One call site as an incident: executable and banned ones are findings, unknown ones a note."""
     level = SITE_LEVELS[site.verdict]
     fn = site.function
-    caller = Caller(address=image_base + site.rva, module=module, offset=site.rva, function=fn.name,
-                    displacement=site.displacement, file=fn.file, line=fn.line, resolved_by=fn.resolved_by)
-    where = f"{fn.name}+0x{site.displacement:x}" if fn.name and site.displacement is not None \
+    caller = Caller(
+        address=image_base + site.rva,
+        module=module,
+        offset=site.rva,
+        function=fn.name,
+        displacement=site.displacement,
+        file=fn.file,
+        line=fn.line,
+        resolved_by=fn.resolved_by,
+    )
+    where = (
+        f"{fn.name}+0x{site.displacement:x}"
+        if fn.name and site.displacement is not None
         else f"RVA 0x{site.rva:x}"
+    )
     if site.verdict == EXECUTABLE:
         title = f"{site.api} in {where}: {site.reason}"
         confidence = "likely"
@@ -414,13 +443,21 @@ def site_incident(path: str, module: str, image_base: int, site: CallSite) -> In
         title = f"{site.api} in {where}: argument not known statically ({site.reason})"
         confidence = "possible"
     details: dict[str, Any] = {
-        "level": level, "verdict": site.verdict, "api": site.api, "dll": site.dll, "rva": site.rva,
-        "how": site.how, "instruction": site.instruction, "argument_index": site.argument_index,
-        "argument_kind": site.argument_kind, "reason": site.reason,
+        "level": level,
+        "verdict": site.verdict,
+        "api": site.api,
+        "dll": site.dll,
+        "rva": site.rva,
+        "how": site.how,
+        "instruction": site.instruction,
+        "argument_index": site.argument_index,
+        "argument_kind": site.argument_kind,
+        "reason": site.reason,
     }
     if site.values:
         details[site.argument_kind.replace("-", "_")] = [
-            {"value": v, "name": n} for v, n in zip(site.values, site.decoded, strict=True)]
+            {"value": v, "name": n} for v, n in zip(site.values, site.decoded, strict=True)
+        ]
     if site.replacement is not None:
         details["replacement"] = site.replacement
     evidence = (
@@ -446,13 +483,20 @@ def site_incident(path: str, module: str, image_base: int, site: CallSite) -> In
 def _uncalled_import(path: str, module: str, api: str, dll: str, category: str) -> Incident:
     """An affected API the image imports but whose calls were not found (a function-pointer table, code
     we could not decode): unknown, not clean."""
-    reason = (f"{api} is imported from {dll} but no call site was found (called through a pointer table, "
-              "or from code the analysis could not decode): check its uses by hand")
+    reason = (
+        f"{api} is imported from {dll} but no call site was found (called through a pointer table, "
+        "or from code the analysis could not decode): check its uses by hand"
+    )
     return Incident(
-        id=f"{path}#import:{api}", source=Span(path, 0, 0), kind="call-site", category=category,
-        hvci_related=True, confidence="possible", title=reason, driver=module,
+        id=f"{path}#import:{api}",
+        source=Span(path, 0, 0),
+        kind="call-site",
+        category=category,
+        hvci_related=True,
+        confidence="possible",
+        title=reason,
+        driver=module,
         details={"level": "note", "verdict": UNKNOWN, "api": api, "dll": dll, "reason": reason},
         evidence=(Evidence(reason, Span(path, 0, 0), "supporting"),),
         bucket=bucket.bucket_id(category, module=module, function=api),
     )
-

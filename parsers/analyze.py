@@ -59,7 +59,7 @@ _FOLLOWUP = re.compile(r"^Followup\s*:\s*(?P<value>.*?)\s*$")
 _KEY = re.compile(r"^Key\s*:\s*(?P<value>.*?)\s*$")
 _VALUE = re.compile(r"^Value\s*:\s*(?P<value>.*?)\s*$")
 _FOREIGN = re.compile(
-    r"Fatal System Error:|Verifier Detected a Code Integrity Issue|^\s*(?:\d+:\s*)?[lk]?kd> |^\s*[0-9a-fA-F:]*> $"
+    r"Fatal System Error:|Verifier Detected a Code Integrity Issue|^\s*(?:\d+:\s*)?l?kd(?::x86)?> "
 )
 _BUGCHECK_STR = re.compile(r"^0x(?P<code>[0-9a-fA-F]+)(?:_(?P<p1>[0-9a-fA-F]+))?\b")
 _PLATFORM_BITS = {"x86": 32, "x64": 64, "amd64": 64, "arm64": 64, "arm": 32}
@@ -272,11 +272,10 @@ class AnalyzeParser:
 
     @staticmethod
     def _stack(report: _Report, cursor: LineCursor, key_line: Line) -> None:
-        frames = read_frames(cursor, clean=lambda t: _QUOTE.sub("", t))
-        if frames:
-            report.stack = StackRecord(Span(cursor.path, key_line.number, frames[-1].line), "stack_text",
-                                       tuple(frames))
-            report.last = frames[-1].line
+        frames, last = read_frames(cursor, clean=lambda t: _QUOTE.sub("", t))
+        if frames and last is not None:
+            report.stack = StackRecord(Span(cursor.path, key_line.number, last), "stack_text", tuple(frames))
+            report.last = last
         report.fields.append(("STACK_TEXT", [f.text for f in frames]))
 
     def _short(self, report: _Report, cursor: LineCursor, first: Line) -> None:

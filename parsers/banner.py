@@ -26,6 +26,7 @@ _HEADER = "Verifier Detected a Code Integrity Issue"
 _P = r"(?:0x)?(?P<{name}>[0-9a-fA-F`]+)"
 _CALLER = _P.format(name="caller")
 _ADDRESS = _P.format(name="address")
+_VALUE = r"0x(?P<value>[0-9a-fA-F]+)"
 _IMAGE = r"The image (?P<image>.+)"
 _SECTION = r"\(name (?P<section>.*)\)"
 
@@ -33,10 +34,10 @@ _SECTION = r"\(name (?P<section>.*)\)"
 MESSAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (issue, re.compile(pattern + r"\s*\.?\s*$"))
     for issue, pattern in (
-        ("pool-type", rf"The caller {_CALLER} specified an executable pool type 0x(?P<value>[0-9a-fA-F]+)"
+        ("pool-type", rf"The caller {_CALLER} specified an executable pool type {_VALUE}"
                       r"(?: \(tag 0x(?P<tag>[0-9a-fA-F]+)\))?"),
-        ("page-protection", rf"The caller {_CALLER} specified an executable page protection 0x(?P<value>[0-9a-fA-F]+)"),
-        ("mdl-mapping", rf"The caller {_CALLER} specified an executable MDL mapping \(priority 0x(?P<value>[0-9a-fA-F]+)\)"),
+        ("page-protection", rf"The caller {_CALLER} specified an executable page protection {_VALUE}"),
+        ("mdl-mapping", rf"The caller {_CALLER} specified an executable MDL mapping \(priority {_VALUE}\)"),
         ("wx-section", rf"{_IMAGE} contains an executable and writable section {_ADDRESS} {_SECTION}"),
         ("alignment", rf"{_IMAGE} contains section {_ADDRESS} that is not page aligned {_SECTION}"),
         ("iat", rf"{_IMAGE} contains an IAT, {_ADDRESS} in executable section {_SECTION}"),

@@ -1,6 +1,6 @@
 """Windows events (Microsoft-Windows-CodeIntegrity, Microsoft-Windows-DeviceGuard, ...) as users export them.
 
-Four export shapes are read, each event becoming one :class:`EventRecord`:
+The export shapes read, each event becoming one :class:`EventRecord`:
 
 - ``wevtutil qe LOG /f:text``: ``Event[N]:`` then indented ``Key: value`` lines and the message after
   ``Description:``;
@@ -11,7 +11,11 @@ Four export shapes are read, each event becoming one :class:`EventRecord`:
   Parsed with the standard library, but only after refusing DTDs/entities and bounding the size; a
   malformed or truncated event still yields what simple patterns can read, with a diagnostic;
 - Event Viewer CSV (``Level,Date and Time,Source,Event ID,Task Category`` then rows whose sixth field is the
-  quoted, possibly multi-line message).
+  quoted, possibly multi-line message);
+- Event Viewer's "Copy details as text" (``Log Name:`` ... ``Description:`` ... ``Event Xml:``), the usual
+  paste into a bug report, read as one event together with its XML;
+- plain ``Get-WinEvent`` output (a ``ProviderName:`` group over a ``TimeCreated Id LevelDisplayName Message``
+  table), whose messages PowerShell cuts at the console width; a diagnostic says so.
 
 The module (``%2``: the file the event is about), the process, the ``Status`` and the 3087 ``Failure bitmap``
 are taken from the event data when the export carries it, otherwise from the message text. Paths are kept as
@@ -39,6 +43,13 @@ _CSV_HEADER = re.compile(r"^\ufeff?Level,Date and Time,Source,Event ID,Task Cate
 _XML_OPEN = re.compile(r"<Event(?=[\s>/])")
 _XML_CLOSE = "</Event>"
 _XML_TRAILER = re.compile(r"^\s*</Events>\s*$")
+_COPIED_START = re.compile(r"^Log Name:\s+\S")
+_COPIED_FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]*?):\s*(?P<value>.*)$")
+_COPIED_XML = re.compile(r"^Event Xml:\s*$")
+_TABLE_GROUP = re.compile(r"^\s+ProviderName: (?P<provider>\S.*)$")
+_TABLE_HEADER = re.compile(r"^TimeCreated\s+Id\s+LevelDisplayName\s+Message\s*$")
+_TABLE_RULE = re.compile(r"^-+[\s-]*$")
+_TRUNCATED = ("...", "\u2026")
 
 _MODULE_PATTERNS = tuple(
     re.compile(p)
@@ -59,9 +70,10 @@ _PROCESS_KEYS = ("processnamebuffer", "processname", "process")
 _STATUS_KEYS = ("status", "statuscode")
 _BITMAP_KEYS = ("failurebitmap", "failurereasons", "failurereason")
 
-_MAX_MESSAGE_SCAN = 65_536  # characters of a message searched for fields; messages are far shorter
+_MAX_MESSAGE_SCAN = 4_096  # characters of a message searched for fields; CI messages are far shorter
 _MAX_EVENT_LINES = 5_000
 _MAX_XML_EVENT = 1_048_576
+_MAX_SALVAGE = 65_536
 _MAX_CSV_ROW_LINES = 1_000
 
 
@@ -157,13 +169,58 @@ def _push_back(cursor: LineCursor, lines: list[Line]) -> None:
         cursor.push_back(line)
 
 
+@dataclass(frozen=True, slots=True)
+class _XmlEvent:
+    provider: str
+    event_id: int | None
+    timestamp: str | None
+    message: str
+    data: dict[str, str]
+
+
+def _has_dtd(text: str) -> bool:
+    """Event XML never declares a DTD; one that does is refused before parsing (entity expansion)."""
+    return "<!DOCTYPE" in text or "<!ENTITY" in text
+
+
+def _read_xml(text: str) -> _XmlEvent | None:
+    """The parts of one ``<Event>`` element that matter, or ``None`` when it is not well-formed."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError:
+        return None
+    provider = ""
+    event_id: int | None = None
+    timestamp: str | None = None
+    message = ""
+    data: dict[str, str] = {}
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "Provider":
+            provider = element.get("Name", provider) or provider
+        elif tag == "EventID":
+            event_id = _int(element.text or "")
+        elif tag == "TimeCreated":
+            timestamp = element.get("SystemTime")
+        elif tag == "Message":
+            message = (element.text or "").strip()
+        elif tag == "Data" and element.get("Name"):
+            data[element.get("Name", "")] = (element.text or "").strip()
+    for container in root:
+        if container.tag.rsplit("}", 1)[-1] == "UserData":
+            for element in container.iter():
+                if len(element) == 0 and element is not container:
+                    data.setdefault(element.tag.rsplit("}", 1)[-1], (element.text or "").strip())
+    return _XmlEvent(provider, event_id, timestamp, message, data)
+
+
 class EventsParser:
     """Reads one exported event (text, Format-List, XML) or a whole Event Viewer CSV table."""
 
     name = "events"
     trigger = (
         r"^Event\[\d+\]:|<Event\s+xmlns\s*=|<Event>|^\ufeff?Level,Date and Time,Source,Event ID,Task Category"
-        r"|^(?:TimeCreated|ProviderName|Message)\s+: "
+        r"|^(?:TimeCreated|ProviderName|Message)\s+: |^Log Name:\s+\S|^\s+ProviderName: \S"
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
@@ -174,6 +231,10 @@ class EventsParser:
                 yield from self._csv(first, cursor)
             elif _XML_OPEN.search(first.text):
                 yield from self._xml(first, cursor)
+            elif _COPIED_START.match(first.text):
+                yield from self._copied(first, cursor)
+            elif _TABLE_GROUP.match(first.text):
+                yield from self._format_table(first, cursor)
             else:
                 yield from self._format_list(first, cursor)
         except Exception as exc:  # a parser must never raise; say what happened instead
@@ -291,7 +352,7 @@ class EventsParser:
             if event_id is None:
                 _push_back(cursor, row_lines)
                 return
-            message = row[5] if len(row) > 5 else ""
+            message = ",".join(row[5:])  # an unquoted message with commas spreads over several fields
             yield _event(span, row[2].strip(), event_id, message.replace("\r", ""), row[1].strip() or None)
 
     # -- XML ----------------------------------------------------------------------------------------------
@@ -346,50 +407,23 @@ class EventsParser:
             )
 
     def _xml_event(self, text: str, span: Span, truncated: bool = False) -> Iterator[Record]:
-        if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        if _has_dtd(text):
             yield Diagnostic(span, "events: XML event with a DTD or entity declaration; not parsed", "error")
             return
-        root: ElementTree.Element | None = None
-        if not truncated:
-            try:
-                root = ElementTree.fromstring(text)
-            except ElementTree.ParseError:
-                root = None
-        if root is None:
+        event = None if truncated else _read_xml(text)
+        if event is None:
             yield from self._xml_by_patterns(text, span, truncated)
             return
-        provider = ""
-        event_id: int | None = None
-        timestamp: str | None = None
-        message = ""
-        data: dict[str, str] = {}
-        for element in root.iter():
-            tag = element.tag.rsplit("}", 1)[-1]
-            if tag == "Provider":
-                provider = element.get("Name", provider) or provider
-            elif tag == "EventID":
-                event_id = _int(element.text or "")
-            elif tag == "TimeCreated":
-                timestamp = element.get("SystemTime")
-            elif tag == "Message":
-                message = (element.text or "").strip()
-            elif tag == "Data" and element.get("Name"):
-                data[element.get("Name", "")] = (element.text or "").strip()
-        for container in root:
-            if container.tag.rsplit("}", 1)[-1] == "UserData":
-                for element in container.iter():
-                    if len(element) == 0 and element is not container:
-                        data.setdefault(element.tag.rsplit("}", 1)[-1], (element.text or "").strip())
-        if event_id is None:
+        if event.event_id is None:
             yield Diagnostic(span, "events: XML event without an EventID")
             return
-        if not message:
-            message = "; ".join(f"{k}: {v}" for k, v in data.items())
-        yield _event(span, provider, event_id, message, timestamp, data)
+        message = event.message or "; ".join(f"{k}: {v}" for k, v in event.data.items())
+        yield _event(span, event.provider, event.event_id, message, event.timestamp, event.data)
 
     def _xml_by_patterns(self, text: str, span: Span, truncated: bool) -> Iterator[Record]:
         """Salvage what a malformed or cut-off event shows, and say that it was not well-formed."""
         problem = "truncated" if truncated else "malformed"
+        text = text[:_MAX_SALVAGE]  # the System part and the event data come first
         event_id_match = re.search(r"<EventID[^>]*>\s*(\d+)\s*<", text)
         yield Diagnostic(
             span, f"events: {problem} XML event" + ("" if event_id_match else "; no EventID could be read")
@@ -414,6 +448,127 @@ class EventsParser:
             timestamp.group(1) if timestamp else None,
             data,
         )
+
+    # -- Event Viewer: Copy > Copy details as text -----------------------------------------------------------
+
+    def _copied(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        """``Log Name:`` ... ``Description:`` + message, usually followed by ``Event Xml:`` and the event's
+        XML, whose data (file name, status) is exact; that XML is read here so it is not a second event."""
+        fields: dict[str, str] = {}
+        found = _COPIED_FIELD.match(first.text)
+        if found:
+            fields[found.group("key").lower()] = found.group("value").strip()
+        description: list[str] = []
+        xml_lines: list[str] = []
+        state = "fields"
+        last = first.number
+        for _ in range(_MAX_EVENT_LINES):
+            line = cursor.next()
+            if line is None:
+                break
+            text = line.text
+            if state == "fields":
+                found = _COPIED_FIELD.match(text)
+                if not found:
+                    cursor.push_back(line)
+                    break
+                key = found.group("key").lower()
+                fields[key] = found.group("value").strip()
+                if key == "description":
+                    state = "description"
+            elif state == "description":
+                if _COPIED_XML.match(text):
+                    state = "xml"
+                elif not text.strip():
+                    following = cursor.peek()
+                    if following is None or not _COPIED_XML.match(following.text):
+                        cursor.push_back(line)
+                        break
+                else:
+                    description.append(text.rstrip())
+            else:
+                if not xml_lines and not _XML_OPEN.search(text):
+                    cursor.push_back(line)
+                    break
+                xml_lines.append(text)
+                if _XML_CLOSE in text:
+                    last = line.number
+                    break
+            last = line.number
+        span = Span(cursor.path, first.number, last)
+        xml_text = "\n".join(xml_lines)
+        event = None if not xml_lines or _has_dtd(xml_text) else _read_xml(xml_text)
+        if xml_lines and event is None:
+            yield Diagnostic(
+                span, "events: the copied event's XML is not well-formed; read from its text only"
+            )
+        event_id = _int(fields.get("event id", ""))
+        if event_id is None and event is not None:
+            event_id = event.event_id
+        if event_id is None:
+            yield Diagnostic(span, "events: copied event details without a readable Event ID")
+            return
+        message = "\n".join(description) or (event.message if event else "")
+        provider = fields.get("source") or (event.provider if event else "")
+        yield _event(span, provider, event_id, message, fields.get("date"), event.data if event else None)
+
+    # -- Get-WinEvent default (table) output ----------------------------------------------------------------
+
+    def _format_table(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        """``   ProviderName: X`` then a ``TimeCreated Id LevelDisplayName Message`` table. Columns are cut at
+        the header's positions; PowerShell cuts long messages to the console width: said, not hidden."""
+        group = _TABLE_GROUP.match(first.text)
+        provider = group.group("provider").strip() if group else ""
+        header: str | None = None
+        taken: list[Line] = []
+        truncated = 0
+        last = first.number
+        for _ in range(_MAX_EVENT_LINES):
+            line = cursor.next()
+            if line is None:
+                break
+            text = line.text.rstrip()
+            if header is None:
+                if not text:
+                    taken.append(line)
+                    continue
+                if not _TABLE_HEADER.match(text):
+                    cursor.push_back(line)
+                    break
+                header = text
+            elif _TABLE_RULE.match(text):
+                pass
+            elif not text:
+                cursor.push_back(line)
+                break
+            else:
+                record = self._table_row(header, text, provider, Span(cursor.path, line.number, line.number))
+                if record is None:
+                    cursor.push_back(line)
+                    break
+                truncated += record.message.endswith(_TRUNCATED)
+                yield record
+            last = line.number
+        if header is None:
+            _push_back(cursor, taken)  # not a Get-WinEvent table after all
+            return
+        if truncated:
+            yield Diagnostic(
+                Span(cursor.path, first.number, last),
+                f"events: {truncated} message(s) cut short by PowerShell's table view; "
+                "Format-List or wevtutil shows them in full",
+                "info",
+            )
+
+    @staticmethod
+    def _table_row(header: str, text: str, provider: str, span: Span) -> EventRecord | None:
+        level_at = header.index("LevelDisplayName")
+        message_at = header.index("Message")
+        left = text[:level_at].rstrip().rsplit(None, 1)
+        event_id = _int(left[1]) if len(left) == 2 else None
+        if event_id is None:
+            return None
+        return _event(span, provider, event_id, text[message_at:].strip(), left[0].strip() or None)
 
 
 PARSER = EventsParser()

@@ -107,6 +107,12 @@ class ImageDumpParser:
             )
 
     def _parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        if len(first.text) > _MAX_LINE:
+            yield Diagnostic(
+                Span(cursor.path, first.number, first.number),
+                f"{self.name}: {len(first.text)}-character line is too long for this block; skipped",
+            )
+            return
         dump = _Dump()
         command = _COMMAND.search(first.text)
         if command:

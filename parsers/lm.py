@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from parsers.base import Line, LineCursor
 from parsers.records import Diagnostic, ModuleEntry, ModuleListRecord, Record, Span
@@ -46,6 +46,7 @@ _DETAIL_PHRASE = re.compile(
 )
 
 _MAX_BLOCK_LINES = 200_000
+_MAX_LINE = 8_192  # no lm row or detail line comes near this; longer lines are not read as part of a listing
 
 
 def _addr(text: str) -> int:
@@ -72,13 +73,28 @@ def _hex_value(value: str) -> int | None:
 
 @dataclass
 class _Pending:
-    """A module row whose ``lmv`` detail lines may still follow."""
+    """A module row whose ``lmv`` detail lines may still follow; what they say wins over the row."""
 
     entry: ModuleEntry
-    updates: dict[str, object] = field(default_factory=dict)
+    image_name: str | None = None
+    loaded_image: str | None = None
+    image_path: str | None = None
+    pdb_path: str | None = None
+    timestamp: int | None = None
+    checksum: int | None = None
+    image_size: int | None = None
 
     def finish(self) -> ModuleEntry:
-        return replace(self.entry, **self.updates) if self.updates else self.entry  # type: ignore[arg-type]
+        entry = self.entry
+        return replace(
+            entry,
+            image_name=self.image_name or entry.image_name or self.loaded_image,
+            image_path=self.image_path or entry.image_path,
+            pdb_path=self.pdb_path or entry.pdb_path,
+            timestamp=self.timestamp if self.timestamp is not None else entry.timestamp,
+            checksum=self.checksum if self.checksum is not None else entry.checksum,
+            image_size=self.image_size if self.image_size is not None else entry.image_size,
+        )
 
 
 def _entry_from_row(match: re.Match[str], number: int, unloaded: bool) -> ModuleEntry:
@@ -135,25 +151,19 @@ def _apply_detail(pending: _Pending, key: str, value: str) -> None:
     key = key.lower()
     value = value.strip()
     if key == "image name" and value:
-        pending.updates["image_name"] = value
+        pending.image_name = value
     elif key == "image path" and value:
-        pending.updates["image_path"] = value
-    elif key == "loaded symbol image file" and value and "image_name" not in pending.updates:
-        pending.updates.setdefault("image_name", value)
+        pending.image_path = value
+    elif key == "loaded symbol image file" and value:
+        pending.loaded_image = value
     elif key in ("symbol file", "pdb file") and value:
-        pending.updates["pdb_path"] = value
+        pending.pdb_path = value
     elif key == "timestamp":
-        stamp = _timestamp(value)
-        if stamp is not None:
-            pending.updates["timestamp"] = stamp
+        pending.timestamp = _timestamp(value)
     elif key == "checksum":
-        checksum = _hex_value(value)
-        if checksum is not None:
-            pending.updates["checksum"] = checksum
+        pending.checksum = _hex_value(value)
     elif key == "imagesize":
-        size = _hex_value(value)
-        if size is not None:
-            pending.updates["image_size"] = size
+        pending.image_size = _hex_value(value)
 
 
 class LmParser:
@@ -171,6 +181,12 @@ class LmParser:
             )
 
     def _parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        if len(first.text) > _MAX_LINE:
+            yield Diagnostic(
+                Span(cursor.path, first.number, first.number),
+                f"{self.name}: {len(first.text)}-character line is too long for this block; skipped",
+            )
+            return
         unloaded = bool(_UNLOADED.match(first.text))
         entries: list[ModuleEntry] = []
         pending: _Pending | None = None
@@ -186,6 +202,9 @@ class LmParser:
             if not text:
                 blanks.append(line)
                 continue
+            if len(text) > _MAX_LINE:
+                cursor.push_back(line)
+                break
             row = _ROW.match(text)
             if blanks and not (_UNLOADED.match(text) or (row and unloaded)):
                 # A blank line ends the listing unless the unloaded section (or more of it) follows.

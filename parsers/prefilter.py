@@ -157,11 +157,45 @@ def anchors_for(trigger: str) -> tuple[Anchor, ...] | None:
     return tuple(anchors)
 
 
+def _without_redundant(anchors: Sequence[Anchor]) -> list[Anchor]:
+    """Drop floating anchors that contain another one: every line they find, the shorter one finds too,
+    and each floating anchor costs a pass over the chunk."""
+    def folded(anchor: Anchor) -> str:
+        return anchor.text.lower() if anchor.ignore_case else anchor.text
+
+    kept: list[Anchor] = []
+    for anchor in sorted(set(anchors), key=lambda a: (len(a.text), a.text)):
+        if not any(
+            folded(other) in folded(anchor) and (other.ignore_case or not anchor.ignore_case) for other in kept
+        ):
+            kept.append(anchor)
+    return kept
+
+
+def _by_first_char(anchors: Sequence[Anchor]) -> str:
+    """One alternation of the anchors, grouped by first character (both cases for case-insensitive ones).
+
+    The regex engine skips a branch whose first literal differs from the current character without
+    entering it, so a line whose first character starts no anchor costs one cheap test per group.
+    """
+    groups: dict[str, set[str]] = {}
+    for anchor in anchors:
+        head, rest = anchor.text[0], re.escape(anchor.text[1:])
+        if anchor.ignore_case:
+            rest = f"(?i:{rest})"
+            for char in {head.lower(), head.upper()}:
+                groups.setdefault(char, set()).add(rest)
+        else:
+            groups.setdefault(head, set()).add(rest)
+    branches = [re.escape(char) + "(?:" + "|".join(sorted(rests)) + ")" for char, rests in sorted(groups.items())]
+    return "(?:" + "|".join(branches) + ")"
+
+
 class Prefilter:
     """Finds the lines of a chunk where some trigger may match. Built once per set of triggers."""
 
     def __init__(self, triggers: Iterable[str]) -> None:
-        line_start: list[str] = []
+        line_start: list[Anchor] = []
         self.floating: list[Anchor] = []
         unanchored: list[str] = []
         for trigger in triggers:
@@ -170,22 +204,29 @@ class Prefilter:
                 unanchored.append(trigger)
                 continue
             for anchor in anchors:
-                if anchor.line_start:
-                    text = re.escape(anchor.text)
-                    line_start.append(f"(?i:{text})" if anchor.ignore_case else text)
-                else:
-                    self.floating.append(anchor)
-        alternation = "|".join(sorted(set(line_start)))
-        pattern = rf"\n{JUNK}(?:{alternation})" if line_start else None
+                (line_start if anchor.line_start else self.floating).append(anchor)
+        self.floating = _without_redundant(self.floating)
+        pattern = rf"\n{JUNK}{_by_first_char(line_start)}" if line_start else None
         self._line_start_s = re.compile(pattern) if pattern else None
         self._line_start_b = re.compile(pattern.encode()) if pattern else None
         combined = "|".join(f"(?:{t})" for t in unanchored)
         self._unanchored_s = re.compile(combined, re.MULTILINE) if unanchored else None
-        self._unanchored_b = re.compile(combined.encode("utf-8", "replace"), re.MULTILINE) if unanchored else None
+        self._unanchored_b = (
+            re.compile(combined.encode("utf-8", "replace"), re.MULTILINE) if unanchored else None
+        )
         self.unanchored = tuple(unanchored)
 
     def scanner(self, data: bytes | str) -> ChunkScanner:
         return ChunkScanner(self, data)
+
+
+def _rarest(text: str) -> str | None:
+    """The character of ``text`` least likely in debugger noise: punctuation, then upper case."""
+    for kind in ("<>{}|=,;[]~^$%&@\"'", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+        for char in text:
+            if char in kind:
+                return char
+    return None
 
 
 class ChunkScanner:
@@ -197,8 +238,9 @@ class ChunkScanner:
     def __init__(self, prefilter: Prefilter, data: bytes | str) -> None:
         self.data = data
         is_bytes = isinstance(data, bytes)
-        self._line_start = prefilter._line_start_b if is_bytes else prefilter._line_start_s
-        self._unanchored = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
+        # typed Any: one scanner serves bytes and str chunks with the matching compiled pattern
+        self._line_start: Any = prefilter._line_start_b if is_bytes else prefilter._line_start_s
+        self._unanchored: Any = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
         self._next_line_start = -1  # cached result of the line-start search, valid while >= position
         self._extra: list[int] = self._floating_candidates(prefilter.floating)
         self._next_unanchored = -1
@@ -214,6 +256,11 @@ class ChunkScanner:
         for anchor in anchors:
             haystack = data
             needle: Any = anchor.text.encode("utf-8", "replace") if isinstance(data, bytes) else anchor.text
+            rare = _rarest(anchor.text)
+            if rare is not None and not anchor.ignore_case:
+                probe: Any = rare.encode() if isinstance(data, bytes) else rare
+                if probe not in data:  # memchr: most chunks lack the anchor's rarest character altogether
+                    continue
             if anchor.ignore_case:
                 if lowered is None:
                     lowered = data.lower()

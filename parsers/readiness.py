@@ -83,6 +83,12 @@ class ReadinessParser:
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         try:
+            if len(first.text) > _MAX_LINE:
+                yield Diagnostic(
+                    Span(cursor.path, first.number, first.number),
+                    f"readiness: {len(first.text)}-character line is too long for this block; skipped",
+                )
+                return
             if re.search(
                 r"(?i)vbs|hvci\s+incompatible\s+driver\s+scan", first.text
             ) and not _INCOMPATIBLE_HEADING.search(first.text):
@@ -134,7 +140,8 @@ class ReadinessParser:
                 or _REASON.match(text)
                 or _WINDOWS_SIGNED.match(text)
                 or _BARE_MODULE.match(text)
-                or _DG_MESSAGE.search(text) and not _RULE.search(text)
+                or _DG_MESSAGE.search(text)
+                and not _RULE.search(text)
             )
 
         records: list[Record] = []

@@ -1,4 +1,4 @@
-"""Stack listings: the ``k`` family (``k``, ``kb``, ``kv``, ``kn``, ``kf``, ``kP``, ``kc``) and ``STACK_TEXT``.
+"""Stack listings: the ``k`` family (``k``, ``kb``, ``kv``, ``kn``, ``kf``, ``kP``, ``kc``), ``STACK_TEXT``.
 
 One frame grammar serves every layout: optional frame number, optional ``kf`` memory column, Child-SP (or
 ChildEBP, or ``(Inline Function)``), RetAddr, optional "Args to Child" (between colons on x64, bare 8-digit
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from parsers.base import Line, LineCursor
 from parsers.records import Record, Span, StackFrame, StackRecord
@@ -22,9 +23,13 @@ _FRAME = re.compile(
     rf"""^[ \t]*
     (?:(?P<index>[0-9a-fA-F]{{2,4}})[ \t]+)?
     (?:(?P<memory>[0-9a-fA-F]{{1,6}})[ \t]+)?
-    (?P<sp>{_ADDRESS}|\(Inline(?:[ ]Function)?\))[ \t]+
-    (?P<ret>{_ADDRESS}|{_DASHES})
-    (?:[ \t]+:[ \t]*(?P<args>(?:(?:{_ADDRESS}|{_DASHES})[ \t]+)*):)?
+    (?:
+        (?P<sp>{_ADDRESS}|\(Inline(?:[ ]Function)?\))[ \t]+
+        (?P<ret>{_ADDRESS}|{_DASHES})
+        (?:[ \t]+:[ \t]*(?P<args>(?:(?:{_ADDRESS}|{_DASHES})[ \t]+)*):)?
+      | (?P<ret_only>{_ADDRESS}|\(Inline(?:[ ]Function)?\)|{_DASHES})   # newer kb: no Child-SP column
+        [ \t]+:[ \t]*(?P<args_only>(?:(?:{_ADDRESS}|{_DASHES})[ \t]+)*):
+    )
     (?P<rest>(?:[ \t].*)?)$""",
     re.VERBOSE,
 )
@@ -32,7 +37,9 @@ _X86_ARG = re.compile(r"[ \t]+([0-9a-fA-F]{8})(?=[ \t])")
 _KC_FRAME = re.compile(r"^[ \t]*(?P<index>[0-9a-fA-F]{2,4})[ \t]+(?P<rest>\S.*)$")
 _SOURCE = re.compile(r"[ \t]\[(?P<file>[^\[\]]*?)[ \t]@[ \t](?P<line>\d+)\][ \t]*$")
 _TRAP = re.compile(r"TrapFrame[ \t]+@[ \t]+(?P<trap>[0-9a-fA-F`]+)")
-_PAREN_NOTE = re.compile(r"[ \t]\((?:FPO:|TrapFrame[ \t]@|Inline[ \t]Function)[^()]*(?:\([^()]*\)[^()]*)*\)[ \t]*$")
+_PAREN_NOTE = re.compile(
+    r"[ \t]\((?:FPO:|TrapFrame[ \t]@|Inline[ \t]Function)[^()]*(?:\([^()]*\)[^()]*)*\)[ \t]*$"
+)
 _WITH_SYMBOL = re.compile(r"^(?P<module>[^!\s]+)!(?P<function>.+?)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
 _MODULE_OFFSET = re.compile(r"^(?P<module>[^+\s!]+)\+0x(?P<offset>[0-9a-fA-F`]+)$")
 _BARE = re.compile(r"^(?:0x)?(?P<address>[0-9a-fA-F]{1,8}(?:`[0-9a-fA-F]{8})?)$")
@@ -40,7 +47,8 @@ _INTERJECTION = re.compile(
     r"^\s*(?:WARNING:|\*\*\* |Unable to |Page [0-9a-fA-F]+ (?:not|too)|GetContextState failed|Frame IP)"
 )
 _HEADER = re.compile(
-    r"^[\s#]*(?:(?P<memory>Memory\s+)?Child-SP\s+RetAddr|(?P<x86>ChildEBP\s+RetAddr)|(?P<kc>Call Site\s*$))"
+    r"^[\s#]*(?:(?P<memory>Memory\s+)?Child-SP\s+RetAddr|(?P<x86>ChildEBP\s+RetAddr)|(?P<kc>Call Site\s*$)"
+    r"|RetAddr\s+:\s+Args to Child)"
 )
 _PROMPT = re.compile(r"kd> (?P<command>k[a-zA-Z]*)\b")
 _PARAM_LINE = re.compile(r"^[ \t]+\S.*(?:=|\)|,)\s*$")
@@ -116,11 +124,14 @@ def parse_frame(line: Line, *, call_site_only: bool = False) -> StackFrame | Non
     if match is None:
         return None
     rest = match["rest"]
-    inline = match["sp"].startswith("(")
+    child_sp_text = match["sp"] or ""
+    ret_text = match["ret"] or match["ret_only"]
+    args_text = match["args"] if match["args"] is not None else match["args_only"]
+    inline = child_sp_text.startswith("(") or ret_text.startswith(("(", "-"))
     args: list[int] = []
-    if match["args"] is not None:
-        args = [v for v in (_int(a) for a in match["args"].split()) if v is not None]
-    elif len(match["sp"]) == 8 and len(match["ret"]) == 8:
+    if args_text is not None:
+        args = [v for v in (_int(a) for a in args_text.split()) if v is not None]
+    elif len(child_sp_text) == 8 and len(ret_text) == 8:
         while len(args) < 4:  # x86 kb/kv: up to three (or four) bare argument words before the call site
             word = _X86_ARG.match(rest)
             if word is None:
@@ -133,8 +144,8 @@ def parse_frame(line: Line, *, call_site_only: bool = False) -> StackFrame | Non
         line=line.number,
         text=text.rstrip(),
         index=int(match["index"], 16) if match["index"] else None,
-        child_sp=None if inline else _int(match["sp"]),
-        return_address=None if inline else _int(match["ret"]),
+        child_sp=None if inline else _int(child_sp_text),
+        return_address=None if inline else _int(ret_text),
         args=tuple(args),
         inline=inline,
         **parts,  # type: ignore[arg-type]
@@ -142,14 +153,47 @@ def parse_frame(line: Line, *, call_site_only: bool = False) -> StackFrame | Non
     )
 
 
+_PARAMS_END = re.compile(r"\)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?(?P<rest>(?:[ \t].*)?)$")
+
+
+def _with_parameters(frame: StackFrame, cursor: LineCursor) -> tuple[StackFrame, int]:
+    """A ``kP`` frame whose call site opens a parameter list: read the indented parameter lines up to the
+    one that closes it with ``)+0xoffset [source]``, and give the frame its real function and offset."""
+    lines = [frame.text]
+    last = frame.line
+    for _ in range(64):
+        line = cursor.next()
+        if line is None:
+            break
+        if not line.text[:1].isspace():
+            cursor.push_back(line)
+            break
+        lines.append(line.text.rstrip())
+        last = line.number
+        end = _PARAMS_END.search(line.text)
+        if end is not None:
+            _site, notes = _annotations(end["rest"])
+            full = replace(
+                frame,
+                text="\n".join(lines),
+                function=frame.function[:-1] if frame.function else None,
+                offset=_int(end["offset"]),
+                **notes,  # type: ignore[arg-type]
+            )
+            return full, last
+    return replace(frame, function=frame.function[:-1] if frame.function else None), last
+
+
 def read_frames(
     cursor: LineCursor, *, call_site_only: bool = False, clean: Callable[[str], str] | None = None
-) -> list[StackFrame]:
-    """Frames from the cursor until a line that is not a frame (pushed back). Debugger interjections
+) -> tuple[list[StackFrame], int | None]:
+    """Frames from the cursor until a line that is not a frame (pushed back), and the number of the last
+    line they took (a ``kP`` frame spans several lines). Debugger interjections
     between frames (``WARNING: Frame IP not in any known module``, ``*** ERROR: ...symbols...``) and ``kP``
     parameter lines are stepped over when more frames follow. ``clean`` undoes forum mangling (quote
     markers) before a line is read as a frame."""
     frames: list[StackFrame] = []
+    last: int | None = None
     while len(frames) < MAX_FRAMES:
         line = cursor.next()
         if line is None:
@@ -158,9 +202,13 @@ def read_frames(
             line = Line(line.number, clean(line.text))
         frame = parse_frame(line, call_site_only=call_site_only)
         if frame is not None:
+            last = frame.line
+            if frame.function is not None and frame.function.endswith("("):
+                frame, last = _with_parameters(frame, cursor)
             frames.append(frame)
             continue
-        if line.text.strip() and (_INTERJECTION.match(line.text) or (frames and _PARAM_LINE.match(line.text))):
+        interjection = _INTERJECTION.match(line.text) or (frames and _PARAM_LINE.match(line.text))
+        if line.text.strip() and interjection:
             following = cursor.peek()
             if following is not None and clean is not None:
                 following = Line(following.number, clean(following.text))
@@ -171,7 +219,7 @@ def read_frames(
                 continue
         cursor.push_back(line)
         break
-    return frames
+    return frames, last
 
 
 def _style(command: str | None, header: re.Match[str] | None, frames: list[StackFrame]) -> str:
@@ -200,6 +248,7 @@ class StackParser:
     name = "stack"
     trigger = (
         r"^[\s#]*Memory\s+Child-SP|^[\s#]*Child-SP\s+RetAddr|^[\s#]*ChildEBP\s+RetAddr|^[\s#]*Call Site\s*$"
+        r"|^[\s#]*RetAddr\s+:\s+Args to Child"
         r"|^[\s>*]*[0-9: ]*kd> k[a-zA-Z]*(?:\s|$)|^[\s>*]*STACK_TEXT:"
     )
 
@@ -219,12 +268,12 @@ class StackParser:
                     cursor.next()
         else:
             header = _HEADER.match(first.text)
-        call_site_only = bool(header is not None and header["kc"]) or (command is not None and "c" in command[1:])
-        frames = read_frames(cursor, call_site_only=call_site_only)
-        if not frames:
+        call_site_only = bool(header is not None and header["kc"]) or bool(command and "c" in command[1:])
+        frames, last = read_frames(cursor, call_site_only=call_site_only)
+        if not frames or last is None:
             return
         style = style_override or _style(command, header, frames)
-        yield StackRecord(Span(cursor.path, first.number, frames[-1].line), style, tuple(frames))
+        yield StackRecord(Span(cursor.path, first.number, last), style, tuple(frames))
 
 
 PARSER = StackParser()

@@ -69,9 +69,11 @@ class Input:
         for chunk in self._source.chunks():
             if not isinstance(chunk, Chunk) or not chunk.lines:
                 continue
-            for offset, raw in enumerate(chunk.data.splitlines() if isinstance(chunk.data, str) else
-                                         chunk.data.split(b"\n")[:-1]):
-                text = raw if isinstance(raw, str) else self._source.decode_line(raw)
+            data = chunk.data
+            texts = data.split("\n") if isinstance(data, str) else [
+                self._source.decode_line(raw) for raw in data.split(b"\n")
+            ]
+            for offset, text in enumerate(texts[:-1]):
                 yield Line(chunk.first_line + offset, text.removesuffix("\r"))
 
     def __iter__(self) -> Iterator[Line]:
@@ -81,8 +83,8 @@ class Input:
         diagnostics = tuple(self._diagnostics)
         if self._dropped:
             last = self._source.lines
-            diagnostics += (Diagnostic(Span(self.path, last, last), f"{self._dropped} more diagnostics not kept",
-                                       "info"),)
+            message = f"{self._dropped} more diagnostics not kept"
+            diagnostics += (Diagnostic(Span(self.path, last, last), message, "info"),)
         return InputInfo(
             path=self.path,
             format=self._format,

@@ -64,6 +64,7 @@ _WIN7_OPTIONS = re.compile(r"enabled options are\s*:", re.IGNORECASE)
 _QUERY_DATE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4},?\s+\d{1,2}:\d{2}")
 
 _MAX_BLOCK_LINES = 200_000
+_MAX_LINE = 8_192  # longer lines are not verifier output (and would make the loose patterns slow)
 
 
 @dataclass
@@ -129,6 +130,12 @@ class VerifierParser:
             )
 
     def _parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        if len(first.text) > _MAX_LINE:
+            yield Diagnostic(
+                Span(cursor.path, first.number, first.number),
+                f"{self.name}: {len(first.text)}-character line is too long for this block; skipped",
+            )
+            return
         text = first.text
         # verifier /query prints its counters in lower case; the debugger capitalises them.
         debugger = _COUNTER.match(text) and not text.strip()[:1].islower()
@@ -170,6 +177,8 @@ class VerifierParser:
     def _take(self, state: _State, line: Line) -> bool:
         """Fold one non-blank line into ``state``; ``False`` when the line is not part of the block."""
         text = line.text.rstrip()
+        if len(text) > _MAX_LINE:
+            return False
         counter = _COUNTER.match(text)
         if counter:
             state.add_counter(

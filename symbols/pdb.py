@@ -15,11 +15,12 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from symbols.demangle import demangle_name
 from symbols.msf import MsfError, PdbTables, Procedure, Public, read_tables
+from symbols.symcache import RawFrame, SymCacheReader
 
 #: PDBs larger than this are not read (a kernel PDB is ~10-30 MB; this only stops absurd inputs).
 MAX_PDB_BYTES = 1024 * 1024 * 1024
@@ -94,34 +95,25 @@ class PdbFile:
     def __init__(self, path: str, data: bytes) -> None:
         self.path = path
         notes: list[str] = []
-        self._cache: Any = None
-        symbolic_id: str | None = None
+        self._lines: SymCacheReader | None = None
         try:
-            from symbolic.debuginfo import Archive
-
-            obj = next(iter(Archive.from_bytes(data).iter_objects()), None)
-            if obj is None:
-                raise ValueError("no object in the archive")
-            if obj.file_format != "pdb":
-                raise ValueError(f"a {obj.file_format} file, not a PDB")
-            symbolic_id = str(obj.debug_id)
-            self._cache = obj.make_symcache()
-        except Exception as error:  # symbolic raises its own error classes per format problem
-            notes.append(f"line information unreadable ({type(error).__name__}: {error})")
+            self._lines = SymCacheReader(data)
+        except ValueError as error:
+            notes.append(f"line information unreadable ({error})")
         tables: PdbTables | None = None
         try:
             tables = read_tables(data)
             notes.extend(tables.notes)
         except MsfError as error:
             notes.append(f"procedures and publics unreadable ({error})")
-        if self._cache is None and tables is None:
+        if self._lines is None and tables is None:
             raise PdbError(f"{path}: not a readable PDB ({'; '.join(notes)})")
         self.notes: tuple[str, ...] = tuple(notes)
         self.x86 = tables is not None and tables.machine == 0x014C
         if tables is not None and tables.guid is not None and tables.age is not None:
             self.debug_id: str | None = f"{tables.guid.lower()}-{tables.age:x}"
         else:
-            self.debug_id = symbolic_id
+            self.debug_id = self._lines.debug_id if self._lines else None
         procedures = sorted(tables.procedures, key=lambda p: (p.rva, -p.size)) if tables else []
         self._procedures: list[Procedure] = procedures
         self._procedure_starts = [p.rva for p in procedures]
@@ -140,18 +132,19 @@ class PdbFile:
         self._publics: list[Public] = publics
         self._public_starts = [p.rva for p in publics]
         self._code = code
+        self._function_names: dict[tuple[int, str], tuple[str, str]] = {}
 
     @property
     def has_line_info(self) -> bool:
-        return self._cache is not None
+        return self._lines is not None
 
     def lookup(self, rva: int) -> PdbSymbol | None:
         """What the PDB says about ``rva`` (an offset from the image base), or None when it names nothing."""
         if rva < 0:
             return None
-        if self._cache is not None:
-            frames = self._cache.lookup(rva)
-            if frames and (frames[-1].full_path or frames[-1].line):
+        if self._lines is not None:
+            frames = self._lines.lookup(rva)
+            if frames and (frames[-1].path or frames[-1].line):
                 return self._from_lines(rva, frames)
         procedure = self._procedure_containing(rva)
         if procedure is not None:
@@ -162,24 +155,32 @@ class PdbFile:
             return PdbSymbol(rva, name, name, public.rva, None, None, (), "public")
         return None
 
-    def _from_lines(self, rva: int, frames: list[Any]) -> PdbSymbol:
+    def _from_lines(self, rva: int, frames: list[RawFrame]) -> PdbSymbol:
         outer = frames[-1]
         start = outer.sym_addr if outer.sym_addr != _NO_ADDRESS else rva
-        signature = str(outer.symbol)
+        function, signature = self._names(start, outer.symbol)
+        inlined = tuple(
+            SourceFrame(_bare_name_cached(f.symbol), f.symbol, f.path, _line(f.line)) for f in frames[:-1]
+        )
+        return PdbSymbol(rva, function, signature, start, outer.path, _line(outer.line), inlined, "lines")
+
+    def _names(self, start: int, signature: str) -> tuple[str, str]:
+        """(bare name, signature) of the function at ``start``, computed once per function.
+
+        symbolic strips a leading underscore it takes for C decoration (wrong on x64), so when the
+        procedure record at the same address spells the name differently, the record wins."""
+        key = (start, signature)
+        known = self._function_names.get(key)
+        if known is not None:
+            return known
         function = bare_name(signature)
         procedure = self._procedure_at.get(start)
         if procedure is not None and procedure.name != function:
-            # symbolic strips a leading underscore it takes for C decoration (wrong on x64): trust the record
             if signature.startswith(function):
                 signature = procedure.name + signature[len(function) :]
             function = procedure.name
-        inlined = tuple(
-            SourceFrame(bare_name(str(f.symbol)), str(f.symbol), f.full_path or None, _line(f.line))
-            for f in frames[:-1]
-        )
-        return PdbSymbol(
-            rva, function, signature, start, outer.full_path or None, _line(outer.line), inlined, "lines"
-        )
+        self._function_names[key] = (function, signature)
+        return function, signature
 
     def _procedure_containing(self, rva: int) -> Procedure | None:
         index = bisect.bisect_right(self._procedure_starts, rva) - 1
@@ -202,6 +203,9 @@ class PdbFile:
             if section.rva <= public.rva < section.rva + section.size:
                 return public if rva < section.rva + section.size else None
         return None
+
+
+_bare_name_cached = lru_cache(maxsize=65536)(bare_name)
 
 
 def _line(value: int) -> int | None:

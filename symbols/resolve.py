@@ -95,6 +95,8 @@ class ImageSymbols:
     image: PeImage | None = None
     pdb: PdbFile | None = None
     notes: list[str] = field(default_factory=list)
+    _exports: list[tuple[int, str]] | None = field(default=None, repr=False)
+    _export_starts: list[int] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_path(cls, path: str | Path, store: SymbolStore | None = None) -> ImageSymbols:
@@ -159,7 +161,7 @@ class ImageSymbols:
         ``file_notes=False`` leaves the notes about the files (missing PDB ...) out of ``note``, for callers
         that show them once rather than per address."""
         lookup = rva - 1 if return_address and rva > 0 else rva
-        notes = list(self.notes) if file_notes else []
+        notes = list(self.notes) if file_notes and self.notes else []
         image = self.image
         if image is not None and image.size_of_image and rva >= image.size_of_image:
             notes.append(
@@ -185,7 +187,7 @@ class ImageSymbols:
                 )
             notes.append(f"the PDB has no symbol at {lookup:#x}")
         if image is not None:
-            found = _from_image(image, self.name, lookup)
+            found = self._from_image(image, lookup)
             if found is not None:
                 function, start, how = found
                 return Resolution(
@@ -193,23 +195,26 @@ class ImageSymbols:
                 )
         return Resolution(rva, self.name, rva, None, None, None, None, (), "module", _join(notes))
 
-
-def _from_image(image: PeImage, module: str, rva: int) -> tuple[str, int, str] | None:
-    """(name, start, how) from exports and ``.pdata`` for code without a usable PDB."""
-    function = image.function_at(rva)
-    section = image.section_at(rva)
-    if section is None:
+    def _from_image(self, image: PeImage, rva: int) -> tuple[str, int, str] | None:
+        """(name, start, how) from exports and ``.pdata`` for code without a usable PDB. An export names the
+        address only when no ``.pdata`` function starts between the export and the address."""
+        section = image.section_at(rva)
+        if section is None:
+            return None
+        if self._exports is None:
+            self._exports = sorted(
+                (e.rva, e.name or f"#{e.ordinal}") for e in image.exports if e.forwarder is None
+            )
+            self._export_starts = [start for start, _ in self._exports]
+        function = image.function_at(rva)
+        index = bisect.bisect_right(self._export_starts, rva) - 1
+        if index >= 0:
+            start, name = self._exports[index]
+            if (function is None or start >= function[0]) and image.section_at(start) == section:
+                return name, start, "exports"
+        if function is not None:
+            return f"{module_label(self.name)}+{function[0]:#x}", function[0], "pdata"
         return None
-    exports = sorted((e.rva, e.name or f"#{e.ordinal}") for e in image.exports if e.forwarder is None)
-    index = bisect.bisect_right([start for start, _ in exports], rva) - 1
-    if index >= 0:
-        start, name = exports[index]
-        same_function = function is None or start >= function[0]
-        if same_function and image.section_at(start) == section:
-            return name, start, "exports"
-    if function is not None:
-        return f"{module_label(module)}+{function[0]:#x}", function[0], "pdata"
-    return None
 
 
 def _join(notes: Sequence[str]) -> str | None:
@@ -287,59 +292,54 @@ class SymbolResolver:
     def _find(self, module: Module) -> ImageSymbols:
         symbols = ImageSymbols(name=module.name)
         names = _image_names(module)
-        image_path: Path | None = None
-        for name in names:
-            for candidate in self.store.find_by_name(name):
-                if self._accept_image(symbols, candidate.path, module):
-                    image_path = candidate.path
-                    break
-            if image_path is not None:
-                break
         size = module.image_size or module.size
-        if image_path is None and module.timestamp is not None and size:
-            for name in names:
-                for candidate in self.store.find_by_key(image_key(name, module.timestamp, size)):
-                    if candidate.problem:
-                        symbols.notes.append(candidate.problem)
-                    elif self._accept_image(symbols, candidate.path, module):
-                        image_path = candidate.path
-                        break
-                if image_path is not None:
-                    break
-        if symbols.image is not None:
-            symbols.attach_pdb(self.store, image_path.parent if image_path else None)
-            return symbols
-        key_hint = (
+        candidates = [c for name in names for c in self.store.find_by_name(name)]
+        if module.timestamp is not None and size:
+            candidates += [
+                c for name in names for c in self.store.find_by_key(image_key(name, module.timestamp, size))
+            ]
+        other_build = False
+        for candidate in candidates:
+            if candidate.problem:
+                symbols.notes.append(candidate.problem)
+                continue
+            verdict = self._check_image(symbols, candidate.path, module)
+            if verdict == "accepted":
+                symbols.attach_pdb(self.store, candidate.path.parent)
+                return symbols
+            other_build |= verdict == "other-build"
+        symbols.notes.append(
             self.store.fetch_hint(image_key(names[0], module.timestamp, size))
             if module.timestamp is not None and size
             else f"image {names[0]} not found in the image dirs or symbol path"
         )
-        symbols.notes.append(key_hint)
-        self._unverified_pdb(symbols, module)
+        if not other_build:  # a wrong build's folder holds that build's PDB: never use it unverified
+            self._unverified_pdb(symbols, module)
         return symbols
 
-    def _accept_image(self, symbols: ImageSymbols, path: Path, module: Module) -> bool:
-        """Use an image found by name only if it is the build the log describes (timestamp, size)."""
+    def _check_image(self, symbols: ImageSymbols, path: Path, module: Module) -> str:
+        """Use an image only if it is the build the log describes (timestamp, size when the log gives
+        them): ``accepted``, ``unreadable`` or ``other-build``, with a note for the last two."""
         try:
             image = PeImage.open(path)
         except PeError as error:
             symbols.notes.append(str(error))
-            return False
-        size = module.image_size or module.size
+            return "unreadable"
         if module.timestamp is not None and module.timestamp != image.timestamp:
             symbols.notes.append(
                 f"{path}: a different build (timestamp {image.timestamp:08X}, "
                 f"the log says {module.timestamp:08X})"
             )
-            return False
-        if module.image_size is not None and size is not None and size != image.size_of_image:
+            return "other-build"
+        if module.image_size is not None and module.image_size != image.size_of_image:
             symbols.notes.append(
-                f"{path}: a different build (size {image.size_of_image:#x}, the log says {size:#x})"
+                f"{path}: a different build (size {image.size_of_image:#x}, "
+                f"the log says {module.image_size:#x})"
             )
-            return False
+            return "other-build"
         symbols.image = image
         symbols.notes.extend(f"{path}: {d}" for d in image.diagnostics)
-        return True
+        return "accepted"
 
     def _unverified_pdb(self, symbols: ImageSymbols, module: Module) -> None:
         """Without an image nothing says which PDB is right; a PDB named like the module in a plain folder is

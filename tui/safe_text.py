@@ -39,5 +39,6 @@ def clean(text: str) -> str:
 
 
 def safe(text: str | None, style: str = "") -> Text:
-    """Input-derived text as a renderable that is displayed literally (``[bold]`` stays ``[bold]``)."""
-    return Text(clean(text or ""), style=style, no_wrap=False, end="")
+    """Input-derived text as a one-line renderable that is displayed literally (``[bold]`` stays
+    ``[bold]``); too long for its cell, it ends in an ellipsis."""
+    return Text(clean(text or ""), style=style, no_wrap=True, overflow="ellipsis", end="")

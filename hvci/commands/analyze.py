@@ -143,8 +143,9 @@ def _open_all(paths: Sequence[str], progress: _Progress) -> tuple[list[Input], i
     for number, path in enumerate(paths, 1):
         progress.show(number, path)
         try:
-            if path != "-" and not Path(path).exists():
-                raise FileNotFoundError(2, "No such file or directory", path)
+            if path != "-":
+                with open(path, "rb"):  # fail here, with the OS's reason, rather than half-way through
+                    pass
             inputs.append(open_input(path))
         except OSError as error:
             unreadable += 1
@@ -224,8 +225,9 @@ def command(
         expanded = list(expand_paths(paths))
         progress = _Progress(not quiet, len(expanded))
         inputs, unreadable = _open_all(expanded, progress)
-        if not inputs and not unreadable:
-            _warn("no text files found in the given folder(s)")
+        if not inputs:
+            if not unreadable:
+                _warn("no text files found in the given folder(s)")
             ctx.exit(ExitCode.USAGE)
         report = analyze_inputs(inputs, options)
         progress.done()
@@ -248,6 +250,4 @@ def command(
         unreadable=unreadable,
         incomplete=symbols_incomplete(report, options),
     )
-    if not inputs:
-        code = ExitCode.USAGE
     ctx.exit(code)

@@ -70,9 +70,14 @@ _VERDICT_WORD = {"executable": "FAIL", "banned": "FAIL", "unknown": "????", "saf
 
 def _facts_line(image: ImageReport) -> str:
     f = image.facts
-    parts = [str(f.get("machine")), str(f.get("format")), str(f.get("subsystem")),
-             f"linker {f.get('linker_version')}", "signed" if f.get("signed") else "unsigned",
-             "NX_COMPAT" if f.get("nx_compat") else "no NX_COMPAT"]
+    parts = [
+        str(f.get("machine")),
+        str(f.get("format")),
+        str(f.get("subsystem")),
+        f"linker {f.get('linker_version')}",
+        "signed" if f.get("signed") else "unsigned",
+        "NX_COMPAT" if f.get("nx_compat") else "no NX_COMPAT",
+    ]
     if f.get("force_integrity"):
         parts.append("FORCE_INTEGRITY")
     codeview = f.get("codeview")
@@ -85,7 +90,9 @@ def _facts_line(image: ImageReport) -> str:
 
 def _rule_lines(rule: RuleResult, verbose: bool) -> list[str]:
     level = f" [{rule.level}]" if rule.status == "fail" else ""
-    lines = [f"  {_STATUS_WORD.get(rule.status, rule.status)}  {rule.rule_id:<28} {one_line(rule.message)}{level}"]
+    lines = [
+        f"  {_STATUS_WORD.get(rule.status, rule.status)}  {rule.rule_id:<28} {one_line(rule.message)}{level}"
+    ]
     if rule.status != PASS or verbose:
         lines.extend(f"        {one_line(e)}" for e in rule.evidence)
     return lines
@@ -98,8 +105,11 @@ def _site_line(site: CallSite) -> str:
     fix = ""
     if site.verdict == EXECUTABLE and site.replacement is not None:
         fix = f" -> use 0x{site.replacement:x}"
-    return (f"  {_VERDICT_WORD[site.verdict]}  0x{site.rva:06x}  {one_line(where)}{one_line(source)}  {site.api}: "
-            f"{one_line(site.reason)}{fix}  [{site.how}]")
+    return (
+        f"  {_VERDICT_WORD[site.verdict]}  0x{site.rva:06x}  {one_line(where)}{one_line(source)}  "
+        f"{site.api}: "
+        f"{one_line(site.reason)}{fix}  [{site.how}]"
+    )
 
 
 def render_text(report: ScanReport, *, verbose: bool) -> str:
@@ -119,13 +129,18 @@ def render_text(report: ScanReport, *, verbose: bool) -> str:
             summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
             out.append(f"  call sites: {summary or 'none found'} ({image.calls.status})")
             out.extend(_site_line(s) for s in sites if s.verdict != SAFE or verbose)
-            out.extend(f"  ????  {i.api} imported from {one_line(i.dll)} but no call site found"
-                       for i in image.calls.imported if i.call_sites == 0)
+            out.extend(
+                f"  ????  {i.api} imported from {one_line(i.dll)} but no call site found"
+                for i in image.calls.imported
+                if i.call_sites == 0
+            )
             out.extend(f"  note: {one_line(n)}" for n in image.calls.notes)
         out.append("")
     findings = [i for i in report.incidents if incident_level(i) == "error"]
-    out.append(f"{len(report.images)} image(s), {len(findings)} error-level finding(s), "
-               f"{len(report.incidents) - len(findings)} other incident(s)")
+    out.append(
+        f"{len(report.images)} image(s), {len(findings)} error-level finding(s), "
+        f"{len(report.incidents) - len(findings)} other incident(s)"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -134,35 +149,76 @@ def render_text(report: ScanReport, *, verbose: bool) -> str:
 
 def _site_dict(site: CallSite) -> dict[str, Any]:
     return {
-        "rva": f"0x{site.rva:x}", "function": site.function.name, "displacement": site.displacement,
-        "resolved_by": site.function.resolved_by, "file": site.function.file, "line": site.function.line,
-        "api": site.api, "dll": site.dll, "category": site.category, "verdict": site.verdict, "how": site.how,
-        "instruction": site.instruction, "argument_index": site.argument_index,
-        "argument_kind": site.argument_kind, "values": list(site.values), "decoded": list(site.decoded),
-        "reason": site.reason, "replacement": site.replacement,
+        "rva": f"0x{site.rva:x}",
+        "function": site.function.name,
+        "displacement": site.displacement,
+        "resolved_by": site.function.resolved_by,
+        "file": site.function.file,
+        "line": site.function.line,
+        "api": site.api,
+        "dll": site.dll,
+        "category": site.category,
+        "verdict": site.verdict,
+        "how": site.how,
+        "instruction": site.instruction,
+        "argument_index": site.argument_index,
+        "argument_kind": site.argument_kind,
+        "values": list(site.values),
+        "decoded": list(site.decoded),
+        "reason": site.reason,
+        "replacement": site.replacement,
     }
 
 
 def _image_dict(image: ImageReport) -> dict[str, Any]:
     calls = image.calls
     return {
-        "path": image.path, "status": image.status, "facts": jsonable(dict(image.facts)),
-        "symbols": image.symbols, "diagnostics": list(image.diagnostics),
-        "rules": [{"id": r.rule_id, "status": r.status, "category": r.category, "level": r.level,
-                   "message": r.message, "evidence": list(r.evidence), "details": jsonable(dict(r.details))}
-                  for r in image.rules],
-        "call_site_analysis": None if calls is None else {
-            "status": calls.status, "notes": list(calls.notes), "instructions": calls.instructions,
-            "code_bytes": calls.code_bytes},
+        "path": image.path,
+        "status": image.status,
+        "facts": jsonable(dict(image.facts)),
+        "symbols": image.symbols,
+        "diagnostics": list(image.diagnostics),
+        "rules": [
+            {
+                "id": r.rule_id,
+                "status": r.status,
+                "category": r.category,
+                "level": r.level,
+                "message": r.message,
+                "evidence": list(r.evidence),
+                "details": jsonable(dict(r.details)),
+            }
+            for r in image.rules
+        ],
+        "call_site_analysis": None
+        if calls is None
+        else {
+            "status": calls.status,
+            "notes": list(calls.notes),
+            "instructions": calls.instructions,
+            "code_bytes": calls.code_bytes,
+        },
         "call_sites": [_site_dict(s) for s in image.call_sites],
-        "imported_apis": [{"api": i.api, "dll": i.dll, "category": i.category, "iat_rva": f"0x{i.iat_rva:x}",
-                           "call_sites": i.call_sites} for i in (calls.imported if calls else ())],
+        "imported_apis": [
+            {
+                "api": i.api,
+                "dll": i.dll,
+                "category": i.category,
+                "iat_rva": f"0x{i.iat_rva:x}",
+                "call_sites": i.call_sites,
+            }
+            for i in (calls.imported if calls else ())
+        ],
     }
 
 
 def to_json_dict(report: ScanReport) -> dict[str, Any]:
-    return {"schema": SCHEMA, "root": report.root, "images": [_image_dict(i) for i in report.images],
-            "incidents": [incident_dict(i) for i in report.incidents]}
+    return {
+        "schema": SCHEMA,
+        "root": report.root,
+        "images": [_image_dict(i) for i in report.images],
+        "incidents": [incident_dict(i) for i in report.incidents],
+    }
 
 
 # --------------------------------------------------------------------------------------------- sarif
@@ -174,8 +230,17 @@ def _verbose_results(report: ScanReport) -> list[tuple[str, RuleResult]]:
     for image in report.images:
         for site in image.call_sites:
             if site.verdict == SAFE:
-                out.append((image.path, RuleResult(site.category, PASS, site.category,
-                                                   f"{site.api} at RVA 0x{site.rva:x}: {site.reason}")))
+                out.append(
+                    (
+                        image.path,
+                        RuleResult(
+                            site.category,
+                            PASS,
+                            site.category,
+                            f"{site.api} at RVA 0x{site.rva:x}: {site.reason}",
+                        ),
+                    )
+                )
     return out
 
 
@@ -183,10 +248,14 @@ def render(report: ScanReport, fmt: str, *, verbose: bool) -> str:
     if fmt == "json":
         return json.dumps(to_json_dict(report), indent=2, ensure_ascii=False) + "\n"
     if fmt == "sarif":
-        rule_results = _verbose_results(report) if verbose else \
-            [(p, r) for p, r in report.rule_results if r.status == "could-not-analyse"]
-        sarif = render_sarif(report.incidents, rule_results=rule_results, inputs=report.inputs,
-                             root=report.root)
+        rule_results = (
+            _verbose_results(report)
+            if verbose
+            else [(p, r) for p, r in report.rule_results if r.status == "could-not-analyse"]
+        )
+        sarif = render_sarif(
+            report.incidents, rule_results=rule_results, inputs=report.inputs, root=report.root
+        )
         return json.dumps(sarif, indent=2, ensure_ascii=False) + "\n"
     return render_text(report, verbose=verbose)
 
@@ -196,25 +265,53 @@ def _pdb_option(values: tuple[str, ...]) -> list[str] | dict[str, str]:
     mapped = {v.split("=", 1)[0]: v.split("=", 1)[1] for v in values if "=" in v}
     if mapped:
         if len(mapped) != len(values):
-            raise click.BadParameter("use either FILE or IMAGE=FILE for every --pdb, not both", param_hint="--pdb")
+            raise click.BadParameter(
+                "use either FILE or IMAGE=FILE for every --pdb, not both", param_hint="--pdb"
+            )
         return mapped
     return list(values)
 
 
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here, not stdout.")
-@click.option("--pdb", "pdbs", multiple=True, metavar="FILE|IMAGE=FILE",
-              help="PDB for function names and source lines (repeatable).")
-@click.option("--symbols", "symbol_path", metavar="PATH",
-              help="Symbol path: folders or local symbol stores (srv*DIR*URL keeps DIR).")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
-              help="Lowest level that makes the run fail (exit 1).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here, not stdout."
+)
+@click.option(
+    "--pdb",
+    "pdbs",
+    multiple=True,
+    metavar="FILE|IMAGE=FILE",
+    help="PDB for function names and source lines (repeatable).",
+)
+@click.option(
+    "--symbols",
+    "symbol_path",
+    metavar="PATH",
+    help="Symbol path: folders or local symbol stores (srv*DIR*URL keeps DIR).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="error",
+    show_default=True,
+    help="Lowest level that makes the run fail (exit 1).",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 on findings (2 and 3 still apply).")
 @click.option("-v", "--verbose", is_flag=True, help="Show passing rules and safe call sites too.")
-def command(paths: tuple[str, ...], fmt: str, output: str | None, pdbs: tuple[str, ...],
-            symbol_path: str | None, fail_on: str, exit_zero: bool, verbose: bool) -> None:
+def command(
+    paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    pdbs: tuple[str, ...],
+    symbol_path: str | None,
+    fail_on: str,
+    exit_zero: bool,
+    verbose: bool,
+) -> None:
     """Check driver images (.sys files, folders, globs) for memory-integrity problems, offline."""
     report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs))
     text = render(report, fmt, verbose=verbose)
@@ -225,6 +322,8 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, pdbs: tuple[st
         sys.stdout.flush()
     for image in report.images:
         if image.status in ("unreadable", "could-not-analyse"):
-            click.echo(f"hvci-triage scan: {one_line(image.path)}: {one_line('; '.join(image.diagnostics))}",
-                       err=True)
+            click.echo(
+                f"hvci-triage scan: {one_line(image.path)}: {one_line('; '.join(image.diagnostics))}",
+                err=True,
+            )
     sys.exit(exit_code(report, fail_on, exit_zero=exit_zero))

@@ -7,12 +7,11 @@ written by :mod:`hvci.report.sarif`, shared with ``scan``); ``to_json_dict`` is 
 
 from __future__ import annotations
 
-import json
-
 from hvci.model import Report
 from hvci.report.html import render_html
-from hvci.report.json_report import render_json, render_jsonl, to_json_dict
+from hvci.report.json_report import dumps, render_json, render_jsonl, to_json_dict
 from hvci.report.markdown import incident_markdown, render_markdown
+from hvci.report.sarif import render_sarif
 from hvci.report.text import render_text
 
 FORMATS = ("text", "json", "jsonl", "sarif", "markdown", "html")
@@ -21,11 +20,8 @@ __all__ = ["FORMATS", "incident_markdown", "render", "to_json_dict"]
 
 
 def _render_sarif(report: Report) -> str:
-    from hvci.report.sarif import render_sarif  # owned by the scan engineer; imported on use
-
-    return (
-        json.dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2, ensure_ascii=False) + "\n"
-    )
+    """SARIF 2.1.0 through the writer ``scan`` uses too, so both commands upload the same way."""
+    return dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2) + "\n"
 
 
 def render(report: Report, fmt: str) -> str:

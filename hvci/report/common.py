@@ -100,18 +100,36 @@ def value_text(value: Any) -> str:
 
 
 def detail_lines(incident: Incident) -> list[tuple[str, str]]:
-    return [(str(key), value_text(value)) for key, value in incident.details.items()]
+    """Details as (label, text): each bug check argument on its own line (``Arg2``), then the rest."""
+    lines: list[tuple[str, str]] = []
+    for key, value in incident.details.items():
+        if key == "arguments" and isinstance(value, Sequence):
+            for argument in value:
+                if isinstance(argument, Mapping):
+                    meaning = f" {argument['meaning']}" if argument.get("meaning") else ""
+                    lines.append((f"Arg{argument['index']}", f"{argument['value']:#x}{meaning}"))
+        elif key == "subcode" and isinstance(value, Mapping):
+            lines.append(("Arg1", f"{value['value']:#x} {value['meaning']} ({value['era']} meaning)"))
+        else:
+            lines.append((str(key), value_text(value)))
+    return lines
+
+
+_STEP = re.compile(r"\s(?=\d+\.\s)")
 
 
 def fix_summary(category: str | None) -> str | None:
-    """The knowledge base's fix for a category, first paragraph only."""
+    """The first step of the knowledge base's fix for a category, on one line, with where to read more."""
     if category is None:
         return None
     entry = kb.load().categories.get(category)
     if entry is None:
         return None
-    fix = entry.remediation.fix.strip()
-    return fix.split("\n\n", 1)[0].replace("\n", " ") if fix else None
+    fix = " ".join(entry.remediation.fix.split())
+    if not fix:
+        return None
+    first = _STEP.split(fix.removeprefix("1. "), maxsplit=1)[0]
+    return f"{first} (all steps: hvci-triage explain {category})"
 
 
 def category_name(category: str | None) -> str | None:

@@ -10,6 +10,7 @@ reads the knowledge base or the symbols: the report is a pure rendering of :clas
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -138,8 +139,19 @@ def to_json_dict(report: Report) -> dict[str, Any]:
     }
 
 
+#: Characters that JSON may carry raw but that reorder or hide text when a consumer prints it (C1 controls,
+#: line separators, bidi overrides): written as ``\uXXXX`` escapes, which decode to the same string.
+_INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    """JSON as UTF-8-friendly text (non-ASCII kept readable) with invisible controls escaped."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def render_json(report: Report) -> str:
-    return json.dumps(to_json_dict(report), indent=2, ensure_ascii=False) + "\n"
+    return dumps(to_json_dict(report), indent=2) + "\n"
 
 
 def render_jsonl(report: Report) -> str:
@@ -148,4 +160,4 @@ def render_jsonl(report: Report) -> str:
     lines = [{"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]}]
     lines.extend({"type": "incident", **incident_dict(i)} for i in report.incidents)
     lines.append({"type": "summary", **summary_dict(report)})
-    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    return "".join(dumps(line) + "\n" for line in lines)

@@ -54,17 +54,17 @@ EXTRA_RULES: Mapping[str, tuple[str, str, str]] = {
     "execute-write-section/init": (
         "InitSectionWritableAndExecutable",
         "INIT section is writable and executable",
-        "The discardable INIT section is marked RWX, as Visual Studio 2013-era toolchains did. Windows 10 strips "
-        "the write permission and the current Driver Verifier skips INIT by name, so this is tolerated, but it "
-        "marks an old toolchain: rebuild with a current WDK.",
+        "The discardable INIT section is marked RWX, as Visual Studio 2013-era toolchains did. Windows 10 "
+        "strips the write permission and the current Driver Verifier skips INIT by name, so this is "
+        "tolerated, but it marks an old toolchain: rebuild with a current WDK.",
     ),
     "nx-compat": (
         "MarkImageAsNXCompatible",
         "Image is not marked NX compatible",
-        "DllCharacteristics lacks IMAGE_DLLCHARACTERISTICS_NX_COMPAT (0x0100). Informational: Microsoft does not "
-        "state that memory integrity requires it, but the linker sets it by default (/NXCOMPAT), so its absence "
-        "points at an old toolchain or /NXCOMPAT:NO. BinSkim's BA2016 checks the same bit but skips kernel-mode "
-        "images.",
+        "DllCharacteristics lacks IMAGE_DLLCHARACTERISTICS_NX_COMPAT (0x0100). Informational: Microsoft "
+        "does not state that memory integrity requires it, but the linker sets it by default (/NXCOMPAT), "
+        "so its absence points at an old toolchain or /NXCOMPAT:NO. BinSkim's BA2016 checks the same bit "
+        "but skips kernel-mode images.",
     ),
 }
 
@@ -114,10 +114,12 @@ def render_sarif(
         "tool": {"driver": _driver(ordered_rules)},
         "automationDetails": {"id": f"{TOOL_NAME}/"},
         "originalUriBaseIds": {SRCROOT: {"uri": base.resolve().as_uri() + "/"}},
-        "invocations": [{
-            "executionSuccessful": not failed and not any(n["level"] == "error" for n in notifications),
-            "toolConfigurationNotifications": notifications,
-        }],
+        "invocations": [
+            {
+                "executionSuccessful": not failed and not any(n["level"] == "error" for n in notifications),
+                "toolConfigurationNotifications": notifications,
+            }
+        ],
         "results": results,
         "columnKind": "unicodeCodePoints",
     }
@@ -151,11 +153,18 @@ def _rule(rule_id: str, table: kb.KnowledgeBase) -> dict[str, Any]:
     else:
         name = _pascal(rule_id.split("/", 1)[-1])
         short = f"Not HVCI-related: {rule_id.split('/', 1)[-1]}"
-        full = ("An incident in the input that memory integrity did not cause (reported so that nothing in a "
-                "log is silently dropped).")
+        full = (
+            "An incident in the input that memory integrity did not cause (reported so that nothing in a "
+            "log is silently dropped)."
+        )
     help_text, help_markdown, help_uri = _help(category, full)
-    level = "note" if rule_id.startswith("other/") or rule_id == "nx-compat" else \
-        "warning" if rule_id == "execute-write-section/init" else "error"
+    level = (
+        "note"
+        if rule_id.startswith("other/") or rule_id == "nx-compat"
+        else "warning"
+        if rule_id == "execute-write-section/init"
+        else "error"
+    )
     tags = ["driver"] if rule_id.startswith("other/") else ["security", "hvci", "memory-integrity", "driver"]
     return {
         "id": rule_id,
@@ -173,13 +182,25 @@ def _help(category: kb.Category | None, fallback: str) -> tuple[str, str, str]:
     if category is None:
         return fallback, fallback, FALLBACK_INFORMATION_URI
     remedy = category.remediation
-    text = "\n\n".join(part.strip() for part in (remedy.what, remedy.why, remedy.fix) if part and part.strip())
+    text = "\n\n".join(
+        part.strip() for part in (remedy.what, remedy.why, remedy.fix) if part and part.strip()
+    )
     links = list(remedy.links)
-    markdown_parts = [f"## {category.name}", remedy.what.strip(), "### Why", remedy.why.strip(),
-                      "### Fix", remedy.fix.strip()]
+    markdown_parts = [
+        f"## {category.name}",
+        remedy.what.strip(),
+        "### Why",
+        remedy.why.strip(),
+        "### Fix",
+        remedy.fix.strip(),
+    ]
     if remedy.before and remedy.after:
-        markdown_parts += ["### Before", f"```c\n{remedy.before.strip()}\n```",
-                           "### After", f"```c\n{remedy.after.strip()}\n```"]
+        markdown_parts += [
+            "### Before",
+            f"```c\n{remedy.before.strip()}\n```",
+            "### After",
+            f"```c\n{remedy.after.strip()}\n```",
+        ]
     if remedy.verify:
         markdown_parts += ["### Verify", remedy.verify.strip()]
     if links:
@@ -195,8 +216,13 @@ def _driver(rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
     except metadata.PackageNotFoundError:
         version, urls = "0+unknown", []
     homepage = next((u.split(",", 1)[1].strip() for u in urls if "," in u), FALLBACK_INFORMATION_URI)
-    return {"name": TOOL_NAME, "version": version, "semanticVersion": version, "informationUri": homepage,
-            "rules": list(rules)}
+    return {
+        "name": TOOL_NAME,
+        "version": version,
+        "semanticVersion": version,
+        "informationUri": homepage,
+        "rules": list(rules),
+    }
 
 
 # -------------------------------------------------------------------------------------------- results
@@ -266,20 +292,22 @@ def _location(incident: Incident, base: Path) -> dict[str, Any]:
     if incident.kind in ("image", "call-site"):
         source = _source_file(caller.file, base) if caller is not None and caller.file else None
         if source is not None and caller is not None and caller.line:
-            physical = {"artifactLocation": _artifact(source, base),
-                        "region": {"startLine": caller.line}}
+            physical = {"artifactLocation": _artifact(source, base), "region": {"startLine": caller.line}}
         else:
             physical = {"artifactLocation": _artifact(incident.source.path, base)}
     else:
         physical = {"artifactLocation": _artifact(incident.source.path, base)}
         if incident.source.first_line >= 1:
-            physical["region"] = {"startLine": incident.source.first_line,
-                                  "endLine": max(incident.source.last_line, incident.source.first_line)}
+            physical["region"] = {
+                "startLine": incident.source.first_line,
+                "endLine": max(incident.source.last_line, incident.source.first_line),
+            }
     location: dict[str, Any] = {"physicalLocation": physical}
     if caller is not None and caller.function:
         qualified = f"{incident.driver or caller.module or ''}!{caller.function}".lstrip("!")
-        location["logicalLocations"] = [{"name": caller.function, "fullyQualifiedName": qualified,
-                                         "kind": "function"}]
+        location["logicalLocations"] = [
+            {"name": caller.function, "fullyQualifiedName": qualified, "kind": "function"}
+        ]
     return location
 
 

@@ -184,3 +184,23 @@ def test_system_wide_counters_count_when_no_driver_is_named() -> None:
     )
     (group,) = list(correlate([status]))
     assert isinstance(group, CounterGroup) and group.counter_set.module is None
+
+
+def test_a_banner_quoted_after_its_crash_joins_it_only_when_it_names_the_same_caller() -> None:
+    crash = bugcheck(10, 0x2000, CALLER, 0, 0)
+    (group,) = crash_groups([crash, stack(20), banner(60)])
+    assert group.banner is not None and group.span == Span(P, 10, 64)
+    first, second = crash_groups([crash, banner(60, caller=CALLER + 4)])
+    assert first.banner is None and second.banner is not None and second.bugcheck is None
+
+
+def test_a_late_image_banner_needs_the_analyzed_image_name() -> None:
+    args = (0x2004, 1, 2, 3)
+    late = VerifierBannerRecord(span(90, 94), "alignment", "The image old.sys ...", image="old.sys")
+    bare = crash_groups([bugcheck(10, *args), late])
+    assert len(bare) == 2
+    analyzed = AnalyzeRecord(
+        span(20, 60), bugcheck(28, *args, form="analyze"), fields=(("IMAGE_NAME", "old.sys"),)
+    )
+    (group,) = crash_groups([bugcheck(10, *args), analyzed, late])
+    assert group.banner is late

@@ -51,7 +51,9 @@ def test_wx_evidence_names_each_section_with_rva_and_flags(fixture: str) -> None
     got = [(s["name"], s["rva"], s["characteristics"]) for s in rule.details["sections"]]
     assert got == [(s["name"], s["rva"], s["characteristics"]) for s in wanted]
     assert rule.level == "error"
-    assert all({"IMAGE_SCN_MEM_EXECUTE", "IMAGE_SCN_MEM_WRITE"} <= set(s["flags"]) for s in rule.details["sections"])
+    assert all(
+        {"IMAGE_SCN_MEM_EXECUTE", "IMAGE_SCN_MEM_WRITE"} <= set(s["flags"]) for s in rule.details["sections"]
+    )
     assert any("non-discardable" in e for e in rule.evidence)
 
 
@@ -60,7 +62,9 @@ def test_init_rwx_is_its_own_lower_severity_case() -> None:
     assert rules["execute-write-section"].status == PASS
     init = rules["execute-write-section/init"]
     assert init.status == FAIL and init.level == "warning" and init.category == "execute-write-section"
-    assert init.message == "INIT is RWX: tolerated by Windows 10 which strips W, but rebuild with a current WDK"
+    assert (
+        init.message == "INIT is RWX: tolerated by Windows 10 which strips W, but rebuild with a current WDK"
+    )
     assert init.details["sections"][0]["rva"] == EXPECTED["fixtures"]["init_rwx"]["init"]["rva"]
 
 
@@ -131,9 +135,15 @@ def test_facts_a_reviewer_wants() -> None:
 
 
 def _headers(sections: list[SectionHeader], **kw: Any) -> ImageHeaders:
-    values: dict[str, Any] = dict(module="t.sys", machine="x64", section_alignment=0x1000,
-                                  dll_characteristics=0x160, iat=(0x2000, 0x40), sections=tuple(sections),
-                                  relocations=((0x1008, 10),))
+    values: dict[str, Any] = {
+        "module": "t.sys",
+        "machine": "x64",
+        "section_alignment": 0x1000,
+        "dll_characteristics": 0x160,
+        "iat": (0x2000, 0x40),
+        "sections": tuple(sections),
+        "relocations": ((0x1008, 10),),
+    }
     values.update(kw)
     return ImageHeaders(**values)
 
@@ -165,27 +175,38 @@ def test_zero_alignment_fails() -> None:
 
 
 def test_relocation_types_and_pe32() -> None:
-    rules = _by_id(_headers([TEXT, RDATA], relocations=((0x1004, 3), (0x1ffc, 10), (0x1ff8, 10))))
+    rules = _by_id(_headers([TEXT, RDATA], relocations=((0x1004, 3), (0x1FFC, 10), (0x1FF8, 10))))
     relocs = rules["unsupported-relocs"]
     assert relocs.status == FAIL
     assert relocs.details["straddled"] == [{"rva": 0x1FFC, "type": 10}]
     assert relocs.details["unsupported"] == [{"rva": 0x1004, "type": 3}]
-    pe32 = _by_id(_headers([TEXT, RDATA], machine="x86", relocations=((0x1004, 3), (0x1ffd, 3))))
+    pe32 = _by_id(_headers([TEXT, RDATA], machine="x86", relocations=((0x1004, 3), (0x1FFD, 3))))
     assert pe32["unsupported-relocs"].details["straddled"] == [{"rva": 0x1FFD, "type": 3}]
     assert pe32["unsupported-relocs"].details["unsupported"] == []
     assert _by_id(_headers([TEXT], relocations=()))["unsupported-relocs"].status == NOT_APPLICABLE
 
 
 def test_iat_outside_every_section_and_no_iat() -> None:
-    assert _by_id(_headers([TEXT, RDATA], iat=(0x9000, 8)))["iat-in-executable-section"].status == COULD_NOT_ANALYSE
+    assert (
+        _by_id(_headers([TEXT, RDATA], iat=(0x9000, 8)))["iat-in-executable-section"].status
+        == COULD_NOT_ANALYSE
+    )
     assert _by_id(_headers([TEXT, RDATA], iat=None))["iat-in-executable-section"].status == NOT_APPLICABLE
 
 
 def test_a_debugger_dump_lacks_fields_and_says_so() -> None:
     record = ImageHeaderRecord(
-        span=Span("kd.log", 10, 40), module="mydrv", image_base=0xFFFFF80000000000, section_alignment=0x200,
-        dll_characteristics=None, iat_rva=None, sections=(SectionHeader("INIT", 0x5000, 0x100, 0xE2000020),
-                                                          SectionHeader(".text", 0x400, 0x100, 0x60000020)))
+        span=Span("kd.log", 10, 40),
+        module="mydrv",
+        image_base=0xFFFFF80000000000,
+        section_alignment=0x200,
+        dll_characteristics=None,
+        iat_rva=None,
+        sections=(
+            SectionHeader("INIT", 0x5000, 0x100, 0xE2000020),
+            SectionHeader(".text", 0x400, 0x100, 0x60000020),
+        ),
+    )
     rules = _by_id(ImageHeaders.from_record(record))
     assert rules["section-alignment"].status == FAIL
     assert rules["execute-write-section/init"].status == FAIL

@@ -38,8 +38,14 @@ def test_full_dh_with_wx_section_and_lmi() -> None:
 def test_dh_f_and_dh_s_of_a_misaligned_x86_driver() -> None:
     header, sections = _headers(sample("dh-misaligned.txt"))
     assert header == ImageHeaderRecord(
-        Span("t.log", 2, 56), "oldnic", image_base=0x10000, section_alignment=0x80, file_alignment=0x80,
-        dll_characteristics=0, iat_rva=0x3F00, iat_size=0x60,
+        Span("t.log", 2, 56),
+        "oldnic",
+        image_base=0x10000,
+        section_alignment=0x80,
+        file_alignment=0x80,
+        dll_characteristics=0,
+        iat_rva=0x3F00,
+        iat_size=0x60,
     )
     assert sections.module == "oldnic" and sections.span == Span("t.log", 57, 137)
     assert sections.section_alignment is None and sections.image_base is None
@@ -59,23 +65,29 @@ def test_dump_without_prompt_has_no_module_name() -> None:
 
 
 def test_address_argument_names_no_module() -> None:
-    text = "0: kd> !dh -s fffff807`4b980000\n\nSECTION HEADER #1\n   .text name\n    2A2C virtual size\n" \
-           "    1000 virtual address\n68000020 flags\n"
+    text = (
+        "0: kd> !dh -s fffff807`4b980000\n\nSECTION HEADER #1\n   .text name\n    2A2C virtual size\n"
+        "    1000 virtual address\n68000020 flags\n"
+    )
     (dh,) = _headers(text)
     assert dh.module is None and dh.sections == (SectionHeader(".text", 0x1000, 0x2A2C, 0x68000020),)
 
 
 def test_truncated_section_is_reported() -> None:
-    text = "SECTION HEADER #1\n   .text name\n    2A2C virtual size\n    1000 virtual address\n68000020 flags\n" \
-           "\nSECTION HEADER #2\n  .rdata name\n     9F4 virtual"
+    text = (
+        "SECTION HEADER #1\n   .text name\n    2A2C virtual size\n    1000 virtual address\n68000020 flags\n"
+        "\nSECTION HEADER #2\n  .rdata name\n     9F4 virtual"
+    )
     records, _ = run(PARSER, text)
     diagnostic, dh = records
-    assert diagnostic == Diagnostic(Span("t.log", 7, 9), "imagedump: SECTION HEADER #2 is incomplete (truncated dump?)")
+    assert diagnostic == Diagnostic(
+        Span("t.log", 7, 9), "imagedump: SECTION HEADER #2 is incomplete (truncated dump?)"
+    )
     assert isinstance(dh, ImageHeaderRecord) and [s.name for s in dh.sections] == [".text"]
 
 
 def test_two_dumps_back_to_back_stay_separate() -> None:
-    one = "File Type: EXECUTABLE IMAGE\nFILE HEADER VALUES\nOPTIONAL HEADER VALUES\n    1000 section alignment\n"
+    one = "File Type: EXECUTABLE IMAGE\nFILE HEADER VALUES\nOPTIONAL HEADER VALUES\n 1000 section alignment\n"
     two = "File Type: DLL\nFILE HEADER VALUES\nOPTIONAL HEADER VALUES\n     200 section alignment\n"
     assert [h.section_alignment for h in _headers(one + two)] == [0x1000, 0x200]
 
@@ -83,6 +95,7 @@ def test_two_dumps_back_to_back_stay_separate() -> None:
 def test_prompt_only_is_a_diagnostic_and_stack_lines_are_not_swallowed() -> None:
     text = "0: kd> !dh nosuch\nffffd001`0a2f6a58 fffff803`1a2b3c4d nt!KeBugCheckEx\n"
     records, untouched = run(PARSER, text)
-    assert records == [Diagnostic(Span("t.log", 1, 1),
-                                  "imagedump: image header dump without any readable header field")]
+    assert records == [
+        Diagnostic(Span("t.log", 1, 1), "imagedump: image header dump without any readable header field")
+    ]
     assert [line.number for line in untouched] == [2]

@@ -1,4 +1,4 @@
-"""!verifier (modern and Windows 7 layouts), verifier /query and lone CI counter blocks -> VerifierStatusRecord."""
+"""!verifier (modern and Windows 7), verifier /query, lone CI counter blocks -> VerifierStatusRecord."""
 
 from __future__ import annotations
 
@@ -30,10 +30,18 @@ def test_modern_layout_flags_drivers_and_per_driver_counters() -> None:
     assert status.source == "!verifier"
     assert status.flags == 0x021209BB
     assert status.enabled_flags == (
-        (0x0, "Automatic Checks"), (0x1, "Special pool"), (0x2, "Force IRQL checking"), (0x8, "Pool tracking"),
-        (0x10, "I/O verification"), (0x20, "Deadlock detection"), (0x80, "DMA checking"),
-        (0x100, "Security checks"), (0x800, "Miscellaneous checks"), (0x20000, "DDI compliance checking"),
-        (0x02000000, "Code integrity checks"), (0x00100000, "Unused or reserved flag"),
+        (0x0, "Automatic Checks"),
+        (0x1, "Special pool"),
+        (0x2, "Force IRQL checking"),
+        (0x8, "Pool tracking"),
+        (0x10, "I/O verification"),
+        (0x20, "Deadlock detection"),
+        (0x80, "DMA checking"),
+        (0x100, "Security checks"),
+        (0x800, "Miscellaneous checks"),
+        (0x20000, "DDI compliance checking"),
+        (0x02000000, "Code integrity checks"),
+        (0x00100000, "Unused or reserved flag"),
     )
     assert status.drivers == ("hvcidemo.sys", "legacyfw.sys")
     assert status.counter_sets == (
@@ -49,9 +57,14 @@ def test_windows7_layout_pairs_option_names_with_level_bits() -> None:
     assert status.source == "!verifier"
     assert status.flags == 0x9BB
     assert status.enabled_flags == (
-        (0x1, "Special pool"), (0x2, "Special irql"), (0x8, "All pool allocations checked on unload"),
-        (0x10, "Io subsystem checking enabled"), (0x20, "Deadlock detection enabled"),
-        (0x80, "DMA checking enabled"), (0x100, "Security checks enabled"), (0x800, "Miscellaneous checks enabled"),
+        (0x1, "Special pool"),
+        (0x2, "Special irql"),
+        (0x8, "All pool allocations checked on unload"),
+        (0x10, "Io subsystem checking enabled"),
+        (0x20, "Deadlock detection enabled"),
+        (0x80, "DMA checking enabled"),
+        (0x100, "Security checks enabled"),
+        (0x800, "Miscellaneous checks enabled"),
     )
     assert status.drivers == ("hvcidemo.sys", "legacyfw.sys")
     assert status.counter_sets == ()
@@ -63,7 +76,9 @@ def test_windows7_option_count_mismatch_is_reported_not_guessed() -> None:
     records, _ = run(PARSER, text)
     diagnostic, status = records
     assert isinstance(diagnostic, Diagnostic) and diagnostic.severity == "info"
-    assert "1 enabled option names for 2 set bits" in diagnostic.message and "Special pool" in diagnostic.message
+    assert (
+        "1 enabled option names for 2 set bits" in diagnostic.message and "Special pool" in diagnostic.message
+    )
     assert isinstance(status, VerifierStatusRecord) and status.flags == 3 and status.enabled_flags == ()
 
 
@@ -82,16 +97,20 @@ def test_verifier_query_modules_and_lowercase_counters() -> None:
 
 
 def test_lone_counter_block_from_the_readiness_documentation() -> None:
-    text = "".join(f"        {label}:{' ' * (40 - len(label))}{value}\n"
-                   for label, value in zip(LABELS, (3, 0, 0, 0, 0, 0, 0), strict=True))
+    text = "".join(
+        f"        {label}:{' ' * (40 - len(label))}{value}\n"
+        for label, value in zip(LABELS, (3, 0, 0, 0, 0, 0, 0), strict=True)
+    )
     (status,) = _status("noise\n" + text + "kd> ")
     assert status.source == "!verifier"
     assert status.span == Span("t.log", 2, 8)
-    assert status.counter_sets == (CounterSet(None, tuple(zip(LABELS, (3, 0, 0, 0, 0, 0, 0), strict=True)), 2),)
+    assert status.counter_sets == (
+        CounterSet(None, tuple(zip(LABELS, (3, 0, 0, 0, 0, 0, 0), strict=True)), 2),
+    )
 
 
 def test_hex_counter_values_and_a_repeated_label_start_a_new_set() -> None:
-    text = ("Execute Pool Type Count: 0x10\nExecute Page Mapping Count: 2\nExecute Pool Type Count: 1\n")
+    text = "Execute Pool Type Count: 0x10\nExecute Page Mapping Count: 2\nExecute Pool Type Count: 1\n"
     (status,) = _status(text)
     assert status.counter_sets == (
         CounterSet(None, (("Execute Pool Type Count", 16), ("Execute Page Mapping Count", 2)), 1),
@@ -114,4 +133,6 @@ def test_query_level_alone_with_garbage_after() -> None:
 
 def test_trigger_without_content_is_a_diagnostic() -> None:
     records, _ = run(PARSER, "Code Integrity Statistics:\nkd> ")
-    assert records == [Diagnostic(Span("t.log", 1, 1), "verifier: status block without flags, drivers or counters")]
+    assert records == [
+        Diagnostic(Span("t.log", 1, 1), "verifier: status block without flags, drivers or counters")
+    ]

@@ -46,10 +46,9 @@ async def test_paste_button_analyses_and_empty_paste_is_refused(tmp_path: Path) 
     app = _paste_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        await pilot.click("#analyse")
+        await pilot.press("f5")
         assert isinstance(app.screen, PasteScreen)  # nothing pasted yet
-        app.clear_notifications()  # the warning toast sits over the button
-        await pilot.pause()
+        assert any("Nothing pasted" in n.message for n in app._notifications)  # type: ignore[attr-defined]
         app.screen.query_one(TextArea).insert(LOG_TEXT)
         await pilot.click("#analyse")
         await settle(pilot)

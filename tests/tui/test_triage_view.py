@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from rich.text import Text
+from rich.console import Console
+from rich.syntax import Syntax
 from textual.widgets import Static, TabbedContent
 
+from hvci import kb
 from tests.tui.conftest import LOG_LINES, LOG_NAME, LOG_TEXT, FixtureFeed, fixture_factory, sample_incidents, settle
 from tui.app import TriageApp, make_app
 from tui.loading import Source
@@ -20,13 +23,11 @@ def _table(app: TriageApp) -> FindingsTable:
 
 
 def _detail_text(app: TriageApp) -> str:
-    pane = app.triage.query_one(DetailPane)
-    parts = []
-    for widget in pane.query(Static):
-        content = widget.visual if hasattr(widget, "visual") else None
-        rendered = widget.render()
-        parts.append(rendered.plain if isinstance(rendered, Text) else str(content or rendered))
-    return "\n".join(parts)
+    """Everything the detail pane's text sections show, as plain text."""
+    console = Console(width=300, record=True, file=io.StringIO())
+    for widget in app.triage.query_one(DetailPane).query(Static):
+        console.print(widget.content)
+    return console.export_text()
 
 
 async def test_findings_listed_hvci_first_with_columns(app: TriageApp) -> None:
@@ -134,8 +135,12 @@ async def test_detail_pane_shows_verdict_parameters_stack_fix_and_commands(app: 
         assert "ln 0xfffff8074b9852f0" in text
         assert "!verifier 3 IntelHaxm.sys" in text
         assert "verifier /flags 0x02000000 /driver IntelHaxm.sys" in text
+        fix = kb.load().categories["execute-pool-type"].remediation
         before = app.triage.query_one("#before", Static)
-        assert before.display
+        after = app.triage.query_one("#after", Static)
+        assert before.display and after.display
+        assert isinstance(before.content, Syntax) and before.content.code == fix.before  # verbatim
+        assert isinstance(after.content, Syntax) and after.content.code == fix.after
 
 
 async def test_unsafe_driver_name_gets_no_commands(app: TriageApp) -> None:
@@ -144,9 +149,11 @@ async def test_unsafe_driver_name_gets_no_commands(app: TriageApp) -> None:
         await pilot.press("j")
         await pilot.pause()
         text = _detail_text(app)
+        windbg = str(app.triage.query_one("#windbg", Static).render())
         assert "ln 0xfffff8074c001234" in text
-        assert "!verifier" not in text and ".shell" not in text.split("WinDbg")[-1].split("left out")[0]
-        assert "left out" in text
+        assert "ln 0xfffff8074c001234" in windbg
+        assert "!verifier" not in windbg and ".shell" not in windbg and "lmvm" not in windbg
+        assert "left out" in windbg
         assert "protection: 0x40 = PAGE_EXECUTE_READWRITE (executable)" in text
 
 

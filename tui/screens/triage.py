@@ -75,6 +75,7 @@ class TriageScreen(Screen[None]):
         self._shown_load: Load | None = None
         self._current: Incident | None = None
         self._detail_needs_lines = 0
+        self._status = Text()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -174,7 +175,10 @@ class TriageScreen(Screen[None]):
         return all(load.done for load in self.loads)
 
     def _update_status(self) -> None:
-        self.query_one("#progress", Static).update(self.status_text())
+        text = self.status_text()
+        if text != self._status:
+            self._status = text
+            self.query_one("#progress", Static).update(text)
 
     def status_text(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis", end="")

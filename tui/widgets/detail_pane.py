@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -132,27 +133,32 @@ def caller_text(incident: Incident) -> Text:
     return text
 
 
-def evidence_text(incident: Incident, line_at: LineLookup) -> Text:
-    """Each reason with its ``path:line`` and the first lines it points at."""
-    text = Text(end="")
+def evidence_text(incident: Incident, line_at: LineLookup) -> Group:
+    """Each reason with its ``path:line`` and the first lines it points at (cut, not wrapped)."""
+    parts: list[Text] = []
+    quoted: set[tuple[str, int, int]] = set()
     for evidence in incident.evidence:
         marker = {"deciding": "■", "conflicting": "✗"}.get(evidence.weight, "·")
-        text.append(f"{marker} {clean(evidence.reason)}", "bold" if evidence.weight == "deciding" else "")
+        reason = Text(f"{marker} {clean(evidence.reason)}", style="bold" if evidence.weight == "deciding" else "")
+        parts.append(reason)
         span = evidence.span
         if span is None:
-            text.append("\n")
             continue
-        text.append(f"  {clean(span_label(span.path, span.first_line, span.last_line))}\n", "cyan")
+        reason.append(f"  {clean(span_label(span.path, span.first_line, span.last_line))}", "cyan")
+        key = (span.path, span.first_line, span.last_line)
+        if key in quoted:  # the same lines were just quoted for an earlier reason
+            continue
+        quoted.add(key)
         last = min(span.last_line, span.first_line + QUOTED_LINES - 1)
         for number in range(span.first_line, last + 1):
             line = line_at(span.path, number)
             if line is not None:
-                text.append(f"    {number:>6} │ ", "dim")
-                text.append(clean(line[:200]) + "\n")
+                quote = Text(f"{number:>7} │ ", style="dim", no_wrap=True, overflow="ellipsis")
+                quote.append(clean(line[:500]), "not dim")
+                parts.append(quote)
     if not incident.evidence:
-        text.append("(the engine recorded no evidence for this incident)", "dim")
-    text.rstrip()
-    return text
+        parts.append(Text("(the engine recorded no evidence for this incident)", style="dim"))
+    return Group(*parts)
 
 
 def windbg_text(incident: Incident) -> Text:

@@ -78,6 +78,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         self._scanned = 0
         self.source_name = ""
         self.followable = False
+        self._pending_jump: int | None = None
 
     # -- content -----------------------------------------------------------------------------------
 
@@ -86,6 +87,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         if lines is self._lines:
             return
         self._lines = lines
+        self._pending_jump = None
         self.source_name = source_name
         self.followable = followable
         self._known = 0
@@ -116,6 +118,8 @@ class EvidenceLog(ScrollView, can_focus=True):
             self.scroll_end(animate=False, immediate=True)
         elif self.followable:
             self.pending += added
+        if self._pending_jump is not None and self._pending_jump <= count:
+            self.jump_to(self._pending_jump)
         self.refresh()
 
     @property
@@ -140,12 +144,20 @@ class EvidenceLog(ScrollView, can_focus=True):
         return self._spans
 
     def jump_to(self, line: int) -> None:
-        """Scroll so that 1-based ``line`` sits a few lines below the top (pauses following)."""
+        """Scroll so that 1-based ``line`` sits a few lines below the top (pauses following). A line not
+        read yet is jumped to as soon as it arrives."""
         if self.following:
             self.following = False
         self._focus_line = line
+        self._pending_jump = line if line > self._known else None
         self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True)
         self.refresh()
+
+    def on_show(self) -> None:
+        """Scrolling a hidden view (the Evidence tab before it is opened) does not stick; redo it."""
+        if self._focus_line is not None and not self.following:
+            line = self._focus_line
+            self.call_after_refresh(lambda: self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True))
 
     # -- search --------------------------------------------------------------------------------------
 

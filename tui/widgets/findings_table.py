@@ -22,6 +22,9 @@ from tui.safe_text import safe
 SORT_KEYS = ("input", "category", "driver", "confidence", "count")
 GROUP_KEYS = ("none", "category", "driver")
 
+#: Fixed widths keep the list readable next to the detail pane; longer cells end in an ellipsis.
+COLUMN_WIDTHS = {"Category": 22, "Driver": 13, "Function": 18, "Confidence": 10, "Count": 5}
+
 _CONFIDENCE_STYLE = {"certain": "bold red", "likely": "yellow", "possible": "cyan", "none": "dim"}
 
 
@@ -106,7 +109,7 @@ class FindingsTable(DataTable[Text]):
         if layout == "driver":
             names = ["Driver", "Category", "Function", "Confidence", "Count"]
         for name in names:
-            self.add_column(name, key=name.lower())
+            self.add_column(name, key=name.lower(), width=COLUMN_WIDTHS.get(name))
         self._columns_for = layout
 
     def _cells(self, incident: Incident, previous: Incident | None) -> list[Text]:

@@ -1,0 +1,110 @@
+"""Benchmark: PDB load time and lookups per second, our resolver vs llvm-symbolizer on the same addresses.
+
+Run on demand (not part of the test suite)::
+
+    .venv/bin/python benchmarks/bench_symbolize.py [--count 100000] [IMAGE ...]
+
+For each image (default: the real MSVC DLL ``attach_amd64.dll`` and the sample ``api_misuse.sys``) it
+draws ``--count`` random RVAs inside the executable sections (fixed seed), then measures
+
+* our side: :func:`symbols.pdb.load_pdb` from cold (symcache build + procedure/public tables), then
+  :meth:`symbols.resolve.ImageSymbols.resolve_rva` for every address (the full path a report takes:
+  PDB lookup, fallbacks, the ``Resolution`` object);
+* llvm-symbolizer: ONE process, all addresses on stdin (``--relative-address --output-style=JSON``), which
+  is its fastest mode; its load time is included, as it cannot be separated from outside.
+
+and prints both throughputs and the ratio. The goal is at least 5x llvm-symbolizer's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from symbols import pdb as pdb_module  # noqa: E402
+from symbols.pe import PeImage  # noqa: E402
+from symbols.resolve import ImageSymbols  # noqa: E402
+
+DEFAULT_IMAGES = (
+    ROOT / ".." / "shared" / "realworld" / "msvc-pdb" / "attach_amd64.dll",
+    ROOT / "samples" / "drivers" / "build" / "api_misuse.sys",
+)
+
+
+def _addresses(image: Path, count: int) -> list[int]:
+    pe = PeImage.open(image)
+    ranges = [(s.virtual_address, s.virtual_address + s.mapped_size) for s in pe.sections if s.executable]
+    rng = random.Random(0x5EED)
+    out = []
+    for _ in range(count):
+        begin, end = rng.choice(ranges)
+        out.append(rng.randrange(begin, end))
+    return out
+
+
+def _ours(image: Path, addresses: list[int]) -> tuple[float, float, int]:
+    pdb_module._loaded.clear()  # cold: measure the load, not the cache
+    start = time.perf_counter()
+    symbols = ImageSymbols.from_path(image)
+    loaded = time.perf_counter()
+    named = 0
+    for rva in addresses:
+        named += symbols.resolve_rva(rva).function is not None
+    done = time.perf_counter()
+    if symbols.pdb is None:
+        raise SystemExit(f"{image}: no PDB next to it; the benchmark needs one")
+    return loaded - start, done - loaded, named
+
+
+def _llvm(image: Path, addresses: list[int]) -> tuple[float, int]:
+    tool = shutil.which("llvm-symbolizer")
+    if tool is None:
+        raise SystemExit("llvm-symbolizer not found (apt-get install llvm)")
+    start = time.perf_counter()
+    run = subprocess.run(
+        [tool, f"--obj={image}", "--relative-address", "--output-style=JSON"],
+        input="\n".join(f"{a:#x}" for a in addresses),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - start
+    named = sum('"FunctionName":""' not in line for line in run.stdout.splitlines())
+    return elapsed, named
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", nargs="*", type=Path, default=list(DEFAULT_IMAGES))
+    parser.add_argument("--count", type=int, default=100_000)
+    args = parser.parse_args()
+    for image in args.images:
+        if not image.exists():
+            print(f"{image}: missing, skipped")
+            continue
+        addresses = _addresses(image, args.count)
+        load, lookups, named = _ours(image, addresses)
+        llvm_time, llvm_named = _llvm(image, addresses)
+        ours_rate = len(addresses) / (load + lookups)
+        llvm_rate = len(addresses) / llvm_time
+        print(f"{image.name}: {len(addresses)} addresses in executable sections")
+        print(
+            f"  ours: load {load * 1000:.1f} ms, lookups {lookups:.3f} s "
+            f"({len(addresses) / lookups:,.0f}/s), {named} named"
+        )
+        print(
+            f"  llvm-symbolizer (one process, stdin): {llvm_time:.3f} s ({llvm_rate:,.0f}/s), {llvm_named} named"
+        )
+        print(f"  ratio (ours incl. load / llvm-symbolizer): {ours_rate / llvm_rate:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The pipeline: streaming, enrichment by later module lists, ids, read errors, follow mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from hvci.model import Incident
+from hvci.pipeline import AnalyzeOptions, analyze_inputs, analyze_text, iter_incidents
+from parsers.stream import open_input
+
+ROOT = Path(__file__).resolve().parents[2]
+HAXM = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_text(encoding="utf-8")
+
+CRASH = """\
+*** Fatal System Error: 0x000000c4
+                       (0x0000000000002000,0xFFFFF8074B9852F0,0x0000000000000000,0x00000000484D454D)
+
+Break instruction exception - code 80000003 (first chance)
+"""
+OTHER = """\
+*** Fatal System Error: 0x000000d1
+                       (0xFFFFA50C3E7C1008,0x0000000000000002,0x0000000000000000,0xFFFFF8065D3A1C47)
+"""
+LM = """\
+0: kd> lm
+start             end                 module name
+fffff807`4b980000 fffff807`4b9c3000   IntelHaxm   (deferred)
+"""
+
+
+def test_analyze_text_on_a_whole_session() -> None:
+    report = analyze_text(HAXM, "haxm.log")
+    (incident,) = report.incidents
+    assert incident.id == "haxm.log:17" and incident.source.first_line == 17
+    assert (incident.category, incident.confidence) == ("execute-pool-type", "certain")
+    assert incident.caller is not None and incident.caller.function == "hax_alloc_buffer"
+    assert report.inputs[0].format == "kd-log" and not report.incomplete
+
+
+def test_a_module_list_after_the_crash_resolves_the_caller() -> None:
+    report = analyze_text(CRASH + "noise\n" * 5 + LM, "late.log")
+    (incident,) = report.incidents
+    assert incident.caller is not None and (incident.caller.module, incident.caller.offset) == (
+        "IntelHaxm",
+        0x52F0,
+    )
+    assert incident.confidence == "likely"  # number + Arg2 inside a loaded driver
+
+
+def test_stream_re_emits_an_incident_when_a_later_lm_enriches_it() -> None:
+    inp = open_input(None, data=(CRASH + OTHER + LM).encode(), name="s.log")
+    seen = list(iter_incidents(inp))
+    first = [i for i in seen if i.id == "s.log:1"]
+    assert len(first) == 2, [i.id for i in seen]
+    assert first[0].caller is not None and first[0].caller.module is None
+    assert first[1].caller is not None and first[1].caller.module == "IntelHaxm"
+    assert [i.id for i in seen].index("s.log:1") == 0  # shown before the lm arrived
+
+
+def test_first_incident_streams_before_the_input_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    noise = "KDTARGET: Refreshing KD connection (noise line to make the log big)\n" * 300_000
+    path.write_text(CRASH + OTHER + noise + OTHER.replace("d1", "d2"), encoding="utf-8")
+    inp = open_input(path)
+    stream = iter_incidents(inp)
+    first: Incident = next(stream)
+    assert first.id.endswith(":1")
+    assert inp.info().lines < 300_000
+    stream.close()
+
+
+def test_ids_are_unique_and_input_ordered() -> None:
+    text = HAXM + "\n" + OTHER + "\n" + CRASH
+    report = analyze_text(text, "m.log")
+    ids = [i.id for i in report.incidents]
+    assert len(ids) == len(set(ids)) == 3
+    assert [i.source.first_line for i in report.incidents] == sorted(
+        i.source.first_line for i in report.incidents
+    )
+
+
+def test_unreadable_input_is_a_diagnostic_and_the_others_still_run(tmp_path: Path) -> None:
+    good = tmp_path / "good.log"
+    good.write_text(CRASH, encoding="utf-8")
+    report = analyze_inputs([open_input(tmp_path / "missing.log"), open_input(good)])
+    assert report.incomplete
+    assert [d.severity for d in report.inputs[0].diagnostics] == ["error"]
+    assert len(report.incidents) == 1
+
+
+def test_user_modules_resolve_without_lm() -> None:
+    options = AnalyzeOptions(modules=("IntelHaxm.sys=fffff8074b980000:43000",))
+    (incident,) = analyze_text(CRASH, "u.log", options).incidents
+    assert incident.caller is not None and (incident.caller.module, incident.caller.offset) == (
+        "IntelHaxm.sys",
+        0x52F0,
+    )
+
+
+def test_follow_shows_the_open_crash_when_the_log_goes_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "live.log"
+    path.write_text("Connected to Windows 10 22621 x64 target\n", encoding="utf-8")
+    stop = threading.Event()
+    found: list[Incident] = []
+
+    def consume() -> None:
+        for incident in iter_incidents(
+            open_input(path), AnalyzeOptions(idle_seconds=0.1), follow=True, stop=stop
+        ):
+            found.append(incident)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(CRASH)
+    deadline = time.monotonic() + 10
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    assert found and found[0].category == "execute-pool-type"
+    assert not thread.is_alive()

@@ -1,0 +1,122 @@
+"""``hvci-triage scan``: exit codes, the three formats, options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hvci.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "samples" / "drivers" / "build"
+REALWORLD = REPO / ".." / "shared" / "realworld" / "drivers"
+
+
+def _run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, ["scan", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ((BUILD / "clean.sys",), 0),
+        ((REALWORLD / "WinDivert64-1.3.sys",), 1),
+        ((REALWORLD / "WinDivert64-1.3.sys", "--exit-zero"), 0),
+        ((REALWORLD / "WinDivert64-1.3.sys", "--fail-on", "never"), 0),
+        ((BUILD / "init_rwx.sys",), 0),  # the INIT case is a warning, below the default threshold
+        ((BUILD / "init_rwx.sys", "--fail-on", "warning"), 1),
+        ((BUILD / "no_nxcompat.sys", "--fail-on", "warning"), 0),
+        ((BUILD / "no_nxcompat.sys", "--fail-on", "note"), 1),
+        ((REALWORLD / "WinDivert64-2.2.2.sys",), 3),  # unknown pool types: incomplete, never clean
+        ((REALWORLD / "WinDivert64-2.2.2.sys", "--exit-zero"), 3),
+        ((BUILD / "align80.sys",), 1),
+        ((BUILD / "arm64_wx.sys",), 1),
+        (("/no/such/driver.sys",), 2),
+        ((BUILD / "clean.sys", "--format", "yaml"), 2),
+    ],
+)
+def test_exit_codes(args: tuple[str | Path, ...], code: int) -> None:
+    assert _run(*args).exit_code == code
+
+
+def test_unreadable_among_readable_is_incomplete(tmp_path: Path) -> None:
+    (tmp_path / "junk.sys").write_bytes(b"\x00" * 100)
+    result = _run(BUILD / "clean.sys", tmp_path / "junk.sys")
+    assert result.exit_code == 3
+    assert "junk.sys: could-not-analyse" in result.output
+
+
+def test_text_output_groups_rules_and_call_sites_per_image() -> None:
+    result = _run(BUILD / "api_misuse.sys", BUILD / "wx_section.sys")
+    out = result.output
+    api, wx = out.index("api_misuse.sys: analysed"), out.index("wx_section.sys: analysed")
+    assert api < out.index("bad_pool_nonpaged+0xb") < wx
+    assert "FAIL  execute-write-section " in out[wx:] and "'.rwxasm'" in out[wx:]
+    assert "pass  section-alignment" in out[api:wx]
+    assert "good_pool_nonpaged_nx" not in out  # safe call sites only with --verbose
+    assert "good_pool_nonpaged_nx" in _run(BUILD / "api_misuse.sys", "--verbose").output
+
+
+def test_json_output_shape() -> None:
+    result = _run(REALWORLD / "WinDivert64-1.3.sys", "--format", "json")
+    doc = json.loads(result.output)
+    assert doc["schema"] == "hvci-triage-scan/1"
+    (image,) = doc["images"]
+    assert image["facts"]["nx_compat"] is False and image["facts"]["signed"] is True
+    rules = {r["id"]: r for r in image["rules"]}
+    assert rules["execute-write-section/init"]["status"] == "fail"
+    assert {"id", "status", "category", "level", "message", "evidence", "details"} <= set(rules["nx-compat"])
+    assert len(image["call_sites"]) == 8 and image["call_sites"][0]["rva"].startswith("0x")
+    incident = next(i for i in doc["incidents"] if i["kind"] == "call-site")
+    assert {"id", "source", "kind", "category", "hvci_related", "confidence", "caller", "bucket"} <= set(
+        incident
+    )
+    assert incident["caller"]["module"] == "WinDivert64-1.3.sys"
+
+
+def test_sarif_output_and_output_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.sarif"
+    result = _run(REALWORLD / "WinDivert64-1.3.sys", "--format", "sarif", "-o", target)
+    assert result.exit_code == 1 and result.output == ""
+    log = json.loads(target.read_text(encoding="utf-8"))
+    assert log["version"] == "2.1.0" and log["runs"][0]["results"]
+    assert not [r for r in log["runs"][0]["results"] if r.get("kind") == "pass"]
+    verbose = json.loads(_run(BUILD / "clean.sys", "--format", "sarif", "--verbose").output)
+    assert {r["kind"] for r in verbose["runs"][0]["results"]} == {"pass"}
+
+
+def test_pdb_option_names_functions(tmp_path: Path) -> None:
+    image = tmp_path / "driver.sys"
+    image.write_bytes((BUILD / "api_misuse.sys").read_bytes())
+    unnamed = _run(image, "--format", "json")
+    assert "bad_pool_nonpaged" not in unnamed.output  # no PDB next to the copy
+    named = json.loads(_run(image, "--pdb", BUILD / "api_misuse.pdb", "--format", "json").output)
+    functions = {s["function"] for s in named["images"][0]["call_sites"]}
+    assert "bad_pool_nonpaged" in functions
+    per_image = json.loads(
+        _run(image, "--pdb", f"driver.sys={BUILD / 'api_misuse.pdb'}", "--format", "json").output
+    )
+    assert per_image["images"][0]["symbols"].endswith("api_misuse.pdb")
+    wrong = json.loads(_run(image, "--pdb", BUILD / "clean.pdb", "--format", "json").output)
+    assert "no matching PDB" in wrong["images"][0]["symbols"]
+
+
+def test_symbol_store_layout(tmp_path: Path) -> None:
+    image = tmp_path / "bin" / "api_misuse.sys"
+    image.parent.mkdir()
+    image.write_bytes((BUILD / "api_misuse.sys").read_bytes())
+    doc = json.loads(_run(image, "--format", "json").output)
+    debug_id = doc["images"][0]["facts"]["codeview"]["debug_id"]
+    guid, age = debug_id.rsplit("-", 1)
+    store = tmp_path / "store" / "api_misuse.pdb" / f"{guid.replace('-', '').upper()}{age.upper()}"
+    store.mkdir(parents=True)
+    (store / "api_misuse.pdb").write_bytes((BUILD / "api_misuse.pdb").read_bytes())
+    found = json.loads(
+        _run(
+            image, "--symbols", f"srv*{tmp_path / 'store'}*https://example.invalid", "--format", "json"
+        ).output
+    )
+    assert found["images"][0]["symbols"] == str(store / "api_misuse.pdb")

@@ -1,0 +1,140 @@
+"""Encoding sniffing, line splitting, long lines and bad bytes: nothing here may raise on content."""
+
+from __future__ import annotations
+
+import codecs
+import time
+from pathlib import Path
+
+import pytest
+
+from parsers import source
+from parsers.records import Diagnostic
+from parsers.source import LINE_CAP, Chunk, Source, sniff_encoding
+from parsers.stream import open_input
+
+TEXT = "0: kd> !analyze -v\nDRIVER_VERIFIER_DETECTED_VIOLATION (c4)\nCaf\u00e9 \u00fcber path\n"
+
+
+def lines_of(data: bytes, **kwargs: object) -> tuple[list[str], list[Diagnostic], str]:
+    inp = open_input(None, data=data, name="t")
+    texts = [line.text for line in inp.lines()]
+    chunks = list(inp._source.chunks())
+    diagnostics = [d for c in chunks if isinstance(c, Chunk) for d in c.diagnostics]
+    diagnostics += [c for c in chunks if isinstance(c, Diagnostic)]
+    return texts, diagnostics, inp._source.encoding or ""
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (codecs.BOM_UTF8 + TEXT.encode(), "utf-8-sig"),
+        (codecs.BOM_UTF16_LE + TEXT.encode("utf-16-le"), "utf-16-le"),
+        (codecs.BOM_UTF16_BE + TEXT.encode("utf-16-be"), "utf-16-be"),
+        (TEXT.encode("utf-16-le"), "utf-16-le"),
+        (TEXT.encode("utf-16-be"), "utf-16-be"),
+        (TEXT.encode("utf-8"), "utf-8"),
+        (TEXT.encode("cp1252"), "cp1252"),
+        (b"plain ascii\n", "utf-8"),
+    ],
+)
+def test_every_encoding_decodes_to_the_same_lines(data: bytes, encoding: str) -> None:
+    texts, diagnostics, found = lines_of(data)
+    assert found == encoding
+    assert texts == TEXT.splitlines()
+    assert diagnostics == []
+
+
+def test_sniff_reports_bom_length() -> None:
+    assert sniff_encoding(codecs.BOM_UTF8 + b"x") == ("utf-8-sig", 3)
+    assert sniff_encoding(codecs.BOM_UTF16_LE + b"x\x00") == ("utf-16-le", 2)
+    assert sniff_encoding("x".encode("utf-8") + b"\xc3") == ("utf-8", 0)  # cut multi-byte sequence at the end
+    assert sniff_encoding(b"caf\xe9 au lait") == ("cp1252", 0)
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"])
+def test_line_endings(ending: bytes) -> None:
+    texts, _, _ = lines_of(ending.join([b"one", b"two", b"", b"four"]) + ending)
+    assert texts == ["one", "two", "", "four"]
+
+
+def test_mixed_endings_and_missing_final_newline() -> None:
+    texts, _, _ = lines_of(b"a\r\nb\rc\nd")
+    assert texts == ["a", "b", "c", "d"]
+
+
+def test_crlf_split_between_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(source, "SNIFF_SIZE", 2)
+    texts, _, _ = lines_of(b"ab\r\ncd\r\nef\rgh")
+    assert texts == ["ab", "cd", "ef", "gh"]
+
+
+def test_utf16_split_between_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "CHUNK_SIZE", 5)  # odd: every read ends inside a code unit
+    data = codecs.BOM_UTF16_LE + TEXT.replace("\n", "\r\n").encode("utf-16-le")
+    texts, diagnostics, encoding = lines_of(data)
+    assert (texts, diagnostics, encoding) == (TEXT.splitlines(), [], "utf-16-le")
+
+
+def test_invalid_utf8_is_replaced_and_reported_once_with_its_line() -> None:
+    data = ("ok line\n" * 3).encode() + "caf\u00e9\n".encode() + b"bad \xff\xfe here\nand \xc0 again\n"
+    texts, diagnostics, encoding = lines_of(data)
+    assert encoding == "utf-8"
+    assert texts[4] == "bad \ufffd\ufffd here"
+    assert len(diagnostics) == 1
+    assert diagnostics[0].span.first_line == 5
+    assert "not valid utf-8" in diagnostics[0].message
+
+
+def test_cp1252_undefined_bytes_are_reported() -> None:
+    texts, diagnostics, encoding = lines_of(b"caf\xe9\nx\x81y\n")
+    assert encoding == "cp1252"
+    assert texts == ["caf\u00e9", "x\ufffdy"]
+    assert [d.span.first_line for d in diagnostics] == [2]
+
+
+def test_utf16_with_a_dangling_byte_is_reported() -> None:
+    data = codecs.BOM_UTF16_LE + "abc\n".encode("utf-16-le") + b"\x41"
+    texts, diagnostics, _ = lines_of(data)
+    assert texts[0] == "abc"
+    assert len(diagnostics) == 1
+
+
+def test_garbage_bytes_never_raise() -> None:
+    data = bytes(range(256)) * 64
+    texts, _, _ = lines_of(data)
+    assert texts
+
+
+def test_a_10mb_line_is_truncated_once_and_later_lines_keep_their_numbers() -> None:
+    data = b"first\n" + b"x" * (10 << 20) + b"\nBugCheck C4, {2000, 0, 0, 0}\n"
+    start = time.perf_counter()
+    inp = open_input(None, data=data, name="big")
+    lines = list(inp.lines())
+    elapsed = time.perf_counter() - start
+    assert [len(line.text) for line in lines] == [5, LINE_CAP, 28]
+    assert [line.number for line in lines] == [1, 2, 3]
+    assert elapsed < 5
+
+
+def test_long_lines_across_reads_are_cut_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "CHUNK_SIZE", 1000)
+    monkeypatch.setattr(source, "LINE_CAP", 100)
+    data = b"a\n" + b"y" * 5000 + b"\nb\n" + b"z" * 150 + b"\nc"
+    src = Source("t", data=data)
+    chunks = [c for c in src.chunks() if isinstance(c, Chunk)]
+    diagnostics = [d.span.first_line for c in chunks for d in c.diagnostics]
+    joined = b"".join(c.data for c in chunks if isinstance(c.data, bytes))
+    assert joined.split(b"\n")[:-1] == [b"a", b"y" * 100, b"b", b"z" * 100, b"c"]
+    assert diagnostics == [2, 4]
+    assert src.lines == 5
+
+
+def test_reading_a_file_and_counting(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + TEXT.encode("utf-16-le"))
+    inp = open_input(path)
+    assert inp.encoding == "utf-16-le"
+    assert [line.text for line in inp] == TEXT.splitlines()
+    assert inp.path == str(path)

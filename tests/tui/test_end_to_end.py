@@ -1,0 +1,219 @@
+"""The view on the real engine: sample logs, pasted text, a followed log being written, stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hvci.commands import open as open_command
+from tests.tui.conftest import settle
+from tui.app import TriageApp, make_app
+from tui.loading import Source
+from tui.screens.paste import PasteScreen
+from tui.widgets.evidence_log import EvidenceLog
+from tui.widgets.findings_table import FindingsTable
+from tui.widgets.follow_badge import FollowBadge
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples" / "logs"
+HAXM = SAMPLES / "session-pool-type-haxm.log"
+
+BANNER = (
+    "*********** Verifier Detected a Code Integrity Issue ************\n"
+    "**\n"
+    "** The caller 0xFFFFF8074C001234 specified an executable page protection 0x40.\n"
+    "**\n"
+    "*****************************************************************\n"
+)
+
+
+async def _until(pilot: object, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _app(sources: list[Source], tmp_path: Path, **kwargs: object) -> TriageApp:
+    return make_app(sources, export_dir=tmp_path, keymap_file=tmp_path / "none.toml", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_sample_log_opens_with_real_pipeline(tmp_path: Path) -> None:
+    app = _app([Source.file(HAXM)], tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        table = app.triage.query_one(FindingsTable)
+        assert [str(c) for c in table.get_row_at(0)][:4] == [
+            "Execute Pool Type", "IntelHaxm.sys", "hax_alloc_buffer+0x12", "certain"
+        ]
+        log = app.triage.query_one(EvidenceLog)
+        assert log.line_count == len(HAXM.read_text(encoding="utf-8").splitlines())
+        first = table.listed[0].source.first_line
+        assert log.highlighted[0][0] == first
+        load = app.triage.loads[0]
+        assert load.done and load.info is not None and load.bytes_read == HAXM.stat().st_size
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("session-*.log")))
+async def test_every_session_sample_opens_and_lists_its_incidents(tmp_path: Path, name: str) -> None:
+    from hvci.pipeline import analyze_inputs
+    from parsers.stream import open_input
+
+    expected = analyze_inputs([open_input(SAMPLES / name)]).incidents
+    app = _app([Source.file(SAMPLES / name)], tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        listed = app.triage.query_one(FindingsTable).listed
+        assert {i.id for i in listed} == {i.id for i in expected}
+        assert [i.hvci_related for i in listed] == sorted((i.hvci_related for i in listed), reverse=True)
+
+
+async def test_utf16_logopen_sample_shows_decoded_lines(tmp_path: Path) -> None:
+    path = SAMPLES / "session-utf16-logopen-relocs.log"
+    app = _app([Source.file(path)], tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        log = app.triage.query_one(EvidenceLog)
+        text = path.read_bytes().decode("utf-16")
+        assert log.line_text(1) == text.lstrip("\ufeff").splitlines()[0]
+
+
+async def test_paste_is_analysed_by_the_engine(tmp_path: Path) -> None:
+    app = _app([], tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, PasteScreen)
+        from textual.widgets import TextArea
+
+        app.screen.query_one(TextArea).insert(HAXM.read_text(encoding="utf-8"))
+        await pilot.press("f5")
+        await settle(pilot)
+        listed = app.triage.query_one(FindingsTable).listed
+        assert listed and listed[0].category == "execute-pool-type"
+        assert listed[0].source.path == "<paste>"
+        assert app.triage.query_one(EvidenceLog).source_name == "<paste>"
+
+
+async def test_export_from_real_pipeline_matches_batch(tmp_path: Path) -> None:
+    import json
+
+    app = _app([Source.file(HAXM)], tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        path = app.export("json")
+        assert path is not None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["inputs"][0]["path"] == str(HAXM)
+        assert data["incidents"][0]["category"] == "execute-pool-type"
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16-le"])
+async def test_follow_mode_adds_findings_and_pauses_on_scroll(tmp_path: Path, encoding: str) -> None:
+    log_path = tmp_path / "kd.log"
+    bom = b"\xff\xfe" if encoding == "utf-16-le" else b""
+    noise = "".join(f"kd noise line {n}\n" for n in range(1, 121))
+    log_path.write_bytes(bom + noise.encode(encoding))
+
+    def append(text: str) -> None:
+        with log_path.open("ab") as handle:
+            handle.write(text.encode(encoding))
+
+    app = _app([Source.file(log_path)], tmp_path, follow=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        log = app.triage.query_one(EvidenceLog)
+        await pilot.press("v")
+        await _until(pilot, lambda: log.line_count == 120)
+        assert log.following
+        badge = app.triage.query_one(FollowBadge)
+        await _until(pilot, lambda: "following" in str(badge.content))
+        append(BANNER)
+        table = app.triage.query_one(FindingsTable)
+        await _until(pilot, lambda: len(table.listed) == 1)
+        assert table.listed[0].category == "execute-page-protection"
+        await _until(pilot, lambda: log.line_count == 125)
+        assert log.following, "a finding arriving must not pause following"
+        assert log.scroll_offset.y == log.max_scroll_y
+        await pilot.press("k", "k")  # scrolling up pauses following
+        assert not log.following
+        append("".join(f"more {n}\n" for n in range(7)))
+        await _until(pilot, lambda: log.pending == 7)
+        await _until(pilot, lambda: "7 new lines" in str(badge.content))
+        await pilot.press("end")
+        assert log.following and log.pending == 0
+        await pilot.pause()
+        assert log.scroll_offset.y == log.max_scroll_y
+        await pilot.press("equals_sign")
+        assert not log.following
+        await pilot.press("equals_sign")
+        assert log.following
+        app.exit()
+
+
+def test_stdin_dash_is_read_before_the_app_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    captured: dict[str, object] = {}
+
+    class Recorder:
+        def run(self) -> None:
+            captured["ran"] = True
+
+    def fake_make_app(sources: list[Source], **kwargs: object) -> Recorder:
+        captured["sources"] = sources
+        captured.update(kwargs)
+        return Recorder()
+
+    monkeypatch.setattr("tui.app.make_app", fake_make_app)
+    monkeypatch.setattr(open_command, "reattach_keyboard", lambda: captured.setdefault("reattached", True) and None)
+    data = HAXM.read_bytes()
+    result = CliRunner().invoke(open_command.command, ["-", "--symbols", "C:\\pdbs"], input=data)
+    assert result.exit_code == 0, result.output
+    sources = captured["sources"]
+    assert isinstance(sources, list) and sources[0].name == "<stdin>" and sources[0].data == data
+    assert captured["reattached"] is True and captured["ran"] is True
+    options = captured["options"]
+    assert getattr(options, "symbol_path", None) == "C:\\pdbs"
+
+
+def test_open_command_rejects_bad_usage() -> None:
+    runner = CliRunner()
+    assert runner.invoke(open_command.command, ["-", "-"], input=b"").exit_code == 2
+    assert runner.invoke(open_command.command, ["--follow", "-"], input=b"").exit_code == 2
+    missing = runner.invoke(open_command.command, ["/no/such/file.log"])
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def test_reattach_keyboard_points_fd0_at_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    duplicated: list[tuple[int, int]] = []
+    monkeypatch.setattr(open_command.os, "open", lambda path, flags: opened.append(path) or 99)
+    monkeypatch.setattr(open_command.os, "dup2", lambda a, b: duplicated.append((a, b)))
+    monkeypatch.setattr(open_command.os, "close", lambda fd: None)
+    assert open_command.reattach_keyboard() is None
+    assert opened == ["CONIN$" if open_command.os.name == "nt" else "/dev/tty"] and duplicated == [(99, 0)]
+
+    def fail(path: str, flags: int) -> int:
+        raise OSError(6, "No such device or address")
+
+    monkeypatch.setattr(open_command.os, "open", fail)
+    assert "cannot open" in (open_command.reattach_keyboard() or "")
+
+
+def test_cli_routes_paths_to_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvci.cli import cli
+
+    seen: list[list[Source]] = []
+
+    class Recorder:
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr("tui.app.make_app", lambda sources, **kw: seen.append(sources) or Recorder())
+    monkeypatch.setattr(open_command, "reattach_keyboard", lambda: None)
+    result = CliRunner().invoke(cli, [str(HAXM)], input=io.BytesIO(b""))
+    assert result.exit_code == 0, result.output
+    assert seen and seen[0][0].path == HAXM

@@ -1,0 +1,85 @@
+"""Snapshots of the main screens at 80x24 and 160x48 (``pytest --snapshot-update`` after reviewing them).
+
+Built from the hand-made fixture incidents, so that a change in the engine's wording does not show up as a
+TUI regression; the end-to-end tests cover the real pipeline. Paths are fixed, there is no clock, and
+cursor blinking is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
+
+from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_factory, sample_incidents
+from tui.app import TriageApp, make_app
+from tui.loading import Source
+
+SIZES = [(80, 24), (160, 48)]
+
+
+def _app(tmp_path: Path, with_input: bool = True) -> TriageApp:
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()})
+    sources = [Source(LOG_NAME, data=LOG_TEXT.encode())] if with_input else []
+    return make_app(sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml")
+
+
+async def _steady(pilot: Pilot[None]) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+    for widget in pilot.app.screen.query("Input, TextArea"):
+        assert isinstance(widget, Input | TextArea)
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+SnapCompare = Callable[..., bool]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen_detail(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_steady)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen_evidence(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _steady(pilot)
+        await pilot.press("e", "v")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_paste_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _steady(pilot)
+        pilot.app.screen.query_one(TextArea).insert(LOG_TEXT.splitlines()[4] + "\n")
+        await pilot.pause()
+
+    assert snap_compare(_app(tmp_path, with_input=False), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _steady(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
+
+
+def test_grouped_by_category_with_search_open(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _steady(pilot)
+        await pilot.press("S", "slash", *"caller")
+        for widget in pilot.app.screen.query(Input):
+            widget.cursor_blink = False
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(tmp_path), terminal_size=(120, 32), run_before=run_before)
