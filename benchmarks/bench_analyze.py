@@ -40,21 +40,39 @@ MIB = 1 << 20
 
 def _noise_lines(rng: random.Random, count: int) -> list[str]:
     """Lines like the bulk of a real KD session: none of them may start a block."""
-    modules = ["ntkrnlmp.exe", "hal.dll", "CLFS.SYS", "tcpip.sys", "ndis.sys", "Wdf01000.sys", "storport.sys",
-               "HvciDemo.sys", "AcmeFan.sys", "nvlddmkm.sys", "dxgkrnl.sys", "fltmgr.sys"]
+    modules = [
+        "ntkrnlmp.exe",
+        "hal.dll",
+        "CLFS.SYS",
+        "tcpip.sys",
+        "ndis.sys",
+        "Wdf01000.sys",
+        "storport.sys",
+        "HvciDemo.sys",
+        "AcmeFan.sys",
+        "nvlddmkm.sys",
+        "dxgkrnl.sys",
+        "fltmgr.sys",
+    ]
     out = []
     for i in range(count):
         kind = rng.randrange(12)
         base = 0xFFFFF80000000000 + rng.randrange(1 << 32) * 0x1000
         addr = f"{base >> 32:08x}`{base & 0xFFFFFFFF:08x}"
         if kind == 0:
-            out.append(f"ModLoad: {addr} {addr[:-4]}f000   \\SystemRoot\\System32\\drivers\\{rng.choice(modules)}")
+            out.append(
+                f"ModLoad: {addr} {addr[:-4]}f000   \\SystemRoot\\System32\\drivers\\{rng.choice(modules)}"
+            )
         elif kind == 1:
             out.append(f"[AcmeFan] FanWorker: rpm={rng.randrange(9000)} duty={rng.randrange(100)}% tick {i}")
         elif kind == 2:
-            out.append(f"[HvciDemo] IOCTL 0x{rng.randrange(1 << 20):06x} completed with status 0x00000000 ({i})")
+            out.append(
+                f"[HvciDemo] IOCTL 0x{rng.randrange(1 << 20):06x} completed with status 0x00000000 ({i})"
+            )
         elif kind == 3:
-            out.append(f"rax={rng.randrange(1 << 64):016x} rbx={rng.randrange(1 << 64):016x} rcx={rng.randrange(1 << 64):016x}")
+            out.append(
+                f"rax={rng.randrange(1 << 64):016x} rbx={rng.randrange(1 << 64):016x} rcx={rng.randrange(1 << 64):016x}"
+            )
         elif kind == 4:
             out.append(f"{addr} 48894c2408      mov     qword ptr [rsp+8],rcx")
         elif kind == 5:
@@ -70,7 +88,9 @@ def _noise_lines(rng: random.Random, count: int) -> list[str]:
         elif kind == 10:
             out.append(f"nt!DbgBreakPointWithStatus+0x{rng.randrange(64):x}:")
         else:
-            out.append(f"WER/CrashAPI:{rng.randrange(99999)}: Info: queued report, bucket {rng.randrange(1 << 32):08x}")
+            out.append(
+                f"WER/CrashAPI:{rng.randrange(99999)}: Info: queued report, bucket {rng.randrange(1 << 32):08x}"
+            )
     return out
 
 
@@ -113,7 +133,10 @@ def _child_pipeline(path: str) -> dict[str, float]:
 def _run_child(mode: str, path: Path) -> dict[str, float]:
     result = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--file", str(path)],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
@@ -173,22 +196,30 @@ def main() -> None:
         iter_big = _run_child("iter", big)
         iter_small = _run_child("iter", files[sizes[0]])
         print(f"input: {megabytes:.0f} MB, {iter_big['lines']:.0f} lines ({big})")
-        print(f"grep -c -F ({len(_grep_pattern())} anchors): {grep_seconds:.2f} s, {megabytes / grep_seconds:.0f} MB/s, "
-              f"{grep_lines} matching lines")
+        print(
+            f"grep -c -F ({len(_grep_pattern())} anchors): {grep_seconds:.2f} s, {megabytes / grep_seconds:.0f} MB/s, "
+            f"{grep_lines} matching lines"
+        )
         ours = megabytes / iter_big["seconds"]
-        print(f"iter_records: {iter_big['seconds']:.2f} s, {ours:.0f} MB/s, {iter_big['records']:.0f} records "
-              f"({iter_big['records'] / iter_big['seconds']:.0f} records/s)")
+        print(
+            f"iter_records: {iter_big['seconds']:.2f} s, {ours:.0f} MB/s, {iter_big['records']:.0f} records "
+            f"({iter_big['records'] / iter_big['seconds']:.0f} records/s)"
+        )
         print(f"ratio iter_records / grep: {ours / (megabytes / grep_seconds):.2f} (goal >= 0.33)")
-        print(f"peak RSS iter_records: {iter_small['max_rss_mb']:.0f} MiB at {sizes[0]} MiB, "
-              f"{iter_big['max_rss_mb']:.0f} MiB at {sizes[1]} MiB")
+        print(
+            f"peak RSS iter_records: {iter_small['max_rss_mb']:.0f} MiB at {sizes[0]} MiB, "
+            f"{iter_big['max_rss_mb']:.0f} MiB at {sizes[1]} MiB"
+        )
         if (ROOT / "hvci" / "pipeline.py").exists():
             try:
                 pipe = _run_child("pipeline", big)
             except subprocess.CalledProcessError as error:
                 print(f"hvci.pipeline: failed ({error.stderr.strip().splitlines()[-1:]})")
             else:
-                print(f"hvci.pipeline: {pipe['seconds']:.2f} s, {megabytes / pipe['seconds']:.0f} MB/s, "
-                      f"{pipe['incidents']:.0f} incidents, peak RSS {pipe['max_rss_mb']:.0f} MiB")
+                print(
+                    f"hvci.pipeline: {pipe['seconds']:.2f} s, {megabytes / pipe['seconds']:.0f} MB/s, "
+                    f"{pipe['incidents']:.0f} incidents, peak RSS {pipe['max_rss_mb']:.0f} MiB"
+                )
     finally:
         if args.keep:
             print(f"kept {workdir}")

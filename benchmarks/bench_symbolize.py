@@ -101,7 +101,8 @@ def main() -> None:
             f"({len(addresses) / lookups:,.0f}/s), {named} named"
         )
         print(
-            f"  llvm-symbolizer (one process, stdin): {llvm_time:.3f} s ({llvm_rate:,.0f}/s), {llvm_named} named"
+            f"  llvm-symbolizer (one process, stdin): {llvm_time:.3f} s ({llvm_rate:,.0f}/s), "
+            f"{llvm_named} named"
         )
         print(f"  ratio (ours incl. load / llvm-symbolizer): {ours_rate / llvm_rate:.1f}x")
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import heapq
 import re
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import capstone
@@ -321,7 +321,6 @@ class _Image:
     def __init__(self, pe: PeImage, table: kb.KnowledgeBase) -> None:
         self.pe = pe
         self.bits = 64 if pe.machine == "x64" else 32
-        self.mask = (1 << self.bits) - 1
         self.kb = table
         self.slots: dict[int, _Target] = {}
         self.imported: dict[str, tuple[str, int]] = {}
@@ -396,25 +395,7 @@ def analyse_calls(
     analyser = _Analyser(image)
     regions = _regions(pe, extra_functions)
     sites, notes = analyser.run(regions)
-    named = tuple(
-        CallSite(
-            s.rva,
-            s.api,
-            s.dll,
-            s.category,
-            s.how,
-            s.instruction,
-            s.verdict,
-            s.argument_index,
-            s.argument_kind,
-            s.values,
-            s.decoded,
-            s.reason,
-            s.replacement,
-            namer(s.rva),
-        )
-        for s in sites
-    )
+    named = tuple(replace(s, function=namer(s.rva)) for s in sites)
     counts: dict[str, int] = {}
     for s in named:
         counts[s.api] = counts.get(s.api, 0) + 1
@@ -523,7 +504,7 @@ class _Analyser:
             ):
                 out.append(_Scanned(_Region(current.region.start, address, "gap"), *current[1:]))
                 current = _Scanned(_Region(address, region.end, "gap"), set(), set(), [])
-            match = _MEM_RE.search(op_str)
+            match = _MEM_RE.search(op_str) if "[" in op_str else None
             if match:
                 rva = self._mem_rva(address, size, match)
                 if rva is not None:
@@ -1153,8 +1134,3 @@ def _blocks(insns: list[_Insn], region: _Region) -> list[list[_Insn]]:
         else:
             blocks[-1].append(insn)
     return blocks
-
-
-def iter_executable(sites: Sequence[CallSite]) -> Iterator[CallSite]:
-    """Call sites that are findings (executable memory requested, or a banned API)."""
-    return (s for s in sites if s.verdict in (EXECUTABLE, BANNED))

@@ -70,6 +70,8 @@ class Context:
     counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # module (lower) -> label -> n
     resolver: SymbolResolver | None = None
     image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
+    #: (normalize_name(driver), category) -> ids of the banner / bug check incidents that report it
+    violations: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def image_name(self, module: str) -> str:
         """The image file name the input uses for a module (``lm`` says ``IntelHaxm``, ``!analyze``
@@ -82,7 +84,7 @@ def classify(group: Group, context: Context) -> list[Incident]:
     if isinstance(group, CrashGroup):
         return [_classify_crash(group, context)]
     if isinstance(group, CounterGroup):
-        return _classify_counters(group)
+        return _classify_counters(group, context)
     if isinstance(group, ReadinessGroup):
         return [_classify_readiness(group)]
     if isinstance(group, EventGroup):
@@ -218,7 +220,9 @@ def _ci_verdict(group: CrashGroup, bc: BugCheckRecord, context: Context) -> _Ver
     if chosen is None:
         chosen = number_choice
         if len(meanings) > 1:
-            number_note += " - no banner or !analyze text here to tell which, so the current meaning is a guess"
+            number_note += (
+                " - no banner or !analyze text here to tell which, so the current meaning is a guess"
+            )
     elif chosen is not number_choice:
         weight = CONFLICTING
         number_note += f" - the banner or text decides for {chosen.category or 'not code integrity'}"
@@ -343,7 +347,7 @@ def _classify_crash(group: CrashGroup, context: Context) -> Incident:
     driver = _crash_driver(group, caller, subcode)
     title = _crash_title(verdict.category, bc, details, driver, group.banner)
     prefix = verdict.category or (bugcheck_prefix(bc.code) if bc is not None else kind)
-    bucket = _bucket(prefix, caller, driver, _analyze_symbol(group.analyze))
+    bucket = _bucket(prefix, caller, driver, _analyze_symbol(group.analyze, driver))
     return Incident(
         id="",
         source=group.span,
@@ -599,11 +603,22 @@ def _crash_caller(
     return None  # no code address in the input: DESIGN.md's caller is null; the bucket uses SYMBOL_NAME
 
 
-def _analyze_symbol(analyze: AnalyzeRecord | None) -> tuple[str, str] | None:
-    """``SYMBOL_NAME`` as (module, function), e.g. ``MyDriver!OnInterrupt+69`` -> (MyDriver, OnInterrupt)."""
-    symbol = analyze.field("SYMBOL_NAME") if analyze is not None else None
+def _analyze_symbol(analyze: AnalyzeRecord | None, driver: str | None) -> tuple[str, str] | None:
+    """What ``!analyze`` blames as (module, function): ``SYMBOL_NAME`` (``MyDriver!OnInterrupt+69``), else
+    the ``module!function`` that ends ``FAILURE_BUCKET_ID`` (``0xc4_2000_VRF_MyDriver!OnInterrupt``) for the
+    driver (the bucket's module may itself contain ``_``, so it is looked up by name, not split)."""
+    if analyze is None:
+        return None
+    symbol = analyze.field("SYMBOL_NAME")
     match = _FRAME_SYMBOL.match(symbol.strip()) if symbol else None
-    return (match.group("module"), match.group("function")) if match else None
+    if match:
+        return match.group("module"), match.group("function")
+    bucket = (analyze.field("FAILURE_BUCKET_ID") or "").strip()
+    if not driver or "!" not in bucket:
+        return None
+    key = re.escape(normalize_name(driver))
+    found = re.search(rf"(?:^|_)(?P<module>{key})(?:\.\w+)?!(?P<function>[^\s!+]+)$", bucket, re.IGNORECASE)
+    return (found.group("module"), found.group("function")) if found else None
 
 
 def _crash_driver(group: CrashGroup, caller: Caller | None, meaning: kb.SubcodeMeaning | None) -> str | None:
@@ -692,7 +707,9 @@ def _bucket(
 # ------------------------------------------------------------------------------------- other group kinds
 
 
-def _classify_counters(group: CounterGroup) -> list[Incident]:
+def _classify_counters(group: CounterGroup, context: Context) -> list[Incident]:
+    """One incident per non-zero counter, pointing at the banners and bug checks in the same input that
+    report the same driver and category (the counter says how often; they say where)."""
     base = kb.load()
     driver = group.counter_set.module
     source = group.status.source
@@ -709,6 +726,11 @@ def _classify_counters(group: CounterGroup) -> list[Incident]:
         if category is None:
             evidence.append(
                 Evidence(f"counter {label!r} is not one of the code-integrity counters", group.span)
+            )
+        seen = context.violations.get((normalize_name(driver), category or ""), ()) if driver else ()
+        if seen:
+            evidence.append(
+                Evidence(f"{len(seen)} banner(s) or bug check(s) in this input report it: {', '.join(seen)}")
             )
         who = driver or "All verified drivers"
         incidents.append(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hvci import decode
 from parsers.records import ImageHeaderRecord, SectionHeader
+from symbols.pe import MACHINES
 
 if TYPE_CHECKING:
     from symbols.pe import PeImage
@@ -112,9 +113,10 @@ class ImageHeaders:
     @classmethod
     def from_record(cls, record: ImageHeaderRecord) -> ImageHeaders:
         iat = (record.iat_rva, record.iat_size or 0) if record.iat_rva is not None else None
+        machine = None if record.machine is None else MACHINES.get(record.machine, f"{record.machine:#06x}")
         return cls(
             module=record.module,
-            machine=None,
+            machine=machine,
             section_alignment=record.section_alignment,
             dll_characteristics=record.dll_characteristics,
             iat=iat,

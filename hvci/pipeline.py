@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from hvci.classify import Context, classify
-from hvci.correlate import LOOK_BACK_LINES, Correlator, CrashGroup, Group
+from hvci.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,
@@ -96,9 +96,10 @@ class _InputRun:
     analyze_maps: list[ModuleMap] = field(default_factory=list)
     symbol_lines: dict[int, SymbolLineRecord] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
     image_names: dict[str, str] = field(default_factory=dict)
     tracked: list[_Tracked] = field(default_factory=list)
+    counter_groups: list[_Tracked] = field(default_factory=list)
+    _modules: ModuleMap | None = None
     _context: Context | None = None
     _open: _Tracked | None = None
 
@@ -108,16 +109,31 @@ class _InputRun:
     # ----------------------------------------------------------------------------------------- context
 
     def context(self) -> Context:
+        if self._modules is None:
+            self._modules = self.user_modules.merged(
+                ModuleMap.from_entries(self.lm_entries), *self.analyze_maps
+            )
         if self._context is None:
-            modules = self.user_modules.merged(ModuleMap.from_entries(self.lm_entries), *self.analyze_maps)
             self._context = Context(
-                modules=modules,
+                modules=self._modules,
                 symbol_lines=dict(self.symbol_lines),
                 counters={k: dict(v) for k, v in self.counters.items()},
                 resolver=self.resolver,
                 image_names=dict(self.image_names),
+                violations=self._violations(),
             )
         return self._context
+
+    def _violations(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """Banners and bug checks seen so far, by (driver, category), for the counters to point at."""
+        found: dict[tuple[str, str], list[str]] = {}
+        for tracked in self.tracked:
+            for incident in tracked.incidents:
+                if incident.driver and incident.category:
+                    found.setdefault((normalize_name(incident.driver), incident.category), []).append(
+                        incident.id
+                    )
+        return {key: tuple(ids) for key, ids in found.items()}
 
     def _name(self, module: str | None, image: str | None) -> None:
         """Remember an image file name (``X.sys``) for a module the input also names without extension."""
@@ -148,11 +164,10 @@ class _InputRun:
             self._name(None, record.image if isinstance(record, VerifierBannerRecord) else record.module)
             self._context = None
             return False
-        elif isinstance(record, Diagnostic):
-            self.diagnostics.append(record)
-            return False
         else:
             return False
+        if isinstance(record, ModuleListRecord | AnalyzeRecord):
+            self._modules = None
         self._context = None
         return not isinstance(record, AnalyzeRecord)
 
@@ -165,15 +180,19 @@ class _InputRun:
         fresh = tuple(replace(incident, id=ident) for incident, ident in zip(classified, ids, strict=True))
         previous = {i.id: i for i in tracked.incidents}
         tracked.incidents = fresh
-        return [incident for incident in fresh if previous.get(incident.id) != incident]
+        changed = [incident for incident in fresh if previous.get(incident.id) != incident]
+        if changed and isinstance(tracked.group, CrashGroup):
+            self._context = None  # the counters' cross-references changed
+        return changed
 
     def _track(self, group: Group) -> _Tracked:
         span = group.span
         tracked = _Tracked(group, f"{span.path}:{span.first_line}")
-        if isinstance(group, CrashGroup):
-            self.tracked.append(tracked)
-            if len(self.tracked) > MAX_ENRICHABLE:
-                del self.tracked[0]
+        if isinstance(group, CrashGroup | CounterGroup):
+            kept = self.tracked if isinstance(group, CrashGroup) else self.counter_groups
+            kept.append(tracked)
+            if len(kept) > MAX_ENRICHABLE:
+                del kept[0]
         return tracked
 
     def _complete(self, group: Group) -> list[Incident]:
@@ -197,7 +216,8 @@ class _InputRun:
             out.extend(self._complete(group))
         if enrich:
             for tracked in self.tracked:
-                out.extend(self._incidents(tracked))
+                if _unresolved(tracked):
+                    out.extend(self._incidents(tracked))
         return out
 
     def idle(self) -> list[Incident]:
@@ -222,7 +242,18 @@ class _InputRun:
         self._context = None
         for tracked in self.tracked:
             out.extend(self._incidents(tracked))
+        for tracked in self.counter_groups:  # after the crashes: they point at them
+            out.extend(self._incidents(tracked))
         return out
+
+
+def _unresolved(tracked: _Tracked) -> bool:
+    """Worth re-classifying as soon as a module list or ``ln`` arrives: a caller without module or function
+    (everything else is brought up to date once, at the end of the input)."""
+    return any(
+        i.caller is not None and (i.caller.module is None or i.caller.function is None)
+        for i in tracked.incidents
+    )
 
 
 def _first(group: CrashGroup) -> tuple[str, int]:
@@ -296,11 +327,10 @@ def _read_error(inp: Input, error: OSError) -> Diagnostic:
     return Diagnostic(Span(inp.path, 0, 0), f"cannot read {inp.path}: {reason}", "error")
 
 
-def _input_info(inp: Input, run: _InputRun, extra: Sequence[Diagnostic]) -> InputInfo:
+def _input_info(inp: Input, extra: Sequence[Diagnostic]) -> InputInfo:
+    """The parser's account of the input (its diagnostics included) plus a read error, if one ended it."""
     info = inp.info()
-    known = set(info.diagnostics)
-    added = tuple(d for d in (*run.diagnostics, *extra) if d not in known)
-    return replace(info, diagnostics=(*info.diagnostics, *added)) if added else info
+    return replace(info, diagnostics=(*info.diagnostics, *extra)) if extra else info
 
 
 def analyze_inputs(inputs: Sequence[Input], options: AnalyzeOptions | None = None) -> Report:
@@ -323,7 +353,7 @@ def analyze_inputs(inputs: Sequence[Input], options: AnalyzeOptions | None = Non
             extra.append(_read_error(inp, error))
             for incident in run.finish():
                 incidents[incident.id] = incident
-        infos.append(_input_info(inp, run, extra))
+        infos.append(_input_info(inp, extra))
     ordered = sorted(incidents.values(), key=lambda i: (paths.get(i.source.path, 0), i.source.first_line))
     return Report(inputs=tuple(infos), incidents=tuple(ordered))
 

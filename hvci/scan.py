@@ -6,6 +6,9 @@
 SARIF) and the TUI show them like log findings. An image that cannot be read is reported as
 ``could-not-analyse`` with the reason and the others go on.
 
+Incidents of an image point at it with a span whose lines are 0 (a binary has no lines); call sites carry a
+``Caller`` with the RVA as offset and the preferred address (image base + RVA).
+
 Call sites are named from the image's PDB when one is found and matches (``--pdb``, next to the image under
 the CodeView name, or in a local symbol store on the symbol path), else from exports or ``.pdata``.
 """
@@ -35,6 +38,7 @@ from hvci.callsites import (
 from hvci.image_rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
 from hvci.model import Caller, Evidence, Incident
 from parsers.records import Diagnostic, InputInfo, Span
+from symbols.msf import MsfError, read_tables
 from symbols.pdb import PdbError, PdbFile, load_pdb
 from symbols.pe import PeError, PeImage
 
@@ -106,10 +110,6 @@ class ScanReport:
     @property
     def rule_results(self) -> tuple[tuple[str, RuleResult], ...]:
         return tuple((image.path, r) for image in self.images for r in image.rules)
-
-    @property
-    def unreadable(self) -> bool:
-        return any(image.status == "unreadable" for image in self.images)
 
     @property
     def incomplete(self) -> bool:
@@ -205,18 +205,20 @@ def scan_image(
     diagnostics = list(pe.diagnostics)
     facts = image_facts(pe, raw)
     rules = tuple(check_headers(ImageHeaders.from_pe(pe, module=path.name)))
-    namer, symbols_note = _namer(pe, path, pdbs, symbol_path)
-    calls = _analyse_guarded(pe, namer)
+    pdb_info = _symbols(pe, path, pdbs, symbol_path)
+    calls = _analyse_guarded(pe, pdb_info)
     diagnostics.extend(calls.notes if calls.status in ("partial", "could-not-analyse") else ())
     status = "partial" if diagnostics or calls.status in ("partial", "could-not-analyse") else "analysed"
     incidents = (*_rule_incidents(shown, path.name, rules), *_site_incidents(shown, path.name, pe, calls))
-    return ImageReport(shown, status, facts, rules, calls, tuple(incidents), tuple(diagnostics), symbols_note)
+    return ImageReport(
+        shown, status, facts, rules, calls, tuple(incidents), tuple(diagnostics), pdb_info.note
+    )
 
 
-def _analyse_guarded(pe: PeImage, namer: Callable[[int], FunctionName] | None) -> CallSiteAnalysis:
+def _analyse_guarded(pe: PeImage, symbols: _Symbols) -> CallSiteAnalysis:
     """The call-site pass must never take the scan down: a failure is reported, the header rules stand."""
     try:
-        return analyse_calls(pe, namer=namer)
+        return analyse_calls(pe, namer=symbols.namer, extra_functions=symbols.ranges)
     except Exception as error:  # a decoder or pefile corner we did not foresee, on a hostile image
         return CallSiteAnalysis(
             "could-not-analyse", notes=(f"call-site analysis failed: {type(error).__name__}: {error}",)
@@ -325,11 +327,21 @@ def _symbol_dirs(symbol_path: str | None) -> list[Path]:
     return dirs
 
 
-def _namer(
+@dataclass(frozen=True, slots=True)
+class _Symbols:
+    """What a matching PDB gives the call-site pass: function names and the procedure ranges (leaf
+    functions and stubs have no ``.pdata`` entry)."""
+
+    namer: Callable[[int], FunctionName] | None
+    ranges: tuple[tuple[int, int], ...]
+    note: str | None
+
+
+def _symbols(
     pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str], symbol_path: str | None
-) -> tuple[Callable[[int], FunctionName] | None, str | None]:
-    """A function namer from the first PDB whose debug id matches the image; None (exports or ``.pdata``
-    names) otherwise, with the reason."""
+) -> _Symbols:
+    """From the first PDB whose debug id matches the image; without one, names come from exports or
+    ``.pdata`` and the note says why."""
     wanted = pe.debug_id
     rejected: list[str] = []
     for candidate in _candidates(pe, path, pdbs, symbol_path):
@@ -343,10 +355,18 @@ def _namer(
         if wanted is not None and pdb.debug_id != wanted:
             rejected.append(f"{candidate} (debug id {pdb.debug_id})")
             continue
-        return _pdb_namer(pe, pdb), str(candidate)
+        return _Symbols(_pdb_namer(pe, pdb), _procedure_ranges(candidate), str(candidate))
     if rejected:
-        return None, f"no matching PDB: the image wants {wanted}; tried {', '.join(rejected)}"
-    return None, None if wanted is None else f"no PDB found for debug id {wanted}"
+        return _Symbols(None, (), f"no matching PDB: the image wants {wanted}; tried {', '.join(rejected)}")
+    return _Symbols(None, (), None if wanted is None else f"no PDB found for debug id {wanted}")
+
+
+def _procedure_ranges(path: Path) -> tuple[tuple[int, int], ...]:
+    try:
+        tables = read_tables(path.read_bytes())
+    except (OSError, MsfError):
+        return ()  # names still come from the symcache; boundaries fall back to .pdata and code scanning
+    return tuple(sorted((p.rva, p.rva + p.size) for p in tables.procedures if p.size > 0))
 
 
 def _pdb_namer(pe: PeImage, pdb: PdbFile) -> Callable[[int], FunctionName]:

@@ -74,6 +74,7 @@ class _Section:
 @dataclass
 class _Dump:
     module: str | None = None
+    machine: int | None = None
     image_base: int | None = None
     section_alignment: int | None = None
     file_alignment: int | None = None
@@ -216,6 +217,8 @@ class ImageDumpParser:
         dump.read_anything = True
         if label == "image base":
             dump.image_base = value
+        elif label.startswith("machine"):
+            dump.machine = value
         elif label == "section alignment":
             dump.section_alignment = value
         elif label == "file alignment":
@@ -248,6 +251,7 @@ class ImageDumpParser:
         yield ImageHeaderRecord(
             span=span,
             module=dump.module,
+            machine=dump.machine,
             image_base=dump.image_base,
             section_alignment=dump.section_alignment,
             file_alignment=dump.file_alignment,

@@ -46,6 +46,7 @@ _BARE_MODULE = re.compile(r"^\s*(?P<name>[\w.$~+-]+\.(?:sys|dll|exe))\s*$", re.I
 
 _VBS_ISSUES = re.compile(r"^\s*VbsGetIssues\s*:\s*(?P<value>0x[0-9a-fA-F]+|\d+)", re.IGNORECASE)
 _VBS_RECOMMENDED = re.compile(r"^\s*VbsIsRecommended\s*:\s*(?P<value>\d+)", re.IGNORECASE)
+_HVCISCAN_LINE = re.compile(r"^\s*Vbs\w+\s*:|HVCI\s+incompatible\s+driver\s+scan", re.IGNORECASE)
 _SCAN_START = re.compile(r"HVCI\s+incompatible\s+driver\s+scan\s+start", re.IGNORECASE)
 _SCAN_PASSED = re.compile(r"HVCI\s+incompatible\s+driver\s+scan\s+passed", re.IGNORECASE)
 _SCAN_WORDS = re.compile(r"hvci|vbs|scan|driver|incompatib|hint", re.IGNORECASE)
@@ -89,9 +90,7 @@ class ReadinessParser:
                     f"readiness: {len(first.text)}-character line is too long for this block; skipped",
                 )
                 return
-            if re.search(
-                r"(?i)vbs|hvci\s+incompatible\s+driver\s+scan", first.text
-            ) and not _INCOMPATIBLE_HEADING.search(first.text):
+            if _HVCISCAN_LINE.search(first.text) and not _INCOMPATIBLE_HEADING.search(first.text):
                 yield from self._hvciscan(first, cursor)
             else:
                 yield from self._dg_readiness(first, cursor)

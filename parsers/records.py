@@ -36,8 +36,8 @@ class BugCheckRecord:
     """A bug check code with its four parameters, from any of the places a debugger prints them.
 
     ``form`` says which: ``fatal-system-error`` (``*** Fatal System Error: 0x000000c4 (...)``),
-    ``bugcheck-line`` (``BugCheck C4, {...}``), ``dot-bugcheck`` (``.bugcheck``), ``analyze`` (``!analyze -v``),
-    ``dump-header`` (a crash dump's header).
+    ``bugcheck-line`` (``BugCheck C4, {...}``), ``dot-bugcheck`` (``.bugcheck``),
+    ``analyze`` (``!analyze -v``), ``dump-header`` (a crash dump's header).
     """
 
     span: Span
@@ -218,6 +218,7 @@ class ImageHeaderRecord:
 
     span: Span
     module: str | None
+    machine: int | None = None  # IMAGE_FILE_MACHINE_* value as printed (0x8664, 0x14c, 0xaa64 ...)
     image_base: int | None = None
     section_alignment: int | None = None
     file_alignment: int | None = None

@@ -104,6 +104,8 @@ class _Msf:
         self.block_size = block_size
         if num_blocks * block_size > len(data) + block_size:
             raise MsfError("truncated PDB: fewer blocks in the file than the superblock claims")
+        if dir_bytes > len(data):
+            raise MsfError("corrupt PDB: the stream directory is larger than the file")
         dir_blocks = -(-dir_bytes // block_size)
         map_offset = map_addr * block_size
         if map_offset + dir_blocks * 4 > len(data) or dir_blocks == 0:
@@ -120,6 +122,10 @@ class _Msf:
             if size == _NIL_STREAM:
                 self.streams.append((0, ()))
                 continue
+            if size > len(
+                data
+            ):  # a stream cannot hold more than the file: repeated blocks would blow memory up
+                raise MsfError("corrupt PDB: a stream is larger than the file")
             count = -(-size // block_size)
             if pos + count * 4 > len(directory):
                 raise MsfError("corrupt PDB: stream directory ends early")
@@ -195,6 +201,7 @@ def _read_tables(data: bytes) -> PdbTables:
     pos = 64
     mod_end = 64 + mod_size
     bad_modules = 0
+    read_streams: set[int] = set()
     while pos + 64 <= min(mod_end, len(dbi)):
         stream_index, sym_bytes = struct.unpack_from("<HI", dbi, pos + 34)
         name_end = dbi.find(b"\0", pos + 64)
@@ -203,8 +210,9 @@ def _read_tables(data: bytes) -> PdbTables:
             notes.append("module list is truncated")
             break
         pos = (obj_end + 1 + 3) & ~3
-        if stream_index == 0xFFFF or sym_bytes <= 4:
-            continue
+        if stream_index == 0xFFFF or sym_bytes <= 4 or stream_index in read_streams:
+            continue  # a stream named by two modules is corrupt (and would cost the time twice)
+        read_streams.add(stream_index)
         try:
             symbols = msf.stream(stream_index)
         except MsfError:

@@ -1,21 +1,21 @@
 """The product's :class:`~tui.loading.Feed`: the engine's pipeline for incidents, the parsers' input
 reader for the text lines of the evidence view.
 
-Both run in worker threads on their own :class:`parsers.stream.Input` over the same source. Read errors
-end up in ``Load.error`` as one plain sentence; the view shows it and keeps what was read.
+Small inputs are read in the worker threads themselves (no process start-up: the first finding of a
+pasted crash shows at once). Inputs of :data:`PROCESS_THRESHOLD` bytes and more are read by child
+processes (:mod:`tui.pipeline_process`) so that the UI keeps the interpreter to itself. Read errors end up
+in ``Load.error`` as one plain sentence; the view shows it and keeps what was read.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-
 from hvci.pipeline import AnalyzeOptions, iter_incidents
-from parsers.base import Line
-from parsers.records import Diagnostic
-from parsers.source import Chunk
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
+from tui.pipeline_process import Request, followed_lines, results, start, stop_when
+
+#: Inputs at least this large are read in child processes (see :mod:`tui.pipeline_process`).
+PROCESS_THRESHOLD = 8 << 20
 
 #: Progress (bytes read) is refreshed every this many lines; reading it per line would cost more than the line.
 PROGRESS_EVERY = 4096
@@ -31,32 +31,29 @@ def _problem(error: Exception) -> str:
     return str(error)
 
 
-def _followed_lines(inp: Input, stop: threading.Event) -> Iterator[Line | None]:
-    """Like :meth:`Input.lines`, but tailing the file; ``None`` marks a reset (truncated or re-created)
-    after which numbering starts again at 1.
-
-    ``Input.lines`` takes no ``follow``; this reads the same chunks through the source's follow mode."""
-    source = inp._source
-    for chunk in source.chunks(follow=True, stop=stop):
-        if isinstance(chunk, Diagnostic):
-            yield None
-            continue
-        if not isinstance(chunk, Chunk) or not chunk.lines:
-            continue
-        data = chunk.data
-        pieces = data.splitlines() if isinstance(data, str) else data.split(b"\n")[:-1]
-        for offset, raw in enumerate(pieces):
-            text = raw if isinstance(raw, str) else source.decode_line(raw)
-            yield Line(chunk.first_line + offset, text.removesuffix("\r"))
+def _store(load: Load, first: int, texts: list[str]) -> None:
+    """Append lines numbered from ``first``, keeping list index == line number - 1."""
+    lines = load.lines
+    if len(lines) < first - 1:
+        lines.extend([""] * (first - 1 - len(lines)))
+    lines.extend(texts)
 
 
 class PipelineFeed:
     """Incidents from :func:`hvci.pipeline.iter_incidents`, lines from :meth:`parsers.stream.Input.lines`."""
 
-    def __init__(self, options: AnalyzeOptions) -> None:
+    def __init__(self, options: AnalyzeOptions, process_threshold: int = PROCESS_THRESHOLD) -> None:
         self.options = options
+        self.process_threshold = process_threshold
+
+    def _in_child(self, load: Load) -> bool:
+        size = load.source.size()
+        return size is not None and size >= self.process_threshold
 
     def read_incidents(self, load: Load) -> None:
+        if self._in_child(load):
+            self._child(load, "incidents")
+            return
         try:
             inp = _open(load.source)
             load.display_name = inp.path
@@ -71,17 +68,17 @@ class PipelineFeed:
             load.incidents_done = True
 
     def read_lines(self, load: Load) -> None:
-        lines = load.lines
+        if self._in_child(load):
+            self._child(load, "lines")
+            return
         try:
             inp = _open(load.source)
-            stream = _followed_lines(inp, load.stop) if load.follow else inp.lines()
+            stream = followed_lines(inp, load.stop) if load.follow else inp.lines()
             for line in stream:
                 if line is None:
                     load.reset_lines()
                     continue
-                while len(lines) < line.number - 1:  # keep list index == line number - 1
-                    lines.append("")
-                lines.append(line.text)
+                _store(load, line.number, [line.text])
                 if load.follow or line.number % PROGRESS_EVERY == 0:
                     load.bytes_read = inp.info().bytes_read
                     if load.stop.is_set() and not load.follow:
@@ -91,3 +88,42 @@ class PipelineFeed:
             load.error = _problem(error)
         finally:
             load.lines_done = True
+
+    def _child(self, load: Load, what: str) -> None:
+        """Either job in a child process; its results land in ``load`` exactly as the threads' do."""
+        source = load.source
+        request = Request(
+            what=what,
+            path=source.path.resolve() if source.path is not None else None,
+            data=source.data,
+            name=source.name,
+            options=self.options,
+            follow=load.follow,
+        )
+        try:
+            child = start(request)
+            stop_when(load.stop, child)
+            for kind, payload in results(child):
+                if kind == "incident":
+                    load.add(payload)
+                elif kind == "lines":
+                    _store(load, *payload)
+                elif kind == "progress":
+                    load.bytes_read = payload
+                elif kind == "reset":
+                    load.reset_lines()
+                elif kind == "info":
+                    load.info = payload
+                else:
+                    load.error = str(payload)
+            ended = load.info is not None if what == "incidents" else True
+            if not ended and load.error is None and not load.stop.is_set():
+                load.error = f"the analysis process ended early (exit code {child.returncode})"
+        except OSError as error:
+            load.error = f"cannot start a reader process: {error.strerror or error}"
+        finally:
+            if what == "incidents":
+                load.incidents_done = True
+            else:
+                load.lines_done = True
+

@@ -200,7 +200,7 @@ def _write(text: str, output: str | None) -> None:
     "(certain, likely, possible) for HVCI-related incidents.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no warnings summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no partial-read warnings on stderr.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -215,7 +215,13 @@ def command(
     quiet: bool,
 ) -> None:
     """Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for
-    stdin, or a folder) and report every incident, HVCI-related ones first."""
+    stdin, or a folder) and report every incident, HVCI-related ones first.
+
+    \b
+    json   the versioned report (schema hvci-triage/1)
+    jsonl  a "header" line (schema, inputs), one "incident" line each, a "summary" line
+    sarif  SARIF 2.1.0 for code-scanning uploads
+    Exit: 0 clean, 1 findings (see --fail-on), 2 usage/nothing readable, 3 incomplete, 130 interrupted."""
     options = AnalyzeOptions(symbol_path=symbol_path or None, image_dirs=image_dirs, modules=modules)
     try:
         options.user_modules()

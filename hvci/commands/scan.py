@@ -19,9 +19,10 @@ never reported as clean. ``--exit-zero`` turns 1 into 0 (or 3 when incomplete) a
     {"schema": "hvci-triage-scan/1", "root": ".",
      "images": [{"path", "status", "facts", "symbols", "diagnostics",
                  "rules": [{"id", "status", "category", "level", "message", "evidence", "details"}],
-                 "call_sites": [{"rva", "function", "displacement", "file", "line", "api", "category",
-                                 "verdict", "how", "instruction", "argument_index", "argument_kind",
-                                 "values", "decoded", "reason", "replacement"}],
+                 "call_site_analysis": {"status", "notes", "instructions", "code_bytes"} | null,
+                 "call_sites": [{"rva", "function", "displacement", "resolved_by", "file", "line", "api",
+                                 "dll", "category", "verdict", "how", "instruction", "argument_index",
+                                 "argument_kind", "values", "decoded", "reason", "replacement"}],
                  "imported_apis": [{"api", "dll", "category", "iat_rva", "call_sites"}]}],
      "incidents": [... the analyze report's incident shape ...]}
 """
@@ -36,7 +37,7 @@ from typing import Any
 
 import click
 
-from hvci.callsites import EXECUTABLE, SAFE, CallSite
+from hvci.callsites import DECODERS, EXECUTABLE, SAFE, CallSite
 from hvci.exitcodes import ExitCode
 from hvci.image_rules import PASS, RuleResult
 from hvci.report.common import one_line
@@ -53,7 +54,7 @@ def fails(level: str, fail_on: str) -> bool:
 
 
 def exit_code(report: ScanReport, fail_on: str, *, exit_zero: bool) -> ExitCode:
-    if report.images and all(i.status in ("unreadable",) for i in report.images):
+    if report.images and all(i.status == "unreadable" for i in report.images):
         return ExitCode.USAGE
     if not exit_zero and any(fails(incident_level(i), fail_on) for i in report.incidents):
         return ExitCode.FINDINGS
@@ -104,7 +105,7 @@ def _site_line(site: CallSite) -> str:
     source = f" ({fn.file}:{fn.line})" if fn.file and fn.line else ""
     fix = ""
     if site.verdict == EXECUTABLE and site.replacement is not None:
-        fix = f" -> use 0x{site.replacement:x}"
+        fix = f" -> use 0x{site.replacement:x} ({DECODERS[site.argument_kind](site.replacement).name})"
     return (
         f"  {_VERDICT_WORD[site.verdict]}  0x{site.rva:06x}  {one_line(where)}{one_line(source)}  "
         f"{site.api}: "
@@ -254,7 +255,11 @@ def render(report: ScanReport, fmt: str, *, verbose: bool) -> str:
             else [(p, r) for p, r in report.rule_results if r.status == "could-not-analyse"]
         )
         sarif = render_sarif(
-            report.incidents, rule_results=rule_results, inputs=report.inputs, root=report.root
+            report.incidents,
+            rule_results=rule_results,
+            inputs=report.inputs,
+            root=report.root,
+            category="hvci-triage-scan",
         )
         return json.dumps(sarif, indent=2, ensure_ascii=False) + "\n"
     return render_text(report, verbose=verbose)

@@ -115,7 +115,17 @@ def detail_lines(incident: Incident) -> list[tuple[str, str]]:
     return lines
 
 
-_STEP = re.compile(r"\s(?=\d+\.\s)")
+_STEP = re.compile(r"^\s*\d+\.\s+")
+
+
+def first_step(text: str) -> str:
+    """The first numbered step of a remediation text (or its first paragraph), on one line."""
+    taken: list[str] = []
+    for number, line in enumerate(text.strip().splitlines()):
+        if not line.strip() or (number > 0 and _STEP.match(line)):
+            break
+        taken.append(_STEP.sub("", line, count=1) if number == 0 else line)
+    return " ".join(" ".join(taken).split())
 
 
 def fix_summary(category: str | None) -> str | None:
@@ -123,13 +133,9 @@ def fix_summary(category: str | None) -> str | None:
     if category is None:
         return None
     entry = kb.load().categories.get(category)
-    if entry is None:
+    if entry is None or not entry.remediation.fix.strip():
         return None
-    fix = " ".join(entry.remediation.fix.split())
-    if not fix:
-        return None
-    first = _STEP.split(fix.removeprefix("1. "), maxsplit=1)[0]
-    return f"{first} (all steps: hvci-triage explain {category})"
+    return f"{first_step(entry.remediation.fix)} (all steps: hvci-triage explain {category})"
 
 
 def category_name(category: str | None) -> str | None:

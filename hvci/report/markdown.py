@@ -22,7 +22,9 @@ from hvci.report.common import (
     where,
 )
 
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+#: Characters that start inline formatting (emphasis, code, links, tables, strike-through) wherever they are.
+#: ``<``/``>``/``&`` become entities below; block markers (``#``, ``-``, ``1.``) cannot start our lines.
+_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md(text: object) -> str:

@@ -75,12 +75,15 @@ def render_sarif(
     rule_results: Iterable[tuple[str, RuleResult]] = (),
     inputs: Iterable[InputInfo] = (),
     root: str | Path | None = None,
+    category: str = TOOL_NAME,
 ) -> dict[str, Any]:
     """A SARIF 2.1.0 log (as a dict ready for ``json.dump``) with one run.
 
     ``rule_results`` are ``(artifact path, result)`` pairs; ``pass`` and ``not-applicable`` ones become
     ``kind: pass``/``notApplicable`` results, ``could-not-analyse`` ones notifications (failed rules are
     already incidents). ``root`` is the folder artifact URIs are relative to (default: the current one).
+    ``category`` becomes ``automationDetails.id`` (``category/``), so GitHub keeps the uploads of ``scan``
+    and ``analyze`` apart instead of one replacing the other.
     """
     base = Path(root) if root is not None else Path.cwd()
     table = kb.load()
@@ -112,7 +115,7 @@ def render_sarif(
         result["ruleIndex"] = index[result["ruleId"]]
     run: dict[str, Any] = {
         "tool": {"driver": _driver(ordered_rules)},
-        "automationDetails": {"id": f"{TOOL_NAME}/"},
+        "automationDetails": {"id": f"{category}/"},
         "originalUriBaseIds": {SRCROOT: {"uri": base.resolve().as_uri() + "/"}},
         "invocations": [
             {

@@ -142,3 +142,12 @@ def test_missing_symbols_make_the_run_incomplete(tmp_path: Path) -> None:
     assert code == ExitCode.INCOMPLETE
     note = json.loads(out)["incidents"][0]["caller"]["note"]
     assert "not found" in note
+
+
+def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hvci.commands.analyze.analyze_inputs", interrupted)
+    code, out, err = run(str(HAXM))
+    assert code == ExitCode.INTERRUPTED and out == "" and "interrupted" in err

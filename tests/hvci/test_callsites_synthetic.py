@@ -13,7 +13,7 @@ from symbols.pe import PeImage
 
 TEXT, DATA = 0x1000, 0x2000
 IAT = {"ExAllocatePoolWithTag": 0x2000, "MmGetSystemRoutineAddress": 0x2008, "RtlInitUnicodeString": 0x2010}
-ILT, IMPORTS, DLL_NAME, HINTS, WIDE_NAME, GLOBAL = 0x2020, 0x2040, 0x2100, 0x2110, 0x2180, 0x21E0
+ILT, IMPORTS, DLL_NAME, HINTS, WIDE_NAME, GLOBAL = 0x2020, 0x2040, 0x2100, 0x2110, 0x2190, 0x21E0
 
 Piece = bytes | Callable[[int], bytes]  # a callable gets its own RVA (for rip-relative displacements)
 
@@ -116,7 +116,9 @@ def build() -> tuple[bytes, dict[str, int]]:
     for i, (name, rva, raw, flags) in enumerate(
         [(b".text", TEXT, 0x200, 0x60000020), (b".data", DATA, 0x400, 0xC0000040)]
     ):
-        struct.pack_into("<8sIIIIIIHHI", headers, table + 40 * i, name, 0x200, rva, 0x200, raw, 0, 0, 0, 0, flags)
+        struct.pack_into(
+            "<8sIIIIIIHHI", headers, table + 40 * i, name, 0x200, rva, 0x200, raw, 0, 0, 0, 0, flags
+        )
     return bytes(headers) + text + data_section(), marks
 
 

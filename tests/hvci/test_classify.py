@@ -291,3 +291,12 @@ def test_image_dump_gives_the_scan_findings() -> None:
     incidents = classify(ImageGroup(record), Context())
     assert [i.category for i in incidents] == ["execute-write-section"]
     assert incidents[0].kind == "image" and "HOOK" in incidents[0].title
+
+
+def test_bucket_falls_back_to_failure_bucket_id_for_the_driver() -> None:
+    fields = (("IMAGE_NAME", "api_misuse_O0.sys"), ("FAILURE_BUCKET_ID", "0xc4_2003_VRF_api_misuse_O0!Load"))
+    analyze = AnalyzeRecord(span(30, 60), bc(0x2003, 1, 2, 3, form="analyze"), fields=fields)
+    assert one(CrashGroup(analyze=analyze)).bucket == "execute-write-section:api_misuse_o0!Load"
+    other = (("IMAGE_NAME", "x.sys"), ("FAILURE_BUCKET_ID", "0xc4_2003_VRF_nt!VfCheckImageCompliance"))
+    analyze = AnalyzeRecord(span(30, 60), bc(0x2003, 1, 2, 3, form="analyze"), fields=other)
+    assert one(CrashGroup(analyze=analyze)).bucket == "execute-write-section:x"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 from hvci.correlate import (
     LOOK_BACK_LINES,
     CounterGroup,
@@ -23,6 +26,7 @@ from parsers.records import (
     ModuleEntry,
     ModuleListRecord,
     ReadinessRecord,
+    Record,
     Span,
     StackFrame,
     StackRecord,
@@ -55,10 +59,12 @@ def stack(line: int) -> StackRecord:
     return StackRecord(span(line, line + 2), "k", (StackFrame(line + 1, "00 nt!KeBugCheckEx"),))
 
 
-def crash_groups(records: list) -> list[CrashGroup]:
-    groups = list(correlate(records))
-    assert all(isinstance(g, CrashGroup) for g in groups)
-    return groups  # type: ignore[return-value]
+def crash_groups(records: Sequence[object]) -> list[CrashGroup]:
+    """The groups of ``records`` (test lists mix record types, so they are typed loosely here)."""
+    groups = list(correlate(cast(list[Record], records)))
+    crashes = [g for g in groups if isinstance(g, CrashGroup)]
+    assert crashes == groups
+    return crashes
 
 
 def test_banner_fatal_error_analyze_and_stack_are_one_incident() -> None:

@@ -68,7 +68,6 @@ def test_first_incident_streams_before_the_input_is_read(tmp_path: Path) -> None
     first: Incident = next(stream)
     assert first.id.endswith(":1")
     assert inp.info().lines < 300_000
-    stream.close()
 
 
 def test_ids_are_unique_and_input_ordered() -> None:

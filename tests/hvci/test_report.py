@@ -110,7 +110,7 @@ def test_log_text_stays_inert(fmt: str) -> None:
 def test_incident_markdown_is_self_contained(report: Report) -> None:
     hvci = report.hvci_incidents[0]
     text = incident_markdown(hvci)
-    assert text.startswith("## IntelHaxm\\.sys allocated executable pool")
+    assert text.startswith("## IntelHaxm.sys allocated executable pool (NonPagedPool, tag MEMH)")
     assert "````text" in text or "```text" in text  # the stack, fenced
     assert "**Evidence**" in text and "**Fix:**" in text
 

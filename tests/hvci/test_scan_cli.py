@@ -120,3 +120,19 @@ def test_symbol_store_layout(tmp_path: Path) -> None:
         ).output
     )
     assert found["images"][0]["symbols"] == str(store / "api_misuse.pdb")
+
+
+def test_scan_and_analyze_uploads_are_kept_apart() -> None:
+    log = json.loads(_run(BUILD / "clean.sys", "--format", "sarif").output)
+    assert log["runs"][0]["automationDetails"]["id"] == "hvci-triage-scan/"
+
+
+def test_folders_and_globs_expand() -> None:
+    doc = json.loads(_run(f"{BUILD}/wx_*.sys", "--format", "json").output)
+    assert sorted(Path(i["path"]).name for i in doc["images"]) == [
+        "wx_linker.sys",
+        "wx_merge.sys",
+        "wx_section.sys",
+    ]
+    folder = json.loads(_run(REALWORLD, "--format", "json").output)
+    assert len(folder["images"]) == 3 and all(i["status"] == "analysed" for i in folder["images"])

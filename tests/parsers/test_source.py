@@ -35,7 +35,6 @@ def lines_of(data: bytes, **kwargs: object) -> tuple[list[str], list[Diagnostic]
         (TEXT.encode("utf-16-be"), "utf-16-be"),
         (TEXT.encode("utf-8"), "utf-8"),
         (TEXT.encode("cp1252"), "cp1252"),
-        (b"plain ascii\n", "utf-8"),
     ],
 )
 def test_every_encoding_decodes_to_the_same_lines(data: bytes, encoding: str) -> None:
@@ -45,10 +44,14 @@ def test_every_encoding_decodes_to_the_same_lines(data: bytes, encoding: str) ->
     assert diagnostics == []
 
 
+def test_plain_ascii_is_utf8() -> None:
+    assert lines_of(b"plain ascii\n") == (["plain ascii"], [], "utf-8")
+
+
 def test_sniff_reports_bom_length() -> None:
     assert sniff_encoding(codecs.BOM_UTF8 + b"x") == ("utf-8-sig", 3)
     assert sniff_encoding(codecs.BOM_UTF16_LE + b"x\x00") == ("utf-16-le", 2)
-    assert sniff_encoding("x".encode("utf-8") + b"\xc3") == ("utf-8", 0)  # cut multi-byte sequence at the end
+    assert sniff_encoding(b"x" + b"\xc3") == ("utf-8", 0)  # cut multi-byte sequence at the end
     assert sniff_encoding(b"caf\xe9 au lait") == ("cp1252", 0)
 
 
@@ -78,12 +81,14 @@ def test_utf16_split_between_reads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_invalid_utf8_is_replaced_and_reported_once_with_its_line() -> None:
-    data = ("ok line\n" * 3).encode() + "caf\u00e9\n".encode() + b"bad \xff\xfe here\nand \xc0 again\n"
+    # the head (what the encoding is chosen from) is clean UTF-8; damage comes later, as in a real log
+    data = ("ok line\n" * 1000).encode() + "caf\u00e9\n".encode() + b"bad \xff\xfe here\nand \xc0 again\n"
     texts, diagnostics, encoding = lines_of(data)
     assert encoding == "utf-8"
-    assert texts[4] == "bad \ufffd\ufffd here"
+    assert texts[1000] == "caf\u00e9"
+    assert texts[1001] == "bad \ufffd\ufffd here"
     assert len(diagnostics) == 1
-    assert diagnostics[0].span.first_line == 5
+    assert diagnostics[0].span.first_line == 1002
     assert "not valid utf-8" in diagnostics[0].message
 
 

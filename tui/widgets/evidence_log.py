@@ -108,8 +108,8 @@ class EvidenceLog(ScrollView, can_focus=True):
             self._known = self._width = self._scanned = 0
             self._matches = []
             self.scroll_to(0, 0, animate=False, immediate=True)
-        new = range(self._known, count)
-        self._width = max(self._width, max((min(len(self._lines[i]), MAX_COLUMNS) for i in new), default=0))
+        widest = max(map(len, self._lines[self._known : count]), default=0)  # C speed: 1M lines in ms
+        self._width = max(self._width, min(widest, MAX_COLUMNS))
         added = count - self._known
         self._known = count
         self._scan_matches()

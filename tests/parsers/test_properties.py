@@ -1,0 +1,83 @@
+"""Property tests: no parser and no ``iter_records`` raises on arbitrary input; spans stay in bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parsers import analyze, banner, kd, ln, stack
+from parsers.base import LineCursor
+from parsers.records import AnalyzeRecord, Record
+from parsers.stream import iter_records, open_input
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
+SAMPLE_LINES = sorted(
+    {
+        line
+        for p in SAMPLES.iterdir()
+        if p.suffix in (".txt", ".md")
+        for line in p.read_text("utf-8").splitlines()
+    }
+)
+MINE = (kd.PARSER, banner.PARSER, analyze.PARSER, stack.PARSER, ln.PARSER)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# lines of real logs, cut, doubled and joined with junk: reaches the deep branches of every parser
+mutated_line = st.one_of(
+    st.sampled_from(SAMPLE_LINES),
+    st.builds(lambda line, cut: line[:cut], st.sampled_from(SAMPLE_LINES), st.integers(0, 80)),
+    st.builds(lambda a, b: a + b, st.sampled_from(SAMPLE_LINES), st.sampled_from(SAMPLE_LINES)),
+    st.builds(
+        lambda p, line: p + line,
+        st.sampled_from(["> ", "    ", "**", "\t", "```"]),
+        st.sampled_from(SAMPLE_LINES),
+    ),
+    st.text(max_size=60),
+)
+log_text = st.lists(mutated_line, max_size=80).map("\n".join)
+separators = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+def check(records: list[Record], lines: int) -> None:
+    starts = [r.span.first_line for r in records]
+    assert starts == sorted(starts)
+    for record in records:
+        assert 1 <= record.span.first_line <= record.span.last_line <= max(lines, 1)
+        if isinstance(record, AnalyzeRecord):
+            inner = [
+                s for s in (record.bugcheck and record.bugcheck.span, record.stack and record.stack.span) if s
+            ]
+            for span in inner:
+                assert record.span.first_line <= span.first_line <= span.last_line <= record.span.last_line
+
+
+@SETTINGS
+@given(st.binary(max_size=3000))
+def test_iter_records_never_raises_on_bytes(data: bytes) -> None:
+    inp = open_input(None, data=data, name="fuzz")
+    records = list(iter_records(inp))
+    check(records, inp.info().lines)
+
+
+@SETTINGS
+@given(log_text, separators, st.sampled_from(["utf-8", "utf-16-le", "utf-16-be", "utf-8-sig"]))
+def test_iter_records_never_raises_on_log_like_text(text: str, newline: str, encoding: str) -> None:
+    data = text.replace("\n", newline).encode(encoding, "replace")
+    inp = open_input(None, data=data, name="fuzz")
+    records = list(iter_records(inp))
+    check(records, inp.info().lines)
+
+
+@SETTINGS
+@given(log_text)
+def test_each_parser_alone_never_raises_and_stays_in_its_input(text: str) -> None:
+    lines = text.splitlines() or [""]
+    for parser in MINE:
+        cursor = LineCursor.from_text("\n".join(lines[1:]), "fuzz", first_line=2)
+        first = LineCursor.from_text(lines[0], "fuzz").next()
+        if first is None:
+            continue
+        records = list(parser.parse(first, cursor))
+        check(records, len(lines))

@@ -1,0 +1,263 @@
+"""The dispatcher: prefilter correctness, input order, formats, robustness, stdin and follow mode."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from parsers import source
+from parsers.base import Line, LineCursor
+from parsers.prefilter import Prefilter, anchors_for
+from parsers.records import BugCheckRecord, Diagnostic, Record, Span, VerifierBannerRecord
+from parsers.registry import PARSERS
+from parsers.stream import iter_records, open_input, parse_text
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
+MINE = sorted(
+    p.name for p in SAMPLES.iterdir() if p.name.startswith(("analyze-", "banner-", "stack-", "kd-session"))
+)
+BUG = "BugCheck C4, {2000, fffff802da2d33e8, 0, 484d454d}"
+
+
+class _LineParser:
+    """A test parser: one record per matching line, no look-ahead."""
+
+    def __init__(self, name: str, trigger: str) -> None:
+        self.name = name
+        self.trigger = trigger
+
+    def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        yield Diagnostic(Span(cursor.path, first.number, first.number), f"{self.name}: {first.text}", "info")
+
+
+def test_samples_exist_for_every_subcode() -> None:
+    text = " ".join(MINE)
+    for subcode in ("2000", "2001", "2002", "2003", "2004", "2005", "2006"):
+        assert f"c4-{subcode}" in text
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_records_come_in_input_order_with_valid_spans(name: str) -> None:
+    inp = open_input(SAMPLES / name, name=name)
+    records = list(iter_records(inp))
+    info = inp.info()
+    assert records
+    assert info.format in ("kd-log", "analyze")
+    starts = [r.span.first_line for r in records]
+    assert starts == sorted(starts)
+    for record in records:
+        assert 1 <= record.span.first_line <= record.span.last_line <= info.lines
+        assert record.span.path == name
+
+
+def test_utf16_session_reads_like_its_utf8_twin() -> None:
+    def summary(name: str) -> list[tuple[str, int]]:
+        return [
+            (type(r).__name__, r.span.last_line - r.span.first_line)
+            for r in iter_records(open_input(SAMPLES / name))
+        ]
+
+    utf16 = open_input(SAMPLES / "kd-session-utf16le.log")
+    list(iter_records(utf16))
+    assert utf16.info().encoding == "utf-16-le"
+    assert summary("kd-session-utf16le-nobom.log") == summary("analyze-c4-2002-mdl-mapping.txt")
+    assert summary("kd-session-utf16le.log") == summary("analyze-c4-2002-mdl-mapping.txt")
+
+
+def test_info_counts_and_formats() -> None:
+    records, info = parse_text("just\nsome text\n", "t")
+    assert (records, info.format, info.lines, info.encoding, info.bytes_read) == ([], "text", 2, "utf-8", 15)
+    _, info = parse_text((SAMPLES / "analyze-non-hvci-c4-62-leak.txt").read_text("utf-8"), "t")
+    assert info.format == "analyze"
+    _, info = parse_text((SAMPLES / "banner-only-log-mode.log").read_text("utf-8"), "t")
+    assert info.format == "kd-log"
+
+
+def test_every_trigger_line_is_a_prefilter_candidate() -> None:
+    """The prefilter may over-approximate but must never miss a line some trigger matches."""
+    lines = []
+    for name in sorted(p.name for p in SAMPLES.iterdir()):
+        lines.extend((SAMPLES / name).read_text("utf-8", "replace").splitlines())
+    lines += [
+        "  > ** " + BUG,
+        "0: kd> kv 20",
+        "\t# Call Site",
+        "Verify Level 2000000",
+        "xx <Event xmlns='x'>",
+    ]
+    triggers = [__import__("re").compile(p.trigger, __import__("re").MULTILINE) for p in PARSERS]
+    data = "\n" + "\n".join(lines) + "\n"
+    scanner = Prefilter(p.trigger for p in PARSERS).scanner(data.encode("utf-8", "replace"))
+    candidates = set()
+    position = 1
+    encoded = data.encode("utf-8", "replace")
+    while (start := scanner.next_candidate(position)) >= 0:
+        candidates.add(encoded.count(b"\n", 0, start))
+        position = encoded.find(b"\n", start) + 1
+    for number, text in enumerate(lines, start=1):
+        if any(t.search(text) for t in triggers):
+            assert number in candidates, text
+
+
+def test_anchor_extraction() -> None:
+    assert [a.text for a in anchors_for(r"^[\s>*]*(?:Fatal System Error:|BugCheck\s+)") or ()] == [
+        "Fatal System Error:",
+        "BugCheck",
+    ]
+    (star,) = anchors_for(r"^\*{70,}\s*$") or ()
+    assert (star.text, star.line_start) == ("*" * 70, False)
+    (floating,) = anchors_for(r"(?i)hello\s+world") or ()
+    assert (floating.text, floating.line_start, floating.ignore_case) == ("hello", False, True)
+    assert anchors_for(r"\d+x") is None
+
+
+def test_floating_and_unanchored_triggers_still_work() -> None:
+    parsers = (_LineParser("floating", r"(?i)needle\s+here"), _LineParser("bare", r"\d{3}x\d"))
+    text = "noise\nA NEEDLE  HERE b\nnothing\nzz 123x4\n"
+    records = list(iter_records(open_input(None, data=text.encode()), parsers=parsers))
+    assert [(r.span.first_line, r.message.split(":")[0]) for r in records if isinstance(r, Diagnostic)] == [
+        (2, "floating"),
+        (4, "bare"),
+    ]
+
+
+def test_a_raising_parser_costs_only_its_block() -> None:
+    class Broken:
+        name = "broken"
+        trigger = r"^boom"
+
+        def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+            raise ValueError("bad")
+            yield  # pragma: no cover
+
+    parsers = (Broken(), *PARSERS)
+    inp = open_input(None, data=f"boom\n{BUG}\n".encode())
+    records = list(iter_records(inp, parsers=parsers))
+    assert isinstance(records[0], Diagnostic) and records[0].severity == "error"
+    assert isinstance(records[1], BugCheckRecord)
+    assert inp.info().diagnostics == (records[0],)
+
+
+def test_a_parser_pushing_back_its_first_line_does_not_loop() -> None:
+    class Stubborn:
+        name = "stubborn"
+        trigger = r"^again"
+
+        def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+            cursor.push_back(first)
+            return iter(())
+
+    records = list(
+        iter_records(open_input(None, data=f"again\n{BUG}\n".encode()), parsers=(Stubborn(), *PARSERS))
+    )
+    assert [type(r).__name__ for r in records] == ["BugCheckRecord"]
+
+
+def test_blocks_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "CHUNK_SIZE", 64)
+    text = (SAMPLES / "analyze-c4-2000-modern.txt").read_bytes()
+    small = list(iter_records(open_input(None, data=text)))
+    monkeypatch.setattr(source, "CHUNK_SIZE", 4 << 20)
+    assert small == list(iter_records(open_input(None, data=text)))
+
+
+def test_stdin_is_read_as_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = codecs.BOM_UTF16_LE + f"noise\n{BUG}\n".encode("utf-16-le")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    inp = open_input("-")
+    (record,) = iter_records(inp)
+    assert (inp.path, inp.info().encoding, record.span) == ("<stdin>", "utf-16-le", Span("<stdin>", 2, 2))
+
+
+def test_missing_file_raises_oserror(tmp_path: Path) -> None:
+    inp = open_input(tmp_path / "missing.log")
+    with pytest.raises(OSError):
+        list(iter_records(inp))
+
+
+def test_stop_ends_a_normal_read_early() -> None:
+    stop = threading.Event()
+    stop.set()
+    assert list(iter_records(open_input(None, data=f"{BUG}\n".encode()), stop=stop)) == []
+
+
+def test_long_line_diagnostics_are_in_the_stream_and_in_info() -> None:
+    inp = open_input(None, data=b"x" * (100 << 10) + b"\n" + BUG.encode() + b"\n")
+    records = list(iter_records(inp))
+    assert [type(r).__name__ for r in records] == ["Diagnostic", "BugCheckRecord"]
+    assert inp.info().diagnostics == (records[0],)
+
+
+def _follow(path: Path, stop: threading.Event, out: list[Record]) -> threading.Thread:
+    def run() -> None:
+        out.extend(iter_records(open_input(path), follow=True, stop=stop))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_for(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le"])
+def test_follow_mode_sees_appended_blocks_until_stopped(
+    tmp_path: Path, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
+    path = tmp_path / "live.log"
+    bom = codecs.BOM_UTF16_LE if encoding == "utf-16-le" else b""
+    path.write_bytes(bom + "Opened log file\r\n".encode(encoding))
+    stop = threading.Event()
+    out: list[Record] = []
+    thread = _follow(path, stop, out)
+    banner = (
+        "*********** Verifier Detected a Code Integrity Issue ************\r\n**\r\n"
+        "** The caller 0xFFFFF802DA2D33E8 specified an executable pool type 0x0.\r\n**\r\n"
+        "*****************************************************************\r\n"
+    )
+    with open(path, "ab") as log:
+        for piece in (banner[:30], banner[30:], "noise\r\n", f"{BUG}\r\n", "*** Fatal System Er"):
+            log.write(piece.encode(encoding))
+            log.flush()
+            time.sleep(0.05)
+    _wait_for(lambda: len(out) >= 2)
+    assert [type(r).__name__ for r in out] == ["VerifierBannerRecord", "BugCheckRecord"]
+    assert isinstance(out[0], VerifierBannerRecord) and out[0].span.first_line == 2
+    assert out[1].span.first_line == 8
+    with open(path, "ab") as log:  # the partial last line completes later
+        log.write("ror: 0x000000c4\r\n                       (0x2000,0x1,0x0,0x0)\r\n".encode(encoding))
+    _wait_for(lambda: len(out) >= 3)
+    assert isinstance(out[2], BugCheckRecord) and out[2].form == "fatal-system-error"
+    assert (out[2].span.first_line, out[2].span.last_line, out[2].args) == (9, 10, (0x2000, 1, 0, 0))
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_follow_mode_restarts_after_truncation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
+    path = tmp_path / "live.log"
+    path.write_bytes(f"a\nb\n{BUG}\n".encode())
+    stop = threading.Event()
+    out: list[Record] = []
+    thread = _follow(path, stop, out)
+    _wait_for(lambda: len(out) >= 1)
+    path.write_bytes(f"{BUG}\n".encode())  # truncated and rewritten, as a new .logopen does
+    _wait_for(lambda: len(out) >= 3)
+    stop.set()
+    thread.join(5)
+    kinds = [(type(r).__name__, r.span.first_line) for r in out]
+    assert kinds[0] == ("BugCheckRecord", 3)
+    assert ("BugCheckRecord", 1) in kinds
+    assert any(isinstance(r, Diagnostic) and "from the start" in r.message for r in out)
