@@ -71,7 +71,8 @@ def _noise_lines(rng: random.Random, count: int) -> list[str]:
             )
         elif kind == 3:
             out.append(
-                f"rax={rng.randrange(1 << 64):016x} rbx={rng.randrange(1 << 64):016x} rcx={rng.randrange(1 << 64):016x}"
+                f"rax={rng.randrange(1 << 64):016x} rbx={rng.randrange(1 << 64):016x} "
+                f"rcx={rng.randrange(1 << 64):016x}"
             )
         elif kind == 4:
             out.append(f"{addr} 48894c2408      mov     qword ptr [rsp+8],rcx")
@@ -89,7 +90,8 @@ def _noise_lines(rng: random.Random, count: int) -> list[str]:
             out.append(f"nt!DbgBreakPointWithStatus+0x{rng.randrange(64):x}:")
         else:
             out.append(
-                f"WER/CrashAPI:{rng.randrange(99999)}: Info: queued report, bucket {rng.randrange(1 << 32):08x}"
+                f"WER/CrashAPI:{rng.randrange(99999)}: Info: queued report, bucket "
+                f"{rng.randrange(1 << 32):08x}"
             )
     return out
 
@@ -197,7 +199,8 @@ def main() -> None:
         iter_small = _run_child("iter", files[sizes[0]])
         print(f"input: {megabytes:.0f} MB, {iter_big['lines']:.0f} lines ({big})")
         print(
-            f"grep -c -F ({len(_grep_pattern())} anchors): {grep_seconds:.2f} s, {megabytes / grep_seconds:.0f} MB/s, "
+            f"grep -c -F ({len(_grep_pattern())} anchors): {grep_seconds:.2f} s, "
+            f"{megabytes / grep_seconds:.0f} MB/s, "
             f"{grep_lines} matching lines"
         )
         ours = megabytes / iter_big["seconds"]

@@ -471,6 +471,7 @@ class _Analyser:
         self.lite_count = 0
         self.code_bytes = 0
         self.capped = False
+        self.stack_escapes = False
         self.notes: list[str] = []
 
     # --- pass 0: cheap scan for references ------------------------------------------------------------
@@ -574,6 +575,11 @@ class _Analyser:
         self.code_bytes += len(data)
         if not insns:
             return []
+        # Does the function hand out stack addresses (lea reg,[rsp+X])? Then writes through pointers and
+        # calls may change stack variables, and they are forgotten at each such write.
+        self.stack_escapes = any(
+            i.mnemonic == "lea" and len(i.ops) == 2 and self._is_stack(i, i.ops[1]) for i in insns
+        )
         blocks = _blocks(insns, region)
         by_start = {b[0].address: b for b in blocks}
         order = [b[0].address for b in blocks]
@@ -746,8 +752,16 @@ class _Analyser:
                 st.slots.clear()
             st.regs[info[0]] = unknown(reason)
         for op in insn.ops:
-            if op.type == cx86.X86_OP_MEM and op.access & capstone.CS_AC_WRITE and self._is_stack(insn, op):
+            if op.type != cx86.X86_OP_MEM or not op.access & capstone.CS_AC_WRITE:
+                continue
+            if self._is_stack(insn, op):
                 st.slots[op.disp] = unknown(reason)
+            elif self._mem_target(insn, op) is None and self.stack_escapes:
+                self._forget_stack(st)
+
+    def _forget_stack(self, st: State) -> None:
+        """Stack variables are no longer known, except the UNICODE_STRINGs a routine lookup reads."""
+        st.slots = {k: v for k, v in st.slots.items() if v.kind == "ustr"}
 
     # --- operands ---------------------------------------------------------------------------------------
 
@@ -865,6 +879,8 @@ class _Analyser:
                 st.slots[op.disp] = value
                 return
             rva = self._mem_target(insn, op)
+            if rva is None and self.stack_escapes:
+                self._forget_stack(st)  # a write through a pointer may land in a stack variable
             if rva is not None and value.kind == "fn" and isinstance(value.ref, str):
                 api = self.image.kb.affected_api(value.ref)
                 if api is not None:
@@ -916,10 +932,8 @@ class _Analyser:
         for family in volatile:
             st.regs[family] = unknown(f"clobbered by the call at 0x{insn.address:x}")
         st.regs["a"] = result
-        if self.bits == 64:
-            st.slots = {k: v for k, v in st.slots.items() if k >= 0x60 or v.kind == "ustr"}
-        else:
-            st.slots = {}
+        # the callee may write any stack variable whose address it was given, and pops stdcall arguments
+        self._forget_stack(st)
 
     def _arg(self, st: State, index: int, tail: bool) -> Val:
         word = self.bits // 8

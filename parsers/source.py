@@ -27,6 +27,7 @@ from parsers.records import Diagnostic, Span
 
 CHUNK_SIZE = 4 << 20  # bytes per read: large enough that per-chunk Python overhead vanishes
 LINE_CAP = 64 << 10  # characters of one line kept for parsing
+LONG_LINE = f"line longer than {LINE_CAP} characters truncated for parsing"
 SNIFF_SIZE = 4096  # bytes looked at to choose an encoding
 POLL_SECONDS = 0.2  # follow mode: how often a quiet file is checked for growth
 
@@ -36,15 +37,31 @@ T = TypeVar("T", str, bytes)
 
 
 @dataclass(frozen=True, slots=True)
+class Issue:
+    """A problem with the line at ``offset`` in a chunk's data. Chunks do not number their lines (counting
+    newlines costs a pass over the data, and the dispatcher counts them anyway), so the reader of the
+    chunks turns an issue into a :class:`Diagnostic` once it knows the line number."""
+
+    offset: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
-    """Complete lines ``first_line .. first_line + lines - 1``; each line ends with ``\\n`` (a CRLF line
-    keeps its ``\\r`` before it, bare CRs are already turned into ``\\n``). ``data`` is ``bytes`` for
-    ASCII-compatible encodings (decode a line with :meth:`Source.decode_line`) and ``str`` for UTF-16."""
+    """Complete lines, each ending with ``\\n`` (a CRLF line keeps its ``\\r`` before it; bare CRs are
+    already turned into ``\\n``), continuing the line numbering of the previous chunk. ``data`` is ``bytes``
+    for ASCII-compatible encodings (decode a line with :meth:`Source.decode_line`) and ``str`` for UTF-16.
+    Empty ``data`` (follow mode) means "nothing new for now"."""
 
     data: bytes | str
-    first_line: int
-    lines: int
-    diagnostics: tuple[Diagnostic, ...] = ()
+    issues: tuple[Issue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """The followed file was truncated or re-created: it is read again from its first line."""
+
+    reason: str
 
 
 def sniff_encoding(head: bytes) -> tuple[str, int]:
@@ -77,32 +94,19 @@ def sniff_encoding(head: bytes) -> tuple[str, int]:
     return "utf-8", 0
 
 
-class _Reset:
-    """Marker from the raw reader: the followed file was truncated or re-created; start over."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
 class _Liner(Generic[T]):
     """Cuts decoded pieces into chunks of complete lines, normalising bare CRs and truncating long lines.
 
     Generic over ``bytes`` and ``str`` so that the same logic serves both kinds of chunk.
     """
 
-    def __init__(self, path: str, newline: T, cr: T, first_line: int = 1) -> None:
-        self.path = path
+    def __init__(self, newline: T, cr: T) -> None:
         self.nl: T = newline
         self.cr: T = cr
         self.crlf: T = cr + newline
         self.empty: T = newline[:0]
         self.carry: T = newline[:0]
         self.skipping = False  # inside an over-long line whose kept part was already emitted
-        self.line = first_line  # number of the next line to emit
-
-    def _long_line(self, line: int) -> Diagnostic:
-        message = f"line longer than {LINE_CAP} characters truncated for parsing"
-        return Diagnostic(Span(self.path, line, line), message)
 
     def feed(self, piece: T) -> Chunk | None:
         if self.skipping:
@@ -143,22 +147,19 @@ class _Liner(Generic[T]):
         return self._chunk(data)
 
     def _chunk(self, data: T, *, force_long: bool = False) -> Chunk:
-        diagnostics: list[Diagnostic] = []
+        issues: list[Issue] = []
         if force_long:
-            diagnostics.append(self._long_line(self.line))
+            issues.append(Issue(0, LONG_LINE))
         elif len(data) > LINE_CAP:
-            data = self._truncate_long_lines(data, diagnostics)
-        count = data.count(self.nl)
-        chunk = Chunk(data, self.line, count, tuple(diagnostics))
-        self.line += count
-        return chunk
+            data = self._truncate_long_lines(data, issues)
+        return Chunk(data, tuple(issues))
 
-    def _truncate_long_lines(self, data: T, diagnostics: list[Diagnostic]) -> T:
+    def _truncate_long_lines(self, data: T, issues: list[Issue]) -> T:
         """Cut every line longer than the cap. Walks the data a cap-sized window at a time: a line starting
         at ``pos`` is too long exactly when no newline lies in ``[pos, pos + cap]``, so a handful of
         ``rfind`` calls per chunk suffice and ordinary chunks pay nothing else."""
         pieces: list[T] = []
-        start = pos = 0
+        start = pos = kept = 0  # kept: length of the pieces so far, where the next piece starts
         end = len(data)
         while end - pos > LINE_CAP:
             newline = data.rfind(self.nl, pos, pos + LINE_CAP + 1)
@@ -166,8 +167,9 @@ class _Liner(Generic[T]):
                 pos = newline + 1
                 continue
             line_end = data.find(self.nl, pos + LINE_CAP)
+            issues.append(Issue(kept + pos - start, LONG_LINE))
             pieces.append(data[start : pos + LINE_CAP])
-            diagnostics.append(self._long_line(self.line + data.count(self.nl, 0, pos)))
+            kept += pos + LINE_CAP - start
             start = pos = line_end  # keeps the newline
         if not pieces:
             return data
@@ -176,12 +178,8 @@ class _Liner(Generic[T]):
 
 
 def _join(first: Chunk, second: Chunk) -> Chunk:
-    return Chunk(
-        first.data + second.data,  # type: ignore[operator]
-        first.first_line,
-        first.lines + second.lines,
-        first.diagnostics + second.diagnostics,
-    )
+    shifted = tuple(Issue(i.offset + len(first.data), i.message) for i in second.issues)
+    return Chunk(first.data + second.data, first.issues + shifted)  # type: ignore[operator]
 
 
 class Source:
@@ -203,12 +201,11 @@ class Source:
         self.encoding: str | None = encoding
         self._forced = encoding is not None  # pasted text: we encoded it ourselves, nothing to sniff
         self.bytes_read = 0
-        self.lines = 0
         self._codec = "utf-8" if encoding in (None, "utf-8-sig") else encoding
         self._head = b""  # bytes read to sniff the encoding, not yet handed out
 
     # -- reading raw bytes -------------------------------------------------------------------------------
-    def _raw(self, follow: bool, stop: threading.Event | None) -> Iterator[bytes | _Reset]:
+    def _raw(self, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:
         """Raw byte pieces; in follow mode an empty piece means "nothing new for now"."""
         if self.data is not None:
             for start in range(0, len(self.data), CHUNK_SIZE):
@@ -225,7 +222,7 @@ class Source:
             return
         yield from self._file(self.path, follow, stop)
 
-    def _file(self, path: Path, follow: bool, stop: threading.Event | None) -> Iterator[bytes | _Reset]:
+    def _file(self, path: Path, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:
         handle = open(path, "rb")  # noqa: SIM115 - reopened on re-creation, closed in finally
         try:
             while True:
@@ -245,7 +242,7 @@ class Source:
                 if reason is not None:
                     handle.close()
                     handle = open(path, "rb")  # noqa: SIM115
-                    yield _Reset(reason)
+                    yield Restart(f"{self.name} {reason}; reading it again from the start")
         finally:
             handle.close()
 
@@ -283,13 +280,11 @@ class Source:
         self._codec = "utf-8" if encoding == "utf-8-sig" else encoding
         return bom
 
-    def chunks(
-        self, *, follow: bool = False, stop: threading.Event | None = None
-    ) -> Iterator[Chunk | Diagnostic]:
-        """The input as chunks of complete lines (plus a :class:`Diagnostic` when a followed file is reset).
+    def chunks(self, *, follow: bool = False, stop: threading.Event | None = None) -> Iterator[Chunk | Restart]:
+        """The input as chunks of complete lines (and a :class:`Restart` when a followed file is reset).
 
-        In follow mode an empty chunk (``lines == 0``) is yielded whenever the file is quiet, so that the
-        consumer can look at ``stop``.
+        In follow mode an empty chunk is yielded whenever the file is quiet, so that the consumer can look
+        at ``stop``.
         """
         self.bytes_read = 0
         if not self._forced:
@@ -298,14 +293,13 @@ class Source:
         raw = self._raw(follow, stop)
         state = _Decoding(self)
         for piece in raw:
-            if isinstance(piece, _Reset):
+            if isinstance(piece, Restart):
                 yield from state.finish()
                 head.clear()
                 state = _Decoding(self)
                 if not self._forced:
                     self.encoding = None
-                message = f"{self.name} {piece.reason}; reading it again from the start"
-                yield Diagnostic(Span(self.name, 1, 1), message, "info")
+                yield piece
                 continue
             self.bytes_read += len(piece)
             if self.encoding is None:
@@ -313,7 +307,7 @@ class Source:
                 if len(head) < SNIFF_SIZE and piece:
                     continue
                 if not head:
-                    yield Chunk(b"", state.line, 0)
+                    yield Chunk(b"")
                     continue
                 bom = self._sniff(bytes(head[:SNIFF_SIZE]))
                 piece = bytes(head[bom:])
@@ -322,7 +316,7 @@ class Source:
             if chunk is not None:
                 yield chunk
             elif not piece:
-                yield Chunk(b"", state.line, 0)
+                yield Chunk(b"")
         if self.encoding is None and head:
             bom = self._sniff(bytes(head[:SNIFF_SIZE]))
             chunk = state.feed(bytes(head[bom:]))
@@ -343,32 +337,23 @@ class _Decoding:
         self._decoder: codecs.IncrementalDecoder | None = None
         self._reported = False
 
-    @property
-    def line(self) -> int:
-        liner = self._liner_b or self._liner_s
-        return liner.line if liner is not None else 1
-
-    def _bad_bytes(self, line: int) -> Diagnostic:
-        encoding = self.source.encoding
-        return Diagnostic(
-            Span(self.source.name, line, line),
-            f"bytes that are not valid {encoding} replaced (first at line {line}; further ones not reported)",
-        )
+    def _bad_bytes(self) -> str:
+        return f"bytes that are not valid {self.source.encoding} replaced (further ones are not reported)"
 
     def feed(self, piece: bytes) -> Chunk | None:
         encoding = self.source.encoding
         if encoding in ASCII_COMPATIBLE:
             if self._liner_b is None:
-                self._liner_b = _Liner(self.source.name, b"\n", b"\r")
+                self._liner_b = _Liner(b"\n", b"\r")
             chunk = self._liner_b.feed(piece)
             return self._checked(chunk)
         if self._liner_s is None:
-            self._liner_s = _Liner(self.source.name, "\n", "\r")
+            self._liner_s = _Liner("\n", "\r")
             self._decoder = codecs.getincrementaldecoder(encoding or "utf-16-le")("strict")
         chunk = self._liner_s.feed(self._decode(piece, final=False))
         return self._with_pending(chunk) if chunk is not None else None
 
-    _pending: Diagnostic | None = None  # a UTF-16 decoding problem waiting for the chunk it belongs to
+    _pending = False  # a UTF-16 decoding problem waiting for the chunk it belongs to
 
     def _decode(self, piece: bytes, *, final: bool) -> str:
         assert self._decoder is not None and self._liner_s is not None
@@ -379,10 +364,8 @@ class _Decoding:
             replacing = codecs.getincrementaldecoder(self.source.encoding or "utf-16-le")("replace")
             replacing.setstate(state)
             self._decoder = replacing
-            text = replacing.decode(piece, final)
-            before = self._liner_s.carry + text[: max(text.find("\ufffd"), 0)]
-            self._pending = self._bad_bytes(self._liner_s.line + before.count("\n"))
-            return text
+            self._pending = True
+            return replacing.decode(piece, final)
 
     def _checked(self, chunk: Chunk | None) -> Chunk | None:
         """Report (once) bytes the chunk's encoding cannot decode; ASCII chunks cost one fast check."""
@@ -396,8 +379,7 @@ class _Decoding:
             data.decode(self.source._codec)
         except UnicodeDecodeError as error:
             self._reported = True
-            line = chunk.first_line + data.count(b"\n", 0, error.start)
-            return Chunk(data, chunk.first_line, chunk.lines, (self._bad_bytes(line), *chunk.diagnostics))
+            return Chunk(data, (Issue(error.start, self._bad_bytes()), *chunk.issues))
         return chunk
 
     def finish(self) -> Iterator[Chunk]:
@@ -411,11 +393,11 @@ class _Decoding:
             last = liner.flush()
             if last is not None:
                 yield self._with_pending(self._checked(last) if liner is self._liner_b else last)  # type: ignore[arg-type]
-            self.source.lines = liner.line - 1
 
     def _with_pending(self, chunk: Chunk) -> Chunk:
-        if self._pending is None:
+        if not self._pending:
             return chunk
-        pending, self._pending = self._pending, None
+        self._pending = False
         self._reported = True
-        return Chunk(chunk.data, chunk.first_line, chunk.lines, (pending, *chunk.diagnostics))
+        where = chunk.data.find("\ufffd") if isinstance(chunk.data, str) else 0
+        return Chunk(chunk.data, (Issue(max(where, 0), self._bad_bytes()), *chunk.issues))

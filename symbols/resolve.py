@@ -181,7 +181,7 @@ class ImageSymbols:
                     line=symbol.line,
                     inlined=tuple(frame.function for frame in symbol.inlined),
                     resolved_by="pdb",
-                    note=_join(notes),
+                    note=_join(notes) if notes else None,
                     signature=symbol.signature,
                     inline_frames=symbol.inlined,
                 )
@@ -270,7 +270,7 @@ class SymbolResolver:
             line=result.line,
             inlined=result.inlined,
             resolved_by=result.resolved_by,
-            note=_join(notes),
+            note=_join(notes) if notes else None,
             signature=result.signature,
             inline_frames=result.inline_frames,
         )

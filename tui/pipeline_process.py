@@ -40,6 +40,10 @@ BATCH_LINES = 20_000
 BATCH_SECONDS = 0.1
 
 
+#: How much the readers yield the CPU to the UI (POSIX ``nice`` increment).
+NICENESS = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     what: str  # "incidents" | "lines"
@@ -97,7 +101,10 @@ def _serve_lines(inp: Input, follow: bool, send: Any) -> None:
 
 
 def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
-    """The child's side: read the requested input and stream the results."""
+    """The child's side: read the requested input and stream the results, at a lower CPU priority than
+    the UI (on 2 cores, two busy readers would otherwise starve the process the user is typing into)."""
+    if hasattr(os, "nice"):
+        os.nice(NICENESS)
     request: Request = pickle.load(request_stream)
     inp = open_input(request.path, data=request.data, name=request.name)
 

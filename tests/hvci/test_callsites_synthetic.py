@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from hvci.callsites import EXECUTABLE, SAFE, CallSite, analyse_calls
+from hvci.callsites import EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls
 from symbols.pe import PeImage
 
 TEXT, DATA = 0x1000, 0x2000
@@ -67,12 +67,22 @@ def program() -> tuple[bytes, dict[str, int]]:
         bytes.fromhex("31c9ffd0"),  # xor ecx, ecx; call rax
         bytes.fromhex("4883c428c3cc"),
     ]
-    pieces: list[Piece] = [*a, *b, *d, *e]
+    f = [  # a stack variable whose address a callee gets: its value after the call is not known
+        bytes.fromhex("4883ec48"),  # sub rsp, 0x48
+        bytes.fromhex("c744243000020000"),  # mov dword ptr [rsp+0x30], 0x200
+        bytes.fromhex("488d4c2430"),  # lea rcx, [rsp+0x30]
+        lambda at: b"\xe8" + struct.pack("<i", TEXT - (at + 5)),  # call an internal function
+        bytes.fromhex("8b4c2430"),  # mov ecx, dword ptr [rsp+0x30]
+        rip("ff15", IAT["ExAllocatePoolWithTag"]),
+        bytes.fromhex("4883c448c3cc"),
+    ]
+    pieces: list[Piece] = [*a, *b, *d, *e, *f]
     code, where = assemble(pieces)
     marks = {
         "tail_global": where[len(a) + 2],
         "call_thunk": where[len(a) + len(b) + 1],
         "call_rax": where[len(a) + len(b) + len(d) + 2] + 2,
+        "escaped_local": where[len(a) + len(b) + len(d) + len(e) + 5],
     }
     code = code.ljust(thunk_at - TEXT, b"\xcc")
     code += rip("ff25", IAT["ExAllocatePoolWithTag"])(thunk_at) + b"\xcc" * 10  # the GNU ld-style thunk
@@ -148,6 +158,12 @@ def test_register_loaded_from_the_iat() -> None:
     sites, marks = _sites()
     site = sites[marks["call_rax"]]
     assert site.verdict == EXECUTABLE and "rax" in site.how
+
+
+def test_a_local_whose_address_escaped_is_not_trusted_after_a_call() -> None:
+    sites, marks = _sites()
+    site = sites[marks["escaped_local"]]
+    assert site.verdict == UNKNOWN and "stack variable" in site.reason
 
 
 def test_the_thunk_itself_is_not_a_call_site() -> None:

@@ -206,7 +206,8 @@ def test_tab_continued_argument_descriptions() -> None:
     assert report.bugcheck is not None
     assert report.bugcheck.args == (0x62, 0xFFFFD6851FBF7188, 0xFFFFD68517AF2670, 1)
     assert report.bugcheck.arg_texts[3] == (
-        "total # of (paged+nonpaged) allocations that weren't freed. Type !verifier 3 drivername.sys for info "
+        "total # of (paged+nonpaged) allocations that weren't freed. Type !verifier 3 "
+        "drivername.sys for info "
         "on the allocations that were leaked that caused the bugcheck."
     )
     (fifty,) = analyses("analyze-non-hvci-0x50.txt")

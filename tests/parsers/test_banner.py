@@ -61,7 +61,8 @@ CASES = [
         {"issue": "iat", "image": "iatdrv.sys", "address": 0xFFFFF8031D4E0170, "section_name": ".text"},
     ),
     (
-        "The image relocdrv.sys contains unsupported relocs 0xFFFFF8031E2A4000 in reloc section FFFFF8031E2A6008.",
+        "The image relocdrv.sys contains unsupported relocs 0xFFFFF8031E2A4000 in reloc "
+        "section FFFFF8031E2A6008.",
         {
             "issue": "unsupported-relocs",
             "image": "relocdrv.sys",

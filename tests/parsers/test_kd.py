@@ -16,7 +16,8 @@ def bugchecks(text: str) -> list[BugCheckRecord]:
 def test_fatal_system_error_x64() -> None:
     text = (
         "noise\n*** Fatal System Error: 0x000000c4\n"
-        "                       (0x0000000000002000,0xFFFFF802DA2D33E8,0x0000000000000000,0x00000000484D454D)\n"
+        "                       "
+        "(0x0000000000002000,0xFFFFF802DA2D33E8,0x0000000000000000,0x00000000484D454D)\n"
         "\nBreak instruction exception - code 80000003 (first chance)\n"
     )
     assert bugchecks(text) == [
@@ -31,7 +32,10 @@ def test_fatal_system_error_x64() -> None:
 
 
 def test_fatal_system_error_x86_and_other_code() -> None:
-    text = "*** Fatal System Error: 0x0000001e\n                       (0xC0000005,0x8D4A12C8,0x00000000,0xFFFFFFFF)\n"
+    text = (
+        "*** Fatal System Error: 0x0000001e\n                       "
+        "(0xC0000005,0x8D4A12C8,0x00000000,0xFFFFFFFF)\n"
+    )
     (record,) = bugchecks(text)
     assert (record.code, record.args, record.pointer_bits) == (
         0x1E,

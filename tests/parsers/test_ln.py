@@ -14,7 +14,8 @@ def ln(text: str) -> list[SymbolLineRecord]:
 def test_x86_with_source_line() -> None:
     (record,) = ln(
         "kd> ln 0x9a3bf6ac\nd:\\coding\\wdmdrivers\\mydriver\\handleioctl.c(50)+0x15\n"
-        "(9a3bf660)   MyDriver!DeviceControlDispatch+0x4c   |  (9a3bf6d0)   MyDriver!DeviceControlDispatch\nkd> g\n"
+        "(9a3bf660)   MyDriver!DeviceControlDispatch+0x4c   |  (9a3bf6d0)   "
+        "MyDriver!DeviceControlDispatch\nkd> g\n"
     )
     assert record == SymbolLineRecord(
         Span("t", 1, 3),
@@ -31,7 +32,8 @@ def test_x64_modern_with_browse_lines_and_exact_matches() -> None:
     (record,) = ln(
         "0: kd> ln nt!KeBugCheckEx\nBrowse module\nSet bu breakpoint\n\n"
         "(fffff807`2a1f5d30)   nt!KeBugCheckEx   |  (fffff807`2a1f5e90)   nt!KeBugCheck2\nExact matches:\n"
-        "    nt!KeBugCheckEx (unsigned long, unsigned int64, unsigned int64, unsigned int64, unsigned int64)\n"
+        "    nt!KeBugCheckEx (unsigned long, unsigned int64, unsigned int64, unsigned "
+        "int64, unsigned int64)\n"
         "0: kd> g\n"
     )
     assert (record.address, record.module, record.function, record.offset) == (

@@ -22,7 +22,8 @@ def frame(text: str, **kwargs: bool) -> StackFrame:
 
 def test_k_frame_with_source() -> None:
     f = frame(
-        "00 ffffd001`7d53d918 fffff801`61ba2b4c nt!KeBugCheckEx [d:\\th\\minkernel\\ntos\\ke\\amd64\\procstat.asm @ 122]"
+        "00 ffffd001`7d53d918 fffff801`61ba2b4c nt!KeBugCheckEx "
+        "[d:\\th\\minkernel\\ntos\\ke\\amd64\\procstat.asm @ 122]"
     )
     assert (f.index, f.child_sp, f.return_address) == (0, 0xFFFFD0017D53D918, 0xFFFFF80161BA2B4C)
     assert (f.module, f.function, f.offset) == ("nt", "KeBugCheckEx", None)
@@ -48,7 +49,8 @@ def test_kb_args_between_colons_and_source_path_with_spaces() -> None:
 
 def test_newer_kb_without_child_sp() -> None:
     f = frame(
-        "02 fffff802`da2d33e8     : 00000000`00000000 00000000`00001000 00000000`484d454d 00000000`00000000 : "
+        "02 fffff802`da2d33e8     : 00000000`00000000 00000000`00001000 "
+        "00000000`484d454d 00000000`00000000 : "
         "nt!VerifierExAllocatePoolWithTag+0x63"
     )
     assert (f.index, f.child_sp, f.return_address, f.offset) == (2, None, 0xFFFFF802DA2D33E8, 0x63)

@@ -178,7 +178,7 @@ class TriageScreen(Screen[None]):
         text = self.status_text()
         if text != self._status:
             self._status = text
-            self.query_one("#progress", Static).update(text)
+            self.query_one("#progress", Static).update(text, layout=False)  # one fixed line: no re-layout
 
     def status_text(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis", end="")
