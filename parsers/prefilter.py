@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 JUNK_CHARS = frozenset(" \t>*#:0123456789")
-JUNK = r"[ \t>*#:0-9]*+"
+# What may precede a line-start anchor, as a superset of what a trigger's optional prefix can match: every
+# character ``\s`` matches in a decoded line (NBSP and friends from web pastes included), ``>``, ``*``,
+# ``#``, ``:`` and ASCII digits. For bytes chunks the non-ASCII spaces appear as their UTF-8 (or cp1252)
+# byte sequences.
+JUNK_STR = r"[\s>*#:0-9]*+"
+JUNK_BYTES = (
+    rb"(?:[\s\x1c-\x1f\xa0>*#:0-9]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]"
+    rb"|\xe2\x81\x9f|\xe3\x80\x80)*+"
+)
 MIN_ANCHOR = 3
 
 _parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser (no public API exists)
@@ -39,6 +47,7 @@ class Anchor:
     text: str
     line_start: bool  # the text follows only junk at the start of the line
     ignore_case: bool
+    after_junk: bool = True  # line_start: junk may precede the text (else the text starts the line)
 
 
 def _chars_of_set(items: Sequence[tuple[Any, Any]]) -> set[str] | None:
@@ -53,9 +62,7 @@ def _chars_of_set(items: Sequence[tuple[Any, Any]]) -> set[str] | None:
                 return None
             chars.update(chr(c) for c in range(low, high + 1))
         elif op is _c.CATEGORY and value is _c.CATEGORY_SPACE:
-            chars.update(" \t")  # within one line, \s can only be a space or a tab (\r is stripped)
-        elif op is _c.CATEGORY and value is _c.CATEGORY_DIGIT:
-            chars.update("0123456789")
+            chars.update(" \t")  # stands for all of \s, which the prefilter's junk covers
         else:
             return None
     return chars
@@ -142,14 +149,19 @@ def anchors_for(trigger: str) -> tuple[Anchor, ...] | None:
         if alt and alt[0][0] is _c.AT and alt[0][1] in (_c.AT_BEGINNING, _c.AT_BEGINNING_STRING):
             line_start = True
             index = 1
+        junk_allowed = False
         while index < len(alt) and _is_junk(*alt[index]):
             index += 1
+            junk_allowed = True
         leading = _leading_literal(alt, index) if line_start else ""
         literal = leading.lstrip("".join(JUNK_CHARS))
         if len(literal) >= MIN_ANCHOR:
             anchors.append(Anchor(literal, True, ignore_case))
             continue
-        # a line of stars or digits: junk itself, so found with ``find`` instead
+        if len(leading) >= MIN_ANCHOR and not junk_allowed:  # e.g. a line of stars, right at the start
+            anchors.append(Anchor(leading, True, ignore_case, after_junk=False))
+            continue
+        # junk text after optional junk (a line of stars after indentation): found with ``find`` instead
         floating = leading if len(leading) > MIN_ANCHOR else _longest_literal(alt)
         if len(floating) < MIN_ANCHOR + 1:
             return None
@@ -160,13 +172,15 @@ def anchors_for(trigger: str) -> tuple[Anchor, ...] | None:
 def _without_redundant(anchors: Sequence[Anchor]) -> list[Anchor]:
     """Drop floating anchors that contain another one: every line they find, the shorter one finds too,
     and each floating anchor costs a pass over the chunk."""
+
     def folded(anchor: Anchor) -> str:
         return anchor.text.lower() if anchor.ignore_case else anchor.text
 
     kept: list[Anchor] = []
     for anchor in sorted(set(anchors), key=lambda a: (len(a.text), a.text)):
         if not any(
-            folded(other) in folded(anchor) and (other.ignore_case or not anchor.ignore_case) for other in kept
+            folded(other) in folded(anchor) and (other.ignore_case or not anchor.ignore_case)
+            for other in kept
         ):
             kept.append(anchor)
     return kept
@@ -187,7 +201,9 @@ def _by_first_char(anchors: Sequence[Anchor]) -> str:
                 groups.setdefault(char, set()).add(rest)
         else:
             groups.setdefault(head, set()).add(rest)
-    branches = [re.escape(char) + "(?:" + "|".join(sorted(rests)) + ")" for char, rests in sorted(groups.items())]
+    branches = [
+        re.escape(char) + "(?:" + "|".join(sorted(rests)) + ")" for char, rests in sorted(groups.items())
+    ]
     return "(?:" + "|".join(branches) + ")"
 
 
@@ -206,9 +222,23 @@ class Prefilter:
             for anchor in anchors:
                 (line_start if anchor.line_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
-        pattern = rf"\n{JUNK}{_by_first_char(line_start)}" if line_start else None
-        self._line_start_s = re.compile(pattern) if pattern else None
-        self._line_start_b = re.compile(pattern.encode()) if pattern else None
+        after_junk = [a for a in line_start if a.after_junk]
+        direct = sorted(
+            {
+                re.escape(a.text) if not a.ignore_case else f"(?i:{re.escape(a.text)})"
+                for a in line_start
+                if not a.after_junk
+            }
+        )
+        trie = _by_first_char(after_junk) if after_junk else None
+        self._line_start_s = self._line_start_b = None
+        if line_start:
+            with_junk_s = [JUNK_STR + trie] if trie else []
+            with_junk_b = [JUNK_BYTES + trie.encode()] if trie else []
+            self._line_start_s = re.compile(r"\n(?:" + "|".join([*direct, *with_junk_s]) + ")")
+            self._line_start_b = re.compile(
+                b"\n(?:" + b"|".join([*(d.encode() for d in direct), *with_junk_b]) + b")"
+            )
         combined = "|".join(f"(?:{t})" for t in unanchored)
         self._unanchored_s = re.compile(combined, re.MULTILINE) if unanchored else None
         self._unanchored_b = (

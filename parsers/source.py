@@ -8,8 +8,9 @@ file at once, so that memory stays flat however big the log is.
 For ASCII-compatible encodings (UTF-8, cp1252) a chunk keeps its *bytes*: the dispatcher searches bytes and
 decodes only the few lines a parser reads, which is what makes a 300 MB log cheap. UTF-16 is decoded to
 ``str`` as it streams. Undecodable bytes are replaced and reported once; lines longer than
-:data:`LINE_CAP` are truncated, each with one :class:`Diagnostic`; nothing here raises on bad content (only
-an unreadable file raises ``OSError``).
+:data:`LINE_CAP` are truncated, each reported once (as an :class:`Issue` the dispatcher turns into a
+``Diagnostic`` with its line number); nothing here raises on bad content (only an unreadable file raises
+``OSError``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
-
-from parsers.records import Diagnostic, Span
 
 CHUNK_SIZE = 4 << 20  # bytes per read: large enough that per-chunk Python overhead vanishes
 LINE_CAP = 64 << 10  # characters of one line kept for parsing
@@ -280,7 +279,9 @@ class Source:
         self._codec = "utf-8" if encoding == "utf-8-sig" else encoding
         return bom
 
-    def chunks(self, *, follow: bool = False, stop: threading.Event | None = None) -> Iterator[Chunk | Restart]:
+    def chunks(
+        self, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[Chunk | Restart]:
         """The input as chunks of complete lines (and a :class:`Restart` when a followed file is reset).
 
         In follow mode an empty chunk is yielded whenever the file is quiet, so that the consumer can look

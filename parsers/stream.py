@@ -24,7 +24,7 @@ from parsers.base import BlockParser, Line, LineCursor
 from parsers.prefilter import ChunkScanner, Prefilter
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
-from parsers.source import Chunk, Source
+from parsers.source import SNIFF_SIZE, Restart, Source, sniff_encoding
 
 MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
 
@@ -36,6 +36,7 @@ class Input:
     def __init__(self, source: Source) -> None:
         self._source = source
         self._format = "text"
+        self._lines = 0
         self._diagnostics: list[Diagnostic] = []
         self._dropped = 0
 
@@ -55,26 +56,27 @@ class Input:
             if source.path is not None:
                 try:
                     with open(source.path, "rb") as handle:
-                        head = handle.read(4096)
+                        head = handle.read(SNIFF_SIZE)
                 except OSError:
                     return "unknown"
-                from parsers.source import sniff_encoding
-
                 return sniff_encoding(head)[0]
             return "unknown"
         return source.encoding
 
     def lines(self) -> Iterator[Line]:
         """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers."""
+        number = 1
         for chunk in self._source.chunks():
-            if not isinstance(chunk, Chunk) or not chunk.lines:
+            if isinstance(chunk, Restart):
+                number = 1
                 continue
             data = chunk.data
             texts = data.split("\n") if isinstance(data, str) else [
                 self._source.decode_line(raw) for raw in data.split(b"\n")
             ]
-            for offset, text in enumerate(texts[:-1]):
-                yield Line(chunk.first_line + offset, text.removesuffix("\r"))
+            for text in texts[:-1]:
+                yield Line(number, text.removesuffix("\r"))
+                number += 1
 
     def __iter__(self) -> Iterator[Line]:
         return self.lines()
@@ -82,14 +84,14 @@ class Input:
     def info(self) -> InputInfo:
         diagnostics = tuple(self._diagnostics)
         if self._dropped:
-            last = self._source.lines
+            last = self._lines
             message = f"{self._dropped} more diagnostics not kept"
             diagnostics += (Diagnostic(Span(self.path, last, last), message, "info"),)
         return InputInfo(
             path=self.path,
             format=self._format,
             encoding=self._source.encoding or "unknown",
-            lines=self._source.lines,
+            lines=self._lines,
             bytes_read=self._source.bytes_read,
             diagnostics=diagnostics,
         )
@@ -149,18 +151,20 @@ class _Feed:
             if item is None:
                 self.ended = True
                 return False
-            if isinstance(item, Diagnostic):
-                self.pending.append(item)
+            if isinstance(item, Restart):
+                self.line = 1
+                self.pending.append(Diagnostic(Span(self._inp.path, 1, 1), item.reason, "info"))
                 continue
-            self.pending.extend(item.diagnostics)
-            if not item.lines:
+            if not item.data:
                 if self.pending:
                     return True  # give the dispatcher a chance to hand out diagnostics (follow mode)
                 continue
             self.newline = b"\n" if isinstance(item.data, bytes) else "\n"
+            for issue in item.issues:  # rare: counting up to each is cheap
+                line = self.line + item.data.count(self.newline, 0, issue.offset)
+                self.pending.append(Diagnostic(Span(self._inp.path, line, line), issue.message))
             self.data = self.newline + item.data
             self.pos = 1
-            self.line = item.first_line
             self.scanner = None
             return True
 
@@ -271,6 +275,7 @@ def iter_records(
             yield from _run(inp, feed, cursor, parser, line, seen)
     yield from _flush(inp, feed, sys.maxsize)
     inp._format = _format(seen)
+    inp._lines = feed.line - 1
 
 
 def _flush(inp: Input, feed: _Feed, before_line: int) -> Iterator[Diagnostic]:

@@ -317,7 +317,12 @@ def command(
     exit_zero: bool,
     verbose: bool,
 ) -> None:
-    """Check driver images (.sys files, folders, globs) for memory-integrity problems, offline."""
+    """Check driver images (.sys files, folders, globs) for memory-integrity problems, offline.
+
+    Exit status: 0 nothing at or above --fail-on and everything decided; 1 findings; 2 usage error or no
+    image readable; 3 no findings, but something could not be decided (a file that is not a PE, a call
+    whose argument is only known at run time): never reported as clean.
+    """
     report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs))
     text = render(report, fmt, verbose=verbose)
     if output:

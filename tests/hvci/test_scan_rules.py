@@ -198,6 +198,7 @@ def test_a_debugger_dump_lacks_fields_and_says_so() -> None:
     record = ImageHeaderRecord(
         span=Span("kd.log", 10, 40),
         module="mydrv",
+        machine=0x14C,
         image_base=0xFFFFF80000000000,
         section_alignment=0x200,
         dll_characteristics=None,
@@ -213,3 +214,5 @@ def test_a_debugger_dump_lacks_fields_and_says_so() -> None:
     assert rules["iat-in-executable-section"].status == COULD_NOT_ANALYSE
     assert rules["unsupported-relocs"].status == COULD_NOT_ANALYSE
     assert rules["nx-compat"].status == COULD_NOT_ANALYSE
+    headers = ImageHeaders.from_record(record)
+    assert headers.machine == "x86" and headers.is_pe32_plus is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +10,9 @@ from hypothesis import strategies as st
 
 from parsers import analyze, banner, kd, ln, stack
 from parsers.base import LineCursor
+from parsers.prefilter import Prefilter
 from parsers.records import AnalyzeRecord, Record
+from parsers.registry import PARSERS
 from parsers.stream import iter_records, open_input
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
@@ -21,6 +24,7 @@ SAMPLE_LINES = sorted(
         for line in p.read_text("utf-8").splitlines()
     }
 )
+TRIGGERS = [re.compile(p.trigger, re.MULTILINE) for p in PARSERS]
 MINE = (kd.PARSER, banner.PARSER, analyze.PARSER, stack.PARSER, ln.PARSER)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -38,6 +42,23 @@ mutated_line = st.one_of(
 )
 log_text = st.lists(mutated_line, max_size=80).map("\n".join)
 separators = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@SETTINGS
+@given(st.lists(mutated_line, min_size=1, max_size=40))
+def test_the_prefilter_never_misses_a_trigger_line(lines: list[str]) -> None:
+    lines = [line.replace("\r", " ") for line in lines]  # one list item, one line
+    data = ("\n" + "\n".join(lines) + "\n").encode("utf-8", "replace")
+    scanner = Prefilter(p.trigger for p in PARSERS).scanner(data)
+    candidates = set()
+    position = 1
+    while (start := scanner.next_candidate(position)) >= 0:
+        candidates.add(data.count(b"\n", 0, start))
+        position = data.find(b"\n", start) + 1
+    texts = data.decode("utf-8").split("\n")[1:-1]
+    for number, text in enumerate(texts, start=1):
+        if any(t.search(text) for t in TRIGGERS):
+            assert number in candidates, text
 
 
 def check(records: list[Record], lines: int) -> None:
@@ -81,3 +102,24 @@ def test_each_parser_alone_never_raises_and_stays_in_its_input(text: str) -> Non
             continue
         records = list(parser.parse(first, cursor))
         check(records, len(lines))
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["\u00a0", "\x0b", "\x0c", "\x1c", "\u2003", "\u3000", "  ", "\t> **"]),
+    st.sampled_from([p for p in SAMPLE_LINES if any(t.search(p.lstrip()) for t in TRIGGERS)]),
+    st.sampled_from(["utf-8", "cp1252", "utf-16-le"]),
+)
+def test_odd_leading_whitespace_before_a_trigger_is_still_found(space: str, line: str, encoding: str) -> None:
+    text = space + line.lstrip()
+    if not any(t.search(text) for t in TRIGGERS):
+        return
+    data = ("noise\n" * 3 + text + "\n").encode(encoding, "replace")
+    if encoding == "utf-16-le":
+        data = b"\xff\xfe" + data
+    inp = open_input(None, data=data, name="t")
+    records = list(iter_records(inp))
+    assert (
+        any(r.span.first_line == 4 for r in records)
+        or not text.encode(encoding, "replace").decode(encoding) == text
+    )

@@ -11,18 +11,18 @@ import pytest
 from parsers import source
 from parsers.records import Diagnostic
 from parsers.source import LINE_CAP, Chunk, Source, sniff_encoding
-from parsers.stream import open_input
+from parsers.stream import iter_records, open_input
 
 TEXT = "0: kd> !analyze -v\nDRIVER_VERIFIER_DETECTED_VIOLATION (c4)\nCaf\u00e9 \u00fcber path\n"
 
 
-def lines_of(data: bytes, **kwargs: object) -> tuple[list[str], list[Diagnostic], str]:
+def lines_of(data: bytes) -> tuple[list[str], list[Diagnostic], str]:
+    """The decoded lines, the diagnostics the dispatcher reports for them, and the sniffed encoding."""
     inp = open_input(None, data=data, name="t")
     texts = [line.text for line in inp.lines()]
-    chunks = list(inp._source.chunks())
-    diagnostics = [d for c in chunks if isinstance(c, Chunk) for d in c.diagnostics]
-    diagnostics += [c for c in chunks if isinstance(c, Diagnostic)]
-    return texts, diagnostics, inp._source.encoding or ""
+    diagnostics = [r for r in iter_records(inp) if isinstance(r, Diagnostic)]
+    assert inp.info().lines == len(texts)
+    return texts, diagnostics, inp.info().encoding
 
 
 @pytest.mark.parametrize(
@@ -127,13 +127,12 @@ def test_long_lines_across_reads_are_cut_and_reported(monkeypatch: pytest.Monkey
     monkeypatch.setattr(source, "CHUNK_SIZE", 1000)
     monkeypatch.setattr(source, "LINE_CAP", 100)
     data = b"a\n" + b"y" * 5000 + b"\nb\n" + b"z" * 150 + b"\nc"
-    src = Source("t", data=data)
-    chunks = [c for c in src.chunks() if isinstance(c, Chunk)]
-    diagnostics = [d.span.first_line for c in chunks for d in c.diagnostics]
+    chunks = [c for c in Source("t", data=data).chunks() if isinstance(c, Chunk)]
     joined = b"".join(c.data for c in chunks if isinstance(c.data, bytes))
     assert joined.split(b"\n")[:-1] == [b"a", b"y" * 100, b"b", b"z" * 100, b"c"]
-    assert diagnostics == [2, 4]
-    assert src.lines == 5
+    texts, diagnostics, _ = lines_of(data)
+    assert [d.span.first_line for d in diagnostics] == [2, 4]
+    assert len(texts) == 5
 
 
 def test_reading_a_file_and_counting(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def test_anchor_extraction() -> None:
         "BugCheck",
     ]
     (star,) = anchors_for(r"^\*{70,}\s*$") or ()
-    assert (star.text, star.line_start) == ("*" * 70, False)
+    assert (star.text, star.line_start, star.after_junk) == ("*" * 70, True, False)
     (floating,) = anchors_for(r"(?i)hello\s+world") or ()
     assert (floating.text, floating.line_start, floating.ignore_case) == ("hello", False, True)
     assert anchors_for(r"\d+x") is None

@@ -72,7 +72,7 @@ async def test_keys_answer_while_100_mb_loads(tmp_path: Path) -> None:
             latencies.append(await answer_time(app, key, lambda tab=tab: tabs.active == tab))  # type: ignore[misc]
             if app.triage.query_one(FindingsTable).listed and not app.triage.all_loaded:
                 first_finding_while_loading = True
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
         await asyncio.sleep(0.3)
         assert len(app.triage.query_one(FindingsTable).listed) == crashes
         assert app.triage.query_one(EvidenceLog).line_count > 1_000_000

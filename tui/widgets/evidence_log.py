@@ -40,11 +40,11 @@ class EvidenceLog(ScrollView, can_focus=True):
     """Line-numbered view of one input with highlighted spans, search matches and follow mode."""
 
     BINDINGS: list[BindingType] = [
-        Binding("j,down", "scroll_down", "Down", show=False, id="evidence.down"),
-        Binding("k,up", "scroll_up", "Up", show=False, id="evidence.up"),
-        Binding("space,pagedown,ctrl+d", "page_down", "Page down", show=False, id="evidence.page_down"),
-        Binding("b,pageup,ctrl+u", "page_up", "Page up", show=False, id="evidence.page_up"),
-        Binding("g,home", "scroll_home", "Top", show=False, id="evidence.top"),
+        Binding("j,down", "lines(1)", "Down", show=False, id="evidence.down"),
+        Binding("k,up", "lines(-1)", "Up", show=False, id="evidence.up"),
+        Binding("space,pagedown,ctrl+d", "pages(1)", "Page down", show=False, id="evidence.page_down"),
+        Binding("b,pageup,ctrl+u", "pages(-1)", "Page up", show=False, id="evidence.page_up"),
+        Binding("g,home", "top", "Top", show=False, id="evidence.top"),
         Binding("G,end", "scroll_end", "Bottom / resume follow", show=False, id="evidence.bottom"),
         Binding("equals_sign", "toggle_follow", "Pause/resume follow", show=False, id="evidence.follow"),
     ]
@@ -156,8 +156,13 @@ class EvidenceLog(ScrollView, can_focus=True):
     def on_show(self) -> None:
         """Scrolling a hidden view (the Evidence tab before it is opened) does not stick; redo it."""
         if self._focus_line is not None and not self.following:
-            line = self._focus_line
-            self.call_after_refresh(lambda: self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True))
+            self.call_after_refresh(self._reveal_focus)
+
+    def _reveal_focus(self) -> None:
+        line = self._focus_line
+        top = self.scroll_offset.y
+        if line is not None and not top < line <= top + self.size.height:
+            self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True)
 
     # -- search --------------------------------------------------------------------------------------
 
@@ -211,6 +216,16 @@ class EvidenceLog(ScrollView, can_focus=True):
 
     def watch_pending(self, pending: int) -> None:
         self.post_message(self.FollowChanged(self.following, pending))
+
+    def action_lines(self, count: int) -> None:
+        """Scroll by lines, without animation (a log viewer should move exactly when the key is hit)."""
+        self.scroll_to(y=self.scroll_offset.y + count, animate=False, immediate=True)
+
+    def action_pages(self, count: int) -> None:
+        self.action_lines(count * max(1, self.size.height - 1))
+
+    def action_top(self) -> None:
+        self.scroll_to(y=0, animate=False, immediate=True)
 
     def action_scroll_end(self) -> None:
         """Go to the last line; on a followed input this resumes following."""
