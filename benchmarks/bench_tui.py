@@ -86,7 +86,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        print(f"{'size':>7} {'batch':>8} {'first':>8} {'loaded':>8} {'loaded*':>8} {'key med':>8} {'key max':>8}")
+        print(
+            " ".join(f"{h:>8}" for h in ("size", "batch", "first", "loaded", "loaded*", "key med", "key max"))
+        )
         for size_mb in (float(s) for s in args.sizes.split(",")):
             path = folder / f"bench-{size_mb:g}mb.log"
             generate(path, int(size_mb * 1_000_000))

@@ -240,6 +240,8 @@ _MEM_RE = re.compile(r"\[(?:rip ([+-]) )?(0x[0-9a-f]+|\d+)\]")
 _BARRIERS = frozenset({"ret", "retf", "int3", "ud2", "hlt", "iretq", "iretd"})
 #: Where a function in a gap (code no .pdata/PDB range covers) ends: the next one starts after these.
 _CHUNK_ENDS = frozenset({"ret", "retf", "int3"})
+#: What may precede a ``jmp [slot]`` import stub (nop padding aside): nothing falls through into it.
+_STUB_AFTER = _BARRIERS | {"jmp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +490,7 @@ class _Analyser:
         that no earlier jump of the same function reaches past (MSVC puts blocks after the ``ret``)."""
         out: list[_Scanned] = []
         current = _Scanned(_Region(region.start, region.end, region.source), set(), set(), [])
-        previous = None
+        previous = before_stub = None
         reach = region.start
         for address, size, mnemonic, op_str in self.lite.disasm_lite(self._code(region), region.start):
             self.lite_count += 1
@@ -508,7 +510,7 @@ class _Analyser:
                 rva = self._mem_rva(address, size, match)
                 if rva is not None:
                     current.mem.add(rva)
-                    if mnemonic == "jmp" and (previous is None or previous in _BARRIERS):
+                    if mnemonic == "jmp" and (before_stub is None or before_stub in _STUB_AFTER):
                         current.stubs.append((address, rva))
             elif op_str.startswith("0x") and (mnemonic == "call" or mnemonic.startswith("j")):
                 target = int(op_str, 16)
@@ -516,6 +518,8 @@ class _Analyser:
                 if mnemonic != "call" and target < region.end:
                     reach = max(reach, target)  # a block of this function lies there: not a new function
             previous = mnemonic
+            if mnemonic != "nop":  # GNU ld pads its import stubs with nops: look through them
+                before_stub = mnemonic
         out.append(current)
         return out
 
@@ -532,10 +536,12 @@ class _Analyser:
 
     def run(self, regions: list[_Region]) -> tuple[list[CallSite], list[str]]:
         scanned = [chunk for region in regions for chunk in self._scan(region)]
+        # a stub nothing branches to stays a plain tail jump (its own site), so no call is lost
+        branched_to = set().union(*(chunk.direct for chunk in scanned))
         for chunk in scanned:
             for stub, rva in chunk.stubs:
                 target = self.image.slots.get(rva)
-                if target is not None:
+                if target is not None and stub in branched_to:
                     self.image.thunks[stub] = _Target(
                         target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
                     )
@@ -662,6 +668,9 @@ class _Analyser:
             target = self.image.thunks.get(ops[0].imm)
             if target is not None:
                 self._call(insn, st, sites, tail=True)
+            return
+        if insn.jump and ops and ops[0].type == cx86.X86_OP_IMM and ops[0].imm in self.image.thunks:
+            self._call(insn, st.copy(), sites, tail=True)  # a conditional tail call; the fall-through goes on
             return
         if mnemonic == "push" and ops:
             value = self._read(insn, ops[0], st)

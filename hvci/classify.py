@@ -19,8 +19,9 @@ Bug checks other than 0xC4 get the HVCI-related category the knowledge base give
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,16 @@ _FRAME_SYMBOL = re.compile(
     r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I
 )
 _WORDS = re.compile(r"[a-z0-9]+")
+_DECODERS: dict[str, Callable[[int], decode.Decoded]] = {
+    "pool-type": decode.pool_type,
+    "page-protection": decode.page_protection,
+    "mdl-priority": decode.mdl_priority,
+}
+_DETAIL_KEYS = {"pool-type": "pool_type", "page-protection": "protection", "mdl-priority": "priority"}
+#: Share of distinct words two texts must have in common to be the same sentence reworded.
+_SAME_WORDS = 0.85
+#: The kernel's image names (``normalize_name`` form): never the driver an image-compliance 0xC4 is about.
+_KERNEL_IMAGES = frozenset({"nt", "ntoskrnl", "ntkrnlmp", "ntkrnlpa", "ntkrpamp"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ class Context:
     resolver: SymbolResolver | None = None
     image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
     #: (normalize_name(driver), category) -> ids of the banner / bug check incidents that report it
-    violations: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    violations: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
 
     def image_name(self, module: str) -> str:
         """The image file name the input uses for a module (``lm`` says ``IntelHaxm``, ``!analyze``
@@ -109,9 +120,16 @@ def _norm(text: str) -> str:
 
 
 def _text_matches(printed: str, description: str) -> bool:
-    """The debugger's Arg1 text against a known description, tolerant of spacing and punctuation."""
+    """The debugger's Arg1 text against a known description, tolerant of spacing and punctuation, and of the
+    rewording between a debugger's bug-code table and the docs (an old debugger prints "... to
+    StorPortInitialize." where the docs say "... to the StorPortInitialize routine.")."""
     a, b = _norm(printed), _norm(description)
-    return bool(a) and bool(b) and (a == b or a.startswith(b) or b.startswith(a))
+    if not a or not b:
+        return False
+    if a == b or a.startswith(b) or b.startswith(a):
+        return True
+    words_a, words_b = set(a.split()), set(b.split())
+    return len(words_a & words_b) >= _SAME_WORDS * max(len(words_a), len(words_b))
 
 
 def _banner_meaning(
@@ -344,7 +362,7 @@ def _classify_crash(group: CrashGroup, context: Context) -> Incident:
     details = _crash_details(group, bc, subcode)
     frames = _frames(group)
     caller = _crash_caller(group, bc, subcode, frames, context)
-    driver = _crash_driver(group, caller, subcode)
+    driver = _crash_driver(group, caller, subcode, bc, context)
     title = _crash_title(verdict.category, bc, details, driver, group.banner)
     prefix = verdict.category or (bugcheck_prefix(bc.code) if bc is not None else kind)
     bucket = _bucket(prefix, caller, driver, _analyze_symbol(group.analyze, driver))
@@ -389,7 +407,26 @@ def _frames(group: CrashGroup) -> tuple[StackFrame, ...]:
 # ---------------------------------------------------------------------------------------------- details
 
 
-def _decoded(value: decode.Decoded, replacement: int | None, decoder: Any) -> dict[str, Any]:
+def _fresh(value: Any) -> Any:
+    """A copy of cached details (dicts, lists and scalars) that an incident can own."""
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode(kind: str, value: int) -> dict[str, Any]:
+    """A decoded argument as report details (cached: a log repeats the same few values many times; callers
+    get a copy, the cache keeps the original)."""
+    decoder = _DECODERS[kind]
+    return _decoded(decoder(value), decode.safe_replacement(kind, value), decoder)
+
+
+def _decoded(
+    value: decode.Decoded, replacement: int | None, decoder: Callable[[int], decode.Decoded]
+) -> dict[str, Any]:
     out: dict[str, Any] = {"value": value.value, "name": value.name, "executable": value.executable}
     if value.parts and value.parts != (value.name,):
         out["parts"] = list(value.parts)
@@ -427,15 +464,8 @@ def _crash_details(
     kinds = meaning.arg_kinds
     value = args[2] if len(args) > 2 else (banner.value if banner is not None else None)
     tag = args[3] if len(args) > 3 else (banner.tag if banner is not None else None)
-    decoders = {
-        "pool-type": decode.pool_type,
-        "page-protection": decode.page_protection,
-        "mdl-priority": decode.mdl_priority,
-    }
-    keys = {"pool-type": "pool_type", "page-protection": "protection", "mdl-priority": "priority"}
-    decoder = decoders.get(kinds[1])
-    if decoder is not None and value is not None:
-        details[keys[kinds[1]]] = _decoded(decoder(value), decode.safe_replacement(kinds[1], value), decoder)
+    if kinds[1] in _DECODERS and value is not None:
+        details[_DETAIL_KEYS[kinds[1]]] = _fresh(_decode(kinds[1], value))
     if kinds[2] == "pool-tag" and tag:
         text = decode.pool_tag(tag)
         details["pool_tag"] = text if text is not None else _hex(tag)
@@ -463,13 +493,15 @@ def _crash_details(
 
 
 def _frame_address(frames: Sequence[StackFrame], index: int) -> int | None:
-    """A frame's own code address: printed bare, or the previous frame's return address."""
+    """A frame's own code address: printed bare, or the previous physical frame's return address (inline
+    frames print no addresses; they and the physical frame below them share one code address)."""
     frame = frames[index]
     if frame.address is not None:
         return frame.address
-    if index > 0 and not frame.inline:
-        return frames[index - 1].return_address
-    return None
+    previous = index - 1
+    while previous >= 0 and frames[previous].inline:
+        previous -= 1
+    return frames[previous].return_address if previous >= 0 else None
 
 
 def _frame_for(frames: Sequence[StackFrame], address: int) -> StackFrame | None:
@@ -621,17 +653,30 @@ def _analyze_symbol(analyze: AnalyzeRecord | None, driver: str | None) -> tuple[
     return (found.group("module"), found.group("function")) if found else None
 
 
-def _crash_driver(group: CrashGroup, caller: Caller | None, meaning: kb.SubcodeMeaning | None) -> str | None:
+def _crash_driver(
+    group: CrashGroup,
+    caller: Caller | None,
+    meaning: kb.SubcodeMeaning | None,
+    bc: BugCheckRecord | None,
+    context: Context,
+) -> str | None:
     if group.banner is not None and group.banner.image:
         return group.banner.image
     if caller is not None and caller.module:
         return caller.module
+    image_problem = meaning is not None and meaning.arg_kinds[:1] == ("unicode-string-ptr",)
+    if image_problem and bc is not None and context.modules:
+        # Arg3 (section header, IAT directory entry, reloc block) lies inside the offending image's mapping
+        hit = context.modules.lookup(bc.args[2]) if len(bc.args) > 2 else None
+        if hit is not None:
+            return context.image_name(hit.module.file_name)
     analyze = group.analyze
     if analyze is not None:
         for key in ("IMAGE_NAME", "MODULE_NAME"):
-            value = analyze.field(key)
-            if value and value.strip():
-                return value.strip()
+            value = (analyze.field(key) or "").strip()
+            # for an image problem !analyze blames the kernel's own checker (nt!VfCheckImageCompliance)
+            if value and not (image_problem and normalize_name(value) in _KERNEL_IMAGES):
+                return value
     return None
 
 

@@ -95,7 +95,11 @@ class CrashGroup:
     def bugcheck(self) -> BugCheckRecord | None:
         """The most informative bug-check record: ``!analyze`` (names and argument texts) first."""
         if self.analyze is not None and self.analyze.bugcheck is not None:
-            return self.analyze.bugcheck
+            chosen = self.analyze.bugcheck
+            fuller = max(self.bugchecks, key=lambda r: len(r.args), default=None)
+            if fuller is not None and len(fuller.args) > len(chosen.args):
+                return replace(chosen, args=fuller.args)  # a report cut short: the arguments it lost
+            return chosen
         return self.bugchecks[0] if self.bugchecks else None
 
 
@@ -152,12 +156,11 @@ def same_value(a: int, b: int) -> bool:
 
 
 def same_bugcheck(a: BugCheckRecord, b: BugCheckRecord) -> bool:
-    """The same crash: same code and, where both printed them, the same arguments."""
+    """The same crash: same code and, where both printed them, the same arguments (a report cut short
+    printed only the first ones)."""
     if a.code != b.code:
         return False
-    if not a.args or not b.args:
-        return True
-    return len(a.args) == len(b.args) and all(same_value(x, y) for x, y in zip(a.args, b.args, strict=True))
+    return all(same_value(x, y) for x, y in zip(a.args, b.args, strict=False))
 
 
 def banner_agrees(banner: VerifierBannerRecord, bugcheck: BugCheckRecord) -> bool:

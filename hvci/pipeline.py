@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from hvci.classify import Context, classify
-from hvci.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group
+from hvci.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,
@@ -99,7 +99,7 @@ class _InputRun:
     image_names: dict[str, str] = field(default_factory=dict)
     tracked: list[_Tracked] = field(default_factory=list)
     counter_groups: list[_Tracked] = field(default_factory=list)
-    _modules: ModuleMap | None = None
+    violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _context: Context | None = None
     _open: _Tracked | None = None
 
@@ -109,31 +109,32 @@ class _InputRun:
     # ----------------------------------------------------------------------------------------- context
 
     def context(self) -> Context:
-        if self._modules is None:
-            self._modules = self.user_modules.merged(
-                ModuleMap.from_entries(self.lm_entries), *self.analyze_maps
-            )
+        """What the whole input has taught so far. The mappings are the live ones (classification runs in
+        this thread), so only a new module list or ``!analyze`` makes a new context."""
         if self._context is None:
+            modules = self.user_modules.merged(ModuleMap.from_entries(self.lm_entries), *self.analyze_maps)
             self._context = Context(
-                modules=self._modules,
-                symbol_lines=dict(self.symbol_lines),
-                counters={k: dict(v) for k, v in self.counters.items()},
+                modules=modules,
+                symbol_lines=self.symbol_lines,
+                counters=self.counters,
                 resolver=self.resolver,
-                image_names=dict(self.image_names),
-                violations=self._violations(),
+                image_names=self.image_names,
+                violations=self.violations,
             )
         return self._context
 
-    def _violations(self) -> dict[tuple[str, str], tuple[str, ...]]:
-        """Banners and bug checks seen so far, by (driver, category), for the counters to point at."""
-        found: dict[tuple[str, str], list[str]] = {}
-        for tracked in self.tracked:
-            for incident in tracked.incidents:
-                if incident.driver and incident.category:
-                    found.setdefault((normalize_name(incident.driver), incident.category), []).append(
-                        incident.id
-                    )
-        return {key: tuple(ids) for key, ids in found.items()}
+    def _note_violations(self, before: Sequence[Incident], after: Sequence[Incident]) -> None:
+        """Keep the (driver, category) -> banner/bug check ids index the counters point at up to date."""
+        for incidents, add in ((before, False), (after, True)):
+            for incident in incidents:
+                if not (incident.driver and incident.category):
+                    continue
+                key = (normalize_name(incident.driver), incident.category)
+                ids = self.violations.setdefault(key, [])
+                if add:
+                    ids.append(incident.id)
+                elif incident.id in ids:
+                    ids.remove(incident.id)
 
     def _name(self, module: str | None, image: str | None) -> None:
         """Remember an image file name (``X.sys``) for a module the input also names without extension."""
@@ -141,7 +142,8 @@ class _InputRun:
             self.image_names.setdefault(normalize_name(module or image), image.strip())
 
     def _learn(self, record: Record) -> bool:
-        """Take what the whole input should know from a record; True when earlier verdicts may change."""
+        """Take what the whole input should know from a record; True when it may resolve earlier callers
+        (a module list or an ``ln``; counters are brought in by the final pass)."""
         if isinstance(record, ModuleListRecord):
             self.lm_entries.extend(record.modules)
             for entry in record.modules:
@@ -162,14 +164,12 @@ class _InputRun:
                     known[label] = max(value, known.get(label, 0))
         elif isinstance(record, VerifierBannerRecord | ReadinessRecord):
             self._name(None, record.image if isinstance(record, VerifierBannerRecord) else record.module)
-            self._context = None
             return False
         else:
             return False
         if isinstance(record, ModuleListRecord | AnalyzeRecord):
-            self._modules = None
-        self._context = None
-        return not isinstance(record, AnalyzeRecord)
+            self._context = None
+        return isinstance(record, ModuleListRecord | SymbolLineRecord)
 
     # -------------------------------------------------------------------------------------- incidents
 
@@ -182,7 +182,7 @@ class _InputRun:
         tracked.incidents = fresh
         changed = [incident for incident in fresh if previous.get(incident.id) != incident]
         if changed and isinstance(tracked.group, CrashGroup):
-            self._context = None  # the counters' cross-references changed
+            self._note_violations(tuple(previous.values()), fresh)
         return changed
 
     def _track(self, group: Group) -> _Tracked:
@@ -216,7 +216,7 @@ class _InputRun:
             out.extend(self._complete(group))
         if enrich:
             for tracked in self.tracked:
-                if _unresolved(tracked):
+                if _enrichable(tracked, record):
                     out.extend(self._incidents(tracked))
         return out
 
@@ -239,7 +239,6 @@ class _InputRun:
         out: list[Incident] = []
         for group in self.correlator.finish():
             out.extend(self._complete(group))
-        self._context = None
         for tracked in self.tracked:
             out.extend(self._incidents(tracked))
         for tracked in self.counter_groups:  # after the crashes: they point at them
@@ -247,13 +246,23 @@ class _InputRun:
         return out
 
 
-def _unresolved(tracked: _Tracked) -> bool:
-    """Worth re-classifying as soon as a module list or ``ln`` arrives: a caller without module or function
-    (everything else is brought up to date once, at the end of the input)."""
-    return any(
-        i.caller is not None and (i.caller.module is None or i.caller.function is None)
-        for i in tracked.incidents
-    )
+def _enrichable(tracked: _Tracked, record: Record) -> bool:
+    """Whether a module list or ``ln`` that just arrived can tell more about an emitted incident's caller:
+    a module list, when the caller's module is unknown; an ``ln``, when it names the caller's address."""
+    for incident in tracked.incidents:
+        caller = incident.caller
+        if caller is None or caller.address is None:
+            continue
+        if isinstance(record, ModuleListRecord) and caller.module is None:
+            return True
+        if (
+            isinstance(record, SymbolLineRecord)
+            and record.address is not None
+            and caller.function is None
+            and same_value(record.address, caller.address)
+        ):
+            return True
+    return False
 
 
 def _first(group: CrashGroup) -> tuple[str, int]:
@@ -333,17 +342,25 @@ def _input_info(inp: Input, extra: Sequence[Diagnostic]) -> InputInfo:
     return replace(info, diagnostics=(*info.diagnostics, *extra)) if extra else info
 
 
-def analyze_inputs(inputs: Sequence[Input], options: AnalyzeOptions | None = None) -> Report:
+def analyze_inputs(
+    inputs: Sequence[Input],
+    options: AnalyzeOptions | None = None,
+    *,
+    progress: Callable[[int, Input], None] | None = None,
+) -> Report:
     """Analyse every input to its end and report the final version of every incident, input by input and
     in line order within an input. A read error part-way through becomes an ``error`` diagnostic of that input
-    (the report is then ``incomplete``); the other inputs are still analysed."""
+    (the report is then ``incomplete``); the other inputs are still analysed. ``progress(n, input)`` is
+    called as the n-th input (from 1) starts."""
     options = options or AnalyzeOptions()
     user_modules = options.user_modules()
     resolver = options.resolver()
     incidents: dict[str, Incident] = {}
     infos: list[InputInfo] = []
     paths = {inp.path: n for n, inp in enumerate(inputs)}
-    for inp in inputs:
+    for number, inp in enumerate(inputs, 1):
+        if progress is not None:
+            progress(number, inp)
         run = _InputRun(inp.path, options, user_modules, resolver)
         extra: list[Diagnostic] = []
         try:

@@ -39,7 +39,8 @@ from parsers.records import AnalyzeRecord, BugCheckRecord, Record, Span, StackRe
 from parsers.stack import read_frames
 
 MAX_LINES = 20000  # an analyze report is a few hundred lines; a runaway block is cut here
-_MAX_STRAYS = 8  # unrecognised lines in a row (after a blank) that end the report
+_HEADER_LOOKBEHIND = 12  # description lines a bug check's header may be above its Arguments: line
+_MAX_STRAYS = {"head": 40, "args": 8, "details": 8}  # unrecognised lines in a row that end the report
 
 _QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
@@ -124,9 +125,25 @@ class AnalyzeParser:
         if _BOX_TITLE.search(start) or _STAR_LINE.match(first.text):
             self._rest_of_box(report, cursor)
         else:
+            self._header_before(report, first, cursor)
             cursor.push_back(first)  # the trigger line is itself part of the body (Arguments:, fields)
         self._body(report, cursor)
         yield self._record(report, cursor.path)
+
+    @staticmethod
+    def _header_before(report: _Report, first: Line, cursor: LineCursor) -> None:
+        """A report pasted without its banner box starts at its ``NAME (code)`` header, which no trigger
+        can find cheaply; when the dispatcher lets us look back from ``Arguments:``, take it from there."""
+        lookbehind = getattr(cursor, "lookbehind", None)
+        if lookbehind is None or not _ARGUMENTS.match(clean(first.text)):
+            return
+        for line in reversed(lookbehind(_HEADER_LOOKBEHIND)):
+            header = _HEADER.match(clean(line.text))
+            if header is not None:
+                report.name, report.code = header["name"], int(header["code"], 16)
+                report.first = line.number
+                report.touch_bugcheck(line.number)
+                return
 
     @staticmethod
     def _box(first: Line, cursor: LineCursor) -> bool:
@@ -179,11 +196,12 @@ class AnalyzeParser:
                 current = None if section == "details" else current
                 blank_before = True
                 continue
+            was_blank, blank_before = blank_before, False
             if section == "head" and _SHORT.match(text):
                 self._short(report, cursor, line)
                 return
             if _DETAILS.match(text):
-                section, current, blank_before = "details", None, False
+                section, current, strays = "details", None, []
                 report.last = line.number
                 continue
             if _DASHES.match(text):
@@ -198,13 +216,13 @@ class AnalyzeParser:
                 self._closing_dashes(report, cursor)
                 return
             if _ARGUMENTS.match(text):
-                section, current = "args", None
+                section, current, strays = "args", None, []
                 report.last = line.number
                 report.touch_bugcheck(line.number)
                 continue
             arg = _ARG.match(text)
             if arg is not None and section in ("head", "args"):
-                section = "args"
+                section, strays = "args", []
                 current = [arg["desc"]] if arg["desc"] else []
                 report.args[int(arg["n"])] = (arg["value"], current, line.number)
                 report.last = line.number
@@ -212,6 +230,7 @@ class AnalyzeParser:
                 continue
             header = _HEADER.match(text)
             if header is not None and section == "head" and report.name is None:
+                strays = []
                 report.name, report.code = header["name"], int(header["code"], 16)
                 report.last = line.number
                 report.touch_bugcheck(line.number)
@@ -228,11 +247,11 @@ class AnalyzeParser:
                 report.last = line.number
                 continue
             field_match = _FIELD.match(text)
-            if field_match is not None and field_match["key"] not in _NOT_FIELDS and section != "args" or (
-                field_match is not None and section == "args" and field_match["key"].startswith("BUGCHECK")
+            # in the Arguments section only BUGCHECK_* keys start the fields (Debugging Details: was lost)
+            if field_match is not None and field_match["key"] not in _NOT_FIELDS and (
+                section != "args" or field_match["key"].startswith("BUGCHECK")
             ):
-                assert field_match is not None
-                section, strays, blank_before = "details", [], False
+                section, strays = "details", []
                 name = field_match["key"]
                 report.last = line.number
                 if name == "STACK_TEXT":
@@ -242,23 +261,22 @@ class AnalyzeParser:
                 current = [field_match["value"]] if field_match["value"] else []
                 report.fields.append((name, current))
                 continue
-            if section == "args" and current is not None and not blank_before:
+            if section == "args" and current is not None and not was_blank:
                 current.append(text)  # a wrapped or tab-continued argument description
                 report.last = line.number
                 report.touch_bugcheck(line.number)
                 continue
-            if section == "details" and current is not None and not blank_before:
+            if section == "details" and current is not None and not was_blank:
                 current.append(text)  # a multi-line field value
                 report.last = line.number
                 continue
-            if section == "details" or blank_before:
-                strays.append(line)
-                if len(strays) >= _MAX_STRAYS:
-                    for stray in reversed(strays):
-                        cursor.push_back(stray)
-                    return
-                continue
-            report.last = line.number  # description text under the header
+            # description text under the header, or debugger chatter between fields; too much of it in a
+            # row means the report has ended (the lines go back to the dispatcher)
+            strays.append(line)
+            if len(strays) >= _MAX_STRAYS[section]:
+                for stray in reversed(strays):
+                    cursor.push_back(stray)
+                return
 
     @staticmethod
     def _closing_dashes(report: _Report, cursor: LineCursor) -> None:

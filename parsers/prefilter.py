@@ -24,16 +24,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-JUNK_CHARS = frozenset(" \t>*#:0123456789")
+JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
 # What may precede a line-start anchor, as a superset of what a trigger's optional prefix can match: every
 # character ``\s`` matches in a decoded line (NBSP and friends from web pastes included), ``>``, ``*``,
-# ``#``, ``:`` and ASCII digits. For bytes chunks the non-ASCII spaces appear as their UTF-8 (or cp1252)
-# byte sequences.
-JUNK_STR = r"[\s>*#:0-9]*+"
-JUNK_BYTES = (
-    rb"(?:[\s\x1c-\x1f\xa0>*#:0-9]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]"
-    rb"|\xe2\x81\x9f|\xe3\x80\x80)*+"
-)
+# ``#``, ``:``, ASCII digits and a stray byte-order mark (U+FEFF, from pasted exports). For bytes chunks
+# the non-ASCII ones appear as their UTF-8 (or cp1252) byte sequences.
+JUNK_STR = r"[\s>*#:0-9\ufeff]*+"
+# one possessive class: ASCII junk plus every byte of the UTF-8 encodings of the non-ASCII spaces (lead
+# bytes C2 E1 E2 E3 EF, continuation bytes 80-BF) and cp1252's NBSP (A0). A superset (it also skips some
+# other non-ASCII text at the start of a line), which costs nothing but a few extra candidates.
+JUNK_BYTES = rb"[\s\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef]*+"
 MIN_ANCHOR = 3
 
 _parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser (no public API exists)
@@ -220,7 +220,9 @@ class Prefilter:
                 unanchored.append(trigger)
                 continue
             for anchor in anchors:
-                (line_start if anchor.line_start else self.floating).append(anchor)
+                # the possessive junk could swallow a non-ASCII first character: search such text anywhere
+                at_start = anchor.line_start and (anchor.text[0].isascii() or not anchor.after_junk)
+                (line_start if at_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
         after_junk = [a for a in line_start if a.after_junk]
         direct = sorted(

@@ -2,8 +2,11 @@
 
 Adding a log format: write a module with a module-level ``PARSER`` (see ``parsers.base.BlockParser``) and
 add one line to ``PARSERS`` (and its input format to ``FORMATS`` if it is not a debugger-session block).
-For speed, start a trigger with ``^``, optional leading junk such as ``\\s*`` and then literal text: the
-dispatcher finds such lines at memchr speed (``parsers.prefilter``); other triggers cost a pass each.
+Triggers are matched with ``re.MULTILINE`` against one line. For speed, start every alternative with ``^``,
+optional leading junk (``\\s*``, ``[\\s>*]*``, ``[\\s0-9:]*`` -- not ``\\d``, which also matches non-ASCII
+digits) and then at least three characters of literal text: all such alternatives share one
+search that runs from line start to line start (``parsers.prefilter``). Any other alternative costs an
+extra pass over every chunk (a case-insensitive one also a lower-cased copy of the chunk).
 """
 
 from __future__ import annotations

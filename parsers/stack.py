@@ -201,8 +201,10 @@ def read_frames(
         if clean is not None:
             line = Line(line.number, clean(line.text))
         frame = parse_frame(line, call_site_only=call_site_only)
+        if frame is not None and not frame.inline and frame.module is None and frame.address is None:
+            frame, line = _unwrapped(frame, line, cursor, clean)
         if frame is not None:
-            last = frame.line
+            last = line.number
             if frame.function is not None and frame.function.endswith("("):
                 frame, last = _with_parameters(frame, cursor)
             frames.append(frame)
@@ -220,6 +222,34 @@ def read_frames(
         cursor.push_back(line)
         break
     return frames, last
+
+
+_MAX_WRAPS = 2  # continuation lines a console hard-wrapped a frame into (a 200-column frame at 80)
+
+
+def _unwrapped(
+    frame: StackFrame, line: Line, cursor: LineCursor, clean: Callable[[str], str] | None
+) -> tuple[StackFrame, Line]:
+    """A frame without a call site whose line a narrow console or a forum hard-wrapped: join the following
+    lines (which are no frames themselves) while that gives the frame its call site. Returns the frame and
+    the last line it took (nothing is taken when no call site comes of it)."""
+    taken: list[Line] = []
+    joined = line.text
+    for _ in range(_MAX_WRAPS):
+        following = cursor.next()
+        if following is None:
+            break
+        taken.append(following)
+        text = clean(following.text) if clean is not None else following.text
+        if not text.strip() or parse_frame(Line(following.number, text)) is not None:
+            break
+        joined += text
+        candidate = parse_frame(Line(line.number, joined))
+        if candidate is not None and (candidate.module is not None or candidate.address is not None):
+            return replace(candidate, text=joined), Line(following.number, joined)
+    for following in reversed(taken):
+        cursor.push_back(following)
+    return frame, line
 
 
 def _style(command: str | None, header: re.Match[str] | None, frames: list[StackFrame]) -> str:

@@ -50,18 +50,17 @@ class Input:
         """The sniffed encoding (``utf-8``, ``utf-8-sig``, ``utf-16-le``, ``utf-16-be``, ``cp1252``);
         ``unknown`` for stdin before it is read."""
         source = self._source
-        if source.encoding is None:
-            if source.data is not None:
-                return source.sniff()
-            if source.path is not None:
-                try:
-                    with open(source.path, "rb") as handle:
-                        head = handle.read(SNIFF_SIZE)
-                except OSError:
-                    return "unknown"
-                return sniff_encoding(head)[0]
-            return "unknown"
-        return source.encoding
+        if source.encoding is not None:
+            return source.encoding
+        if source.data is not None:
+            return sniff_encoding(source.data[:SNIFF_SIZE])[0]
+        if source.path is not None:
+            try:
+                with open(source.path, "rb") as handle:
+                    return sniff_encoding(handle.read(SNIFF_SIZE))[0]
+            except OSError:
+                return "unknown"
+        return "unknown"
 
     def lines(self) -> Iterator[Line]:
         """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers."""
@@ -140,6 +139,9 @@ class _Feed:
         self.scanner: ChunkScanner | None = None
         self.pending: list[Diagnostic] = []  # source diagnostics not yet handed out, in line order
         self.ended = False
+        self.floor = 1  # lines before this position belong to an earlier block (or were pushed back)
+        self.block_start: int | None = None  # position of the current block's first line, when known
+        self.block_line = 0
 
     def load(self) -> bool:
         """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
@@ -164,7 +166,8 @@ class _Feed:
                 line = self.line + item.data.count(self.newline, 0, issue.offset)
                 self.pending.append(Diagnostic(Span(self._inp.path, line, line), issue.message))
             self.data = self.newline + item.data
-            self.pos = 1
+            self.pos = self.floor = 1
+            self.block_start = None
             self.scanner = None
             return True
 
@@ -181,11 +184,14 @@ class _Feed:
                 return None
         end = self.data.find(self.newline, self.pos)
         raw = self.data[self.pos : end]
-        text = raw if isinstance(raw, str) else self._inp._source.decode_line(raw)
+        text = raw if isinstance(raw, str) else self.decode(raw)
         line = Line(self.line, text[:-1] if text.endswith("\r") else text)
         self.pos = end + 1
         self.line += 1
         return line
+
+    def decode(self, raw: bytes) -> str:
+        return self._inp._source.decode_line(raw)
 
     def __iter__(self) -> _Feed:
         return self
@@ -208,9 +214,35 @@ class _Cursor(LineCursor):
 
     def __init__(self, feed: _Feed, path: str) -> None:
         super().__init__(feed, path)
+        self._feed = feed
 
     def take_pushed(self) -> Line | None:
         return self._pushed.pop() if self._pushed else None
+
+    def lookbehind(self, limit: int) -> list[Line]:
+        """Up to ``limit`` lines just before the block's first line that no other block took (in order).
+
+        Not part of the ``BlockParser`` protocol: a parser whose trigger can only match inside its block
+        (``Arguments:`` of a report pasted without its banner) may use it, if present, to find where the
+        block really starts.
+        """
+        feed = self._feed
+        start = feed.block_start
+        found: list[Line] = []
+        if start is None:
+            return found
+        number = feed.block_line
+        while len(found) < limit and start - 1 > feed.floor:
+            begin = feed.data.rfind(feed.newline, 0, start - 1) + 1
+            if begin < feed.floor:
+                break
+            raw = feed.data[begin : start - 1]
+            text = raw if isinstance(raw, str) else feed.decode(raw)
+            number -= 1
+            found.append(Line(number, text[:-1] if text.endswith("\r") else text))
+            start = begin
+        found.reverse()
+        return found
 
 
 class _Dispatcher:
@@ -254,7 +286,9 @@ def iter_records(
         if pushed is not None:
             parser = dispatcher.parser_for(pushed.text)
             if parser is not None:
+                feed.block_start = None
                 yield from _run(inp, feed, cursor, parser, pushed, seen)
+                feed.floor = feed.pos
             continue
         if feed.pending:
             yield from _flush(inp, feed, feed.line)
@@ -272,7 +306,9 @@ def iter_records(
             break
         parser = dispatcher.parser_for(line.text)
         if parser is not None:
+            feed.block_start, feed.block_line = start, line.number
             yield from _run(inp, feed, cursor, parser, line, seen)
+            feed.floor = feed.pos
     yield from _flush(inp, feed, sys.maxsize)
     inp._format = _format(seen)
     inp._lines = feed.line - 1

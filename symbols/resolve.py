@@ -190,6 +190,11 @@ class ImageSymbols:
             found = self._from_image(image, lookup)
             if found is not None:
                 function, start, how = found
+                if how == "exports" and not image.functions:
+                    notes.append(
+                        "nearest export at or below the address: the image has no .pdata to show where "
+                        "functions end, so the code may be an unexported function after it"
+                    )
                 return Resolution(
                     rva, self.name, rva, function, rva - start, None, None, (), how, _join(notes)
                 )
@@ -210,7 +215,11 @@ class ImageSymbols:
         index = bisect.bisect_right(self._export_starts, rva) - 1
         if index >= 0:
             start, name = self._exports[index]
-            if (function is None or start >= function[0]) and image.section_at(start) == section:
+            last = bisect.bisect_right(image.functions, (rva, 1 << 64)) - 1
+            begin, end = image.functions[last] if last >= 0 else (-1, -1)
+            # a .pdata function starting after the export, or the export's own function ending, lies between
+            elsewhere = begin > start or begin <= start < end <= rva
+            if not elsewhere and image.section_at(start) == section:
                 return name, start, "exports"
         if function is not None:
             return f"{module_label(self.name)}+{function[0]:#x}", function[0], "pdata"

@@ -6,11 +6,13 @@ clipboard, and the key map. All analysis happens in the engine through a :class:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -47,7 +49,7 @@ class TriageApp(App[None]):
     TITLE = "hvci-triage"
     COMMANDS = App.COMMANDS | {TriageCommands}
 
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "back_or_quit", "Quit", id="app.quit"),
         Binding("question_mark,f1", "help", "Help", id="app.help"),
     ]
@@ -149,10 +151,8 @@ class TriageApp(App[None]):
         if importlib.util.find_spec("pyperclip") is not None:
             import pyperclip  # optional; only when the user installed it
 
-            try:
+            with contextlib.suppress(pyperclip.PyperclipException):  # no system clipboard: the file has it
                 pyperclip.copy(text)
-            except pyperclip.PyperclipException:
-                pass  # no system clipboard (headless); the file below still has it
         path = Path(tempfile.gettempdir()) / CLIPBOARD_FILE
         try:
             path.write_text(text, encoding="utf-8")

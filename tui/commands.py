@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from tui.app import TriageApp
 
 #: Export formats offered, in palette order: (label, format name for ``hvci.report.render``).
-EXPORTS = (("JSON", "json"), ("SARIF", "sarif"), ("Markdown", "markdown"), ("HTML", "html"), ("JSONL", "jsonl"))
+EXPORTS = (
+    ("JSON", "json"),
+    ("SARIF", "sarif"),
+    ("Markdown", "markdown"),
+    ("HTML", "html"),
+    ("JSONL", "jsonl"),
+)
 
 Command = tuple[str, Callable[[], object], str]
 
@@ -32,23 +38,35 @@ def palette_commands(app: TriageApp) -> list[Command]:
         for label, fmt in EXPORTS:
             commands.append((f"export: {label}", partial(app.export, fmt), f"write the report as {label}"))
     if screen.current is not None:
-        commands.append(("copy: finding as Markdown", app.action_copy_finding, "the selected finding, for an issue"))
-        commands.append(("copy: WinDbg commands", app.action_copy_windbg, "ln, !verifier, verifier /flags ..."))
+        commands.append(
+            ("copy: finding as Markdown", app.action_copy_finding, "the selected finding, for an issue")
+        )
+        commands.append(
+            ("copy: WinDbg commands", app.action_copy_windbg, "ln, !verifier, verifier /flags ...")
+        )
         if screen.current.category is not None:
             commands.append(("copy: remediation", app.action_copy_remediation, "the fix for this category"))
-    commands.append(("symbols: set path", app.action_set_symbol_path, "PDB folders or srv* path; re-analyses"))
-    commands.append(("images: add driver folder", app.action_add_image_folder, ".sys files to resolve callers"))
+    commands.append(
+        ("symbols: set path", app.action_set_symbol_path, "PDB folders or srv* path; re-analyses")
+    )
+    commands.append(
+        ("images: add driver folder", app.action_add_image_folder, ".sys files to resolve callers")
+    )
     table = screen.query_one(FindingsTable)
     where = table.where
     incidents = screen.all_incidents()
     for category in sorted({i.category for i in incidents if i.category is not None}):
         new = Filter(category=category, driver=where.driver, show_other=where.show_other)
-        commands.append((f"filter: category {category_name(category)}", partial(screen.set_filter, new), category))
+        commands.append(
+            (f"filter: category {category_name(category)}", partial(screen.set_filter, new), category)
+        )
     for driver in sorted({driver_label(i) for i in incidents if i.driver or i.caller is not None}):
         new = Filter(category=where.category, driver=driver, show_other=where.show_other)
         commands.append((f"filter: driver {driver}", partial(screen.set_filter, new), "only this driver"))
     if where.active:
-        commands.append(("filter: clear", partial(screen.set_filter, Filter(show_other=where.show_other)), ""))
+        commands.append(
+            ("filter: clear", partial(screen.set_filter, Filter(show_other=where.show_other)), "")
+        )
     toggled = Filter(where.category, where.driver, show_other=not where.show_other)
     other = "filter: show other incidents" if not where.show_other else "filter: hide other incidents"
     commands.append((other, partial(screen.set_filter, toggled), "incidents that are not HVCI-related"))

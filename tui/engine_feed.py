@@ -17,7 +17,7 @@ from tui.pipeline_process import Request, followed_lines, results, start, stop_w
 #: Inputs at least this large are read in child processes (see :mod:`tui.pipeline_process`).
 PROCESS_THRESHOLD = 8 << 20
 
-#: Progress (bytes read) is refreshed every this many lines; reading it per line would cost more than the line.
+#: Progress (bytes read) is refreshed every this many lines: reading it costs more than a line does.
 PROGRESS_EVERY = 4096
 
 
@@ -126,4 +126,3 @@ class PipelineFeed:
                 load.incidents_done = True
             else:
                 load.lines_done = True
-

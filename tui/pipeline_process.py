@@ -31,8 +31,7 @@ from typing import IO, Any
 
 from hvci.pipeline import AnalyzeOptions, iter_incidents
 from parsers.base import Line
-from parsers.records import Diagnostic
-from parsers.source import Chunk
+from parsers.source import Restart
 from parsers.stream import Input, open_input
 
 #: Lines per batch sent to the parent, and the longest a batch waits (seconds) while a file is followed.
@@ -55,22 +54,29 @@ class Request:
 
 
 def followed_lines(inp: Input, stop: threading.Event | None) -> Iterator[Line | None]:
-    """Like :meth:`Input.lines`, but tailing the file; ``None`` marks a reset (truncated or re-created)
-    after which numbering starts again at 1.
+    """Like :meth:`Input.lines`, but tailing the file; ``None`` marks a restart (the file was truncated or
+    re-created) after which numbering starts again at 1.
 
-    ``Input.lines`` takes no ``follow``; this reads the same chunks through the source's follow mode."""
+    ``Input.lines`` takes no ``follow`` yet; this reads the same chunks through the source's follow mode,
+    exactly as ``Input.lines`` does without it."""
     source = inp._source
+    number = 1
     for chunk in source.chunks(follow=True, stop=stop):
-        if isinstance(chunk, Diagnostic):
+        if isinstance(chunk, Restart):
+            number = 1
             yield None
             continue
-        if not isinstance(chunk, Chunk) or not chunk.lines:
-            continue
         data = chunk.data
-        pieces = data.splitlines() if isinstance(data, str) else data.split(b"\n")[:-1]
-        for offset, raw in enumerate(pieces):
-            text = raw if isinstance(raw, str) else source.decode_line(raw)
-            yield Line(chunk.first_line + offset, text.removesuffix("\r"))
+        if not data:
+            continue
+        texts = (
+            data.split("\n")
+            if isinstance(data, str)
+            else [source.decode_line(raw) for raw in data.split(b"\n")]
+        )
+        for text in texts[:-1]:
+            yield Line(number, text.removesuffix("\r"))
+            number += 1
 
 
 def _serve_lines(inp: Input, follow: bool, send: Any) -> None:

@@ -104,8 +104,7 @@ def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:
 def exit_code(
     report: Report, fail_on: str, *, exit_zero: bool, unreadable: int, incomplete: bool
 ) -> ExitCode:
-    if report.inputs == () and unreadable:
-        return ExitCode.USAGE
+    """0, 1 or 3 (see the module docstring); 2 is decided before any analysis runs."""
     findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
     if findings:
         return ExitCode.FINDINGS
@@ -114,15 +113,20 @@ def exit_code(
     return ExitCode.OK
 
 
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 class _Progress:
     """One self-overwriting status line on stderr, only when stderr is a terminal."""
 
     def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and stderr_is_terminal()
         self.total = total
 
-    def show(self, number: int, path: str) -> None:
+    def show(self, number: int, inp: Input) -> None:
         if self.enabled:
+            path = inp.path
             shown = path if len(path) <= 60 else "..." + path[-57:]
             sys.stderr.write(f"\rhvci-triage: {number}/{self.total} {shown}\x1b[K")
             sys.stderr.flush()
@@ -137,11 +141,10 @@ def _warn(message: str) -> None:
     click.echo(f"hvci-triage: {message}", err=True)
 
 
-def _open_all(paths: Sequence[str], progress: _Progress) -> tuple[list[Input], int]:
+def _open_all(paths: Sequence[str]) -> tuple[list[Input], int]:
     inputs: list[Input] = []
     unreadable = 0
-    for number, path in enumerate(paths, 1):
-        progress.show(number, path)
+    for path in paths:
         try:
             if path != "-":
                 with open(path, "rb"):  # fail here, with the OS's reason, rather than half-way through
@@ -228,14 +231,13 @@ def command(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--module") from None
     try:
-        expanded = list(expand_paths(paths))
-        progress = _Progress(not quiet, len(expanded))
-        inputs, unreadable = _open_all(expanded, progress)
+        inputs, unreadable = _open_all(list(expand_paths(paths)))
         if not inputs:
             if not unreadable:
                 _warn("no text files found in the given folder(s)")
             ctx.exit(ExitCode.USAGE)
-        report = analyze_inputs(inputs, options)
+        progress = _Progress(not quiet, len(inputs))
+        report = analyze_inputs(inputs, options, progress=progress.show if progress.enabled else None)
         progress.done()
         _write(render(report, fmt), output)
     except KeyboardInterrupt:

@@ -52,9 +52,15 @@ def reattach_keyboard() -> str | None:
     type=click.Path(file_okay=False, exists=True),
     help="Folder with the driver images (.sys) and PDBs; repeatable.",
 )
-@click.option("--module", "modules", multiple=True, metavar="NAME=BASE[:SIZE]", help="Module range; repeatable.")
+@click.option(
+    "--module", "modules", multiple=True, metavar="NAME=BASE[:SIZE]", help="Module range; repeatable."
+)
 def command(
-    paths: tuple[str, ...], follow: bool, symbol_path: str | None, image_dirs: tuple[str, ...], modules: tuple[str, ...]
+    paths: tuple[str, ...],
+    follow: bool,
+    symbol_path: str | None,
+    image_dirs: tuple[str, ...],
+    modules: tuple[str, ...],
 ) -> None:
     """Open the triage view on PATHS (log files, or - for standard input).
 

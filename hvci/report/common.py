@@ -26,6 +26,14 @@ def plain(text: object) -> str:
     )
 
 
+def verdict(incident: Incident) -> str:
+    """The verdict word: the category id, else whether the incident is HVCI-related at all (a verifier
+    banner cut short is code integrity of a kind the input no longer tells, not "not HVCI-related")."""
+    if incident.category is not None:
+        return incident.category
+    return "code integrity, kind unknown" if incident.hvci_related else "not HVCI-related"
+
+
 def one_line(text: object) -> str:
     """:func:`plain` and on one line (tabs and newlines become spaces)."""
     return plain(str(text).replace("\r", " ").replace("\n", " ").replace("\t", " "))

@@ -18,6 +18,7 @@ from hvci.report.common import (
     one_line,
     ordered,
     plain,
+    verdict,
     where,
 )
 
@@ -39,7 +40,7 @@ def h(text: object) -> str:
 def _incident_html(incident: Incident) -> str:
     css = "hvci" if incident.hvci_related else "other"
     rows: list[tuple[str, str]] = [
-        ("Verdict", f"{h(incident.category or 'not HVCI-related')} ({h(incident.confidence)})"),
+        ("Verdict", f"{h(verdict(incident))} ({h(incident.confidence)})"),
         ("Source", f"<code>{h(where(incident.source))}</code>"),
         ("Kind", h(incident.kind)),
     ]

@@ -19,6 +19,7 @@ from hvci.report.common import (
     one_line,
     ordered,
     plain,
+    verdict,
     where,
 )
 
@@ -42,10 +43,9 @@ def code_block(text: str) -> str:
 def incident_markdown(incident: Incident, level: int = 2) -> str:
     """One incident as a self-contained Markdown section."""
     hashes = "#" * level
-    verdict = incident.category or "not HVCI-related"
     lines = [f"{hashes} {md(incident.title)}", ""]
     rows: list[tuple[str, str]] = [
-        ("Verdict", f"{md(verdict)} ({md(incident.confidence)})"),
+        ("Verdict", f"{md(verdict(incident))} ({md(incident.confidence)})"),
         ("Source", md(where(incident.source))),
         ("Kind", md(incident.kind)),
     ]

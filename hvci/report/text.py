@@ -17,6 +17,7 @@ from hvci.report.common import (
     one_line,
     ordered,
     plain,
+    verdict,
     where,
 )
 
@@ -24,8 +25,7 @@ _INDENT = "    "
 
 
 def _incident_lines(number: int, incident: Incident) -> list[str]:
-    verdict = incident.category or "not HVCI-related"
-    head = f"[{number}] {verdict}  ({incident.confidence})  {where(incident.source)}"
+    head = f"[{number}] {verdict(incident)}  ({incident.confidence})  {where(incident.source)}"
     lines = [plain(head), _INDENT + one_line(incident.title)]
     name = category_name(incident.category)
     if name is not None and name != incident.category:

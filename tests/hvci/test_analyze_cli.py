@@ -151,3 +151,17 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("hvci.commands.analyze.analyze_inputs", interrupted)
     code, out, err = run(str(HAXM))
     assert code == ExitCode.INTERRUPTED and out == "" and "interrupted" in err
+
+
+def test_progress_goes_to_a_terminal_stderr_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvci.commands import analyze
+
+    shown: list[str] = []
+    monkeypatch.setattr(analyze._Progress, "show", lambda self, n, inp: shown.append(f"{n}/{self.total}"))
+    run(str(HAXM), str(NON_HVCI))
+    assert shown == []  # CliRunner's stderr is not a terminal
+    monkeypatch.setattr(analyze, "stderr_is_terminal", lambda: True)
+    run("-q", str(HAXM), str(NON_HVCI))
+    assert shown == []  # -q: never
+    code, out, _ = run("--format", "json", str(HAXM), str(NON_HVCI))
+    assert shown == ["1/2", "2/2"] and json.loads(out)["schema"] == "hvci-triage/1"  # stdout stays data

@@ -300,3 +300,20 @@ def test_bucket_falls_back_to_failure_bucket_id_for_the_driver() -> None:
     other = (("IMAGE_NAME", "x.sys"), ("FAILURE_BUCKET_ID", "0xc4_2003_VRF_nt!VfCheckImageCompliance"))
     analyze = AnalyzeRecord(span(30, 60), bc(0x2003, 1, 2, 3, form="analyze"), fields=other)
     assert one(CrashGroup(analyze=analyze)).bucket == "execute-write-section:x"
+
+
+def test_reworded_storport_text_of_an_old_debugger_is_still_storport() -> None:
+    old = "The Storport miniport driver passed a bad argument (a NULL pointer) to StorPortInitialize."
+    analyze = AnalyzeRecord(span(30, 80), bc(0x2000, 0, 0, 0, texts=(old,), form="analyze"))
+    assert one(CrashGroup(analyze=analyze)).hvci_related is False
+
+
+def test_image_problem_blamed_on_the_kernel_takes_the_driver_from_arg3() -> None:
+    section_header = BASE + 0x230
+    fields = (("IMAGE_NAME", "ntkrnlmp.exe"), ("MODULE_NAME", "nt"))
+    analyze = AnalyzeRecord(
+        span(30, 80), bc(0x2003, 0xFFFFC30B5A3E1F58, section_header, 1, form="analyze"), fields=fields
+    )
+    incident = one(CrashGroup(analyze=analyze), Context(MODULES))
+    assert incident.driver == "IntelHaxm" and incident.caller is None
+    assert one(CrashGroup(analyze=analyze)).driver is None  # no module list: nt is never the answer

@@ -121,3 +121,25 @@ def test_follow_shows_the_open_crash_when_the_log_goes_quiet(tmp_path: Path) -> 
     thread.join(timeout=10)
     assert found and found[0].category == "execute-pool-type"
     assert not thread.is_alive()
+
+
+LN = """\
+0: kd> ln fffff807`4b9852f0
+c:\\src\\haxm\\windows\\hax_host_mem.c(88)+0x12
+(fffff807`4b9852de)   IntelHaxm!hax_alloc_buffer+0x12   |  (fffff807`4b985390)   IntelHaxm!hax_free_buffer
+"""
+
+
+def test_a_late_ln_names_the_function() -> None:
+    (incident,) = analyze_text(CRASH + OTHER.replace("d1", "d2") + LM + LN, "ln.log").incidents[:1]
+    assert incident.caller is not None and incident.caller.resolved_by == "debugger"
+    assert (incident.caller.function, incident.caller.line) == ("hax_alloc_buffer", 88)
+
+
+def test_counters_point_at_the_banners_of_the_same_driver() -> None:
+    text = (ROOT / "samples" / "logs" / "session-log-only-mode.log").read_text(encoding="utf-8")
+    report = analyze_text(text, "lo.log")
+    counter = next(
+        i for i in report.incidents if i.kind == "verifier-counters" and i.category == "execute-pool-type"
+    )
+    assert any("lo.log:8, lo.log:13" in e.reason for e in counter.evidence)

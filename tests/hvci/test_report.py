@@ -120,3 +120,20 @@ def test_html_is_self_contained(report: Report) -> None:
     assert (
         html.startswith("<!DOCTYPE html>") and "<script" not in html and "http" not in html.split("<body>")[0]
     )
+
+
+def test_a_banner_of_unknown_kind_is_not_called_not_hvci() -> None:
+    text = "\n".join(
+        [
+            "*********** Verifier Detected a Code Integrity Issue ************",
+            "**",
+            "** The caller 0xFFFFF80547B4B777 did something a future kernel will tell us about.",
+            "**",
+            "*****************************************************************",
+        ]
+    )
+    report = analyze_text(text, "u.log")
+    (incident,) = report.incidents
+    assert incident.hvci_related and incident.category is None
+    rendered = render(report, "text")
+    assert "code integrity, kind unknown" in rendered and "not HVCI-related" not in rendered

@@ -265,3 +265,31 @@ def test_report_cut_off_mid_way() -> None:
 def test_star_line_that_is_not_an_analysis_box() -> None:
     records, _ = parse_text("*" * 79 + "\nsome banner of another tool\n" + "*" * 79 + "\n", "t")
     assert records == []
+
+
+def test_blank_line_before_arguments_and_continuations() -> None:
+    text = (
+        "DRIVER_VERIFIER_DETECTED_VIOLATION (c4)\nA device driver attempting to corrupt the system has been caught.\n\n"
+        "Arguments:\nArg1: 0000000000002002, Code Integrity Issue: The caller specified an executable\n"
+        "MDL mapping. (Expected: MdlMappingNoExecute)\nArg2: fffff802da2d4a1d, The address in the driver's code\n"
+        "\twhere the error was detected.\nArg3: 0000000000000010, Page Priority.\nArg4: 0000000000000000, 0\n\n"
+        "Debugging Details:\n------------------\n"
+    )
+    records, _ = parse_text("Debugging Details:\n" * 0 + text, "t")
+    (report,) = records
+    assert isinstance(report, AnalyzeRecord) and report.bugcheck is not None
+    assert report.bugcheck.arg_texts[:2] == (
+        "Code Integrity Issue: The caller specified an executable MDL mapping. (Expected: MdlMappingNoExecute)",
+        "The address in the driver's code where the error was detected.",
+    )
+    assert report.bugcheck.span == Span("t", 1, 10)
+
+
+def test_a_box_followed_by_unrelated_text_gives_the_text_back() -> None:
+    box = (SAMPLES / "analyze-c4-2000-modern.txt").read_text("utf-8").splitlines()[50:55]
+    noise = [f"[Acme] tick {i}" for i in range(60)]
+    text = "\n".join([*box, *noise, "BugCheck C4, {2000, 1, 0, 0}"]) + "\n"
+    records, _ = parse_text(text, "t")
+    assert [type(r).__name__ for r in records] == ["AnalyzeRecord", "BugCheckRecord"]
+    assert records[0].span == Span("t", 1, 5)
+    assert records[1].span.first_line == 66

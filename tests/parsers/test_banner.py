@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from parsers.banner import decode_message
@@ -136,3 +139,19 @@ def test_consecutive_banners_are_separate() -> None:
 def test_decode_message_is_the_shared_entry_point() -> None:
     assert decode_message(CASES[4][0])["issue"] == "mdl-mapping"
     assert decode_message("nonsense")["issue"] == "unknown"
+
+
+def test_every_banner_format_of_the_knowledge_base_decodes_to_its_issue() -> None:
+    """The knowledge base keeps the banner formats as data; parsers keep their own regexes (parsers may
+    not import hvci). Render each printf format with sample values and check both agree."""
+    import tomllib
+
+    path = Path(__file__).resolve().parents[2] / "hvci" / "knowledge" / "verifier.toml"
+    if not path.exists():
+        pytest.skip("knowledge base not written yet")
+    formats = tomllib.loads(path.read_text("utf-8")).get("banner_format", [])
+    assert formats
+    values = {"%p": "FFFFF80547B4A1C4", "%x": "2a", "%wZ": "Some Vendor Driver.sys", "%s": ".text"}
+    for entry in formats:
+        message = re.sub(r"%(?:wZ|p|x|s)", lambda m: values[m.group(0)], entry["format"])
+        assert decode_message(message)["issue"] == entry["issue"], message

@@ -261,3 +261,24 @@ def test_follow_mode_restarts_after_truncation(tmp_path: Path, monkeypatch: pyte
     assert kinds[0] == ("BugCheckRecord", 3)
     assert ("BugCheckRecord", 1) in kinds
     assert any(isinstance(r, Diagnostic) and "from the start" in r.message for r in out)
+
+
+def test_follow_mode_reopens_a_re_created_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
+    path = tmp_path / "live.log"
+    path.write_bytes(f"{BUG}\n".encode())
+    stop = threading.Event()
+    out: list[Record] = []
+    thread = _follow(path, stop, out)
+    _wait_for(lambda: len(out) >= 1)
+    replacement = tmp_path / "new.log"
+    replacement.write_bytes(codecs.BOM_UTF16_LE + f"x\r\ny\r\n{BUG}\r\n".encode("utf-16-le"))
+    replacement.replace(path)  # a new file (new inode), in another encoding
+    _wait_for(lambda: any(isinstance(r, BugCheckRecord) and r.span.first_line == 3 for r in out))
+    stop.set()
+    thread.join(5)
+    assert [(type(r).__name__, r.span.first_line) for r in out if not isinstance(r, Diagnostic)] == [
+        ("BugCheckRecord", 1),
+        ("BugCheckRecord", 3),
+    ]
+    assert any(isinstance(r, Diagnostic) and "re-created" in r.message for r in out)

@@ -64,9 +64,16 @@ def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
     frames = (
         StackFrame(line=12, text=LOG_LINES[11], index=0, module="nt", function="KeBugCheckEx"),
         StackFrame(
-            line=13, text=LOG_LINES[12], index=1, module="nt", function="VerifierExAllocatePoolWithTag", offset=0x8A
+            line=13,
+            text=LOG_LINES[12],
+            index=1,
+            module="nt",
+            function="VerifierExAllocatePoolWithTag",
+            offset=0x8A,
         ),
-        StackFrame(line=14, text=LOG_LINES[13], index=2, module="IntelHaxm", function="AllocateBuffer", offset=0x12),
+        StackFrame(
+            line=14, text=LOG_LINES[13], index=2, module="IntelHaxm", function="AllocateBuffer", offset=0x12
+        ),
     )
     pool = Incident(
         id=f"{path}:3",
@@ -76,7 +83,9 @@ def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
         hvci_related=True,
         confidence="certain",
         title="IntelHaxm.sys allocated executable pool (NonPagedPool)",
-        bugcheck=BugCheck(0xC4, "DRIVER_VERIFIER_DETECTED_VIOLATION", (0x2000, 0xFFFFF8074B9852F0, 0, 0x484D454D)),
+        bugcheck=BugCheck(
+            0xC4, "DRIVER_VERIFIER_DETECTED_VIOLATION", (0x2000, 0xFFFFF8074B9852F0, 0, 0x484D454D)
+        ),
         caller=Caller(
             address=0xFFFFF8074B9852F0,
             module="IntelHaxm.sys",
@@ -107,7 +116,9 @@ def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
         hvci_related=True,
         confidence="likely",
         title="a driver passed an executable page protection (PAGE_EXECUTE_READWRITE)",
-        caller=Caller(address=0xFFFFF8074C001234, module="evil[bold]drv.sys; .shell calc", resolved_by="module"),
+        caller=Caller(
+            address=0xFFFFF8074C001234, module="evil[bold]drv.sys; .shell calc", resolved_by="module"
+        ),
         driver="evil[bold]drv.sys; .shell calc",
         details={"protection": {"value": 0x40, "name": "PAGE_EXECUTE_READWRITE", "executable": True}},
         evidence=(Evidence("verifier banner: executable page protection", _span(16, 20, path), "deciding"),),

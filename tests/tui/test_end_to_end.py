@@ -50,7 +50,10 @@ async def test_sample_log_opens_with_real_pipeline(tmp_path: Path) -> None:
         await settle(pilot)
         table = app.triage.query_one(FindingsTable)
         assert [str(c) for c in table.get_row_at(0)][:4] == [
-            "Execute Pool Type", "IntelHaxm.sys", "hax_alloc_buffer+0x12", "certain"
+            "Execute Pool Type",
+            "IntelHaxm.sys",
+            "hax_alloc_buffer+0x12",
+            "certain",
         ]
         log = app.triage.query_one(EvidenceLog)
         assert log.line_count == len(HAXM.read_text(encoding="utf-8").splitlines())
@@ -168,7 +171,9 @@ def test_stdin_dash_is_read_before_the_app_runs(monkeypatch: pytest.MonkeyPatch)
         return Recorder()
 
     monkeypatch.setattr("tui.app.make_app", fake_make_app)
-    monkeypatch.setattr(open_command, "reattach_keyboard", lambda: captured.setdefault("reattached", True) and None)
+    monkeypatch.setattr(
+        open_command, "reattach_keyboard", lambda: captured.setdefault("reattached", True) and None
+    )
     data = HAXM.read_bytes()
     result = CliRunner().invoke(open_command.command, ["-", "--symbols", "C:\\pdbs"], input=data)
     assert result.exit_code == 0, result.output

@@ -21,7 +21,9 @@ from tui.widgets.findings_table import FindingsTable
 
 def _paste_app(tmp_path: Path, **kwargs: object) -> TriageApp:
     feed = FixtureFeed({"<paste>": LOG_TEXT}, {"<paste>": sample_incidents("<paste>")})
-    return make_app([], feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml")
+    return make_app(
+        [], feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml"
+    )
 
 
 @pytest.mark.parametrize("key", ["f5", "ctrl+s"])
@@ -73,7 +75,8 @@ async def test_help_lists_bindings_with_ids_and_closes(app: TriageApp) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         rows = app.screen.rows
-        ids = {row[3] for row in rows}
+        ids = {row[1] for row in rows}
+        assert ("? f1", "app.help", "Help", "app") in rows
         assert {"finding.next", "search.open", "app.quit", "paste.analyse", "evidence.bottom"} <= ids
         table = app.screen.query_one(DataTable)
         assert table.row_count == len(rows)
@@ -96,8 +99,12 @@ async def test_q_quits_from_main_screen(app: TriageApp) -> None:
 async def test_keymap_file_remaps_by_binding_id(tmp_path: Path, feed: FixtureFeed) -> None:
     keymap = tmp_path / "keymap.toml"
     keymap.write_text('"finding.next" = "x"\n"app.help" = "f2"\n', encoding="utf-8")
-    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
-                   keymap_file=keymap)
+    app = make_app(
+        [Source(LOG_NAME, data=b"x")],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=keymap,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("x")
@@ -106,14 +113,23 @@ async def test_keymap_file_remaps_by_binding_id(tmp_path: Path, feed: FixtureFee
         assert app.triage.current.id == f"{LOG_NAME}:16"
         await pilot.press("f2")
         assert isinstance(app.screen, HelpScreen)
-        assert ("main", "x", "Next", "finding.next") in app.screen.rows
+        assert (
+            "x",
+            "finding.next",
+            "Next finding (moves the list and the evidence view)",
+            "main",
+        ) in app.screen.rows
 
 
 async def test_broken_keymap_is_reported_and_defaults_stay(tmp_path: Path, feed: FixtureFeed) -> None:
     keymap = tmp_path / "keymap.toml"
     keymap.write_text("this is = not toml [", encoding="utf-8")
-    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
-                   keymap_file=keymap)
+    app = make_app(
+        [Source(LOG_NAME, data=b"x")],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=keymap,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert any("keymap" in n.message for n in app._notifications)  # type: ignore[attr-defined]
@@ -129,10 +145,19 @@ async def test_palette_offers_commands_that_fit(app: TriageApp) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         names = _names(app)
-        for expected in ("export: JSON", "export: SARIF", "export: Markdown", "copy: finding as Markdown",
-                         "copy: WinDbg commands", "symbols: set path", "images: add driver folder",
-                         "filter: category Execute Pool Type", "filter: driver IntelHaxm.sys", "sort: by driver",
-                         "group: by category"):
+        for expected in (
+            "export: JSON",
+            "export: SARIF",
+            "export: Markdown",
+            "copy: finding as Markdown",
+            "copy: WinDbg commands",
+            "symbols: set path",
+            "images: add driver folder",
+            "filter: category Execute Pool Type",
+            "filter: driver IntelHaxm.sys",
+            "sort: by driver",
+            "group: by category",
+        ):
             assert expected in names
         assert "sort: by input" not in names  # the current order is not offered
         assert "filter: clear" not in names
@@ -156,14 +181,18 @@ async def test_palette_runs_a_command_by_typing(app: TriageApp) -> None:
 async def test_palette_exports_write_files(app: TriageApp, tmp_path: Path, label: str, suffix: str) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        dict(((n, c) for n, c, _ in palette_commands(app)))[f"export: {label}"]()
+        {n: c for n, c, _ in palette_commands(app)}[f"export: {label}"]()
         await pilot.pause()
         written = tmp_path / f"hvci-triage-report.{suffix}"
         content = written.read_text(encoding="utf-8")
         if suffix == "json":
             data = json.loads(content)
             assert data["schema"] == "hvci-triage/1"
-            assert [i["id"] for i in data["incidents"]] == [f"{LOG_NAME}:3", f"{LOG_NAME}:16", f"{LOG_NAME}:22"]
+            assert [i["id"] for i in data["incidents"]] == [
+                f"{LOG_NAME}:3",
+                f"{LOG_NAME}:16",
+                f"{LOG_NAME}:22",
+            ]
         elif suffix == "sarif":
             assert json.loads(content)["version"] == "2.1.0"
         else:
@@ -218,9 +247,7 @@ async def test_log_text_is_never_markup_or_escapes(app: TriageApp) -> None:
         log = app.triage.query_one(EvidenceLog)
         log.jump_to(21)
         await pilot.pause()
-        rendered = "".join(
-            seg.text for y in range(log.size.height) for seg in log.render_line(y)
-        )
+        rendered = "".join(seg.text for y in range(log.size.height) for seg in log.render_line(y))
         assert "[bold red]x[/] [@click=app.quit]click[/]" in rendered
         assert "\x1b" not in rendered and "\x07" not in rendered
         assert "␛[2J" in rendered

@@ -24,7 +24,9 @@ SIZES = [(80, 24), (160, 48)]
 def _app(tmp_path: Path, with_input: bool = True) -> TriageApp:
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()})
     sources = [Source(LOG_NAME, data=LOG_TEXT.encode())] if with_input else []
-    return make_app(sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml")
+    return make_app(
+        sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml"
+    )
 
 
 async def _steady(pilot: Pilot[None]) -> None:

@@ -10,7 +10,15 @@ from rich.syntax import Syntax
 from textual.widgets import Static, TabbedContent
 
 from hvci import kb
-from tests.tui.conftest import LOG_LINES, LOG_NAME, LOG_TEXT, FixtureFeed, fixture_factory, sample_incidents, settle
+from tests.tui.conftest import (
+    LOG_LINES,
+    LOG_NAME,
+    LOG_TEXT,
+    FixtureFeed,
+    fixture_factory,
+    sample_incidents,
+    settle,
+)
 from tui.app import TriageApp, make_app
 from tui.loading import Source
 from tui.widgets.detail_pane import DetailPane
@@ -34,7 +42,13 @@ async def test_findings_listed_hvci_first_with_columns(app: TriageApp) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = _table(app)
-        assert [c.label.plain for c in table.columns.values()] == ["Category", "Driver", "Function", "Confidence", "Count"]
+        assert [c.label.plain for c in table.columns.values()] == [
+            "Category",
+            "Driver",
+            "Function",
+            "Confidence",
+            "Count",
+        ]
         assert [i.id for i in table.listed] == [f"{LOG_NAME}:3", f"{LOG_NAME}:16", f"{LOG_NAME}:22"]
         first = [str(c) for c in table.get_row_at(0)]
         assert first == ["Execute Pool Type", "IntelHaxm.sys", "AllocateBuffer+0x12", "certain", "1"]
@@ -56,8 +70,12 @@ async def test_other_incidents_toggle(app: TriageApp) -> None:
 async def test_non_hvci_first_in_input_still_listed_after_hvci(tmp_path: Path) -> None:
     pool, protection, other = sample_incidents()
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [other, protection, pool]})
-    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
-                   keymap_file=tmp_path / "none.toml")
+    app = make_app(
+        [Source(LOG_NAME, data=b"x")],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=tmp_path / "none.toml",
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("s")  # any sort keeps HVCI first
@@ -111,8 +129,12 @@ async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
 
     second = replace(pool, id=f"{LOG_NAME}:99", source=pool.source)
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, second]})
-    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
-                   keymap_file=tmp_path / "none.toml")
+    app = make_app(
+        [Source(LOG_NAME, data=b"x")],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=tmp_path / "none.toml",
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("S")
@@ -188,7 +210,9 @@ async def test_evidence_lines_render_with_numbers_and_highlight(app: TriageApp) 
         assert strip.text.startswith(" 3 *********** Verifier")
         assert any(seg.style and seg.style.bgcolor is not None for seg in strip)
         plain_line = log.render_line(0)
-        assert not any(seg.style and seg.style.bgcolor and seg.style.bgcolor.name == "grey23" for seg in plain_line)
+        assert not any(
+            seg.style and seg.style.bgcolor and seg.style.bgcolor.name == "grey23" for seg in plain_line
+        )
 
 
 async def test_search_next_and_previous(app: TriageApp) -> None:
@@ -224,8 +248,12 @@ async def test_search_escape_closes(app: TriageApp) -> None:
 
 async def test_first_findings_appear_while_loading(tmp_path: Path) -> None:
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()}, delay=0.6)
-    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
-                   keymap_file=tmp_path / "none.toml")
+    app = make_app(
+        [Source(LOG_NAME, data=b"x")],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=tmp_path / "none.toml",
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.9)
         assert len(_table(app).listed) == 1
@@ -239,10 +267,16 @@ async def test_enriched_incident_replaces_the_earlier_version(tmp_path: Path) ->
     from dataclasses import replace
 
     pool, protection, other = sample_incidents()
-    early = replace(pool, caller=replace(pool.caller, function=None, file=None, line=None, resolved_by="module"))
+    early = replace(
+        pool, caller=replace(pool.caller, function=None, file=None, line=None, resolved_by="module")
+    )
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [early, protection, pool]})
-    app = make_app([Source(LOG_NAME, data=b"x")], feed_factory=fixture_factory(feed), export_dir=tmp_path,
-                   keymap_file=tmp_path / "none.toml")
+    app = make_app(
+        [Source(LOG_NAME, data=b"x")],
+        feed_factory=fixture_factory(feed),
+        export_dir=tmp_path,
+        keymap_file=tmp_path / "none.toml",
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = _table(app)
@@ -258,7 +292,9 @@ async def test_two_inputs_and_evidence_switches_input(tmp_path: Path) -> None:
     texts = {LOG_NAME: LOG_TEXT, other_name: "\n".join(f"second {n}" for n in range(1, 30))}
     feed = FixtureFeed(texts, incidents)
     sources = [Source(LOG_NAME, data=b"x"), Source(other_name, data=b"y")]
-    app = make_app(sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml")
+    app = make_app(
+        sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml"
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         log = app.triage.query_one(EvidenceLog)

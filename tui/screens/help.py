@@ -7,11 +7,13 @@ so it cannot drift from what the keys really do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
@@ -26,22 +28,24 @@ def _bindings(owner: type) -> Iterable[Binding]:
             yield Binding(*item)
 
 
-def binding_rows(owners: Iterable[tuple[str, type]], keymap: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
-    """``(where, keys, what, id)`` for each binding with an id, keys as remapped by ``keymap``."""
+def binding_rows(
+    owners: Iterable[tuple[str, type]], keymap: Mapping[str, str]
+) -> list[tuple[str, str, str, str]]:
+    """``(keys, id, what, where)`` for each binding with an id, keys as remapped by ``keymap``."""
     rows = []
     for where, owner in owners:
         for binding in _bindings(owner):
             if binding.id is None:
                 continue
-            keys = keymap.get(binding.id, binding.key)
-            rows.append((where, keys.replace(",", " "), binding.description or binding.action, binding.id))
+            keys = " ".join(format_key(k.strip()) for k in keymap.get(binding.id, binding.key).split(","))
+            rows.append((keys, binding.id, binding.tooltip or binding.description or binding.action, where))
     return rows
 
 
 class HelpScreen(ModalScreen[None]):
     """Lists the bindings; any of q, Escape, ? or F1 closes it."""
 
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q,escape,question_mark,f1", "close", "Close", id="help.close"),
     ]
 
@@ -71,12 +75,15 @@ class HelpScreen(ModalScreen[None]):
                 f"in {keymap_path()} or in the file named by ${KEYMAP_ENV}. Read at startup.\n"
             )
             remap.append("Command palette: ctrl+p (export, copy, symbols, images, filter, sort, group).\n")
-            remap.append("Paste view: F5 or Ctrl+S analyses (Ctrl+Enter is not used: Windows Terminal sends it as Ctrl+J).")
+            remap.append(
+                "Paste view: F5 or Ctrl+S analyses (Ctrl+Enter is not used: Windows Terminal sends it "
+                "as Ctrl+J)."
+            )
             yield Static(remap)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Where", "Keys", "What", "Binding id")
+        table.add_columns("Keys", "Binding id", "What", "Where")
         for row in self.rows:
             table.add_row(*(Text(cell) for cell in row))
         table.focus()

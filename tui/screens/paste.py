@@ -6,6 +6,8 @@ Terminal sends Ctrl+Enter as Ctrl+J (microsoft/terminal #18852), which a TextAre
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -16,14 +18,14 @@ from textual.widgets import Button, Footer, Header, Label, TextArea
 class PasteScreen(Screen[str | None]):
     """Dismisses with the pasted text on analyse, ``None`` on cancel."""
 
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5,ctrl+s", "analyse", "Analyse", id="paste.analyse", priority=True),
         Binding("escape", "cancel", "Back", id="paste.cancel", priority=True),
     ]
 
     DEFAULT_CSS = """
     PasteScreen > Vertical { padding: 0 1; }
-    PasteScreen Label { color: $text-muted; height: auto; }
+    PasteScreen Label { color: $text-muted; height: auto; width: 1fr; }
     PasteScreen TextArea { height: 1fr; }
     PasteScreen Horizontal { height: auto; align-horizontal: right; }
     PasteScreen Button { margin-left: 1; }

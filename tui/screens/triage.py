@@ -8,6 +8,8 @@ for the engine.
 from __future__ import annotations
 
 import time
+from typing import ClassVar
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -45,21 +47,78 @@ def _size(count: int) -> str:
 class TriageScreen(Screen[None]):
     """Findings on top (or left), detail and evidence below (or right)."""
 
-    BINDINGS: list[BindingType] = [
-        Binding("e", "next_finding", "Next", id="finding.next"),
-        Binding("E", "previous_finding", "Prev", id="finding.previous"),
-        Binding("slash", "search", "Search", id="search.open"),
-        Binding("n", "search_next", "Next match", show=False, id="search.next"),
-        Binding("N", "search_previous", "Previous match", show=False, id="search.previous"),
-        Binding("s", "cycle_sort", "Sort", id="findings.sort"),
-        Binding("S", "cycle_group", "Group", id="findings.group"),
-        Binding("o", "toggle_other", "Other", id="findings.other"),
-        Binding("d", "show_tab('detail-tab')", "Detail", id="view.detail"),
-        Binding("v", "show_tab('evidence-tab')", "Evidence", id="view.evidence"),
-        Binding("c", "app.copy_finding", "Copy", id="copy.finding"),
-        Binding("w", "app.copy_windbg", "Copy WinDbg", show=False, id="copy.windbg"),
-        Binding("p", "app.paste", "Paste", id="view.paste"),
-        Binding("escape", "close_search", "Close search", show=False, id="search.close"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "e",
+            "next_finding",
+            "Next",
+            id="finding.next",
+            tooltip="Next finding (moves the list and the evidence view)",
+        ),
+        Binding("E", "previous_finding", "Prev", id="finding.previous", tooltip="Previous finding"),
+        Binding("slash", "search", "Search", id="search.open", tooltip="Search the input text"),
+        Binding("n", "search_next", "Next match", show=False, id="search.next", tooltip="Next search match"),
+        Binding(
+            "N",
+            "search_previous",
+            "Previous match",
+            show=False,
+            id="search.previous",
+            tooltip="Previous search match",
+        ),
+        Binding(
+            "s",
+            "cycle_sort",
+            "Sort",
+            id="findings.sort",
+            tooltip="Cycle the sort: input order, category, driver, confidence, count",
+        ),
+        Binding(
+            "S",
+            "cycle_group",
+            "Group",
+            id="findings.group",
+            tooltip="Cycle grouping: none, by category, by driver",
+        ),
+        Binding(
+            "o",
+            "toggle_other",
+            "Other",
+            id="findings.other",
+            tooltip="Show or hide incidents that are not HVCI-related",
+        ),
+        Binding(
+            "d",
+            "show_tab('detail-tab')",
+            "Detail",
+            id="view.detail",
+            tooltip="Show the selected finding in detail",
+        ),
+        Binding(
+            "v",
+            "show_tab('evidence-tab')",
+            "Evidence",
+            id="view.evidence",
+            tooltip="Show the raw input with the finding's lines highlighted",
+        ),
+        Binding("c", "app.copy_finding", "Copy", id="copy.finding", tooltip="Copy the finding as Markdown"),
+        Binding(
+            "w",
+            "app.copy_windbg",
+            "Copy WinDbg",
+            show=False,
+            id="copy.windbg",
+            tooltip="Copy the WinDbg / verifier commands",
+        ),
+        Binding("p", "app.paste", "Paste", id="view.paste", tooltip="Paste debugger output to analyse"),
+        Binding(
+            "escape",
+            "close_search",
+            "Close search",
+            show=False,
+            id="search.close",
+            tooltip="Close the search input",
+        ),
     ]
 
     def __init__(self, feed: Feed, sources: list[Source], *, follow: bool = False) -> None:
@@ -362,6 +421,11 @@ class TriageScreen(Screen[None]):
     def action_toggle_other(self) -> None:
         where = self.query_one(FindingsTable).where
         self.set_filter(Filter(where.category, where.driver, show_other=not where.show_other))
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "evidence-tab":
+            log = self.query_one(EvidenceLog)
+            log.call_after_refresh(log.reveal_focus)
 
     def on_evidence_log_follow_changed(self, event: EvidenceLog.FollowChanged) -> None:
         if self.follow:

@@ -20,7 +20,7 @@ from textual.widgets import Markdown, Static
 from hvci import kb
 from hvci.model import Incident
 from tui.labels import category_label, span_label, where_label
-from tui.safe_text import clean, safe
+from tui.safe_text import clean
 from tui.widgets.stack_view import StackView
 from tui.windbg import commands_for
 
@@ -139,7 +139,9 @@ def evidence_text(incident: Incident, line_at: LineLookup) -> Group:
     quoted: set[tuple[str, int, int]] = set()
     for evidence in incident.evidence:
         marker = {"deciding": "■", "conflicting": "✗"}.get(evidence.weight, "·")
-        reason = Text(f"{marker} {clean(evidence.reason)}", style="bold" if evidence.weight == "deciding" else "")
+        reason = Text(
+            f"{marker} {clean(evidence.reason)}", style="bold" if evidence.weight == "deciding" else ""
+        )
         parts.append(reason)
         span = evidence.span
         if span is None:
@@ -238,7 +240,12 @@ class DetailPane(VerticalScroll, can_focus=True):
             self.query_one(f"#{name}").display = present
         before = bool(present and remediation.before)
         after = bool(present and remediation.after)
-        for name, shown in (("before-label", before), ("before", before), ("after-label", after), ("after", after)):
+        for name, shown in (
+            ("before-label", before),
+            ("before", before),
+            ("after-label", after),
+            ("after", after),
+        ):
             self.query_one(f"#{name}").display = shown
         if not present:
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -39,7 +40,7 @@ _GUTTER = Style(dim=True)
 class EvidenceLog(ScrollView, can_focus=True):
     """Line-numbered view of one input with highlighted spans, search matches and follow mode."""
 
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j,down", "lines(1)", "Down", show=False, id="evidence.down"),
         Binding("k,up", "lines(-1)", "Up", show=False, id="evidence.up"),
         Binding("space,pagedown,ctrl+d", "pages(1)", "Page down", show=False, id="evidence.page_down"),
@@ -66,7 +67,7 @@ class EvidenceLog(ScrollView, can_focus=True):
             self.following = following
             self.pending = pending
 
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002 (Textual names it id)
         super().__init__(name=name, id=id, classes=classes)
         self._lines: Sequence[str] = ()
         self._known = 0
@@ -153,15 +154,17 @@ class EvidenceLog(ScrollView, can_focus=True):
         self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True)
         self.refresh()
 
-    def on_show(self) -> None:
-        """Scrolling a hidden view (the Evidence tab before it is opened) does not stick; redo it."""
-        if self._focus_line is not None and not self.following:
-            self.call_after_refresh(self._reveal_focus)
-
-    def _reveal_focus(self) -> None:
+    def reveal_focus(self) -> None:
+        """Scroll the focus line into view if it is not (the end while following); scrolling a hidden view (the Evidence tab before it
+        is opened) does not stick, so the screen calls this when the tab opens."""
+        if self.following:
+            self.scroll_end(animate=False, immediate=True)
+            return
         line = self._focus_line
+        if line is None:
+            return
         top = self.scroll_offset.y
-        if line is not None and not top < line <= top + self.size.height:
+        if not top < line <= top + self.size.height:
             self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True)
 
     # -- search --------------------------------------------------------------------------------------
@@ -263,13 +266,18 @@ class EvidenceLog(ScrollView, can_focus=True):
         text = Text(no_wrap=True, end="")
         text.append(f"{number:>{gutter - 1}} ", _GUTTER)
         text.append(shown)
+        fill = base
         if number == self._focus_line:
             text.stylize(_FOCUS_LINE)
+            fill = base + _FOCUS_LINE
         elif self._in_span(number):
             text.stylize(_HIGHLIGHT)
+            fill = base + _HIGHLIGHT
         if self._pattern is not None:
             for match in self._pattern.finditer(shown):
                 text.stylize(_MATCH, gutter + match.start(), gutter + match.end())
-        segments = [Segment(s.text, base + s.style if s.style else base) for s in text.render(self.app.console)]
+        segments = [
+            Segment(s.text, base + s.style if s.style else base) for s in text.render(self.app.console)
+        ]
         strip = Strip(segments, cell_len(text.plain))
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        return strip.crop_extend(scroll_x, scroll_x + width, fill)  # highlight the full width

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -78,7 +79,7 @@ def arrange(incidents: Sequence[Incident], sort: str, group: str, where: Filter)
 class FindingsTable(DataTable[Text]):
     """The list of incidents; posts :class:`FindingsTable.Highlighted` as the cursor moves."""
 
-    BINDINGS: list[BindingType] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, id="findings.down"),
         Binding("k", "cursor_up", "Up", show=False, id="findings.up"),
         Binding("g,home", "scroll_top", "Top", show=False, id="findings.top"),
@@ -92,7 +93,7 @@ class FindingsTable(DataTable[Text]):
             super().__init__()
             self.incident = incident
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 (Textual names it id)
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.order = "input"
         self.grouping = "none"
@@ -133,7 +134,9 @@ class FindingsTable(DataTable[Text]):
         """List ``incidents`` (the whole list so far), keeping the cursor on the same incident."""
         ordered = arrange(incidents, self.order, self.grouping, self.where)
         simple = self.order == "input" and self.grouping == "none" and self._columns_for == self.grouping
-        kept = len(ordered) >= len(self.listed) and all(a is b for a, b in zip(ordered, self.listed, strict=False))
+        kept = len(ordered) >= len(self.listed) and all(
+            a is b for a, b in zip(ordered, self.listed, strict=False)
+        )
         if simple and kept and self.row_count == len(self.listed):
             self._append(ordered[len(self.listed) :])
             return
@@ -164,7 +167,7 @@ class FindingsTable(DataTable[Text]):
         return self.listed[self.cursor_row]
 
     def select_id(self, incident_id: str) -> bool:
-        """Move the cursor to the incident with ``incident_id``; False when it is not listed (filtered out)."""
+        """Move the cursor to the incident with ``incident_id``; False when it is filtered out."""
         for row, incident in enumerate(self.listed):
             if incident.id == incident_id:
                 self.move_cursor(row=row, animate=False)

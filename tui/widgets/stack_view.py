@@ -66,7 +66,11 @@ def render_stack(frames: Sequence[StackFrame], caller: Caller | None, driver: st
     for index, frame in enumerate(frames):
         number = frame.index if frame.index is not None else index
         mark = MARK if index == blamed else " "
-        style = "bold red" if index == blamed else ("dim" if frame.module and frame.module.lower() == "nt" else "")
+        style = (
+            "bold red"
+            if index == blamed
+            else ("dim" if frame.module and frame.module.lower() == "nt" else "")
+        )
         text.append(f"{mark} {number:02x} ", style)
         text.append(clean(frame_symbol(frame)), style)
         if frame.source_file:
@@ -76,7 +80,9 @@ def render_stack(frames: Sequence[StackFrame], caller: Caller | None, driver: st
             text.append("  (inline)", "dim")
         text.append("\n")
         if index == blamed and caller is not None and caller.resolved_by not in ("none", "debugger"):
-            text.append(f"      = {clean(where_label(caller))}  (resolved by {caller.resolved_by})\n", "green")
+            text.append(
+                f"      = {clean(where_label(caller))}  (resolved by {caller.resolved_by})\n", "green"
+            )
     if not frames:
         text.append("(no stack in the input for this incident)", "dim")
     text.rstrip()
