@@ -237,9 +237,7 @@ def main() -> None:
         iter_big = _run_child("iter", big, args.repeat)
         iter_small = _run_child("iter", files[sizes[0]])
         anchored = _run_child("anchored", big, args.repeat)
-        print(
-            f"input: {mb:.0f} MB, {iter_big['lines']:.0f} lines; best of {args.repeat} runs; MB/s per CPU second"
-        )
+        print(f"input: {mb:.0f} MB, {iter_big['lines']:.0f} lines; best of {args.repeat} runs; MB/s per CPU")
         print(
             f"grep -c -F ({len(_grep_pattern())} anchors): {mb / grep_cpu:.0f} MB/s "
             f"(wall {mb / grep_wall:.0f}), {grep_lines} matching lines"

@@ -142,6 +142,7 @@ class _Feed:
         self.floor = 1  # lines before this position belong to an earlier block (or were pushed back)
         self.block_start: int | None = None  # position of the current block's first line, when known
         self.block_line = 0
+        self.block_data: bytes | str = b""  # the chunk block_start points into
 
     def load(self) -> bool:
         """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
@@ -229,7 +230,7 @@ class _Cursor(LineCursor):
         feed = self._feed
         start = feed.block_start
         found: list[Line] = []
-        if start is None:
+        if start is None or feed.data is not feed.block_data:  # unknown, or read on into a later chunk
             return found
         number = feed.block_line
         while len(found) < limit and start - 1 > feed.floor:
@@ -306,7 +307,7 @@ def iter_records(
             break
         parser = dispatcher.parser_for(line.text)
         if parser is not None:
-            feed.block_start, feed.block_line = start, line.number
+            feed.block_start, feed.block_line, feed.block_data = start, line.number, feed.data
             yield from _run(inp, feed, cursor, parser, line, seen)
             feed.floor = feed.pos
     yield from _flush(inp, feed, sys.maxsize)

@@ -123,7 +123,9 @@ def check_function(caller: dict[str, Any], want: dict[str, Any]) -> list[str]:
     if function != want["function"]:
         problems.append(f"caller.function: got {function!r}, expected {want['function']!r}")
     if "displacement" in want and caller["displacement"] != hex(want["displacement"]):
-        problems.append(f"caller.displacement: got {caller['displacement']!r}, expected {want['displacement']:#x}")
+        problems.append(
+            f"caller.displacement: got {caller['displacement']!r}, expected {want['displacement']:#x}"
+        )
     if "source_file" in want and not str(caller["file"] or "").lower().endswith(want["source_file"].lower()):
         problems.append(f"caller.file: got {caller['file']!r}, expected …{want['source_file']}")
     if "source_line" in want and caller["line"] != want["source_line"]:
@@ -147,7 +149,9 @@ def test_log_matches_expectation(log: dict[str, Any]) -> None:
     code, out, err = analyze("--format", "json", str(LOGS / log["file"]))
     assert "Traceback" not in err
     report = json.loads(out)
-    incidents = sorted(report["incidents"], key=lambda i: (i["source"]["first_line"], i["source"]["last_line"]))
+    incidents = sorted(
+        report["incidents"], key=lambda i: (i["source"]["first_line"], i["source"]["last_line"])
+    )
     if log.get("only_hvci"):
         incidents = [i for i in incidents if i["hvci_related"]]
     incidents = merge_repeats(incidents)

@@ -293,3 +293,17 @@ def test_a_box_followed_by_unrelated_text_gives_the_text_back() -> None:
     assert [type(r).__name__ for r in records] == ["AnalyzeRecord", "BugCheckRecord"]
     assert records[0].span == Span("t", 1, 5)
     assert records[1].span.first_line == 66
+
+
+def test_looking_back_for_a_header_stops_at_the_previous_block() -> None:
+    box = (SAMPLES / "analyze-c4-2000-modern.txt").read_text("utf-8").splitlines()[50:55]
+    first = [*box, "DRIVER_VERIFIER_DETECTED_VIOLATION (c4)", "Arguments:", "Arg1: 0000000000002000, x"]
+    first += ["Followup:     MachineOwner", "---------"]
+    second = ["Arguments:", "Arg1: 0000000000000001, y", "", "BUGCHECK_CODE:  1e"]
+    records, _ = parse_text("\n".join(first + second) + "\n", "t")
+    one, two = records
+    assert isinstance(one, AnalyzeRecord) and isinstance(two, AnalyzeRecord)
+    assert one.bugcheck is not None and one.bugcheck.name == "DRIVER_VERIFIER_DETECTED_VIOLATION"
+    assert two.span.first_line == 11
+    assert two.bugcheck is not None
+    assert (two.bugcheck.name, two.bugcheck.code, two.bugcheck.args) == (None, 0x1E, (1,))
