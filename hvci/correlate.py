@@ -282,7 +282,7 @@ class Correlator:
             if group is None:
                 self._open(CrashGroup(analyze=record), record.span)
                 return []
-            if group.analyze is None or len(record.fields) > len(group.analyze.fields):
+            if group.analyze is None or richness(record) >= richness(group.analyze):
                 group = replace(group, analyze=record)
             self._touch(group, record.span)
             return []
@@ -299,6 +299,13 @@ class Correlator:
         group = self.open_group
         if group is not None and len(group.symbol_lines) < MAX_SYMBOL_LINES:
             self._touch(replace(group, symbol_lines=(*group.symbol_lines, record)), record.span)
+
+
+def richness(record: AnalyzeRecord) -> tuple[int, int]:
+    """How much one ``!analyze`` run of a crash tells: symbolised frames, then fields. The richer run wins,
+    the later one on a tie (a rerun after fixing the symbol path names what the first run could not)."""
+    frames = record.stack.frames if record.stack is not None else ()
+    return sum(frame.function is not None for frame in frames), len(record.fields)
 
 
 def counter_groups(status: VerifierStatusRecord) -> list[Group]:

@@ -47,9 +47,10 @@ _INTERJECTION = re.compile(
     r"^\s*(?:WARNING:|\*\*\* |Unable to |Page [0-9a-fA-F]+ (?:not|too)|GetContextState failed|Frame IP)"
 )
 _HEADER = re.compile(
-    r"^[\s#]*(?:(?P<memory>Memory\s+)?Child-SP\s+RetAddr|(?P<x86>ChildEBP\s+RetAddr)|(?P<kc>Call Site\s*$)"
+    r"^[\s#>]*(?:(?P<memory>Memory\s+)?Child-SP\s+RetAddr|(?P<x86>ChildEBP\s+RetAddr)|(?P<kc>Call Site\s*$)"
     r"|RetAddr\s+:\s+Args to Child)"
 )
+_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
 _PROMPT = re.compile(r"kd> (?P<command>k[a-zA-Z]*)\b")
 _PARAM_LINE = re.compile(r"^[ \t]+\S.*(?:=|\)|,)\s*$")
 
@@ -252,6 +253,11 @@ def _unwrapped(
     return frame, line
 
 
+def _unquote(text: str) -> str:
+    """A listing line without the ``> `` quote markers of a forum or mail copy."""
+    return _QUOTE.sub("", text) if text.startswith((">", " >", "  >")) else text
+
+
 def _style(command: str | None, header: re.Match[str] | None, frames: list[StackFrame]) -> str:
     if command:
         letters = command[1:]
@@ -277,8 +283,8 @@ class StackParser:
 
     name = "stack"
     trigger = (
-        r"^[\s#]*Memory\s+Child-SP|^[\s#]*Child-SP\s+RetAddr|^[\s#]*ChildEBP\s+RetAddr|^[\s#]*Call Site\s*$"
-        r"|^[\s#]*RetAddr\s+:\s+Args to Child"
+        r"^[\s#>]*Memory\s+Child-SP|^[\s#>]*Child-SP\s+RetAddr|^[\s#>]*ChildEBP\s+RetAddr"
+        r"|^[\s#>]*Call Site\s*$|^[\s#>]*RetAddr\s+:\s+Args to Child"
         r"|^[\s>*]*[0-9: ]*kd> k[a-zA-Z]*(?:\s|$)|^[\s>*]*STACK_TEXT:"
     )
 
@@ -299,7 +305,7 @@ class StackParser:
         else:
             header = _HEADER.match(first.text)
         call_site_only = bool(header is not None and header["kc"]) or bool(command and "c" in command[1:])
-        frames, last = read_frames(cursor, call_site_only=call_site_only)
+        frames, last = read_frames(cursor, call_site_only=call_site_only, clean=_unquote)
         if not frames or last is None:
             return
         style = style_override or _style(command, header, frames)

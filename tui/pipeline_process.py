@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -53,12 +53,14 @@ class Request:
     follow: bool
 
 
-def followed_lines(inp: Input, stop: threading.Event | None) -> Iterator[Line | None]:
+def followed_lines(
+    inp: Input, stop: threading.Event | None, on_idle: Callable[[], None] | None = None
+) -> Iterator[Line | None]:
     """Like :meth:`Input.lines`, but tailing the file; ``None`` marks a restart (the file was truncated or
     re-created) after which numbering starts again at 1.
 
     ``Input.lines`` takes no ``follow`` yet; this reads the same chunks through the source's follow mode,
-    exactly as ``Input.lines`` does without it."""
+    exactly as ``Input.lines`` does without it. ``on_idle`` is called whenever the file has nothing new."""
     source = inp._source
     number = 1
     for chunk in source.chunks(follow=True, stop=stop):
@@ -68,6 +70,8 @@ def followed_lines(inp: Input, stop: threading.Event | None) -> Iterator[Line | 
             continue
         data = chunk.data
         if not data:
+            if on_idle is not None:
+                on_idle()
             continue
         texts = (
             data.split("\n")
@@ -89,10 +93,10 @@ def _serve_lines(inp: Input, follow: bool, send: Any) -> None:
         if batch:
             send("lines", (first, batch))
             batch = []
-        send("progress", inp.info().bytes_read)
+            send("progress", inp.info().bytes_read)
         last_sent = time.monotonic()
 
-    for line in followed_lines(inp, None) if follow else inp.lines():
+    for line in followed_lines(inp, None, on_idle=flush) if follow else inp.lines():
         if line is None:
             flush()
             send("reset", None)
@@ -104,6 +108,7 @@ def _serve_lines(inp: Input, follow: bool, send: Any) -> None:
         if len(batch) >= BATCH_LINES or (follow and time.monotonic() - last_sent >= BATCH_SECONDS):
             flush()
     flush()
+    send("progress", inp.info().bytes_read)
 
 
 def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:

@@ -175,3 +175,19 @@ def test_every_format_renders_the_whole_corpus(fmt: str) -> None:
     """All logs at once (a lab points the tool at a folder) in every format: no traceback, exit 1."""
     code, out, err = analyze("-q", "--format", fmt, str(LOGS))
     assert code == ExitCode.FINDINGS and out and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("log", "fail_on", "expected"),
+    [
+        ("22_bugcheck_line_only.txt", "certain", ExitCode.OK),  # numbers alone are not certain
+        ("22_bugcheck_line_only.txt", "possible", ExitCode.FINDINGS),
+        ("06_kd_serial_session_c4_2000.log", "certain", ExitCode.FINDINGS),
+        ("12_0x50_page_fault.txt", "any", ExitCode.FINDINGS),  # a lab run that fails on any crash
+        ("18_c4_2000_storport_win7_olddebugger.txt", "possible", ExitCode.OK),
+        ("06_kd_serial_session_c4_2000.log", "never", ExitCode.OK),
+    ],
+)
+def test_fail_on_thresholds(log: str, fail_on: str, expected: ExitCode) -> None:
+    code, _, err = analyze("-q", "--fail-on", fail_on, str(LOGS / log))
+    assert code == expected and "Traceback" not in err

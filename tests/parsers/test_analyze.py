@@ -268,18 +268,27 @@ def test_star_line_that_is_not_an_analysis_box() -> None:
 
 
 def test_blank_line_before_arguments_and_continuations() -> None:
-    text = (
-        "DRIVER_VERIFIER_DETECTED_VIOLATION (c4)\nA device driver attempting to corrupt the system has been caught.\n\n"
-        "Arguments:\nArg1: 0000000000002002, Code Integrity Issue: The caller specified an executable\n"
-        "MDL mapping. (Expected: MdlMappingNoExecute)\nArg2: fffff802da2d4a1d, The address in the driver's code\n"
-        "\twhere the error was detected.\nArg3: 0000000000000010, Page Priority.\nArg4: 0000000000000000, 0\n\n"
-        "Debugging Details:\n------------------\n"
-    )
-    records, _ = parse_text("Debugging Details:\n" * 0 + text, "t")
+    lines = [
+        "DRIVER_VERIFIER_DETECTED_VIOLATION (c4)",
+        "A device driver attempting to corrupt the system has been caught.",
+        "",
+        "Arguments:",
+        "Arg1: 0000000000002002, Code Integrity Issue: The caller specified an executable",
+        "MDL mapping. (Expected: MdlMappingNoExecute)",
+        "Arg2: fffff802da2d4a1d, The address in the driver's code",
+        "\twhere the error was detected.",
+        "Arg3: 0000000000000010, Page Priority.",
+        "Arg4: 0000000000000000, 0",
+        "",
+        "Debugging Details:",
+        "------------------",
+    ]
+    records, _ = parse_text("\n".join(lines) + "\n", "t")
     (report,) = records
     assert isinstance(report, AnalyzeRecord) and report.bugcheck is not None
     assert report.bugcheck.arg_texts[:2] == (
-        "Code Integrity Issue: The caller specified an executable MDL mapping. (Expected: MdlMappingNoExecute)",
+        "Code Integrity Issue: The caller specified an executable MDL mapping. "
+        "(Expected: MdlMappingNoExecute)",
         "The address in the driver's code where the error was detected.",
     )
     assert report.bugcheck.span == Span("t", 1, 10)

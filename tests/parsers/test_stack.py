@@ -189,3 +189,17 @@ def test_a_stack_ends_at_the_prompt() -> None:
 def test_prompt_without_frames_gives_nothing() -> None:
     records, _ = parse_text("0: kd> kb\nCouldn't resolve error at 'kb'\n", "t")
     assert records == []
+
+
+def test_quoted_listing_from_a_forum() -> None:
+    text = (
+        "> # Child-SP          RetAddr               Call Site\n"
+        "> 00 ffff8a0f`7e4cf6f8 fffff807`2a3ad8e2     nt!KeBugCheckEx\n"
+        "> 01 ffff8a0f`7e4cf790 fffff807`4b981a60     AcmeFan+0x52f0\n"
+        ">\n> thanks\n"
+    )
+    records, _ = parse_text(text, "t")
+    (stack,) = records
+    assert isinstance(stack, StackRecord)
+    assert (stack.span.first_line, stack.span.last_line) == (1, 3)
+    assert [(f.module, f.offset) for f in stack.frames] == [("nt", None), ("AcmeFan", 0x52F0)]

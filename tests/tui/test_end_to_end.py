@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from hvci.commands import open as open_command
 from tests.tui.conftest import settle
+from hvci.pipeline import AnalyzeOptions
 from tui.app import TriageApp, make_app
+from tui.engine_feed import PipelineFeed
 from tui.loading import Source
 from tui.screens.paste import PasteScreen
 from tui.widgets.evidence_log import EvidenceLog
@@ -222,3 +224,47 @@ def test_cli_routes_paths_to_open(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(cli, [str(HAXM)], input=io.BytesIO(b""))
     assert result.exit_code == 0, result.output
     assert seen and seen[0][0].path == HAXM
+
+
+def _child_feed(options: AnalyzeOptions) -> PipelineFeed:
+    return PipelineFeed(options, process_threshold=0)  # every input goes to the reader processes
+
+
+async def test_large_input_path_reads_in_child_processes(tmp_path: Path) -> None:
+    app = _app([Source.file(HAXM)], tmp_path, feed_factory=_child_feed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: app.triage.all_loaded)
+        await settle(pilot)
+        listed = app.triage.query_one(FindingsTable).listed
+        assert [i.category for i in listed] == ["execute-pool-type"]
+        load = app.triage.loads[0]
+        assert load.error is None and load.info is not None
+        assert load.lines == HAXM.read_text(encoding="utf-8").splitlines()
+        assert load.bytes_read == HAXM.stat().st_size
+
+
+async def test_followed_input_in_child_process_is_stopped_on_exit(tmp_path: Path) -> None:
+    log_path = tmp_path / "kd.log"
+    log_path.write_text("kd> g\n", encoding="utf-8")
+    app = _app([Source.file(log_path)], tmp_path, follow=True, feed_factory=_child_feed)
+    async with app.run_test(size=(120, 40)) as pilot:
+        with log_path.open("a", encoding="utf-8") as handle:
+            handle.write(BANNER)
+        table = app.triage.query_one(FindingsTable)
+        await _until(pilot, lambda: len(table.listed) == 1)
+        await _until(pilot, lambda: app.triage.query_one(EvidenceLog).line_count == 6)
+        load = app.triage.loads[0]
+    await asyncio.sleep(0.5)
+    assert load.stop.is_set()
+    assert load.incidents_done and load.lines_done, "the reader processes must end when the app closes"
+
+
+def test_keymap_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui.keymap import KEYMAP_ENV, load_keymap
+
+    path = tmp_path / "keys.toml"
+    path.write_text('[keymap]\n"finding.next" = "x"\n"bad" = 3\n', encoding="utf-8")
+    monkeypatch.setenv(KEYMAP_ENV, str(path))
+    keymap, problem = load_keymap()
+    assert keymap == {"finding.next": "x"}
+    assert problem is not None and "bad" in problem
