@@ -219,7 +219,8 @@ class EventsParser:
 
     name = "events"
     trigger = (
-        r"^Event\[\d+\]:|<Event\s+xmlns\s*=|<Event>|^\ufeff?Level,Date and Time,Source,Event ID,Task Category"
+        r"^Event\[\d+\]:|^\s*<Event(?:\s+xmlns\s*=|>)|^\s*<Events>[^\n]*<Event[\s>]"
+        r"|^\s*<\?xml\b[^\n]*<Event[\s>]|^\ufeff?Level,Date and Time,Source,Event ID,Task Category"
         r"|^(?:TimeCreated|ProviderName|Message)\s+: |^Log Name:\s+\S|^\s+ProviderName: \S"
     )
 

@@ -93,7 +93,7 @@ class ImageDumpParser:
 
     name = "imagedump"
     trigger = (
-        r"^[\s\d:]*kd> !(?:dh|lmi)\b|^\s*File Type:\s+(?:EXECUTABLE IMAGE|DLL)|^\s*FILE HEADER VALUES"
+        r"^[\s0-9:]*kd> !(?:dh|lmi)\b|^\s*File Type:\s+(?:EXECUTABLE IMAGE|DLL)|^\s*FILE HEADER VALUES"
         r"|^\s*OPTIONAL HEADER VALUES|^\s*SECTION HEADER #\d+|^\s*Loaded Module Info:\s*\["
     )
 

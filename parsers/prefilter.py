@@ -69,11 +69,14 @@ def _chars_of_set(items: Sequence[tuple[Any, Any]]) -> set[str] | None:
 
 
 def _is_junk(op: Any, value: Any) -> bool:
-    """An optional leading element whose characters are all junk (e.g. ``\\s*``, ``[>*\\s]*``)."""
+    """A repeated leading element whose characters are all junk (e.g. ``\\s*``, ``\\s+``, ``[>*\\s]*``)."""
     if op not in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
         return False
     low, _high, item = value
-    if low != 0 or len(item) != 1:
+    # ``\s+`` counts as junk as well as ``\s*``: the candidate search skips zero or more junk characters,
+    # a superset of what the trigger needs, and the dispatcher checks the real trigger afterwards. A longer
+    # mandatory run (``\*{70,}``, a banner line) is the text itself, not junk.
+    if low > 1 or len(item) != 1:
         return False
     inner_op, inner_value = item[0]
     if inner_op is _c.LITERAL:

@@ -77,9 +77,9 @@ class ReadinessParser:
 
     name = "readiness"
     trigger = (
-        r"(?i)incompatible HVCI Kernel Driver Modules found|No Incompatible Drivers found"
-        r"|Step\s+\d+\s+Driver Compat|^\s*(?:VbsGetIssues|VbsIsRecommended)\s*:"
-        r"|HVCI incompatible driver scan (?:start|passed)"
+        r"(?i)^\s*(?:incompatible HVCI Kernel Driver Modules found|No Incompatible Drivers found"
+        r"|VbsGetIssues\s*:|VbsIsRecommended\s*:|HVCI incompatible driver scan (?:start|passed))"
+        r"|^\s*====*\s*Step\s+\d+\s+Driver Compat"
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:

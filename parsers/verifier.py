@@ -115,8 +115,9 @@ class VerifierParser:
     trigger = (
         r"(?i)^\s*(?:Verify Flags Level\s|Verify Level\s+[0-9a-f]+\b|Verifier Flags\s*:"
         r"|Level:\s+[0-9a-f]{8}\s*$|Code Integrity Statistics\s*:|Module:\s+\S+\s+\(|"
+        r"No drivers are currently verified|"
         + _LABEL_ALTERNATION
-        + r")|No drivers are currently verified"
+        + r")"
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:

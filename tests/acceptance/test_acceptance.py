@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -26,7 +27,13 @@ LOGS = HERE / "logs"
 EXPECTED: list[dict[str, Any]] = tomllib.loads((HERE / "expected.toml").read_text("utf-8"))["log"]
 
 #: Logs whose expectations the tool does not meet yet, with the reason (strict: they must keep failing).
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+    "38_lab_harness_timestamp_prefix.log": (
+        "parsers: a '[YYYY-MM-DD hh:mm:ss.mmm] ' prefix on every line hides every trigger (the prefilter's "
+        "line-start anchors and the parsers' ^-anchored regexes); the log reads as 0 incidents, exit 0, "
+        "with no diagnostic. Needs a line-prefix strip in parsers/stream.py + prefilter junk (owner P1)."
+    ),
+}
 
 
 def analyze(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
@@ -191,3 +198,21 @@ def test_every_format_renders_the_whole_corpus(fmt: str) -> None:
 def test_fail_on_thresholds(log: str, fail_on: str, expected: ExitCode) -> None:
     code, _, err = analyze("-q", "--fail-on", fail_on, str(LOGS / log))
     assert code == expected and "Traceback" not in err
+
+
+def test_corpus_report_keeps_the_json_contract() -> None:
+    """The whole corpus in one JSON report: valid against the published schema, unique incident ids,
+    ``category`` null exactly when the incident is not HVCI-related (DESIGN.md), lower-case hex addresses."""
+    schema = json.loads((HERE.parent / "hvci" / "report.schema.json").read_text("utf-8"))
+    _, out, _ = analyze("--format", "json", str(LOGS))
+    data = json.loads(out)
+    jsonschema.validate(data, schema)
+    ids = [i["id"] for i in data["incidents"]]
+    assert len(ids) == len(set(ids))
+    for incident in data["incidents"]:
+        if not incident["hvci_related"]:
+            assert incident["category"] is None, incident["id"]
+        caller = incident["caller"] or {}
+        for key in ("address", "offset", "displacement"):
+            value = caller.get(key)
+            assert value is None or (value.startswith("0x") and value == value.lower()), (incident["id"], key)

@@ -40,6 +40,7 @@ def test_dh_f_and_dh_s_of_a_misaligned_x86_driver() -> None:
     assert header == ImageHeaderRecord(
         Span("t.log", 2, 56),
         "oldnic",
+        machine=0x14C,
         image_base=0x10000,
         section_alignment=0x80,
         file_alignment=0x80,

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from hvci.commands import open as open_command
-from tests.tui.conftest import settle
 from hvci.pipeline import AnalyzeOptions
+from tests.tui.conftest import settle
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
 from tui.loading import Source

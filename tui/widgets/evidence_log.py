@@ -155,8 +155,8 @@ class EvidenceLog(ScrollView, can_focus=True):
         self.refresh()
 
     def reveal_focus(self) -> None:
-        """Scroll the focus line into view if it is not (the end while following); scrolling a hidden view (the Evidence tab before it
-        is opened) does not stick, so the screen calls this when the tab opens."""
+        """Scroll the focus line into view if it is not (the end while following). Scrolling a hidden view
+        (the Evidence tab before it is opened) does not stick, so the screen calls this when the tab opens."""
         if self.following:
             self.scroll_end(animate=False, immediate=True)
             return
