@@ -390,6 +390,10 @@ def analyse_calls(
         )
     image = _Image(pe, table or kb.load())
     namer = namer or _pdata_namer(pe)
+    if not pe.imports and pe.import_directory is not None:
+        return CallSiteAnalysis(
+            "could-not-analyse", notes=("the import directory could not be read: calls to the APIs unknown",)
+        )
     if not image.slots:
         return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",), imported=())
     analyser = _Analyser(image)

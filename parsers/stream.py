@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,30 @@ class Input:
 
     def lines(self) -> Iterator[Line]:
         """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers."""
+        return (line for line in self._decoded_lines(False, None, None) if line is not None)
+
+    def followed_lines(
+        self, stop: threading.Event | None, on_idle: Callable[[], None] | None = None
+    ) -> Iterator[Line | None]:
+        """Like :meth:`lines`, but tailing the file until ``stop`` is set. ``None`` marks a restart (the file
+        was truncated or re-created), after which numbering starts again at 1; ``on_idle`` is called whenever
+        the file has nothing new."""
+        return self._decoded_lines(True, stop, on_idle)
+
+    def _decoded_lines(
+        self, follow: bool, stop: threading.Event | None, on_idle: Callable[[], None] | None
+    ) -> Iterator[Line | None]:
         number = 1
-        for chunk in self._source.chunks():
+        for chunk in self._source.chunks(follow=follow, stop=stop):
             if isinstance(chunk, Restart):
                 number = 1
+                yield None
                 continue
             data = chunk.data
+            if not data:
+                if on_idle is not None:
+                    on_idle()
+                continue
             texts = data.split("\n") if isinstance(data, str) else [
                 self._source.decode_line(raw) for raw in data.split(b"\n")
             ]

@@ -371,7 +371,8 @@ class PeImage:
         return tuple(out)
 
     def _read_imports(self) -> tuple[Import, ...]:
-        if self._directory(_DIR_IMPORT) is None:
+        directory = self._directory(_DIR_IMPORT)
+        if directory is None:
             return ()
         self._pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]])
         out: list[Import] = []
@@ -385,6 +386,8 @@ class PeImage:
                 ordinal = int(imp.ordinal) if imp.import_by_ordinal and imp.ordinal is not None else None
                 iat_rva = int(imp.address) - self.image_base if imp.address is not None else 0
                 out.append(Import(dll=dll, name=name, ordinal=ordinal, iat_rva=iat_rva))
+        if not out:  # the directory is there but pefile read nothing from it: never "imports nothing"
+            self._diag.append(f"imports: no import could be read from the directory at RVA {directory[0]:#x}")
         return tuple(out)
 
     def _read_exports(self) -> tuple[Export, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hvci.pipeline import AnalyzeOptions, iter_incidents
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
-from tui.pipeline_process import Request, followed_lines, results, start, stop_when
+from tui.pipeline_process import Request, results, start, stop_when
 
 #: Inputs at least this large are read in child processes (see :mod:`tui.pipeline_process`).
 PROCESS_THRESHOLD = 8 << 20
@@ -73,7 +73,7 @@ class PipelineFeed:
             return
         try:
             inp = _open(load.source)
-            stream = followed_lines(inp, load.stop) if load.follow else inp.lines()
+            stream = inp.followed_lines(load.stop) if load.follow else inp.lines()
             for line in stream:
                 if line is None:
                     load.reset_lines()

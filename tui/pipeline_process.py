@@ -24,14 +24,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from hvci.pipeline import AnalyzeOptions, iter_incidents
-from parsers.base import Line
-from parsers.source import Restart
 from parsers.stream import Input, open_input
 
 #: Lines per batch sent to the parent, and the longest a batch waits (seconds) while a file is followed.
@@ -53,36 +51,6 @@ class Request:
     follow: bool
 
 
-def followed_lines(
-    inp: Input, stop: threading.Event | None, on_idle: Callable[[], None] | None = None
-) -> Iterator[Line | None]:
-    """Like :meth:`Input.lines`, but tailing the file; ``None`` marks a restart (the file was truncated or
-    re-created) after which numbering starts again at 1.
-
-    ``Input.lines`` takes no ``follow`` yet; this reads the same chunks through the source's follow mode,
-    exactly as ``Input.lines`` does without it. ``on_idle`` is called whenever the file has nothing new."""
-    source = inp._source
-    number = 1
-    for chunk in source.chunks(follow=True, stop=stop):
-        if isinstance(chunk, Restart):
-            number = 1
-            yield None
-            continue
-        data = chunk.data
-        if not data:
-            if on_idle is not None:
-                on_idle()
-            continue
-        texts = (
-            data.split("\n")
-            if isinstance(data, str)
-            else [source.decode_line(raw) for raw in data.split(b"\n")]
-        )
-        for text in texts[:-1]:
-            yield Line(number, text.removesuffix("\r"))
-            number += 1
-
-
 def _serve_lines(inp: Input, follow: bool, send: Any) -> None:
     batch: list[str] = []
     first = 1
@@ -96,7 +64,7 @@ def _serve_lines(inp: Input, follow: bool, send: Any) -> None:
             send("progress", inp.info().bytes_read)
         last_sent = time.monotonic()
 
-    for line in followed_lines(inp, None, on_idle=flush) if follow else inp.lines():
+    for line in inp.followed_lines(None, on_idle=flush) if follow else inp.lines():
         if line is None:
             flush()
             send("reset", None)

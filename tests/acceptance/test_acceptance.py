@@ -33,6 +33,11 @@ KNOWN_FAILURES: dict[str, str] = {
         "line-start anchors and the parsers' ^-anchored regexes); the log reads as 0 incidents, exit 0, "
         "with no diagnostic. Needs a line-prefix strip in parsers/stream.py + prefilter junk (owner P1)."
     ),
+    "39_dump_c4_2004_no_banner_dS.txt": (
+        "image subcodes without a banner: the image name is only in the `dS <Arg2>` output, which no parser "
+        "reads (no record type for du/dS/da dumps); the incident has driver None. Needs a parser + a record "
+        "field the engine can match to Arg2/Arg4 (owners P1 + E)."
+    ),
 }
 
 
