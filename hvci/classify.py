@@ -36,7 +36,7 @@ from hvci.correlate import (
     ReadinessGroup,
     same_value,
 )
-from hvci.image_rules import FAIL, ImageHeaders, check_headers
+from hvci.image_rules import FAIL, RULE_WX_INIT, ImageHeaders, check_headers
 from hvci.model import BugCheck, Caller, Evidence, Incident
 from parsers.records import (
     AnalyzeRecord,
@@ -888,6 +888,9 @@ def _classify_image(group: ImageGroup, context: Context) -> list[Incident]:
     for result in check_headers(ImageHeaders.from_record(record)):
         if result.status != FAIL:
             continue
+        # an RWX INIT is tolerated (Windows strips W, the verifier skips it): a note, not a violation that
+        # fails the run (hvci-domain.md 9.3); `scan` shows it as a warning-level rule result
+        category = None if result.rule_id == RULE_WX_INIT else result.category
         evidence = [Evidence(result.message, record.span, DECIDING)]
         evidence.extend(Evidence(text, record.span) for text in result.evidence)
         details: dict[str, Any] = {"rule": result.rule_id, "level": result.level, **dict(result.details)}
@@ -897,14 +900,14 @@ def _classify_image(group: ImageGroup, context: Context) -> list[Incident]:
                 id="",
                 source=record.span,
                 kind="image",
-                category=result.category,
-                hvci_related=result.category is not None,
-                confidence="certain" if result.category is not None else "none",
+                category=category,
+                hvci_related=category is not None,
+                confidence="certain" if category is not None else "none",
                 title=f"{who}: {result.message}",
                 driver=driver,
                 details=details,
                 evidence=tuple(evidence),
-                bucket=bucket_id(result.category or result.rule_id, module=driver),
+                bucket=bucket_id(category or result.rule_id, module=driver),
                 count=result.count,
             )
         )

@@ -62,7 +62,8 @@ class Caller:
 class Incident:
     id: str
     source: Span
-    kind: str  # "bugcheck" | "verifier-banner" | "verifier-counters" | "readiness" | "event" | "image" | "call-site"
+    #: "bugcheck" | "verifier-banner" | "verifier-counters" | "readiness" | "event" | "image" | "call-site"
+    kind: str
     category: str | None
     hvci_related: bool
     confidence: str

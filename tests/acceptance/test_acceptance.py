@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pefile
 import pytest
 from click.testing import CliRunner
 
@@ -221,3 +222,52 @@ def test_corpus_report_keeps_the_json_contract() -> None:
         for key in ("address", "offset", "displacement"):
             value = caller.get(key)
             assert value is None or (value.startswith("0x") and value == value.lower()), (incident["id"], key)
+
+
+def test_an_rwx_init_section_alone_does_not_fail_the_run(tmp_path: Path) -> None:
+    """hvci-domain.md 9.3: an RWX INIT is tolerated; the same !dh dump without the HOOKS section passes."""
+    text = (LOGS / "26_dh_sections_wx.txt").read_text("utf-8")
+    start, end = text.index("SECTION HEADER #4"), text.index("SECTION HEADER #5")
+    log = tmp_path / "init-only.txt"
+    log.write_text(text[:start] + text[end:], "utf-8")
+    code, out, _ = analyze("--format", "json", str(log))
+    assert code == ExitCode.OK
+    assert [(i["category"], i["hvci_related"]) for i in json.loads(out)["incidents"]] == [(None, False)]
+
+
+REALWORLD = HERE.parents[1] / ".." / "shared" / "realworld" / "drivers" / "WinDivert64-2.2.2.sys"
+
+
+@pytest.mark.skipif(not REALWORLD.is_file(), reason="shared real-world drivers not present")
+def test_real_driver_image_without_pdb_names_the_pdata_function(tmp_path: Path) -> None:
+    """A lab has the shipped .sys but no PDB: the caller is placed in its .pdata function (checked here
+    against pefile's own reading of the image), and the note says which PDB would resolve it."""
+    pe = pefile.PE(str(REALWORLD), fast_load=False)
+    begin, end = next(
+        (e.struct.BeginAddress, e.struct.EndAddress)
+        for e in pe.DIRECTORY_ENTRY_EXCEPTION
+        if e.struct.EndAddress - e.struct.BeginAddress > 0x60
+    )
+    base, size = 0xFFFFF8062A350000, pe.OPTIONAL_HEADER.SizeOfImage
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "WinDivert.sys").write_bytes(REALWORLD.read_bytes())
+    log = tmp_path / "wd.log"
+    log.write_text(
+        f"BugCheck C4, {{2000, {base + begin + 0x50:x}, 0, 76695744}}\n"
+        "0: kd> lm m WinDivert\nstart             end                 module name\n"
+        f"{base >> 32:08x}`{base & 0xFFFFFFFF:08x} {(base + size) >> 32:08x}`{(base + size) & 0xFFFFFFFF:08x}"
+        "   WinDivert   (no symbols)           \n",
+        "utf-8",
+    )
+    code, out, _ = analyze("--format", "json", "--images", str(images), str(log))
+    [incident] = json.loads(out)["incidents"]
+    caller = incident["caller"]
+    assert code == ExitCode.FINDINGS and incident["category"] == "execute-pool-type"
+    assert (caller["resolved_by"], caller["offset"], caller["displacement"]) == (
+        "pdata",
+        hex(begin + 0x50),
+        "0x50",
+    )
+    assert hex(begin) in caller["function"].lower() and "WinDivert64.pdb" in (caller["note"] or "")
+    assert begin + 0x50 < end
