@@ -60,6 +60,7 @@ _FRAME_SYMBOL = re.compile(
     r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I
 )
 _WORDS = re.compile(r"[a-z0-9]+")
+_PROBABLY_CAUSED = re.compile(r"^(?P<image>[^\s(]+)(?:\s*\(\s*(?P<symbol>[^\s()]+)\s*\))?")
 _DECODERS: dict[str, Callable[[int], decode.Decoded]] = {
     "pool-type": decode.pool_type,
     "page-protection": decode.page_protection,
@@ -68,8 +69,6 @@ _DECODERS: dict[str, Callable[[int], decode.Decoded]] = {
 _DETAIL_KEYS = {"pool-type": "pool_type", "page-protection": "protection", "mdl-priority": "priority"}
 #: Share of distinct words two texts must have in common to be the same sentence reworded.
 _SAME_WORDS = 0.85
-#: The kernel's image names (``normalize_name`` form): never the driver an image-compliance 0xC4 is about.
-_KERNEL_IMAGES = frozenset({"nt", "ntoskrnl", "ntkrnlmp", "ntkrnlpa", "ntkrpamp"})
 
 
 @dataclass(frozen=True)
@@ -533,7 +532,32 @@ def _debugger_symbol(
     frame = _frame_for(frames, address)
     if frame is not None and frame.function is not None:
         return frame.module, frame.function, frame.offset, frame.source_file, frame.source_line
+    return _followup_symbol(address, group)
+
+
+def _followup_symbol(
+    address: int, group: CrashGroup
+) -> tuple[str | None, str, int | None, str | None, int | None] | None:
+    """The frame ``!analyze`` blamed (``SYMBOL_NAME``, or ``Probably caused by : x.sys ( x!f+3d )`` of the
+    automatic analysis) when no stack frame is printed: for the run-time code-integrity subcodes that frame
+    is the driver code at Arg2 (the verifier thunk above it is never blamed)."""
+    bc = group.bugcheck
+    if group.analyze is None or bc is None or bc.code != 0xC4 or len(bc.args) < 2:
+        return None
+    if bc.args[0] not in _RUNTIME_SUBCODES or not same_value(bc.args[1], address):
+        return None
+    for symbol in (group.analyze.field("SYMBOL_NAME"), _probable_cause(group.analyze)[1]):
+        match = _FRAME_SYMBOL.match(symbol.strip()) if symbol else None
+        if match:
+            displacement = int(match["disp"], 16) if match["disp"] else None
+            return match["module"], match["function"], displacement, None, None
     return None
+
+
+def _probable_cause(analyze: AnalyzeRecord) -> tuple[str | None, str | None]:
+    """``Probably caused by : oldnic.sys ( oldnic!NicAllocRxBuffers+3d )`` as (image, symbol)."""
+    match = _PROBABLY_CAUSED.match((analyze.field("Probably caused by") or "").strip())
+    return (match["image"], match["symbol"]) if match else (None, None)
 
 
 def _resolve(
@@ -672,10 +696,10 @@ def _crash_driver(
             return context.image_name(hit.module.file_name)
     analyze = group.analyze
     if analyze is not None:
-        for key in ("IMAGE_NAME", "MODULE_NAME"):
-            value = (analyze.field(key) or "").strip()
+        for named in (analyze.field("IMAGE_NAME"), analyze.field("MODULE_NAME"), _probable_cause(analyze)[0]):
+            value = (named or "").strip()
             # for an image problem !analyze blames the kernel's own checker (nt!VfCheckImageCompliance)
-            if value and not (image_problem and normalize_name(value) in _KERNEL_IMAGES):
+            if value and not (image_problem and normalize_name(value) in kb.load().kernel_images):
                 return value
     return None
 

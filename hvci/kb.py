@@ -261,6 +261,7 @@ class KnowledgeBase:
     subcodes: tuple[SubcodeMeaning, ...]
     subcode_policy: str  # how a number with several meanings is decided, for users
     bugchecks: Mapping[int, BugCheckInfo]
+    kernel_images: frozenset[str]  # the kernel's module names, lower case, without extension
     banner_formats: tuple[BannerFormat, ...]
     counters: tuple[CounterLabel, ...]
     verifier: VerifierFacts
@@ -603,9 +604,12 @@ def _subcodes(
     return tuple(meanings), policy
 
 
-def _bugchecks(directory: Path, categories: Mapping[str, Category]) -> dict[int, BugCheckInfo]:
+def _bugchecks(
+    directory: Path, categories: Mapping[str, Category]
+) -> tuple[dict[int, BugCheckInfo], frozenset[str]]:
     doc = _read(directory / "bugchecks.toml")
-    doc.check_keys({"bugcheck"})
+    doc.check_keys({"bugcheck", "kernel_images"})
+    kernel_images = frozenset(name.lower() for name in doc.texts("kernel_images"))
     result: dict[int, BugCheckInfo] = {}
     keys = {
         "code",
@@ -646,7 +650,7 @@ def _bugchecks(directory: Path, categories: Mapping[str, Category]) -> dict[int,
             sources=node.texts("sources"),
             analyze_text=node.text("analyze_text", required=False),
         )
-    return result
+    return result, kernel_images
 
 
 def _constants(directory: Path) -> dict[str, ConstantTable]:
@@ -842,7 +846,7 @@ def load_from(directory: Path) -> KnowledgeBase:
     categories = _categories(directory)
     verifier, counters, formats = _verifier(directory, categories)
     subcodes, policy = _subcodes(directory, categories, formats)
-    bugchecks = _bugchecks(directory, categories)
+    bugchecks, kernel_images = _bugchecks(directory, categories)
     constants = _constants(directory)
     apis = _apis(directory, categories)
     events, reasons = _events(directory, categories)
@@ -857,6 +861,7 @@ def load_from(directory: Path) -> KnowledgeBase:
         subcodes=tuple(sorted(subcodes, key=lambda m: (m.arg1, ERAS.index(m.era)))),
         subcode_policy=policy,
         bugchecks=MappingProxyType(bugchecks),
+        kernel_images=kernel_images,
         banner_formats=formats,
         counters=counters,
         verifier=verifier,

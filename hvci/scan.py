@@ -142,6 +142,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[str, Path | None]]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".sys")
             out.extend((str(p), p) for p in found)
+            if not found:  # nothing checked must not read as a clean pass
+                out.append((text, None))
         elif path.exists():
             out.append((text, path))
         elif any(ch in text for ch in "*?["):
@@ -166,7 +168,7 @@ def scan_paths(
     expanded = expand_paths(paths)
     pdbs = _pdb_choices(pdb)
     images = tuple(
-        _unreadable(text, "no such file, folder or matching pattern")
+        _unreadable(text, "no .sys file in this folder" if Path(text).is_dir() else "no such file, folder or pattern")
         if path is None
         else scan_image(path, display=text, pdbs=pdbs, symbol_path=symbol_path)
         for text, path in expanded

@@ -193,6 +193,11 @@ class PeImage:
         self.image_base: int = int(opt.ImageBase)
         self.size_of_image: int = int(opt.SizeOfImage)
         self.size_of_headers: int = int(opt.SizeOfHeaders)
+        if len(data) < self.size_of_headers:  # pefile then reads missing directories/sections as absent
+            self._diag.append(
+                f"headers truncated: the file ends at {len(data):#x}, before SizeOfHeaders "
+                f"{self.size_of_headers:#x} (data directories and section table may be cut off)"
+            )
         self.section_alignment: int = int(opt.SectionAlignment)
         self.file_alignment: int = int(opt.FileAlignment)
         self.dll_characteristics: int = int(opt.DllCharacteristics)

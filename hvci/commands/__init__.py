@@ -1,26 +1,20 @@
-"""Subcommands of ``hvci-triage``; each module defines one ``click.Command`` named ``command``."""
+"""Subcommands of ``hvci-triage``; each module defines one ``click.Command`` named ``command``.
+
+``open`` imports Textual inside its function, so the engine and the headless commands never load it.
+"""
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
-#: One line per subcommand: the module under ``hvci.commands`` that defines it.
-_MODULES = ("open", "analyze", "scan", "symbolize", "explain")
+from hvci.commands import analyze, explain, scan, symbolize
+from hvci.commands import open as open_view
 
-
-def _load() -> list[click.Command]:
-    commands = []
-    for name in _MODULES:
-        try:
-            module = importlib.import_module(f"hvci.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"hvci.commands.{name}":
-                raise
-            continue  # not written yet
-        commands.append(module.command)
-    return commands
-
-
-COMMANDS: list[click.Command] = _load()
+#: One entry per subcommand, in the order ``--help`` lists them.
+COMMANDS: list[click.Command] = [
+    open_view.command,
+    analyze.command,
+    scan.command,
+    symbolize.command,
+    explain.command,
+]
