@@ -168,7 +168,9 @@ def scan_paths(
     expanded = expand_paths(paths)
     pdbs = _pdb_choices(pdb)
     images = tuple(
-        _unreadable(text, "no .sys file in this folder" if Path(text).is_dir() else "no such file, folder or pattern")
+        _unreadable(text, "no .sys file in this folder")
+        if path is None and Path(text).is_dir()
+        else _unreadable(text, "no such file, folder or matching pattern")
         if path is None
         else scan_image(path, display=text, pdbs=pdbs, symbol_path=symbol_path)
         for text, path in expanded

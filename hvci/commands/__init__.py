@@ -10,7 +10,7 @@ import click
 from hvci.commands import analyze, explain, scan, symbolize
 from hvci.commands import open as open_view
 
-#: One entry per subcommand, in the order ``--help`` lists them.
+#: One entry per subcommand (``--help`` lists them alphabetically).
 COMMANDS: list[click.Command] = [
     open_view.command,
     analyze.command,
