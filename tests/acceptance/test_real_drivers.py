@@ -385,15 +385,19 @@ def test_cli_goes_on_past_bad_files(tmp_path: Path) -> None:
     (tmp_path / "empty.sys").write_bytes(b"")
     (tmp_path / "notes.sys").write_text("this is a text file, not a driver\n")
     (tmp_path / "half.sys").write_bytes(good.read_bytes()[:0x180])
-    (tmp_path / "folder.sys").mkdir()
     started = time.perf_counter()
     result = run_cli("scan", *(str(tmp_path / n) for n in ("empty.sys", "notes.sys", "half.sys")), str(good))
     assert time.perf_counter() - started < 30
     assert "Traceback" not in result.stderr
     assert result.returncode == 3  # unknown call sites and unreadable files, no error-level finding
-    for name in ("empty.sys", "notes.sys", "half.sys"):
-        block = result.stdout.split(str(tmp_path / name), 1)[1].split("\n\n", 1)[0]
-        assert block.startswith(": could-not-analyse") and "! " in block, block
+    blocks = {
+        name: result.stdout.split(str(tmp_path / name), 1)[1].split("\n\n", 1)[0]
+        for name in ("empty.sys", "notes.sys", "half.sys")
+    }
+    assert blocks["empty.sys"].startswith(": could-not-analyse\n  ! ")
+    assert blocks["notes.sys"].startswith(": could-not-analyse\n  ! ")
+    # headers cut inside the data directories: never "analysed", and the reason is shown
+    assert blocks["half.sys"].startswith(": partial") and "headers truncated" in blocks["half.sys"]
     assert f"{good}: analysed" in result.stdout
 
 
