@@ -92,6 +92,7 @@ class ImageHeaders:
     pe32_plus: bool | None = None
     import_directory: tuple[int, int] | None = None
     from_dump: bool = False
+    relocations_complete: bool = True  # False: a damaged reloc directory; ``relocations`` is what was read
 
     @classmethod
     def from_pe(cls, pe: PeImage, module: str | None = None) -> ImageHeaders:
@@ -108,6 +109,7 @@ class ImageHeaders:
             relocations=tuple((r.rva, r.type) for r in pe.relocations),
             pe32_plus=pe.is_pe32_plus,
             import_directory=pe.import_directory,
+            relocations_complete=pe.relocations_complete,
         )
 
     @classmethod
@@ -396,7 +398,7 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
             RULE_RELOCS, COULD_NOT_ANALYSE, RULE_RELOCS, "the input does not show the base relocations"
         )
     real = [(rva, kind) for rva, kind in h.relocations if kind != REL_BASED_ABSOLUTE]
-    if not real:
+    if not real and h.relocations_complete:
         return RuleResult(RULE_RELOCS, NOT_APPLICABLE, RULE_RELOCS, "the image has no base relocations")
     plus = h.is_pe32_plus
     straddled: list[tuple[int, int]] = []
@@ -416,6 +418,16 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
         if plus
         else "PE32: only straddling is checked (inference: HIGHLOW past offset 0xFFC crosses the page)"
     )
+    if not straddled and not unsupported and not h.relocations_complete:
+        return RuleResult(
+            RULE_RELOCS,
+            COULD_NOT_ANALYSE,
+            RULE_RELOCS,
+            f"the base relocation directory is damaged: {len(real)} relocation(s) read, none straddles a "
+            "page or has an unsupported type, the rest could not be read",
+            (scope,),
+            {"relocations": len(real)},
+        )
     if not straddled and not unsupported:
         return RuleResult(
             RULE_RELOCS,

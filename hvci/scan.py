@@ -204,7 +204,10 @@ def scan_image(
         pe = PeImage.open(raw, name=shown)
     except PeError as error:
         return ImageReport(
-            shown, "could-not-analyse", facts={"file_size": len(raw)}, diagnostics=(str(error),)
+            shown,
+            "could-not-analyse",
+            facts={"file_size": len(raw)},
+            diagnostics=(str(error).removeprefix(f"{shown}: "),),  # the report names the file already
         )
     diagnostics = list(pe.diagnostics)
     facts = image_facts(pe, raw)

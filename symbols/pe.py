@@ -213,7 +213,10 @@ class PeImage:
         self.codeview: CodeView | None = self._guard("debug directory", self._read_codeview, None)
         self.functions: tuple[tuple[int, int], ...] = self._guard(".pdata", self._read_pdata, ())
         self._function_starts = [begin for begin, _ in self.functions]
+        seen = len(self._diag)
         self.relocations: tuple[Relocation, ...] = self._guard("base relocations", self._read_relocations, ())
+        #: False when the directory could not be read whole: "none" or "none straddles" would be unfounded
+        self.relocations_complete = not any(d.startswith("base relocations") for d in self._diag[seen:])
         self.imports: tuple[Import, ...] = self._guard("imports", self._read_imports, ())
         self.exports: tuple[Export, ...] = self._guard("exports", self._read_exports, ())
         # Everything is read: drop pefile's object. Not ``close()``: built from bytes there is no mmap to
