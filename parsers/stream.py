@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from parsers import lineprefix
 from parsers.base import BlockParser, Line, LineCursor
+from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
@@ -161,6 +163,8 @@ class _Feed:
         self.block_start: int | None = None  # position of the current block's first line, when known
         self.block_line = 0
         self.block_data: bytes | str = b""  # the chunk block_start points into
+        self.prefix: LinePrefix | None = None  # a timestamp prefix on every line, removed before parsing
+        self._prefix_sniffed = 0  # lines looked at so far for a prefix
 
     def load(self) -> bool:
         """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
@@ -184,11 +188,29 @@ class _Feed:
             for issue in item.issues:  # rare: counting up to each is cheap
                 line = self.line + item.data.count(self.newline, 0, issue.offset)
                 self.pending.append(Diagnostic(Span(self._inp.path, line, line), issue.message))
-            self.data = self.newline + item.data
+            self.data = self._without_prefix(self.newline + item.data)
             self.pos = self.floor = 1
             self.block_start = None
             self.scanner = None
             return True
+
+    def _without_prefix(self, data: bytes | str) -> bytes | str:
+        """``data`` with the input's line prefix removed, looking for one in the first lines of the input."""
+        if self.prefix is None and self._prefix_sniffed < lineprefix.SAMPLE_LINES:
+            head = data[: lineprefix.SAMPLE_LINES * 256]
+            text = head if isinstance(head, str) else head.decode("utf-8", "replace")
+            self._prefix_sniffed += text.count("\n")
+            self.prefix = lineprefix.detect(text[1:])
+            if self.prefix is not None:
+                self.pending.append(
+                    Diagnostic(
+                        Span(self._inp.path, self.line, self.line),
+                        f"every line starts with a {self.prefix.name} prefix such as "
+                        f"{self.prefix.example!r}; it is ignored when reading the log",
+                        "info",
+                    )
+                )
+        return data if self.prefix is None else self.prefix.strip(data)
 
     def exhausted(self) -> bool:
         return self.pos >= len(self.data)

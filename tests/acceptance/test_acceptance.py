@@ -29,11 +29,6 @@ EXPECTED: list[dict[str, Any]] = tomllib.loads((HERE / "expected.toml").read_tex
 
 #: Logs whose expectations the tool does not meet yet, with the reason (strict: they must keep failing).
 KNOWN_FAILURES: dict[str, str] = {
-    "38_lab_harness_timestamp_prefix.log": (
-        "parsers: a '[YYYY-MM-DD hh:mm:ss.mmm] ' prefix on every line hides every trigger (the prefilter's "
-        "line-start anchors and the parsers' ^-anchored regexes); the log reads as 0 incidents, exit 0, "
-        "with no diagnostic. Needs a line-prefix strip in parsers/stream.py + prefilter junk (owner P1)."
-    ),
     "39_dump_c4_2004_no_banner_dS.txt": (
         "image subcodes without a banner: the image name is only in the `dS <Arg2>` output, which no parser "
         "reads (no record type for du/dS/da dumps); the incident has driver None. Needs a parser + a record "

@@ -1,0 +1,67 @@
+"""Timestamp prefixes that capture tools put in front of every line of a debugger log.
+
+Lab harnesses, serial-console loggers (Tera Term, PuTTY's timestamped logging, ``ts``) and CI runners
+prefix each line with the time it arrived: ``[2026-11-23 02:10:59.222] *** Fatal System Error ...``.
+Every format's trigger is anchored at the start of a line, so such a prefix hides the whole log. The
+prefix is recognised once, from the first lines of the input, and then removed from every line before the
+parsers see it (line numbers do not change, so spans still point at the file as it is).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_FRACTION = r"(?:[.,][0-9]{1,9})?"
+_ZONE = r"(?: ?(?:Z|[+-][0-9]{2}:?[0-9]{2}))?"
+_DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{1,2}:[0-9]{2}:[0-9]{2}" + _FRACTION + _ZONE
+
+#: Known prefixes, most specific first. Each matches at the start of a line and includes the separator.
+PREFIXES: tuple[tuple[str, str], ...] = (
+    ("[date time]", r"\[" + _DATE_TIME + r"\] ?"),
+    ("date time", _DATE_TIME + r"(?: \||:)? "),
+    ("[weekday month day time year]", rf"\[{_DAY} {_MONTH} [ 0-9][0-9] [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}"
+     + _FRACTION + r" [0-9]{4}\] ?"),
+    ("[time]", r"\[[0-9]{2}:[0-9]{2}:[0-9]{2}" + _FRACTION + r"\] ?"),
+)
+
+#: Lines looked at, and the share of non-empty ones that must carry the same prefix.
+SAMPLE_LINES = 200
+MIN_SHARE = 0.6
+MIN_LINES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class LinePrefix:
+    """A recognised prefix: its name and compiled patterns that remove it after every newline."""
+
+    name: str
+    example: str
+    after_newline_str: re.Pattern[str]
+    after_newline_bytes: re.Pattern[bytes]
+
+    def strip(self, data: str | bytes) -> str | bytes:
+        """``data`` (a chunk that starts with a newline) without the prefix of any of its lines."""
+        if isinstance(data, str):
+            return self.after_newline_str.sub("\n", data)
+        return self.after_newline_bytes.sub(b"\n", data)
+
+
+def detect(head: str) -> LinePrefix | None:
+    """The prefix most of the first lines of ``head`` share, or ``None`` when there is none."""
+    lines = [line for line in head.split("\n", SAMPLE_LINES)[:SAMPLE_LINES] if line.strip()]
+    if len(lines) < MIN_LINES:
+        return None
+    for name, pattern in PREFIXES:
+        compiled = re.compile(pattern)
+        matches = [match.group(0) for line in lines if (match := compiled.match(line.lstrip("\ufeff")))]
+        if len(matches) >= MIN_LINES and len(matches) >= MIN_SHARE * len(lines):
+            return LinePrefix(
+                name,
+                matches[0],
+                re.compile(r"\n\ufeff?" + pattern),
+                re.compile(rb"\n(?:\xef\xbb\xbf)?" + pattern.encode("ascii")),
+            )
+    return None
