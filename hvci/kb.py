@@ -9,6 +9,7 @@ because a silent typo in a table would turn into a wrong verdict far away. :func
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import tomllib
@@ -51,6 +52,8 @@ ARG_KINDS = (
 )
 ROLES = ("value", "flag", "field")
 VERIFIER_BUGCHECK = 0xC4
+#: The bit that turns a bug check code into its ``_M`` variant (0x7E -> 0x1000007E).
+M_VARIANT = 0x10000000
 
 
 class KnowledgeError(ValueError):
@@ -277,7 +280,13 @@ class KnowledgeBase:
         return tuple(m for m in self.subcodes if m.covers(arg1))
 
     def bugcheck(self, code: int) -> BugCheckInfo | None:
-        return self.bugchecks.get(code)
+        """The bug check ``code``. A ``0x1000xxxx`` code is the ``_M`` form of ``0xxxx``, which Microsoft's
+        bug check reference gives the same meaning and parameters (``0x1000007E`` is
+        ``SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M``), so it is named after that code."""
+        info = self.bugchecks.get(code)
+        if info is None and code & M_VARIANT and (base := self.bugchecks.get(code & ~M_VARIANT)) is not None:
+            info = dataclasses.replace(base, code=code, name=base.name + "_M")
+        return info
 
     def category_for_counter(self, label: str) -> str | None:
         """The category of a ``!verifier``, ``verifier /query`` or readiness counter label, in any case.

@@ -642,3 +642,12 @@ def test_every_banner_format_decodes_to_its_issue_kind(base: kb.KnowledgeBase) -
         assert record.issue == banner_format.issue, (banner_format.format, record)
         for name in banner_format.fields:
             assert getattr(record, name) == _SAMPLES[name][0], (banner_format.format, name, record)
+
+
+def test_an_m_variant_bugcheck_is_named_after_its_base_code() -> None:
+    base = kb.load()
+    info = base.bugcheck(0x1000007E)
+    assert info is not None and info.code == 0x1000007E
+    assert info.name == base.bugchecks[0x7E].name + "_M"
+    assert info.args == base.bugchecks[0x7E].args
+    assert base.bugcheck(0x10000001) is None  # no base entry: still unknown, not invented
