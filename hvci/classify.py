@@ -41,6 +41,7 @@ from hvci.model import BugCheck, Caller, Evidence, Incident
 from parsers.records import (
     AnalyzeRecord,
     BugCheckRecord,
+    MemoryStringRecord,
     Span,
     StackFrame,
     SymbolLineRecord,
@@ -77,6 +78,8 @@ class Context:
 
     modules: ModuleMap = field(default_factory=ModuleMap)
     symbol_lines: Mapping[int, SymbolLineRecord] = field(default_factory=dict)
+    #: strings the user printed from memory (``dS``/``da``), by the address given to the command
+    strings: Mapping[int, MemoryStringRecord] = field(default_factory=dict)
     counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # module (lower) -> label -> n
     resolver: SymbolResolver | None = None
     image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
@@ -358,10 +361,11 @@ def _classify_crash(group: CrashGroup, context: Context) -> Incident:
         verdict.evidence.append(Evidence(f"the same bug check is printed by: {', '.join(forms)}", group.span))
     bugcheck = _bugcheck_model(bc)
     subcode = verdict.meaning
-    details = _crash_details(group, bc, subcode)
+    details = _crash_details(group, bc, subcode, context)
     frames = _frames(group)
     caller = _crash_caller(group, bc, subcode, frames, context)
     driver = _crash_driver(group, caller, subcode, bc, context)
+    verdict.evidence.extend(_printed_names(group, bc, subcode, context))
     title = _crash_title(verdict.category, bc, details, driver, group.banner)
     prefix = verdict.category or (bugcheck_prefix(bc.code) if bc is not None else kind)
     bucket = _bucket(prefix, caller, driver, _analyze_symbol(group.analyze, driver))
@@ -382,6 +386,24 @@ def _classify_crash(group: CrashGroup, context: Context) -> Incident:
         bucket=bucket,
         count=1,
     )
+
+
+def _printed_names(
+    group: CrashGroup, bc: BugCheckRecord | None, meaning: kb.SubcodeMeaning | None, context: Context
+) -> list[Evidence]:
+    """Where the image and section names of an image-compliance 0xC4 came from when no banner printed
+    them: the ``dS``/``da`` output for Arg2 / Arg4."""
+    if group.banner is not None or bc is None or meaning is None:
+        return []
+    if meaning.arg_kinds[0] != "unicode-string-ptr":
+        return []
+    found = []
+    for index, what in ((1, "image name"), (3, "section name")):
+        printed = context.strings.get(bc.args[index]) if len(bc.args) > index else None
+        if printed is not None:
+            command = f"{printed.command} Arg{index + 1} {bc.args[index]:#x}"
+            found.append(Evidence(f"{command} printed the {what} {printed.text!r}", printed.span))
+    return found
 
 
 def _bugcheck_model(bc: BugCheckRecord | None) -> BugCheck | None:
@@ -441,7 +463,7 @@ def _hex(value: int | None) -> str | None:
 
 
 def _crash_details(
-    group: CrashGroup, bc: BugCheckRecord | None, meaning: kb.SubcodeMeaning | None
+    group: CrashGroup, bc: BugCheckRecord | None, meaning: kb.SubcodeMeaning | None, context: Context
 ) -> dict[str, Any]:
     """Every argument with its meaning, then the decoded value (pool type, protection, priority, tag) and
     the image/section names the banner printed (in a text log, Arg2/Arg4 are only pointers to them)."""
@@ -481,10 +503,13 @@ def _crash_details(
             details[pointer_kinds[0].removesuffix("-ptr").replace("-", "_")] = _hex(banner.address)
         if banner.caller is not None and len(args) > 1 and not same_value(banner.caller, args[1]):
             details["banner_caller"] = _hex(banner.caller)
-    elif group.analyze is not None and kinds[0] == "unicode-string-ptr":
-        image = group.analyze.field("IMAGE_NAME")
-        if image:
-            details["image"] = image.strip()
+    elif kinds[0] == "unicode-string-ptr":
+        # no banner: the names are only where the user dereferenced Arg2 / Arg4 (dS / da); !analyze's
+        # IMAGE_NAME here is the kernel's own checker, not the image
+        for key, index in (("image", 1), ("section", 3)):
+            printed = context.strings.get(args[index]) if len(args) > index else None
+            if printed is not None and (key == "image" or kinds[index - 1] == "section-name-ptr"):
+                details[key] = printed.text
     return details
 
 
@@ -689,6 +714,8 @@ def _crash_driver(
     if caller is not None and caller.module:
         return caller.module
     image_problem = meaning is not None and meaning.arg_kinds[:1] == ("unicode-string-ptr",)
+    if image_problem and bc is not None and len(bc.args) > 1 and (name := context.strings.get(bc.args[1])):
+        return name.text.replace("\\", "/").rsplit("/", 1)[-1]  # dS Arg2: the image's name or path
     if image_problem and bc is not None and context.modules:
         # Arg3 (section header, IAT directory entry, reloc block) lies inside the offending image's mapping
         hit = context.modules.lookup(bc.args[2]) if len(bc.args) > 2 else None

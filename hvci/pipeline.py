@@ -33,6 +33,7 @@ from parsers.records import (
     AnalyzeRecord,
     Diagnostic,
     InputInfo,
+    MemoryStringRecord,
     ModuleEntry,
     ModuleListRecord,
     ReadinessRecord,
@@ -95,6 +96,7 @@ class _InputRun:
     lm_entries: list[ModuleEntry] = field(default_factory=list)
     analyze_maps: list[ModuleMap] = field(default_factory=list)
     symbol_lines: dict[int, SymbolLineRecord] = field(default_factory=dict)
+    strings: dict[int, MemoryStringRecord] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     image_names: dict[str, str] = field(default_factory=dict)
     tracked: list[_Tracked] = field(default_factory=list)
@@ -116,6 +118,7 @@ class _InputRun:
             self._context = Context(
                 modules=modules,
                 symbol_lines=self.symbol_lines,
+                strings=self.strings,
                 counters=self.counters,
                 resolver=self.resolver,
                 image_names=self.image_names,
@@ -154,6 +157,8 @@ class _InputRun:
             self._name(record.field("MODULE_NAME"), record.field("IMAGE_NAME"))
         elif isinstance(record, SymbolLineRecord) and record.address is not None:
             self.symbol_lines.setdefault(record.address, record)
+        elif isinstance(record, MemoryStringRecord):
+            self.strings.setdefault(record.address, record)
         elif isinstance(record, VerifierStatusRecord):
             for counter_set in record.counter_sets:
                 if counter_set.module is None:
@@ -169,7 +174,7 @@ class _InputRun:
             return False
         if isinstance(record, ModuleListRecord | AnalyzeRecord):
             self._context = None
-        return isinstance(record, ModuleListRecord | SymbolLineRecord)
+        return isinstance(record, ModuleListRecord | SymbolLineRecord | MemoryStringRecord)
 
     # -------------------------------------------------------------------------------------- incidents
 

@@ -241,6 +241,21 @@ class SymbolLineRecord:
     source_line: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryStringRecord:
+    """A string the debugger printed from memory (``dS``, ``du``, ``da``): how a user reads the image and
+    section names that the image-compliance 0xC4 subcodes pass only as pointers (Arg2, Arg4).
+
+    ``address`` is the address given to the command (for ``dS`` the UNICODE_STRING, which is what Arg2
+    holds), ``text`` the string as printed (continuation lines joined).
+    """
+
+    span: Span
+    command: str  # "dS" | "du" | "da"
+    address: int
+    text: str
+
+
 Record = (
     BugCheckRecord
     | AnalyzeRecord
@@ -252,6 +267,7 @@ Record = (
     | EventRecord
     | ImageHeaderRecord
     | SymbolLineRecord
+    | MemoryStringRecord
     | Diagnostic
 )
 

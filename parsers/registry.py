@@ -11,7 +11,7 @@ extra pass over every chunk (a case-insensitive one also a lower-cased copy of t
 
 from __future__ import annotations
 
-from parsers import analyze, banner, events, imagedump, kd, lm, ln, readiness, stack, verifier
+from parsers import analyze, banner, events, imagedump, kd, lm, ln, memstring, readiness, stack, verifier
 from parsers.base import BlockParser
 
 PARSERS: tuple[BlockParser, ...] = (
@@ -25,6 +25,7 @@ PARSERS: tuple[BlockParser, ...] = (
     readiness.PARSER,
     events.PARSER,
     imagedump.PARSER,
+    memstring.PARSER,
 )
 
 #: ``InputInfo.format`` contributed by each parser's blocks (by parser name); unlisted ones are debugger

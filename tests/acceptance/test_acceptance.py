@@ -29,11 +29,6 @@ EXPECTED: list[dict[str, Any]] = tomllib.loads((HERE / "expected.toml").read_tex
 
 #: Logs whose expectations the tool does not meet yet, with the reason (strict: they must keep failing).
 KNOWN_FAILURES: dict[str, str] = {
-    "39_dump_c4_2004_no_banner_dS.txt": (
-        "image subcodes without a banner: the image name is only in the `dS <Arg2>` output, which no parser "
-        "reads (no record type for du/dS/da dumps); the incident has driver None. Needs a parser + a record "
-        "field the engine can match to Arg2/Arg4 (owners P1 + E)."
-    ),
 }
 
 
