@@ -225,25 +225,18 @@ class EventsParser:
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
-        try:
-            if _WEVTUTIL_START.match(first.text):
-                yield from self._wevtutil(first, cursor)
-            elif _CSV_HEADER.match(first.text):
-                yield from self._csv(first, cursor)
-            elif _XML_OPEN.search(first.text):
-                yield from self._xml(first, cursor)
-            elif _COPIED_START.match(first.text):
-                yield from self._copied(first, cursor)
-            elif _TABLE_GROUP.match(first.text):
-                yield from self._format_table(first, cursor)
-            else:
-                yield from self._format_list(first, cursor)
-        except Exception as exc:  # a parser must never raise; say what happened instead
-            yield Diagnostic(
-                Span(cursor.path, first.number, first.number),
-                f"events: internal parser error: {exc!r}",
-                "error",
-            )
+        if _WEVTUTIL_START.match(first.text):
+            yield from self._wevtutil(first, cursor)
+        elif _CSV_HEADER.match(first.text):
+            yield from self._csv(first, cursor)
+        elif _XML_OPEN.search(first.text):
+            yield from self._xml(first, cursor)
+        elif _COPIED_START.match(first.text):
+            yield from self._copied(first, cursor)
+        elif _TABLE_GROUP.match(first.text):
+            yield from self._format_table(first, cursor)
+        else:
+            yield from self._format_list(first, cursor)
 
     # -- wevtutil /f:text ---------------------------------------------------------------------------------
 

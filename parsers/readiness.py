@@ -83,23 +83,16 @@ class ReadinessParser:
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
-        try:
-            if len(first.text) > _MAX_LINE:
-                yield Diagnostic(
-                    Span(cursor.path, first.number, first.number),
-                    f"readiness: {len(first.text)}-character line is too long for this block; skipped",
-                )
-                return
-            if _HVCISCAN_LINE.search(first.text) and not _INCOMPATIBLE_HEADING.search(first.text):
-                yield from self._hvciscan(first, cursor)
-            else:
-                yield from self._dg_readiness(first, cursor)
-        except Exception as exc:  # a parser must never raise; say what happened instead
+        if len(first.text) > _MAX_LINE:
             yield Diagnostic(
                 Span(cursor.path, first.number, first.number),
-                f"readiness: internal parser error: {exc!r}",
-                "error",
+                f"readiness: {len(first.text)}-character line is too long for this block; skipped",
             )
+            return
+        if _HVCISCAN_LINE.search(first.text) and not _INCOMPATIBLE_HEADING.search(first.text):
+            yield from self._hvciscan(first, cursor)
+        else:
+            yield from self._dg_readiness(first, cursor)
 
     def _lines(self, first: Line, cursor: LineCursor, belongs: Callable[[str], bool]) -> Iterator[Line]:
         """``first`` and then each following line ``belongs`` accepts; blank lines are held back and returned

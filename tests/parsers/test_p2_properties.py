@@ -1,5 +1,6 @@
-"""Property tests for the P2 parsers: on any text none raises (nor hides an internal error in a diagnostic),
-the dispatch loop always terminates, and every span and line number points inside the input."""
+"""Property tests for the P2 parsers: on any text none raises (they are called directly, without the
+dispatcher's guard), the dispatch loop always terminates, and every span and line number points inside
+the input."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from parsers import events, imagedump, lm, readiness, verifier
 from parsers.base import BlockParser, LineCursor
-from parsers.records import CounterSet, Diagnostic, ModuleListRecord, Record, VerifierStatusRecord
+from parsers.records import CounterSet, ModuleListRecord, Record, VerifierStatusRecord
 from tests.parsers.p2_support import SAMPLES
 
 PARSERS: tuple[BlockParser, ...] = (
@@ -68,8 +69,6 @@ def _check(text: str) -> None:
         span = record.span
         assert span.path == "p.log"
         assert 1 <= span.first_line <= span.last_line <= max(total, 1), (record, total)
-        if isinstance(record, Diagnostic):
-            assert "internal parser error" not in record.message, record.message
         if isinstance(record, ModuleListRecord):
             assert all(span.first_line <= m.line <= span.last_line for m in record.modules)
         if isinstance(record, VerifierStatusRecord):
