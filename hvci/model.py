@@ -42,8 +42,9 @@ class BugCheck:
 class Caller:
     """The code address an incident blames, resolved as far as the inputs allow.
 
-    ``resolved_by`` is one of ``pdb``, ``exports``, ``pdata``, ``debugger`` (an ``ln``/frame symbol printed in
-    the log), ``module`` (module + offset only) or ``none``.
+    ``resolved_by`` is one of ``pdb``, ``dwarf`` (debug information inside the image), ``exports``,
+    ``pdata``, ``debugger`` (an ``ln``/frame symbol printed in the log), ``module`` (module + offset only)
+    or ``none``.
     """
 
     address: int | None

@@ -17,10 +17,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from symbols.demangle import demangle_name
 from symbols.msf import MsfError, PdbTables, Procedure, Public, read_tables
 from symbols.symcache import RawFrame, SymCacheReader
+
+if TYPE_CHECKING:
+    from symbols.pe import PeImage
 
 #: PDBs larger than this are not read (a kernel PDB is ~10-30 MB; this only stops absurd inputs).
 MAX_PDB_BYTES = 1024 * 1024 * 1024
@@ -92,22 +96,30 @@ def bare_name(signature: str) -> str:
 class PdbFile:
     """One loaded PDB. Use :func:`load_pdb` (cached) rather than the constructor."""
 
-    def __init__(self, path: str, data: bytes) -> None:
+    def __init__(
+        self, path: str, data: bytes, *, embedded: bool = False, exact_names: dict[int, str] | None = None
+    ) -> None:
+        """``exact_names``: RVA -> function name as the image's symbol table spells it (embedded DWARF)."""
         self.path = path
+        self._exact_names = exact_names or {}
+        #: where the answers come from: "pdb", or "dwarf" for debug information inside the image itself
+        self.kind = "dwarf" if embedded else "pdb"
         notes: list[str] = []
         self._lines: SymCacheReader | None = None
         try:
-            self._lines = SymCacheReader(data)
+            self._lines = SymCacheReader(data, embedded=embedded)
         except ValueError as error:
             notes.append(f"line information unreadable ({error})")
         tables: PdbTables | None = None
-        try:
-            tables = read_tables(data)
-            notes.extend(tables.notes)
-        except MsfError as error:
-            notes.append(f"procedures and publics unreadable ({error})")
+        if not embedded:  # procedures and publics are MSF streams: a PDB's alone
+            try:
+                tables = read_tables(data)
+                notes.extend(tables.notes)
+            except MsfError as error:
+                notes.append(f"procedures and publics unreadable ({error})")
         if self._lines is None and tables is None:
-            raise PdbError(f"{path}: not a readable PDB ({'; '.join(notes)})")
+            what = "debug information in the image" if embedded else "PDB"
+            raise PdbError(f"{path}: not a readable {what} ({'; '.join(notes)})")
         self.notes: tuple[str, ...] = tuple(notes)
         self.x86 = tables is not None and tables.machine == 0x014C
         if tables is not None and tables.guid is not None and tables.age is not None:
@@ -134,6 +146,12 @@ class PdbFile:
         self._code = code
         self._function_names: dict[tuple[int, str], tuple[str, str]] = {}
 
+    @classmethod
+    def embedded(cls, image: PeImage) -> PdbFile:
+        """The debug information an image carries in its own sections (DWARF from mingw, Wine builds).
+        Raises :class:`PdbError` when there is none that symbolic can read."""
+        return cls(image.path, image.data, embedded=True, exact_names=image.coff_functions)
+
     @property
     def has_line_info(self) -> bool:
         return self._lines is not None
@@ -144,7 +162,9 @@ class PdbFile:
             return None
         if self._lines is not None:
             frames = self._lines.lookup(rva)
-            if frames and (frames[-1].path or frames[-1].line):
+            # a PDB's symcache entry without a line is weaker than its procedure records (below); an image's
+            # DWARF has no such records, so there its symbol-table name is the best answer
+            if frames and (frames[-1].path or frames[-1].line or self.kind == "dwarf"):
                 return self._from_lines(rva, frames)
         procedure = self._procedure_containing(rva)
         if procedure is not None:
@@ -168,17 +188,21 @@ class PdbFile:
         """(bare name, signature) of the function at ``start``, computed once per function.
 
         symbolic strips a leading underscore it takes for C decoration (wrong on x64), so when the
-        procedure record at the same address spells the name differently, the record wins."""
+        procedure record (or, for embedded DWARF, the COFF symbol) at the same address spells the name
+        differently, that spelling wins."""
         key = (start, signature)
         known = self._function_names.get(key)
         if known is not None:
             return known
         function = bare_name(signature)
         procedure = self._procedure_at.get(start)
-        if procedure is not None and procedure.name != function:
+        exact = procedure.name if procedure is not None else self._exact_names.get(start)
+        if procedure is None and exact is not None and exact.lstrip("_") != function.lstrip("_"):
+            exact = None  # a COFF symbol only corrects the underscores, it never renames (aliases)
+        if exact is not None and exact != function:
             if signature.startswith(function):
-                signature = procedure.name + signature[len(function) :]
-            function = procedure.name
+                signature = exact + signature[len(function) :]
+            function = exact
         self._function_names[key] = (function, signature)
         return function, signature
 

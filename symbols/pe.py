@@ -32,6 +32,7 @@ MAX_RELOCATIONS = 2_000_000
 MAX_FUNCTIONS = 1_000_000
 MAX_DEBUG_ENTRIES = 64
 MAX_PDB_NAME = 1024
+MAX_COFF_SYMBOLS = 1_000_000
 
 IMAGE_SCN_MEM_DISCARDABLE = 0x02000000
 IMAGE_SCN_MEM_EXECUTE = 0x20000000
@@ -219,9 +220,16 @@ class PeImage:
         self.relocations_complete = not any(d.startswith("base relocations") for d in self._diag[seen:])
         self.imports: tuple[Import, ...] = self._guard("imports", self._read_imports, ())
         self.exports: tuple[Export, ...] = self._guard("exports", self._read_exports, ())
+        self._coff_pointer, self._coff_count = int(fh.PointerToSymbolTable), int(fh.NumberOfSymbols)
+        self.coff_functions: dict[int, str] = self._guard("COFF symbols", self._read_coff_functions, {})
         # Everything is read: drop pefile's object. Not ``close()``: built from bytes there is no mmap to
         # release, and close() forces a full gc.collect() on every image (a third of a scan's PE time).
         del self._pe
+
+    @property
+    def data(self) -> bytes:
+        """The file as read, for readers that parse the image themselves (symbolic, for embedded DWARF)."""
+        return self._data
 
     # ----------------------------------------------------------------------------------------- construction
 
@@ -415,6 +423,31 @@ class PeImage:
             for sym in table.symbols[:MAX_EXPORTS]
         ]
         return tuple(out)
+
+    def _read_coff_functions(self) -> dict[int, str]:
+        """RVA -> name of the function symbols in the COFF symbol table. Images linked by GNU ld (mingw,
+        Wine) keep it; it spells names exactly, where DWARF readers may strip a leading underscore."""
+        pointer, count = self._coff_pointer, min(self._coff_count, MAX_COFF_SYMBOLS)
+        if not pointer or not count or pointer + 18 * count > len(self._data):
+            return {}
+        strings = pointer + 18 * count
+        functions: dict[int, str] = {}
+        index = 0
+        while index < count:
+            raw = self._data[pointer + 18 * index : pointer + 18 * index + 18]
+            value, section, kind, _storage, aux = struct.unpack_from("<IhHBB", raw, 8)
+            if kind >> 4 == 2 and 0 < section <= len(self.sections):  # DTYPE_FUNCTION, in a real section
+                if raw[:4] == b"\0\0\0\0":
+                    start = strings + struct.unpack_from("<I", raw, 4)[0]
+                    end = self._data.find(b"\0", start, start + MAX_PDB_NAME)
+                    name = self._data[start:end] if end > start else b""
+                else:
+                    name = raw[:8].rstrip(b"\0")
+                if name:
+                    rva = self.sections[section - 1].virtual_address + value
+                    functions.setdefault(rva, name.decode("utf-8", "replace"))
+            index += 1 + aux
+        return functions
 
     # ------------------------------------------------------------------------------------------- queries
 

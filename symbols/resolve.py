@@ -6,6 +6,7 @@
 answers in the best way available, saying which in ``resolved_by``:
 
 ``pdb``      function, displacement, file, line and inline frames from the PDB;
+``dwarf``    the same from DWARF inside the image itself (mingw and Wine builds carry no PDB);
 ``exports``  the nearest exported symbol at or below the address inside the same function;
 ``pdata``    the start of the ``.pdata`` function holding the address, named ``module+0xSTART``;
 ``module``   module + offset only;
@@ -36,7 +37,7 @@ from symbols.pdb import PdbError, PdbFile, SourceFrame, load_pdb
 from symbols.pe import PeError, PeImage
 from symbols.store import Candidate, SymbolStore, check_pdb_match, file_name, image_key, pdb_key
 
-RESOLVED_BY = ("pdb", "exports", "pdata", "module", "none")
+RESOLVED_BY = ("pdb", "dwarf", "exports", "pdata", "module", "none")
 #: Modules (image + PDB) kept resolved at once.
 CONTEXT_CACHE_SIZE = 128
 _IMAGE_EXTENSIONS = (".sys", ".dll", ".exe")
@@ -120,13 +121,23 @@ class ImageSymbols:
         return symbols
 
     def attach_pdb(self, store: SymbolStore, image_dir: Path | None) -> None:
-        """Find this image's PDB: by CodeView name next to the image, in the stores, then plain folders.
-        Mismatched or damaged candidates are skipped with a note; the first good one is used."""
+        """Find this image's debug information: its PDB (by CodeView name next to the image, in the stores,
+        then plain folders; mismatched or damaged candidates are skipped with a note, the first good one is
+        used), else DWARF carried in the image itself (mingw and Wine builds)."""
         image = self.image
-        if image is None or image.codeview is None:
-            if image is not None:
-                self.notes.append(f"{image.path} has no CodeView (RSDS) record: its PDB cannot be identified")
+        if image is None:
             return
+        missing = self._find_pdb(store, image_dir, image)
+        if self.pdb is None:
+            try:
+                self.pdb = PdbFile.embedded(image)
+            except PdbError:
+                self.notes.extend(missing)
+
+    def _find_pdb(self, store: SymbolStore, image_dir: Path | None, image: PeImage) -> list[str]:
+        """Attach the image's PDB; what to say if there is none (and the image has no DWARF either)."""
+        if image.codeview is None:
+            return [f"{image.path} has no CodeView (RSDS) record: its PDB cannot be identified"]
         codeview = image.codeview
         name = file_name(codeview.pdb_name)
         candidates: list[Candidate] = []
@@ -152,8 +163,8 @@ class ImageSymbols:
                 continue
             self.pdb = pdb
             self.notes.extend(f"{candidate.path}: {note}" for note in pdb.notes)
-            return
-        self.notes.append(store.fetch_hint(pdb_key(codeview), image.path))
+            return []
+        return [store.fetch_hint(pdb_key(codeview), image.path)]
 
     def resolve_rva(self, rva: int, *, return_address: bool = False, file_notes: bool = True) -> Resolution:
         """Resolve an offset from the module's base (see :class:`SymbolResolver` for the fallbacks).
@@ -180,7 +191,7 @@ class ImageSymbols:
                     file=symbol.file,
                     line=symbol.line,
                     inlined=tuple(frame.function for frame in symbol.inlined),
-                    resolved_by="pdb",
+                    resolved_by=self.pdb.kind,
                     note=_join(notes) if notes else None,
                     signature=symbol.signature,
                     inline_frames=symbol.inlined,

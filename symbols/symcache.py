@@ -26,14 +26,18 @@ class SymCacheReader:
     """A symcache built from PDB (or other debug file) bytes. Raises ``ValueError`` when symbolic cannot
     read them, with symbolic's message."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, *, embedded: bool = False) -> None:
+        """``embedded``: ``data`` is a PE image carrying its own debug information (DWARF sections, as
+        mingw and Wine builds have) rather than a PDB."""
         from symbolic.debuginfo import Archive
 
         try:
             obj = next(iter(Archive.from_bytes(data).iter_objects()), None)
             if obj is None:
                 raise ValueError("no object in the file")
-            if obj.file_format != "pdb":
+            if embedded and (obj.file_format != "pe" or "debug" not in obj.features):
+                raise ValueError(f"a {obj.file_format} file without debug information")
+            if not embedded and obj.file_format != "pdb":
                 raise ValueError(f"a {obj.file_format} file, not a PDB")
             self.debug_id = str(obj.debug_id)
             self._cache: Any = obj.make_symcache()

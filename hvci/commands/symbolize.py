@@ -12,7 +12,7 @@ line is reported, displacement still relative to the address given), as for stac
 ``--format json`` prints **JSON lines**: one object per address, in input order, each with ``address``
 (hex string, the value as given), ``rva`` (hex string: ``address - base``), ``function``, ``signature``,
 ``displacement`` (int or null), ``file``, ``line``, ``inlined`` (innermost first: objects with
-``function``, ``file``, ``line``), ``resolved_by`` (``pdb``/``exports``/``pdata``/``module``) and
+``function``, ``file``, ``line``), ``resolved_by`` (``pdb``/``dwarf``/``exports``/``pdata``/``module``) and
 ``note``. Problems with the files (missing or mismatched PDB, damaged image) go to stderr once.
 
 Exit codes: 0 every address resolved through the PDB; 3 some could only be resolved from the image or not
