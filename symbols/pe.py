@@ -476,8 +476,10 @@ class PeImage:
 
     @property
     def is_signed(self) -> bool:
-        """Whether an Authenticode blob is attached (the security directory is present); not verified."""
-        return self._directory(_DIR_SECURITY) is not None
+        """Whether an Authenticode blob is attached: the security directory is present and lies inside the
+        file (its address is a file offset, not an RVA). The signature itself is not verified."""
+        directory = self._directory(_DIR_SECURITY)
+        return directory is not None and directory[0] + directory[1] <= len(self._data)
 
     @property
     def debug_id(self) -> str | None:

@@ -191,3 +191,12 @@ def test_huge_counts_stay_bounded(field: str, value: int) -> None:
             struct.pack_into("<I", data, pe_offset + 24 + 112 + index * 8 + 4, value)
     with contextlib.suppress(PeError):
         PeImage.open(bytes(data))
+
+
+def test_a_cut_off_signature_is_not_called_signed() -> None:
+    data = realworld(DRIVERS / "WinDivert64-1.3.sys").read_bytes()
+    assert PeImage.open(data).is_signed
+    # the security directory (index 4) holds a file offset and size: cut the file inside the blob
+    offset, size = struct.unpack_from("<II", data, data.index(b"PE\0\0") + 24 + 112 + 4 * 8)
+    assert offset and size and offset + size == len(data)
+    assert not PeImage.open(data[: offset + size // 2]).is_signed
