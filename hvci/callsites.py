@@ -132,12 +132,16 @@ class CallSiteAnalysis:
 class Val:
     """An abstract value: ``const`` (a small set of possible ints), ``unknown`` (with the reason), ``fn``
     (the address of API ``ref``), ``addr`` (address of image data at RVA ``ref``), ``stack`` (address of
-    the stack slot ``ref`` bytes above the stack pointer) or ``ustr`` (a UNICODE_STRING naming ``ref``)."""
+    the stack slot ``ref`` bytes above the stack pointer) or ``ustr`` (a UNICODE_STRING naming ``ref``).
+
+    An ``unknown`` register whose low ``low_bits`` bits were then set (``mov dl, 1``) keeps them in
+    ``consts``: enough for a narrow parameter such as a ``KPROCESSOR_MODE``."""
 
     kind: str
     consts: frozenset[int] = frozenset()
     ref: int | str | None = None
     reason: str = ""
+    low_bits: int = 0
 
 
 def const(value: int, mask: int = (1 << 64) - 1) -> Val:
@@ -152,9 +156,9 @@ def merge(a: Val, b: Val) -> Val:
     if a is b or a == b:
         return a
     if a.kind == "unknown":
-        return a
+        return unknown(a.reason) if a.low_bits else a  # known low bits hold on one path only
     if b.kind == "unknown":
-        return b
+        return unknown(b.reason) if b.low_bits else b
     if a.kind == "const" and b.kind == "const":
         values = a.consts | b.consts
         if len(values) > MAX_VALUES:
@@ -879,8 +883,12 @@ class _Analyser:
                     frozenset((o & ~mask) | ((v << shift) & mask) for o in old.consts for v in value.consts),
                 )
             else:
-                st.regs[family] = unknown(
-                    f"partly written by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+                reason = f"partly written by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+                low = value.kind == "const" and shift == 0 and len(value.consts) <= MAX_VALUES
+                st.regs[family] = (
+                    Val("unknown", frozenset(v & ((1 << bits) - 1) for v in value.consts), None, reason, bits)
+                    if low
+                    else unknown(reason)
                 )
             return
         if op.type == cx86.X86_OP_MEM:
@@ -1015,6 +1023,16 @@ class _Analyser:
         index = api.binary_argument_index
         if index is None or api.argument_kind not in DECODERS:
             return make(BANNED, api.note or "no argument decides whether the memory is executable")
+        if api.safe_when is not None:
+            guard = api.safe_when
+            guard_index = guard.argument_index + api.implicit_args
+            guard_slot = guard_index if self.bits == 64 else x86_stack_word(api, guard.argument_index)
+            condition = self._arg(st, guard_slot, tail)
+            partial = condition.kind == "unknown" and condition.low_bits >= guard.bits
+            known = condition.kind == "const" or partial
+            low = (1 << guard.bits) - 1
+            if known and condition.consts and {v & low for v in condition.consts} == {guard.value}:
+                return make(SAFE, f"{self._where(guard_index)}: {guard.reason}")
         slot = index if self.bits == 64 else x86_stack_word(api)
         value = self._arg(st, slot, tail)
         where = self._where(index)
@@ -1088,10 +1106,11 @@ _WIDE_TYPES = frozenset(
 )
 
 
-def x86_stack_word(api: kb.AffectedApi) -> int:
-    """The stack word (from the stack pointer at the call) of the deciding argument in an x86 call: 64-bit
-    by-value parameters before it (``PHYSICAL_ADDRESS`` in ``MmMapIoSpaceEx``) take two words each."""
-    index = api.argument_index or 0
+def x86_stack_word(api: kb.AffectedApi, index: int | None = None) -> int:
+    """The stack word (from the stack pointer at the call) of an argument (by default the deciding one) in
+    an x86 call: 64-bit by-value parameters before it (``PHYSICAL_ADDRESS`` in ``MmMapIoSpaceEx``) take two
+    words each."""
+    index = (api.argument_index or 0) if index is None else index
     params = [p.strip() for p in api.prototype.strip().strip("()").split(",")] if api.prototype else []
     words = api.implicit_args
     for param in params[:index]:

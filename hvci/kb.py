@@ -215,6 +215,17 @@ class ConstantTable:
 
 
 @dataclass(frozen=True, slots=True)
+class SafeWhen:
+    """Another argument whose value makes the call safe whatever the deciding argument says (e.g.
+    ``AccessMode == UserMode`` for ``MmMapLockedPagesSpecifyCache``: user-mode mappings are always NX)."""
+
+    argument_index: int  # 0-based, in the documented prototype
+    value: int
+    bits: int  # the parameter's width: only its low bits are compared (a KPROCESSOR_MODE is a CCHAR)
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AffectedApi:
     """An API that can give a driver executable memory, and which argument decides."""
 
@@ -228,6 +239,7 @@ class AffectedApi:
     implicit_args: int = 0  # WdfDriverGlobals / COM this, passed before the documented arguments
     lists: tuple[str, ...] = ()
     prototype: str = ""
+    safe_when: SafeWhen | None = None
 
     @property
     def binary_argument_index(self) -> int | None:
@@ -747,6 +759,7 @@ def _apis(directory: Path, categories: Mapping[str, Category]) -> tuple[Affected
         "lists",
         "prototype",
         "note",
+        "safe_when",
     }
     for node in doc.array("api"):
         node.check_keys(keys)
@@ -779,9 +792,26 @@ def _apis(directory: Path, categories: Mapping[str, Category]) -> tuple[Affected
                 implicit_args=node.integer("implicit_args", required=False) or 0,
                 lists=lists,
                 prototype=prototype,
+                safe_when=_safe_when(node, index),
             )
         )
     return tuple(apis)
+
+
+def _safe_when(node: _Node, deciding: int | None) -> SafeWhen | None:
+    table = node.data.get("safe_when")
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) != {"argument_index", "value", "bits", "reason"}:
+        raise node.fail("safe_when", "needs exactly argument_index, value, bits and reason")
+    index, value, bits, reason = table["argument_index"], table["value"], table["bits"], table["reason"]
+    if not all(isinstance(n, int) for n in (index, value, bits)) or not isinstance(reason, str) or not reason:
+        raise node.fail("safe_when", "argument_index, value and bits are integers, reason a non-empty string")
+    if bits not in (8, 16, 32, 64) or not 0 <= value < 1 << bits:
+        raise node.fail("safe_when", "bits is 8, 16, 32 or 64 and value fits in it")
+    if deciding is None or index == deciding:
+        raise node.fail("safe_when", "names another argument than the deciding one, which must exist")
+    return SafeWhen(index, value, bits, reason)
 
 
 def _events(

@@ -561,6 +561,18 @@ def test_the_copy_loads(copy: Path) -> None:
             r"bugchecks\.toml: bugcheck\[\d+\]\.hvci_related: must be true exactly when",
         ),
         ("events.toml", "id = 3073", "id = 3072", r"events\.toml: event\[\d+\]\.id: duplicate event id 3072"),
+        (
+            "apis.toml",
+            "safe_when = { argument_index = 1, value = 1, bits = 8,",
+            "safe_when = { argument_index = 5, value = 1, bits = 8,",
+            r"safe_when: names another argument than the deciding one",
+        ),
+        (
+            "apis.toml",
+            "safe_when = { argument_index = 1, value = 1, bits = 8,",
+            "safe_when = { argument_index = 1, value = 256, bits = 8,",
+            r"safe_when: bits is 8, 16, 32 or 64 and value fits in it",
+        ),
         ("categories.toml", "[[category]]", "[[category]\n", r"categories\.toml: not valid TOML"),
     ],
 )
