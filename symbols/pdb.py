@@ -36,6 +36,10 @@ _NO_ADDRESS = 0xFFFFFFFF
 HIDDEN_LINE = 0xFEEFEE
 
 
+#: Addresses whose answers one PDB remembers before it starts afresh.
+LOOKUP_MEMO = 1 << 16
+
+
 class PdbError(Exception):
     """The file cannot be used as a PDB at all (unreadable, not a PDB, or damaged beyond both readers)."""
 
@@ -145,6 +149,7 @@ class PdbFile:
         self._public_starts = [p.rva for p in publics]
         self._code = code
         self._function_names: dict[tuple[int, str], tuple[str, str]] = {}
+        self._memo: dict[int, PdbSymbol | None] = {}
 
     @classmethod
     def embedded(cls, image: PeImage) -> PdbFile:
@@ -157,7 +162,20 @@ class PdbFile:
         return self._lines is not None
 
     def lookup(self, rva: int) -> PdbSymbol | None:
-        """What the PDB says about ``rva`` (an offset from the image base), or None when it names nothing."""
+        """What the PDB says about ``rva`` (an offset from the image base), or None when it names nothing.
+
+        Answers are remembered (up to :data:`LOOKUP_MEMO` addresses): batches of crash logs and stacks
+        ask for the same return addresses again and again, and each fresh answer costs a call into
+        symbolic."""
+        memo = self._memo
+        if rva in memo:
+            return memo[rva]
+        if len(memo) >= LOOKUP_MEMO:
+            memo.clear()
+        answer = memo[rva] = self._lookup(rva)
+        return answer
+
+    def _lookup(self, rva: int) -> PdbSymbol | None:
         if rva < 0:
             return None
         if self._lines is not None:
