@@ -10,7 +10,7 @@ line that does not. Adding a format is one module with a ``BlockParser`` plus on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,6 +58,53 @@ class LineCursor:
     def from_text(cls, text: str, path: str = "<input>", first_line: int = 1) -> LineCursor:
         """A cursor over a string, for pasted text and tests."""
         return cls((Line(first_line + i, t) for i, t in enumerate(text.splitlines())), path)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEnd:
+    """How :func:`read_block` ended: the block's last line and whether the line limit cut it."""
+
+    last_line: int
+    cut: bool
+
+
+def read_block(
+    cursor: LineCursor,
+    first: Line,
+    take: Callable[[Line, bool], bool],
+    *,
+    limit: int,
+    on_blank: Callable[[], None] | None = None,
+) -> BlockEnd:
+    """Feed the lines after ``first`` to ``take(line, after_blank)`` until it says a line does not belong
+    (that line is pushed back), the input ends, or ``limit`` lines were read.
+
+    Blank lines are held back: ``on_blank`` is told of each, ``take`` learns whether one came just before
+    (a blank line ends some listings), and blanks after the block's last line go back to the cursor, so
+    that they belong to whatever follows.
+    """
+    last = first.number
+    blanks: list[Line] = []
+    cut = True
+    for _ in range(limit):
+        line = cursor.next()
+        if line is None:
+            cut = False
+            break
+        if not line.text.strip():
+            blanks.append(line)
+            if on_blank is not None:
+                on_blank()
+            continue
+        if not take(line, bool(blanks)):
+            cursor.push_back(line)
+            cut = False
+            break
+        blanks = []
+        last = line.number
+    for blank in reversed(blanks):
+        cursor.push_back(blank)
+    return BlockEnd(last, cut)
 
 
 class BlockParser(Protocol):

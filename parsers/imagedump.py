@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from parsers.base import Line, LineCursor
+from parsers.base import Line, LineCursor, read_block
 from parsers.records import Diagnostic, ImageHeaderRecord, Record, SectionHeader, Span
 
 _HEX = r"[0-9a-fA-F`]+"
@@ -110,23 +110,15 @@ class ImageDumpParser:
             dump.module = _module_from_args(command.group("args"))
         else:
             self._take(dump, first.text, first.number)
-        last = first.number
-        blanks: list[Line] = []
-        for _ in range(_MAX_BLOCK_LINES):
-            line = cursor.next()
-            if line is None:
-                break
-            if not line.text.strip():
-                blanks.append(line)
-                continue
-            if not self._belongs(dump, line.text) or not self._take(dump, line.text, line.number):
-                cursor.push_back(line)
-                break
-            blanks = []
-            last = line.number
-        for blank in reversed(blanks):
-            cursor.push_back(blank)
-        yield from self._records(dump, Span(cursor.path, first.number, last))
+        end = read_block(
+            cursor,
+            first,
+            lambda line, _after_blank: (
+                self._belongs(dump, line.text) and self._take(dump, line.text, line.number)
+            ),
+            limit=_MAX_BLOCK_LINES,
+        )
+        yield from self._records(dump, Span(cursor.path, first.number, end.last_line))
 
     def _belongs(self, dump: _Dump, text: str) -> bool:
         """Whether a line continues this dump (a second dump's own start ends this one)."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from parsers.base import Line, LineCursor
+from parsers.base import Line, LineCursor, read_block
 from parsers.records import Diagnostic, ModuleEntry, ModuleListRecord, Record, Span
 
 # An address as lm prints it: 8 hex digits (x86), 16 with a backtick after the high half (x64), or 16 plain.
@@ -182,26 +182,16 @@ class LmParser:
         unloaded = bool(_UNLOADED.match(first.text))
         entries: list[ModuleEntry] = []
         pending: _Pending | None = None
-        last = first.number
-        blanks: list[Line] = []
-        count = 0
-        while count < _MAX_BLOCK_LINES:
-            line = cursor.next()
-            if line is None:
-                break
-            count += 1
+
+        def take(line: Line, after_blank: bool) -> bool:
+            nonlocal pending, unloaded
             text = line.text.rstrip()
-            if not text:
-                blanks.append(line)
-                continue
             if len(text) > _MAX_LINE:
-                cursor.push_back(line)
-                break
+                return False
             row = _ROW.match(text)
-            if blanks and not (_UNLOADED.match(text) or (row and unloaded)):
-                # A blank line ends the listing unless the unloaded section (or more of it) follows.
-                cursor.push_back(line)
-                break
+            # a blank line ends the listing unless the unloaded section (or more of it) follows
+            if after_blank and not (_UNLOADED.match(text) or (row and unloaded)):
+                return False
             if row:
                 if pending:
                     entries.append(pending.finish())
@@ -220,17 +210,16 @@ class LmParser:
             elif pending and text[:1] in (" ", "\t"):
                 pass  # indented resource-table lines ("CompanyName: ...") and wrapped values of lmv
             else:
-                cursor.push_back(line)
-                break
-            blanks = []
-            last = line.number
-        else:
+                return False
+            return True
+
+        end = read_block(cursor, first, take, limit=_MAX_BLOCK_LINES)
+        last = end.last_line
+        if end.cut:
             yield Diagnostic(
                 Span(cursor.path, first.number, last),
                 "lm: listing longer than the block limit; the rest is read as separate input",
             )
-        for blank in reversed(blanks):
-            cursor.push_back(blank)
         if pending:
             entries.append(pending.finish())
         span = Span(cursor.path, first.number, last)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from parsers.base import Line, LineCursor
+from parsers.base import Line, LineCursor, read_block
 from parsers.records import CounterSet, Diagnostic, Record, Span, VerifierStatusRecord
 
 _COUNTER_LABELS = (
@@ -115,9 +115,7 @@ class VerifierParser:
     trigger = (
         r"(?i)^\s*(?:Verify Flags Level\s|Verify Level\s+[0-9a-f]+\b|Verifier Flags\s*:"
         r"|Level:\s+[0-9a-f]{8}\s*$|Code Integrity Statistics\s*:|Module:\s+\S+\s+\(|"
-        r"No drivers are currently verified|"
-        + _LABEL_ALTERNATION
-        + r")"
+        r"No drivers are currently verified|" + _LABEL_ALTERNATION + r")"
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
@@ -136,32 +134,25 @@ class VerifierParser:
             else "verifier-query"
         )
         state = _State(source)
-        last = first.number
-        blanks: list[Line] = []
         self._take(state, first)
-        count = 0
-        while count < _MAX_BLOCK_LINES:
-            line = cursor.next()
-            if line is None:
-                break
-            count += 1
-            if not line.text.strip():
-                blanks.append(line)
-                state.reading_win7_options = False
-                state.flush_counters()
-                continue
-            if not self._take(state, line):
-                cursor.push_back(line)
-                break
-            blanks = []
-            last = line.number
-        else:
+
+        def on_blank() -> None:
+            state.reading_win7_options = False
+            state.flush_counters()
+
+        end = read_block(
+            cursor,
+            first,
+            lambda line, _after_blank: self._take(state, line),
+            limit=_MAX_BLOCK_LINES,
+            on_blank=on_blank,
+        )
+        last = end.last_line
+        if end.cut:
             yield Diagnostic(
                 Span(cursor.path, first.number, last),
                 "verifier: block longer than the block limit; the rest is read as separate input",
             )
-        for blank in reversed(blanks):
-            cursor.push_back(blank)
         state.flush_counters()
         yield from self._records(state, Span(cursor.path, first.number, last))
 
