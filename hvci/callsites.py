@@ -1126,10 +1126,16 @@ def _fold(left: frozenset[int], right: frozenset[int], op: Callable[[int, int], 
 
 
 def _derived(left: Val, right: Val, insn: _Insn) -> str:
+    """Why a value computed from an unknown one is unknown: where the unknown came from, then the operation
+    (``loaded from the global at RVA 0x12130, then `or eax, 0x10```), so the reader sees both halves."""
+    step = f"`{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
     base = left if left.kind == "unknown" else right
     if base.kind == "unknown" and base.reason:
-        return base.reason
-    return f"computed by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+        origin, _, before = base.reason.partition(", then ")
+        if step in before:
+            return base.reason
+        return f"{origin}, then {'operations ending with ' if before else ''}{step}"
+    return f"computed by {step}"
 
 
 def _sign_extend(value: int, width: int) -> int:

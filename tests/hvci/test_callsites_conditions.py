@@ -86,3 +86,4 @@ def test_user_mode_mapping_is_safe_kernel_mode_is_not(tmp_path: Path, opt: str) 
     assert [v for v, _ in verdicts] == sorted([SAFE, EXECUTABLE]), verdicts
     safe = next(reason for verdict, reason in verdicts if verdict == SAFE)
     assert "UserMode" in safe and "argument 2" in safe
+
