@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from parsers.base import Line, LineCursor
+from parsers.base import Line, LineCursor, read_block
 from parsers.records import Diagnostic, ReadinessRecord, Record, Span
 
 _STEP = re.compile(r"Step\s+\d+\s+Driver\s+Compat", re.IGNORECASE)
@@ -94,26 +94,22 @@ class ReadinessParser:
         else:
             yield from self._dg_readiness(first, cursor)
 
-    def _lines(self, first: Line, cursor: LineCursor, belongs: Callable[[str], bool]) -> Iterator[Line]:
-        """``first`` and then each following line ``belongs`` accepts; blank lines are held back and returned
-        to the cursor with the first line that does not belong."""
-        yield first
-        blanks: list[Line] = []
-        for _ in range(_MAX_BLOCK_LINES):
-            line = cursor.next()
-            if line is None:
-                break
-            if not line.text.strip():
-                blanks.append(line)
-                continue
+    def _lines(self, first: Line, cursor: LineCursor, belongs: Callable[[str], bool]) -> list[Line]:
+        """``first`` and then each following line ``belongs`` accepts (see :func:`read_block`). A run of
+        blank lines inside the block is kept as one blank line (the last of the run), which ends a module's
+        entry; blanks after the block go back to the cursor."""
+        lines = [first]
+
+        def take(line: Line, after_blank: bool) -> bool:
             if not belongs(line.text):
-                cursor.push_back(line)
-                break
-            yield from blanks
-            blanks = []
-            yield line
-        for blank in reversed(blanks):
-            cursor.push_back(blank)
+                return False
+            if after_blank:
+                lines.append(Line(line.number - 1, ""))
+            lines.append(line)
+            return True
+
+        read_block(cursor, first, take, limit=_MAX_BLOCK_LINES)
+        return lines
 
     def _dg_readiness(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         in_step = bool(_STEP.search(first.text))
