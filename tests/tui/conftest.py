@@ -175,14 +175,25 @@ def feed() -> FixtureFeed:
     return FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()})
 
 
-@pytest.fixture
-def app(feed: FixtureFeed, tmp_path: Path) -> TriageApp:
+def fixture_app(
+    feed: FixtureFeed,
+    tmp_path: Path,
+    sources: list[Source] | None = None,
+    keymap: Path | None = None,
+) -> TriageApp:
+    """The app on ``sources`` (by default the sample log) fed by ``feed``, exporting into ``tmp_path`` and
+    with no user keymap unless ``keymap`` names one."""
     return make_app(
-        [Source(name=LOG_NAME, data=LOG_TEXT.encode())],
+        [Source(name=LOG_NAME, data=LOG_TEXT.encode())] if sources is None else sources,
         feed_factory=fixture_factory(feed),
         export_dir=tmp_path,
-        keymap_file=tmp_path / "no-keymap.toml",
+        keymap_file=keymap or tmp_path / "no-keymap.toml",
     )
+
+
+@pytest.fixture
+def app(feed: FixtureFeed, tmp_path: Path) -> TriageApp:
+    return fixture_app(feed, tmp_path)
 
 
 async def settle(pilot: Pilot[None], app: App[None] | None = None) -> None:

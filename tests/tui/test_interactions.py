@@ -9,8 +9,8 @@ import pytest
 from rich.text import Text
 from textual.widgets import DataTable, TextArea
 
-from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_factory, sample_incidents, settle
-from tui.app import CLIPBOARD_FILE, TriageApp, make_app
+from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, sample_incidents, settle
+from tui.app import CLIPBOARD_FILE, TriageApp
 from tui.commands import palette_commands
 from tui.loading import Source
 from tui.screens.help import HelpScreen
@@ -21,9 +21,7 @@ from tui.widgets.findings_table import FindingsTable
 
 def _paste_app(tmp_path: Path, **kwargs: object) -> TriageApp:
     feed = FixtureFeed({"<paste>": LOG_TEXT}, {"<paste>": sample_incidents("<paste>")})
-    return make_app(
-        [], feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml"
-    )
+    return fixture_app(feed, tmp_path, [])
 
 
 @pytest.mark.parametrize("key", ["f5", "ctrl+s"])
@@ -99,12 +97,7 @@ async def test_q_quits_from_main_screen(app: TriageApp) -> None:
 async def test_keymap_file_remaps_by_binding_id(tmp_path: Path, feed: FixtureFeed) -> None:
     keymap = tmp_path / "keymap.toml"
     keymap.write_text('"finding.next" = "x"\n"app.help" = "f2"\n', encoding="utf-8")
-    app = make_app(
-        [Source(LOG_NAME, data=b"x")],
-        feed_factory=fixture_factory(feed),
-        export_dir=tmp_path,
-        keymap_file=keymap,
-    )
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")], keymap)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("x")
@@ -124,12 +117,7 @@ async def test_keymap_file_remaps_by_binding_id(tmp_path: Path, feed: FixtureFee
 async def test_broken_keymap_is_reported_and_defaults_stay(tmp_path: Path, feed: FixtureFeed) -> None:
     keymap = tmp_path / "keymap.toml"
     keymap.write_text("this is = not toml [", encoding="utf-8")
-    app = make_app(
-        [Source(LOG_NAME, data=b"x")],
-        feed_factory=fixture_factory(feed),
-        export_dir=tmp_path,
-        keymap_file=keymap,
-    )
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")], keymap)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert any("keymap" in n.message for n in app._notifications)  # type: ignore[attr-defined]

@@ -14,8 +14,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
-from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_factory, sample_incidents
-from tui.app import TriageApp, make_app
+from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, sample_incidents
+from tui.app import TriageApp
 from tui.loading import Source
 
 SIZES = [(80, 24), (160, 48)]
@@ -24,9 +24,7 @@ SIZES = [(80, 24), (160, 48)]
 def _app(tmp_path: Path, with_input: bool = True) -> TriageApp:
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()})
     sources = [Source(LOG_NAME, data=LOG_TEXT.encode())] if with_input else []
-    return make_app(
-        sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml"
-    )
+    return fixture_app(feed, tmp_path, sources)
 
 
 async def _steady(pilot: Pilot[None]) -> None:

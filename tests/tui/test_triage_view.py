@@ -15,11 +15,11 @@ from tests.tui.conftest import (
     LOG_NAME,
     LOG_TEXT,
     FixtureFeed,
-    fixture_factory,
+    fixture_app,
     sample_incidents,
     settle,
 )
-from tui.app import TriageApp, make_app
+from tui.app import TriageApp
 from tui.loading import Source
 from tui.widgets.detail_pane import DetailPane
 from tui.widgets.evidence_log import EvidenceLog
@@ -70,12 +70,7 @@ async def test_other_incidents_toggle(app: TriageApp) -> None:
 async def test_non_hvci_first_in_input_still_listed_after_hvci(tmp_path: Path) -> None:
     pool, protection, other = sample_incidents()
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [other, protection, pool]})
-    app = make_app(
-        [Source(LOG_NAME, data=b"x")],
-        feed_factory=fixture_factory(feed),
-        export_dir=tmp_path,
-        keymap_file=tmp_path / "none.toml",
-    )
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("s")  # any sort keeps HVCI first
@@ -129,12 +124,7 @@ async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
 
     second = replace(pool, id=f"{LOG_NAME}:99", source=pool.source)
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, second]})
-    app = make_app(
-        [Source(LOG_NAME, data=b"x")],
-        feed_factory=fixture_factory(feed),
-        export_dir=tmp_path,
-        keymap_file=tmp_path / "none.toml",
-    )
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await pilot.press("S")
@@ -248,12 +238,7 @@ async def test_search_escape_closes(app: TriageApp) -> None:
 
 async def test_first_findings_appear_while_loading(tmp_path: Path) -> None:
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()}, delay=0.6)
-    app = make_app(
-        [Source(LOG_NAME, data=b"x")],
-        feed_factory=fixture_factory(feed),
-        export_dir=tmp_path,
-        keymap_file=tmp_path / "none.toml",
-    )
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.9)
         assert len(_table(app).listed) == 1
@@ -271,12 +256,7 @@ async def test_enriched_incident_replaces_the_earlier_version(tmp_path: Path) ->
         pool, caller=replace(pool.caller, function=None, file=None, line=None, resolved_by="module")
     )
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [early, protection, pool]})
-    app = make_app(
-        [Source(LOG_NAME, data=b"x")],
-        feed_factory=fixture_factory(feed),
-        export_dir=tmp_path,
-        keymap_file=tmp_path / "none.toml",
-    )
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = _table(app)
@@ -292,9 +272,7 @@ async def test_two_inputs_and_evidence_switches_input(tmp_path: Path) -> None:
     texts = {LOG_NAME: LOG_TEXT, other_name: "\n".join(f"second {n}" for n in range(1, 30))}
     feed = FixtureFeed(texts, incidents)
     sources = [Source(LOG_NAME, data=b"x"), Source(other_name, data=b"y")]
-    app = make_app(
-        sources, feed_factory=fixture_factory(feed), export_dir=tmp_path, keymap_file=tmp_path / "n.toml"
-    )
+    app = fixture_app(feed, tmp_path, sources)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         log = app.triage.query_one(EvidenceLog)
