@@ -1,7 +1,7 @@
 """Timestamp prefixes that capture tools put in front of every line of a debugger log.
 
-Lab harnesses, serial-console loggers (Tera Term, PuTTY's timestamped logging, ``ts``) and CI runners
-prefix each line with the time it arrived: ``[2026-11-23 02:10:59.222] *** Fatal System Error ...``.
+Lab harnesses, serial-console loggers (Tera Term's timestamp option, ``ts``) and CI runners prefix
+each line with the time it arrived: ``[2026-11-23 02:10:59.222] *** Fatal System Error ...``.
 Every format's trigger is anchored at the start of a line, so such a prefix hides the whole log. The
 prefix is recognised once, from the first lines of the input, and then removed from every line before the
 parsers see it (line numbers do not change, so spans still point at the file as it is).

@@ -22,7 +22,7 @@ from parsers.records import Diagnostic, MemoryStringRecord, Record, Span
 
 _COMMAND = re.compile(r"^[\s0-9:]*kd> (?P<command>dS|du|da) +(?:0x)?(?P<address>[0-9a-fA-F`]{1,17})\s*$")
 _STRING = re.compile(r'^\s*(?P<address>[0-9a-fA-F`]{8,17})\s+"(?P<text>.*)"?\s*$')
-#: A string longer than this many printed lines is cut (du prints up to 48 characters a line).
+#: A string printed on more lines than this is cut.
 MAX_LINES = 64
 MAX_LINE = 4096
 
