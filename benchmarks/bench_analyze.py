@@ -5,7 +5,7 @@ prompts, symbol-loading chatter) with ``!analyze -v`` reports, verifier banners,
 stacks sprinkled in, then measures in child processes (so that each peak RSS is its own):
 
 - ``iter_records`` (the dispatcher + all registered parsers) in MB/s and records/s;
-- ``hvci.pipeline`` end to end (records -> incidents) when that module exists;
+- ``hvci.logs.pipeline`` end to end (records -> incidents) when that module exists;
 - ``grep -c -F`` with the same anchors the prefilter searches for, over the same file, same run;
 - peak RSS of ``iter_records`` at the requested size and at a quarter of it.
 
@@ -149,7 +149,7 @@ def _child_iter(path: str, *, line_anchored_only: bool = False) -> dict[str, flo
 
 
 def _child_pipeline(path: str) -> dict[str, float]:
-    from hvci.pipeline import AnalyzeOptions, analyze_inputs
+    from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
     from parsers.stream import open_input
 
     wall, cpu = time.perf_counter(), _cpu()
@@ -260,10 +260,10 @@ def main() -> None:
             try:
                 pipe = _run_child("pipeline", big)
             except subprocess.CalledProcessError as error:
-                print(f"hvci.pipeline: failed ({error.stderr.strip().splitlines()[-1:]})")
+                print(f"hvci.logs.pipeline: failed ({error.stderr.strip().splitlines()[-1:]})")
             else:
                 print(
-                    f"hvci.pipeline end to end: {mb / pipe['cpu']:.0f} MB/s "
+                    f"hvci.logs.pipeline end to end: {mb / pipe['cpu']:.0f} MB/s "
                     f"(wall {mb / pipe['seconds']:.0f}), "
                     f"{pipe['incidents']:.0f} incidents, peak RSS {pipe['max_rss_mb']:.0f} MiB"
                 )

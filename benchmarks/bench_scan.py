@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hvci.callsites import analyse_calls  # noqa: E402
-from hvci.image_rules import ImageHeaders, check_headers  # noqa: E402
-from hvci.kb import load  # noqa: E402
+from hvci.images.callsites import analyse_calls  # noqa: E402
+from hvci.images.rules import ImageHeaders, check_headers  # noqa: E402
+from hvci.knowledge.kb import load  # noqa: E402
 from symbols.pe import PeImage  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 Generates KD-style logs of 1 MB and 100 MB (noise with a pool-type crash every ~7 MB, plus one near the
 start), opens each in the headless app (``App.run_test``), and prints the times, with the batch pipeline
-(``hvci.pipeline.analyze_inputs``) on the same file as the reference. While the file loads it also
+(``hvci.logs.pipeline.analyze_inputs``) on the same file as the reference. While the file loads it also
 measures how long a key takes to have its effect (switching the Detail/Evidence tabs).
 
     .venv/bin/python benchmarks/bench_tui.py [--sizes 1,100] [--keep DIR]
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from textual import events  # noqa: E402
 from textual.widgets import TabbedContent  # noqa: E402
 
-from hvci.pipeline import analyze_inputs  # noqa: E402
+from hvci.logs.pipeline import analyze_inputs  # noqa: E402
 from parsers.stream import open_input  # noqa: E402
 from tui.app import make_app  # noqa: E402
 from tui.loading import Source  # noqa: E402

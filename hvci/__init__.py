@@ -1,1 +1,1 @@
-"""The engine: model, knowledge base, correlation, classification, image rules, report writers, CLI."""
+"""The engine: model, knowledge base, the log and image pipelines, report writers."""

@@ -17,9 +17,10 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Report
-from hvci.pipeline import AnalyzeOptions
 from hvci.report import incident_markdown, render
+from hvci.report.windbg import commands_text
 from parsers.records import InputInfo
 from tui.commands import TriageCommands
 from tui.engine_feed import PipelineFeed
@@ -31,7 +32,6 @@ from tui.screens.prompt import PromptScreen
 from tui.screens.triage import TriageScreen
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import FindingsTable
-from tui.windbg import commands_text
 
 #: File suffix of each export format.
 SUFFIX = {"json": "json", "jsonl": "jsonl", "sarif": "sarif", "markdown": "md", "html": "html", "text": "txt"}
@@ -178,7 +178,7 @@ class TriageApp(App[None]):
         self.copy_text(text, "the WinDbg commands")
 
     def action_copy_remediation(self) -> None:
-        from hvci import kb
+        from hvci.knowledge import kb
 
         incident = self.triage.current
         category = kb.load().categories.get(incident.category) if incident and incident.category else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -86,10 +86,8 @@ class TriageCommands(Provider):
     """Palette provider over :func:`palette_commands`."""
 
     def _commands(self) -> list[Command]:
-        from tui.app import TriageApp
-
-        app = self.app
-        return palette_commands(app) if isinstance(app, TriageApp) else []
+        # Only TriageApp lists this provider in its COMMANDS, so the app is always one.
+        return palette_commands(cast("TriageApp", self.app))
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._commands():

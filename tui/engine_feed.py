@@ -3,18 +3,18 @@ reader for the text lines of the evidence view.
 
 Small inputs are read in the worker threads themselves (no process start-up: the first finding of a
 pasted crash shows at once). Inputs of :data:`PROCESS_THRESHOLD` bytes and more are read by child
-processes (:mod:`tui.pipeline_process`) so that the UI keeps the interpreter to itself. Read errors end up
+processes (:mod:`hvci.logs.worker`) so that the UI keeps the interpreter to itself. Read errors end up
 in ``Load.error`` as one plain sentence; the view shows it and keeps what was read.
 """
 
 from __future__ import annotations
 
-from hvci.pipeline import AnalyzeOptions, iter_incidents
+from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
+from hvci.logs.worker import Request, results, start, stop_when
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
-from tui.pipeline_process import Request, results, start, stop_when
 
-#: Inputs at least this large are read in child processes (see :mod:`tui.pipeline_process`).
+#: Inputs at least this large are read in child processes (see :mod:`hvci.logs.worker`).
 PROCESS_THRESHOLD = 8 << 20
 
 #: Progress (bytes read) is refreshed every this many lines: reading it costs more than a line does.
@@ -40,7 +40,7 @@ def _store(load: Load, first: int, texts: list[str]) -> None:
 
 
 class PipelineFeed:
-    """Incidents from :func:`hvci.pipeline.iter_incidents`, lines from :meth:`parsers.stream.Input.lines`."""
+    """Incidents from :func:`hvci.logs.pipeline.iter_incidents`, lines from ``Input.lines``."""
 
     def __init__(self, options: AnalyzeOptions, process_threshold: int = PROCESS_THRESHOLD) -> None:
         self.options = options

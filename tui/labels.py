@@ -5,7 +5,7 @@ Only formatting lives here: names come from the knowledge base, values from the 
 
 from __future__ import annotations
 
-from hvci import kb
+from hvci.knowledge import kb
 from hvci.model import Caller, Incident
 
 #: Confidence order for sorting, strongest first (the model's order).

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hvci import kb
+from hvci.knowledge import kb
 from hvci.model import CONFIDENCES, Caller, Incident, Report
 from parsers.records import Span
 

@@ -31,8 +31,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
-from hvci import kb
-from hvci.image_rules import COULD_NOT_ANALYSE, NOT_APPLICABLE, PASS, RuleResult
+from hvci.images.rules import COULD_NOT_ANALYSE, NOT_APPLICABLE, PASS, RuleResult
+from hvci.knowledge import kb
 from hvci.model import Incident
 from parsers.records import InputInfo
 

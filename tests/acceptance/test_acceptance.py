@@ -20,8 +20,8 @@ import pefile
 import pytest
 from click.testing import CliRunner
 
-from hvci.cli import cli
-from hvci.exitcodes import ExitCode
+from cli.exitcodes import ExitCode
+from cli.main import cli
 
 HERE = Path(__file__).resolve().parent
 LOGS = HERE / "logs"

@@ -13,8 +13,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from hvci.cli import cli
-from hvci.exitcodes import ExitCode
+from cli.exitcodes import ExitCode
+from cli.main import cli
 from parsers.base import Line, LineCursor
 from parsers.stack import read_frames
 
@@ -160,7 +160,7 @@ def test_terminal_escapes_and_nul_bytes_in_a_log_stay_data(tmp_path: Path) -> No
 def test_the_installed_entry_point_reads_stdin_without_a_traceback() -> None:
     """The real console script in a child process (CliRunner cannot show an uncaught-exception exit)."""
     done = subprocess.run(
-        [sys.executable, "-m", "hvci", "analyze", "--format", "json", "-"],
+        [sys.executable, "-m", "cli", "analyze", "--format", "json", "-"],
         input=os.urandom(4096) + KD_SESSION.read_bytes(),
         capture_output=True,
         timeout=60,

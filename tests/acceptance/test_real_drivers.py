@@ -30,10 +30,10 @@ import capstone
 import pefile
 import pytest
 
-from hvci.callsites import EXECUTABLE, SAFE, UNKNOWN, analyse_calls
-from hvci.commands.scan import render
-from hvci.kb import load
-from hvci.scan import IMAGE_STATUSES, ScanReport, scan_image
+from cli.commands.scan import render
+from hvci.images.callsites import EXECUTABLE, SAFE, UNKNOWN, analyse_calls
+from hvci.images.scan import IMAGE_STATUSES, ScanReport, scan_image
+from hvci.knowledge.kb import load
 from symbols.pe import PeImage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,7 +163,7 @@ def expected_sites(facts: dict[str, Any]) -> dict[int, str]:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hvci", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO, timeout=300
     )
 
 
@@ -500,7 +500,7 @@ def _instruction_rvas(path: Path, limit: int) -> list[int]:
 
 def _symbolize(path: Path, rvas: list[int]) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [sys.executable, "-m", "hvci", "symbolize", "--format", "json", str(path)],
+        [sys.executable, "-m", "cli", "symbolize", "--format", "json", str(path)],
         input="\n".join(f"{rva:#x}" for rva in rvas),
         capture_output=True,
         text=True,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hvci.cli import cli
-from hvci.commands.analyze import expand_paths, looks_textual
-from hvci.exitcodes import ExitCode
+from cli.commands.analyze import expand_paths, looks_textual
+from cli.exitcodes import ExitCode
+from cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "samples" / "logs"
@@ -148,13 +148,13 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hvci.commands.analyze.analyze_inputs", interrupted)
+    monkeypatch.setattr("cli.commands.analyze.analyze_inputs", interrupted)
     code, out, err = run(str(HAXM))
     assert code == ExitCode.INTERRUPTED and out == "" and "interrupted" in err
 
 
 def test_progress_goes_to_a_terminal_stderr_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hvci.commands import analyze
+    from cli.commands import analyze
 
     shown: list[str] = []
     monkeypatch.setattr(analyze._Progress, "show", lambda self, n, inp: shown.append(f"{n}/{self.total}"))

@@ -1,4 +1,4 @@
-"""Call-site analysis (hvci.callsites via hvci.scan) against the fixtures' expected table and real drivers."""
+"""Call-site analysis (hvci.images.callsites via scan) against the fixtures' table and real drivers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from hvci import callsites
-from hvci.callsites import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls, x86_stack_word
-from hvci.kb import load
-from hvci.scan import scan_image
+from hvci.images import callsites
+from hvci.images.callsites import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls, x86_stack_word
+from hvci.images.scan import scan_image
+from hvci.knowledge.kb import load
 from symbols.pe import PeImage
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hvci import kb
-from hvci.callsites import EXECUTABLE, SAFE, analyse_calls
+from hvci.images.callsites import EXECUTABLE, SAFE, analyse_calls
+from hvci.knowledge import kb
 from symbols.pe import PeImage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hvci.callsites import UNKNOWN, analyse_calls
+from hvci.images.callsites import UNKNOWN, analyse_calls
 from symbols.pe import PeImage
 
 REALWORLD = Path(__file__).resolve().parents[2] / ".." / "shared" / "realworld"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from hvci.callsites import EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls
+from hvci.images.callsites import EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls
 from symbols.pe import PeImage
 
 TEXT, DATA = 0x1000, 0x2000

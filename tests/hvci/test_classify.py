@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hvci.classify import Context, classify
-from hvci.correlate import CounterGroup, CrashGroup, EventGroup, ImageGroup, ReadinessGroup
+from hvci.logs.classify import Context, classify
+from hvci.logs.correlate import CounterGroup, CrashGroup, EventGroup, ImageGroup, ReadinessGroup
 from hvci.model import Incident
 from parsers.records import (
     AnalyzeRecord,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from hvci.correlate import (
+from hvci.logs.correlate import (
     LOOK_BACK_LINES,
     CounterGroup,
     CrashGroup,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hvci import decode
+from hvci.knowledge import decode
 
 U32 = st.integers(min_value=0, max_value=0xFFFFFFFF)
 

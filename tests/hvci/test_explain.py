@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner, Result
 
-from hvci.cli import cli
-from hvci.commands.explain import command
+from cli.commands.explain import command
+from cli.main import cli
 
 
 def run(*args: str) -> Result:

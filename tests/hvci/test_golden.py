@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from hvci.pipeline import analyze_inputs
+from hvci.logs.pipeline import analyze_inputs
 from hvci.report import to_json_dict
 from parsers.stream import open_input
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hvci import kb
+from hvci.knowledge import kb
 from parsers.base import LineCursor
 from parsers.records import VerifierBannerRecord
 
@@ -437,7 +437,7 @@ def test_constant_tables_needed_by_the_decoders(base: kb.KnowledgeBase) -> None:
 
 def test_documented_executability_agrees_with_each_table_rule(base: kb.KnowledgeBase) -> None:
     """A value entry's `executable` (from the docs) must match the table's rule (the verifier's test)."""
-    from hvci import decode
+    from hvci.knowledge import decode
 
     checked = 0
     for table in base.constants.values():

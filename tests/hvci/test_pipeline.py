@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs, analyze_text, iter_incidents
 from hvci.model import Incident
-from hvci.pipeline import AnalyzeOptions, analyze_inputs, analyze_text, iter_incidents
 from parsers.stream import open_input
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from hvci.logs.pipeline import analyze_text
 from hvci.model import Caller, Evidence, Incident, Report
-from hvci.pipeline import analyze_text
 from hvci.report import FORMATS, incident_markdown, render, to_json_dict
 from parsers.records import InputInfo, Span
 

@@ -9,7 +9,7 @@ import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hvci.pipeline import analyze_text
+from hvci.logs.pipeline import analyze_text
 from hvci.report import render, to_json_dict
 
 HERE = Path(__file__).resolve().parent

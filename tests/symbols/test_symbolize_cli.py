@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hvci.commands.symbolize import command
-from hvci.exitcodes import ExitCode
+from cli.commands.symbolize import command
+from cli.exitcodes import ExitCode
 from tests.symbols.conftest import DRIVERS, MSVC, SAMPLE_BUILD, realworld
 
 

@@ -16,8 +16,8 @@ import pytest
 from textual.app import App
 from textual.pilot import Pilot
 
+from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import BugCheck, Caller, Evidence, Incident
-from hvci.pipeline import AnalyzeOptions
 from parsers.records import Span, StackFrame
 from tui.app import TriageApp, make_app
 from tui.loading import Load, Source

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hvci.commands import open as open_command
-from hvci.pipeline import AnalyzeOptions
+from cli.commands import open as open_command
+from hvci.logs.pipeline import AnalyzeOptions
 from tests.tui.conftest import settle
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
@@ -67,7 +67,7 @@ async def test_sample_log_opens_with_real_pipeline(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("session-*.log")))
 async def test_every_session_sample_opens_and_lists_its_incidents(tmp_path: Path, name: str) -> None:
-    from hvci.pipeline import analyze_inputs
+    from hvci.logs.pipeline import analyze_inputs
     from parsers.stream import open_input
 
     expected = analyze_inputs([open_input(SAMPLES / name)]).incidents
@@ -211,7 +211,7 @@ def test_reattach_keyboard_points_fd0_at_the_terminal(monkeypatch: pytest.Monkey
 
 
 def test_cli_routes_paths_to_open(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hvci.cli import cli
+    from cli.main import cli
 
     seen: list[list[Source]] = []
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from textual.widgets import Static, TabbedContent
 
-from hvci import kb
+from hvci.knowledge import kb
 from tests.tui.conftest import (
     LOG_LINES,
     LOG_NAME,

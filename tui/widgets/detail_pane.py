@@ -17,12 +17,12 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
-from hvci import kb
+from hvci.knowledge import kb
 from hvci.model import Incident
+from hvci.report.windbg import commands_for
 from tui.labels import category_label, span_label, where_label
 from tui.safe_text import clean
 from tui.widgets.stack_view import StackView
-from tui.windbg import commands_for
 
 #: Returns the text of line ``n`` of input ``path`` if it has been read (for evidence lines).
 LineLookup = Callable[[str, int], str | None]

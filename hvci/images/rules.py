@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hvci import decode
+from hvci.knowledge import decode
 from parsers.records import ImageHeaderRecord, SectionHeader
 from symbols.pe import MACHINES
 

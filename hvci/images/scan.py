@@ -1,7 +1,7 @@
 """Offline check of driver images: header rules and call-site analysis, as incidents of the engine's model.
 
 ``scan_paths`` takes files, folders (every ``*.sys`` below them) and glob patterns; each image is read with
-``symbols.pe``, judged by :mod:`hvci.image_rules` and :mod:`hvci.callsites`, and turned into
+``symbols.pe``, judged by :mod:`hvci.images.rules` and :mod:`hvci.images.callsites`, and turned into
 :class:`~hvci.model.Incident` objects of kind ``image`` and ``call-site`` so that every writer (text, JSON,
 SARIF) and the TUI show them like log findings. An image that cannot be read is reported as
 ``could-not-analyse`` with the reason and the others go on.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hvci import bucket
-from hvci.callsites import (
+from hvci.images.callsites import (
     BANNED,
     EXECUTABLE,
     SAFE,
@@ -35,7 +35,7 @@ from hvci.callsites import (
     FunctionName,
     analyse_calls,
 )
-from hvci.image_rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
+from hvci.images.rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
 from hvci.model import Caller, Evidence, Incident
 from parsers.records import Diagnostic, InputInfo, Span
 from symbols.msf import MsfError, read_tables

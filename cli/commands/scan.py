@@ -37,13 +37,13 @@ from typing import Any
 
 import click
 
-from hvci.callsites import DECODERS, EXECUTABLE, SAFE, CallSite
-from hvci.exitcodes import ExitCode
-from hvci.image_rules import PASS, RuleResult
+from cli.exitcodes import ExitCode
+from hvci.images.callsites import DECODERS, EXECUTABLE, SAFE, CallSite
+from hvci.images.rules import PASS, RuleResult
+from hvci.images.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
 from hvci.report.common import one_line
 from hvci.report.json_report import incident_dict, jsonable
 from hvci.report.sarif import render_sarif
-from hvci.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
 
 FAIL_ON = (*LEVELS, "never")
 SCHEMA = "hvci-triage-scan/1"

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
+KNOWLEDGE_DIR = Path(__file__).resolve().parent
 
 #: Values of ``AffectedApi.argument_kind``; all but ``none`` name a table of ``constants.toml``.
 ARGUMENT_KINDS = (

@@ -21,7 +21,7 @@ Rules (each is a test in ``tests/hvci/test_correlate.py``):
   dump is a group of its own.
 
 Module lists are not grouped here: the pipeline collects them for the whole input, because ``lm`` is often
-typed after the crash it explains (see :mod:`hvci.pipeline`).
+typed after the crash it explains (see :mod:`hvci.logs.pipeline`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from hvci import kb
+from hvci.knowledge import kb
 from parsers.records import (
     AnalyzeRecord,
     BugCheckRecord,
@@ -183,7 +183,7 @@ def banner_agrees(banner: VerifierBannerRecord, bugcheck: BugCheckRecord) -> boo
 class Correlator:
     """The streaming state machine. ``feed`` each record in input order; it returns the groups that are
     complete; ``finish`` returns the rest at the end of input. ``open_group`` is the crash still collecting
-    follow-up records (the TUI shows it early, see :func:`hvci.pipeline.iter_incidents`)."""
+    follow-up records (the TUI shows it early, see :func:`hvci.logs.pipeline.iter_incidents`)."""
 
     look_back_lines: int = LOOK_BACK_LINES
     open_group: CrashGroup | None = None

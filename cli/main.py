@@ -1,7 +1,7 @@
 """The ``hvci-triage`` command line: one entry point, a subcommand per job, the TUI by default.
 
 ``hvci-triage [PATH ...]`` opens the triage view; ``analyze``, ``scan``, ``symbolize`` and ``explain`` run
-headless. Each subcommand lives in its own module under ``hvci.commands`` and is registered here with one
+headless. Each subcommand lives in its own module under ``cli.commands`` and is registered here with one
 line, so that adding a command never touches another's code.
 """
 
@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from hvci.commands import COMMANDS
-from hvci.exitcodes import ExitCode
+from cli.commands import COMMANDS
+from cli.exitcodes import ExitCode
 
 
 class _DefaultToOpen(click.Group):

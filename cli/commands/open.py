@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from hvci.exitcodes import ExitCode
+from cli.exitcodes import ExitCode
 
 STDIN = "-"
 
@@ -68,7 +68,7 @@ def command(
     Keys: ? or F1 lists them; ctrl+p opens the command palette (export, copy, symbols, filters).
     Remap keys in a TOML keymap file (see the help screen), or the file named by $HVCI_TRIAGE_KEYMAP.
     """
-    from hvci.pipeline import AnalyzeOptions
+    from hvci.logs.pipeline import AnalyzeOptions
 
     if paths.count(STDIN) > 1:
         raise click.UsageError("standard input (-) can be given only once")

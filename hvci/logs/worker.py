@@ -13,7 +13,7 @@ child's stdin; the child writes pickled ``(kind, payload)`` pairs to stdout:
   ``("reset", None)`` when a followed file was truncated or re-created (numbering restarts at 1);
 * either: ``("error", message)`` when the input cannot be read.
 
-Run as ``python -m tui.pipeline_process``; it imports neither Textual nor Rich.
+Run as ``python -m hvci.logs.worker``; it imports neither Textual nor Rich.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from hvci.pipeline import AnalyzeOptions, iter_incidents
+from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
 from parsers.stream import Input, open_input
 
 #: Lines per batch sent to the parent, and the longest a batch waits (seconds) while a file is followed.
@@ -104,10 +104,10 @@ def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
 
 def start(request: Request) -> subprocess.Popen[bytes]:
     """Start a child for ``request``; read its results with :func:`results`."""
-    root = str(Path(__file__).resolve().parents[1])  # so that the child finds the packages uninstalled too
+    root = str(Path(__file__).resolve().parents[2])  # so that the child finds the packages uninstalled too
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     child = subprocess.Popen(
-        [sys.executable, "-m", "tui.pipeline_process"],
+        [sys.executable, "-m", "hvci.logs.worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hvci.kb import ConstantEntry, ConstantTable, load
+from hvci.knowledge.kb import ConstantEntry, ConstantTable, load
 
 #: Argument kinds of the affected-API table that have a decoder (``none`` has none).
 DECODABLE_KINDS = (

@@ -25,9 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvci import decode, kb
 from hvci.bucket import bucket_id, bugcheck_prefix
-from hvci.correlate import (
+from hvci.images.rules import FAIL, RULE_WX_INIT, ImageHeaders, check_headers
+from hvci.knowledge import decode, kb
+from hvci.logs.correlate import (
     CounterGroup,
     CrashGroup,
     EventGroup,
@@ -36,7 +37,6 @@ from hvci.correlate import (
     ReadinessGroup,
     same_value,
 )
-from hvci.image_rules import FAIL, RULE_WX_INIT, ImageHeaders, check_headers
 from hvci.model import BugCheck, Caller, Evidence, Incident
 from parsers.records import (
     AnalyzeRecord,

@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 import click
 
-from hvci.exitcodes import ExitCode
+from cli.exitcodes import ExitCode
 from hvci.report.common import one_line
 from symbols.modules import parse_address
 from symbols.resolve import ImageSymbols, Resolution

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from hvci.commands import analyze, explain, scan, symbolize
-from hvci.commands import open as open_view
+from cli.commands import analyze, explain, scan, symbolize
+from cli.commands import open as open_view
 
 #: One entry per subcommand (``--help`` lists them alphabetically).
 COMMANDS: list[click.Command] = [

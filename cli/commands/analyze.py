@@ -27,9 +27,9 @@ from typing import BinaryIO
 
 import click
 
-from hvci.exitcodes import ExitCode
+from cli.exitcodes import ExitCode
+from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
 from hvci.model import CONFIDENCES, Incident, Report
-from hvci.pipeline import AnalyzeOptions, analyze_inputs
 from hvci.report import FORMATS, render
 from parsers.stream import Input, open_input
 

@@ -3,7 +3,7 @@
 Driver Verifier reports Execute Pool Type / Page Protection / Page Mapping only when the code path runs. The
 image shows the calls before anyone boots a lab machine: for each call (or tail jump) to an API of the
 knowledge base's affected-API table, we recover the deciding argument (``AffectedApi.argument_index``) with a
-small forward constant propagation inside the function, and decide it with :mod:`hvci.decode`.
+small forward constant propagation inside the function, and decide it with :mod:`hvci.knowledge.decode`.
 
 The three outcomes are kept apart on purpose: ``executable`` (a finding), ``safe`` (a pass) and ``unknown``
 (the value comes from memory, a parameter, a call result, or differs between paths): unknown is never called
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import capstone
 from capstone import x86 as cx86
 
-from hvci import decode, kb
+from hvci.knowledge import decode, kb
 from symbols.pe import PeImage
 
 MAX_INSNS_PER_FUNCTION = 40_000

@@ -26,8 +26,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from hvci.classify import Context, classify
-from hvci.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
+from hvci.logs.classify import Context, classify
+from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,

@@ -21,8 +21,8 @@ from typing import Any
 
 import click
 
-from hvci import decode, kb
-from hvci.exitcodes import ExitCode
+from cli.exitcodes import ExitCode
+from hvci.knowledge import decode, kb
 
 _HEX = re.compile(r"(?:0x)?([0-9a-f`]+)h?", re.IGNORECASE)
 _BUGCHECK_STR = re.compile(r"(?:0x)?c4[_/: ]+(?:0x)?([0-9a-f]+)", re.IGNORECASE)  # BUGCHECK_STR 0xc4_2000
