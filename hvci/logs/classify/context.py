@@ -1,0 +1,48 @@
+"""What every classifier shares: the whole input's context, the evidence weights, small text helpers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from parsers.records import MemoryStringRecord, SymbolLineRecord
+from symbols.modules import ModuleMap, normalize_name
+from symbols.resolve import SymbolResolver
+
+DECIDING = "deciding"
+SUPPORTING = "supporting"
+CONFLICTING = "conflicting"
+
+#: The 0xC4 subcodes whose Arg2 is the driver code address that asked for executable memory.
+RUNTIME_SUBCODES = (0x2000, 0x2001, 0x2002)
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the whole input tells about every incident in it, whenever it was printed."""
+
+    modules: ModuleMap = field(default_factory=ModuleMap)
+    symbol_lines: Mapping[int, SymbolLineRecord] = field(default_factory=dict)
+    #: strings the user printed from memory (``dS``/``da``), by the address given to the command
+    strings: Mapping[int, MemoryStringRecord] = field(default_factory=dict)
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # module (lower) -> label -> n
+    resolver: SymbolResolver | None = None
+    image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
+    #: (normalize_name(driver), category) -> ids of the banner / bug check incidents that report it
+    violations: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+
+    def image_name(self, module: str) -> str:
+        """The image file name the input uses for a module (``lm`` says ``IntelHaxm``, ``!analyze``
+        ``IMAGE_NAME`` or ``lmv`` say ``IntelHaxm.sys``)."""
+        return self.image_names.get(normalize_name(module), module)
+
+
+def normalized_words(text: str) -> str:
+    """Lower-case words joined by single spaces: texts compared regardless of spacing and punctuation."""
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+def hex_or_none(value: int | None) -> str | None:
+    return None if value is None else f"{value:#x}"

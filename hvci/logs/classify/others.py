@@ -1,0 +1,175 @@
+"""Incidents of the groups that are not crashes: verifier counters, readiness verdicts, events, ``!dh``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hvci.bucket import bucket_id
+from hvci.images.rules import FAIL, RULE_WX_INIT, ImageHeaders, check_headers
+from hvci.knowledge import kb
+from hvci.logs.classify.context import DECIDING, Context, hex_or_none, normalized_words
+from hvci.logs.correlate import CounterGroup, EventGroup, ImageGroup, ReadinessGroup
+from hvci.model import Evidence, Incident
+from symbols.modules import normalize_name
+
+
+def classify_counters(group: CounterGroup, context: Context) -> list[Incident]:
+    """One incident per non-zero counter, pointing at the banners and bug checks in the same input that
+    report the same driver and category (the counter says how often; they say where)."""
+    base = kb.load()
+    driver = group.counter_set.module
+    source = group.status.source
+    incidents = []
+    for label, value in group.counter_set.counters:
+        if value <= 0:
+            continue
+        category = base.category_for_counter(label)
+        evidence = [
+            Evidence(
+                f"{source}: {label}: {value}" + (f" for {driver}" if driver else ""), group.span, DECIDING
+            )
+        ]
+        if category is None:
+            evidence.append(
+                Evidence(f"counter {label!r} is not one of the code-integrity counters", group.span)
+            )
+        seen = context.violations.get((normalize_name(driver), category or ""), ()) if driver else ()
+        if seen:
+            evidence.append(
+                Evidence(f"{len(seen)} banner(s) or bug check(s) in this input report it: {', '.join(seen)}")
+            )
+        who = driver or "All verified drivers"
+        incidents.append(
+            Incident(
+                id="",
+                source=group.span,
+                kind="verifier-counters",
+                category=category,
+                hvci_related=category is not None,
+                confidence="certain" if category is not None else "none",
+                title=f"{who}: {label} = {value} ({source})",
+                driver=driver,
+                details={"counter": label, "value": value, "source": source},
+                evidence=tuple(evidence),
+                bucket=bucket_id(category or "verifier-counters", module=driver),
+                count=value,
+            )
+        )
+    return incidents
+
+
+def classify_readiness(group: ReadinessGroup) -> Incident:
+    record = group.record
+    base = kb.load()
+    category = base.category_for_counter(record.reason) if record.reason else None
+    tool = {"dg-readiness": "the Device Guard readiness tool", "hvciscan": "hvciscan"}.get(
+        record.tool, record.tool
+    )
+    verdict = "incompatible" if record.incompatible else "compatible"
+    reason = (
+        f": {record.reason}" + (f" {record.count}" if record.count is not None else "")
+        if record.reason
+        else ""
+    )
+    evidence = [Evidence(f"{tool} reports {record.module} {verdict}{reason}", record.span, DECIDING)]
+    hvci_related = record.incompatible
+    if hvci_related and category is None:
+        evidence.append(Evidence("the reason does not name one of the seven categories", record.span))
+    return Incident(
+        id="",
+        source=record.span,
+        kind="readiness",
+        category=category if hvci_related else None,
+        hvci_related=hvci_related,
+        confidence=("certain" if category else "likely") if hvci_related else "none",
+        title=f"{record.module} reported {verdict} with memory integrity by {tool}{reason}",
+        driver=record.module,
+        details={
+            "tool": record.tool,
+            "reason": record.reason,
+            "count": record.count,
+            "incompatible": record.incompatible,
+        },
+        evidence=tuple(evidence),
+        bucket=bucket_id((category or "readiness") if hvci_related else "readiness", module=record.module),
+        count=record.count or 1,
+    )
+
+
+def _event_info(event_id: int, provider: str) -> kb.EventInfo | None:
+    """The knowledge base's entry for an event, only when the provider is the one it is about."""
+    info = kb.load().event(event_id)
+    if info is None or normalized_words(info.provider) != normalized_words(provider):
+        return None
+    return info
+
+
+def classify_event(group: EventGroup) -> Incident:
+    record = group.record
+    info = _event_info(record.event_id, record.provider)
+    category = info.category if info is not None else None
+    message = " ".join(record.message.split())
+    evidence = [Evidence(f"{record.provider} event {record.event_id}: {message}", record.span, DECIDING)]
+    if info is not None and info.explanation:
+        evidence.append(Evidence(info.explanation, record.span))
+    details: dict[str, Any] = {
+        "provider": record.provider,
+        "event_id": record.event_id,
+        "message": record.message,
+    }
+    for key, value in (("process", record.process), ("timestamp", record.timestamp)):
+        if value is not None:
+            details[key] = value
+    if record.status is not None:
+        details["status"] = hex_or_none(record.status)
+    if record.failure_bitmap is not None:
+        details["failure_bitmap"] = hex_or_none(record.failure_bitmap)
+    who = record.module.replace("/", "\\").rsplit("\\", 1)[-1] if record.module else "a driver"
+    title = f"{record.provider} event {record.event_id} about {who}"
+    return Incident(
+        id="",
+        source=record.span,
+        kind="event",
+        category=category,
+        hvci_related=category is not None,
+        confidence="certain" if category is not None else "none",
+        title=title,
+        driver=record.module,
+        details=details,
+        evidence=tuple(evidence),
+        bucket=bucket_id(category or f"event-{record.event_id}", module=record.module),
+    )
+
+
+def classify_image(group: ImageGroup, context: Context) -> list[Incident]:
+    """A ``!dh`` dump judged by the same rules as ``hvci-triage scan`` judges a ``.sys`` file."""
+    record = group.record
+    driver = context.image_name(record.module) if record.module else None
+    incidents = []
+    for result in check_headers(ImageHeaders.from_record(record)):
+        if result.status != FAIL:
+            continue
+        # an RWX INIT is tolerated (Windows strips W, the verifier skips it): a note, not a violation that
+        # fails the run (hvci-domain.md 9.3); `scan` shows it as a warning-level rule result
+        category = None if result.rule_id == RULE_WX_INIT else result.category
+        evidence = [Evidence(result.message, record.span, DECIDING)]
+        evidence.extend(Evidence(text, record.span) for text in result.evidence)
+        details: dict[str, Any] = {"rule": result.rule_id, "level": result.level, **dict(result.details)}
+        who = driver or "image"
+        incidents.append(
+            Incident(
+                id="",
+                source=record.span,
+                kind="image",
+                category=category,
+                hvci_related=category is not None,
+                confidence="certain" if category is not None else "none",
+                title=f"{who}: {result.message}",
+                driver=driver,
+                details=details,
+                evidence=tuple(evidence),
+                bucket=bucket_id(category or result.rule_id, module=driver),
+                count=result.count,
+            )
+        )
+    return incidents
