@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hvci.findings import Finding, Occurrence, group_findings
 from hvci.knowledge import kb
 from hvci.model import CONFIDENCES, Caller, Incident, Report
 from parsers.records import Span
@@ -45,6 +46,41 @@ def ordered(report: Report) -> tuple[list[Incident], list[Incident]]:
     hvci = sorted(report.hvci_incidents, key=lambda i: rank.get(i.confidence, len(rank)))
     others = [i for i in report.incidents if not i.hvci_related]
     return hvci, others
+
+
+def ordered_findings(report: Report) -> tuple[list[Finding], list[Finding]]:
+    """The de-duplicated findings (:mod:`hvci.findings`), HVCI-related first by their representative's
+    confidence, then the others, each in order of first occurrence."""
+    rank = {c: i for i, c in enumerate(CONFIDENCES)}
+    findings = group_findings(report.incidents)
+    hvci = sorted(
+        (f for f in findings if f.incident.hvci_related),
+        key=lambda f: rank.get(f.incident.confidence, len(rank)),
+    )
+    return hvci, [f for f in findings if not f.incident.hvci_related]
+
+
+def occurrence_text(occurrence: Occurrence) -> str:
+    """``crash.log:12-40`` with ``x3`` when it stands for several reports and the time when known."""
+    text = where(occurrence.source)
+    if occurrence.count != 1:
+        text += f" x{occurrence.count}"
+    if occurrence.timestamp:
+        text += f" ({occurrence.timestamp})"
+    return text
+
+
+def repeat_lines(finding: Finding) -> list[tuple[str, str]]:
+    """What a repeated finding adds to its representative incident: the total, first and last seen, and
+    where every occurrence is. Nothing for a finding seen once."""
+    if len(finding.occurrences) == 1:
+        return []
+    return [
+        ("Occurrences", f"{finding.count} report(s) in {len(finding.occurrences)} incident(s)"),
+        ("First seen", occurrence_text(finding.first_seen)),
+        ("Last seen", occurrence_text(finding.last_seen)),
+        ("Seen at", ", ".join(occurrence_text(o) for o in finding.occurrences)),
+    ]
 
 
 def where(span: Span | None) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from hvci.model import Incident, Report
+from hvci.findings import Finding
+from hvci.model import Report
 from hvci.report.common import (
     bugcheck_text,
     caller_text,
@@ -16,8 +17,9 @@ from hvci.report.common import (
     detail_lines,
     fix_summary,
     one_line,
-    ordered,
+    ordered_findings,
     plain,
+    repeat_lines,
     verdict,
     where,
 )
@@ -37,7 +39,9 @@ def h(text: object) -> str:
     return escape(one_line(text), quote=True)
 
 
-def _incident_html(incident: Incident) -> str:
+def _finding_html(finding: Finding) -> str:
+    """A finding's section: its representative incident, then how often and where it was seen."""
+    incident = finding.incident
     css = "hvci" if incident.hvci_related else "other"
     rows: list[tuple[str, str]] = [
         ("Verdict", f"{h(verdict(incident))} ({h(incident.confidence)})"),
@@ -61,7 +65,8 @@ def _incident_html(incident: Incident) -> str:
     fix = fix_summary(incident.category)
     if fix is not None:
         rows.append(("Fix", h(fix)))
-    rows.append(("Bucket", f"<code>{h(incident.bucket)}</code>"))
+    rows.append(("Bucket", f"<code>{h(finding.bucket)}</code>"))
+    rows.extend((h(label), h(value)) for label, value in repeat_lines(finding))
     parts = [
         f'<section class="incident {css}" id="{h(incident.id)}">',
         f"<h3>{h(incident.title)}</h3>",
@@ -84,21 +89,22 @@ def _incident_html(incident: Incident) -> str:
 
 
 def render_html(report: Report) -> str:
-    hvci, others = ordered(report)
+    hvci, others = ordered_findings(report)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         "<title>hvci-triage report</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>hvci-triage report</h1>",
-        f"<p>{len(report.incidents)} incident(s), {len(hvci)} HVCI-related, in {len(report.inputs)} input(s)."
+        f"<p>{len(report.incidents)} incident(s) in {len(hvci) + len(others)} finding(s), {len(hvci)} "
+        f"HVCI-related, in {len(report.inputs)} input(s)."
         + (" <strong>Analysis incomplete</strong> (see Inputs)." if report.incomplete else "")
         + "</p>",
     ]
-    for heading, incidents in (("HVCI-related incidents", hvci), ("Other incidents", others)):
-        if incidents:
+    for heading, findings in (("HVCI-related findings", hvci), ("Other findings", others)):
+        if findings:
             parts.append(f"<h2>{heading}</h2>")
-            parts.extend(_incident_html(i) for i in incidents)
+            parts.extend(_finding_html(f) for f in findings)
     parts.append(
         "<h2>Inputs</h2><table><tr><th>Input</th><th>Format</th><th>Encoding</th><th>Lines</th></tr>"
     )

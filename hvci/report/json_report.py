@@ -3,7 +3,8 @@
 Everything in DESIGN.md's example is here with the same names and types (numbers are JSON integers,
 addresses and offsets lower-case ``0x`` hex strings). Beyond it, each incident carries ``title``, ``driver``,
 ``evidence`` (reason, span, weight), ``stack`` (parsed frames), ``count`` and, in ``caller``, ``inlined`` and
-``note``; the top level carries a ``summary`` of counts; each input its ``lines`` and ``bytes``. Nothing here
+``note``; the top level carries the de-duplicated ``findings`` (one per bucket, with every occurrence) and a
+``summary`` of counts; each input its ``lines`` and ``bytes``. Nothing here
 reads the knowledge base or the symbols: the report is a pure rendering of :class:`hvci.model.Report`.
 """
 
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from hvci.findings import Finding, Occurrence, group_findings
 from hvci.model import Caller, Evidence, Incident, Report
 from parsers.records import Diagnostic, InputInfo, Span, StackFrame
 
@@ -118,6 +120,32 @@ def incident_dict(incident: Incident) -> dict[str, Any]:
     }
 
 
+def occurrence_dict(occurrence: Occurrence) -> dict[str, Any]:
+    return {
+        "incident": occurrence.incident_id,
+        "source": span_dict(occurrence.source),
+        "count": occurrence.count,
+        "timestamp": occurrence.timestamp,
+    }
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """One de-duplicated bucket (see :mod:`hvci.findings`): the representative incident by id, the total
+    count, first and last seen, and every occurrence."""
+    return {
+        "bucket": finding.bucket,
+        "aliases": list(finding.aliases),
+        "incident": finding.incident.id,
+        "category": finding.incident.category,
+        "hvci_related": finding.incident.hvci_related,
+        "driver": finding.incident.driver,
+        "count": finding.count,
+        "first_seen": occurrence_dict(finding.first_seen),
+        "last_seen": occurrence_dict(finding.last_seen),
+        "occurrences": [occurrence_dict(o) for o in finding.occurrences],
+    }
+
+
 def summary_dict(report: Report) -> dict[str, Any]:
     categories = Counter(i.category for i in report.incidents if i.category is not None)
     buckets = Counter(i.bucket for i in report.incidents if i.hvci_related)
@@ -135,6 +163,7 @@ def to_json_dict(report: Report) -> dict[str, Any]:
         "schema": report.schema,
         "inputs": [input_dict(i) for i in report.inputs],
         "incidents": [incident_dict(i) for i in report.incidents],
+        "findings": [finding_dict(f) for f in group_findings(report.incidents)],
         "summary": summary_dict(report),
     }
 
@@ -156,8 +185,10 @@ def render_json(report: Report) -> str:
 
 def render_jsonl(report: Report) -> str:
     """JSON Lines for streaming consumers: a ``header`` line (schema, inputs), one ``incident`` line per
-    incident (the same object as in the JSON report), then a ``summary`` line. Every line has ``type``."""
+    incident (the same object as in the JSON report), one ``finding`` line per bucket, then a ``summary``
+    line. Every line has ``type``."""
     lines = [{"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]}]
     lines.extend({"type": "incident", **incident_dict(i)} for i in report.incidents)
+    lines.extend({"type": "finding", **finding_dict(f)} for f in group_findings(report.incidents))
     lines.append({"type": "summary", **summary_dict(report)})
     return "".join(dumps(line) + "\n" for line in lines)

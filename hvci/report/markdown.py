@@ -1,5 +1,9 @@
 """Markdown for pull-request comments, issue bodies and the TUI's "copy finding".
 
+A whole report fits a pull-request comment (GitHub takes 65,536 characters): a table of the findings first,
+then one section per finding while the budget lasts, each listing at most :data:`SHOWN_OCCURRENCES` places;
+what is left out is counted and the JSON or HTML report has it all.
+
 Text from the inputs is escaped for Markdown (it is data, not formatting): inline text gets its special
 characters backslash-escaped and HTML-significant characters turned into entities; stack listings go into
 fenced blocks whose fence is longer than any run of backticks inside (x64 addresses contain backticks).
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from hvci.findings import Finding
 from hvci.model import Incident, Report
 from hvci.report.common import (
     bugcheck_text,
@@ -16,9 +21,11 @@ from hvci.report.common import (
     category_name,
     detail_lines,
     fix_summary,
+    occurrence_text,
     one_line,
-    ordered,
+    ordered_findings,
     plain,
+    repeat_lines,
     verdict,
     where,
 )
@@ -80,29 +87,91 @@ def incident_markdown(incident: Incident, level: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: A pull-request comment holds 65,536 characters; the rest of the budget is the inputs table.
+COMMENT_BUDGET = 60_000
+SHOWN_OCCURRENCES = 20
+
+
+def finding_markdown(finding: Finding, level: int = 2) -> str:
+    """One finding: its representative incident, then how often and where it was seen."""
+    text = incident_markdown(finding.incident, level)
+    repeats = repeat_lines(finding)
+    if not repeats:
+        return text
+    lines = [text, *(f"**{label}:** {md(value)}  " for label, value in repeats[:3])]
+    shown = [f"`{occurrence_text(o).replace('`', '')}`" for o in finding.occurrences[:SHOWN_OCCURRENCES]]
+    more = len(finding.occurrences) - len(shown)
+    lines.append("**Seen at:** " + ", ".join(shown) + (f" and {more} more" if more > 0 else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _findings_table(findings: list[Finding]) -> list[str]:
+    lines = ["| # | Verdict | Driver | Bucket | Count |", "|---|---|---|---|---|"]
+    for number, finding in enumerate(findings, 1):
+        incident = finding.incident
+        cells = (
+            str(number),
+            f"{md(verdict(incident))} ({md(incident.confidence)})",
+            md(incident.driver or "-"),
+            md(finding.bucket),
+            str(finding.count),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render_markdown(report: Report) -> str:
-    hvci, others = ordered(report)
+    hvci, others = ordered_findings(report)
+    findings = [*hvci, *others]
     lines = [
         "# hvci-triage report",
         "",
-        f"{len(report.incidents)} incident(s), {len(hvci)} HVCI-related, "
+        f"{len(report.incidents)} incident(s) in {len(findings)} finding(s), {len(hvci)} HVCI-related, "
         f"in {len(report.inputs)} input(s)."
         + (" **Analysis incomplete** (see Inputs)." if report.incomplete else ""),
         "",
     ]
-    for heading, incidents in (("HVCI-related incidents", hvci), ("Other incidents", others)):
-        if incidents:
+    if findings:
+        lines.extend(_findings_table(findings))
+    used = sum(len(line) + 1 for line in lines)
+    left_out = 0
+    for heading, group in (("HVCI-related findings", hvci), ("Other findings", others)):
+        if group:
             lines.extend([f"## {heading}", ""])
-            lines.extend(incident_markdown(i, level=3) for i in incidents)
-    lines.extend(
-        ["## Inputs", "", "| Input | Format | Encoding | Lines | Diagnostics |", "|---|---|---|---|---|"]
-    )
-    for info in report.inputs:
+        for finding in group:
+            section = finding_markdown(finding, level=3)
+            if used + len(section) > COMMENT_BUDGET:
+                left_out += 1
+                continue
+            used += len(section) + 1
+            lines.append(section)
+    if left_out:
+        lines.extend([f"_{left_out} finding(s) left out to fit a comment: see the JSON or HTML report._", ""])
+    lines.extend(_inputs_section(report))
+    return "\n".join(lines) + "\n"
+
+
+#: Inputs listed one per row up to this many; a lab batch lists only those with diagnostics.
+LISTED_INPUTS = 50
+
+
+def _inputs_section(report: Report) -> list[str]:
+    infos = list(report.inputs)
+    lines = ["## Inputs", ""]
+    if len(infos) > LISTED_INPUTS:
+        troubled = [i for i in infos if i.diagnostics]
+        lines.extend([f"{len(infos)} input(s), {len(troubled)} with diagnostics (listed).", ""])
+        infos = troubled[:LISTED_INPUTS]
+    lines.extend(["| Input | Format | Encoding | Lines | Diagnostics |", "|---|---|---|---|---|"])
+    for info in infos:
         count = len(info.diagnostics)
         cells = (md(info.path), md(info.format), md(info.encoding), f"{info.lines}", f"{count}")
         lines.append("| " + " | ".join(cells) + " |")
-    diagnostics = [d for info in report.inputs for d in info.diagnostics]
+    diagnostics = [d for info in infos for d in info.diagnostics]
     if diagnostics:
+        shown = diagnostics[: LISTED_INPUTS * 2]
         lines.extend(["", "**Diagnostics**", ""])
-        lines.extend(f"- {md(where(d.span))}: {md(d.severity)}: {md(d.message)}" for d in diagnostics)
-    return "\n".join(lines) + "\n"
+        lines.extend(f"- {md(where(d.span))}: {md(d.severity)}: {md(d.message)}" for d in shown)
+        if len(diagnostics) > len(shown):
+            lines.append(f"- and {len(diagnostics) - len(shown)} more (see the JSON report)")
+    return lines

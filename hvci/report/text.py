@@ -7,6 +7,7 @@ an input goes through :func:`hvci.report.common.plain`, so a log line can never 
 
 from __future__ import annotations
 
+from hvci.findings import Finding
 from hvci.model import Incident, Report
 from hvci.report.common import (
     bugcheck_text,
@@ -15,13 +16,21 @@ from hvci.report.common import (
     detail_lines,
     fix_summary,
     one_line,
-    ordered,
+    ordered_findings,
     plain,
+    repeat_lines,
     verdict,
     where,
 )
 
 _INDENT = "    "
+
+
+def _finding_lines(number: int, finding: Finding) -> list[str]:
+    """The representative incident, then (for a repeated bucket) its count and every occurrence."""
+    lines = _incident_lines(number, finding.incident)
+    lines.extend(f"{_INDENT}{label + ':':<12}{one_line(value)}" for label, value in repeat_lines(finding))
+    return lines
 
 
 def _incident_lines(number: int, incident: Incident) -> list[str]:
@@ -57,28 +66,28 @@ def _incident_lines(number: int, incident: Incident) -> list[str]:
 
 
 def render_text(report: Report) -> str:
-    hvci, others = ordered(report)
+    hvci, others = ordered_findings(report)
     inputs = len(report.inputs)
     lines = [
         f"hvci-triage: {len(report.incidents)} incident(s) in {inputs} input(s), "
-        f"{len(hvci)} HVCI-related"
+        f"{len(hvci) + len(others)} finding(s) after de-duplication, {len(hvci)} HVCI-related"
         + ("; analysis INCOMPLETE (see diagnostics)" if report.incomplete else ""),
         "",
     ]
     number = 0
     if hvci:
-        lines.append("HVCI-related incidents")
-        lines.append("======================")
-        for incident in hvci:
+        lines.append("HVCI-related findings")
+        lines.append("=====================")
+        for finding in hvci:
             number += 1
-            lines.extend(_incident_lines(number, incident))
+            lines.extend(_finding_lines(number, finding))
             lines.append("")
     if others:
-        lines.append("Other incidents (not HVCI-related)")
-        lines.append("==================================")
-        for incident in others:
+        lines.append("Other findings (not HVCI-related)")
+        lines.append("=================================")
+        for finding in others:
             number += 1
-            lines.extend(_incident_lines(number, incident))
+            lines.extend(_finding_lines(number, finding))
             lines.append("")
     if not report.incidents:
         lines.append("No incidents found.")

@@ -74,9 +74,10 @@ def test_schema_rejects_a_broken_report(report: Report) -> None:
         jsonschema.validate(data, SCHEMA)
 
 
-def test_jsonl_has_header_incidents_and_summary(report: Report) -> None:
+def test_jsonl_has_header_incidents_findings_and_summary(report: Report) -> None:
     lines = [json.loads(line) for line in render(report, "jsonl").splitlines()]
-    assert [line["type"] for line in lines] == ["header", "incident", "incident", "incident", "summary"]
+    kinds = ["header", *["incident"] * 3, *["finding"] * 3, "summary"]
+    assert [line["type"] for line in lines] == kinds
     assert lines[0]["schema"] == "hvci-triage/1" and lines[-1]["incidents"] == 3
     assert {k: v for k, v in lines[1].items() if k != "type"} == to_json_dict(report)["incidents"][0]
 
