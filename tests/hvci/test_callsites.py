@@ -8,8 +8,17 @@ from typing import Any
 
 import pytest
 
-from hvci.images import callsites
-from hvci.images.callsites import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls, x86_stack_word
+from hvci.images.callsites import (
+    BANNED,
+    EXECUTABLE,
+    SAFE,
+    UNKNOWN,
+    CallSite,
+    analyse_calls,
+    dataflow,
+    x86_stack_word,
+)
+from hvci.images.callsites.calls import CallInterpreter
 from hvci.images.scan import scan_image
 from hvci.knowledge.kb import load
 from symbols.pe import PeImage
@@ -103,7 +112,7 @@ def test_x86_stack_words_count_64_bit_parameters_twice() -> None:
 
 
 def test_caps_make_the_analysis_partial_not_silent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(callsites, "MAX_INSNS_PER_FUNCTION", 3)
+    monkeypatch.setattr(dataflow, "MAX_INSNS_PER_FUNCTION", 3)
     analysis = analyse_calls(PeImage.open(REALWORLD / "WinDivert64-1.3.sys"))
     assert analysis.status == "partial" and "capped" in analysis.notes[0]
     assert all(s.verdict != SAFE for s in analysis.sites)
@@ -119,7 +128,7 @@ def test_an_import_without_a_found_call_is_not_clean() -> None:
 
 
 def test_imports_whose_calls_were_not_found_become_notes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(callsites._Analyser, "_analyse", lambda self, region: [])
+    monkeypatch.setattr(CallInterpreter, "analyse", lambda self, region: [])
     report = scan_image(REALWORLD / "WinDivert64-1.3.sys")
     notes = [i for i in report.incidents if i.id.endswith("#import:ExAllocatePoolWithTag")]
     assert len(notes) == 1 and notes[0].details["verdict"] == UNKNOWN and notes[0].details["level"] == "note"

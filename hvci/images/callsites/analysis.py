@@ -1,0 +1,107 @@
+"""The call-site analysis of one image: the cheap pass, thunk discovery, then the detailed dataflow of the
+functions that matter, and the per-import counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from hvci.images.callsites import dataflow
+from hvci.images.callsites.calls import CallInterpreter
+from hvci.images.callsites.image import Image, Target, pdata_namer, regions
+from hvci.images.callsites.prefilter import Prefilter
+from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi
+from hvci.images.callsites.x86 import Region
+from hvci.knowledge import kb
+from symbols.pe import PeImage
+
+
+def analyse_calls(
+    pe: PeImage,
+    *,
+    extra_functions: Sequence[tuple[int, int]] = (),
+    namer: Callable[[int], FunctionName] | None = None,
+    table: kb.KnowledgeBase | None = None,
+) -> CallSiteAnalysis:
+    """Find and judge every call to an affected API in ``pe``.
+
+    ``extra_functions`` are function ranges from the PDB (leaf functions have no ``.pdata``); ``namer`` maps
+    a call-site RVA to its function (PDB, exports, ``.pdata``), defaulting to ``.pdata`` ranges.
+    """
+    if pe.machine not in ("x64", "x86"):
+        return CallSiteAnalysis(
+            "not-applicable",
+            notes=(f"call-site analysis covers x64 and x86; {pe.machine}: header rules only",),
+        )
+    image = Image(pe, table or kb.load())
+    namer = namer or pdata_namer(pe)
+    if not pe.imports and pe.import_directory is not None:
+        return CallSiteAnalysis(
+            "could-not-analyse", notes=("the import directory could not be read: calls to the APIs unknown",)
+        )
+    if not image.slots:
+        return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",), imported=())
+    analyser = Analyser(image)
+    sites, notes = analyser.run(regions(pe, extra_functions))
+    named = tuple(replace(s, function=namer(s.rva)) for s in sites)
+    counts: dict[str, int] = {}
+    for s in named:
+        counts[s.api] = counts.get(s.api, 0) + 1
+    imported = []
+    for name, (dll, iat) in sorted(image.imported.items()):
+        api = image.kb.affected_api(name)
+        assert api is not None
+        imported.append(ImportedApi(name, dll, api.category, iat, counts.get(name, 0)))
+    return CallSiteAnalysis(
+        "partial" if analyser.capped else "done",
+        named,
+        tuple(imported),
+        tuple(notes),
+        analyser.interpreter.detailed,
+        analyser.interpreter.code_bytes,
+    )
+
+
+class Analyser:
+    """Both passes over one image."""
+
+    def __init__(self, image: Image) -> None:
+        self.image = image
+        self.prefilter = Prefilter(image)
+        self.interpreter = CallInterpreter(image)
+        self.notes: list[str] = []
+
+    @property
+    def capped(self) -> bool:
+        return self.prefilter.capped or self.interpreter.capped
+
+    def run(self, found: list[Region]) -> tuple[list[CallSite], list[str]]:
+        scanned = [chunk for region in found for chunk in self.prefilter.scan(region)]
+        # a stub nothing branches to stays a plain tail jump (its own site), so no call is lost
+        branched_to = set().union(*(chunk.direct for chunk in scanned))
+        for chunk in scanned:
+            for stub, rva in chunk.stubs:
+                target = self.image.slots.get(rva)
+                if target is not None and stub in branched_to:
+                    self.image.thunks[stub] = Target(
+                        target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
+                    )
+        interesting = set(self.image.slots)
+        thunks = set(self.image.thunks)
+        results: dict[int, list[CallSite]] = {}
+        for index, chunk in enumerate(scanned):
+            if chunk.mem & interesting or chunk.direct & thunks:
+                results[index] = self.interpreter.analyse(chunk.region)
+        if self.image.global_fns:
+            again = set(self.image.global_fns)
+            for index, chunk in enumerate(scanned):
+                if chunk.mem & again:
+                    results[index] = self.interpreter.analyse(chunk.region)
+        sites = [s for index in sorted(results) for s in results[index]]
+        unique = {s.rva: s for s in sites}
+        if self.capped:
+            self.notes.append(
+                f"analysis capped (at most {dataflow.MAX_DETAILED_INSNS} decoded instructions per image, "
+                f"{dataflow.MAX_INSNS_PER_FUNCTION} per function): some call sites may be missing"
+            )
+        return [unique[rva] for rva in sorted(unique)], self.notes

@@ -1,0 +1,146 @@
+"""Calls in the x86/x64 dataflow: what a call reaches (IAT slot, thunk, routine pointer), the effect of a call
+on the state, routine lookups by name, and the call sites judged by :mod:`hvci.images.callsites.verdict`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hvci.images.callsites.dataflow import X86Dataflow
+from hvci.images.callsites.image import INIT_UNICODE, ROUTINE_LOOKUP, Target
+from hvci.images.callsites.results import CallSite
+from hvci.images.callsites.values import State, Val, unknown
+from hvci.images.callsites.verdict import judge, x86_stack_word
+from hvci.images.callsites.x86 import (
+    ARG_NAMES_64,
+    ARG_REGS_64,
+    OP_IMM,
+    OP_MEM,
+    VOLATILE_32,
+    VOLATILE_64,
+    Insn,
+)
+from hvci.knowledge import kb
+
+
+@dataclass(frozen=True, slots=True)
+class X86Arguments:
+    """Arguments at an x86/x64 call: rcx, rdx, r8, r9 then the stack (x64), or stack words (x86 stdcall).
+    A tail jump leaves the return address at the stack pointer, one word below the arguments."""
+
+    state: State
+    bits: int
+    tail: bool
+
+    def slot(self, index: int) -> Val:
+        """The argument at position ``index`` of the compiled call (a register or a stack word)."""
+        word = self.bits // 8
+        if self.bits == 64 and index < 4:
+            return self.state.regs.get(ARG_REGS_64[index], unknown("an argument register not set here"))
+        offset = (0x20 + 8 * (index - 4)) if self.bits == 64 else word * index
+        if self.tail:
+            offset += word
+        value = self.state.slots.get(offset)
+        if value is None:
+            return unknown(f"the stack argument at [sp+0x{offset:x}] is not written in the visible code")
+        return value
+
+    def value(self, api: kb.AffectedApi, param: int | None = None) -> Val:
+        if self.bits == 32:
+            return self.slot(x86_stack_word(api, param))
+        index = api.binary_argument_index if param is None else param + api.implicit_args
+        return self.slot(index or 0)
+
+    def where(self, index: int) -> str:
+        if self.bits == 64 and index < 4:
+            return f"argument {index + 1} ({ARG_NAMES_64[index]})"
+        return f"argument {index + 1} (stack)"
+
+
+class CallInterpreter(X86Dataflow):
+    """The dataflow with calls: sites of affected APIs are collected, routine lookups followed."""
+
+    def _call_target(self, insn: Insn, st: State) -> Target | None:
+        op = insn.ops[0] if insn.ops else None
+        if op is None:
+            return None
+        if op.type == OP_IMM:
+            return self.image.thunks.get(op.imm)
+        if op.type == OP_MEM:
+            rva = self._mem_target(insn, op)
+            if rva is not None:
+                return self.image.slot_target(rva)
+        value = self._read(insn, op, st)
+        if value.kind == "fn" and isinstance(value.ref, str):
+            return Target(value.ref, None, f"call {insn.op_str} holding {value.ref} ({value.reason})")
+        return None
+
+    def _call(self, insn: Insn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
+        target = self._call_target(insn, st)
+        result = unknown(f"the return value of the call at 0x{insn.address:x}")
+        args = X86Arguments(st, self.bits, tail)
+        if target is not None:
+            if target.api == INIT_UNICODE:
+                self._init_unicode(args)
+            elif target.api == ROUTINE_LOOKUP:
+                name = self._routine_name(args)
+                if name is not None and self.image.kb.affected_api(name) is not None:
+                    result = Val(
+                        "fn", ref=name, reason=f'MmGetSystemRoutineAddress("{name}") at 0x{insn.address:x}'
+                    )
+            else:
+                api = self.image.kb.affected_api(target.api)
+                # an import thunk's own jump is not a call site: the calls to the thunk are
+                if api is not None and sites is not None and insn.address not in self.image.thunks:
+                    sites.append(self._site(insn, args, target, api))
+        volatile = VOLATILE_64 if self.bits == 64 else VOLATILE_32
+        for family in volatile:
+            st.regs[family] = unknown(f"clobbered by the call at 0x{insn.address:x}")
+        st.regs["a"] = result
+        # the callee may write any stack variable whose address it was given, and pops stdcall arguments
+        st.forget_stack()
+
+    def _init_unicode(self, args: X86Arguments) -> None:
+        dest, source = args.slot(0), args.slot(1)
+        if source.kind != "addr" or not isinstance(source.ref, int):
+            return
+        name = self.image.read_wide_string(source.ref)
+        if name is None:
+            return
+        if dest.kind == "stack" and isinstance(dest.ref, int):
+            args.state.slots[dest.ref] = Val("ustr", ref=name)
+        elif dest.kind == "addr" and isinstance(dest.ref, int):
+            self.image.global_ustr[dest.ref] = name
+
+    def _routine_name(self, args: X86Arguments) -> str | None:
+        arg = args.slot(0)
+        if arg.kind == "stack" and isinstance(arg.ref, int):
+            slot = args.state.slots.get(arg.ref)
+            return (
+                slot.ref if slot is not None and slot.kind == "ustr" and isinstance(slot.ref, str) else None
+            )
+        if arg.kind == "addr" and isinstance(arg.ref, int):
+            return self.image.read_unicode_string(arg.ref)
+        return None
+
+    def _site(self, insn: Insn, args: X86Arguments, target: Target, api: kb.AffectedApi) -> CallSite:
+        how = target.how
+        if how == "[IAT]":
+            how = ("tail jump " if args.tail else "call ") + "[IAT]"
+        elif args.tail and not how.startswith("tail"):
+            how = f"tail jump: {how}"
+        verdict = judge(api, args)
+        return CallSite(
+            insn.address,
+            api.name,
+            target.dll or api.module,
+            api.category,
+            how,
+            insn.text,
+            verdict.verdict,
+            api.argument_index,
+            api.argument_kind,
+            verdict.values,
+            verdict.decoded,
+            verdict.reason,
+            verdict.replacement,
+        )

@@ -1,0 +1,390 @@
+"""The x86/x64 dataflow of the call-site analysis: a small forward constant propagation over one function.
+
+Each function is decoded in detail, cut into basic blocks and run to a fixpoint over :class:`State` (registers
+by family and stack slots); values that still change after a few rounds (loops) become unknown. Calls are left
+to a subclass (:class:`hvci.images.callsites.calls.CallInterpreter`), which judges them.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import capstone
+
+from hvci.images.callsites.image import Image, Target
+from hvci.images.callsites.results import CallSite
+from hvci.images.callsites.values import (
+    BINARY,
+    MAX_VALUES,
+    UNARY,
+    State,
+    Val,
+    const,
+    derived,
+    fold,
+    merge,
+    sign_extend,
+    unknown,
+)
+from hvci.images.callsites.x86 import (
+    ARG_NAMES_64,
+    ARG_REGS_64,
+    FAMILIES_32,
+    FAMILIES_64,
+    OP_IMM,
+    OP_MEM,
+    OP_REG,
+    REG_INFO,
+    REG_NAMES,
+    REG_RIP,
+    Insn,
+    Op,
+    Region,
+    disassembler,
+    successors,
+)
+from hvci.images.callsites.x86 import (
+    blocks as basic_blocks,
+)
+
+MAX_INSNS_PER_FUNCTION = 40_000
+MAX_DETAILED_INSNS = 2_000_000
+MAX_FIXPOINT_ROUNDS = 8
+
+
+class X86Dataflow:
+    """Runs functions of one image; counts what it decoded, and notes when a cap cut the work short."""
+
+    def __init__(self, image: Image) -> None:
+        self.image = image
+        self.bits = image.bits
+        self.md = disassembler(self.bits, detail=True)
+        self.detailed = 0
+        self.code_bytes = 0
+        self.capped = False
+        self.stack_escapes = False
+
+    def _call(self, insn: Insn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
+        """A call or tail jump: judged by the subclass, which also applies its effect on the state."""
+        raise NotImplementedError
+
+    def analyse(self, region: Region) -> list[CallSite]:
+        data, capped = self.image.code(region)
+        self.capped |= capped
+        insns: list[Insn] = []
+        for raw in self.md.disasm(data, region.start):
+            insns.append(Insn.of(raw))
+            if len(insns) >= MAX_INSNS_PER_FUNCTION or self.detailed + len(insns) >= MAX_DETAILED_INSNS:
+                self.capped = True
+                break
+        self.detailed += len(insns)
+        self.code_bytes += len(data)
+        if not insns:
+            return []
+        # Does the function hand out stack addresses (lea reg,[rsp+X])? Then writes through pointers and
+        # calls may change stack variables, and they are forgotten at each such write.
+        self.stack_escapes = any(
+            i.mnemonic == "lea" and len(i.ops) == 2 and self._is_stack(i, i.ops[1]) for i in insns
+        )
+        blocks = basic_blocks(insns, region)
+        by_start = {b[0].address: b for b in blocks}
+        order = [b[0].address for b in blocks]
+        entry_state = self._entry_state()
+        states: dict[int, State] = {}
+        visits: dict[int, int] = {}
+        # blocks waiting to be (re)run, taken in address order: close to reverse post-order for compiled
+        # code, so most blocks see all their predecessors first
+        work: list[int] = []
+        queued: set[int] = set()
+
+        def reach(start: int, state: State) -> None:
+            old = states.get(start)
+            new = state if old is None else old.join(state)
+            if new != old:
+                states[start] = new
+                if start not in queued:
+                    queued.add(start)
+                    heapq.heappush(work, start)
+
+        # Worklist from the entry; then each block still unreached starts afresh: in .pdata/PDB functions
+        # it is reached indirectly (a switch), in the gaps between them (leaf stubs, x86) a function starts.
+        seeds = iter(order)
+        reach(order[0], entry_state)
+        while True:
+            while work:
+                start = heapq.heappop(work)
+                queued.discard(start)
+                visits[start] = visits.get(start, 0) + 1
+                if visits[start] > MAX_FIXPOINT_ROUNDS:
+                    continue
+                if visits[start] == MAX_FIXPOINT_ROUNDS:  # still changing: a loop; give up its values
+                    states[start] = self._orphan_state("a value that changes in a loop")
+                out, succs = self._run_block(by_start[start], states[start], None)
+                for succ in succs:
+                    if succ in by_start:
+                        reach(succ, out)
+            seed = next((b for b in seeds if b not in states), None)
+            if seed is None:
+                break
+            reach(seed, entry_state.copy() if region.source == "gap" else self._orphan_state())
+        sites: list[CallSite] = []
+        for start in order:
+            self._run_block(by_start[start], states[start], sites)
+        return sites
+
+    def _entry_state(self) -> State:
+        regs: dict[str, Val] = {}
+        families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
+        for family in families:
+            regs[family] = unknown("a value the function received from its caller")
+        if self.bits == 64:
+            for family, name in zip(ARG_REGS_64, ARG_NAMES_64, strict=True):
+                regs[family] = unknown(f"a parameter of the enclosing function ({name} on entry)")
+        return State(regs, {})
+
+    def _orphan_state(
+        self, reason: str = "code reached only by an indirect jump or from outside the function"
+    ) -> State:
+        families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
+        return State({f: unknown(reason) for f in families}, {})
+
+    def _run_block(
+        self, block: list[Insn], state: State, sites: list[CallSite] | None
+    ) -> tuple[State, list[int]]:
+        st = state.copy()
+        for insn in block:
+            self._step(insn, st, sites)
+        return st, successors(block[-1])
+
+    # --- one instruction ------------------------------------------------------------------------------
+
+    def _step(self, insn: Insn, st: State, sites: list[CallSite] | None) -> None:
+        mnemonic = insn.mnemonic
+        if insn.data:  # skipdata: bytes that do not decode
+            return
+        ops = insn.ops
+        if mnemonic == "call" or (mnemonic == "jmp" and ops and ops[0].type != OP_IMM):
+            self._call(insn, st, sites, tail=mnemonic == "jmp")
+            return
+        if mnemonic == "jmp" and ops and ops[0].type == OP_IMM:
+            target = self.image.thunks.get(ops[0].imm)
+            if target is not None:
+                self._call(insn, st, sites, tail=True)
+            return
+        if insn.jump and ops and ops[0].type == OP_IMM and ops[0].imm in self.image.thunks:
+            self._call(insn, st.copy(), sites, tail=True)  # a conditional tail call; the fall-through goes on
+            return
+        if mnemonic == "push" and ops:
+            value = self._read(insn, ops[0], st)
+            st.shift(self.bits // 8)
+            st.slots[0] = value
+            return
+        if mnemonic == "pop" and ops:
+            value = st.slots.get(0, unknown("a value popped from the stack"))
+            st.shift(-(self.bits // 8))
+            if ops[0].type == OP_REG:
+                self._write(insn, ops[0], value, st)
+            return
+        if len(ops) == 2 and ops[0].type == OP_REG and self._reg_family(insn, ops[0]) == "sp":
+            if mnemonic in ("sub", "add") and ops[1].type == OP_IMM:
+                st.shift(ops[1].imm if mnemonic == "sub" else -ops[1].imm)
+                return
+            st.slots.clear()  # the stack pointer moved by an amount we do not track
+            return
+        if not self._compute(insn, st):
+            self._clobber(insn, st)
+
+    def _compute(self, insn: Insn, st: State) -> bool:
+        """Apply an instruction we model; False when it is not one of them."""
+        m, ops = insn.mnemonic, insn.ops
+        if m in ("mov", "movabs", "movzx", "movsx", "movsxd") and len(ops) == 2:
+            value = self._read(insn, ops[1], st)
+            if m in ("movsx", "movsxd") and value.kind == "const":
+                width = ops[1].size * 8
+                value = Val("const", frozenset(sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts))
+            self._write(insn, ops[0], value, st)
+            return True
+        if m == "lea" and len(ops) == 2:
+            self._write(insn, ops[0], self._address(insn, ops[1], st), st)
+            return True
+        if m == "xor" and len(ops) == 2 and ops[0].type == ops[1].type == OP_REG and ops[0].reg == ops[1].reg:
+            self._write(insn, ops[0], const(0), st)
+            return True
+        if m in BINARY and len(ops) == 2:
+            left = self._read(insn, ops[0], st)
+            right = self._read(insn, ops[1], st)
+            width = ops[0].size * 8
+            if m == "and" and right.kind == "const" and right.consts == {0}:
+                result = const(0)
+            elif (
+                left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64
+            ):
+                result = fold(left.consts, right.consts, BINARY[m], width)
+            else:
+                result = unknown(derived(left, right, insn.step))
+            self._write(insn, ops[0], result, st)
+            return True
+        if m in UNARY and len(ops) == 1:
+            value = self._read(insn, ops[0], st)
+            width = ops[0].size * 8
+            if value.kind == "const":
+                value = fold(value.consts, frozenset({0}), UNARY[m], width)
+            elif value.kind != "unknown":
+                value = unknown(f"computed by `{m} {insn.op_str}` at 0x{insn.address:x}")
+            self._write(insn, ops[0], value, st)
+            return True
+        if m.startswith("cmov") and len(ops) == 2:
+            self._write(insn, ops[0], merge(self._read(insn, ops[0], st), self._read(insn, ops[1], st)), st)
+            return True
+        return m in ("cmp", "test", "bt", "nop") or insn.jump
+
+    def _clobber(self, insn: Insn, st: State) -> None:
+        """An instruction we do not model: whatever it writes becomes unknown."""
+        reason = f"set by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+        try:
+            _, written = insn.raw.regs_access()
+        except capstone.CsError:
+            written = []
+        for reg in written:
+            info = REG_INFO.get(reg)
+            if info is None:
+                continue
+            if info[0] == "sp":
+                st.slots.clear()
+            st.regs[info[0]] = unknown(reason)
+        for op in insn.ops:
+            if op.type != OP_MEM or not op.access & capstone.CS_AC_WRITE:
+                continue
+            if self._is_stack(insn, op):
+                st.slots[op.disp] = unknown(reason)
+            elif self._mem_target(insn, op) is None and self.stack_escapes:
+                st.forget_stack()
+
+    # --- operands ---------------------------------------------------------------------------------------
+
+    def _reg_family(self, insn: Insn, op: Op) -> str | None:
+        info = REG_INFO.get(op.reg)
+        return info[0] if info else None
+
+    def _is_stack(self, insn: Insn, op: Op) -> bool:
+        if op.base == 0 or op.index_reg != 0:
+            return False
+        info = REG_INFO.get(op.base)
+        return info is not None and info[0] == "sp"
+
+    def _mem_target(self, insn: Insn, op: Op) -> int | None:
+        """The image RVA a memory operand names (rip-relative in x64, absolute in x86), or None."""
+        if op.index_reg != 0:
+            return None
+        disp: int = op.disp
+        if op.base == REG_RIP:
+            return int(insn.address + insn.size + disp)
+        if op.base == 0 and self.bits == 32:
+            return (disp - self.image.pe.image_base) & 0xFFFFFFFF
+        return None
+
+    def _read(self, insn: Insn, op: Op, st: State) -> Val:
+        width = op.size * 8
+        if op.type == OP_IMM:
+            imm = op.imm & ((1 << width) - 1) if width else op.imm
+            if self.bits == 32 and 0 <= imm - self.image.pe.image_base < self.image.pe.size_of_image:
+                return Val("addr", ref=imm - self.image.pe.image_base, consts=frozenset({imm}))
+            return const(imm)
+        if op.type == OP_REG:
+            info = REG_INFO.get(op.reg)
+            if info is None:
+                return unknown(f"register {REG_NAMES.get(op.reg, '?')}")
+            family, bits, shift = info
+            value = st.regs.get(family, unknown("a value the function received from its caller"))
+            if value.kind == "const" and (bits < 64 or shift):
+                mask = (1 << bits) - 1
+                return Val("const", frozenset((v >> shift) & mask for v in value.consts))
+            return value
+        if op.type == OP_MEM:
+            if self._is_stack(insn, op):
+                slot = st.slots.get(op.disp)
+                if slot is None:
+                    return unknown(
+                        f"a stack variable [{REG_NAMES.get(op.base, '?')}+0x{op.disp:x}] not "
+                        "written in the visible code"
+                    )
+                if slot.kind == "const" and width < 64:
+                    return Val("const", frozenset(v & ((1 << width) - 1) for v in slot.consts))
+                return slot
+            rva = self._mem_target(insn, op)
+            if rva is not None:
+                target = self.image.slot_target(rva)
+                if target is not None:
+                    return Val("fn", ref=target.api, reason=f"{target.how} slot at RVA 0x{rva:x}")
+                initial = self.image.initial_value(rva, op.size)
+                note = f" (initial value in the file: 0x{initial:x})" if initial is not None else ""
+                return unknown(f"loaded at run time from the global at RVA 0x{rva:x}{note}")
+            return unknown(f"loaded from memory `{insn.op_str.split(',')[-1].strip()}` at 0x{insn.address:x}")
+        return unknown("an operand we do not model")
+
+    def _address(self, insn: Insn, op: Op, st: State) -> Val:
+        """``lea``: an image address, a stack address, or base + index * scale + disp when all are known."""
+        rva = self._mem_target(insn, op)
+        if rva is not None:
+            return Val("addr", ref=rva)
+        if self._is_stack(insn, op):
+            return Val("stack", ref=op.disp)
+        total: frozenset[int] = frozenset({op.disp})
+        for reg, scale in ((op.base, 1), (op.index_reg, op.scale)):
+            if reg == 0:
+                continue
+            info = REG_INFO.get(reg)
+            value = st.regs.get(info[0]) if info else None
+            if value is None or value.kind != "const" or len(total) * len(value.consts) > MAX_VALUES:
+                return unknown(f"an address computed by `lea {insn.op_str}` at 0x{insn.address:x}")
+            total = frozenset(t + v * scale for t in total for v in value.consts)
+        return Val("const", frozenset(t & ((1 << 64) - 1) for t in total))
+
+    def _write(self, insn: Insn, op: Op, value: Val, st: State) -> None:
+        if op.type == OP_REG:
+            info = REG_INFO.get(op.reg)
+            if info is None:
+                return
+            family, bits, shift = info
+            if family == "sp":
+                st.slots.clear()
+            if bits >= 32:  # a 32-bit write zero-extends to 64 bits
+                if value.kind == "const":
+                    value = Val("const", frozenset(v & ((1 << bits) - 1) for v in value.consts))
+                st.regs[family] = value
+                return
+            old = st.regs.get(family, unknown(""))
+            if (
+                old.kind == "const"
+                and value.kind == "const"
+                and len(old.consts) * len(value.consts) <= MAX_VALUES
+            ):
+                mask = ((1 << bits) - 1) << shift
+                st.regs[family] = Val(
+                    "const",
+                    frozenset((o & ~mask) | ((v << shift) & mask) for o in old.consts for v in value.consts),
+                )
+            else:
+                reason = f"partly written by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+                low = value.kind == "const" and shift == 0 and len(value.consts) <= MAX_VALUES
+                st.regs[family] = (
+                    Val("unknown", frozenset(v & ((1 << bits) - 1) for v in value.consts), None, reason, bits)
+                    if low
+                    else unknown(reason)
+                )
+            return
+        if op.type == OP_MEM:
+            if self._is_stack(insn, op):
+                if value.kind == "const" and op.size < 8:
+                    value = Val("const", frozenset(v & ((1 << (op.size * 8)) - 1) for v in value.consts))
+                st.slots[op.disp] = value
+                return
+            rva = self._mem_target(insn, op)
+            if rva is None and self.stack_escapes:
+                st.forget_stack()  # a write through a pointer may land in a stack variable
+            if rva is not None and value.kind == "fn" and isinstance(value.ref, str):
+                api = self.image.kb.affected_api(value.ref)
+                if api is not None:
+                    self.image.global_fns[rva] = Target(
+                        value.ref, None, f"call through the pointer stored at RVA 0x{rva:x}"
+                    )

@@ -1,0 +1,136 @@
+"""Per-image facts the call-site analysis needs: the IAT slots of interesting imports, import thunks,
+routine pointers stored in globals, strings in the image's data, and the code regions to analyse."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hvci.images.callsites.results import FunctionName
+from hvci.images.callsites.x86 import Region
+from hvci.knowledge import kb
+from symbols.pe import PeImage
+
+MAX_NAME_CHARS = 256
+MAX_FUNCTION_BYTES = 1 << 20
+
+ROUTINE_LOOKUP = "MmGetSystemRoutineAddress"
+INIT_UNICODE = "RtlInitUnicodeString"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a call reaches: an API, the DLL it is imported from (when known) and how."""
+
+    api: str
+    dll: str | None
+    how: str
+
+
+class Image:
+    """Per-image facts the analysis needs: code bytes, IAT slots of interesting imports, thunks."""
+
+    def __init__(self, pe: PeImage, table: kb.KnowledgeBase) -> None:
+        self.pe = pe
+        self.bits = 64 if pe.machine == "x64" else 32
+        self.kb = table
+        self.slots: dict[int, Target] = {}
+        self.imported: dict[str, tuple[str, int]] = {}
+        for imp in pe.imports:
+            if imp.name is None:
+                continue
+            if table.affected_api(imp.name) is not None:
+                self.imported.setdefault(imp.name, (imp.dll, imp.iat_rva))
+            if table.affected_api(imp.name) is not None or imp.name in (ROUTINE_LOOKUP, INIT_UNICODE):
+                self.slots[imp.iat_rva] = Target(imp.name, imp.dll, "[IAT]")
+        self.thunks: dict[int, Target] = {}
+        self.global_fns: dict[int, Target] = {}
+        self.global_ustr: dict[int, str] = {}
+
+    def code(self, region: Region) -> tuple[bytes, bool]:
+        """A region's bytes, at most :data:`MAX_FUNCTION_BYTES` (a hostile ``.pdata`` range can claim GBs),
+        and whether they were cut to that."""
+        size = region.end - region.start
+        if size > MAX_FUNCTION_BYTES and region.source != "gap":
+            return self.pe.read(region.start, MAX_FUNCTION_BYTES), True
+        return self.pe.read(region.start, size), False
+
+    def slot_target(self, rva: int) -> Target | None:
+        return self.slots.get(rva) or self.global_fns.get(rva)
+
+    def read_wide_string(self, rva: int, length: int | None = None) -> str | None:
+        data = self.pe.read(rva, length if length is not None else MAX_NAME_CHARS * 2)
+        if length is None:
+            end = next((i for i in range(0, len(data) - 1, 2) if data[i : i + 2] == b"\0\0"), None)
+            if end is None:
+                return None
+            data = data[:end]
+        try:
+            text = data.decode("utf-16-le")
+        except UnicodeDecodeError:
+            return None
+        return text if text.isprintable() and text else None
+
+    def read_unicode_string(self, rva: int) -> str | None:
+        """A UNICODE_STRING in the image's data (``RTL_CONSTANT_STRING``): length + buffer pointer."""
+        if rva in self.global_ustr:
+            return self.global_ustr[rva]
+        size = 16 if self.bits == 64 else 8
+        raw = self.pe.read(rva, size)
+        if len(raw) < size:
+            return None
+        length = struct.unpack_from("<H", raw, 0)[0]
+        buffer = struct.unpack_from("<Q" if self.bits == 64 else "<I", raw, 8 if self.bits == 64 else 4)[0]
+        target = buffer - self.pe.image_base
+        if not 0 < length <= MAX_NAME_CHARS * 2 or not 0 <= target < self.pe.size_of_image:
+            return None
+        return self.read_wide_string(target, length)
+
+    def initial_value(self, rva: int, size: int) -> int | None:
+        raw = self.pe.read(rva, size)
+        return int.from_bytes(raw, "little") if len(raw) == size and size in (1, 2, 4, 8) else None
+
+
+def pdata_namer(pe: PeImage) -> Callable[[int], FunctionName]:
+    """Names call sites by their ``.pdata`` function, with the export's name when one starts there."""
+    exports = {e.rva: e.name for e in pe.exports if e.name}
+
+    def name(rva: int) -> FunctionName:
+        span = pe.function_at(rva)
+        if span is None:
+            return FunctionName(None, None, "none")
+        if span[0] in exports:
+            return FunctionName(exports[span[0]], span[0], "exports")
+        return FunctionName(f"sub_{span[0]:x}", span[0], "pdata")
+
+    return name
+
+
+def regions(pe: PeImage, extra: Sequence[tuple[int, int]]) -> list[Region]:
+    """Function ranges from ``.pdata`` and the PDB, plus the uncovered parts of executable sections (leaf
+    stubs, thunks and x86 code, which has no ``.pdata``): those are cut into functions at barriers later."""
+    code = [s for s in pe.sections if s.executable and s.raw_size]
+    known: list[Region] = [Region(b, e, "pdata") for b, e in pe.functions]
+    covered = sorted((b, e) for b, e in pe.functions)
+    for begin, end in sorted(extra):
+        if pe.function_at(begin) is None and begin < end:
+            known.append(Region(begin, end, "pdb"))
+            covered.append((begin, end))
+    covered.sort()
+    out = [r for r in known if any(s.contains(r.start) for s in code)]
+    for section in code:
+        cursor = section.virtual_address
+        end = section.virtual_address + min(
+            section.mapped_size, max(section.raw_size, 0) or section.mapped_size
+        )
+        for begin, stop in covered:
+            if stop <= cursor or begin >= end:
+                continue
+            if begin > cursor:
+                out.append(Region(cursor, begin, "gap"))
+            cursor = max(cursor, stop)
+        if cursor < end:
+            out.append(Region(cursor, end, "gap"))
+    out.sort(key=lambda r: r.start)
+    return out

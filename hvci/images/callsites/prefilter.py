@@ -1,0 +1,85 @@
+"""The cheap first pass of the call-site analysis: which functions reference anything relevant.
+
+capstone's ``disasm_lite`` (no operand details) lists each function's memory references and direct
+call/jump targets, and the ``jmp [slot]`` import stubs; only functions that reference an interesting IAT
+slot, thunk or global are then decoded in detail. Gaps between known functions (x86 code, leaf stubs) are
+cut into functions here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from hvci.images.callsites.image import Image
+from hvci.images.callsites.x86 import CHUNK_ENDS, MEM_RE, STUB_AFTER, Region, disassembler
+
+MAX_LITE_INSNS = 20_000_000
+
+
+class Scanned(NamedTuple):
+    """One function as the cheap pass saw it."""
+
+    region: Region
+    mem: set[int]  # RVAs of image memory it references
+    direct: set[int]  # targets of its direct calls and jumps
+    stubs: list[tuple[int, int]]  # (address, IAT RVA) of its ``jmp [slot]`` instructions that may be stubs
+
+
+class Prefilter:
+    def __init__(self, image: Image) -> None:
+        self.image = image
+        self.bits = image.bits
+        self.lite = disassembler(self.bits, detail=False)
+        self.count = 0
+        self.capped = False
+
+    def scan(self, region: Region) -> list[Scanned]:
+        """The memory RVAs and direct call/jump targets each function references, and the ``jmp [slot]``
+        stubs. Gaps between known functions are cut into functions after a ``ret``/``int3`` that no earlier
+        jump of the same function reaches past (MSVC puts blocks after the ``ret``)."""
+        out: list[Scanned] = []
+        current = Scanned(Region(region.start, region.end, region.source), set(), set(), [])
+        previous = before_stub = None
+        reach = region.start
+        code, capped = self.image.code(region)
+        self.capped |= capped
+        for address, size, mnemonic, op_str in self.lite.disasm_lite(code, region.start):
+            self.count += 1
+            if self.count > MAX_LITE_INSNS:
+                self.capped = True
+                break
+            if (
+                region.source == "gap"
+                and previous in CHUNK_ENDS
+                and mnemonic not in CHUNK_ENDS
+                and address > reach
+            ):
+                out.append(Scanned(Region(current.region.start, address, "gap"), *current[1:]))
+                current = Scanned(Region(address, region.end, "gap"), set(), set(), [])
+            match = MEM_RE.search(op_str) if "[" in op_str else None
+            if match:
+                rva = self._mem_rva(address, size, match)
+                if rva is not None:
+                    current.mem.add(rva)
+                    if mnemonic == "jmp" and (before_stub is None or before_stub in STUB_AFTER):
+                        current.stubs.append((address, rva))
+            elif op_str.startswith("0x") and (mnemonic == "call" or mnemonic.startswith("j")):
+                target = int(op_str, 16)
+                current.direct.add(target)
+                if mnemonic != "call" and target < region.end:
+                    reach = max(reach, target)  # a block of this function lies there: not a new function
+            previous = mnemonic
+            if mnemonic != "nop":  # GNU ld pads its import stubs with nops: look through them
+                before_stub = mnemonic
+        out.append(current)
+        return out
+
+    def _mem_rva(self, address: int, size: int, match: re.Match[str]) -> int | None:
+        sign, number = match.group(1), match.group(2)
+        value = int(number, 0)
+        if self.bits == 64:
+            if sign is None:
+                return None  # absolute addressing in x64 code is not an image reference we follow
+            return address + size + (value if sign == "+" else -value)
+        return (value - self.image.pe.image_base) & 0xFFFFFFFF

@@ -1,0 +1,69 @@
+"""What the call-site analysis reports: call sites with their verdicts, and the imports they belong to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+EXECUTABLE = "executable"
+SAFE = "safe"
+UNKNOWN = "unknown"
+BANNED = "banned"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionName:
+    """Where a call site sits: the function (from the PDB, exports or ``.pdata``) and the source line."""
+
+    name: str | None
+    start: int | None
+    resolved_by: str  # "pdb" | "exports" | "pdata" | "none"
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """One call to an affected API and the verdict on its deciding argument."""
+
+    rva: int
+    api: str
+    dll: str | None
+    category: str
+    how: str  # how the call reaches the API, e.g. "call [IAT]", "tail jump [IAT]", "call thunk 0x1200"
+    instruction: str
+    verdict: str  # EXECUTABLE | SAFE | UNKNOWN | BANNED
+    argument_index: int | None
+    argument_kind: str
+    values: tuple[int, ...]  # the argument's possible constant values (empty when unknown)
+    decoded: tuple[str, ...]  # decoder names of those values
+    reason: str  # how the value was obtained, or why it could not be
+    replacement: int | None = None
+    function: FunctionName = field(default_factory=lambda: FunctionName(None, None, "none"))
+
+    @property
+    def displacement(self) -> int | None:
+        return None if self.function.start is None else self.rva - self.function.start
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedApi:
+    """An affected API the image imports, and how many call sites the analysis found for it."""
+
+    api: str
+    dll: str
+    category: str
+    iat_rva: int
+    call_sites: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallSiteAnalysis:
+    """The call-site analysis of one image. ``status`` is ``done``, ``partial`` (a cap was reached; see
+    ``notes``), ``not-applicable`` (e.g. ARM64, header rules only) or ``could-not-analyse``."""
+
+    status: str
+    sites: tuple[CallSite, ...] = ()
+    imported: tuple[ImportedApi, ...] = ()
+    notes: tuple[str, ...] = ()
+    instructions: int = 0
+    code_bytes: int = 0

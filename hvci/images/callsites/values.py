@@ -1,0 +1,142 @@
+"""Abstract values of the call-site dataflow: what a register or stack slot may hold at a point of a function.
+
+A value is a small set of constants, the address of an API or of image data, a stack address, a
+``UNICODE_STRING`` naming a routine, or ``unknown`` with the reason (where the value came from), so that an
+undecided verdict always says why. Architecture-neutral: the x86 interpreter (and any other) builds on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: More possible constants than this and a value is unknown (computed in a loop, a table...).
+MAX_VALUES = 8
+MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Val:
+    """An abstract value: ``const`` (a small set of possible ints), ``unknown`` (with the reason), ``fn``
+    (the address of API ``ref``), ``addr`` (address of image data at RVA ``ref``), ``stack`` (address of
+    the stack slot ``ref`` bytes above the stack pointer) or ``ustr`` (a UNICODE_STRING naming ``ref``).
+
+    An ``unknown`` register whose low ``low_bits`` bits were then set (``mov dl, 1``) keeps them in
+    ``consts``: enough for a narrow parameter such as a ``KPROCESSOR_MODE``."""
+
+    kind: str
+    consts: frozenset[int] = frozenset()
+    ref: int | str | None = None
+    reason: str = ""
+    low_bits: int = 0
+
+
+def const(value: int, mask: int = MASK64) -> Val:
+    return Val("const", frozenset({value & mask}))
+
+
+def unknown(reason: str) -> Val:
+    return Val("unknown", reason=reason)
+
+
+def masked(value: Val, bits: int) -> Val:
+    """A constant value cut to its low ``bits`` bits (what a narrower read or write sees)."""
+    if value.kind != "const":
+        return value
+    return Val("const", frozenset(v & ((1 << bits) - 1) for v in value.consts))
+
+
+def merge(a: Val, b: Val) -> Val:
+    if a is b or a == b:
+        return a
+    if a.kind == "unknown":
+        return unknown(a.reason) if a.low_bits else a  # known low bits hold on one path only
+    if b.kind == "unknown":
+        return unknown(b.reason) if b.low_bits else b
+    if a.kind == "const" and b.kind == "const":
+        values = a.consts | b.consts
+        if len(values) > MAX_VALUES:
+            return unknown(f"more than {MAX_VALUES} possible values (computed in a loop?)")
+        return Val("const", values)
+    return unknown("differs between the paths that reach the call")
+
+
+@dataclass(slots=True)
+class State:
+    """Registers (by family: ``a``, ``c``, ``r8``...) and stack slots keyed by offset above the stack
+    pointer."""
+
+    regs: dict[str, Val]
+    slots: dict[int, Val]
+
+    def copy(self) -> State:
+        return State(dict(self.regs), dict(self.slots))
+
+    def join(self, other: State) -> State:
+        """Per register and slot, the merge of both; identical values (the common case) are kept as is."""
+        return State(_join(self.regs, other.regs), _join(self.slots, other.slots))
+
+    def shift(self, delta: int) -> None:
+        """The stack pointer moved down by ``delta`` bytes: slots are now that much further above it."""
+        self.slots = {offset + delta: v for offset, v in self.slots.items() if offset + delta >= 0}
+
+    def forget_stack(self) -> None:
+        """Stack variables are no longer known, except the UNICODE_STRINGs a routine lookup reads."""
+        self.slots = {k: v for k, v in self.slots.items() if v.kind == "ustr"}
+
+
+def _join(a: dict[Any, Val], b: dict[Any, Val]) -> dict[Any, Val]:
+    out = {}
+    for key, value in a.items():
+        theirs = b.get(key)
+        if theirs is None:
+            continue
+        out[key] = value if value is theirs else merge(value, theirs)
+    return out
+
+
+#: Two-operand integer operations the interpreters fold when both sides are known.
+BINARY: Mapping[str, Callable[[int, int], int]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "and": lambda a, b: a & b,
+    "or": lambda a, b: a | b,
+    "xor": lambda a, b: a ^ b,
+    "shl": lambda a, b: a << (b & 63),
+    "sal": lambda a, b: a << (b & 63),
+    "shr": lambda a, b: a >> (b & 63),
+    "bts": lambda a, b: a | (1 << (b & 63)),
+    "btr": lambda a, b: a & ~(1 << (b & 63)),
+    "btc": lambda a, b: a ^ (1 << (b & 63)),
+}
+UNARY: Mapping[str, Callable[[int, int], int]] = {
+    "inc": lambda a, _: a + 1,
+    "dec": lambda a, _: a - 1,
+    "not": lambda a, _: ~a,
+    "neg": lambda a, _: -a,
+}
+
+
+def fold(left: frozenset[int], right: frozenset[int], op: Callable[[int, int], int], width: int) -> Val:
+    mask = (1 << width) - 1 if width else MASK64
+    return Val("const", frozenset(op(a & mask, b & mask) & mask for a in left for b in right))
+
+
+def derived(left: Val, right: Val, step: str) -> str:
+    """Why a value computed from an unknown one is unknown: where the unknown came from, then the operation
+    (``loaded from the global at RVA 0x12130, then `or eax, 0x10```), so the reader sees both halves.
+    ``step`` names the operation and where it is (```or eax, 0x10` at 0x1400``)."""
+    base = left if left.kind == "unknown" else right
+    if base.kind == "unknown" and base.reason:
+        origin, _, before = base.reason.partition(", then ")
+        if step in before:
+            return base.reason
+        return f"{origin}, then {'operations ending with ' if before else ''}{step}"
+    return f"computed by {step}"
+
+
+def sign_extend(value: int, width: int) -> int:
+    if width and value & (1 << (width - 1)):
+        return value - (1 << width)
+    return value
