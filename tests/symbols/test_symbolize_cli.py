@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from cli.commands.symbolize import command
 from cli.exitcodes import ExitCode
-from tests.symbols.conftest import DRIVERS, MSVC, SAMPLE_BUILD, realworld
+from tests.conftest import realworld
+from tests.symbols.conftest import SAMPLE_BUILD
 
 
 def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -37,7 +38,8 @@ def test_text_output(api_misuse: Path) -> None:
 
 
 def test_json_lines_with_inline_frames() -> None:
-    code, out, _ = _run(str(realworld(MSVC / "attach_amd64.pdb")), "0x1038", "0x1013", "--format", "json")
+    pdb = str(realworld("msvc-pdb", "attach_amd64.pdb"))
+    code, out, _ = _run(pdb, "0x1038", "0x1013", "--format", "json")
     assert code == ExitCode.OK
     first, second = (json.loads(line) for line in out.splitlines())
     assert first["address"] == first["rva"] == "0x1038"
@@ -111,7 +113,7 @@ def test_return_address_reports_the_line_of_the_call() -> None:
 
 def test_missing_pdb_falls_back_and_exits_incomplete(tmp_path: Path) -> None:
     image = tmp_path / "WinDivert64.sys"
-    shutil.copyfile(realworld(DRIVERS / "WinDivert64-1.3.sys"), image)
+    shutil.copyfile(realworld("drivers", "WinDivert64-1.3.sys"), image)
     code, out, err = _run(
         str(image),
         "0x1010",

@@ -1,0 +1,40 @@
+"""What every test directory shares: where the real-world inputs are, and the skip when they are not.
+
+The real-world drivers, PDBs, logs and event logs live outside the repository in ``../shared/realworld``
+(nobody here wrote them and they are never committed). A clone without that folder must still pass, with
+those tests skipped and the reason saying which input is missing; so no test module touches them at import
+time: a test asks :func:`realworld` for the path inside its body (or takes the ``realworld_dir`` fixture).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: ``../shared/realworld`` beside the repository (it may be absent: see the module docstring).
+REALWORLD_ROOT = REPO.parent / "shared" / "realworld"
+
+
+def realworld(*parts: str) -> Path:
+    """The real-world input ``../shared/realworld/<parts>``, or a skip that names it when it is absent."""
+    path = REALWORLD_ROOT.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real-world input not available (a clone without ../shared): {path}")
+    return path
+
+
+def realworld_files(folder: str, pattern: str) -> list[Path]:
+    """The files of ``../shared/realworld/<folder>`` matching ``pattern``, for ``parametrize``.
+
+    Listing a folder is not reading a file; without the folder the list is empty and pytest skips the
+    parametrised test with the reason "got empty parameter set".
+    """
+    return sorted((REALWORLD_ROOT / folder).glob(pattern))
+
+
+@pytest.fixture
+def realworld_dir() -> Path:
+    """``../shared/realworld`` itself, or a skip when it is absent."""
+    return realworld()
