@@ -38,9 +38,10 @@ from typing import Any
 import click
 
 from cli.exitcodes import ExitCode
-from hvci.images.callsites import DECODERS, EXECUTABLE, SAFE, CallSite
+from hvci.images.callsites import EXECUTABLE, SAFE, CallSite
 from hvci.images.rules import PASS, RuleResult
 from hvci.images.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
+from hvci.knowledge.decode import DECODERS
 from hvci.report.common import one_line
 from hvci.report.json_report import incident_dict, jsonable
 from hvci.report.sarif import render_sarif

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hvci.knowledge import decode
+from hvci.knowledge import decode, kb
 from parsers.records import ImageHeaderRecord, SectionHeader
 from symbols.pe import MACHINES
 
@@ -30,15 +30,15 @@ COULD_NOT_ANALYSE = "could-not-analyse"
 STATUSES = (PASS, FAIL, NOT_APPLICABLE, COULD_NOT_ANALYSE)
 
 PAGE = 0x1000
-SCN_MEM_DISCARDABLE = 0x02000000
-SCN_MEM_SHARED = 0x10000000
-SCN_MEM_EXECUTE = 0x20000000
-SCN_MEM_WRITE = 0x80000000
-DLLCHAR_FORCE_INTEGRITY = 0x0080
-DLLCHAR_NX_COMPAT = 0x0100
-REL_BASED_ABSOLUTE = 0
-REL_BASED_HIGHLOW = 3
-REL_BASED_DIR64 = 10
+# PE constants by their WINNT.H names, from constants.toml (the one table of them)
+SCN_MEM_DISCARDABLE = kb.load().value("IMAGE_SCN_MEM_DISCARDABLE")
+SCN_MEM_SHARED = kb.load().value("IMAGE_SCN_MEM_SHARED")
+SCN_MEM_EXECUTE = kb.load().value("IMAGE_SCN_MEM_EXECUTE")
+SCN_MEM_WRITE = kb.load().value("IMAGE_SCN_MEM_WRITE")
+DLLCHAR_NX_COMPAT = kb.load().value("IMAGE_DLLCHARACTERISTICS_NX_COMPAT")
+REL_BASED_ABSOLUTE = kb.load().value("IMAGE_REL_BASED_ABSOLUTE")
+REL_BASED_HIGHLOW = kb.load().value("IMAGE_REL_BASED_HIGHLOW")
+REL_BASED_DIR64 = kb.load().value("IMAGE_REL_BASED_DIR64")
 PE32_MACHINES = frozenset({"x86", "arm"})
 
 #: Rule ids. The four load-time rules use the category id they report under; sub-cases get a
@@ -471,21 +471,10 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
     )
 
 
-_RELOC_NAMES = {
-    0: "ABSOLUTE",
-    1: "HIGH",
-    2: "LOW",
-    3: "HIGHLOW",
-    4: "HIGHADJ",
-    5: "MIPS_JMPADDR/ARM_MOV32",
-    7: "THUMB_MOV32",
-    9: "MIPS_JMPADDR16",
-    10: "DIR64",
-}
-
-
 def _reloc_name(kind: int) -> str:
-    return _RELOC_NAMES.get(kind, f"type {kind}")
+    """``HIGHLOW`` for 3 (constants.toml names it), ``type 6`` for a number it does not name."""
+    name = decode.reloc_type(kind).name
+    return name.removeprefix("IMAGE_REL_BASED_") if name.startswith("IMAGE_REL_BASED_") else f"type {kind}"
 
 
 def check_nx_compat(h: ImageHeaders) -> RuleResult:

@@ -36,6 +36,7 @@ from hvci.images.callsites import (
     analyse_calls,
 )
 from hvci.images.rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
+from hvci.knowledge import decode
 from hvci.model import Caller, Evidence, Incident
 from parsers.records import Diagnostic, InputInfo, Span
 from symbols.msf import MsfError, read_tables
@@ -51,19 +52,6 @@ SITE_LEVELS = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
 
 IMAGE_STATUSES = ("analysed", "partial", "could-not-analyse", "unreadable")
 
-_DLLCHAR_NAMES = (
-    (0x0020, "HIGH_ENTROPY_VA"),
-    (0x0040, "DYNAMIC_BASE"),
-    (0x0080, "FORCE_INTEGRITY"),
-    (0x0100, "NX_COMPAT"),
-    (0x0200, "NO_ISOLATION"),
-    (0x0400, "NO_SEH"),
-    (0x0800, "NO_BIND"),
-    (0x1000, "APPCONTAINER"),
-    (0x2000, "WDM_DRIVER"),
-    (0x4000, "GUARD_CF"),
-    (0x8000, "TERMINAL_SERVER_AWARE"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +222,12 @@ def _analyse_guarded(pe: PeImage, symbols: _Symbols) -> CallSiteAnalysis:
 
 def image_facts(pe: PeImage, raw: bytes) -> dict[str, Any]:
     """What a reviewer wants to know about the image, beside the rules."""
-    flags = [name for bit, name in _DLLCHAR_NAMES if pe.dll_characteristics & bit]
+    prefix = "IMAGE_DLLCHARACTERISTICS_"  # named bits only, from constants.toml; unknown bits are left out
+    flags = [
+        part.removeprefix(prefix)
+        for part in decode.dll_characteristics(pe.dll_characteristics).parts
+        if part.startswith(prefix)
+    ]
     stamp = datetime.fromtimestamp(pe.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if pe.timestamp else None
     codeview = pe.codeview
     return {

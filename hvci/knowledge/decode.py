@@ -10,19 +10,12 @@ answer rests on that rule rather than on a named constant. A 32-bit value printe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from hvci.knowledge.kb import ConstantEntry, ConstantTable, load
-
-#: Argument kinds of the affected-API table that have a decoder (``none`` has none).
-DECODABLE_KINDS = (
-    "pool-type",
-    "pool-flags",
-    "page-protection",
-    "mdl-priority",
-    "lookaside-flags",
-    "cache-type",
-)
+from hvci.knowledge.kb import ARGUMENT_KINDS, ConstantEntry, ConstantTable, load
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +117,22 @@ def decode(kind: str, value: int) -> Decoded:
     executable = _executable(table, value, matched)
     if table.has_rule and (unknown or matched is None and not flags):
         notes.append(f"executable-ness from the rule for {table.title}: {_rule_text(table)}")
+    if executable is None and table.undecided_note:
+        notes.append(table.undecided_note)
     name = " | ".join(parts) if parts else f"{value:#x}"
     return Decoded(value, name, executable, tuple(parts), "; ".join(notes) or None)
+
+
+#: The decoder of every argument kind of the affected-API and subcode tables (all but ``none``): each kind
+#: names its constants.toml table, so a new kind is a table there and a name in ``ARGUMENT_KINDS``.
+DECODERS: Mapping[str, Callable[[int], Decoded]] = MappingProxyType(
+    {kind: functools.partial(decode, kind) for kind in ARGUMENT_KINDS if kind != "none"}
+)
+
+
+def detail_key(kind: str) -> str | None:
+    """The key of incident details that shows a decoded value of argument kind ``kind`` (None: not shown)."""
+    return _table(kind).detail_key if kind in DECODERS else None
 
 
 def pool_type(value: int) -> Decoded:
@@ -135,13 +142,7 @@ def pool_type(value: int) -> Decoded:
 
 def pool_flags(value: int) -> Decoded:
     """POOL_FLAGS of ExAllocatePool2/3 (64-bit): POOL_FLAG_NON_PAGED_EXECUTE (0x80) is the executable one."""
-    decoded = decode("pool_flags", value)
-    if decoded.executable is None:
-        note = (
-            "no pool type flag (POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE or POOL_FLAG_PAGED) is set"
-        )
-        return Decoded(decoded.value, decoded.name, None, decoded.parts, _join(decoded.note, note))
-    return decoded
+    return decode("pool_flags", value)
 
 
 def page_protection(value: int) -> Decoded:

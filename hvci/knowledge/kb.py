@@ -98,11 +98,20 @@ class Category:
     summary: str
     sources: tuple[str, ...]
     remediation_path: Path = field(repr=False)
+    incident_title: str = ""
+    title_details: tuple[str, ...] = ()
 
     @property
     def remediation(self) -> Remediation:
         """Parsed on first use: the long texts are not needed to classify, only to explain."""
         return _load_remediation(self.remediation_path)
+
+    def title_for(self, who: str, details: Mapping[str, Any]) -> str:
+        """``incident_title`` for the driver ``who``, then the ``title_details`` whose every ``{key}`` /
+        ``{key.name}`` the incident's details have, in parentheses: "Drv.sys allocated executable pool
+        (NonPagedPool, tag MEMH)"."""
+        parts = [p for p in (_fill(part, details) for part in self.title_details) if p]
+        return self.incident_title.replace("{who}", who) + (f" ({', '.join(parts)})" if parts else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,7 @@ class VerifierFacts:
     rule_class: int
     rule_class_note: str
     commands: Mapping[str, str]
+    readiness_tools: Mapping[str, str]  # tool id (parsers.readiness) -> how titles name it
     banner_header: str
     banner_prefix: str
     banner_footer: str
@@ -202,6 +212,8 @@ class ConstantTable:
     nx_if_any: int | None = None
     otherwise: bool | None = None
     safe_or: int | None = None
+    detail_key: str | None = None
+    undecided_note: str = ""
 
     @property
     def has_rule(self) -> bool:
@@ -259,10 +271,38 @@ class EventInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRule:
+    """An image rule that is not a category (a ``category/sub`` case or an informational check)."""
+
+    id: str
+    name: str
+    short: str
+    help: str
+    level: str  # "error" | "warning" | "note"
+
+
+@dataclass(frozen=True, slots=True)
 class CiReason:
     id: int
     text: str
     category: str | None
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?:\.([a-z_]+))?\}")
+
+
+def _fill(template: str, details: Mapping[str, Any]) -> str | None:
+    """``template`` with each ``{key}`` / ``{key.field}`` taken from ``details``; None when one is absent."""
+    values: list[str] = []
+    for key, name in _PLACEHOLDER.findall(template):
+        value = details.get(key)
+        if name:
+            value = value.get(name) if isinstance(value, Mapping) else None
+        if value is None or value == "":
+            return None
+        values.append(str(value))
+    filled = iter(values)
+    return _PLACEHOLDER.sub(lambda _: next(filled), template)
 
 
 def normalize_label(label: str) -> str:
@@ -284,12 +324,21 @@ class KnowledgeBase:
     affected_apis: tuple[AffectedApi, ...]
     events: Mapping[int, EventInfo]
     ci_reasons: Mapping[int, CiReason]
+    code_integrity_block: tuple[int, int]  # inclusive 0xC4 Arg1 range of the code-integrity checks
+    image_rules: Mapping[str, ImageRule]
+    #: the code-integrity subcodes whose current meaning gives the calling driver code in Arg2
+    caller_subcodes: frozenset[int]
     _counter_index: Mapping[str, str] = field(repr=False)
     _api_index: Mapping[str, AffectedApi] = field(repr=False)
 
     def subcode(self, arg1: int) -> tuple[SubcodeMeaning, ...]:
         """Every meaning 0xC4 Arg1 ``arg1`` has had, current first; empty when unknown."""
         return tuple(m for m in self.subcodes if m.covers(arg1))
+
+    def is_code_integrity_subcode(self, arg1: int) -> bool:
+        """Whether 0xC4 Arg1 ``arg1`` lies in the block of the code-integrity checks (known or not)."""
+        first, last = self.code_integrity_block
+        return first <= arg1 <= last
 
     def bugcheck(self, code: int) -> BugCheckInfo | None:
         """The bug check ``code``. A ``0x1000xxxx`` code is the ``_M`` form of ``0xxxx``, which Microsoft's
@@ -320,6 +369,14 @@ class KnowledgeBase:
 
     def category(self, category_id: str) -> Category | None:
         return self.categories.get(category_id)
+
+    def value(self, name: str) -> int:
+        """The value of the constant ``name`` (exact spelling); KeyError when no table has it."""
+        for table in self.constants.values():
+            entry = table.entry(name)
+            if entry is not None:
+                return entry.value
+        raise KeyError(name)
 
     def constant(self, name: str) -> tuple[ConstantTable, ConstantEntry] | None:
         """Find a constant by name or alias in any table (``NonPagedPool``, ``PAGE_EXECUTE_READWRITE`` ...).
@@ -460,6 +517,8 @@ def _categories(directory: Path) -> dict[str, Category]:
         "summary",
         "remediation",
         "sources",
+        "incident_title",
+        "title_details",
     }
     for node in doc.array("category"):
         node.check_keys(keys)
@@ -486,6 +545,8 @@ def _categories(directory: Path) -> dict[str, Category]:
             summary=node.text("summary", nonempty=True).strip(),
             sources=node.texts("sources"),
             remediation_path=remediation,
+            incident_title=node.text("incident_title", required=False),
+            title_details=node.texts("title_details", required=False),
         )
     return categories
 
@@ -505,7 +566,10 @@ def _verifier(
     directory: Path, categories: Mapping[str, Category]
 ) -> tuple[VerifierFacts, tuple[CounterLabel, ...], tuple[BannerFormat, ...]]:
     doc = _read(directory / "verifier.toml")
-    doc.check_keys({"flag", "rule_class", "commands", "banner", "counter", "banner_format"})
+    doc.check_keys(
+        {"flag", "rule_class", "commands", "readiness_tools", "banner", "counter", "banner_format"}
+    )
+    tools = doc.table("readiness_tools")
     flag, rule_class, commands, banner = (doc.table(k) for k in ("flag", "rule_class", "commands", "banner"))
     flag.check_keys({"value", "bit", "label", "note", "sources"})
     rule_class.check_keys({"value", "label", "note", "sources"})
@@ -517,6 +581,7 @@ def _verifier(
         rule_class=rule_class.number("value"),
         rule_class_note=rule_class.text("note"),
         commands=MappingProxyType({key: commands.text(key, nonempty=True) for key in commands.data}),
+        readiness_tools=MappingProxyType({key: tools.text(key, nonempty=True) for key in tools.data}),
         banner_header=banner.text("header", nonempty=True),
         banner_prefix=banner.text("prefix", nonempty=True),
         banner_footer=banner.text("footer", nonempty=True),
@@ -559,10 +624,13 @@ def _verifier(
 
 def _subcodes(
     directory: Path, categories: Mapping[str, Category], formats: tuple[BannerFormat, ...]
-) -> tuple[tuple[SubcodeMeaning, ...], str]:
+) -> tuple[tuple[SubcodeMeaning, ...], str, tuple[int, int]]:
     doc = _read(directory / "subcodes.toml")
-    doc.check_keys({"how_we_decide", "subcode"})
+    doc.check_keys({"how_we_decide", "code_integrity_block", "subcode"})
     policy = " ".join(doc.text("how_we_decide", nonempty=True).split())
+    block = doc.integers("code_integrity_block")
+    if len(block) != 2 or block[0] > block[1]:
+        raise doc.fail("code_integrity_block", "needs [first, last] with first <= last")
     issues = {f.issue for f in formats}
     meanings = []
     keys = {
@@ -622,7 +690,7 @@ def _subcodes(
                 sources=node.texts("sources"),
             )
         )
-    return tuple(meanings), policy
+    return tuple(meanings), policy, (block[0], block[1])
 
 
 def _bugchecks(
@@ -685,6 +753,8 @@ def _constants(directory: Path) -> dict[str, ConstantTable]:
         "otherwise",
         "safe_or",
         "source",
+        "detail_key",
+        "undecided_note",
         "entry",
     }
     entry_keys = {"name", "value", "role", "mask", "executable", "replacement", "aliases", "note", "source"}
@@ -736,6 +806,8 @@ def _constants(directory: Path) -> dict[str, ConstantTable]:
             nx_if_any=table.integer("nx_if_any", required=False),
             otherwise=table.flag("otherwise", required=False),
             safe_or=table.integer("safe_or", required=False),
+            detail_key=_opt(table.text("detail_key", required=False)),
+            undecided_note=table.text("undecided_note", required=False),
         )
     for kind in ARGUMENT_KINDS[:-1]:
         if kind.replace("-", "_") not in tables:
@@ -848,6 +920,25 @@ def _events(
     return events, reasons
 
 
+def _image_rules(directory: Path, categories: Mapping[str, Category]) -> dict[str, ImageRule]:
+    doc = _read(directory / "rules.toml")
+    doc.check_keys({"rule"})
+    rules: dict[str, ImageRule] = {}
+    for node in doc.array("rule"):
+        node.check_keys({"id", "name", "short", "help", "level"})
+        rule_id = node.text("id", nonempty=True)
+        if rule_id in categories or rule_id in rules:
+            raise node.fail("id", f"{rule_id!r} is a category or a duplicate")
+        rules[rule_id] = ImageRule(
+            rule_id,
+            node.text("name", nonempty=True),
+            node.text("short", nonempty=True),
+            " ".join(node.text("help", nonempty=True).split()),
+            node.choice("level", ("error", "warning", "note")),
+        )
+    return rules
+
+
 def _cross_check(
     categories: Mapping[str, Category],
     counters: tuple[CounterLabel, ...],
@@ -884,11 +975,12 @@ def load_from(directory: Path) -> KnowledgeBase:
     """Read and validate every knowledge file in ``directory`` (uncached; :func:`load` is the cached one)."""
     categories = _categories(directory)
     verifier, counters, formats = _verifier(directory, categories)
-    subcodes, policy = _subcodes(directory, categories, formats)
+    subcodes, policy, block = _subcodes(directory, categories, formats)
     bugchecks, kernel_images = _bugchecks(directory, categories)
     constants = _constants(directory)
     apis = _apis(directory, categories)
     events, reasons = _events(directory, categories)
+    image_rules = _image_rules(directory, categories)
     _cross_check(categories, counters, subcodes, bugchecks, events)
     counter_index: dict[str, str] = {}
     for counter in counters:
@@ -908,6 +1000,13 @@ def load_from(directory: Path) -> KnowledgeBase:
         affected_apis=apis,
         events=MappingProxyType(events),
         ci_reasons=MappingProxyType(reasons),
+        code_integrity_block=block,
+        image_rules=MappingProxyType(image_rules),
+        caller_subcodes=frozenset(
+            m.arg1
+            for m in subcodes
+            if m.era == "current" and m.hvci_related and m.arg_kinds[0] == "code-address"
+        ),
         _counter_index=MappingProxyType(counter_index),
         _api_index=MappingProxyType({api.name.lower(): api for api in apis}),
     )

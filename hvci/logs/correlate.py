@@ -165,14 +165,14 @@ def same_bugcheck(a: BugCheckRecord, b: BugCheckRecord) -> bool:
 
 def banner_agrees(banner: VerifierBannerRecord, bugcheck: BugCheckRecord) -> bool:
     """Whether a bug check is the one the banner announced (0xC4, a matching subcode, the same caller)."""
-    if bugcheck.code != 0xC4:
+    if bugcheck.code != kb.VERIFIER_BUGCHECK:
         return False
     if not bugcheck.args:
         return True
     subcodes = banner_subcodes(banner.issue)
     if subcodes and bugcheck.args[0] not in subcodes:
         return False
-    if not subcodes and not 0x2000 <= bugcheck.args[0] <= 0x20FF:
+    if not subcodes and not kb.load().is_code_integrity_subcode(bugcheck.args[0]):
         return False
     if banner.caller is not None and len(bugcheck.args) > 1:
         return same_value(banner.caller, bugcheck.args[1])

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -49,24 +49,6 @@ SECURITY_SEVERITY = {"error": "7.5", "warning": "5.0", "note": "2.0"}
 CONFIDENCE_LEVEL = {"certain": "error", "likely": "error", "possible": "warning", "none": "note"}
 CONFIDENCE_PRECISION = {"certain": "very-high", "likely": "high", "possible": "medium", "none": "low"}
 
-#: Rules that are not categories of the knowledge base: (name, short, full description).
-EXTRA_RULES: Mapping[str, tuple[str, str, str]] = {
-    "execute-write-section/init": (
-        "InitSectionWritableAndExecutable",
-        "INIT section is writable and executable",
-        "The discardable INIT section is marked RWX, as Visual Studio 2013-era toolchains did. Windows 10 "
-        "strips the write permission and the current Driver Verifier skips INIT by name, so this is "
-        "tolerated, but it marks an old toolchain: rebuild with a current WDK.",
-    ),
-    "nx-compat": (
-        "MarkImageAsNXCompatible",
-        "Image is not marked NX compatible",
-        "DllCharacteristics lacks IMAGE_DLLCHARACTERISTICS_NX_COMPAT (0x0100). Informational: Microsoft "
-        "does not state that memory integrity requires it, but the linker sets it by default (/NXCOMPAT), "
-        "so its absence points at an old toolchain or /NXCOMPAT:NO. BinSkim's BA2016 checks the same bit "
-        "but skips kernel-mode images.",
-    ),
-}
 
 
 def render_sarif(
@@ -149,8 +131,9 @@ def _pascal(text: str) -> str:
 
 def _rule(rule_id: str, table: kb.KnowledgeBase) -> dict[str, Any]:
     category = table.categories.get(rule_id.split("/", 1)[0])
-    if rule_id in EXTRA_RULES:
-        name, short, full = EXTRA_RULES[rule_id]
+    image_rule = table.image_rules.get(rule_id)
+    if image_rule is not None:
+        name, short, full = image_rule.name, image_rule.short, image_rule.help
     elif category is not None:
         name, short, full = _pascal(category.name), category.name, " ".join(category.summary.split())
     else:
@@ -161,13 +144,7 @@ def _rule(rule_id: str, table: kb.KnowledgeBase) -> dict[str, Any]:
             "log is silently dropped)."
         )
     help_text, help_markdown, help_uri = _help(category, full)
-    level = (
-        "note"
-        if rule_id.startswith("other/") or rule_id == "nx-compat"
-        else "warning"
-        if rule_id == "execute-write-section/init"
-        else "error"
-    )
+    level = image_rule.level if image_rule else "note" if rule_id.startswith("other/") else "error"
     tags = ["driver"] if rule_id.startswith("other/") else ["security", "hvci", "memory-integrity", "driver"]
     return {
         "id": rule_id,

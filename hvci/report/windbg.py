@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hvci.knowledge import kb
 from hvci.model import Incident
 
 _SAFE_IMAGE = re.compile(r"^[A-Za-z0-9_\-]{1,64}(\.[A-Za-z0-9]{1,8})?$")
-
-#: The Driver Verifier flag for code-integrity checks (``verifier /flags 0x02000000``, domain §2.1).
-CODE_INTEGRITY_FLAG = 0x02000000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +45,7 @@ def commands_for(incident: Incident) -> tuple[list[Command], str | None]:
         commands.append(Command(f"!verifier 3 {image}", "verifier state and counters for the driver"))
         commands.append(
             Command(
-                f"verifier /flags 0x{CODE_INTEGRITY_FLAG:08X} /driver {image}",
+                f"verifier /flags 0x{kb.load().verifier.flag:08X} /driver {image}",
                 "on the target, elevated, then reboot: reproduce with code-integrity checks",
             )
         )

@@ -663,3 +663,24 @@ def test_an_m_variant_bugcheck_is_named_after_its_base_code() -> None:
     assert info.name == base.bugchecks[0x7E].name + "_M"
     assert info.args == base.bugchecks[0x7E].args
     assert base.bugcheck(0x10000001) is None  # no base entry: still unknown, not invented
+
+
+def test_incident_titles_come_from_the_category_table(base: kb.KnowledgeBase) -> None:
+    pool = base.categories["execute-pool-type"]
+    details = {"pool_type": {"name": "NonPagedPool", "value": 0}, "pool_tag": "MEMH"}
+    assert pool.title_for("d.sys", details) == "d.sys allocated executable pool (NonPagedPool, tag MEMH)"
+    assert pool.title_for("d.sys", {"pool_tag": "MEMH"}) == "d.sys allocated executable pool (tag MEMH)"
+    assert pool.title_for("A driver", {}) == "A driver allocated executable pool"
+    mapping = base.categories["execute-page-mapping"]
+    assert mapping.title_for("d.sys", {"priority": {"name": "NormalPagePriority"}}).endswith(
+        "(priority NormalPagePriority)"
+    )
+    assert all(base.categories[c].incident_title for c in SEVEN)
+
+
+def test_subcode_blocks_and_caller_subcodes_are_data(base: kb.KnowledgeBase) -> None:
+    assert base.is_code_integrity_subcode(0x2000) and base.is_code_integrity_subcode(0x20FF)
+    assert not base.is_code_integrity_subcode(0x2100) and not base.is_code_integrity_subcode(0x62)
+    assert base.caller_subcodes == {0x2000, 0x2001, 0x2002}  # Arg2 is the driver's code address
+    assert base.image_rules["nx-compat"].level == "note"
+    assert base.value("IMAGE_SCN_MEM_EXECUTE") == 0x20000000

@@ -33,11 +33,10 @@ from hvci.images.callsites.results import (
     FunctionName,
     ImportedApi,
 )
-from hvci.images.callsites.verdict import DECODERS, NARROW_KINDS, x86_stack_word
+from hvci.images.callsites.verdict import NARROW_KINDS, x86_stack_word
 
 __all__ = [
     "BANNED",
-    "DECODERS",
     "EXECUTABLE",
     "NARROW_KINDS",
     "SAFE",

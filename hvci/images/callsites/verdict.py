@@ -8,22 +8,13 @@ without a deciding argument are ``banned``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
 from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN
 from hvci.images.callsites.values import Val
 from hvci.knowledge import decode, kb
+from hvci.knowledge.decode import DECODERS
 
-#: Which decoder judges which ``AffectedApi.argument_kind``.
-DECODERS: Mapping[str, Callable[[int], decode.Decoded]] = {
-    "pool-type": decode.pool_type,
-    "pool-flags": decode.pool_flags,
-    "page-protection": decode.page_protection,
-    "mdl-priority": decode.mdl_priority,
-    "lookaside-flags": decode.lookaside_flags,
-    "cache-type": decode.cache_type,
-}
 #: Argument kinds whose C type is 32 bits wide (a register write may leave garbage above them).
 NARROW_KINDS = frozenset({"pool-type", "page-protection", "mdl-priority", "lookaside-flags", "cache-type"})
 

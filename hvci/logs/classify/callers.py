@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 
 from hvci.knowledge import kb
-from hvci.logs.classify.context import RUNTIME_SUBCODES, Context
+from hvci.logs.classify.context import Context
 from hvci.logs.correlate import CrashGroup, same_value
 from hvci.model import Caller
 from parsers.records import AnalyzeRecord, BugCheckRecord, StackFrame, SymbolLineRecord
@@ -85,7 +85,7 @@ def _followup_symbol(
     bc = group.bugcheck
     if group.analyze is None or bc is None or bc.code != 0xC4 or len(bc.args) < 2:
         return None
-    if bc.args[0] not in RUNTIME_SUBCODES or not same_value(bc.args[1], address):
+    if bc.args[0] not in kb.load().caller_subcodes or not same_value(bc.args[1], address):
         return None
     for symbol in (group.analyze.field("SYMBOL_NAME"), _probable_cause(group.analyze)[1]):
         match = _FRAME_SYMBOL.match(symbol.strip()) if symbol else None

@@ -14,8 +14,6 @@ DECIDING = "deciding"
 SUPPORTING = "supporting"
 CONFLICTING = "conflicting"
 
-#: The 0xC4 subcodes whose Arg2 is the driver code address that asked for executable memory.
-RUNTIME_SUBCODES = (0x2000, 0x2001, 0x2002)
 _WORDS = re.compile(r"[a-z0-9]+")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hvci.bucket import bugcheck_prefix
+from hvci.knowledge import kb
 from hvci.logs.classify.callers import analyze_symbol, crash_caller, crash_driver, crash_frames
 from hvci.logs.classify.context import Context
 from hvci.logs.classify.details import bugcheck_model, crash_details, printed_names
@@ -17,9 +18,6 @@ from hvci.logs.classify.verdict import (
 from hvci.logs.correlate import CrashGroup
 from hvci.model import Evidence, Incident
 
-#: The 0xC4 Arg1 range of the code-integrity subcodes.
-_CI_FIRST, _CI_LAST = 0x2000, 0x20FF
-
 
 def classify_crash(group: CrashGroup, context: Context) -> Incident:
     bc = group.bugcheck
@@ -29,7 +27,7 @@ def classify_crash(group: CrashGroup, context: Context) -> Incident:
     elif bc is None:
         verdict = Verdict(None, False, "none", [Evidence("!analyze output without a bug check", group.span)])
         kind = "bugcheck"
-    elif bc.code == 0xC4 and bc.args and _CI_FIRST <= bc.args[0] <= _CI_LAST:
+    elif bc.code == kb.VERIFIER_BUGCHECK and bc.args and kb.load().is_code_integrity_subcode(bc.args[0]):
         verdict = ci_verdict(group, bc, context)
         kind = "bugcheck"
     else:

@@ -12,13 +12,6 @@ from hvci.logs.correlate import CrashGroup, same_value
 from hvci.model import BugCheck, Evidence
 from parsers.records import BugCheckRecord, VerifierBannerRecord
 
-_DECODERS: dict[str, Callable[[int], decode.Decoded]] = {
-    "pool-type": decode.pool_type,
-    "page-protection": decode.page_protection,
-    "mdl-priority": decode.mdl_priority,
-}
-_DETAIL_KEYS = {"pool-type": "pool_type", "page-protection": "protection", "mdl-priority": "priority"}
-
 
 def _fresh(value: Any) -> Any:
     """A copy of cached details (dicts, lists and scalars) that an incident can own."""
@@ -33,7 +26,7 @@ def _fresh(value: Any) -> Any:
 def _decode(kind: str, value: int) -> dict[str, Any]:
     """A decoded argument as report details (cached: a log repeats the same few values many times; callers
     get a copy, the cache keeps the original)."""
-    decoder = _DECODERS[kind]
+    decoder = decode.DECODERS[kind]
     return _decoded(decoder(value), decode.safe_replacement(kind, value), decoder)
 
 
@@ -103,8 +96,9 @@ def _decoded_values(
     details: dict[str, Any] = {}
     value = args[2] if len(args) > 2 else (banner.value if banner is not None else None)
     tag = args[3] if len(args) > 3 else (banner.tag if banner is not None else None)
-    if kinds[1] in _DECODERS and value is not None:
-        details[_DETAIL_KEYS[kinds[1]]] = _fresh(_decode(kinds[1], value))
+    detail_key = decode.detail_key(kinds[1])
+    if detail_key is not None and value is not None:
+        details[detail_key] = _fresh(_decode(kinds[1], value))
     if kinds[2] == "pool-tag" and tag:
         text = decode.pool_tag(tag)
         details["pool_tag"] = text if text is not None else hex_or_none(tag)

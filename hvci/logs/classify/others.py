@@ -62,9 +62,7 @@ def classify_readiness(group: ReadinessGroup) -> Incident:
     record = group.record
     base = kb.load()
     category = base.category_for_counter(record.reason) if record.reason else None
-    tool = {"dg-readiness": "the Device Guard readiness tool", "hvciscan": "hvciscan"}.get(
-        record.tool, record.tool
-    )
+    tool = base.verifier.readiness_tools.get(record.tool, record.tool)
     verdict = "incompatible" if record.incompatible else "compatible"
     reason = (
         f": {record.reason}" + (f" {record.count}" if record.count is not None else "")

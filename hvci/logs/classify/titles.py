@@ -12,11 +12,6 @@ from parsers.records import BugCheckRecord, VerifierBannerRecord
 from symbols.modules import normalize_name
 
 
-def _named(details: Mapping[str, Any], key: str) -> str | None:
-    value = details.get(key)
-    return str(value["name"]) if isinstance(value, Mapping) and "name" in value else None
-
-
 def crash_title(
     category: str | None,
     bc: BugCheckRecord | None,
@@ -24,33 +19,9 @@ def crash_title(
     driver: str | None,
     banner: VerifierBannerRecord | None,
 ) -> str:
-    who = driver or "A driver"
-    section = details.get("section")
-    in_section = f" ({section})" if section else ""
-    if category == "execute-pool-type":
-        parts = [
-            p
-            for p in (
-                _named(details, "pool_type"),
-                f"tag {details['pool_tag']}" if "pool_tag" in details else None,
-            )
-            if p
-        ]
-        return f"{who} allocated executable pool" + (f" ({', '.join(parts)})" if parts else "")
-    if category == "execute-page-protection":
-        name = _named(details, "protection")
-        return f"{who} asked for an executable page protection" + (f" ({name})" if name else "")
-    if category == "execute-page-mapping":
-        name = _named(details, "priority")
-        return f"{who} mapped an MDL without MdlMappingNoExecute" + (f" (priority {name})" if name else "")
-    if category == "execute-write-section":
-        return f"{who} has a section that is both writable and executable{in_section}"
-    if category == "section-alignment":
-        return f"{who} has a section that is not page aligned{in_section}"
-    if category == "iat-in-executable-section":
-        return f"{who} has its import address table in an executable section{in_section}"
-    if category == "unsupported-relocs":
-        return f"{who} has unsupported or page-straddling relocations"
+    entry = kb.load().category(category) if category is not None else None
+    if entry is not None and entry.incident_title:  # the category's title is data (categories.toml)
+        return entry.title_for(driver or "A driver", details)
     if bc is None:
         if banner is not None:
             return f"Verifier code-integrity banner: {banner.message.strip()}"

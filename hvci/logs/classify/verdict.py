@@ -16,7 +16,6 @@ from hvci.knowledge import kb
 from hvci.logs.classify.context import (
     CONFLICTING,
     DECIDING,
-    RUNTIME_SUBCODES,
     SUPPORTING,
     Context,
     normalized_words,
@@ -192,7 +191,7 @@ def _independent_support(group: CrashGroup, bc: BugCheckRecord, context: Context
     chosen = votes.chosen
     if chosen is None or not chosen.hvci_related:
         return
-    if bc.args[0] in RUNTIME_SUBCODES and len(bc.args) > 1 and context.modules:
+    if bc.args[0] in kb.load().caller_subcodes and len(bc.args) > 1 and context.modules:
         hit = context.modules.lookup(bc.args[1])
         if hit is not None and not hit.module.unloaded:
             votes.evidence.append(
