@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Where a record came from: the input's display path and 1-based inclusive line numbers."""
+    """Where a record came from: the input's display path and 1-based inclusive line numbers. In a binary
+    input (a crash dump) the lines are those of the reader's text view, and ``offset`` is the byte offset
+    of the field read in the file."""
 
     path: str
     first_line: int
     last_line: int
+    offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,27 @@ class Source:
         self._forced = encoding is not None  # pasted text: we encoded it ourselves, nothing to sniff
         self.bytes_read = 0
         self._codec = "utf-8" if encoding in (None, "utf-8-sig") else encoding
+        self._stdin_head: bytes | None = None  # what head() took from stdin, handed out again by _raw
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes (fewer when the input is shorter), to tell what the input is. From
+        stdin they are read now and handed out again when the chunks are read. Raises ``OSError``."""
+        if self.data is not None:
+            return self.data[:size]
+        if self.stdin or self.path is None:
+            if self._stdin_head is None:
+                stream = sys.stdin.buffer
+                read = getattr(stream, "read1", stream.read)
+                taken = bytearray()
+                while len(taken) < size:
+                    piece = read(size - len(taken))
+                    if not piece:
+                        break
+                    taken += piece
+                self._stdin_head = bytes(taken)
+            return self._stdin_head[:size]
+        with open(self.path, "rb") as handle:
+            return handle.read(size)
 
     # -- reading raw bytes -------------------------------------------------------------------------------
     def _raw(self, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:
@@ -214,6 +235,9 @@ class Source:
                 yield self.data[start : start + CHUNK_SIZE]
             return
         if self.stdin or self.path is None:
+            if self._stdin_head:
+                yield self._stdin_head
+                self._stdin_head = b""
             stream = sys.stdin.buffer
             read = getattr(stream, "read1", stream.read)  # read1: what a pipe has now
             while not (stop is not None and stop.is_set()):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from parsers import lineprefix
+from parsers import binary, filetype, lineprefix
 from parsers.base import BlockParser, Line, LineCursor
 from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
@@ -41,6 +41,16 @@ class Input:
         self._lines = 0
         self._diagnostics: list[Diagnostic] = []
         self._dropped = 0
+        self._type: filetype.FileType | None = None
+
+    def file_type(self) -> filetype.FileType:
+        """What the input is (:mod:`parsers.filetype`), from its first bytes; pasted text is text. Raises
+        ``OSError`` when the file cannot be read."""
+        if self._type is None:
+            source = self._source
+            forced = source.encoding is not None and source.data is not None
+            self._type = filetype.TEXT if forced else filetype.sniff(source.head(filetype.HEAD_BYTES))
+        return self._type
 
     @property
     def path(self) -> str:
@@ -65,7 +75,11 @@ class Input:
         return "unknown"
 
     def lines(self) -> Iterator[Line]:
-        """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers."""
+        """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers.
+        A binary input (a crash dump, an event log) gives its reader's text view."""
+        file_type = self.file_type()
+        if file_type.reader != "text":
+            return (Line(n, text) for n, text in enumerate(binary.lines(self._source, file_type), 1))
         return (line for line in self._decoded_lines(False, None, None) if line is not None)
 
     def followed_lines(
@@ -318,6 +332,18 @@ def iter_records(
 ) -> Iterator[Record]:
     """The records of ``inp`` in input order. With ``follow=True`` keeps reading as the file grows
     (handling truncation and re-creation) until ``stop`` is set. ``parsers`` defaults to the registry."""
+    file_type = inp.file_type()
+    if file_type.reader != "text":
+        inp._format = file_type.kind
+        for record in binary.records(inp._source, file_type):
+            if isinstance(record, Diagnostic):
+                inp._note(record)
+            yield record
+        return
+    if not file_type.textual:  # read anyway (a log may follow line noise), but never as clean text
+        problem = binary.unreadable(inp._source, file_type)
+        inp._note(problem)
+        yield problem
     dispatcher = _dispatcher(parsers if parsers is not None else PARSERS)
     feed = _Feed(inp, dispatcher.prefilter, follow, stop)
     cursor = _Cursor(feed, inp.path)

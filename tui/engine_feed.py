@@ -61,7 +61,7 @@ class PipelineFeed:
                 load.add(incident)
                 if load.stop.is_set() and not load.follow:
                     return
-            load.info = inp.info()
+            load.finish(inp.info())
         except (OSError, ValueError) as error:
             load.error = _problem(error)
         finally:
@@ -113,7 +113,7 @@ class PipelineFeed:
                 elif kind == "reset":
                     load.reset_lines()
                 elif kind == "info":
-                    load.info = payload
+                    load.finish(payload)
                 else:
                     load.error = str(payload)
             ended = load.info is not None if what == "incidents" else True

@@ -82,6 +82,14 @@ class Load:
             self.incidents[position] = incident
         self.version += 1
 
+    def finish(self, info: InputInfo) -> None:
+        """The input's own account once it is read. An error in it (a file that is not a log, a damaged
+        part of a dump or event log) is shown like a read error: nothing unread may look clean."""
+        self.info = info
+        errors = [d.message for d in info.diagnostics if d.severity == "error"]
+        if errors and self.error is None:
+            self.error = errors[0]
+
     def reset_lines(self) -> None:
         """A followed file was truncated or re-created: its text starts again at line 1."""
         del self.lines[:]

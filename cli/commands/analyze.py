@@ -1,8 +1,10 @@
 """``hvci-triage analyze PATH... | -``: the headless triage of logs, for CI and lab batch runs.
 
-Folders expand to the text-like files under them (recursively, sorted, hidden entries skipped), so a lab
-can point it at a folder of collected crash logs. Data goes to stdout (or ``-o FILE``) as UTF-8 whatever the
-console code page; progress goes to stderr, only when stderr is a terminal and ``-q`` is not given.
+Folders expand to the files under them (recursively, sorted, hidden entries skipped), so a lab can point
+it at a folder of collected crash logs, dumps and event logs; a file that is none of these (an archive, an
+image) is named with what to do about it and makes the analysis incomplete (exit 3), never clean. Data
+goes to stdout (or ``-o FILE``) as UTF-8 whatever the console code page; progress goes to stderr, only
+when stderr is a terminal and ``-q`` is not given.
 
 ``--fail-on`` decides which incidents make the run fail (exit 1):
 
@@ -31,36 +33,16 @@ from cli.exitcodes import ExitCode
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
 from hvci.model import CONFIDENCES, Incident, Report
 from hvci.report import FORMATS, render
+from parsers.filetype import TEXT
 from parsers.stream import Input, open_input
 
 FAIL_ON = ("hvci", "any", "never", *CONFIDENCES[:-1])
 
-#: Bytes sniffed to decide whether a file found in a folder is text (logs are; .sys/.pdb/.dmp are not).
-_SNIFF_BYTES = 4096
-_SKIP_SUFFIXES = frozenset({".sys", ".pdb", ".dmp", ".exe", ".dll", ".cab", ".zip", ".gz", ".7z", ".evtx"})
-
-
-def looks_textual(path: Path) -> bool:
-    """Text in any encoding a debugger log uses: a BOM, or no NUL bytes, or UTF-16 (NULs in every other
-    byte)."""
-    if path.suffix.lower() in _SKIP_SUFFIXES:
-        return False
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-    except OSError:
-        return True  # let the reader report why it cannot be read
-    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")) or b"\x00" not in head:
-        return True
-    even, odd = head[0::2], head[1::2]
-    for zeros, other in ((odd, even), (even, odd)):
-        if zeros and zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
-            return True
-    return False
-
 
 def expand_paths(paths: Sequence[str]) -> Iterator[str]:
-    """Each path as given; a folder becomes its text-like files, recursively, in sorted order."""
+    """Each path as given; a folder becomes its files, recursively, in sorted order (hidden entries
+    skipped). What each file is gets decided when it is read (:mod:`parsers.filetype`): a crash dump or an
+    event log is read, an archive or an image is named in a diagnostic, never silently left out."""
     for given in paths:
         path = Path(given)
         if given == "-" or not path.is_dir():
@@ -70,7 +52,7 @@ def expand_paths(paths: Sequence[str]) -> Iterator[str]:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 candidate = Path(root) / name
-                if not name.startswith(".") and candidate.is_file() and looks_textual(candidate):
+                if not name.startswith(".") and candidate.is_file():
                     yield str(candidate)
 
 
@@ -156,6 +138,23 @@ def _open_all(paths: Sequence[str]) -> tuple[list[Input], int]:
     return inputs, unreadable
 
 
+def _warn_unread(report: Report, inputs: Sequence[Input]) -> None:
+    """One line per input not read in full: what a non-text input is, or what cut a log short."""
+    named: dict[str, str] = {}
+    for inp in inputs:
+        try:
+            if inp.file_type() != TEXT:
+                named[inp.path] = inp.file_type().message
+        except OSError:
+            continue  # its read error is in the report already
+    for info in report.inputs:
+        errors = [d.message for d in info.diagnostics if d.severity == "error"]
+        if errors and named.get(info.path) == errors[0]:
+            _warn(f"{info.path}: {errors[0]}")
+        elif errors:
+            _warn(f"{info.path}: read only in part ({errors[0]})")
+
+
 def _write(text: str, output: str | None) -> None:
     data = text.encode("utf-8", errors="replace")
     if output is None or output == "-":
@@ -234,7 +233,7 @@ def command(
         inputs, unreadable = _open_all(list(expand_paths(paths)))
         if not inputs:
             if not unreadable:
-                _warn("no text files found in the given folder(s)")
+                _warn("no files found in the given folder(s)")
             ctx.exit(ExitCode.USAGE)
         progress = _Progress(not quiet, len(inputs))
         report = analyze_inputs(inputs, options, progress=progress.show if progress.enabled else None)
@@ -247,10 +246,7 @@ def command(
         _warn(f"cannot write {output or 'stdout'}: {error.strerror or error}")
         ctx.exit(ExitCode.USAGE)
     if not quiet:
-        for info in report.inputs:
-            errors = [d for d in info.diagnostics if d.severity == "error"]
-            if errors:
-                _warn(f"{info.path}: read only in part ({errors[0].message})")
+        _warn_unread(report, inputs)
     code = exit_code(
         report,
         fail_on,

@@ -1,6 +1,7 @@
 """``hvci-triage [PATH ...]``: the interactive triage view (the default command).
 
-Paths are log files, or ``-`` for standard input. Standard input is read to the end first, as bytes; then
+Paths are log files, crash dumps, event logs or folders of them (expanded as ``analyze`` does), or ``-`` for
+standard input. Standard input is read to the end first, as bytes; then
 the keyboard is re-attached to the terminal so the view can run: on POSIX ``/dev/tty`` is opened onto file
 descriptor 0, on Windows ``CONIN$`` is (the C runtime's ``dup2`` onto 0 also resets the process's standard
 input handle, which is what Textual's Windows driver reads). Without paths the view opens on the paste
@@ -42,7 +43,7 @@ def reattach_keyboard() -> str | None:
 
 
 @click.command("open")
-@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--follow", "-f", is_flag=True, help="Keep reading the files as a debugger appends to them.")
 @click.option("--symbols", "symbol_path", metavar="PATH", help="Symbol path (WinDbg syntax) for PDB lookup.")
 @click.option(
@@ -62,12 +63,13 @@ def command(
     image_dirs: tuple[str, ...],
     modules: tuple[str, ...],
 ) -> None:
-    """Open the triage view on PATHS (log files, or - for standard input).
+    """Open the triage view on PATHS (log files, crash dumps, event logs, folders, or - for standard input).
 
     Without PATHS the view opens on the paste screen: paste debugger output and press F5 or Ctrl+S.
     Keys: ? or F1 lists them; ctrl+p opens the command palette (export, copy, symbols, filters).
     Remap keys in a TOML keymap file (see the help screen), or the file named by $HVCI_TRIAGE_KEYMAP.
     """
+    from cli.commands.analyze import expand_paths
     from hvci.logs.pipeline import AnalyzeOptions
 
     if paths.count(STDIN) > 1:
@@ -83,7 +85,7 @@ def command(
     from tui.loading import Source
 
     sources: list[Source] = []
-    for path in paths:
+    for path in expand_paths(paths):
         if path == STDIN:
             sources.append(Source.memory(read_stdin(), "<stdin>"))
         elif not os.path.isfile(path) and not follow:

@@ -86,6 +86,10 @@ def repeat_lines(finding: Finding) -> list[tuple[str, str]]:
 def where(span: Span | None) -> str:
     if span is None:
         return "-"
+    if span.offset is not None:
+        return f"{span.path}@0x{span.offset:x}"
+    if span.first_line == span.last_line == 0:
+        return span.path
     if span.first_line == span.last_line:
         return f"{span.path}:{span.first_line}"
     return f"{span.path}:{span.first_line}-{span.last_line}"

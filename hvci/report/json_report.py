@@ -28,7 +28,10 @@ def hex_or_none(value: int | None) -> str | None:
 def span_dict(span: Span | None) -> dict[str, Any] | None:
     if span is None:
         return None
-    return {"path": span.path, "first_line": span.first_line, "last_line": span.last_line}
+    spanned = {"path": span.path, "first_line": span.first_line, "last_line": span.last_line}
+    if span.offset is not None:
+        spanned["offset"] = span.offset  # byte offset of the field in a binary input (a crash dump)
+    return spanned
 
 
 def diagnostic_dict(diagnostic: Diagnostic) -> dict[str, Any]:

@@ -89,7 +89,9 @@ def render_text(report: Report) -> str:
             number += 1
             lines.extend(_finding_lines(number, finding))
             lines.append("")
-    if not report.incidents:
+    if not report.incidents and report.incomplete:
+        lines.append("No incidents found in what could be read; the analysis is INCOMPLETE (see Inputs).")
+    elif not report.incidents:
         lines.append("No incidents found.")
         lines.append("")
     lines.append("Inputs")

@@ -74,12 +74,12 @@ def test_banner_cut_short_is_code_integrity_of_unknown_kind_not_non_hvci(tmp_pat
         assert "not HVCI-related" not in out
 
 
-def test_random_binary_is_read_with_a_warning_and_no_incident(tmp_path: Path) -> None:
+def test_random_binary_is_named_as_such_and_never_clean(tmp_path: Path) -> None:
     blob = tmp_path / "crash.bin"
     blob.write_bytes(os.urandom(256 * 1024))
     code, data = report(str(blob))
-    assert code == ExitCode.OK and data["incidents"] == []
-    assert data["inputs"][0]["diagnostics"], "garbage bytes should be reported, not silently replaced"
+    assert code == ExitCode.INCOMPLETE and data["incidents"] == []
+    assert data["inputs"][0]["diagnostics"][0]["message"].startswith("binary data, not a text log")
 
 
 def test_a_10_mb_line_is_cut_with_a_warning_and_the_log_around_it_survives(tmp_path: Path) -> None:
@@ -101,9 +101,10 @@ def test_a_folder_is_every_log_in_it_and_an_empty_folder_is_a_usage_error(tmp_pa
     folder.mkdir()
     (folder / "a.log").write_bytes(KD_SESSION.read_bytes())
     (folder / "b.txt").write_bytes(MODERN.read_bytes())
-    (folder / "driver.sys").write_bytes(b"MZ\x90\x00" + bytes(512))  # not a log: skipped
+    (folder / "driver.sys").write_bytes(b"MZ\x90\x00" + bytes(512))  # not a log: named, not read
     code, data = report(str(folder))
-    assert code == ExitCode.FINDINGS and len(data["inputs"]) == 2
+    assert code == ExitCode.FINDINGS and len(data["inputs"]) == 3
+    assert data["inputs"][2]["diagnostics"][0]["severity"] == "error"
     assert sorted(i["category"] for i in data["incidents"]) == [
         "execute-page-protection",
         "execute-pool-type",

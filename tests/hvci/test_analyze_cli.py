@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.commands.analyze import expand_paths, looks_textual
+from cli.commands.analyze import expand_paths
 from cli.exitcodes import ExitCode
 from cli.main import cli
 
@@ -63,7 +63,7 @@ def test_unreadable_input_is_one_line_and_the_rest_is_analysed(tmp_path: Path) -
     assert code == ExitCode.USAGE and out == ""
 
 
-def test_a_folder_expands_to_its_text_files(tmp_path: Path) -> None:
+def test_a_folder_expands_to_its_files_and_names_the_ones_that_are_not_logs(tmp_path: Path) -> None:
     lab = tmp_path / "lab"
     (lab / "host1").mkdir(parents=True)
     (lab / "host1" / "kd.log").write_bytes(HAXM.read_bytes())
@@ -71,19 +71,16 @@ def test_a_folder_expands_to_its_text_files(tmp_path: Path) -> None:
     (lab / "driver.sys").write_bytes(b"MZ\x90\x00" + b"\x00" * 64)
     (lab / ".hidden.log").write_text("x")
     (lab / "utf16.txt").write_bytes(b"\xff\xfe" + "hello\r\n".encode("utf-16-le"))
-    assert [Path(p).name for p in expand_paths([str(lab)])] == ["host2.log", "utf16.txt", "kd.log"]
-    code, out, _ = run("--format", "json", str(lab))
+    names = [Path(p).name for p in expand_paths([str(lab)])]
+    assert names == ["driver.sys", "host2.log", "utf16.txt", "kd.log"]
+    code, out, err = run("--format", "json", str(lab))
     data = json.loads(out)
-    assert code == ExitCode.FINDINGS and len(data["inputs"]) == 3 and len(data["incidents"]) == 3
-
-
-def test_looks_textual_accepts_utf16_without_bom(tmp_path: Path) -> None:
-    path = tmp_path / "nobom.log"
-    path.write_bytes("BugCheck C4, {2000}\r\n".encode("utf-16-le"))
-    assert looks_textual(path)
-    binary = tmp_path / "blob.bin"
-    binary.write_bytes(bytes(range(256)) * 4)
-    assert not looks_textual(binary)
+    assert code == ExitCode.FINDINGS and len(data["inputs"]) == 4 and len(data["incidents"]) == 3
+    assert data["inputs"][0]["format"] == "mz-image"
+    assert (
+        err.strip() == f"hvci-triage: {lab / 'driver.sys'}: an MS-DOS/PE executable (MZ header), not a text "
+        "log: check a driver with `hvci-triage scan FILE`"
+    )
 
 
 def test_output_file_is_utf8(tmp_path: Path) -> None:

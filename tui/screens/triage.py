@@ -258,7 +258,11 @@ class TriageScreen(Screen[None]):
             text.append("  ")
         incidents = self.all_incidents()
         hvci = sum(1 for i in incidents if i.hvci_related)
-        text.append(f"{hvci} HVCI finding{'s' if hvci != 1 else ''}", "bold red" if hvci else "green")
+        unread = any(load.error for load in self.loads)  # never green when something could not be read
+        style = "bold red" if hvci else "yellow" if unread else "green"
+        text.append(f"{hvci} HVCI finding{'s' if hvci != 1 else ''}", style)
+        if unread:
+            text.append(" (incomplete)", "yellow")
         other = len(incidents) - hvci
         table = self.query_one(FindingsTable)
         if other:
