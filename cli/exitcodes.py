@@ -1,4 +1,4 @@
-"""Process exit codes, the contract of DESIGN.md that CI gates on."""
+"""Process exit codes, the contract CI gates on (README "Exit codes", docs/architecture.md)."""
 
 from enum import IntEnum
 

@@ -3,7 +3,7 @@
 An :class:`Incident` is one thing that happened (a bug check, a verifier banner that did not stop the
 machine, a counter block, an event, an image problem); it carries the category it was put in, how sure we
 are, and the :class:`Evidence` that decided it, each piece pointing at the input lines behind it. The JSON
-report of ``DESIGN.md`` is a direct rendering of :class:`Report` (see ``hvci.report.json_report``).
+report (docs/report.schema.json) is a direct rendering of :class:`Report` (see ``hvci.report.json_report``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: The JSON report contract (``analyze --format json``) every report is validated against.
+REPORT_SCHEMA = REPO / "docs" / "report.schema.json"
 #: ``../shared/realworld`` beside the repository (it may be absent: see the module docstring).
 REALWORLD_ROOT = REPO.parent / "shared" / "realworld"
 

@@ -13,7 +13,7 @@ when stderr is a terminal and ``-q`` is not given.
 * ``any``: any incident at all, HVCI-related or not (e.g. a 0xD1 crash in a lab run);
 * ``never``: nothing fails the run (the same as ``--exit-zero``).
 
-Exit codes (DESIGN.md): 0 nothing at or above the threshold; 1 findings; 2 usage error, or no input could be
+Exit codes: 0 nothing at or above the threshold; 1 findings; 2 usage error, or no input could be
 read at all; 3 no findings but the analysis is incomplete (some input unreadable or read only in part, or
 symbols/images were given and a blamed address could still not be symbolised); 130 interrupted.
 ``--exit-zero`` turns 1 into 0 (or into 3 when the analysis is incomplete) but keeps 2 and 3.

@@ -23,6 +23,13 @@ import click
 
 from cli.exitcodes import ExitCode
 from hvci.knowledge import decode, kb
+from hvci.knowledge.sources import public_sources
+
+#: Microsoft's page that explains the CodeIntegrity event ids (the source of events.toml's explanations).
+EVENT_IDS_PAGE = (
+    "https://learn.microsoft.com/windows/security/application-security/application-control/"
+    "app-control-for-business/operations/event-id-explanations"
+)
 
 _HEX = re.compile(r"(?:0x)?([0-9a-f`]+)h?", re.IGNORECASE)
 _BUGCHECK_STR = re.compile(r"(?:0x)?c4[_/: ]+(?:0x)?([0-9a-f]+)", re.IGNORECASE)  # BUGCHECK_STR 0xc4_2000
@@ -158,7 +165,8 @@ def _category_lines(category: kb.Category, *, full: bool = True) -> list[str]:
         lines += ["After", *_code(remedy.after), ""]
     lines += ["Verify", *_wrap(remedy.verify), "", "Sources"]
     lines += [f"  {link.title}: {link.url}" for link in remedy.links]
-    lines += _wrap("Reference: " + ", ".join(category.sources))
+    linked = {link.url for link in remedy.links}
+    lines += [f"  {url}" for url in public_sources(category.sources) if url not in linked]
     return lines + [""]
 
 
@@ -192,7 +200,8 @@ def _subcode_lines(key: str, meanings: tuple[kb.SubcodeMeaning, ...], base: kb.K
         lines += _wrap(f"era: {meaning.era_note}", "    ")
         if count > 1:
             lines += _wrap(f"how to tell: {meaning.identify_by}", "    ")
-        lines += _wrap("sources: " + "; ".join(meaning.sources), "    ")
+        if public := public_sources(meaning.sources):
+            lines += _wrap("sources: " + "; ".join(public), "    ")
     if count > 1:
         lines += ["", "How hvci-triage decides", *_wrap(base.subcode_policy)]
     lines.append("")
@@ -213,7 +222,8 @@ def _bugcheck_lines(info: kb.BugCheckInfo, base: kb.KnowledgeBase) -> list[str]:
         for meaning in (m for m in base.subcodes if m.hvci_related):
             lines.append(f"  {meaning.arg1:#x} ({meaning.era}): {meaning.category}")
         lines += _wrap("Run hvci-triage explain 0x2000 (or another subcode) for its arguments and fix.")
-    lines += ["", "Sources", f"  {info.url}", *_wrap("Reference: " + ", ".join(info.sources)), ""]
+    more = [url for url in public_sources(info.sources) if url != info.url]
+    lines += ["", "Sources", f"  {info.url}", *(f"  {url}" for url in more), ""]
     if info.category:
         lines += _category_lines(base.categories[info.category])
     return lines
@@ -261,7 +271,7 @@ def _constant_lines(constant: tuple[kb.ConstantTable, kb.ConstantEntry]) -> list
             lines.append(f"  use instead: {replacement.name} ({replacement.value:#x})")
     if entry.note:
         lines += _wrap(entry.note)
-    lines += ["", "Sources", f"  {entry.source or table.source}", ""]
+    lines += ["", "Sources", *(f"  {url}" for url in public_sources([entry.source or table.source])), ""]
     return lines
 
 
@@ -273,7 +283,7 @@ def _event_lines(event: kb.EventInfo, base: kb.KnowledgeBase) -> list[str]:
         lines += _wrap(f"older message (v0): {event.template_v0}")
     if event.explanation:
         lines += _wrap(f"Microsoft: {event.explanation}")
-    lines += ["", "Sources", "  hvci-domain.md §6.1", ""]
+    lines += ["", "Sources", f"  {EVENT_IDS_PAGE}", ""]
     if event.category:
         lines += _category_lines(base.categories[event.category])
     return lines
@@ -285,7 +295,7 @@ def _reason_lines(reason: kb.CiReason, base: kb.KnowledgeBase) -> list[str]:
         *_wrap("Very likely a decoded bit of event 3087's failure bitmap (mapping unconfirmed)."),
         "",
         "Sources",
-        "  hvci-domain.md §6.1",
+        f"  {EVENT_IDS_PAGE}",
         "",
     ]
     if reason.category:
@@ -334,7 +344,7 @@ def _category_json(category: kb.Category) -> dict[str, Any]:
         "detected": category.detected,
         "static_check": category.static_check,
         "summary": category.summary,
-        "sources": list(category.sources),
+        "sources": public_sources(category.sources),
         "remediation": {
             "what": remedy.what,
             "why": remedy.why,
@@ -362,7 +372,7 @@ def _meaning_json(meaning: kb.SubcodeMeaning) -> dict[str, Any]:
         "arg_kinds": list(meaning.arg_kinds),
         "banner_formats": list(meaning.banner_formats),
         "identify_by": meaning.identify_by,
-        "sources": list(meaning.sources),
+        "sources": public_sources(meaning.sources),
     }
 
 
@@ -389,7 +399,7 @@ def _topic_json(topic: Topic, base: kb.KnowledgeBase) -> dict[str, Any]:
             analyze_text=payload.analyze_text or None,
             hvci_note=payload.hvci_note or None,
             url=payload.url,
-            sources=list(payload.sources),
+            sources=public_sources(payload.sources),
         )
         category_id = payload.category
     elif topic.kind == "api":

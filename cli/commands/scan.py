@@ -9,7 +9,7 @@ or code integrity enforces, or a call that asks for executable memory), ``warnin
 section, straddling relocations and banned APIs without a deciding argument), ``note`` (also a missing
 NX_COMPAT and call sites whose argument is not known statically), or ``never``.
 
-Exit codes (DESIGN.md): 0 nothing at or above the threshold and everything decided; 1 findings; 2 usage
+Exit codes: 0 nothing at or above the threshold and everything decided; 1 findings; 2 usage
 error, or no image could be read at all; 3 no findings but something could not be decided (an image that is
 not a PE or cannot be read, a rule that could not run, a call whose argument is only known at run time):
 never reported as clean. ``--exit-zero`` turns 1 into 0 (or 3 when incomplete) and keeps 2 and 3.

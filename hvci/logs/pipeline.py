@@ -14,7 +14,7 @@ One engine serves batch and live use:
 * :func:`analyze_inputs` runs that stream for each input and keeps the last version of each incident, so a
   batch report is exactly the final state of the stream.
 
-Incident ids are ``path:first_line`` (DESIGN.md); when one record yields several incidents (several
+Incident ids are ``path:first_line``; when one record yields several incidents (several
 non-zero counters of one driver, several failing image rules of one ``!dh`` dump), the second and later get
 ``#2``, ``#3`` ... appended.
 """

@@ -1,6 +1,6 @@
-"""The JSON report: the versioned contract of ``DESIGN.md`` that CI and other tools read.
+"""The JSON report: the versioned contract (``docs/report.schema.json``) that CI and other tools read.
 
-Everything in DESIGN.md's example is here with the same names and types (numbers are JSON integers,
+Everything the schema names is here with the same names and types (numbers are JSON integers,
 addresses and offsets lower-case ``0x`` hex strings). Beyond it, each incident carries ``title``, ``driver``,
 ``evidence`` (reason, span, weight), ``stack`` (parsed frames), ``count`` and, in ``caller``, ``inlined`` and
 ``note``; the top level carries the de-duplicated ``findings`` (one per bucket, with every occurrence) and a

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from cli.exitcodes import ExitCode
 from cli.main import cli
-from tests.conftest import realworld
+from tests.conftest import REPORT_SCHEMA, realworld
 
 HERE = Path(__file__).resolve().parent
 LOGS = HERE / "logs"
@@ -199,8 +199,8 @@ def test_fail_on_thresholds(log: str, fail_on: str, expected: ExitCode) -> None:
 
 def test_corpus_report_keeps_the_json_contract() -> None:
     """The whole corpus in one JSON report: valid against the published schema, unique incident ids,
-    ``category`` null exactly when the incident is not HVCI-related (DESIGN.md), lower-case hex addresses."""
-    schema = json.loads((HERE.parent / "hvci" / "report.schema.json").read_text("utf-8"))
+    ``category`` null exactly when the incident is not HVCI-related, lower-case hex addresses."""
+    schema = json.loads((REPORT_SCHEMA).read_text("utf-8"))
     _, out, _ = analyze("--format", "json", str(LOGS))
     data = json.loads(out)
     jsonschema.validate(data, schema)

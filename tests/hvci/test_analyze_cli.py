@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from cli.commands.analyze import expand_paths
 from cli.exitcodes import ExitCode
 from cli.main import cli
+from tests.conftest import REPORT_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "samples" / "logs"
@@ -20,7 +22,10 @@ NUMBERS = LOGS / "session-numbers-only-and-fc.log"
 
 
 def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """``analyze`` in-process; a JSON report it writes is validated against docs/report.schema.json."""
     result = CliRunner().invoke(cli, ["analyze", *args], input=stdin, catch_exceptions=False)
+    if "json" in args and result.stdout.strip():
+        jsonschema.validate(json.loads(result.stdout), json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
     return result.exit_code, result.stdout, result.stderr
 
 

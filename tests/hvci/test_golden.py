@@ -18,11 +18,12 @@ import pytest
 from hvci.logs.pipeline import analyze_inputs
 from hvci.report import to_json_dict
 from parsers.stream import open_input
+from tests.conftest import REPORT_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "samples" / "logs"
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SCHEMA = json.loads((Path(__file__).resolve().parent / "report.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPORT_SCHEMA).read_text(encoding="utf-8"))
 UPDATE = os.environ.get("HVCI_UPDATE_GOLDEN") == "1"
 
 SAMPLES = sorted(p for p in LOGS.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -12,10 +12,11 @@ from hvci.logs.pipeline import analyze_text
 from hvci.model import Caller, Evidence, Incident, Report
 from hvci.report import FORMATS, incident_markdown, render, to_json_dict
 from parsers.records import InputInfo, Span
+from tests.conftest import REPORT_SCHEMA
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SCHEMA = json.loads((HERE / "report.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPORT_SCHEMA).read_text(encoding="utf-8"))
 HAXM = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_text(encoding="utf-8")
 NON_HVCI = (ROOT / "samples" / "logs" / "session-non-hvci-d1-50.log").read_text(encoding="utf-8")
 

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from hvci.logs.pipeline import analyze_text
 from hvci.report import render, to_json_dict
+from tests.conftest import REPORT_SCHEMA
 
 HERE = Path(__file__).resolve().parent
-SCHEMA = json.loads((HERE / "report.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPORT_SCHEMA).read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 LOGS = HERE.parents[1] / "samples" / "logs"
 

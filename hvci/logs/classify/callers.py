@@ -197,7 +197,7 @@ def crash_caller(
         address = _frame_address(frames, index)
         if address is not None:
             return _resolve(address, group, frames, context, return_address=index > 0)
-    return None  # no code address in the input: DESIGN.md's caller is null; the bucket uses SYMBOL_NAME
+    return None  # no code address in the input: the report's caller is null; the bucket uses SYMBOL_NAME
 
 
 def analyze_symbol(analyze: AnalyzeRecord | None, driver: str | None) -> tuple[str, str] | None:
