@@ -50,15 +50,20 @@ def _hex(text: str) -> int | None:
         return None
 
 
-def _module_from_args(args: str) -> str | None:
-    """``!dh -f nt`` -> ``nt``; an address argument (``!dh fffff801`7b2c0000``) names no module."""
+_ADDRESS = re.compile(r"(?:0x)?(?P<digits>[0-9a-fA-F`]{8,17})")
+
+
+def _target_from_args(args: str) -> tuple[str | None, int | None]:
+    """``!dh -f nt`` -> (``nt``, None); an address argument (``!dh fffff801`7b2c0000``, as the collectors
+    send it: ``!dh 0xfffff8017b2c0000``) names no module: (None, the address)."""
     words = [w for w in args.split() if not w.startswith("-")]
     if not words:
-        return None
+        return None, None
     target = words[-1]
-    if re.fullmatch(r"(?:0x)?[0-9a-fA-F`]{8,17}", target):
-        return None
-    return target
+    address = _ADDRESS.fullmatch(target)
+    if address:
+        return None, int(address["digits"].replace("`", ""), 16)
+    return target, None
 
 
 @dataclass
@@ -74,6 +79,7 @@ class _Section:
 @dataclass
 class _Dump:
     module: str | None = None
+    address: int | None = None
     machine: int | None = None
     image_base: int | None = None
     section_alignment: int | None = None
@@ -107,7 +113,7 @@ class ImageDumpParser:
         dump = _Dump()
         command = _COMMAND.search(first.text)
         if command:
-            dump.module = _module_from_args(command.group("args"))
+            dump.module, dump.address = _target_from_args(command.group("args"))
         else:
             self._take(dump, first.text, first.number)
         end = read_block(
@@ -241,6 +247,7 @@ class ImageDumpParser:
             iat_rva=dump.iat_rva,
             iat_size=dump.iat_size,
             sections=tuple(sections),
+            address=dump.address,
         )
 
 

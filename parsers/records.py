@@ -229,6 +229,7 @@ class ImageHeaderRecord:
     iat_rva: int | None = None
     iat_size: int | None = None
     sections: tuple[SectionHeader, ...] = ()
+    address: int | None = None  # the address ``!dh`` was given when it named no module (whose, ``lm`` says)
 
 
 @dataclass(frozen=True, slots=True)

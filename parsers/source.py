@@ -31,6 +31,10 @@ LINE_CAP = 64 << 10  # characters of one line kept for parsing
 LONG_LINE = f"line longer than {LINE_CAP} characters truncated for parsing"
 SNIFF_SIZE = 4096  # bytes looked at to choose an encoding
 POLL_SECONDS = 0.2  # follow mode: how often a quiet file is checked for growth
+#: A collector's session file (``parsers.session``) starts with its header record. Its lines are whole JSON
+#: records, each holding a command's output, so they may be far longer than a log line.
+SESSION_HEAD = re.compile(rb'^\s*\{[^\n]{0,400}?"format"\s*:\s*"hvci-triage-session"')
+SESSION_LINE_CAP = 16 << 20
 
 ASCII_COMPATIBLE = ("utf-8", "utf-8-sig", "cp1252")
 
@@ -101,7 +105,8 @@ class _Liner(Generic[T]):
     Generic over ``bytes`` and ``str`` so that the same logic serves both kinds of chunk.
     """
 
-    def __init__(self, newline: T, cr: T) -> None:
+    def __init__(self, newline: T, cr: T, cap: int = LINE_CAP) -> None:
+        self.cap = cap
         self.nl: T = newline
         self.cr: T = cr
         self.crlf: T = cr + newline
@@ -129,9 +134,9 @@ class _Liner(Generic[T]):
         cut = data.rfind(self.nl) + 1
         complete, self.carry = data[:cut], data[cut:]
         chunk = self._chunk(complete) if complete else None
-        if len(self.carry) > LINE_CAP:
+        if len(self.carry) > self.cap:
             # an endless line: emit its kept part now and drop the rest up to its end
-            kept = self._chunk(self.carry[:LINE_CAP] + self.nl, force_long=True)
+            kept = self._chunk(self.carry[:self.cap] + self.nl, force_long=True)
             self.carry = self.empty
             self.skipping = True
             chunk = kept if chunk is None else _join(chunk, kept)
@@ -153,7 +158,7 @@ class _Liner(Generic[T]):
         issues: list[Issue] = []
         if force_long:
             issues.append(Issue(0, LONG_LINE))
-        elif len(data) > LINE_CAP:
+        elif len(data) > self.cap:
             data = self._truncate_long_lines(data, issues)
         return Chunk(data, tuple(issues))
 
@@ -164,15 +169,15 @@ class _Liner(Generic[T]):
         pieces: list[T] = []
         start = pos = kept = 0  # kept: length of the pieces so far, where the next piece starts
         end = len(data)
-        while end - pos > LINE_CAP:
-            newline = data.rfind(self.nl, pos, pos + LINE_CAP + 1)
+        while end - pos > self.cap:
+            newline = data.rfind(self.nl, pos, pos + self.cap + 1)
             if newline >= 0:
                 pos = newline + 1
                 continue
-            line_end = data.find(self.nl, pos + LINE_CAP)
+            line_end = data.find(self.nl, pos + self.cap)
             issues.append(Issue(kept + pos - start, LONG_LINE))
-            pieces.append(data[start : pos + LINE_CAP])
-            kept += pos + LINE_CAP - start
+            pieces.append(data[start : pos + self.cap])
+            kept += pos + self.cap - start
             start = pos = line_end  # keeps the newline
         if not pieces:
             return data
@@ -206,6 +211,7 @@ class Source:
         self.bytes_read = 0
         self._codec = "utf-8" if encoding in (None, "utf-8-sig") else encoding
         self._stdin_head: bytes | None = None  # what head() took from stdin, handed out again by _raw
+        self.session = False  # a collector's session file (known once the head was sniffed)
 
     def head(self, size: int) -> bytes:
         """The first ``size`` bytes (fewer when the input is shorter), to tell what the input is. From
@@ -295,6 +301,7 @@ class Source:
         encoding, bom = sniff_encoding(head)
         self.encoding = encoding
         self._codec = "utf-8" if encoding == "utf-8-sig" else encoding
+        self.session = encoding in ASCII_COMPATIBLE and SESSION_HEAD.match(head, bom) is not None
         return bom
 
     def chunks(
@@ -363,7 +370,7 @@ class _Decoding:
         encoding = self.source.encoding
         if encoding in ASCII_COMPATIBLE:
             if self._liner_b is None:
-                self._liner_b = _Liner(b"\n", b"\r")
+                self._liner_b = _Liner(b"\n", b"\r", SESSION_LINE_CAP if self.source.session else LINE_CAP)
             chunk = self._liner_b.feed(piece)
             return self._checked(chunk)
         if self._liner_s is None:

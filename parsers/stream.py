@@ -26,7 +26,9 @@ from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
-from parsers.source import SNIFF_SIZE, Restart, Source, sniff_encoding
+from parsers.session import FORMAT as SESSION_FORMAT
+from parsers.session import Transcript
+from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
 
 MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
 
@@ -41,6 +43,7 @@ class Input:
         self._lines = 0
         self._diagnostics: list[Diagnostic] = []
         self._dropped = 0
+        self._transcript: Transcript | None = None  # set while a session file is read (parsers.session)
         self._type: filetype.FileType | None = None
 
     def file_type(self) -> filetype.FileType:
@@ -114,8 +117,25 @@ class Input:
     def __iter__(self) -> Iterator[Line]:
         return self.lines()
 
+    def _chunks(self, follow: bool, stop: threading.Event | None) -> Iterator[Chunk | Restart]:
+        """The chunks the parsers read: the source's, or for a collector's session file its transcript
+        (whose line numbers :attr:`_transcript` maps back to session-file lines)."""
+        self._transcript = None
+        transcript = Transcript()
+        for item in self._source.chunks(follow=follow, stop=stop):
+            if isinstance(item, Restart):
+                transcript.reset()
+                yield item
+            elif self._source.session:
+                self._transcript = transcript
+                yield transcript.feed(item)
+            else:
+                yield item
+
     def info(self) -> InputInfo:
         diagnostics = tuple(self._diagnostics)
+        if self._transcript is not None:
+            diagnostics = tuple(self._transcript.remap(d) for d in diagnostics)
         if self._dropped:
             last = self._lines
             message = f"{self._dropped} more diagnostics not kept"
@@ -163,7 +183,7 @@ class _Feed:
 
     def __init__(self, inp: Input, prefilter: Prefilter, follow: bool, stop: threading.Event | None) -> None:
         self._inp = inp
-        self._chunks = inp._source.chunks(follow=follow, stop=stop)
+        self._chunks = inp._chunks(follow, stop)
         self._prefilter = prefilter
         self._stop = None if follow else stop  # follow mode: the source itself watches stop
         self.data: bytes | str = b"\n"
@@ -331,7 +351,10 @@ def iter_records(
     parsers: tuple[BlockParser, ...] | None = None,
 ) -> Iterator[Record]:
     """The records of ``inp`` in input order. With ``follow=True`` keeps reading as the file grows
-    (handling truncation and re-creation) until ``stop`` is set. ``parsers`` defaults to the registry."""
+    (handling truncation and re-creation) until ``stop`` is set. ``parsers`` defaults to the registry.
+
+    A collector's session file is read as the transcript of its commands; its records' spans are lines of
+    the session file."""
     file_type = inp.file_type()
     if file_type.reader != "text":
         inp._format = file_type.kind
@@ -344,6 +367,17 @@ def iter_records(
         problem = binary.unreadable(inp._source, file_type)
         inp._note(problem)
         yield problem
+    for record in _records(inp, follow, stop, parsers):
+        transcript = inp._transcript
+        yield record if transcript is None else transcript.remap(record)
+    if inp._transcript is not None:
+        inp._format = SESSION_FORMAT
+        inp._lines = inp._transcript.session_line
+
+
+def _records(
+    inp: Input, follow: bool, stop: threading.Event | None, parsers: tuple[BlockParser, ...] | None
+) -> Iterator[Record]:
     dispatcher = _dispatcher(parsers if parsers is not None else PARSERS)
     feed = _Feed(inp, dispatcher.prefilter, follow, stop)
     cursor = _Cursor(feed, inp.path)

@@ -81,6 +81,7 @@ class _Tracked:
     group: Group
     base_id: str
     incidents: tuple[Incident, ...] = ()
+    ids: list[str] = field(default_factory=list)  # the ids this group's incidents have, in order
 
 
 @dataclass
@@ -102,6 +103,7 @@ class _InputRun:
     tracked: list[_Tracked] = field(default_factory=list)
     counter_groups: list[_Tracked] = field(default_factory=list)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    ids_given: dict[str, int] = field(default_factory=dict)  # base id -> ids handed out on that line
     _context: Context | None = None
     _open: _Tracked | None = None
 
@@ -181,7 +183,9 @@ class _InputRun:
     def _incidents(self, tracked: _Tracked) -> list[Incident]:
         """Classify a group and return the incidents that are new or changed since last emitted."""
         classified = classify(tracked.group, self.context())
-        ids = [tracked.base_id if n == 0 else f"{tracked.base_id}#{n + 1}" for n in range(len(classified))]
+        while len(tracked.ids) < len(classified):
+            tracked.ids.append(self._next_id(tracked.base_id))
+        ids = tracked.ids[: len(classified)]
         fresh = tuple(replace(incident, id=ident) for incident, ident in zip(classified, ids, strict=True))
         previous = {i.id: i for i in tracked.incidents}
         tracked.incidents = fresh
@@ -189,6 +193,13 @@ class _InputRun:
         if changed and isinstance(tracked.group, CrashGroup):
             self._note_violations(tuple(previous.values()), fresh)
         return changed
+
+    def _next_id(self, base: str) -> str:
+        """``path:line``, then ``path:line#2``, ``#3`` ...: unique even when several groups start on one line
+        (a session file's record holds a whole command's output on one line)."""
+        given = self.ids_given.get(base, 0) + 1
+        self.ids_given[base] = given
+        return base if given == 1 else f"{base}#{given}"
 
     def _track(self, group: Group) -> _Tracked:
         span = group.span

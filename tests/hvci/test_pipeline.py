@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -78,6 +79,25 @@ def test_ids_are_unique_and_input_ordered() -> None:
     assert [i.source.first_line for i in report.incidents] == sorted(
         i.source.first_line for i in report.incidents
     )
+
+
+def test_groups_starting_on_one_line_keep_one_incident_each(tmp_path: Path) -> None:
+    """A session file holds a command's whole output on one line (an exported XML event log, several
+    events): every group there still gets its own id (``path:line``, then ``#2``), none replaces another."""
+    header = {"format": "hvci-triage-session", "version": 1, "kind": "session"}
+    both = {"kind": "command", "command": "!dbgprint", "output": HAXM + "\n" + OTHER}
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(header) + "\n" + json.dumps(both) + "\n", encoding="utf-8")
+    report = analyze_inputs([open_input(path, name="one.jsonl")])
+    assert [i.id for i in report.incidents] == ["one.jsonl:2", "one.jsonl:2#2"]
+    assert {i.source.first_line for i in report.incidents} == {2}
+
+
+def test_address_of_a_dh_dump_names_its_module_from_lm() -> None:
+    dump = (ROOT / "samples" / "logs" / "dh-wx-section.txt").read_text(encoding="utf-8")
+    dump = dump.replace("!dh hvcidemo", "!dh 0xfffff8074b980000")
+    report = analyze_text(LM + dump, "dh.log")
+    assert {i.driver for i in report.incidents if i.kind == "image"} == {"IntelHaxm"}
 
 
 def test_unreadable_input_is_a_diagnostic_and_the_others_still_run(tmp_path: Path) -> None:

@@ -72,6 +72,10 @@ def test_address_argument_names_no_module() -> None:
     )
     (dh,) = _headers(text)
     assert dh.module is None and dh.sections == (SectionHeader(".text", 0x1000, 0x2A2C, 0x68000020),)
+    assert dh.address == 0xFFFFF8074B980000
+    # as the collectors send it
+    (sent,) = _headers(text.replace("!dh -s fffff807`4b980000", "!dh 0xfffff8074b980000"))
+    assert (sent.module, sent.address) == (None, 0xFFFFF8074B980000)
 
 
 def test_truncated_section_is_reported() -> None:

@@ -139,10 +139,16 @@ def classify_event(group: EventGroup) -> Incident:
     )
 
 
+def _module_at(address: int | None, context: Context) -> str | None:
+    """The image a ``!dh <address>`` dumped: the loaded module that holds the address."""
+    hit = context.modules.lookup(address) if address is not None and context.modules else None
+    return context.image_name(hit.module.file_name) if hit is not None and not hit.module.unloaded else None
+
+
 def classify_image(group: ImageGroup, context: Context) -> list[Incident]:
     """A ``!dh`` dump judged by the same rules as ``hvci-triage scan`` judges a ``.sys`` file."""
     record = group.record
-    driver = context.image_name(record.module) if record.module else None
+    driver = context.image_name(record.module) if record.module else _module_at(record.address, context)
     incidents = []
     for result in check_headers(ImageHeaders.from_record(record)):
         if result.status != FAIL:
