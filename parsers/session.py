@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, TypeVar
 
 from parsers.records import Span
-from parsers.source import LINE_CAP, LONG_LINE, SESSION_HEAD, Chunk, Issue, Restart
+from parsers.source import LINE_CAP, LONG_LINE, Chunk, Issue, Restart
 
 FORMAT = "hvci-triage-session"
 #: The newest session-format version this reader knows; newer files are read as far as they match.
@@ -29,11 +29,6 @@ PROMPT = "kd> "
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 
 R = TypeVar("R")
-
-
-def is_session(head: bytes) -> bool:
-    """Whether a file starting with ``head`` (after any byte-order mark) is a session file."""
-    return SESSION_HEAD.match(head) is not None
 
 
 @dataclass(frozen=True, slots=True)
