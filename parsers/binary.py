@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from parsers.dump import reader as dump_reader
 from parsers.filetype import FileType
 from parsers.records import Diagnostic, Record, Span
 from parsers.source import Source
@@ -25,7 +26,9 @@ class BinaryReader:
     lines: Callable[[Source], Iterator[str]]
 
 
-READERS: dict[str, BinaryReader] = {}
+READERS: dict[str, BinaryReader] = {
+    "kernel-dump": BinaryReader(dump_reader.records, dump_reader.lines),
+}
 
 
 def unreadable(source: Source, file_type: FileType) -> Diagnostic:

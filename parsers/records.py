@@ -142,6 +142,7 @@ class ModuleEntry:
     checksum: int | None = None
     image_size: int | None = None
     unloaded: bool = False
+    source: str = "lm"  # where the row comes from: "lm", or a crash dump's driver list or module list
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,10 +140,11 @@ class Input:
             last = self._lines
             message = f"{self._dropped} more diagnostics not kept"
             diagnostics += (Diagnostic(Span(self.path, last, last), message, "info"),)
+        binary_input = self._type is not None and self._type.reader != "text"
         return InputInfo(
             path=self.path,
             format=self._format,
-            encoding=self._source.encoding or "unknown",
+            encoding="binary" if binary_input else self._source.encoding or "unknown",
             lines=self._lines,
             bytes_read=self._source.bytes_read,
             diagnostics=diagnostics,
@@ -361,6 +362,7 @@ def iter_records(
         for record in binary.records(inp._source, file_type):
             if isinstance(record, Diagnostic):
                 inp._note(record)
+            inp._lines = max(inp._lines, record.span.last_line)  # lines of the reader's text view
             yield record
         return
     if not file_type.textual:  # read anyway (a log may follow line noise), but never as clean text

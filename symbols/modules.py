@@ -41,8 +41,9 @@ _IMAGE_EXTENSIONS = (".sys", ".dll", ".exe", ".drv", ".efi")
 class Module:
     """One module range. ``end`` is the first address after it, or None when only the base is known.
 
-    ``source`` says where the range came from (``lm``, ``analyze``, ``frame``, ``user``); ``image_name`` is
-    the file name when the input gives one (``lmv``'s ``Image name``, ``IMAGE_NAME``).
+    ``source`` says where the range came from (``lm``, a crash dump's list, ``analyze``, ``frame``,
+    ``user``); ``image_name`` is the file name when the input gives one (``lmv``'s ``Image name``,
+    ``IMAGE_NAME``).
     """
 
     name: str
@@ -184,7 +185,7 @@ class ModuleMap:
                     name=entry.name,
                     start=entry.start,
                     end=end,
-                    source="lm",
+                    source=entry.source,
                     unloaded=entry.unloaded,
                     image_name=entry.image_name,
                     timestamp=entry.timestamp,
