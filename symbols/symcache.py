@@ -10,7 +10,10 @@ there (a future version), the public API is used instead: same answers, slower.
 
 from __future__ import annotations
 
+import io
 from typing import Any, NamedTuple
+
+from symbols.isolate import IsolatedFailure, run_isolated
 
 
 class RawFrame(NamedTuple):
@@ -28,22 +31,19 @@ class SymCacheReader:
 
     def __init__(self, data: bytes, *, embedded: bool = False) -> None:
         """``embedded``: ``data`` is a PE image carrying its own debug information (DWARF sections, as
-        mingw and Wine builds have) rather than a PDB."""
-        from symbolic.debuginfo import Archive
+        mingw and Wine builds have) rather than a PDB. The symcache is built in an isolated child
+        (:mod:`symbols.isolate`): symbolic can crash in native code on a damaged file."""
+        from symbolic.symcache import SymCache
 
         try:
-            obj = next(iter(Archive.from_bytes(data).iter_objects()), None)
-            if obj is None:
-                raise ValueError("no object in the file")
-            if embedded and (obj.file_format != "pe" or "debug" not in obj.features):
-                raise ValueError(f"a {obj.file_format} file without debug information")
-            if not embedded and obj.file_format != "pdb":
-                raise ValueError(f"a {obj.file_format} file, not a PDB")
-            self.debug_id = str(obj.debug_id)
-            self._cache: Any = obj.make_symcache()
-        except ValueError:
-            raise
-        except Exception as error:  # symbolic raises one class per format problem
+            built = run_isolated("symcache", (b"E" if embedded else b"P") + data)
+        except IsolatedFailure as error:
+            raise ValueError(str(error)) from None
+        debug_id, _, symcache = built.partition(b"\n")
+        self.debug_id = debug_id.decode("ascii", "replace")
+        try:
+            self._cache: Any = SymCache.from_bytes(symcache)
+        except Exception as error:  # a symcache we built ourselves; unreadable only if symbolic changed
             raise ValueError(f"{type(error).__name__}: {error}") from None
         self._names: dict[tuple[int, int], str] = {}
         try:
@@ -94,3 +94,26 @@ class SymCacheReader:
         finally:
             lib.symbolic_lookup_result_free(ffi.addressof(result))
         return frames
+
+
+def build_symcache(payload: bytes) -> bytes:
+    """The isolated task: ``b"P"`` + PDB bytes or ``b"E"`` + image bytes -> debug id, newline, symcache.
+    Raises ``ValueError`` with symbolic's message when the file is not what it should be."""
+    from symbolic.debuginfo import Archive
+
+    embedded, data = payload[:1] == b"E", payload[1:]
+    try:
+        obj = next(iter(Archive.from_bytes(data).iter_objects()), None)
+        if obj is None:
+            raise ValueError("no object in the file")
+        if embedded and (obj.file_format != "pe" or "debug" not in obj.features):
+            raise ValueError(f"a {obj.file_format} file without debug information")
+        if not embedded and obj.file_format != "pdb":
+            raise ValueError(f"a {obj.file_format} file, not a PDB")
+        out = io.BytesIO()
+        obj.make_symcache().dump_into(out)
+    except ValueError:
+        raise
+    except Exception as error:  # symbolic raises one class per format problem
+        raise ValueError(f"{type(error).__name__}: {error}") from None
+    return str(obj.debug_id).encode("ascii") + b"\n" + out.getvalue()

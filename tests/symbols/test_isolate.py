@@ -1,0 +1,87 @@
+"""Native readers run isolated: a PDB that makes symbolic fault costs its line information, not the process."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from symbols import isolate
+from symbols.pdb import PdbFile
+
+ROOT = Path(__file__).resolve().parents[2]
+PDB = ROOT / "samples" / "drivers" / "build" / "x86_api_misuse.pdb"
+
+
+def _crashing_pdb() -> bytes:
+    """One byte of the TPI stream changed (0x00 -> 0xFF at 0x81ad): symbolic's make_symcache faults on it."""
+    data = bytearray(PDB.read_bytes())
+    assert data[0x81AD] == 0x00
+    data[0x81AD] = 0xFF
+    return bytes(data)
+
+
+def segfault(_: bytes) -> bytes:
+    """A stand-in for a native reader that faults."""
+    ctypes.string_at(0)
+    return b""
+
+
+def never_ends(_: bytes) -> bytes:
+    signal.pause()
+    return b""
+
+
+def test_the_mutated_pdb_really_crashes_symbolic_in_process() -> None:
+    """The reproducer: without isolation the interpreter dies by a signal (so the isolation is needed)."""
+    code = (
+        "import sys, io\nfrom symbolic.debuginfo import Archive\n"
+        "data = sys.stdin.buffer.read()\n"
+        "obj = next(iter(Archive.from_bytes(data).iter_objects()))\n"
+        "obj.make_symcache().dump_into(io.BytesIO())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], input=_crashing_pdb(), capture_output=True, check=False)
+    assert done.returncode < 0
+
+
+def test_a_crashing_pdb_loads_from_our_own_reader_with_a_note() -> None:
+    pdb = PdbFile(str(PDB), _crashing_pdb())
+    assert any("crashed" in note for note in pdb.notes)
+    symbol = pdb.lookup(0x1000)
+    assert symbol is not None and symbol.function == "bad_pool_nonpaged"
+
+
+@pytest.mark.parametrize("runner", ["_in_fork", "_in_subprocess"])
+def test_both_isolation_paths_turn_a_crash_into_a_failure(runner: str) -> None:
+    if runner == "_in_fork" and not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    with pytest.raises(isolate.IsolatedFailure, match="crashed"):
+        getattr(isolate, runner)("symcache", b"P" + _crashing_pdb(), 60.0)
+
+
+@pytest.mark.parametrize("runner", ["_in_fork", "_in_subprocess"])
+def test_both_isolation_paths_answer_for_a_good_pdb(runner: str) -> None:
+    if runner == "_in_fork" and not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    frame = getattr(isolate, runner)("symcache", b"P" + PDB.read_bytes(), 60.0)
+    assert frame[:1] == b"\x00" and b"\n" in frame
+
+
+def test_a_refused_input_comes_back_as_value_error() -> None:
+    with pytest.raises(ValueError, match="no object|not a PDB|Error"):
+        isolate.run_isolated("symcache", b"Pnot a pdb at all")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork path only")
+def test_a_faulting_task_and_a_hanging_task_are_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(isolate.TASKS, "segfault", f"{__name__}:segfault")
+    monkeypatch.setitem(isolate.TASKS, "hang", f"{__name__}:never_ends")
+    with pytest.raises(isolate.IsolatedFailure, match="SIGSEGV"):
+        isolate._in_fork("segfault", b"", 60.0)
+    with pytest.raises(isolate.IsolatedFailure, match="stopped"):
+        isolate._in_fork("hang", b"", 0.2)
