@@ -29,6 +29,7 @@ from parsers.registry import FORMATS, PARSERS
 from parsers.session import FORMAT as SESSION_FORMAT
 from parsers.session import Transcript
 from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
+from parsers.wide import widest_digits
 
 MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
 
@@ -437,6 +438,13 @@ def _run(
     produced = False
     try:
         for record in parser.parse(first, cursor):
+            digits = 0 if isinstance(record, Diagnostic) else widest_digits(record)
+            if digits:
+                record = Diagnostic(
+                    getattr(record, "span", Span(inp.path, first.number, first.number)),
+                    f"{parser.name}: a number of {digits} hex digits, wider than 64 bits; block not used",
+                    "error",
+                )
             if isinstance(record, Diagnostic):
                 inp._note(record)
             else:

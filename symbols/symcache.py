@@ -42,7 +42,7 @@ class SymCacheReader:
         debug_id, _, symcache = built.partition(b"\n")
         self.debug_id = debug_id.decode("ascii", "replace")
         try:
-            self._cache: Any = SymCache.from_bytes(symcache)
+            self._cache: Any = SymCache.from_bytes(symcache)  # type: ignore[no-untyped-call]
         except Exception as error:  # a symcache we built ourselves; unreadable only if symbolic changed
             raise ValueError(f"{type(error).__name__}: {error}") from None
         self._names: dict[tuple[int, int], str] = {}
@@ -111,7 +111,7 @@ def build_symcache(payload: bytes) -> bytes:
         if not embedded and obj.file_format != "pdb":
             raise ValueError(f"a {obj.file_format} file, not a PDB")
         out = io.BytesIO()
-        obj.make_symcache().dump_into(out)
+        obj.make_symcache().dump_into(out)  # type: ignore[no-untyped-call]
     except ValueError:
         raise
     except Exception as error:  # symbolic raises one class per format problem

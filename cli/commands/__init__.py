@@ -1,20 +1,38 @@
-"""Subcommands of ``hvci-triage``; each module defines one ``click.Command`` named ``command``.
+"""Subcommands of ``hvci-triage``: one module each, defining ``command`` (a ``click.Command``).
 
-``open`` imports Textual inside its function, so the engine and the headless commands never load it.
+A module is imported only when its command runs, so ``--help`` and a small ``explain`` or ``analyze``
+start about as fast as click itself; ``open`` imports Textual inside its function besides. The one-line
+summaries ``--help`` lists live here for the same reason (a test checks them against each command's
+docstring). Adding a command is its module plus one line below.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from cli.commands import analyze, explain, scan, symbolize
-from cli.commands import open as open_view
+#: Command name -> (module under ``cli.commands``, the summary ``--help`` lists), in help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "open": ("open", "Open the triage view on PATHS (log files, or - for standard input)."),
+    "analyze": (
+        "analyze",
+        "Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for "
+        "stdin, or a folder) and report every incident, HVCI-related ones first.",
+    ),
+    "scan": (
+        "scan",
+        "Check driver images (.sys files, folders, globs) for memory-integrity problems, offline.",
+    ),
+    "symbolize": (
+        "symbolize",
+        "Resolve ADDRESSES (RVAs, or VAs with --base; stdin when none or -) in a driver image or PDB.",
+    ),
+    "explain": ("explain", "Explain a category, 0xC4 subcode, bug check, API, counter label or constant."),
+}
 
-#: One entry per subcommand (``--help`` lists them alphabetically).
-COMMANDS: list[click.Command] = [
-    open_view.command,
-    analyze.command,
-    scan.command,
-    symbolize.command,
-    explain.command,
-]
+
+def load(name: str) -> click.Command:
+    """The command ``name`` (a key of :data:`COMMANDS`), importing its module now."""
+    command: click.Command = importlib.import_module(f"cli.commands.{COMMANDS[name][0]}").command
+    return command

@@ -22,14 +22,15 @@ symbols/images were given and a blamed address could still not be symbolised); 1
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import click
 
 from cli.exitcodes import ExitCode
+from cli.output import emit, warn
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
 from hvci.model import CONFIDENCES, Incident, Report
 from hvci.report import FORMATS, render
@@ -119,22 +120,20 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _warn(message: str) -> None:
-    click.echo(f"hvci-triage: {message}", err=True)
-
-
 def _open_all(paths: Sequence[str]) -> tuple[list[Input], int]:
     inputs: list[Input] = []
     unreadable = 0
     for path in paths:
         try:
-            if path != "-":
-                with open(path, "rb"):  # fail here, with the OS's reason, rather than half-way through
+            # fail here, with the OS's reason, rather than half-way through; a FIFO or a device is not
+            # opened to check, which would consume it (and kill the writer of a FIFO)
+            if path != "-" and stat.S_ISREG(os.stat(path).st_mode):
+                with open(path, "rb"):
                     pass
             inputs.append(open_input(path))
         except OSError as error:
             unreadable += 1
-            _warn(f"cannot read {path}: {error.strerror or error}")
+            warn(f"cannot read {path}: {error.strerror or error}")
     return inputs, unreadable
 
 
@@ -150,20 +149,9 @@ def _warn_unread(report: Report, inputs: Sequence[Input]) -> None:
     for info in report.inputs:
         errors = [d.message for d in info.diagnostics if d.severity == "error"]
         if errors and named.get(info.path) == errors[0]:
-            _warn(f"{info.path}: {errors[0]}")
+            warn(f"{info.path}: {errors[0]}")
         elif errors:
-            _warn(f"{info.path}: read only in part ({errors[0]})")
-
-
-def _write(text: str, output: str | None) -> None:
-    data = text.encode("utf-8", errors="replace")
-    if output is None or output == "-":
-        sys.stdout.flush()
-        stream: BinaryIO = sys.stdout.buffer  # bytes: UTF-8 whatever the console code page
-        stream.write(data)
-        stream.flush()
-    else:
-        Path(output).write_bytes(data)
+            warn(f"{info.path}: read only in part ({errors[0]})")
 
 
 @click.command("analyze")
@@ -233,18 +221,15 @@ def command(
         inputs, unreadable = _open_all(list(expand_paths(paths)))
         if not inputs:
             if not unreadable:
-                _warn("no files found in the given folder(s)")
+                warn("no files found in the given folder(s)")
             ctx.exit(ExitCode.USAGE)
         progress = _Progress(not quiet, len(inputs))
         report = analyze_inputs(inputs, options, progress=progress.show if progress.enabled else None)
         progress.done()
-        _write(render(report, fmt), output)
+        emit(render(report, fmt), output)
     except KeyboardInterrupt:
-        _warn("interrupted")
+        warn("interrupted")
         ctx.exit(ExitCode.INTERRUPTED)
-    except OSError as error:
-        _warn(f"cannot write {output or 'stdout'}: {error.strerror or error}")
-        ctx.exit(ExitCode.USAGE)
     if not quiet:
         _warn_unread(report, inputs)
     code = exit_code(

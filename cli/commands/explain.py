@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from cli.exitcodes import ExitCode
+from cli.output import emit, warn
 from hvci.knowledge import decode, kb
 from hvci.knowledge.sources import public_sources
 
@@ -481,22 +482,21 @@ def command(topic: tuple[str, ...], fmt: str, list_topics: bool) -> None:
     """
     base = kb.load()
     if list_topics:
-        click.echo(_list_text(base), nl=False)
+        emit(_list_text(base))
         return
     query = _clean_query(" ".join(topic))
     if not query:
-        click.echo(
-            "hvci-triage explain: give a topic (a category id, 0x2000, 0xC4, an API name or a counter "
-            "label), or --list",
-            err=True,
+        warn(
+            "give a topic (a category id, 0x2000, 0xC4, an API name or a counter label), or --list",
+            prefix="hvci-triage explain",
         )
         click.get_current_context().exit(ExitCode.USAGE)
     topics = resolve(query, base)
     if not topics:
-        click.echo(
-            f"hvci-triage explain: unknown topic {query!r} (try a category id, 0x2000, 0xC4, an API name, "
-            "a counter label, or --list)",
-            err=True,
+        warn(
+            f"unknown topic {query!r} (try a category id, 0x2000, 0xC4, an API name, a counter label, "
+            "or --list)",
+            prefix="hvci-triage explain",
         )
         click.get_current_context().exit(ExitCode.USAGE)
-    click.echo(render_json(query, topics, base) if fmt == "json" else render_text(topics, base), nl=False)
+    emit(render_json(query, topics, base) if fmt == "json" else render_text(topics, base))

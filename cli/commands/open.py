@@ -19,6 +19,7 @@ import sys
 import click
 
 from cli.exitcodes import ExitCode
+from cli.output import warn
 
 STDIN = "-"
 
@@ -89,14 +90,14 @@ def command(
         if path == STDIN:
             sources.append(Source.memory(read_stdin(), "<stdin>"))
         elif not os.path.isfile(path) and not follow:
-            click.echo(f"hvci-triage: cannot read {path}: no such file", err=True)
+            warn(f"cannot read {path}: no such file")
             sys.exit(ExitCode.USAGE)
         else:
             sources.append(Source.file(path))
     if STDIN in paths or not sys.stdin.isatty():
         problem = reattach_keyboard()
         if problem is not None:
-            click.echo(f"hvci-triage: {problem}; use 'hvci-triage analyze' for batch output", err=True)
+            warn(f"{problem}; use 'hvci-triage analyze' for batch output")
             sys.exit(ExitCode.USAGE)
 
     from tui.app import make_app

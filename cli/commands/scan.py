@@ -32,12 +32,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.exitcodes import ExitCode
+from cli.output import emit, warn
 from hvci.images.callsites import EXECUTABLE, SAFE, CallSite
 from hvci.images.rules import PASS, RuleResult
 from hvci.images.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
@@ -284,7 +284,7 @@ def _pdb_option(values: tuple[str, ...]) -> list[str] | dict[str, str]:
     "--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here, not stdout."
+    "-o", "--output", metavar="FILE", help="Write here, not stdout."
 )
 @click.option(
     "--pdb",
@@ -326,15 +326,8 @@ def command(
     """
     report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs))
     text = render(report, fmt, verbose=verbose)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.buffer.write(text.encode("utf-8"))
-        sys.stdout.flush()
+    emit(text, output)
     for image in report.images:
         if image.status in ("unreadable", "could-not-analyse"):
-            click.echo(
-                f"hvci-triage scan: {one_line(image.path)}: {one_line('; '.join(image.diagnostics))}",
-                err=True,
-            )
+            warn(f"{image.path}: {'; '.join(image.diagnostics)}", prefix="hvci-triage scan")
     sys.exit(exit_code(report, fail_on, exit_zero=exit_zero))

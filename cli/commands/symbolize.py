@@ -29,10 +29,13 @@ from typing import Any, NoReturn
 import click
 
 from cli.exitcodes import ExitCode
+from cli.output import emit, warn
 from hvci.report.common import one_line
 from symbols.modules import parse_address
 from symbols.resolve import ImageSymbols, Resolution
 from symbols.store import SymbolStore, symbol_path_from_environment
+
+PREFIX = "hvci-triage symbolize"
 
 
 def _addresses(given: tuple[str, ...]) -> Iterator[tuple[str, int]]:
@@ -124,9 +127,9 @@ def command(
     except ValueError as error:
         _fail(str(error))
     for note in symbols.notes:
-        click.echo(f"hvci-triage symbolize: {one_line(note)}", err=True)
+        warn(note, prefix=PREFIX)
     if symbols.image is not None and symbols.pdb is None:
-        click.echo("hvci-triage symbolize: no matching PDB; falling back to exports and .pdata", err=True)
+        warn("no matching PDB; falling back to exports and .pdata", prefix=PREFIX)
 
     bad = False
     incomplete = False
@@ -134,20 +137,19 @@ def command(
         try:
             value = parse_address(text)
         except ValueError:
-            click.echo(f"hvci-triage symbolize: bad address {one_line(text)!r} (#{position})", err=True)
+            warn(f"bad address {text!r} (#{position})", prefix=PREFIX)
             bad = True
             continue
         if value < base_value:
-            click.echo(f"hvci-triage symbolize: {one_line(text)} is below --base {base_value:#x}", err=True)
+            warn(f"{text} is below --base {base_value:#x}", prefix=PREFIX)
             bad = True
             continue
         result = symbols.resolve_rva(value - base_value, return_address=return_address, file_notes=False)
         incomplete |= result.resolved_by != "pdb"
         if fmt == "json":
-            click.echo(_json_line(result, base_value))
+            emit(_json_line(result, base_value) + "\n")
         else:
-            for line in _text_lines(result, symbols.name, base_value):
-                click.echo(line)
+            emit("".join(line + "\n" for line in _text_lines(result, symbols.name, base_value)))
     if bad:
         sys.exit(ExitCode.USAGE)
     if incomplete:
@@ -155,5 +157,5 @@ def command(
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"hvci-triage symbolize: {one_line(message)}", err=True)
+    warn(message, prefix=PREFIX)
     sys.exit(ExitCode.USAGE)

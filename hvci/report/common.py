@@ -16,6 +16,7 @@ from hvci.knowledge import kb
 from hvci.model import CONFIDENCES, Caller, Incident, Report
 from parsers.records import Span
 
+_PATH_CONTROL = re.compile(r"[\t\n]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
@@ -84,15 +85,19 @@ def repeat_lines(finding: Finding) -> list[tuple[str, str]]:
 
 
 def where(span: Span | None) -> str:
+    """``path:line`` or ``path:first-last``, on one line whatever the file name holds: a newline or an
+    escape in a name must not split a report line or inject Markdown, so every control character,
+    tabs and newlines included, is shown as an escape."""
     if span is None:
         return "-"
+    path = _PATH_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", plain(span.path))
     if span.offset is not None:
-        return f"{span.path}@0x{span.offset:x}"
+        return f"{path}@0x{span.offset:x}"
     if span.first_line == span.last_line == 0:
-        return span.path
+        return path
     if span.first_line == span.last_line:
-        return f"{span.path}:{span.first_line}"
-    return f"{span.path}:{span.first_line}-{span.last_line}"
+        return f"{path}:{span.first_line}"
+    return f"{path}:{span.first_line}-{span.last_line}"
 
 
 def bugcheck_text(incident: Incident) -> str | None:

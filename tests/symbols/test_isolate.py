@@ -1,4 +1,4 @@
-"""Native readers run isolated: a PDB that makes symbolic fault costs its line information, not the process."""
+"""Native readers run isolated: a PDB that makes symbolic fault costs its line information only."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def test_the_mutated_pdb_really_crashes_symbolic_in_process() -> None:
         "obj = next(iter(Archive.from_bytes(data).iter_objects()))\n"
         "obj.make_symcache().dump_into(io.BytesIO())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], input=_crashing_pdb(), capture_output=True, check=False)
+    data = _crashing_pdb()
+    done = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=False)
     assert done.returncode < 0
 
 
