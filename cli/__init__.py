@@ -1,13 +1,13 @@
 """The command line: the ``hvci-triage`` entry point and its subcommands, above the engine and the TUI.
 
-:func:`main` is the console script. It imports nothing but ``sys`` before its guard, so that a Ctrl+C at
+:func:`entry` is the console script. It imports nothing but ``sys`` before its guard, so that a Ctrl+C at
 any moment, during start-up included, ends with one line and exit 130 rather than a traceback.
 """
 
 import sys
 
 
-def main() -> None:
+def entry() -> None:
     """Console-script entry point."""
     try:
         from cli.main import run

@@ -392,5 +392,8 @@ def analyze_inputs(
 
 
 def analyze_text(text: str, name: str = "<paste>", options: AnalyzeOptions | None = None) -> Report:
-    """Analyse pasted text (the TUI's paste view, tests)."""
-    return analyze_inputs([open_input(None, data=text.encode("utf-8"), name=name)], options)
+    """Analyse pasted text (the TUI's paste view, tests). A lone surrogate (what a terminal can hand over
+    from a cut emoji) is passed on as the bytes it stands for, and the reader decodes those as it decodes
+    any file's bytes, instead of the encoder raising."""
+    data = text.encode("utf-8", errors="surrogatepass")
+    return analyze_inputs([open_input(None, data=data, name=name)], options)
