@@ -18,13 +18,14 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import stat
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Generic, TypeVar
+from typing import BinaryIO, Generic, Literal, TypeVar
 
 CHUNK_SIZE = 4 << 20  # bytes per read: large enough that per-chunk Python overhead vanishes
 LINE_CAP = 64 << 10  # characters of one line kept for parsing
@@ -210,17 +211,19 @@ class Source:
         self._forced = encoding is not None  # pasted text: we encoded it ourselves, nothing to sniff
         self.bytes_read = 0
         self._codec = "utf-8" if encoding in (None, "utf-8-sig") else encoding
-        self._stdin_head: bytes | None = None  # what head() took from stdin, handed out again by _raw
+        self._stream_head: bytes | None = None  # what head() took from a stream, handed out again by _raw
+        self._once: BinaryIO | Literal[False] | None = None  # see _stream
         self.session = False  # a collector's session file (known once the head was sniffed)
 
     def head(self, size: int) -> bytes:
-        """The first ``size`` bytes (fewer when the input is shorter), to tell what the input is. From
-        stdin they are read now and handed out again when the chunks are read. Raises ``OSError``."""
+        """The first ``size`` bytes (fewer when the input is shorter), to tell what the input is. From a
+        stream (stdin, a FIFO) they are read now and handed out again when the chunks are read. Raises
+        ``OSError``."""
         if self.data is not None:
             return self.data[:size]
-        if self.stdin or self.path is None:
-            if self._stdin_head is None:
-                stream = sys.stdin.buffer
+        stream = self._stream()
+        if stream is not None:
+            if self._stream_head is None:
                 read = getattr(stream, "read1", stream.read)
                 taken = bytearray()
                 while len(taken) < size:
@@ -228,10 +231,24 @@ class Source:
                     if not piece:
                         break
                     taken += piece
-                self._stdin_head = bytes(taken)
-            return self._stdin_head[:size]
+                self._stream_head = bytes(taken)
+            return self._stream_head[:size]
+        assert self.path is not None
         with open(self.path, "rb") as handle:
             return handle.read(size)
+
+    def _stream(self) -> BinaryIO | None:
+        """The input when it can be read only once: stdin, or a path that is not a regular file (a FIFO,
+        ``/dev/fd/N`` from a shell's process substitution, a device), opened once on first use; ``None``
+        for regular files, which are opened again as often as needed. Raises ``OSError``."""
+        if self._once is None:
+            if self.stdin or self.path is None:
+                self._once = sys.stdin.buffer
+            elif stat.S_ISREG(os.stat(self.path).st_mode):
+                self._once = False
+            else:
+                self._once = open(self.path, "rb")  # noqa: SIM115 - read to the end by _raw
+        return self._once or None
 
     # -- reading raw bytes -------------------------------------------------------------------------------
     def _raw(self, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:
@@ -240,18 +257,23 @@ class Source:
             for start in range(0, len(self.data), CHUNK_SIZE):
                 yield self.data[start : start + CHUNK_SIZE]
             return
-        if self.stdin or self.path is None:
-            if self._stdin_head:
-                yield self._stdin_head
-                self._stdin_head = b""
-            stream = sys.stdin.buffer
+        stream = self._stream()
+        if stream is not None:
+            if self._stream_head:
+                yield self._stream_head
+                self._stream_head = b""
             read = getattr(stream, "read1", stream.read)  # read1: what a pipe has now
-            while not (stop is not None and stop.is_set()):
-                piece: bytes = read(CHUNK_SIZE)
-                if not piece:
-                    return
-                yield piece
+            try:
+                while not (stop is not None and stop.is_set()):
+                    piece: bytes = read(CHUNK_SIZE)
+                    if not piece:
+                        return
+                    yield piece
+            finally:
+                if not self.stdin and self.path is not None:
+                    stream.close()  # a FIFO or device we opened; stdin is the process's
             return
+        assert self.path is not None
         yield from self._file(self.path, follow, stop)
 
     def _file(self, path: Path, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:

@@ -72,8 +72,7 @@ class Input:
             return sniff_encoding(source.data[:SNIFF_SIZE])[0]
         if source.path is not None:
             try:
-                with open(source.path, "rb") as handle:
-                    return sniff_encoding(handle.read(SNIFF_SIZE))[0]
+                return sniff_encoding(source.head(SNIFF_SIZE))[0]
             except OSError:
                 return "unknown"
         return "unknown"

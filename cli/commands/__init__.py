@@ -14,7 +14,11 @@ import click
 
 #: Command name -> (module under ``cli.commands``, the summary ``--help`` lists), in help order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "open": ("open", "Open the triage view on PATHS (log files, or - for standard input)."),
+    "open": (
+        "open",
+        "Open the triage view on PATHS (log files, crash dumps, event logs, folders, or - for standard "
+        "input).",
+    ),
     "analyze": (
         "analyze",
         "Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for "
