@@ -50,6 +50,7 @@ class Issue:
 
     offset: int
     message: str
+    severity: str = "warning"
 
 
 @dataclass(frozen=True, slots=True)

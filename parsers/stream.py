@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from parsers import binary, filetype, lineprefix
+from parsers import binary, evtx_reader, filetype, lineprefix
 from parsers.base import BlockParser, Line, LineCursor
 from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
@@ -32,6 +32,7 @@ from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
 from parsers.wide import widest_digits
 
 MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
+_TEXT_READERS = ("text", "evtx")  # read line by line by the parsers (an .evtx as its records' XML lines)
 
 
 class Input:
@@ -54,6 +55,8 @@ class Input:
             source = self._source
             forced = source.encoding is not None and source.data is not None
             self._type = filetype.TEXT if forced else filetype.sniff(source.head(filetype.HEAD_BYTES))
+            if self._type.reader == "evtx":  # read as the XML lines of its records (parsers.evtx_reader)
+                self._source = evtx_reader.EvtxSource(source)
         return self._type
 
     @property
@@ -81,7 +84,7 @@ class Input:
         """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers.
         A binary input (a crash dump, an event log) gives its reader's text view."""
         file_type = self.file_type()
-        if file_type.reader != "text":
+        if file_type.reader not in _TEXT_READERS:
             return (Line(n, text) for n, text in enumerate(binary.lines(self._source, file_type), 1))
         return (line for line in self._decoded_lines(False, None, None) if line is not None)
 
@@ -222,7 +225,8 @@ class _Feed:
             self.newline = b"\n" if isinstance(item.data, bytes) else "\n"
             for issue in item.issues:  # rare: counting up to each is cheap
                 line = self.line + item.data.count(self.newline, 0, issue.offset)
-                self.pending.append(Diagnostic(Span(self._inp.path, line, line), issue.message))
+                span = Span(self._inp.path, line, line)
+                self.pending.append(Diagnostic(span, issue.message, issue.severity))
             self.data = self._without_prefix(self.newline + item.data)
             self.pos = self.floor = 1
             self.block_start = None
@@ -357,7 +361,7 @@ def iter_records(
     A collector's session file is read as the transcript of its commands; its records' spans are lines of
     the session file."""
     file_type = inp.file_type()
-    if file_type.reader != "text":
+    if file_type.reader not in _TEXT_READERS:
         inp._format = file_type.kind
         for record in binary.records(inp._source, file_type):
             if isinstance(record, Diagnostic):
