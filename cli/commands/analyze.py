@@ -1,10 +1,17 @@
 """``hvci-triage analyze PATH... | -``: the headless triage of logs, for CI and lab batch runs.
 
-Folders expand to the files under them (recursively, sorted, hidden entries skipped), so a lab can point
-it at a folder of collected crash logs, dumps and event logs; a file that is none of these (an archive, an
-image) is named with what to do about it and makes the analysis incomplete (exit 3), never clean. Data
-goes to stdout (or ``-o FILE``) as UTF-8 whatever the console code page; progress goes to stderr, only
-when stderr is a terminal and ``-q`` is not given.
+Folders expand to the files under them (recursively, sorted, hidden entries skipped), glob patterns are
+expanded here (cmd and PowerShell do not), ``.zip``, ``.tar`` and ``.tar.gz`` archives are read in place
+(members named ``lab.zip!host1/kd.log``) and ``.gz`` logs decompressed; crash dumps and event logs are
+read, and a file that is none of these (an image, a PDB, other archives) is named with what to do about
+it (:mod:`parsers.filetype`). Whatever cannot be read is named on stderr and in the report, never dropped,
+and makes the analysis incomplete (exit 3), never clean.
+
+Inputs are analysed by ``--jobs`` worker processes, each input in isolation (a crash or a hang costs that
+input, as a diagnostic), or on a Dask cluster (``--scheduler``); the report is the same whatever the
+parallelism (:mod:`hvci.batch.run`). Data goes to stdout (or ``-o FILE``) as UTF-8 whatever the console
+code page; the progress bar goes to stderr, only when stderr is a terminal and ``-q`` is not given;
+``--stats`` adds one JSON line on stderr.
 
 ``--fail-on`` decides which incidents make the run fail (exit 1):
 
@@ -14,47 +21,30 @@ when stderr is a terminal and ``-q`` is not given.
 * ``never``: nothing fails the run (the same as ``--exit-zero``).
 
 Exit codes: 0 nothing at or above the threshold; 1 findings; 2 usage error, or no input could be
-read at all; 3 no findings but the analysis is incomplete (some input unreadable or read only in part, or
-symbols/images were given and a blamed address could still not be symbolised); 130 interrupted.
+read at all; 3 no findings but the analysis is incomplete (some input unreadable, skipped or read only in
+part, or symbols/images were given and a blamed address could still not be symbolised); 130 interrupted.
 ``--exit-zero`` turns 1 into 0 (or into 3 when the analysis is incomplete) but keeps 2 and 3.
 """
 
 from __future__ import annotations
 
-import os
-import stat
+import json
 import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import click
 
 from cli.exitcodes import ExitCode
 from cli.output import emit, warn
-from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
+from cli.progress import BatchProgress
+from hvci.batch.distributed import ClusterError
+from hvci.batch.run import BatchResult, default_jobs, default_timeout, run_batch, unread
+from hvci.batch.units import Unit, plan
+from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import CONFIDENCES, Incident, Report
 from hvci.report import FORMATS, render
-from parsers.filetype import TEXT
-from parsers.stream import Input, open_input
 
 FAIL_ON = ("hvci", "any", "never", *CONFIDENCES[:-1])
-
-
-def expand_paths(paths: Sequence[str]) -> Iterator[str]:
-    """Each path as given; a folder becomes its files, recursively, in sorted order (hidden entries
-    skipped). What each file is gets decided when it is read (:mod:`parsers.filetype`): a crash dump or an
-    event log is read, an archive or an image is named in a diagnostic, never silently left out."""
-    for given in paths:
-        path = Path(given)
-        if given == "-" or not path.is_dir():
-            yield given
-            continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                candidate = Path(root) / name
-                if not name.startswith(".") and candidate.is_file():
-                    yield str(candidate)
 
 
 def fails(incident: Incident, fail_on: str) -> bool:
@@ -84,74 +74,46 @@ def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:
     )
 
 
-def exit_code(
-    report: Report, fail_on: str, *, exit_zero: bool, unreadable: int, incomplete: bool
-) -> ExitCode:
-    """0, 1 or 3 (see the module docstring); 2 is decided before any analysis runs."""
+def exit_code(report: Report, fail_on: str, *, exit_zero: bool, incomplete: bool) -> ExitCode:
+    """0, 1 or 3 (see the module docstring); 2 is decided by the caller (nothing could be read)."""
     findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
     if findings:
         return ExitCode.FINDINGS
-    if unreadable or incomplete or report.incomplete:
+    if incomplete or report.incomplete:
         return ExitCode.INCOMPLETE
     return ExitCode.OK
 
 
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
+def _warn_unread(batch: BatchResult) -> None:
+    """One line per input with an error: one about the whole input (what it is, why it was not read: at its
+    start) as is, one further in as what cut the reading short."""
+    for result in batch.results:
+        errors = [d for d in result.info.diagnostics if d.severity == "error"]
+        if not errors:
+            continue
+        first = errors[0]
+        if first.span is None or first.span.first_line <= 1:
+            warn(f"{result.info.path}: {first.message}")
+        else:
+            warn(f"{result.info.path}: read only in part ({first.message})")
 
 
-class _Progress:
-    """One self-overwriting status line on stderr, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and stderr_is_terminal()
-        self.total = total
-
-    def show(self, number: int, inp: Input) -> None:
-        if self.enabled:
-            path = inp.path
-            shown = path if len(path) <= 60 else "..." + path[-57:]
-            sys.stderr.write(f"\rhvci-triage: {number}/{self.total} {shown}\x1b[K")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+def _timeout(seconds: float | None) -> object:
+    if seconds is None:
+        return default_timeout
+    return lambda unit: seconds or None  # 0: no limit
 
 
-def _open_all(paths: Sequence[str]) -> tuple[list[Input], int]:
-    inputs: list[Input] = []
-    unreadable = 0
-    for path in paths:
-        try:
-            # fail here, with the OS's reason, rather than half-way through; a FIFO or a device is not
-            # opened to check, which would consume it (and kill the writer of a FIFO)
-            if path != "-" and stat.S_ISREG(os.stat(path).st_mode):
-                with open(path, "rb"):
-                    pass
-            inputs.append(open_input(path))
-        except OSError as error:
-            unreadable += 1
-            warn(f"cannot read {path}: {error.strerror or error}")
-    return inputs, unreadable
-
-
-def _warn_unread(report: Report, inputs: Sequence[Input]) -> None:
-    """One line per input not read in full: what a non-text input is, or what cut a log short."""
-    named: dict[str, str] = {}
-    for inp in inputs:
-        try:
-            if inp.file_type() != TEXT:
-                named[inp.path] = inp.file_type().message
-        except OSError:
-            continue  # its read error is in the report already
-    for info in report.inputs:
-        errors = [d.message for d in info.diagnostics if d.severity == "error"]
-        if errors and named.get(info.path) == errors[0]:
-            warn(f"{info.path}: {errors[0]}")
-        elif errors:
-            warn(f"{info.path}: read only in part ({errors[0]})")
+def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: dict[str, object]) -> BatchResult:
+    with BatchProgress(not settings["quiet"], units) as progress:
+        return run_batch(
+            units,
+            options,
+            jobs=settings["jobs"],  # type: ignore[arg-type]
+            timeout=_timeout(settings["timeout"]),  # type: ignore[arg-type]
+            scheduler=settings["scheduler"],  # type: ignore[arg-type]
+            progress=progress.advance if progress.enabled else None,
+        )
 
 
 @click.command("analyze")
@@ -190,6 +152,26 @@ def _warn_unread(report: Report, inputs: Sequence[Input]) -> None:
     "(certain, likely, possible) for HVCI-related incidents.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: all cores). The report is the same for any number.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Time limit per input (default: 300 s + 2 s per MB; 0: none). An input over it is a diagnostic.",
+)
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Run on a Dask distributed cluster (pip install 'hvci-triage[dask]'); same report as a local run.",
+)
+@click.option("--stats", is_flag=True, help="One JSON line on stderr: files, bytes, files/s, MB/s, seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no partial-read warnings on stderr.")
 @click.pass_context
 def command(
@@ -202,14 +184,19 @@ def command(
     modules: tuple[str, ...],
     fail_on: str,
     exit_zero: bool,
+    jobs: int | None,
+    timeout: float | None,
+    scheduler: str | None,
+    stats: bool,
     quiet: bool,
 ) -> None:
     """Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for
-    stdin, or a folder) and report every incident, HVCI-related ones first.
+    stdin, a folder, a glob pattern, a .zip/.tar/.tar.gz archive or a .gz log) and report every finding,
+    HVCI-related ones first; repeats of one bucket are one finding with every occurrence.
 
     \b
     json   the versioned report (schema hvci-triage/1)
-    jsonl  a "header" line (schema, inputs), one "incident" line each, a "summary" line
+    jsonl  a "header" line (schema, inputs), "incident" and "finding" lines, a "summary" line
     sarif  SARIF 2.1.0 for code-scanning uploads
     Exit: 0 clean, 1 findings (see --fail-on), 2 usage/nothing readable, 3 incomplete, 130 interrupted."""
     options = AnalyzeOptions(symbol_path=symbol_path or None, image_dirs=image_dirs, modules=modules)
@@ -217,26 +204,29 @@ def command(
         options.user_modules()
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--module") from None
+    settings: dict[str, object] = {
+        "quiet": quiet,
+        "jobs": jobs or default_jobs(),
+        "timeout": timeout,
+        "scheduler": scheduler,
+    }
     try:
-        inputs, unreadable = _open_all(list(expand_paths(paths)))
-        if not inputs:
-            if not unreadable:
-                warn("no files found in the given folder(s)")
+        units = plan(paths, sys.stdin.buffer)
+        batch = _run(units, options, settings)
+        if not quiet:
+            _warn_unread(batch)
+        if all(unread(r) for r in batch.results):
             ctx.exit(ExitCode.USAGE)
-        progress = _Progress(not quiet, len(inputs))
-        report = analyze_inputs(inputs, options, progress=progress.show if progress.enabled else None)
-        progress.done()
-        emit(render(report, fmt), output)
+        emit(render(batch.report, fmt), output)
     except KeyboardInterrupt:
         warn("interrupted")
         ctx.exit(ExitCode.INTERRUPTED)
-    if not quiet:
-        _warn_unread(report, inputs)
+    except ClusterError as error:
+        warn(str(error))
+        ctx.exit(ExitCode.USAGE)
+    if stats:
+        click.echo(json.dumps(batch.stats.as_dict()), err=True)
     code = exit_code(
-        report,
-        fail_on,
-        exit_zero=exit_zero,
-        unreadable=unreadable,
-        incomplete=symbols_incomplete(report, options),
+        batch.report, fail_on, exit_zero=exit_zero, incomplete=symbols_incomplete(batch.report, options)
     )
     ctx.exit(code)

@@ -15,7 +15,6 @@ the CodeView name, or in a local symbol store on the symbol path), else from exp
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +38,7 @@ from hvci.images.rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult,
 from hvci.knowledge import decode
 from hvci.model import Caller, Evidence, Incident
 from parsers.records import Diagnostic, InputInfo, Span
+from parsers.walk import expand
 from symbols.msf import MsfError, read_tables
 from symbols.pdb import PdbError, PdbFile, load_pdb
 from symbols.pe import PeError, PeImage
@@ -120,27 +120,22 @@ def incident_level(incident: Incident) -> str:
 # ------------------------------------------------------------------------------------------- inputs
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[tuple[str, Path | None]]:
-    """Files as given, folders as every ``*.sys`` below them, glob patterns expanded; a path that matches
-    nothing comes back with ``None`` so the caller can report it."""
-    out: list[tuple[str, Path | None]] = []
-    for raw in paths:
-        text = str(raw)
-        path = Path(text)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".sys")
-            out.extend((str(p), p) for p in found)
-            if not found:  # nothing checked must not read as a clean pass
-                out.append((text, None))
-        elif path.exists():
-            out.append((text, path))
-        elif any(ch in text for ch in "*?["):
-            matches = sorted(glob.glob(text, recursive=True))
-            out.extend((m, Path(m)) for m in matches if Path(m).is_file())
-            if not matches:
-                out.append((text, None))
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(".sys")
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[tuple[str, Path | None, str | None]]:
+    """Files as given, folders as every ``*.sys`` below them, glob patterns expanded
+    (:func:`parsers.walk.expand`): ``(shown, path, None)`` to scan, or ``(shown, None, why not)`` for what
+    cannot be (a dangling link, a FIFO, a folder without images, a pattern that matches nothing), so that
+    the caller reports it and the run is never clean."""
+    out: list[tuple[str, Path | None, str | None]] = []
+    for entry in expand((str(p) for p in paths), _is_image_name):
+        if entry.problem is None:
+            out.append((entry.name, Path(entry.name), None))
         else:
-            out.append((text, None))
+            reason = "no .sys file in this folder" if os.path.isdir(entry.name) else entry.problem
+            out.append((entry.name, None, reason))
     return out
 
 
@@ -156,12 +151,10 @@ def scan_paths(
     expanded = expand_paths(paths)
     pdbs = _pdb_choices(pdb)
     images = tuple(
-        _unreadable(text, "no .sys file in this folder")
-        if path is None and Path(text).is_dir()
-        else _unreadable(text, "no such file, folder or matching pattern")
-        if path is None
-        else scan_image(path, display=text, pdbs=pdbs, symbol_path=symbol_path)
-        for text, path in expanded
+        scan_image(path, display=text, pdbs=pdbs, symbol_path=symbol_path)
+        if path is not None
+        else _unreadable(text, problem or "cannot be read")
+        for text, path, problem in expanded
     )
     return ScanReport(images, str(Path.cwd()))
 

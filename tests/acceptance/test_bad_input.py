@@ -120,7 +120,7 @@ def test_a_missing_path_is_one_line_and_the_other_inputs_are_still_analysed(tmp_
     code, out, err = analyze(str(missing))
     assert (
         code == ExitCode.USAGE
-        and err.strip() == f"hvci-triage: cannot read {missing}: No such file or directory"
+        and err.strip() == f"hvci-triage: {missing}: cannot read: No such file or directory"
     )
     code, out, err = analyze("--format", "json", str(missing), str(KD_SESSION))
     assert code == ExitCode.FINDINGS and len(json.loads(out)["incidents"]) == 1

@@ -9,7 +9,6 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from cli.commands.analyze import expand_paths
 from cli.exitcodes import ExitCode
 from cli.main import cli
 from tests.conftest import REPORT_SCHEMA
@@ -59,7 +58,7 @@ def test_unreadable_input_is_one_line_and_the_rest_is_analysed(tmp_path: Path) -
     missing = tmp_path / "nope.log"
     code, out, err = run("--format", "json", str(missing), str(HAXM))
     assert code == ExitCode.FINDINGS
-    assert err.strip().splitlines()[0] == f"hvci-triage: cannot read {missing}: No such file or directory"
+    assert err.strip().splitlines()[0] == f"hvci-triage: {missing}: cannot read: No such file or directory"
     assert "Traceback" not in err
     assert len(json.loads(out)["incidents"]) == 1
     code, _, _ = run("-q", str(missing), str(NON_HVCI))
@@ -73,14 +72,14 @@ def test_a_folder_expands_to_its_files_and_names_the_ones_that_are_not_logs(tmp_
     (lab / "host1").mkdir(parents=True)
     (lab / "host1" / "kd.log").write_bytes(HAXM.read_bytes())
     (lab / "host2.log").write_bytes(NON_HVCI.read_bytes())
-    (lab / "driver.sys").write_bytes(b"MZ\x90\x00" + b"\x00" * 64)
     (lab / ".hidden.log").write_text("x")
     (lab / "utf16.txt").write_bytes(b"\xff\xfe" + "hello\r\n".encode("utf-16-le"))
-    names = [Path(p).name for p in expand_paths([str(lab)])]
-    assert names == ["driver.sys", "host2.log", "utf16.txt", "kd.log"]
+    (lab / "driver.sys").write_bytes(b"MZ\x90\x00" + b"\x00" * 64)
     code, out, err = run("--format", "json", str(lab))
     data = json.loads(out)
-    assert code == ExitCode.FINDINGS and len(data["inputs"]) == 4 and len(data["incidents"]) == 3
+    names = [Path(i["path"]).name for i in data["inputs"]]
+    assert names == ["driver.sys", "host2.log", "utf16.txt", "kd.log"]
+    assert code == ExitCode.FINDINGS and len(data["incidents"]) == 3
     assert data["inputs"][0]["format"] == "mz-image"
     assert (
         err.strip() == f"hvci-triage: {lab / 'driver.sys'}: an MS-DOS/PE executable (MZ header), not a text "
@@ -150,20 +149,21 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("cli.commands.analyze.analyze_inputs", interrupted)
+    monkeypatch.setattr("cli.commands.analyze.run_batch", interrupted)
     code, out, err = run(str(HAXM))
     assert code == ExitCode.INTERRUPTED and out == "" and "interrupted" in err
 
 
 def test_progress_goes_to_a_terminal_stderr_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cli.commands import analyze
+    from cli import progress
 
     shown: list[str] = []
-    monkeypatch.setattr(analyze._Progress, "show", lambda self, n, inp: shown.append(f"{n}/{self.total}"))
+    monkeypatch.setattr(progress.BatchProgress, "advance", lambda self, unit, _: shown.append(unit.name))
     run(str(HAXM), str(NON_HVCI))
     assert shown == []  # CliRunner's stderr is not a terminal
-    monkeypatch.setattr(analyze, "stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(progress, "stderr_is_terminal", lambda: True)
     run("-q", str(HAXM), str(NON_HVCI))
     assert shown == []  # -q: never
-    code, out, _ = run("--format", "json", str(HAXM), str(NON_HVCI))
-    assert shown == ["1/2", "2/2"] and json.loads(out)["schema"] == "hvci-triage/1"  # stdout stays data
+    code, out, _ = run("--format", "json", "--jobs", "2", str(HAXM), str(NON_HVCI))
+    assert sorted(shown) == sorted([str(HAXM), str(NON_HVCI)])
+    assert json.loads(out)["schema"] == "hvci-triage/1"  # stdout stays data

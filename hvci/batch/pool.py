@@ -1,0 +1,179 @@
+"""Local worker processes where one crash or hang costs one unit of work, not the batch.
+
+``concurrent.futures.ProcessPoolExecutor`` breaks as a whole when a worker dies (every pending future fails)
+and cannot stop a task that hangs. Native readers of hostile input (PDBs, dumps) can do both, so this pool
+keeps each worker's current item in view: a worker that dies (a signal, the OOM killer) or runs past the
+item's deadline is ended and replaced, and that item alone gets a :class:`Failure` saying what happened.
+
+Workers ignore SIGINT: Ctrl-C reaches the parent, which ends them (a traceback from each worker would bury
+the one-line message). Results come back as they finish; the caller puts them in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an item has no result: it raised, its worker died, or it ran out of time."""
+
+    message: str
+
+
+def _context() -> Any:
+    """fork where there is one (a worker starts in milliseconds with the engine already imported), else
+    spawn (Windows, macOS)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _serve(connection: Connection, task: Callable[[Any], Any]) -> None:
+    """A worker: run items until told to stop (``None``) or the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        index, item = message
+        try:
+            result: Any = task(item)
+        except Exception as error:  # a bug must cost one input, not the batch; the message says which
+            result = Failure(f"the analysis failed ({type(error).__name__}: {error})")
+        connection.send((index, result))
+
+
+def death_message(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"the analysis crashed: its worker process died of {name}{hint}"
+    return f"the analysis crashed: its worker process exited with status {exitcode}"
+
+
+@dataclass
+class _Worker(Generic[Item]):
+    process: Any
+    connection: Connection
+    index: int | None = None
+    deadline: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class IsolatedPool(Generic[Item, Result]):
+    """``jobs`` worker processes running ``task`` over items; see the module docstring."""
+
+    def __init__(
+        self,
+        task: Callable[[Item], Result],
+        jobs: int,
+        timeout: Callable[[Item], float | None] = lambda item: None,
+    ) -> None:
+        self._task = task
+        self._jobs = max(1, jobs)
+        self._timeout = timeout
+        self._context = _context()
+        self._workers: list[_Worker[Item]] = []
+
+    def _start(self) -> _Worker[Item]:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(child, self._task), daemon=True)
+        process.start()
+        child.close()
+        worker: _Worker[Item] = _Worker(process, parent)
+        self._workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker[Item], *, kill: bool) -> None:
+        self._workers.remove(worker)
+        if kill:
+            worker.process.kill()
+        else:
+            with contextlib.suppress(OSError):  # it may be gone already
+                worker.connection.send(None)
+        worker.process.join(5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.connection.close()
+
+    def _assign(self, worker: _Worker[Item], pending: deque[tuple[int, Item]]) -> None:
+        index, item = pending.popleft()
+        limit = self._timeout(item)
+        worker.index = index
+        worker.started = time.monotonic()
+        worker.deadline = None if limit is None else time.monotonic() + limit
+        worker.connection.send((index, item))
+
+    def _outcome(self, worker: _Worker[Item], ready: list[Any]) -> tuple[Result | Failure, bool] | None:
+        """The finished item's result or failure and whether the worker is broken (dead or stuck), or None
+        while the item is still running."""
+        if worker.connection in ready or worker.connection.poll():
+            try:
+                _, result = worker.connection.recv()
+                return result, False
+            except (EOFError, OSError):
+                worker.process.join(5)
+                return Failure(death_message(worker.process.exitcode)), True
+        if worker.process.sentinel in ready:
+            worker.process.join(5)
+            return Failure(death_message(worker.process.exitcode)), True
+        if worker.deadline is not None and time.monotonic() >= worker.deadline:
+            seconds = worker.deadline - worker.started
+            return Failure(
+                f"the analysis took longer than its time limit ({seconds:.0f} s) and was stopped"
+            ), True
+        return None
+
+    def run(self, items: Sequence[Item]) -> Iterator[tuple[int, Result | Failure]]:
+        """``(index, result or Failure)`` for every item, as they finish."""
+        pending: deque[tuple[int, Item]] = deque(enumerate(items))
+        try:
+            for _ in range(min(self._jobs, len(pending))):
+                self._assign(self._start(), pending)
+            while self._workers:
+                yield from self._round(pending)
+        finally:
+            for worker in list(self._workers):
+                self._retire(worker, kill=True)
+
+    def _round(self, pending: deque[tuple[int, Item]]) -> Iterator[tuple[int, Result | Failure]]:
+        busy = [w for w in self._workers if w.index is not None]
+        deadlines = [w.deadline for w in busy if w.deadline is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout)
+        for worker in busy:
+            finished = self._outcome(worker, ready)
+            if finished is None:
+                continue
+            outcome, broken = finished
+            index = worker.index
+            assert index is not None
+            yield index, outcome
+            if not broken:
+                worker.index = None
+                if pending:
+                    self._assign(worker, pending)
+                else:
+                    self._retire(worker, kill=False)
+                continue
+            self._retire(worker, kill=True)
+            if pending:
+                self._assign(self._start(), pending)
