@@ -70,8 +70,8 @@ def command(
     Keys: ? or F1 lists them; ctrl+p opens the command palette (export, copy, symbols, filters).
     Remap keys in a TOML keymap file (see the help screen), or the file named by $HVCI_TRIAGE_KEYMAP.
     """
-    from cli.commands.analyze import expand_paths
     from hvci.logs.pipeline import AnalyzeOptions
+    from parsers.walk import expand
 
     if paths.count(STDIN) > 1:
         raise click.UsageError("standard input (-) can be given only once")
@@ -86,14 +86,14 @@ def command(
     from tui.loading import Source
 
     sources: list[Source] = []
-    for path in expand_paths(paths):
-        if path == STDIN:
+    for entry in expand(paths):
+        if entry.name == STDIN:
             sources.append(Source.memory(read_stdin(), "<stdin>"))
-        elif not os.path.isfile(path) and not follow:
-            warn(f"cannot read {path}: no such file")
+        elif entry.problem is not None and not (follow and not os.path.lexists(entry.name)):
+            warn(f"{entry.name}: {entry.problem}")
             sys.exit(ExitCode.USAGE)
         else:
-            sources.append(Source.file(path))
+            sources.append(Source.file(entry.name))
     if STDIN in paths or not sys.stdin.isatty():
         problem = reattach_keyboard()
         if problem is not None:

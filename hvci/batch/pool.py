@@ -12,6 +12,7 @@ the one-line message). Results come back as they finish; the caller puts them in
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import signal
 import time
@@ -40,8 +41,10 @@ def _context() -> Any:
 
 
 def _serve(connection: Connection, task: Callable[[Any], Any]) -> None:
-    """A worker: run items until told to stop (``None``) or the parent goes away."""
+    """A worker: run items until told to stop (``None``) or the parent goes away. Its death is reported
+    by the parent as one line, so a fault handler inherited from the parent must not print a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.disable()
     while True:
         try:
             message = connection.recv()

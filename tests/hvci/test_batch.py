@@ -201,7 +201,8 @@ def test_a_dask_cluster_gives_the_same_report_as_local_workers(tmp_path: Path) -
         host="127.0.0.1",
         dashboard_address=None,
     ) as cluster:
-        remote = analyze("--format", "json", "-q", "--scheduler", cluster.scheduler_address, str(corpus.folder))
+        address = cluster.scheduler_address
+        remote = analyze("--format", "json", "-q", "--scheduler", address, str(corpus.folder))
     assert remote[0] == local[0] == ExitCode.FINDINGS
     assert remote[1] == local[1]
 
