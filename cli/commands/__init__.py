@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "analyze": (
         "analyze",
-        "Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for "
-        "stdin, or a folder) and report every incident, HVCI-related ones first.",
+        "Analyse logs, dumps and event exports (files, folders, globs, archives, or - for stdin) and report "
+        "every finding, HVCI-related ones first.",
     ),
     "scan": (
         "scan",

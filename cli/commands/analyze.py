@@ -190,9 +190,11 @@ def command(
     stats: bool,
     quiet: bool,
 ) -> None:
-    """Analyse debugger logs, verifier output, readiness reports and event exports (PATH may be - for
-    stdin, a folder, a glob pattern, a .zip/.tar/.tar.gz archive or a .gz log) and report every finding,
-    HVCI-related ones first; repeats of one bucket are one finding with every occurrence.
+    """Analyse logs, dumps and event exports (files, folders, globs, archives, or - for stdin) and report
+    every finding, HVCI-related ones first.
+
+    Repeats of one bucket are one finding with every occurrence; .zip/.tar/.tar.gz members and .gz logs are
+    read in place.
 
     \b
     json   the versioned report (schema hvci-triage/1)
