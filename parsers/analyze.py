@@ -49,7 +49,11 @@ _BOX_LINE = re.compile(r"^\s*\*[\s*]*$|^\s*\*\s+Bugcheck Analysis\s+\*\s*$")
 _BOX_TITLE = re.compile(r"Bugcheck Analysis")
 _SHORT = re.compile(r"^Use !analyze -v to get detailed debugging information")
 _PROBABLY = re.compile(r"^Probably caused by\s*:\s*(?P<value>.*?)\s*$")
-_HEADER = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]{2,})\s+\((?P<code>[0-9a-fA-F]{1,8})\)\s*$")
+_HEADER = re.compile(
+    r"^(?:(?P<name>[A-Z][A-Z0-9_]{2,})|Unknown bugcheck code)\s+\((?P<code>[0-9a-fA-F]{1,8})\)\s*$"
+)
+#: the debugger data model's names for the bug check (``KEY_VALUES_STRING``: ``Bugcheck.Code.LegacyAPI``)
+_MODEL_CODE = ("Bugcheck.Code.LegacyAPI", "Bugcheck.Code.KiBugCheckData", "Bugcheck.Code.TargetModel")
 _ARGUMENTS = re.compile(r"^Arguments:\s*$")
 _ARG = re.compile(r"^Arg(?P<n>[1-4]):\s*(?P<value>[0-9a-fA-F`]+)\s*(?:,\s*(?P<desc>.*?))?\s*$")
 _DETAILS = re.compile(r"^Debugging Details:\s*$")
@@ -108,6 +112,12 @@ def _hex(text: str | None) -> int | None:
         return int(text.replace("`", ""), 16)
     except ValueError:
         return None
+
+
+def _model_code(key_values: list[tuple[str, str]]) -> int | None:
+    """The code as the debugger data model names it (``Bugcheck.Code.LegacyAPI``: ``0x50``)."""
+    model = dict(key_values)
+    return next((code for code in (_hex(model.get(key)) for key in _MODEL_CODE) if code), None)
 
 
 class AnalyzeParser:
@@ -248,8 +258,10 @@ class AnalyzeParser:
                 continue
             field_match = _FIELD.match(text)
             # in the Arguments section only BUGCHECK_* keys start the fields (Debugging Details: was lost)
-            if field_match is not None and field_match["key"] not in _NOT_FIELDS and (
-                section != "args" or field_match["key"].startswith("BUGCHECK")
+            if (
+                field_match is not None
+                and field_match["key"] not in _NOT_FIELDS
+                and (section != "args" or field_match["key"].startswith("BUGCHECK"))
             ):
                 section, strays = "details", []
                 name = field_match["key"]
@@ -342,6 +354,8 @@ class AnalyzeParser:
         if code is None:
             code = _hex(fields.get("BUGCHECK_CODE"))
             field_lines = True
+        if code is None:
+            code = _model_code(report.key_values)
         bugcheck_str = _BUGCHECK_STR.match(fields.get("BUGCHECK_STR", ""))
         if code is None and bugcheck_str is not None:
             code = _hex(bugcheck_str["code"])

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from parsers.base import Line, LineCursor
+from parsers.kernelpower import bugcheck_from_data
 from parsers.records import Diagnostic, EventRecord, Record, Span
 
 _WEVTUTIL_START = re.compile(r"^Event\[\d+\]:")
@@ -412,6 +413,9 @@ class EventsParser:
             yield Diagnostic(span, "events: XML event without an EventID")
             return
         message = event.message or "; ".join(f"{k}: {v}" for k, v in event.data.items())
+        if (bugcheck := bugcheck_from_data(event.event_id, event.data, span)) is not None:
+            yield bugcheck  # Kernel-Power 41 with a bug check: the bug check is the incident
+            return
         yield _event(span, event.provider, event.event_id, message, event.timestamp, event.data)
 
     def _xml_by_patterns(self, text: str, span: Span, truncated: bool) -> Iterator[Record]:
@@ -434,6 +438,9 @@ class EventsParser:
             if message
             else "; ".join(f"{k}: {v}" for k, v in data.items())
         )
+        if (bugcheck := bugcheck_from_data(int(event_id_match.group(1)), data, span)) is not None:
+            yield bugcheck
+            return
         yield _event(
             span,
             provider.group(1) if provider else "",

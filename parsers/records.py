@@ -50,6 +50,60 @@ class BugCheckRecord:
     name: str | None = None
     arg_texts: tuple[str, ...] = ()  # the debugger's description of each argument, when printed
     pointer_bits: int | None = None  # 32 or 64 when the printed width tells
+    #: 0-based positions of arguments the input did not print (held as 0 so that the later ones keep
+    #: their place); a report shows them as not printed
+    missing: tuple[int, ...] = ()
+    #: the image the source itself blames (BlueScreenView "Caused By Driver", WhoCrashed "probably caused
+    #: by", the blue screen's "What failed"), as printed
+    blamed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartialBugCheckRecord:
+    """A bug check printed in pieces that may lack its code: ``Arg1:`` .. ``Arg4:`` lines pasted without the
+    report around them (``form`` ``arg-lines``; the code when nearby text names it: ``Bug check c4 - ...``,
+    ``the 0x3B bugcheck``), or a blue screen's text (``blue-screen``: the stop code's NAME, ``What failed``).
+    The engine tells the code from the name or from the arguments' descriptions (it has the knowledge base);
+    without one it stays a diagnostic."""
+
+    span: Span
+    form: str
+    args: tuple[int | None, ...]  # by position; None where the paste left an argument out
+    arg_texts: tuple[str, ...] = ()
+    code: int | None = None
+    name: str | None = None
+    pointer_bits: int | None = None
+    blamed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSiteRecord:
+    """The instruction that faulted as a debugger prints it beside the bug check: ``FAULTING_IP``, an
+    exception record's ``ExceptionAddress``, or the ``rip``/``eip``/``pc`` of a ``.cxr``/``.trap`` register
+    dump, with the symbol line printed above the disassembly (``UniFairy+0xb141d:``)."""
+
+    span: Span
+    source: str  # "FAULTING_IP" | "ExceptionAddress" | "registers"
+    address: int | None
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryIntegrityRecord:
+    """What a text says about memory integrity (HVCI) on the machine it was taken from.
+
+    ``running`` is True (running), False (configured or expected but not running, or off), or None (the
+    text shows only configuration); ``source`` names the tool (``Win32_DeviceGuard``, ``msinfo32``,
+    ``Get-ComputerInfo``, ``HalpHvciEnabled``, ``CodeIntegrity event``, ``Windows Security``);
+    ``fact`` is the line that says it, ``drivers`` the incompatible drivers Windows Security lists.
+    """
+
+    span: Span
+    source: str
+    running: bool | None
+    fact: str
+    configured: bool | None = None
+    drivers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +327,9 @@ Record = (
     | ImageHeaderRecord
     | SymbolLineRecord
     | MemoryStringRecord
+    | PartialBugCheckRecord
+    | FaultSiteRecord
+    | MemoryIntegrityRecord
     | Diagnostic
 )
 

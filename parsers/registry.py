@@ -11,7 +11,26 @@ extra pass over every chunk (a case-insensitive one also a lower-cased copy of t
 
 from __future__ import annotations
 
-from parsers import analyze, banner, events, imagedump, kd, lm, ln, memstring, readiness, stack, verifier
+from parsers import (
+    analyze,
+    arglines,
+    banner,
+    bluescreen,
+    crashviewers,
+    events,
+    faultsite,
+    imagedump,
+    kd,
+    kernelpower,
+    lm,
+    ln,
+    memstring,
+    readiness,
+    rebooted,
+    stack,
+    verifier,
+    wer,
+)
 from parsers.base import BlockParser
 
 PARSERS: tuple[BlockParser, ...] = (
@@ -26,6 +45,13 @@ PARSERS: tuple[BlockParser, ...] = (
     events.PARSER,
     imagedump.PARSER,
     memstring.PARSER,
+    faultsite.PARSER,
+    arglines.PARSER,
+    rebooted.PARSER,
+    kernelpower.PARSER,
+    wer.PARSER,
+    crashviewers.PARSER,
+    bluescreen.PARSER,
 )
 
 #: ``InputInfo.format`` contributed by each parser's blocks (by parser name); unlisted ones are debugger
@@ -35,4 +61,8 @@ FORMATS: dict[str, str] = {
     "verifier": "verifier",
     "readiness": "readiness",
     "events": "event-log",
+    "rebooted": "event-log",
+    "kernelpower": "event-log",
+    "wer": "wer-report",
+    "crashviewers": "crash-viewer",
 }

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from parsers.base import Line, LineCursor
-from parsers.records import Record, Span, StackFrame, StackRecord
+from parsers.records import BugCheckRecord, Record, Span, StackFrame, StackRecord
 
 MAX_FRAMES = 4096  # a runaway block (a log of a million frame-like lines) is cut here
 _ADDRESS = r"(?:[0-9a-fA-F]{8}`[0-9a-fA-F]{8}|[0-9a-fA-F]{16}|[0-9a-fA-F]{8})"
@@ -278,6 +278,39 @@ def _style(command: str | None, header: re.Match[str] | None, frames: list[Stack
     return "kn" if frames and frames[0].index is not None else "k"
 
 
+_BUGCHECK_FUNCTIONS = frozenset({"KeBugCheckEx", "KeBugCheck2", "KeBugCheck"})
+_KERNEL_MODULES = frozenset({"nt", "ntoskrnl", "ntkrnlmp", "ntkrnlpa", "ntkrpamp"})
+
+
+def _plausible_code(code: int) -> bool:
+    """A value that can be a bug check code (not a stale register in the frame's home space)."""
+    low = code & 0xFFFF
+    return (
+        0 < code <= 0x1FF
+        or (code >> 16 == 0x1000 and 0 < low <= 0x1FF)
+        or (code >> 16 == 0xC000 and low <= 0x2FF)
+        or code == 0xDEADDEAD
+    )
+
+
+def bugcheck_from_frames(frames: tuple[StackFrame, ...], path: str, first_line: int) -> BugCheckRecord | None:
+    """The bug check a ``nt!KeBugCheckEx``/``KeBugCheck2`` frame's argument columns show: the first column
+    is the code, the next ones the first parameters (x64 ``kb`` shows four home slots: code and P1..P3;
+    x86 three stack words: code, P1, P2). A frame without argument columns shows no bug check. The record's
+    span runs from the listing's first line (records come in input order) to the frame."""
+    for frame in frames:
+        if frame.function not in _BUGCHECK_FUNCTIONS or (frame.module or "").lower() not in _KERNEL_MODULES:
+            continue
+        if len(frame.args) < 2 or not _plausible_code(frame.args[0]):
+            return None
+        columns = frame.text.split(":")[1].split() if ":" in frame.text else []
+        widths = {len(word.replace("`", "")) for word in columns}
+        bits = 64 if widths == {16} else 32 if widths == {8} else None
+        span = Span(path, first_line, frame.line)
+        return BugCheckRecord(span, "kebugcheck-frame", frame.args[0], frame.args[1:], pointer_bits=bits)
+    return None
+
+
 class StackParser:
     """A ``k``-family listing (from its prompt or header line) or a free-standing ``STACK_TEXT:``."""
 
@@ -309,6 +342,9 @@ class StackParser:
         if not frames or last is None:
             return
         style = style_override or _style(command, header, frames)
+        bugcheck = bugcheck_from_frames(tuple(frames), cursor.path, first.number)
+        if bugcheck is not None:  # first, so that the crash it opens takes the stack
+            yield bugcheck
         yield StackRecord(Span(cursor.path, first.number, last), style, tuple(frames))
 
 

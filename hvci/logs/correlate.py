@@ -15,7 +15,12 @@ Rules (each is a test in ``tests/hvci/test_correlate.py``):
   stopping) and opens a new group;
 * bug-check records (fatal-error line, ``BugCheck`` line, ``.bugcheck``, ``!analyze``, dump header) with the
   same code and arguments belong to the same crash; a different code or different arguments start a new one;
-* stacks and ``ln`` answers join the open crash; ``lm`` tables, ``!verifier`` output, readiness verdicts,
+* stacks, fault sites (``FAULTING_IP``, a ``.cxr`` register dump) and ``ln`` answers join the open crash;
+  with no crash open, a ``STACK_TEXT`` or a stack through ``nt!KeBugCheckEx``, a ``FAULTING_IP`` or an
+  ``ExceptionAddress`` opens one (a fragment of an analysis pasted without its bug check);
+* a bug check printed in pieces (``Arg`` lines alone, a blue screen's stop code name) is made whole first
+  (:mod:`hvci.logs.partial`) and then joins or opens a crash like any bug check;
+* ``lm`` tables, ``!verifier`` output, readiness verdicts,
   events and image headers never close it (they are the engineer's follow-up commands);
 * each driver's set of counters with a non-zero value, each readiness verdict, each event and each ``!dh``
   dump is a group of its own.
@@ -29,13 +34,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from hvci.knowledge import kb
+from hvci.knowledge import kb, triage
+from hvci.logs.partial import complete
 from parsers.records import (
     AnalyzeRecord,
     BugCheckRecord,
     CounterSet,
     EventRecord,
+    FaultSiteRecord,
     ImageHeaderRecord,
+    PartialBugCheckRecord,
     ReadinessRecord,
     Record,
     Span,
@@ -73,6 +81,7 @@ class CrashGroup:
     analyze: AnalyzeRecord | None = None
     stacks: tuple[StackRecord, ...] = ()
     symbol_lines: tuple[SymbolLineRecord, ...] = ()
+    fault_sites: tuple[FaultSiteRecord, ...] = ()
 
     @property
     def spans(self) -> tuple[Span, ...]:
@@ -84,6 +93,7 @@ class CrashGroup:
             spans.append(self.analyze.span)
         spans.extend(s.span for s in self.stacks)
         spans.extend(s.span for s in self.symbol_lines)
+        spans.extend(s.span for s in self.fault_sites)
         return tuple(spans)
 
     @property
@@ -100,7 +110,11 @@ class CrashGroup:
             if fuller is not None and len(fuller.args) > len(chosen.args):
                 return replace(chosen, args=fuller.args)  # a report cut short: the arguments it lost
             return chosen
-        return self.bugchecks[0] if self.bugchecks else None
+        if not self.bugchecks:
+            return None
+        chosen = max(self.bugchecks, key=lambda r: len(r.args))  # the first of the fullest
+        named = next((r.name for r in self.bugchecks if r.name), None)
+        return replace(chosen, name=named) if chosen.name is None and named else chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +220,16 @@ class Correlator:
             self._open(CrashGroup(banner=record), record.span)
         elif isinstance(record, BugCheckRecord):
             done.extend(self._bugcheck(record))
+        elif isinstance(record, PartialBugCheckRecord):
+            whole = complete(record)
+            if whole is not None:
+                done.extend(self._bugcheck(whole))
+        elif isinstance(record, FaultSiteRecord):
+            done.extend(self._join_fault_site(record))
         elif isinstance(record, AnalyzeRecord):
             done.extend(self._analyze(record))
         elif isinstance(record, StackRecord):
-            self._join_stack(record)
+            done.extend(self._join_stack(record))
         elif isinstance(record, SymbolLineRecord):
             self._join_symbol_line(record)
         elif isinstance(record, VerifierStatusRecord):
@@ -290,15 +310,56 @@ class Correlator:
         self._open(CrashGroup(analyze=record), record.span)
         return done
 
-    def _join_stack(self, record: StackRecord) -> None:
+    def _join_stack(self, record: StackRecord) -> list[Group]:
         group = self.open_group
-        if group is not None and len(group.stacks) < MAX_STACKS:
+        if group is None and (record.style == "stack_text" or _through_bugcheck(record)):
+            self._open(CrashGroup(stacks=(record,)), record.span)
+        elif group is not None and len(group.stacks) < MAX_STACKS:
             self._touch(replace(group, stacks=(*group.stacks, record)), record.span)
+        return []
+
+    def _join_fault_site(self, record: FaultSiteRecord) -> list[Group]:
+        group = self.open_group
+        if group is not None and _site_conflicts(group, record):
+            if record.source == "registers":
+                return []
+            done = self._close()
+            self._open(CrashGroup(fault_sites=(record,)), record.span)
+            return done
+        if group is None and record.source != "registers":  # a register dump alone is any break-in
+            self._open(CrashGroup(fault_sites=(record,)), record.span)
+        elif group is not None and len(group.fault_sites) < MAX_STACKS:
+            self._touch(replace(group, fault_sites=(*group.fault_sites, record)), record.span)
+        return []
 
     def _join_symbol_line(self, record: SymbolLineRecord) -> None:
         group = self.open_group
         if group is not None and len(group.symbol_lines) < MAX_SYMBOL_LINES:
             self._touch(replace(group, symbol_lines=(*group.symbol_lines, record)), record.span)
+
+
+def _site_conflicts(group: CrashGroup, record: FaultSiteRecord) -> bool:
+    """A fault site that cannot be this crash's: the bug check names its faulting address (the parameter
+    ``triage.toml`` gives, or a run-time code-integrity Arg2) and the site's address is another one."""
+    bc = group.bugcheck
+    if bc is None or record.address is None:
+        return False
+    expected: list[int] = []
+    entry = triage.load().fault_argument(bc.code, tuple(bc.args))
+    if entry is not None and entry.argument - 1 not in bc.missing:
+        expected.append(bc.args[entry.argument - 1])
+    if bc.code == kb.VERIFIER_BUGCHECK and len(bc.args) > 1 and bc.args[0] in kb.load().caller_subcodes:
+        expected.append(bc.args[1])
+    return bool(expected) and not any(same_value(value, record.address) for value in expected)
+
+
+def _through_bugcheck(record: StackRecord) -> bool:
+    """A stack that runs through the kernel's bug check routine: the stack of a crash."""
+    kernel = kb.load().kernel_images
+    return any(
+        (frame.function or "").startswith("KeBugCheck") and (frame.module or "").lower() in kernel
+        for frame in record.frames
+    )
 
 
 def richness(record: AnalyzeRecord) -> tuple[int, int]:

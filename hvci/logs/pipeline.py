@@ -33,6 +33,7 @@ from parsers.records import (
     AnalyzeRecord,
     Diagnostic,
     InputInfo,
+    MemoryIntegrityRecord,
     MemoryStringRecord,
     ModuleEntry,
     ModuleListRecord,
@@ -104,6 +105,8 @@ class _InputRun:
     counter_groups: list[_Tracked] = field(default_factory=list)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     ids_given: dict[str, int] = field(default_factory=dict)  # base id -> ids handed out on that line
+    verified_drivers: list[str] = field(default_factory=list)
+    memory_integrity: list[MemoryIntegrityRecord] = field(default_factory=list)
     _context: Context | None = None
     _open: _Tracked | None = None
 
@@ -125,6 +128,8 @@ class _InputRun:
                 resolver=self.resolver,
                 image_names=self.image_names,
                 violations=self.violations,
+                verified_drivers=self.verified_drivers,
+                memory_integrity=self.memory_integrity,
             )
         return self._context
 
@@ -161,7 +166,13 @@ class _InputRun:
             self.symbol_lines.setdefault(record.address, record)
         elif isinstance(record, MemoryStringRecord):
             self.strings.setdefault(record.address, record)
+        elif isinstance(record, MemoryIntegrityRecord):
+            self.memory_integrity.append(record)
+            return False
         elif isinstance(record, VerifierStatusRecord):
+            for driver in record.drivers:
+                if driver.lower() not in (known.lower() for known in self.verified_drivers):
+                    self.verified_drivers.append(driver)
             for counter_set in record.counter_sets:
                 if counter_set.module is None:
                     continue

@@ -10,9 +10,10 @@ import re
 from collections.abc import Sequence
 
 from hvci.knowledge import kb
-from hvci.logs.classify.context import Context
+from hvci.logs.classify.context import SUPPORTING, Context
+from hvci.logs.classify.faults import fault_address
 from hvci.logs.correlate import CrashGroup, same_value
-from hvci.model import Caller
+from hvci.model import Caller, Evidence
 from parsers.records import AnalyzeRecord, BugCheckRecord, StackFrame, SymbolLineRecord
 from symbols.modules import normalize_name
 from symbols.resolve import Resolution
@@ -20,6 +21,7 @@ from symbols.resolve import Resolution
 _FRAME_SYMBOL = re.compile(
     r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I
 )
+_MODULE_OFFSET = re.compile(r"^(?P<module>[^!\s+]+)\+(?:0x)?(?P<offset>[0-9a-f]+)$", re.I)
 _PROBABLY_CAUSED = re.compile(r"^(?P<image>[^\s(]+)(?:\s*\(\s*(?P<symbol>[^\s()]+)\s*\))?")
 
 
@@ -87,7 +89,7 @@ def _followup_symbol(
         return None
     if bc.args[0] not in kb.load().caller_subcodes or not same_value(bc.args[1], address):
         return None
-    for symbol in (group.analyze.field("SYMBOL_NAME"), _probable_cause(group.analyze)[1]):
+    for symbol in (group.analyze.field("SYMBOL_NAME"), probable_cause(group.analyze)[1]):
         match = _FRAME_SYMBOL.match(symbol.strip()) if symbol else None
         if match:
             displacement = int(match["disp"], 16) if match["disp"] else None
@@ -95,17 +97,40 @@ def _followup_symbol(
     return None
 
 
-def _probable_cause(analyze: AnalyzeRecord) -> tuple[str | None, str | None]:
+def probable_cause(analyze: AnalyzeRecord) -> tuple[str | None, str | None]:
     """``Probably caused by : oldnic.sys ( oldnic!NicAllocRxBuffers+3d )`` as (image, symbol)."""
     match = _PROBABLY_CAUSED.match((analyze.field("Probably caused by") or "").strip())
     return (match["image"], match["symbol"]) if match else (None, None)
 
 
+def _printed_site(symbol: str | None) -> tuple[str | None, str, int | None, str | None, int | None] | None:
+    """A fault site's printed symbol (``IntelHaxm!ept_free+1b``) as a debugger symbol; ``module+0x...`` has
+    no function and is not one (:func:`_site_module` reads it)."""
+    match = _FRAME_SYMBOL.match(symbol.strip()) if symbol else None
+    if match is None:
+        return None
+    displacement = int(match["disp"], 16) if match["disp"] else None
+    return match["module"], match["function"], displacement, None, None
+
+
+def _site_module(symbol: str | None) -> tuple[str, int] | None:
+    """``UniFairy+0xb141d`` / ``adgnetworktdidrv+5715`` as (module, offset)."""
+    match = _MODULE_OFFSET.match(symbol.strip()) if symbol else None
+    return (match["module"], int(match["offset"], 16)) if match else None
+
+
 def _resolve(
-    address: int, group: CrashGroup, frames: Sequence[StackFrame], context: Context, *, return_address: bool
+    address: int,
+    group: CrashGroup,
+    frames: Sequence[StackFrame],
+    context: Context,
+    *,
+    return_address: bool,
+    symbol: str | None = None,
 ) -> Caller:
     """Module + offset from the module map; then, best first: the PDB (``--symbols``/``--images``), what the
-    debugger printed (``ln``, a symbolised frame), the image's exports or ``.pdata``, module + offset."""
+    debugger printed (``ln``, a symbolised frame, the ``symbol`` beside a fault site), the image's exports or
+    ``.pdata``, module + offset (from the map, or as the fault site printed it)."""
     module: str | None = None
     offset: int | None = None
     hit = context.modules.lookup(address) if context.modules else None
@@ -121,7 +146,7 @@ def _resolve(
             return _from_resolution(resolution, module, offset)
         if resolution.note:
             notes.append(resolution.note)
-    printed = _debugger_symbol(address, group, frames, context)
+    printed = _debugger_symbol(address, group, frames, context) or _printed_site(symbol)
     if printed is not None:
         printed_module, function, displacement, file, line = printed
         return Caller(
@@ -137,6 +162,9 @@ def _resolve(
         )
     if resolution is not None and resolution.resolved_by in ("exports", "pdata"):
         return _from_resolution(resolution, module, offset)
+    site = _site_module(symbol) if module is None else None
+    if site is not None:
+        module, offset = context.image_name(site[0]), site[1]
     if module is None:
         notes.append("no module list (lm) in the input covers this address; pass --module NAME=BASE:SIZE")
     return Caller(
@@ -177,27 +205,31 @@ def crash_caller(
     meaning: kb.SubcodeMeaning | None,
     frames: Sequence[StackFrame],
     context: Context,
-) -> Caller | None:
+) -> tuple[Caller | None, Evidence | None]:
+    """The code address to blame and, when it is not the code-integrity Arg2 or the banner's caller (whose
+    evidence the verdict already gives), where it came from."""
     kinds = tuple(meaning.arg_kinds) if meaning is not None else ()
     if kinds and kinds[0] == "code-address" and bc is not None and len(bc.args) > 1:
-        return _resolve(bc.args[1], group, frames, context, return_address=True)
+        return _resolve(bc.args[1], group, frames, context, return_address=True), None
     if bc is None and group.banner is not None and group.banner.caller is not None:
-        return _resolve(group.banner.caller, group, frames, context, return_address=True)
+        return _resolve(group.banner.caller, group, frames, context, return_address=True), None
     if kinds:  # an image problem: Arg2 points at a name, not at code
-        return None
+        return None, None
+    fault = fault_address(group, bc)
+    if fault is not None:
+        caller = _resolve(fault.address, group, frames, context, return_address=False, symbol=fault.symbol)
+        return caller, Evidence(f"caller {fault.address:#x}: {fault.reason}", fault.span, SUPPORTING)
     analyze = group.analyze
-    if analyze is None:
-        return None
-    module_name = analyze.field("MODULE_NAME")
-    if not module_name:
-        return None
-    blamed = _blamed_frame(frames, module_name.strip())
+    module_name = (analyze.field("MODULE_NAME") or "").strip() if analyze is not None else ""
+    blamed = _blamed_frame(frames, module_name) if module_name else None
     if blamed is not None:
         index, frame = blamed
         address = _frame_address(frames, index)
         if address is not None:
-            return _resolve(address, group, frames, context, return_address=index > 0)
-    return None  # no code address in the input: the report's caller is null; the bucket uses SYMBOL_NAME
+            caller = _resolve(address, group, frames, context, return_address=index > 0)
+            reason = f"caller {address:#x}: the first frame in {module_name}, the MODULE_NAME !analyze blames"
+            return caller, Evidence(reason, analyze.span if analyze else None, SUPPORTING)
+    return None, None  # no code address in the input: the caller is null; the bucket uses SYMBOL_NAME
 
 
 def analyze_symbol(analyze: AnalyzeRecord | None, driver: str | None) -> tuple[str, str] | None:
@@ -216,32 +248,3 @@ def analyze_symbol(analyze: AnalyzeRecord | None, driver: str | None) -> tuple[s
     key = re.escape(normalize_name(driver))
     found = re.search(rf"(?:^|_)(?P<module>{key})(?:\.\w+)?!(?P<function>[^\s!+]+)$", bucket, re.IGNORECASE)
     return (found.group("module"), found.group("function")) if found else None
-
-
-def crash_driver(
-    group: CrashGroup,
-    caller: Caller | None,
-    meaning: kb.SubcodeMeaning | None,
-    bc: BugCheckRecord | None,
-    context: Context,
-) -> str | None:
-    if group.banner is not None and group.banner.image:
-        return group.banner.image
-    if caller is not None and caller.module:
-        return caller.module
-    image_problem = meaning is not None and meaning.arg_kinds[:1] == ("unicode-string-ptr",)
-    if image_problem and bc is not None and len(bc.args) > 1 and (name := context.strings.get(bc.args[1])):
-        return name.text.replace("\\", "/").rsplit("/", 1)[-1]  # dS Arg2: the image's name or path
-    if image_problem and bc is not None and context.modules:
-        # Arg3 (section header, IAT directory entry, reloc block) lies inside the offending image's mapping
-        hit = context.modules.lookup(bc.args[2]) if len(bc.args) > 2 else None
-        if hit is not None:
-            return context.image_name(hit.module.file_name)
-    analyze = group.analyze
-    if analyze is not None:
-        for named in (analyze.field("IMAGE_NAME"), analyze.field("MODULE_NAME"), _probable_cause(analyze)[0]):
-            value = (named or "").strip()
-            # for an image problem !analyze blames the kernel's own checker (nt!VfCheckImageCompliance)
-            if value and not (image_problem and normalize_name(value) in kb.load().kernel_images):
-                return value
-    return None

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from parsers.records import MemoryStringRecord, SymbolLineRecord
+from parsers.records import MemoryIntegrityRecord, MemoryStringRecord, SymbolLineRecord
 from symbols.modules import ModuleMap, normalize_name
 from symbols.resolve import SymbolResolver
 
 DECIDING = "deciding"
 SUPPORTING = "supporting"
 CONFLICTING = "conflicting"
-
-_WORDS = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -30,16 +27,15 @@ class Context:
     image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
     #: (normalize_name(driver), category) -> ids of the banner / bug check incidents that report it
     violations: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+    #: the drivers Driver Verifier verified, as the input names them (``!verifier``, ``Enabled for X.sys``)
+    verified_drivers: Sequence[str] = ()
+    #: what the input says about memory integrity on the machine (``MemoryIntegrityRecord``), in order
+    memory_integrity: Sequence[MemoryIntegrityRecord] = ()
 
     def image_name(self, module: str) -> str:
         """The image file name the input uses for a module (``lm`` says ``IntelHaxm``, ``!analyze``
         ``IMAGE_NAME`` or ``lmv`` say ``IntelHaxm.sys``)."""
         return self.image_names.get(normalize_name(module), module)
-
-
-def normalized_words(text: str) -> str:
-    """Lower-case words joined by single spaces: texts compared regardless of spacing and punctuation."""
-    return " ".join(_WORDS.findall(text.lower()))
 
 
 def hex_or_none(value: int | None) -> str | None:

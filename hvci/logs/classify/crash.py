@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hvci.bucket import bugcheck_prefix
 from hvci.knowledge import kb
-from hvci.logs.classify.callers import analyze_symbol, crash_caller, crash_driver, crash_frames
+from hvci.logs.classify.blame import crash_driver
+from hvci.logs.classify.callers import analyze_symbol, crash_caller, crash_frames
 from hvci.logs.classify.context import Context
 from hvci.logs.classify.details import bugcheck_model, crash_details, printed_names
 from hvci.logs.classify.titles import crash_bucket, crash_title
@@ -17,6 +18,27 @@ from hvci.logs.classify.verdict import (
 )
 from hvci.logs.correlate import CrashGroup
 from hvci.model import Evidence, Incident
+from parsers.records import BugCheckRecord
+
+_FORMS = {
+    "bluescreenview": "BlueScreenView",
+    "whocrashed": "WhoCrashed",
+    "blue-screen": "the blue screen",
+    "wer-bluescreen": "Windows Error Reporting's bucket",
+}
+
+
+def _pieces(group: CrashGroup, bc: BugCheckRecord | None) -> list[Evidence]:
+    """What the crash viewers blame, and which arguments the input did not print (held as 0)."""
+    found = [
+        Evidence(f"{_FORMS.get(record.form, record.form)} blames {record.blamed}", record.span)
+        for record in group.bugchecks
+        if record.blamed
+    ]
+    if bc is not None and bc.missing:
+        names = ", ".join(f"Arg{n + 1}" for n in bc.missing)
+        found.append(Evidence(f"{names} not printed in the input (shown as 0)", bc.span))
+    return found
 
 
 def classify_crash(group: CrashGroup, context: Context) -> Incident:
@@ -40,9 +62,12 @@ def classify_crash(group: CrashGroup, context: Context) -> Incident:
     subcode = verdict.meaning
     details = crash_details(group, bc, subcode, context)
     frames = crash_frames(group)
-    caller = crash_caller(group, bc, subcode, frames, context)
-    driver = crash_driver(group, caller, subcode, bc, context)
+    caller, caller_reason = crash_caller(group, bc, subcode, frames, context)
+    if caller_reason is not None:
+        verdict.evidence.append(caller_reason)
+    driver = crash_driver(group, caller, subcode, bc, frames, context)
     verdict.evidence.extend(printed_names(group, bc, subcode, context))
+    verdict.evidence.extend(_pieces(group, bc))
     title = crash_title(verdict.category, bc, details, driver, group.banner)
     prefix = verdict.category or (bugcheck_prefix(bc.code) if bc is not None else kind)
     bucket = crash_bucket(prefix, caller, driver, analyze_symbol(group.analyze, driver))

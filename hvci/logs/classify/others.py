@@ -7,8 +7,9 @@ from typing import Any
 from hvci.bucket import bucket_id
 from hvci.images.rules import FAIL, RULE_WX_INIT, ImageHeaders, check_headers
 from hvci.knowledge import kb
-from hvci.logs.classify.context import DECIDING, Context, hex_or_none, normalized_words
+from hvci.logs.classify.context import DECIDING, Context, hex_or_none
 from hvci.logs.correlate import CounterGroup, EventGroup, ImageGroup, ReadinessGroup
+from hvci.logs.wording import normalized_words
 from hvci.model import Evidence, Incident
 from symbols.modules import normalize_name
 

@@ -18,16 +18,14 @@ from hvci.logs.classify.context import (
     DECIDING,
     SUPPORTING,
     Context,
-    normalized_words,
 )
 from hvci.logs.correlate import CrashGroup
+from hvci.logs.wording import text_matches
 from hvci.model import Evidence
 from parsers.records import AnalyzeRecord, BugCheckRecord, Span, VerifierBannerRecord
 from symbols.modules import normalize_name
 
 _FIELD_CODE = re.compile(r"^0x([0-9a-f]+)_([0-9a-f]+)", re.IGNORECASE)
-#: Share of distinct words two texts must have in common to be the same sentence reworded.
-_SAME_WORDS = 0.85
 
 
 @dataclass
@@ -57,19 +55,6 @@ class _Votes:
         else:
             found = "possible"
         return "likely" if self.disputed and found == "certain" else found
-
-
-def _text_matches(printed: str, description: str) -> bool:
-    """The debugger's Arg1 text against a known description, tolerant of spacing and punctuation, and of the
-    rewording between a debugger's bug-code table and the docs (an old debugger prints "... to
-    StorPortInitialize." where the docs say "... to the StorPortInitialize routine.")."""
-    a, b = normalized_words(printed), normalized_words(description)
-    if not a or not b:
-        return False
-    if a == b or a.startswith(b) or b.startswith(a):
-        return True
-    words_a, words_b = set(a.split()), set(b.split())
-    return len(words_a & words_b) >= _SAME_WORDS * max(len(words_a), len(words_b))
 
 
 def _banner_meaning(
@@ -139,7 +124,7 @@ def _text_vote(group: CrashGroup, meanings: Sequence[kb.SubcodeMeaning], votes: 
     if text is None:
         return
     printed, span = text
-    choice = next((m for m in meanings if _text_matches(printed, m.description)), None)
+    choice = next((m for m in meanings if text_matches(printed, m.description)), None)
     if choice is None:
         votes.evidence.append(Evidence(f"!analyze Arg1 text not recognised: {printed}", span, SUPPORTING))
     elif votes.chosen is None:
