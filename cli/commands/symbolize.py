@@ -29,8 +29,7 @@ from typing import Any, NoReturn
 import click
 
 from cli.exitcodes import ExitCode
-from cli.output import emit, warn
-from hvci.report.common import one_line
+from cli.output import emit, printable, warn
 from symbols.modules import parse_address
 from symbols.resolve import ImageSymbols, Resolution
 from symbols.store import SymbolStore, symbol_path_from_environment
@@ -38,15 +37,29 @@ from symbols.store import SymbolStore, symbol_path_from_environment
 PREFIX = "hvci-triage symbolize"
 
 
-def _addresses(given: tuple[str, ...]) -> Iterator[tuple[str, int]]:
-    """(text as given, line number or argument position) for each address, from argv or stdin."""
-    if not given or given == ("-",):
-        for number, line in enumerate(sys.stdin, start=1):
-            text = line.split("#", 1)[0].strip()
-            if text:
-                yield text, number
+def _addresses(given: tuple[str, ...]) -> Iterator[tuple[str, int, bool]]:
+    """(text as given, line number or argument position, whether to answer now) for each address, from
+    argv or stdin. From stdin, "now" is the last line that had arrived: answers then go out in one write
+    per piece of input (fast for a file of addresses), yet a program that waits for each answer before
+    it sends the next address gets it at once."""
+    if given and given != ("-",):
+        yield from ((text, index, index == len(given)) for index, text in enumerate(given, start=1))
         return
-    yield from ((text, index) for index, text in enumerate(given, start=1))
+    stream = sys.stdin.buffer
+    read = getattr(stream, "read1", stream.read)
+    carry = b""
+    number = 0
+    while True:
+        piece = read(1 << 16)
+        lines = (carry + piece).split(b"\n")
+        carry = lines.pop() if piece else b""
+        for index, raw in enumerate(lines, start=1):
+            number += 1
+            text = raw.decode("utf-8", "replace").split("#", 1)[0].strip()
+            if text:
+                yield text, number, index == len(lines)
+        if not piece:
+            return
 
 
 def _frame_dicts(result: Resolution) -> list[dict[str, Any]]:
@@ -72,18 +85,18 @@ def _json_line(result: Resolution, base: int) -> str:
 
 def _text_lines(result: Resolution, module: str, base: int) -> Iterable[str]:
     where = result.symbol if result.function else f"{module}+{result.address:#x}"
-    yield f"{result.address + base:#x}  {one_line(where)}  [{result.resolved_by}]"
+    yield f"{result.address + base:#x}  {printable(where)}  [{result.resolved_by}]"
     if result.file:
-        yield f"    {one_line(result.file)}:{result.line if result.line is not None else '?'}"
+        yield f"    {printable(result.file)}:{result.line if result.line is not None else '?'}"
     for frame in result.inline_frames:
         source = (
-            f" at {one_line(frame.file)}:{frame.line if frame.line is not None else '?'}"
+            f" at {printable(frame.file)}:{frame.line if frame.line is not None else '?'}"
             if frame.file
             else ""
         )
-        yield f"    inlined {one_line(frame.function)}{source}"
+        yield f"    inlined {printable(frame.function)}{source}"
     if result.note:
-        yield f"    note: {one_line(result.note)}"
+        yield f"    note: {printable(result.note)}"
 
 
 @click.command("symbolize")
@@ -133,7 +146,8 @@ def command(
 
     bad = False
     incomplete = False
-    for text, position in _addresses(addresses):
+    pending: list[str] = []
+    for text, position, answer_now in _addresses(addresses):
         try:
             value = parse_address(text)
         except ValueError:
@@ -147,9 +161,13 @@ def command(
         result = symbols.resolve_rva(value - base_value, return_address=return_address, file_notes=False)
         incomplete |= result.resolved_by != "pdb"
         if fmt == "json":
-            emit(_json_line(result, base_value) + "\n")
+            pending.append(_json_line(result, base_value) + "\n")
         else:
-            emit("".join(line + "\n" for line in _text_lines(result, symbols.name, base_value)))
+            pending.extend(line + "\n" for line in _text_lines(result, symbols.name, base_value))
+        if answer_now:
+            emit("".join(pending))
+            pending.clear()
+    emit("".join(pending))
     if bad:
         sys.exit(ExitCode.USAGE)
     if incomplete:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,28 @@ def test_missing_file_and_bad_base(tmp_path: Path, api_misuse: Path) -> None:
     assert code == ExitCode.USAGE and "bad --base" in err
     code, _, err = _run(str(api_misuse), "--base", "0x2000", "0x1000")
     assert code == ExitCode.USAGE and "below --base" in err
+
+
+def test_a_program_waiting_for_each_answer_gets_it_before_sending_the_next() -> None:
+    """symbolize as a co-process (as llvm-symbolizer is used): one address in, its answer out, while
+    stdin stays open. Batching the output for speed must not hold an answer back."""
+    root = Path(__file__).resolve().parents[2]
+    driver = root / "samples" / "drivers" / "build" / "api_misuse.sys"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "cli", "symbolize", "--format", "json", str(driver)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=root,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        for address in ("0x1005", "0x1010"):
+            child.stdin.write(f"{address}\n".encode())
+            child.stdin.flush()
+            ready, _, _ = select.select([child.stdout], [], [], 120)
+            assert ready, "no answer while stdin is still open"
+            assert json.loads(child.stdout.readline())["rva"] == address
+    finally:
+        child.stdin.close()
+        child.wait(timeout=120)
