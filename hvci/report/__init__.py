@@ -10,41 +10,51 @@ Adding a report format is a module with a ``render_x(report) -> str`` and one li
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from hvci.model import Report
-from hvci.report.html import render_html
-from hvci.report.json_report import dumps, render_json, render_jsonl, to_json_dict
-from hvci.report.markdown import incident_markdown, render_markdown
-from hvci.report.sarif import render_sarif
-from hvci.report.text import render_text
+if TYPE_CHECKING:
+    from hvci.model import Report
 
-__all__ = ["FORMATS", "WRITERS", "incident_markdown", "render", "to_json_dict"]
+__all__ = ["FORMATS", "WRITERS", "incident_markdown", "render", "to_json_dict", "writer"]
 
-
-def _render_sarif(report: Report) -> str:
-    """SARIF 2.1.0 through the writer ``scan`` uses too, so both commands upload the same way."""
-    return dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2) + "\n"
-
-
-#: Every report format by the name ``--format`` takes, in the order help lists them.
-WRITERS: Mapping[str, Callable[[Report], str]] = MappingProxyType(
+#: Every report format by the name ``--format`` takes, in the order help lists them: the module under
+#: ``hvci.report`` and its writer function. A writer's module is imported when the format is used, so a
+#: run loads only the writer it needs (start-up time; SARIF's alone reads the package metadata).
+WRITERS: Mapping[str, str] = MappingProxyType(
     {
-        "text": render_text,
-        "json": render_json,
-        "jsonl": render_jsonl,
-        "sarif": _render_sarif,
-        "markdown": render_markdown,
-        "html": render_html,
+        "text": "text:render_text",
+        "json": "json_report:render_json",
+        "jsonl": "json_report:render_jsonl",
+        "sarif": "sarif:render_report",
+        "markdown": "markdown:render_markdown",
+        "html": "html:render_html",
     }
 )
 FORMATS = tuple(WRITERS)
 
+#: Names this package hands out from its writers' modules, imported on first use.
+_LAZY = {"incident_markdown": "markdown", "to_json_dict": "json_report"}
+
+
+def writer(fmt: str) -> Callable[[Report], str]:
+    """The writer function of one of :data:`FORMATS`; raises ``ValueError`` for any other name."""
+    target = WRITERS.get(fmt)
+    if target is None:
+        raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    module, _, name = target.partition(":")
+    function: Callable[[Report], str] = getattr(importlib.import_module(f"hvci.report.{module}"), name)
+    return function
+
 
 def render(report: Report, fmt: str) -> str:
     """The report in one of :data:`FORMATS`; raises ``ValueError`` for any other name."""
-    writer = WRITERS.get(fmt)
-    if writer is None:
-        raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return writer(report)
+    return writer(fmt)(report)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"hvci.report.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'hvci.report' has no attribute {name!r}")

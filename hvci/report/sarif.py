@@ -26,14 +26,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from importlib import metadata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
 from hvci.images.rules import COULD_NOT_ANALYSE, NOT_APPLICABLE, PASS, RuleResult
 from hvci.knowledge import kb
-from hvci.model import Incident
+from hvci.model import Incident, Report
+from hvci.report.json_report import dumps
 from parsers.records import InputInfo
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -190,6 +190,8 @@ def _help(category: kb.Category | None, fallback: str) -> tuple[str, str, str]:
 
 
 def _driver(rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    from importlib import metadata  # here: reading package metadata is slow, and only SARIF needs it
+
     try:
         version = metadata.version(TOOL_NAME)
         urls = metadata.metadata(TOOL_NAME).get_all("Project-URL") or []
@@ -337,3 +339,8 @@ def _notification(path: str, message: str, severity: str, base: Path) -> dict[st
         "message": {"text": f"{path}: {message}"},
         "locations": [{"physicalLocation": {"artifactLocation": _artifact(path, base)}}],
     }
+
+
+def render_report(report: Report) -> str:
+    """``analyze --format sarif``: the same writer ``scan`` uses, so both commands upload the same way."""
+    return dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2) + "\n"
