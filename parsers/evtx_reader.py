@@ -86,11 +86,12 @@ class EvtxSource(Source):
     ) -> Iterator[Chunk | Restart]:
         self.bytes_read = 0
         data = self._original.data
-        if data is None and self._original.path is None:  # stdin: the sniffed head, then the rest
-            data = self._original.head(1 << 30) + sys.stdin.buffer.read()
+        if data is None:
+            data = self._original.whole_stream()  # stdin or a FIFO; None for a regular file
         root = str(Path(__file__).resolve().parents[1])
+        target = "-" if data is not None else str(self._original.path)
         child = subprocess.Popen(
-            [sys.executable, "-m", "parsers.evtx_reader", str(self._original.path or "-")],
+            [sys.executable, "-m", "parsers.evtx_reader", target],
             stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -238,6 +238,14 @@ class Source:
         with open(self.path, "rb") as handle:
             return handle.read(size)
 
+    def whole_stream(self) -> bytes | None:
+        """A stream input (stdin, a FIFO) read to its end, the sniffed head included, for readers that need
+        the whole input at once (an event log); ``None`` for a regular file or bytes in memory."""
+        stream = None if self.data is not None else self._stream()
+        if stream is None:
+            return None
+        return self.head(1 << 62) + stream.read()
+
     def _stream(self) -> BinaryIO | None:
         """The input when it can be read only once: stdin, or a path that is not a regular file (a FIFO,
         ``/dev/fd/N`` from a shell's process substitution, a device), opened once on first use; ``None``
