@@ -1,13 +1,15 @@
 """The loaded drivers of a full, kernel or bitmap dump: ``PsLoadedModuleList`` walked through the dump's
 own page tables, by our own bounded walker.
 
-Why our own walker and not kdmp-parser (measured by ``benchmarks/bench_dumps.py``, which runs both on the
-same generated dumps): kdmp-parser maps the whole file and builds a hash table of every physical page
-before the first read, so its start-up grows with the dump (a 16 GB ``MEMORY.DMP`` is four million
-entries), it prints its diagnostics from C to stdout, and, being native code reading hostile input, it
-would have to run in a child process. The walker below reads only the pages it needs (a dozen for a
-module list), stays in the process and cannot crash it. kdmp-parser remains the independent reader the
-tests compare our page maps and translations with.
+Why our own walker and not kdmp-parser (``benchmarks/bench_dumps.py`` runs both on the same generated
+dumps, each in a child process): kdmp-parser maps the whole file and builds a hash table of every physical
+page before the first read, so its start-up grows with the dump; on a 1 GB full dump (262,144 pages,
+180 modules) it took 63 ms and 24 MB to translate the module list's entries, our walker 2.4 ms and 14 MB,
+reading only the dozen pages it needs (at 67 MB kdmp-parser was faster, 1.0 ms against 9.2 ms; a
+``MEMORY.DMP`` is gigabytes). It also prints its diagnostics from C to stdout and, being native code
+reading hostile input, would have to run in a child process; the walker below stays in the process and
+cannot crash it. kdmp-parser remains the independent reader the tests compare our page maps and
+translations with.
 
 ``KLDR_DATA_TABLE_ENTRY`` fields used (stable since Windows XP; rizin ``dmp_specs.h``
 ``dmp_kldr_data_table_entry64/32``, Volatility's ``_LDR_DATA_TABLE_ENTRY``): ``InLoadOrderLinks`` at 0,

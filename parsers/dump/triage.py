@@ -114,11 +114,31 @@ def read_triage(dump: DumpFile, bits: int) -> Triage:
     return triage
 
 
-def _name(dump: DumpFile, offset: int) -> str | None:
-    length = dump.u32(offset)
-    if length is None or length > MAX_NAME_CHARS:
-        return None
-    return dump.utf16(offset + 4, length * 2)
+def _int(data: bytes, offset: int, size: int) -> int:
+    return int.from_bytes(data[offset : offset + size], "little")
+
+
+class _Pool:
+    """The string pool read once (names are looked up in it; one outside it is read from the file)."""
+
+    def __init__(self, dump: DumpFile, offset: int, size: int) -> None:
+        self._dump = dump
+        self._offset = offset
+        self._data = dump.read(offset, size)
+
+    def name(self, offset: int) -> str | None:
+        start = offset - self._offset
+        length = _int(self._data, start, 4) if start >= 0 and start + 4 <= len(self._data) else None
+        if length is not None and length <= MAX_NAME_CHARS and start + 4 + length * 2 <= len(self._data):
+            return (
+                self._data[start + 4 : start + 4 + length * 2]
+                .decode("utf-16-le", "replace")
+                .split("\x00", 1)[0]
+            )
+        length = self._dump.u32(offset)
+        if length is None or length > MAX_NAME_CHARS:
+            return None
+        return self._dump.utf16(offset + 4, length * 2)
 
 
 def _drivers(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
@@ -129,27 +149,26 @@ def _drivers(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
             f"DriverCount {count} at 0x{layout.base + 0x34:x} is more than the file holds;"
             f" {min(fits, MAX_DRIVERS)} read"
         )
-    for index in range(min(count, fits, MAX_DRIVERS)):
-        entry = start + index * layout.entry_size
-        name_offset = dump.u32(entry)
-        name = _name(dump, name_offset) if name_offset is not None else None
-        base = dump.pointer(entry + layout.dll_base, layout.pointer * 8)
-        size = dump.u32(entry + layout.image_size)
-        if base is None or size is None:
-            triage.problems.append(f"driver entry {index} at 0x{entry:x} is cut short")
-            break
+    count = min(count, fits, MAX_DRIVERS)
+    table = dump.read(start, count * layout.entry_size)  # one read: MAX_DRIVERS entries fit in MAX_READ
+    pool = _Pool(dump, triage.fields["StringPoolOffset"], triage.fields["StringPoolSize"])
+    width = layout.pointer
+    for index in range(len(table) // layout.entry_size):
+        at = index * layout.entry_size
+        base, size = _int(table, at + layout.dll_base, width), _int(table, at + layout.image_size, 4)
+        name = pool.name(_int(table, at, 4))
         if name is None:
             triage.problems.append(
-                f"the name of driver entry {index} (at 0x{entry:x}) is not in the string pool"
+                f"the name of driver entry {index} (at 0x{start + at:x}) is not in the string pool"
             )
         triage.drivers.append(
             DriverEntry(
                 name or f"<unnamed at 0x{base:x}>",
                 base,
                 size,
-                entry,
-                dump.u32(entry + layout.timestamp),
-                dump.u32(entry + layout.checksum),
+                start + at,
+                _int(table, at + layout.timestamp, 4),
+                _int(table, at + layout.checksum, 4),
             )
         )
 
