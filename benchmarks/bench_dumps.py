@@ -71,7 +71,8 @@ def bench_triage(count: int, folder: Path) -> None:
     incidents = sum(1 for line in done.stdout.splitlines() if b'"incident"' in line[:40])
     print(
         f"triage dumps: {count} ({size / count / 1024:.0f} KiB each):"
-        f" reader alone {count / alone:7.0f} dumps/s; analyze (whole command) {count / whole:6.0f} dumps/s, {incidents} incidents, exit {done.returncode}"
+        f" reader alone {count / alone:7.0f} dumps/s; analyze (whole command) {count / whole:6.0f} dumps/s,"
+        f" {incidents} incidents, exit {done.returncode}"
     )
 
 

@@ -141,6 +141,14 @@ def test_a_folder_of_dumps_in_the_triage_view_loader(tmp_path: Path) -> None:
     assert "BugCheckCode" in load.lines[first - 1]
 
 
-def test_a_dump_on_stdin_is_named_not_read_as_text() -> None:
-    result = CliRunner().invoke(cli, ["analyze", "-"], input=triage_dump(CRASH64))
-    assert result.exit_code == ExitCode.INCOMPLETE and "give its path" in result.stderr
+def test_a_dump_on_stdin_is_read_like_a_file() -> None:
+    result = CliRunner().invoke(cli, ["analyze", "--format", "json", "-"], input=triage_dump(CRASH64))
+    assert result.exit_code == ExitCode.FINDINGS
+    assert [i["category"] for i in json.loads(result.stdout)["incidents"]] == ["execute-page-protection"]
+
+
+def test_a_dump_from_a_pipe_without_its_bytes_asks_for_its_path() -> None:
+    from parsers.dump.fileview import DumpFile
+
+    with pytest.raises(OSError, match="give its path"):
+        DumpFile.open(Source("<stdin>", stdin=True))
