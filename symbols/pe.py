@@ -26,6 +26,9 @@ import pefile
 #: Files larger than this are read only up to this size (with a diagnostic): no driver is near it, and it
 #: keeps a hostile input from exhausting memory.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+#: Past a section's raw data the loader maps zeros; one read returns at most this many of them, so that a
+#: header claiming a 2 GB section (or directory) costs what the file holds, not what it claims.
+MAX_ZERO_FILL = 4 * 1024 * 1024
 MAX_IMPORTS = 20_000
 MAX_EXPORTS = 65_536
 MAX_RELOCATIONS = 2_000_000
@@ -244,8 +247,7 @@ class PeImage:
         else:
             display = name or str(source)
             try:
-                with open(source, "rb") as handle:
-                    data = handle.read(MAX_FILE_BYTES + 1)
+                data = read_image_file(source)
             except OSError as error:
                 raise PeError(f"{display}: cannot read ({error.strerror or error})") from None
         if len(data) > MAX_FILE_BYTES:
@@ -513,34 +515,50 @@ class PeImage:
         """
         out = bytearray()
         size = max(0, min(size, MAX_FILE_BYTES))
+        zeros = MAX_ZERO_FILL
         while size > 0:
-            chunk = self._read_run(rva, size)
+            chunk, filled = self._read_run(rva, size, zeros)
             if not chunk:
                 break
+            zeros -= len(chunk) if filled else 0
             out += chunk
             rva += len(chunk)
             size -= len(chunk)
         return bytes(out)
 
-    def _read_run(self, rva: int, size: int) -> bytes:
+    def _read_run(self, rva: int, size: int, zeros: int) -> tuple[bytes, bool]:
+        """One run of bytes from one section (or the headers), and whether it is zero fill; ``zeros`` is how
+        many more zero-filled bytes this read may still return."""
         if rva < 0:
-            return b""
+            return b"", False
         section = self.section_at(rva)
         if section is None:
             if rva < self.size_of_headers and (not self.sections or rva < self.sections[0].virtual_address):
                 limit = self.size_of_headers
                 if self.sections:
                     limit = min(limit, self.sections[0].virtual_address)
-                return self._data[rva : min(rva + size, limit)]
-            return b""
+                return self._data[rva : min(rva + size, limit)], False
+            return b"", False
         offset = rva - section.virtual_address
         size = min(size, section.mapped_size - offset)
         raw_start = _aligned_raw_offset(section.raw_offset, self.file_alignment)
         if offset < section.raw_size:
             take = min(size, section.raw_size - offset)
             start = raw_start + offset
-            return self._data[start : start + take]  # shorter only when the file is truncated: stop there
-        return bytes(size)
+            return self._data[
+                start : start + take
+            ], False  # shorter only when the file is truncated: stop there
+        return bytes(min(size, zeros)), True
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """A file's bytes for :meth:`PeImage.open`: only the first two when they are not ``MZ`` (a device such
+    as ``/dev/zero`` never ends), else at most :data:`MAX_FILE_BYTES` + 1 (the excess tells it was cut)."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+        if head != b"MZ":
+            return head
+        return head + handle.read(MAX_FILE_BYTES - 1)
 
 
 def _aligned_raw_offset(pointer: int, file_alignment: int) -> int:

@@ -272,6 +272,8 @@ def check_section_alignment(h: ImageHeaders) -> RuleResult:
             RULE_ALIGNMENT, COULD_NOT_ANALYSE, RULE_ALIGNMENT, "the input does not show SectionAlignment"
         )
     bad_alignment = h.section_alignment == 0 or h.section_alignment % PAGE != 0
+    if not h.sections and not bad_alignment:  # nothing looked at must not read as a pass
+        return RuleResult(RULE_ALIGNMENT, COULD_NOT_ANALYSE, RULE_ALIGNMENT, "no section headers to check")
     unaligned = [s for s in h.sections if s.virtual_address % PAGE != 0]
     if not bad_alignment and not unaligned:
         return RuleResult(

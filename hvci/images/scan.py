@@ -41,7 +41,7 @@ from parsers.records import Diagnostic, InputInfo, Span
 from parsers.walk import expand
 from symbols.msf import MsfError, read_tables
 from symbols.pdb import PdbError, PdbFile, load_pdb
-from symbols.pe import PeError, PeImage
+from symbols.pe import PeError, PeImage, read_image_file
 
 #: Incident/result levels, most severe first (SARIF's vocabulary).
 LEVELS = ("error", "warning", "note")
@@ -178,7 +178,7 @@ def scan_image(
     path = Path(path)
     shown = display or path.as_posix()
     try:
-        raw = data if data is not None else path.read_bytes()
+        raw = data if data is not None else read_image_file(path)
     except OSError as error:
         return _unreadable(shown, f"cannot read: {error.strerror or error}")
     try:

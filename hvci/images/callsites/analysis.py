@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from hvci.images.callsites import dataflow
 from hvci.images.callsites.calls import CallInterpreter
-from hvci.images.callsites.image import Image, Target, pdata_namer, regions
+from hvci.images.callsites.image import Image, Target, function_ranges, pdata_namer, regions
 from hvci.images.callsites.prefilter import Prefilter
 from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi
 from hvci.images.callsites.x86 import Region
@@ -42,7 +42,13 @@ def analyse_calls(
     if not image.slots:
         return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",), imported=())
     analyser = Analyser(image)
-    sites, notes = analyser.run(regions(pe, extra_functions))
+    known, overlapping = function_ranges(pe, extra_functions)
+    if overlapping:
+        analyser.notes.append(
+            f"{overlapping} function range(s) of .pdata or the PDB overlap others and were not analysed "
+            "on their own (each byte of code is analysed once)"
+        )
+    sites, notes = analyser.run(regions(pe, known))
     named = tuple(replace(s, function=namer(s.rva)) for s in sites)
     counts: dict[str, int] = {}
     for s in named:
@@ -53,12 +59,13 @@ def analyse_calls(
         assert api is not None
         imported.append(ImportedApi(name, dll, api.category, iat, counts.get(name, 0)))
     return CallSiteAnalysis(
-        "partial" if analyser.capped else "done",
+        "partial" if analyser.capped or overlapping else "done",
         named,
         tuple(imported),
         tuple(notes),
         analyser.interpreter.detailed,
         analyser.interpreter.code_bytes,
+        analyser.prefilter.scanned_bytes,
     )
 
 

@@ -107,29 +107,43 @@ def pdata_namer(pe: PeImage) -> Callable[[int], FunctionName]:
     return name
 
 
-def regions(pe: PeImage, extra: Sequence[tuple[int, int]]) -> list[Region]:
-    """Function ranges from ``.pdata`` and the PDB, plus the uncovered parts of executable sections (leaf
-    stubs, thunks and x86 code, which has no ``.pdata``): those are cut into functions at barriers later."""
+def function_ranges(pe: PeImage, extra: Sequence[tuple[int, int]]) -> tuple[list[Region], int]:
+    """Known functions, ``.pdata`` then PDB procedures it does not cover, none overlapping another: of two
+    that overlap, the smaller is kept (a hostile ``.pdata`` can list thousands of ranges over the same code,
+    or one over all of it), so each byte of code is analysed once. Returns the ranges and how many were
+    dropped."""
+    candidates = [Region(b, e, "pdata") for b, e in pe.functions]
+    candidates += [Region(b, e, "pdb") for b, e in extra if b < e and pe.function_at(b) is None]
+    candidates.sort(key=lambda r: (r.start, r.end))
+    kept: list[Region] = []
+    dropped = 0
+    for region in candidates:
+        if kept and region.start < kept[-1].end:
+            dropped += 1
+            last = kept[-1]
+            if region.end - region.start < last.end - last.start:
+                kept[-1] = region  # it starts after the one before ``last`` ends: still no overlap
+            continue
+        kept.append(region)
+    return kept, dropped
+
+
+def regions(pe: PeImage, known: Sequence[Region]) -> list[Region]:
+    """The known functions in executable sections, plus the uncovered parts of those sections (leaf stubs,
+    thunks and x86 code, which has no ``.pdata``): those are cut into functions at barriers later."""
     code = [s for s in pe.sections if s.executable and s.raw_size]
-    known: list[Region] = [Region(b, e, "pdata") for b, e in pe.functions]
-    covered = sorted((b, e) for b, e in pe.functions)
-    for begin, end in sorted(extra):
-        if pe.function_at(begin) is None and begin < end:
-            known.append(Region(begin, end, "pdb"))
-            covered.append((begin, end))
-    covered.sort()
     out = [r for r in known if any(s.contains(r.start) for s in code)]
     for section in code:
         cursor = section.virtual_address
         end = section.virtual_address + min(
             section.mapped_size, max(section.raw_size, 0) or section.mapped_size
         )
-        for begin, stop in covered:
-            if stop <= cursor or begin >= end:
+        for region in known:
+            if region.end <= cursor or region.start >= end:
                 continue
-            if begin > cursor:
-                out.append(Region(cursor, begin, "gap"))
-            cursor = max(cursor, stop)
+            if region.start > cursor:
+                out.append(Region(cursor, region.start, "gap"))
+            cursor = max(cursor, region.end)
         if cursor < end:
             out.append(Region(cursor, end, "gap"))
     out.sort(key=lambda r: r.start)

@@ -32,6 +32,7 @@ class Prefilter:
         self.bits = image.bits
         self.lite = disassembler(self.bits, detail=False)
         self.count = 0
+        self.scanned_bytes = 0
         self.capped = False
 
     def scan(self, region: Region) -> list[Scanned]:
@@ -44,6 +45,7 @@ class Prefilter:
         reach = region.start
         code, capped = self.image.code(region)
         self.capped |= capped
+        self.scanned_bytes += len(code)
         for address, size, mnemonic, op_str in self.lite.disasm_lite(code, region.start):
             self.count += 1
             if self.count > MAX_LITE_INSNS:

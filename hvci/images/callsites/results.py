@@ -65,5 +65,6 @@ class CallSiteAnalysis:
     sites: tuple[CallSite, ...] = ()
     imported: tuple[ImportedApi, ...] = ()
     notes: tuple[str, ...] = ()
-    instructions: int = 0
-    code_bytes: int = 0
+    instructions: int = 0  # decoded in detail
+    code_bytes: int = 0  # decoded in detail
+    scanned_bytes: int = 0  # read by the cheap first pass
