@@ -48,6 +48,8 @@ MESSAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 _MESSAGE_START = re.compile(r"The (?:caller|image) ")
+#: A message of a format we do not know may still name the caller the usual way; that address is evidence.
+_ANY_CALLER = re.compile(rf"The caller {_CALLER}\b")
 _STARS = re.compile(r"^\*{10,}$")
 _MAX_LINES = 12
 
@@ -81,7 +83,8 @@ def decode_message(message: str) -> dict[str, object]:
             "section_name": groups.get("section"),
             "reloc_section": _hex(groups.get("reloc")),
         }
-    return {"issue": "unknown"}
+    caller = _ANY_CALLER.match(message)
+    return {"issue": "unknown", "caller": _hex(caller.group("caller")) if caller else None}
 
 
 class BannerParser:

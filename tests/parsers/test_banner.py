@@ -98,13 +98,17 @@ def test_each_message_format(message: str, expected: dict[str, object]) -> None:
         assert getattr(record, key) == value, key
 
 
-def test_unknown_message_is_kept_raw() -> None:
+def test_unknown_message_is_kept_raw_with_the_caller_it_names() -> None:
+    """A format we do not know still names its caller the usual way: that address is kept as evidence
+    (the TUI and reports then show it rather than "the input gives no code address")."""
     (record,) = banners(banner("The caller 0xFFFF specified something new."))
     assert (record.issue, record.message, record.caller) == (
         "unknown",
         "The caller 0xFFFF specified something new.",
-        None,
+        0xFFFF,
     )
+    (other,) = banners(banner("The image x.sys did something new."))
+    assert (other.issue, other.caller) == ("unknown", None)
 
 
 def test_mangled_forum_banner() -> None:
