@@ -80,6 +80,11 @@ class Input:
                 return "unknown"
         return "unknown"
 
+    @property
+    def bytes_read(self) -> int:
+        """Bytes taken from the input so far (another thread may read it while this one parses)."""
+        return self._source.bytes_read
+
     def lines(self) -> Iterator[Line]:
         """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers.
         A binary input (a crash dump, an event log) gives its reader's text view."""

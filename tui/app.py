@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,14 +32,17 @@ from tui.screens.help import HelpScreen
 from tui.screens.paste import PasteScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.triage import TriageScreen
+from tui.settings import ViewSettings, load_settings, save_settings, settings_path
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import FindingsTable
 
 #: File suffix of each export format.
 SUFFIX = {"json": "json", "jsonl": "jsonl", "sarif": "sarif", "markdown": "md", "html": "html", "text": "txt"}
 
-#: Where a copy also lands, for terminals without OSC 52 (macOS Terminal, some multiplexers).
-CLIPBOARD_FILE = "hvci-triage-clipboard.txt"
+#: A copy also lands in a file, for terminals without OSC 52 (macOS Terminal, some multiplexers): a new
+#: private (0600), randomly named file created exclusively in the temp folder, so that nobody can predict it,
+#: plant a link there, or read it.
+CLIPBOARD_PREFIX = "hvci-triage-clipboard-"
 
 FeedFactory = Callable[[AnalyzeOptions], Feed]
 
@@ -50,7 +55,10 @@ class TriageApp(App[None]):
     COMMANDS = App.COMMANDS | {TriageCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "back_or_quit", "Quit", id="app.quit"),
+        Binding(
+            "q", "back_or_quit", "Back/Quit", id="app.quit", tooltip="Back one level; quits from the list"
+        ),
+        Binding("Q", "quit", "Quit", show=False, id="app.quit_now", tooltip="Quit at once, from anywhere"),
         Binding("question_mark,f1", "help", "Help", id="app.help"),
     ]
 
@@ -64,6 +72,7 @@ class TriageApp(App[None]):
         export_dir: Path | None = None,
         keymap: dict[str, str] | None = None,
         keymap_problem: str | None = None,
+        settings_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.sources = list(sources)
@@ -73,7 +82,14 @@ class TriageApp(App[None]):
         self.export_dir = export_dir or Path.cwd()
         self.keymap = dict(keymap or {})
         self._keymap_problem = keymap_problem
-        self.triage = TriageScreen(feed_factory(self.options), self.sources, follow=follow)
+        self.settings_file = settings_file or settings_path()
+        self._clipboard_file: Path | None = None
+        self.triage = TriageScreen(
+            feed_factory(self.options),
+            self.sources,
+            follow=follow,
+            settings=load_settings(self.settings_file),
+        )
 
     def get_default_screen(self) -> TriageScreen:
         return self.triage
@@ -89,11 +105,17 @@ class TriageApp(App[None]):
     # -- navigation ---------------------------------------------------------------------------------------
 
     def action_back_or_quit(self) -> None:
-        """``q``: close the view on top, or quit from the main screen (lnav)."""
+        """``q``: back one level (close the view on top, the search, a zoomed pane, return to the list); quit
+        only from the top (lnav, k9s). ``Q`` quits at once."""
         if self.screen is not self.triage:
             self.pop_screen()
-        else:
+        elif not self.triage.back():
             self.exit()
+
+    def remember_settings(self, settings: ViewSettings) -> None:
+        problem = save_settings(self.settings_file, settings)
+        if problem:
+            self.notify(problem, severity="warning", markup=False)
 
     def action_help(self) -> None:
         owners = [
@@ -110,7 +132,7 @@ class TriageApp(App[None]):
             if text is not None:
                 pasted = sum(1 for load in self.triage.loads if load.source.data is not None) + 1
                 name = "<paste>" if pasted == 1 else f"<paste {pasted}>"
-                self.triage.open_source(Source.memory(text.encode("utf-8"), name))
+                self.triage.open_source(Source.memory(text.encode("utf-8"), name), select=True)
 
         self.push_screen(PasteScreen(), analyse)
 
@@ -133,31 +155,81 @@ class TriageApp(App[None]):
             bytes_read=load.bytes_read,
         )
 
-    def export(self, fmt: str) -> Path | None:
-        """Write the report in ``fmt`` to the export folder and say where."""
-        path = self.export_dir / f"hvci-triage-report.{SUFFIX[fmt]}"
+    def default_export_path(self, fmt: str) -> Path:
+        """Beside the first input read from disk (``crash.log`` -> ``crash.hvci.json``), else in the export
+        folder (pastes, standard input)."""
+        for load in self.triage.loads:
+            path = load.source.path
+            if path is not None and not path.is_dir():
+                return path.with_name(f"{path.stem}.hvci.{SUFFIX[fmt]}")
+        return self.export_dir / f"hvci-triage-report.{SUFFIX[fmt]}"
+
+    def action_export(self, fmt: str) -> None:
+        """Ask where to write the report (default beside the input); ask again before replacing a file."""
+
+        def confirm(path: Path, answer: str | None) -> None:
+            if answer is not None and answer.lower() in ("y", "yes"):
+                self.export(fmt, path, overwrite=True)
+            else:
+                self.notify(f"Not written: {path} already exists.", markup=False)
+
+        def chosen(answer: str | None) -> None:
+            if answer is None:
+                return
+            path = Path(answer).expanduser()
+            if path.exists():
+                question = f"{path} exists. Replace it? Type y and Enter (Esc keeps it)."
+                self.push_screen(PromptScreen(question), partial(confirm, path))
+                return
+            self.export(fmt, path)
+
+        prompt = PromptScreen(
+            f"Write the {fmt} report to (Enter writes, Esc cancels)", str(self.default_export_path(fmt))
+        )
+        self.push_screen(prompt, chosen)
+
+    def export(self, fmt: str, path: Path, *, overwrite: bool = False) -> Path | None:
+        """Write the report in ``fmt`` to ``path`` (never over an existing file unless ``overwrite``)."""
         try:
-            path.write_text(render(self.report(), fmt), encoding="utf-8")
-        except (OSError, ValueError) as error:
-            self.notify(f"Export failed: {error}", severity="error", markup=False)
+            data = render(self.report(), fmt).encode("utf-8")
+            with path.open("wb" if overwrite else "xb") as handle:
+                handle.write(data)
+        except FileExistsError:
+            self.notify(f"Not written: {path} already exists.", severity="warning", markup=False)
             return None
-        self.notify(f"Wrote {fmt} report to {path}", markup=False)
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self.notify(f"Export failed: {path}: {reason}", severity="error", markup=False)
+            return None
+        self.notify(f"Wrote the {fmt} report to {path}", markup=False)
         return path
 
+    def _save_clipboard(self, text: str) -> Path:
+        """A fresh private file for this copy; the previous one (ours) is removed."""
+        handle, name = tempfile.mkstemp(prefix=CLIPBOARD_PREFIX, suffix=".txt")  # 0600, O_EXCL, random
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        previous, self._clipboard_file = self._clipboard_file, Path(name)
+        if previous is not None:
+            with contextlib.suppress(OSError):
+                previous.unlink()
+        return self._clipboard_file
+
     def copy_text(self, text: str, what: str) -> Path | None:
-        """Copy via OSC 52 (and pyperclip when installed); also save to a temp file, since a terminal may
-        ignore OSC 52 silently, and say where."""
+        """Copy via OSC 52 (and pyperclip when installed); also save to a private temp file, since a
+        terminal may ignore OSC 52 silently, and say where."""
         self.copy_to_clipboard(text)
         if importlib.util.find_spec("pyperclip") is not None:
             import pyperclip  # optional; only when the user installed it
 
             with contextlib.suppress(pyperclip.PyperclipException):  # no system clipboard: the file has it
                 pyperclip.copy(text)
-        path = Path(tempfile.gettempdir()) / CLIPBOARD_FILE
         try:
-            path.write_text(text, encoding="utf-8")
+            path = self._save_clipboard(text)
         except OSError as error:
-            self.notify(f"Copied {what} (OSC 52); could not save {path}: {error}", markup=False)
+            self.notify(
+                f"Copied {what} (OSC 52); could not save a copy: {error.strerror or error}", markup=False
+            )
             return None
         self.notify(f"Copied {what} (OSC 52); also saved to {path}", markup=False)
         return path
@@ -237,9 +309,13 @@ def make_app(
     feed_factory: FeedFactory = PipelineFeed,
     export_dir: Path | None = None,
     keymap_file: Path | None = None,
+    settings_file: Path | None = None,
 ) -> TriageApp:
-    """The app as the command line and the tests build it; the user's keymap file is read here."""
+    """The app as the command line and the tests build it; the user's keymap file is read here. The view
+    settings live beside the keymap unless ``settings_file`` says otherwise."""
     keymap, problem = load_keymap(keymap_file)
+    if settings_file is None and keymap_file is not None:
+        settings_file = keymap_file.with_name("view.json")
     return TriageApp(
         sources,
         options=options,
@@ -248,4 +324,5 @@ def make_app(
         export_dir=export_dir,
         keymap=keymap,
         keymap_problem=problem,
+        settings_file=settings_file,
     )

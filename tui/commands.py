@@ -36,7 +36,13 @@ def palette_commands(app: TriageApp) -> list[Command]:
     commands: list[Command] = []
     if screen.loads:
         for label, fmt in EXPORTS:
-            commands.append((f"export: {label}", partial(app.export, fmt), f"write the report as {label}"))
+            commands.append(
+                (
+                    f"export: {label}",
+                    partial(app.action_export, fmt),
+                    f"write the report as {label} (asks where)",
+                )
+            )
     if screen.current is not None:
         commands.append(
             ("copy: finding as Markdown", app.action_copy_finding, "the selected finding, for an issue")

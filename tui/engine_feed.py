@@ -58,10 +58,12 @@ class PipelineFeed:
             inp = _open(load.source)
             load.display_name = inp.path
             for incident in iter_incidents(inp, self.options, follow=load.follow, stop=load.stop):
+                load.bytes_parsed = inp.bytes_read
                 load.add(incident)
                 if load.stop.is_set() and not load.follow:
                     return
             load.finish(inp.info())
+            load.bytes_parsed = inp.bytes_read
         except (OSError, ValueError) as error:
             load.error = _problem(error)
         finally:
@@ -110,10 +112,13 @@ class PipelineFeed:
                     _store(load, *payload)
                 elif kind == "progress":
                     load.bytes_read = payload
+                elif kind == "parsed":
+                    load.bytes_parsed = payload
                 elif kind == "reset":
                     load.reset_lines()
                 elif kind == "info":
                     load.finish(payload)
+                    load.bytes_parsed = payload.bytes_read
                 else:
                     load.error = str(payload)
             ended = load.info is not None if what == "incidents" else True

@@ -12,6 +12,10 @@ from hvci.model import Caller, Incident
 CONFIDENCE_RANK = {"certain": 0, "likely": 1, "possible": 2, "none": 3}
 
 
+#: An HVCI-related incident whose category the evidence does not decide (an unknown banner format).
+UNCLASSIFIED = "HVCI, category unknown"
+
+
 def category_name(category: str | None) -> str:
     """Microsoft's name for a category id, the id itself when the knowledge base does not know it."""
     if category is None:
@@ -22,8 +26,10 @@ def category_name(category: str | None) -> str:
 
 def category_label(incident: Incident) -> str:
     """What the Category column shows: the category's name, or for other incidents what they are."""
-    if incident.hvci_related or incident.category is not None:
+    if incident.category is not None:
         return category_name(incident.category)
+    if incident.hvci_related:
+        return UNCLASSIFIED
     if incident.bugcheck is not None:
         name = incident.bugcheck.name or "bug check"
         return f"other: 0x{incident.bugcheck.code:X} {name}"
@@ -62,3 +68,14 @@ def where_label(caller: Caller | None) -> str:
 
 def span_label(path: str, first: int, last: int) -> str:
     return f"{path}:{first}" if first == last else f"{path}:{first}-{last}"
+
+
+def input_label(path: str) -> str:
+    """An input as the list's Input column names it: the file name (the status line has the full path)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] or path
+
+
+def short_driver(name: str) -> str:
+    """A driver as the list shows it: the file name of a device path (``\\Device\\...\\x.sys``
+    -> ``x.sys``); the detail pane shows the whole path."""
+    return name.rsplit("\\", 1)[-1] or name

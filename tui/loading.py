@@ -57,6 +57,9 @@ class Load:
     incidents: list[Incident] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     bytes_read: int = 0
+    """Bytes of text taken in for the evidence view."""
+    bytes_parsed: int = 0
+    """Bytes the engine has analysed (its own reader's position)."""
     bytes_total: int | None = None
     info: InputInfo | None = None
     incidents_done: bool = False

@@ -8,7 +8,8 @@ waits for it: on a 100 MB log the keyboard lagged by more than a second. In chil
 Protocol (both ends are this module, pipes only): the parent writes one pickled :class:`Request` to the
 child's stdin; the child writes pickled ``(kind, payload)`` pairs to stdout:
 
-* ``what="incidents"``: ``("incident", Incident)`` as each is complete, ``("info", InputInfo)`` at the end;
+* ``what="incidents"``: ``("incident", Incident)`` as each is complete, ``("parsed", bytes_analysed)`` a few
+  times a second, ``("info", InputInfo)`` at the end;
 * ``what="lines"``: ``("lines", (first_number, [text, ...]))`` batches, ``("progress", bytes_read)``, and
   ``("reset", None)`` when a followed file was truncated or re-created (numbering restarts at 1);
 * either: ``("error", message)`` when the input cannot be read.
@@ -36,6 +37,9 @@ from parsers.stream import Input, open_input
 BATCH_LINES = 20_000
 BATCH_SECONDS = 0.1
 
+
+#: How often the incidents child reports how far its analysis got (seconds).
+PARSED_EVERY = 0.25
 
 #: How much the readers yield the CPU to the UI (POSIX ``nice`` increment).
 NICENESS = 10
@@ -87,16 +91,27 @@ def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
     request: Request = pickle.load(request_stream)
     inp = open_input(request.path, data=request.data, name=request.name)
 
+    lock = threading.Lock()
+
     def send(kind: str, payload: Any) -> None:
-        pickle.dump((kind, payload), out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
+        with lock:
+            pickle.dump((kind, payload), out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
 
     try:
         if request.what == "lines":
             _serve_lines(inp, request.follow, send)
             return
+        finished = threading.Event()
+
+        def report_progress() -> None:
+            while not finished.wait(PARSED_EVERY):
+                send("parsed", inp.bytes_read)
+
+        threading.Thread(target=report_progress, name="hvci-parsed", daemon=True).start()
         for incident in iter_incidents(inp, request.options, follow=request.follow):
             send("incident", incident)
+        finished.set()
         send("info", inp.info())
     except (OSError, ValueError) as error:
         send("error", f"cannot read: {error.strerror}" if isinstance(error, OSError) else str(error))

@@ -12,10 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from cli.commands import open as open_command
+from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
+from hvci.model import Incident
 from tests.tui.conftest import settle
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
+from tui.labels import category_label
 from tui.loading import Source
 from tui.screens.paste import PasteScreen
 from tui.widgets.evidence_log import EvidenceLog
@@ -70,13 +73,42 @@ async def test_every_session_sample_opens_and_lists_its_incidents(tmp_path: Path
     from hvci.logs.pipeline import analyze_inputs
     from parsers.stream import open_input
 
-    expected = analyze_inputs([open_input(SAMPLES / name)]).incidents
+    expected = group_findings(analyze_inputs([open_input(SAMPLES / name)]).incidents)
     app = _app([Source.file(SAMPLES / name)], tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         listed = app.triage.query_one(FindingsTable).listed
-        assert {i.id for i in listed} == {i.id for i in expected}
+        assert {i.id for i in listed} == {f.incident.id for f in expected}
         assert [i.hvci_related for i in listed] == sorted((i.hvci_related for i in listed), reverse=True)
+
+
+def _verdict(incident: Incident) -> tuple[object, ...]:
+    caller = incident.caller.address if incident.caller is not None else None
+    return (incident.category, incident.hvci_related, incident.confidence, caller, incident.driver)
+
+
+async def test_tui_and_analyze_agree_on_every_sample(tmp_path: Path) -> None:
+    """Same engine, same verdicts: every sample log opened at once in the view gives the incidents
+    ``analyze`` reports (category, HVCI or not, confidence, caller address, driver), the list shows one row
+    per de-duplicated finding, and no HVCI-related row is labelled as anything else."""
+    from hvci.logs.pipeline import analyze_inputs
+    from parsers.stream import open_input
+
+    paths = sorted(p for p in SAMPLES.iterdir() if p.is_file() and not p.name.startswith("."))
+    batch = analyze_inputs([open_input(p) for p in paths]).incidents
+    app = _app([Source.file(p) for p in paths], tmp_path)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        shown = {i.id: _verdict(i) for i in app.triage.all_incidents()}
+        assert shown == {i.id: _verdict(i) for i in batch}
+        listed = app.triage.query_one(FindingsTable).listed
+        assert [i.id for i in listed if i.hvci_related] == [
+            f.incident.id for f in group_findings(batch) if f.incident.hvci_related
+        ]
+        for incident in listed:
+            label = category_label(incident)
+            other = label.startswith(("other:", "not HVCI"))
+            assert incident.hvci_related == (not other), (incident.id, label)
 
 
 async def test_utf16_logopen_sample_shows_decoded_lines(tmp_path: Path) -> None:
@@ -111,7 +143,7 @@ async def test_export_from_real_pipeline_matches_batch(tmp_path: Path) -> None:
     app = _app([Source.file(HAXM)], tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        path = app.export("json")
+        path = app.export("json", tmp_path / "report.json")
         assert path is not None
         data = json.loads(path.read_text(encoding="utf-8"))
         assert data["inputs"][0]["path"] == str(HAXM)
@@ -268,3 +300,4 @@ def test_keymap_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     keymap, problem = load_keymap()
     assert keymap == {"finding.next": "x"}
     assert problem is not None and "bad" in problem
+

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable, TextArea
 
 from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, sample_incidents, settle
-from tui.app import CLIPBOARD_FILE, TriageApp
+from tui.app import CLIPBOARD_PREFIX, TriageApp
 from tui.commands import palette_commands
 from tui.loading import Source
 from tui.screens.help import HelpScreen
@@ -109,7 +109,7 @@ async def test_keymap_file_remaps_by_binding_id(tmp_path: Path, feed: FixtureFee
         assert (
             "x",
             "finding.next",
-            "Next finding (moves the list and the evidence view)",
+            "Next finding (moves the list and the evidence)",
             "main",
         ) in app.screen.rows
 
@@ -171,6 +171,8 @@ async def test_palette_exports_write_files(app: TriageApp, tmp_path: Path, label
         await settle(pilot)
         {n: c for n, c, _ in palette_commands(app)}[f"export: {label}"]()
         await pilot.pause()
+        await pilot.press("enter")  # the proposed path
+        await pilot.pause()
         written = tmp_path / f"hvci-triage-report.{suffix}"
         content = written.read_text(encoding="utf-8")
         if suffix == "json":
@@ -196,8 +198,8 @@ async def test_copy_finding_uses_osc52_and_saves_a_file(
         await settle(pilot)
         await pilot.press("c")
         assert "IntelHaxm" in app.clipboard
-        saved = (tmp_path / CLIPBOARD_FILE).read_text(encoding="utf-8")
-        assert saved == app.clipboard
+        (saved,) = tmp_path.glob(f"{CLIPBOARD_PREFIX}*.txt")
+        assert saved.read_text(encoding="utf-8") == app.clipboard
         await pilot.press("w")
         assert app.clipboard.splitlines()[0] == "ln 0xfffff8074b9852f0"
         assert "verifier /flags 0x02000000 /driver IntelHaxm.sys" in app.clipboard.splitlines()
@@ -245,3 +247,26 @@ async def test_log_text_is_never_markup_or_escapes(app: TriageApp) -> None:
         assert app.is_running
         detail_title = app.triage.query_one("#verdict").render()
         assert "[bold red]IRQL_NOT_LESS_OR_EQUAL[/]" in str(detail_title)
+
+
+async def test_clipboard_file_is_private_unpredictable_and_never_follows_a_planted_link(
+    app: TriageApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 item 12: a link planted at the old fixed name is never written through."""
+    import os
+    import stat
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    (tmp_path / "hvci-triage-clipboard.txt").symlink_to(victim)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        (first,) = tmp_path.glob(f"{CLIPBOARD_PREFIX}*.txt")
+        await pilot.press("w")
+        (second,) = tmp_path.glob(f"{CLIPBOARD_PREFIX}*.txt")  # the previous copy is removed
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert first != second and not first.exists()
+    assert stat.S_IMODE(os.stat(second).st_mode) == 0o600
+    assert second.read_text(encoding="utf-8").startswith("ln 0xfffff8074b9852f0")

@@ -1,4 +1,4 @@
-"""Snapshots of the main screens at 80x24 and 160x48 (``pytest --snapshot-update`` after reviewing them).
+"""Snapshots of the main screens at 80x24, 120x32 and 200x50 (`pytest --snapshot-update`, then review).
 
 Built from the hand-made fixture incidents, so that a change in the engine's wording does not show up as a
 TUI regression; the end-to-end tests cover the real pipeline. Paths are fixed, there is no clock, and
@@ -18,7 +18,7 @@ from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, sam
 from tui.app import TriageApp
 from tui.loading import Source
 
-SIZES = [(80, 24), (160, 48)]
+SIZES = [(80, 24), (120, 32), (200, 50)]
 
 
 def _app(tmp_path: Path, with_input: bool = True) -> TriageApp:
@@ -72,6 +72,23 @@ def test_help_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int,
         await pilot.pause(0.2)
 
     assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_detail_zoomed(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _steady(pilot)
+        await pilot.press("d", "z")
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_empty_input(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    feed = FixtureFeed({LOG_NAME: "nothing to see\n"}, {})
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"nothing to see\n")])
+    assert snap_compare(app, terminal_size=size, run_before=_steady)
 
 
 def test_grouped_by_category_with_search_open(snap_compare: SnapCompare, tmp_path: Path) -> None:

@@ -39,22 +39,23 @@ def _detail_text(app: TriageApp) -> str:
 
 
 async def test_findings_listed_hvci_first_with_columns(app: TriageApp) -> None:
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(200, 40)) as pilot:
         await settle(pilot)
         table = _table(app)
         assert [c.label.plain for c in table.columns.values()] == [
             "Category",
             "Driver",
-            "Function",
-            "Confidence",
+            "Caller",
+            "Conf.",
             "Count",
+            "Line",
         ]
         assert [i.id for i in table.listed] == [f"{LOG_NAME}:3", f"{LOG_NAME}:16", f"{LOG_NAME}:22"]
         first = [str(c) for c in table.get_row_at(0)]
-        assert first == ["Execute Pool Type", "IntelHaxm.sys", "AllocateBuffer+0x12", "certain", "1"]
+        assert first == ["Execute Pool Type", "IntelHaxm.sys", "AllocateBuffer+0x12", "certain", "1", "3"]
         assert str(table.get_row_at(1)[4]) == "3"
         assert str(table.get_row_at(2)[0]).startswith("other: 0xA IRQL_NOT_LESS_OR_EQUAL")
-        assert "2 HVCI findings, 1 other" in app.triage.status_text().plain
+        assert app.triage.status_text().plain.startswith("2 HVCI · 1 other  crash.log")
 
 
 async def test_other_incidents_toggle(app: TriageApp) -> None:
@@ -62,7 +63,7 @@ async def test_other_incidents_toggle(app: TriageApp) -> None:
         await settle(pilot)
         await pilot.press("o")
         assert [i.hvci_related for i in _table(app).listed] == [True, True]
-        assert "(hidden, o shows)" in app.triage.status_text().plain
+        assert "1 other (hidden: o)" in app.triage.status_text().plain
         await pilot.press("o")
         assert len(_table(app).listed) == 3
 
@@ -122,7 +123,7 @@ async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
     pool, protection, other = sample_incidents()
     from dataclasses import replace
 
-    second = replace(pool, id=f"{LOG_NAME}:99", source=pool.source)
+    second = replace(pool, id=f"{LOG_NAME}:99", bucket="execute-pool-type:otherdrv!Allocate")  # not a repeat
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, second]})
     app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -131,6 +132,22 @@ async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
         table = _table(app)
         labels = [str(table.get_row_at(r)[0]) for r in range(table.row_count)]
         assert labels == ["Execute Page Protection", "Execute Pool Type", "  ·"]
+
+
+async def test_repeats_of_one_bucket_are_one_row_with_count_and_occurrences(tmp_path: Path) -> None:
+    pool, protection, _ = sample_incidents()
+    from dataclasses import replace
+
+    again = replace(pool, id=f"{LOG_NAME}:99", source=replace(pool.source, first_line=22, last_line=23))
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]})
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = _table(app)
+        assert [i.id for i in table.listed] == [pool.id, protection.id]
+        assert str(table.get_row_at(0)[4]) == "2"
+        occurrences = str(app.triage.query_one("#occurrences", Static).render())
+        assert f"{LOG_NAME}:3-14" in occurrences and f"{LOG_NAME}:22-23" in occurrences
 
 
 async def test_detail_pane_shows_verdict_parameters_stack_fix_and_commands(app: TriageApp) -> None:
@@ -148,9 +165,9 @@ async def test_detail_pane_shows_verdict_parameters_stack_fix_and_commands(app: 
         assert "!verifier 3 IntelHaxm.sys" in text
         assert "verifier /flags 0x02000000 /driver IntelHaxm.sys" in text
         fix = kb.load().categories["execute-pool-type"].remediation
-        before = app.triage.query_one("#before", Static)
-        after = app.triage.query_one("#after", Static)
-        assert before.display and after.display
+        before = app.triage.query_one("#before-text", Static)
+        after = app.triage.query_one("#after-text", Static)
+        assert app.triage.query_one("#before").display and app.triage.query_one("#after").display
         assert isinstance(before.content, Syntax) and before.content.code == fix.before  # verbatim
         assert isinstance(after.content, Syntax) and after.content.code == fix.after
 

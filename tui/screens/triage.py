@@ -19,9 +19,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
+from hvci.findings import Finding, group_findings
 from hvci.model import Incident
 from tui.loading import Feed, Load, Source
-from tui.safe_text import clean
+from tui.screens.layout import PaneLayout
+from tui.settings import ViewSettings
+from tui.status import counts_text, empty_text, loads_text
 from tui.widgets.detail_pane import DetailPane
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import GROUP_KEYS, SORT_KEYS, Filter, FindingsTable
@@ -31,20 +34,9 @@ from tui.widgets.follow_badge import FollowBadge
 POLL_INTERVAL = 0.1
 #: A full re-sort of the table is done at most this often while loading (seconds).
 RESORT_INTERVAL = 0.5
-#: Windows at least this wide show the list and the detail side by side.
-WIDE = 140
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024:
-            return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
-
-
-class TriageScreen(Screen[None]):
+class TriageScreen(PaneLayout, Screen[None]):
     """Findings on top (or left), detail and evidence below (or right)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -53,9 +45,11 @@ class TriageScreen(Screen[None]):
             "next_finding",
             "Next",
             id="finding.next",
-            tooltip="Next finding (moves the list and the evidence view)",
+            tooltip="Next finding (moves the list and the evidence)",
         ),
-        Binding("E", "previous_finding", "Prev", id="finding.previous", tooltip="Previous finding"),
+        Binding(
+            "E", "previous_finding", "Prev", show=False, id="finding.previous", tooltip="Previous finding"
+        ),
         Binding("slash", "search", "Search", id="search.open", tooltip="Search the input text"),
         Binding("n", "search_next", "Next match", show=False, id="search.next", tooltip="Next search match"),
         Binding(
@@ -64,12 +58,13 @@ class TriageScreen(Screen[None]):
             "Previous match",
             show=False,
             id="search.previous",
-            tooltip="Previous search match",
+            tooltip="Previous match",
         ),
         Binding(
             "s",
             "cycle_sort",
             "Sort",
+            show=False,
             id="findings.sort",
             tooltip="Cycle the sort: input order, category, driver, confidence, count",
         ),
@@ -77,13 +72,15 @@ class TriageScreen(Screen[None]):
             "S",
             "cycle_group",
             "Group",
+            show=False,
             id="findings.group",
-            tooltip="Cycle grouping: none, by category, by driver",
+            tooltip="Cycle grouping: none, category, driver",
         ),
         Binding(
             "o",
             "toggle_other",
             "Other",
+            show=False,
             id="findings.other",
             tooltip="Show or hide incidents that are not HVCI-related",
         ),
@@ -92,37 +89,81 @@ class TriageScreen(Screen[None]):
             "show_tab('detail-tab')",
             "Detail",
             id="view.detail",
-            tooltip="Show the selected finding in detail",
+            tooltip="The selected finding in detail",
         ),
         Binding(
             "v",
             "show_tab('evidence-tab')",
             "Evidence",
             id="view.evidence",
-            tooltip="Show the raw input with the finding's lines highlighted",
+            tooltip="The raw input with the finding's lines highlighted",
         ),
-        Binding("c", "app.copy_finding", "Copy", id="copy.finding", tooltip="Copy the finding as Markdown"),
+        Binding(
+            "z", "maximize_pane", "Zoom", id="view.zoom", tooltip="Maximise the focused pane, or restore it"
+        ),
+        Binding(
+            "left_square_bracket",
+            "resize_list(-1)",
+            "Narrower list",
+            show=False,
+            id="view.list_smaller",
+            tooltip="Give the list less room (remembered)",
+        ),
+        Binding(
+            "right_square_bracket",
+            "resize_list(1)",
+            "Wider list",
+            show=False,
+            id="view.list_larger",
+            tooltip="Give the list more room (remembered)",
+        ),
+        Binding(
+            "equals_sign",
+            "resize_list(0)",
+            "Auto size",
+            show=False,
+            id="view.list_auto",
+            tooltip="Size the list to its content again (= also pauses/resumes follow in the evidence view)",
+        ),
+        Binding(
+            "c",
+            "app.copy_finding",
+            "Copy",
+            show=False,
+            id="copy.finding",
+            tooltip="Copy the finding as Markdown",
+        ),
         Binding(
             "w",
             "app.copy_windbg",
             "Copy WinDbg",
             show=False,
             id="copy.windbg",
-            tooltip="Copy the WinDbg / verifier commands",
+            tooltip="Copy the WinDbg commands",
         ),
-        Binding("p", "app.paste", "Paste", id="view.paste", tooltip="Paste debugger output to analyse"),
+        Binding(
+            "p", "app.paste", "Paste", show=False, id="view.paste", tooltip="Paste debugger output to analyse"
+        ),
         Binding(
             "escape",
-            "close_search",
-            "Close search",
+            "back",
+            "Back",
             show=False,
-            id="search.close",
-            tooltip="Close the search input",
+            id="view.back",
+            tooltip="Back one level: close search, restore a zoomed pane, return to the list",
         ),
     ]
 
-    def __init__(self, feed: Feed, sources: list[Source], *, follow: bool = False) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        sources: list[Source],
+        *,
+        follow: bool = False,
+        settings: ViewSettings | None = None,
+    ) -> None:
         super().__init__()
+        self.settings = settings or ViewSettings()
         self.feed = feed
         self.follow = follow
         self.loads: list[Load] = []
@@ -135,10 +176,15 @@ class TriageScreen(Screen[None]):
         self._current: Incident | None = None
         self._detail_needs_lines = 0
         self._status = Text()
+        self._counts = Text()
+        self._select_from: Load | None = None
+        self.findings: dict[str, Finding] = {}
+        self._empty_for: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="status"):
+            yield Static(id="counts")
             yield Static(id="progress")
             yield FollowBadge(id="follow-badge")
         with Container(id="body"):
@@ -160,19 +206,36 @@ class TriageScreen(Screen[None]):
         self._update_status()
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width >= WIDE, "-wide")
+        self.apply_layout()
 
     # -- loading ----------------------------------------------------------------------------------------
 
-    def open_source(self, source: Source) -> Load:
-        """Start reading ``source`` in the background; its findings join the list as they are found."""
+    def open_source(self, source: Source, *, select: bool = False) -> Load:
+        """Start reading ``source`` in the background; its findings join the list as they are found. With
+        ``select`` (a paste), its first finding is selected as soon as it is found, and the evidence view
+        shows its text."""
         load = Load(source, follow=self.follow)
         self.loads.append(load)
         self._read_incidents(load)
         self._read_lines(load)
-        if self._shown_load is None:
+        if self._shown_load is None or select:
             self._show_load(load)
+        if select:
+            self._select_from = load
         return load
+
+    def _select_new(self) -> None:
+        """Select the first finding of the input just pasted, once the list has it."""
+        load = self._select_from
+        if load is None or not load.incidents:
+            if load is not None and load.done:
+                self._select_from = None
+            return
+        table = self.query_one(FindingsTable)
+        first = next((i for i in load.incidents if i.hvci_related), load.incidents[0])
+        if table.select_id(first.id):
+            self._select_from = None
+            self._show_incident(first)
 
     def reload(self) -> None:
         """Read every input again (after the symbol path or image folders changed)."""
@@ -201,7 +264,28 @@ class TriageScreen(Screen[None]):
             load.stop.set()
 
     def all_incidents(self) -> list[Incident]:
-        return [incident for load in self.loads for incident in load.incidents]
+        """Every incident so far in ``analyze``'s order: input by input, by line (the engine emits a crash
+        when it completes, which can be after a later one-line banner)."""
+        return [
+            incident
+            for load in self.loads
+            for incident in sorted(load.incidents, key=lambda i: i.source.first_line)
+        ]
+
+    def finding_incidents(self) -> list[Incident]:
+        """One incident per finding (the engine's de-duplication, :mod:`hvci.findings`): repeats of the same
+        bucket are one row with their count; the detail pane lists every occurrence."""
+        findings = group_findings(self.all_incidents())
+        self.findings = {finding.incident.id: finding for finding in findings}
+        self.query_one(FindingsTable).count_of = self._count_of
+        return [finding.incident for finding in findings]
+
+    def finding_of(self, incident: Incident) -> Finding | None:
+        return self.findings.get(incident.id)
+
+    def _count_of(self, incident: Incident) -> int:
+        finding = self.findings.get(incident.id)
+        return finding.count if finding is not None else incident.count
 
     def poll(self) -> None:
         """Take in what the loaders produced since the last tick."""
@@ -218,60 +302,65 @@ class TriageScreen(Screen[None]):
         if self._dirty and (simple or now - self._last_resort >= RESORT_INTERVAL or self.all_loaded):
             self._dirty = False
             self._last_resort = now
-            table.show(self.all_incidents())
+            rows = table.row_count
+            table.several_inputs = len(self.loads) > 1
+            table.show(self.finding_incidents())
+            if table.row_count != rows:
+                self.apply_layout()
+            self._select_new()
             self._update_status()
+        if table.current is None and (grew or self._empty_for != self._empty_key()):
+            self._show_empty()
         shown = self._shown_load
         if shown is not None:
             self.query_one(EvidenceLog).lines_added()
             wanted = self._detail_needs_lines
             if wanted and self._current is not None and (len(shown.lines) >= wanted or shown.lines_done):
                 self._detail_needs_lines = 0
-                self.query_one(DetailPane).show(self._current, self.line_at)
+                self.query_one(DetailPane).show(self._current, self.line_at, self.finding_of(self._current))
         self._update_status()
+
+    def _empty_key(self) -> tuple[object, ...]:
+        table = self.query_one(FindingsTable)
+        return (len(self.loads), sum(load.done for load in self.loads), len(self.findings), table.where)
+
+    def _show_empty(self) -> None:
+        """No finding under the cursor: say why (no input, still reading, filtered, nothing found)."""
+        self._empty_for = self._empty_key()
+        table = self.query_one(FindingsTable)
+        self.query_one(DetailPane).clear(empty_text(self.loads, len(self.findings), table.where))
+
+    @property
+    def incomplete(self) -> bool:
+        return any(load.error for load in self.loads)
 
     @property
     def all_loaded(self) -> bool:
         return all(load.done for load in self.loads)
 
     def _update_status(self) -> None:
-        text = self.status_text()
+        table = self.query_one(FindingsTable)
+        incidents = [finding.incident for finding in self.findings.values()]
+        counts = counts_text(incidents, table.where, len(table.listed), incomplete=self.incomplete)
+        if counts != self._counts:
+            self._counts = counts
+            self.query_one("#counts", Static).update(counts)
+        text = loads_text(self.loads, table.order, table.grouping, table.where)
         if text != self._status:
             self._status = text
             self.query_one("#progress", Static).update(text, layout=False)  # one fixed line: no re-layout
 
     def status_text(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
-        if not self.loads:
-            text.append("No input. Press p to paste debugger output, or start with a log file.", "dim")
-            return text
-        for load in self.loads:
-            text.append(clean(load.display_name), "bold")
-            if load.error:
-                text.append(f" ✗ {clean(load.error)}", "red")
-            elif load.follow and load.incidents_done is False:
-                text.append(f" {len(load.lines)} lines", "")
-            elif not load.done:
-                total = f" / {_size(load.bytes_total)}" if load.bytes_total else ""
-                text.append(f" reading {_size(load.bytes_read)}{total}", "yellow")
-            else:
-                text.append(f" {len(load.lines)} lines", "dim")
-            text.append("  ")
-        incidents = self.all_incidents()
-        hvci = sum(1 for i in incidents if i.hvci_related)
-        unread = any(load.error for load in self.loads)  # never green when something could not be read
-        style = "bold red" if hvci else "yellow" if unread else "green"
-        text.append(f"{hvci} HVCI finding{'s' if hvci != 1 else ''}", style)
-        if unread:
-            text.append(" (incomplete)", "yellow")
-        other = len(incidents) - hvci
+        """The whole status line as plain text would read it (counts, then the inputs)."""
         table = self.query_one(FindingsTable)
-        if other:
-            text.append(f", {other} other{' (hidden, o shows)' if not table.where.show_other else ''}")
-        text.append(f"  sort {table.order}", "dim")
-        if table.grouping != "none":
-            text.append(f"  group {table.grouping}", "dim")
-        if table.where.active:
-            text.append(f"  filter {clean(table.where.category or table.where.driver or '')}", "magenta")
+        text = counts_text(
+            [f.incident for f in self.findings.values()],
+            table.where,
+            len(table.listed),
+            incomplete=self.incomplete,
+        )
+        text.append("  ")
+        text.append_text(loads_text(self.loads, table.order, table.grouping, table.where))
         return text
 
     # -- selection ---------------------------------------------------------------------------------------
@@ -280,7 +369,7 @@ class TriageScreen(Screen[None]):
         incident = event.incident
         if incident is None:
             self._current = None
-            self.query_one(DetailPane).clear()
+            self._show_empty()
         elif self._current is not None and incident.id == self._current.id:
             if incident is not self._current:  # an enriched version of the same incident
                 self._show_incident(incident, jump=False)
@@ -312,7 +401,7 @@ class TriageScreen(Screen[None]):
         if load is not None and load is not self._shown_load:
             self._show_load(load)
         detail = self.query_one(DetailPane)
-        detail.show(incident, self.line_at)
+        detail.show(incident, self.line_at, self.finding_of(incident))
         spans = [(incident.source.first_line, incident.source.last_line)]
         spans += [
             (e.span.first_line, e.span.last_line)
@@ -357,12 +446,6 @@ class TriageScreen(Screen[None]):
         search.add_class("-open")
         search.focus()
 
-    def action_close_search(self) -> None:
-        search = self.query_one("#search", Input)
-        if search.has_class("-open"):
-            search.remove_class("-open")
-            self.query_one(FindingsTable).focus()
-
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "search":
             return
@@ -402,7 +485,7 @@ class TriageScreen(Screen[None]):
             table.order = sort
         if group is not None:
             table.grouping = group
-        table.show(self.all_incidents())
+        table.show(self.finding_incidents())
         self._update_status()
 
     def action_cycle_sort(self) -> None:
@@ -416,10 +499,10 @@ class TriageScreen(Screen[None]):
     def set_filter(self, where: Filter) -> None:
         table = self.query_one(FindingsTable)
         table.where = where
-        table.show(self.all_incidents())
+        table.show(self.finding_incidents())
         if table.current is None:
             self._current = None
-            self.query_one(DetailPane).clear()
+            self._show_empty()
         self._update_status()
 
     def action_toggle_other(self) -> None:

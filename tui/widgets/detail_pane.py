@@ -7,16 +7,19 @@ before/after code is shown verbatim in :class:`~rich.syntax.Syntax` blocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
-from rich.console import Group
+from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.binding import Binding, BindingType
+from textual.containers import ScrollableContainer, VerticalScroll
 from textual.widgets import Markdown, Static
 
+from hvci.findings import Finding
 from hvci.knowledge import kb
 from hvci.model import Incident
 from hvci.report.windbg import commands_for
@@ -38,16 +41,28 @@ _CONFIDENCE_WORDS = {
 }
 
 
+#: Detail keys whose numbers people know in decimal (Event Viewer shows event 3087, not 0xc0f).
+DECIMAL_KEYS = frozenset({"event_id", "count", "index", "lines", "pid", "tid", "process_id", "thread_id"})
+
+
 def _number(value: Any) -> str:
     return f"0x{value:x}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def _value_text(value: Any) -> str:
+def _meaning(text: str) -> str:
+    """An argument's meaning from the bug-check table; a bare number there is the value it always has."""
+    stripped = text.strip()
+    if stripped and all(c in "0123456789abcdefABCDEFx" for c in stripped):
+        return f"reserved (always {stripped})"
+    return stripped
+
+
+def _value_text(value: Any, key: str = "") -> str:
     """A detail value in words: ``0x40 = PAGE_EXECUTE_READWRITE (executable); use 0x4 = PAGE_READWRITE``."""
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "—"}[value]
     if isinstance(value, int):
-        return _number(value) if value > 9 else str(value)
+        return str(value) if key in DECIMAL_KEYS or value <= 9 else _number(value)
     if isinstance(value, Mapping):
         if "value" in value and "name" in value:
             text = f"{_value_text(value['value'])} = {value['name']}"
@@ -64,9 +79,9 @@ def _value_text(value: Any) -> str:
             if value.get("note"):
                 text += f"; {value['note']}"
             return text
-        return ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items() if v is not None)
+        return ", ".join(f"{k}: {_value_text(v, k)}" for k, v in value.items() if v is not None)
     if isinstance(value, list | tuple):
-        return ", ".join(_value_text(v) for v in value)
+        return ", ".join(_value_text(v, key) for v in value)
     return str(value)
 
 
@@ -86,13 +101,13 @@ def parameters_text(incident: Incident) -> Text:
         if isinstance(arguments, list):
             for argument in arguments:
                 text.append(f"  Arg{argument.get('index')}  {_number(argument.get('value'))}  ", "")
-                text.append(f"{clean(str(argument.get('meaning') or ''))}\n", "dim")
+                text.append(f"{clean(_meaning(str(argument.get('meaning') or '')))}\n", "dim")
         elif not isinstance(subcode, Mapping):
             for number, value in enumerate(check.args, start=1):
                 text.append(f"  Arg{number}  0x{value:x}\n")
     for key, value in details.items():
         text.append(f"{key.replace('_', ' ')}: ", "bold")
-        text.append(clean(_value_text(value)) + "\n")
+        text.append(clean(_value_text(value, key)) + "\n")
     if not text.plain:
         text.append("(no parameters in the input)", "dim")
     text.rstrip()
@@ -122,9 +137,10 @@ def caller_text(incident: Incident) -> Text:
     if caller is None:
         return Text("(the input gives no code address for this incident)", style="dim", end="")
     text = Text(end="")
-    if caller.address is not None:
+    where = where_label(caller)
+    if caller.address is not None and not where.startswith(f"0x{caller.address:x}"):
         text.append(f"0x{caller.address:x}  ")
-    text.append(clean(where_label(caller)), "bold")
+    text.append(clean(where), "bold")
     text.append(f"\nresolved by: {caller.resolved_by}", "dim")
     if caller.inlined:
         text.append("\ninlined: " + clean(" ← ".join(caller.inlined)), "dim")
@@ -163,6 +179,29 @@ def evidence_text(incident: Incident, line_at: LineLookup) -> Group:
     return Group(*parts)
 
 
+def occurrences_text(finding: Finding) -> Text:
+    """Where a repeated finding was seen: one line per occurrence, in input order."""
+    text = Text(end="")
+    text.append(f"{finding.count} reports in {len(finding.occurrences)} places; bucket ", "dim")
+    text.append(clean(finding.bucket) + "\n", "dim")
+    for occurrence in finding.occurrences:
+        span = occurrence.source
+        text.append(f"  {clean(span_label(span.path, span.first_line, span.last_line))}", "cyan")
+        if occurrence.count > 1:
+            text.append(f"  ×{occurrence.count}")
+        if occurrence.timestamp:
+            text.append(f"  {clean(occurrence.timestamp)}", "dim")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+def _code(source: str) -> Syntax:
+    """C code at its own width: never wrapped, the block scrolls sideways instead."""
+    lines = source.rstrip("\n").splitlines() or [""]
+    return Syntax(source.rstrip("\n"), "c", word_wrap=False, code_width=max(len(line) for line in lines))
+
+
 def windbg_text(incident: Incident) -> Text:
     commands, reason = commands_for(incident)
     text = Text(end="")
@@ -173,56 +212,119 @@ def windbg_text(incident: Incident) -> Text:
         text.append(reason + "\n", "yellow")
     if not commands:
         text.append("(no address or driver name to build commands from)", "dim")
-    text.append("w copies these commands", "dim")
+    else:
+        text.append("w copies these commands", "dim")
     return text
+
+
+def links_text(links: Sequence[Any]) -> Text:
+    """Each source's title, then its URL on a line of its own, never wrapped (a terminal must see the whole
+    URL to open it) and marked as a hyperlink (OSC 8) for terminals that support them."""
+    text = Text(end="", no_wrap=True, overflow="ignore")
+    for link in links:
+        text.append(f"{link.title}\n", "bold")
+        text.append("  ")
+        text.append(link.url, Style(underline=True, color="cyan", link=link.url))
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+class CodeBlock(ScrollableContainer, can_focus=False):
+    """Text that must not wrap (code, URLs): as wide as its longest line, scrolled sideways when wider."""
+
+    DEFAULT_CSS = """
+    CodeBlock { height: auto; overflow-x: auto; overflow-y: hidden; }
+    CodeBlock > Static { width: auto; height: auto; }
+    """
+
+    def __init__(self, content: Static | None = None, *, id: str, classes: str = "") -> None:  # noqa: A002
+        super().__init__(content or Static(id=f"{id}-text"), id=id, classes=classes)
+
+    def update(self, renderable: RenderableType) -> None:
+        self.query_one(Static).update(renderable)
 
 
 class DetailPane(VerticalScroll, can_focus=True):
     """The selected finding in full; :meth:`show` refreshes every section."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "scroll_down", "Down", show=False, id="detail.down"),
+        Binding("k,up", "scroll_up", "Up", show=False, id="detail.up"),
+        Binding("h,left", "code_left", "Left", show=False, id="detail.left", tooltip="Scroll code left"),
+        Binding("l,right", "code_right", "Right", show=False, id="detail.right", tooltip="Scroll code right"),
+        Binding("space,pagedown,ctrl+d", "page_down", "Page down", show=False, id="detail.page_down"),
+        Binding("b,pageup,ctrl+u", "page_up", "Page up", show=False, id="detail.page_up"),
+        Binding("g,home", "scroll_home", "Top", show=False, id="detail.top"),
+        Binding("G,end", "scroll_end", "Bottom", show=False, id="detail.bottom"),
+    ]
+
     DEFAULT_CSS = """
     DetailPane { padding: 0 1; }
     DetailPane .heading { text-style: bold; color: $accent; margin-top: 1; }
     DetailPane .code-label { color: $text-muted; margin-top: 1; }
-    DetailPane .code { background: $boost; padding: 0 1; height: auto; }
+    DetailPane .code { background: $boost; padding: 0 1; }
     DetailPane Markdown { margin: 0; padding: 0; }
     """
 
+    def _code_blocks(self) -> list[CodeBlock]:
+        return list(self.query(CodeBlock))
+
+    def action_code_left(self) -> None:
+        for block in self._code_blocks():
+            block.scroll_relative(x=-8, animate=False)
+
+    def action_code_right(self) -> None:
+        for block in self._code_blocks():
+            block.scroll_relative(x=8, animate=False)
+
     def compose(self) -> ComposeResult:
         yield Static(id="verdict")
+        yield Static("Occurrences", classes="heading", id="occurrences-heading")
+        yield Static(id="occurrences")
         yield Static("Parameters", classes="heading")
         yield Static(id="parameters")
         yield Static("Caller", classes="heading")
         yield Static(id="caller")
         yield Static("Stack", classes="heading")
-        yield StackView(id="stack")
+        yield CodeBlock(StackView(id="stack"), id="stack-block")
         yield Static("Evidence", classes="heading")
         yield Static(id="evidence")
         yield Static("Fix", classes="heading", id="fix-heading")
         yield Markdown(id="fix")
         yield Static("Before", classes="code-label", id="before-label")
-        yield Static(id="before", classes="code")
+        yield CodeBlock(id="before", classes="code")
         yield Static("After", classes="code-label", id="after-label")
-        yield Static(id="after", classes="code")
+        yield CodeBlock(id="after", classes="code")
         yield Markdown(id="verify")
         yield Static("WinDbg", classes="heading")
         yield Static(id="windbg")
         yield Static("Sources", classes="heading", id="links-heading")
-        yield Static(id="links")
+        yield CodeBlock(id="links")
 
     def on_mount(self) -> None:
         self.clear()
 
-    def clear(self) -> None:
-        """No finding selected."""
-        self.query_one("#verdict", Static).update(Text("No finding selected.", style="dim"))
-        for name in ("parameters", "caller", "evidence", "windbg", "links", "before", "after"):
+    def clear(self, message: Text | None = None) -> None:
+        """No finding selected; ``message`` says why (nothing found yet, filtered out, unreadable input)."""
+        self.query_one("#verdict", Static).update(message or Text("No finding selected.", style="dim"))
+        self.query_one("#occurrences-heading").display = False
+        self.query_one("#occurrences").display = False
+        for name in ("parameters", "caller", "evidence", "windbg"):
             self.query_one(f"#{name}", Static).update("")
+        for block in self._code_blocks():
+            block.update("")
         self.query_one("#stack", StackView).update("")
+        self.query_one("#stack-block", CodeBlock).scroll_to(x=0, animate=False)
         self._show_remediation(None)
 
-    def show(self, incident: Incident, line_at: LineLookup) -> None:
+    def show(self, incident: Incident, line_at: LineLookup, finding: Finding | None = None) -> None:
         self.query_one("#verdict", Static).update(verdict_text(incident))
+        repeated = finding is not None and len(finding.occurrences) > 1
+        self.query_one("#occurrences-heading").display = repeated
+        self.query_one("#occurrences").display = repeated
+        if finding is not None and repeated:
+            self.query_one("#occurrences", Static).update(occurrences_text(finding))
         self.query_one("#parameters", Static).update(parameters_text(incident))
         self.query_one("#caller", Static).update(caller_text(incident))
         self.query_one("#stack", StackView).show(incident.stack, incident.caller, incident.driver)
@@ -253,12 +355,9 @@ class DetailPane(VerticalScroll, can_focus=True):
         fix.update("\n\n".join(parts))
         verify.update(f"**Verify:** {remediation.verify}" if remediation.verify else "")
         if before:
-            self.query_one("#before", Static).update(Syntax(remediation.before, "c", word_wrap=False))
+            self.query_one("#before", CodeBlock).update(_code(remediation.before))
         if after:
-            self.query_one("#after", Static).update(Syntax(remediation.after, "c", word_wrap=False))
-        links = Text(end="")
-        for link in remediation.links:
-            links.append(f"{link.title}\n", "bold")
-            links.append(f"  {link.url}\n", "underline cyan")
-        links.rstrip()
-        self.query_one("#links", Static).update(links)
+            self.query_one("#after", CodeBlock).update(_code(remediation.after))
+        self.query_one("#links", CodeBlock).update(links_text(remediation.links))
+        for block in self._code_blocks():
+            block.scroll_to(x=0, animate=False)

@@ -220,6 +220,17 @@ class EvidenceLog(ScrollView, can_focus=True):
     def watch_pending(self, pending: int) -> None:
         self.post_message(self.FollowChanged(self.following, pending))
 
+    def on_resize(self) -> None:
+        """The panes are re-laid out as findings arrive: a followed log stays at its end."""
+        self._stay_at_end()
+
+    def watch_show_horizontal_scrollbar(self) -> None:
+        self._stay_at_end()
+
+    def _stay_at_end(self) -> None:
+        if self.following:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+
     def action_lines(self, count: int) -> None:
         """Scroll by lines, without animation (a log viewer should move exactly when the key is hit)."""
         self.scroll_to(y=self.scroll_offset.y + count, animate=False, immediate=True)

@@ -17,14 +17,69 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from hvci.model import Incident
-from tui.labels import CONFIDENCE_RANK, caller_label, category_label, driver_label
+from tui.labels import CONFIDENCE_RANK, caller_label, category_label, driver_label, input_label, short_driver
 from tui.safe_text import safe
 
 SORT_KEYS = ("input", "category", "driver", "confidence", "count")
 GROUP_KEYS = ("none", "category", "driver")
 
-#: Fixed widths keep the list readable next to the detail pane; longer cells end in an ellipsis.
-COLUMN_WIDTHS = {"Category": 22, "Driver": 13, "Function": 18, "Confidence": 10, "Count": 5}
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """A list column: its header, the narrowest and widest it is drawn, and when it is dropped first.
+
+    Columns are as wide as their content up to ``widest``; when the pane is narrower than that, the widest
+    flexible columns give up cells down to ``narrowest`` first, then columns are dropped, lowest ``keep``
+    first, so that the category, the driver and the caller stay readable at 80 columns."""
+
+    key: str
+    header: str
+    narrowest: int
+    widest: int
+    keep: int
+    justify: str = "left"
+
+
+COLUMNS = {
+    spec.key: spec
+    for spec in (
+        ColumnSpec("input", "Input", 10, 28, 6),
+        ColumnSpec("category", "Category", 14, 36, 9),
+        ColumnSpec("driver", "Driver", 8, 26, 8),
+        ColumnSpec("function", "Caller", 18, 44, 7),
+        ColumnSpec("confidence", "Conf.", 8, 8, 4),
+        ColumnSpec("count", "Count", 5, 8, 5, "right"),
+        ColumnSpec("line", "Line", 4, 9, 2, "right"),
+    )
+}
+
+#: DataTable draws one cell of padding on each side of every column.
+CELL_PADDING = 2
+#: Room kept for the vertical scrollbar.
+SCROLLBAR = 2
+
+
+def fit_columns(natural: dict[str, int], room: int) -> dict[str, int]:
+    """Widths for the columns in ``natural`` (content widths, headers included) within ``room`` cells:
+    content-sized up to each column's cap; then the flexible columns shrink, the one with most to give
+    first; then the least important columns are dropped. Dict order (the column order) is kept."""
+    widths = {key: min(width, COLUMNS[key].widest) for key, width in natural.items()}
+    floor = {key: min(COLUMNS[key].narrowest, width) for key, width in widths.items()}
+    keys = list(widths)
+
+    def total() -> int:
+        return sum(widths[k] for k in keys) + CELL_PADDING * len(keys)
+
+    while total() > room:
+        shrinkable = [k for k in keys if widths[k] > floor[k]]
+        if shrinkable:
+            widths[max(shrinkable, key=lambda k: widths[k] - floor[k])] -= 1
+        elif len(keys) > 2:
+            keys.remove(min(keys, key=lambda k: COLUMNS[k].keep))
+        else:
+            break
+    return {k: widths[k] for k in keys}
+
 
 _CONFIDENCE_STYLE = {"certain": "bold red", "likely": "yellow", "possible": "cyan", "none": "dim"}
 
@@ -49,7 +104,9 @@ class Filter:
         return self.category is not None or self.driver is not None
 
 
-def _sort_key(name: str) -> Callable[[tuple[int, Incident]], tuple[object, ...]]:
+def _sort_key(
+    name: str, count_of: Callable[[Incident], int]
+) -> Callable[[tuple[int, Incident]], tuple[object, ...]]:
     def key(item: tuple[int, Incident]) -> tuple[object, ...]:
         position, incident = item
         first: tuple[object, ...] = (not incident.hvci_related,)
@@ -60,16 +117,26 @@ def _sort_key(name: str) -> Callable[[tuple[int, Incident]], tuple[object, ...]]
         if name == "confidence":
             return (*first, CONFIDENCE_RANK.get(incident.confidence, 9), position)
         if name == "count":
-            return (*first, -incident.count, position)
+            return (*first, -count_of(incident), position)
         return (*first, position)
 
     return key
 
 
-def arrange(incidents: Sequence[Incident], sort: str, group: str, where: Filter) -> list[Incident]:
+def _own_count(incident: Incident) -> int:
+    return incident.count
+
+
+def arrange(
+    incidents: Sequence[Incident],
+    sort: str,
+    group: str,
+    where: Filter,
+    count_of: Callable[[Incident], int] = _own_count,
+) -> list[Incident]:
     """The incidents to list, in display order: HVCI first, then by group, then by the sort key."""
     items = [(i, incident) for i, incident in enumerate(incidents) if where.accepts(incident)]
-    items.sort(key=_sort_key(sort))
+    items.sort(key=_sort_key(sort, count_of))
     if group != "none":
         label = category_label if group == "category" else driver_label
         items.sort(key=lambda item: (not item[1].hvci_related, label(item[1]).lower()))
@@ -77,7 +144,7 @@ def arrange(incidents: Sequence[Incident], sort: str, group: str, where: Filter)
 
 
 class FindingsTable(DataTable[Text]):
-    """The list of incidents; posts :class:`FindingsTable.Highlighted` as the cursor moves."""
+    """The list of incidents; posts :class:`FindingsTable.IncidentHighlighted` as the cursor moves."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, id="findings.down"),
@@ -98,24 +165,68 @@ class FindingsTable(DataTable[Text]):
         self.order = "input"
         self.grouping = "none"
         self.where = Filter()
+        self.several_inputs = False
+        #: How many reports a row stands for (the screen counts a finding's occurrences).
+        self.count_of: Callable[[Incident], int] = _own_count
         self.listed: list[Incident] = []
-        self._columns_for = ""
+        self._rows: list[dict[str, Text]] = []
+        self._natural: dict[str, int] = {}
+        self._widths: dict[str, int] = {}
 
-    def _columns(self) -> None:
-        layout = self.grouping
-        if layout == self._columns_for:
+    # -- columns -------------------------------------------------------------------------------------
+
+    def _column_keys(self) -> list[str]:
+        keys = ["category", "driver", "function", "confidence", "count", "line"]
+        if self.grouping == "driver":
+            keys[:2] = ["driver", "category"]
+        return ["input", *keys] if self.several_inputs else keys
+
+    def _measure(self, cells: dict[str, Text]) -> None:
+        for key, cell in cells.items():
+            width = cell.cell_len
+            if width > self._natural.get(key, 0):
+                self._natural[key] = width
+
+    def _wanted_widths(self) -> dict[str, int]:
+        natural = {
+            key: max(len(COLUMNS[key].header), self._natural.get(key, 0)) for key in self._column_keys()
+        }
+        room = max(20, self.size.width - SCROLLBAR) if self.size.width else 200
+        return fit_columns(natural, room)
+
+    def natural_width(self) -> int:
+        """Cells the list needs to show every column at its content width (within each column's cap)."""
+        keys = self._column_keys()
+        widths = (min(COLUMNS[k].widest, max(len(COLUMNS[k].header), self._natural.get(k, 0))) for k in keys)
+        return sum(widths) + CELL_PADDING * len(keys) + SCROLLBAR
+
+    def _relayout(self) -> None:
+        """Re-create the columns (and so the rows) when the widths they need changed."""
+        wanted = self._wanted_widths()
+        if wanted == self._widths and self.columns:
             return
+        self._widths = wanted
+        row = self.cursor_row
         self.clear(columns=True)
-        names = ["Category", "Driver", "Function", "Confidence", "Count"]
-        if layout == "driver":
-            names = ["Driver", "Category", "Function", "Confidence", "Count"]
-        for name in names:
-            self.add_column(name, key=name.lower(), width=COLUMN_WIDTHS.get(name))
-        self._columns_for = layout
+        for key, width in wanted.items():
+            spec = COLUMNS[key]
+            self.add_column(Text(spec.header, justify=spec.justify), key=key, width=width)  # type: ignore[arg-type]
+        for index, cells in enumerate(self._rows):
+            self._add(index, cells)
+        if self._rows:
+            self.move_cursor(row=min(row, len(self._rows) - 1), animate=False)
 
-    def _cells(self, incident: Incident, previous: Incident | None) -> list[Text]:
+    def _add(self, index: int, cells: dict[str, Text]) -> None:
+        self.add_row(*(cells[key] for key in self._widths), key=str(index))
+
+    def on_resize(self) -> None:
+        self._relayout()
+
+    # -- rows ----------------------------------------------------------------------------------------
+
+    def _cells(self, incident: Incident, previous: Incident | None) -> dict[str, Text]:
         category = safe(category_label(incident), "" if incident.hvci_related else "dim")
-        driver = safe(driver_label(incident), "bold" if self.grouping == "driver" else "")
+        driver = safe(short_driver(driver_label(incident)), "bold" if self.grouping == "driver" else "")
         if self.grouping != "none" and previous is not None:
             same = (
                 category_label(previous) == category_label(incident)
@@ -124,38 +235,50 @@ class FindingsTable(DataTable[Text]):
             )
             if same:
                 (category if self.grouping == "category" else driver).plain = "  ·"
-        where = safe(caller_label(incident.caller))
-        confidence = Text(incident.confidence, style=_CONFIDENCE_STYLE.get(incident.confidence, ""))
-        count = Text(str(incident.count), justify="right")
-        first, second = (driver, category) if self.grouping == "driver" else (category, driver)
-        return [first, second, where, confidence, count]
+        return {
+            "input": safe(input_label(incident.source.path), "dim"),
+            "category": category,
+            "driver": driver,
+            "function": safe(caller_label(incident.caller)),
+            "confidence": Text(incident.confidence, style=_CONFIDENCE_STYLE.get(incident.confidence, "")),
+            "count": Text(str(self.count_of(incident)), justify="right"),
+            "line": Text(str(incident.source.first_line), style="dim", justify="right"),
+        }
 
     def show(self, incidents: Sequence[Incident]) -> None:
         """List ``incidents`` (the whole list so far), keeping the cursor on the same incident."""
-        ordered = arrange(incidents, self.order, self.grouping, self.where)
-        simple = self.order == "input" and self.grouping == "none" and self._columns_for == self.grouping
+        ordered = arrange(incidents, self.order, self.grouping, self.where, self.count_of)
+        simple = self.order == "input" and self.grouping == "none"
         kept = len(ordered) >= len(self.listed) and all(
             a is b for a, b in zip(ordered, self.listed, strict=False)
         )
-        if simple and kept and self.row_count == len(self.listed):
+        if simple and kept and self.row_count == len(self.listed) and self.columns:
             self._append(ordered[len(self.listed) :])
             return
         current = self.current
-        self._columns()
-        self.clear()
         self.listed = []
-        self._append(ordered)
+        self._rows = []
+        self._natural = {}
+        self._append(ordered, relayout=True)
         if current is not None:
             self.select_id(current.id)
         self._announce()
 
-    def _append(self, incidents: Sequence[Incident]) -> None:
-        self._columns()
+    def _append(self, incidents: Sequence[Incident], *, relayout: bool = False) -> None:
         was_empty = not self.listed
+        start = len(self._rows)
         for incident in incidents:
             previous = self.listed[-1] if self.listed else None
-            self.add_row(*self._cells(incident, previous), key=str(len(self.listed)))
+            cells = self._cells(incident, previous)
+            self._measure(cells)
+            self._rows.append(cells)
             self.listed.append(incident)
+        if relayout or self._wanted_widths() != self._widths or not self.columns:
+            self._widths = {}
+            self._relayout()
+        else:
+            for index in range(start, len(self._rows)):
+                self._add(index, self._rows[index])
         if was_empty and self.listed:
             self.move_cursor(row=0, animate=False)
             self._announce()
