@@ -98,7 +98,9 @@ class Input:
     ) -> Iterator[Line | None]:
         """Like :meth:`lines`, but tailing the file until ``stop`` is set. ``None`` marks a restart (the file
         was truncated or re-created), after which numbering starts again at 1; ``on_idle`` is called whenever
-        the file has nothing new."""
+        the file has nothing new. A binary input (a dump, an event log) is read once, not tailed."""
+        if self.file_type().reader != "text":
+            return iter(self.lines())
         return self._decoded_lines(True, stop, on_idle)
 
     def _decoded_lines(
