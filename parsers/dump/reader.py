@@ -21,10 +21,12 @@ from parsers.dump.fileview import DumpFile
 from parsers.dump.header import Header, describe_type, filetime_text, read_header
 from parsers.dump.memory import VirtualMemory, physical_map
 from parsers.dump.modules import walk_loaded_modules
+from parsers.dump.strings import argument_strings
 from parsers.dump.triage import DriverEntry, Triage, read_triage
 from parsers.records import (
     BugCheckRecord,
     Diagnostic,
+    MemoryStringRecord,
     ModuleEntry,
     ModuleListRecord,
     Record,
@@ -69,8 +71,11 @@ def read_dump(source: Source) -> DumpContent:
             drivers, offset = _triage_drivers(content, triage), triage.fields.get("DriverListOffset")
             origin = "the dump's driver list"
         else:
-            drivers, offset = _walked(content, dump, header), header.layout.offset("PsLoadedModuleList")
-            origin = "the dump's PsLoadedModuleList"
+            memory = _memory(content, dump, header)
+            drivers = _walked(content, memory, header) if memory is not None else []
+            offset, origin = header.layout.offset("PsLoadedModuleList"), "the dump's PsLoadedModuleList"
+            if memory is not None:
+                _argument_strings(content, memory, header)
         if drivers:
             _module_list(content, drivers, offset, origin)
         if triage is not None:
@@ -141,27 +146,42 @@ def _triage_drivers(content: DumpContent, triage: Triage) -> list[DriverEntry]:
     return triage.drivers + triage.unloaded
 
 
-def _walked(content: DumpContent, dump: DumpFile, header: Header) -> list[DriverEntry]:
+def _memory(content: DumpContent, dump: DumpFile, header: Header) -> VirtualMemory | None:
+    """The dump's virtual memory, or ``None`` (said in a diagnostic) when it holds none or gives no tables."""
     pages, why = physical_map(dump, header)
     if pages is None:
         content.problem(
             why
             or f"a {describe_type(header.dump_type)} dump holds no memory: the loaded drivers are not known"
         )
+        return None
+    dtb = header.get("DirectoryTableBase")
+    if dtb is None:
+        content.problem("the header gives no page tables: the loaded drivers are not known")
+        return None
+    return VirtualMemory(dump, pages, dtb, header.bits, bool(header.get("PaeEnabled")))
+
+
+def _walked(content: DumpContent, memory: VirtualMemory, header: Header) -> list[DriverEntry]:
+    head = header.get("PsLoadedModuleList")
+    if not head:
+        content.problem("the header gives no PsLoadedModuleList: the loaded drivers are not known")
         return []
-    dtb, head = header.get("DirectoryTableBase"), header.get("PsLoadedModuleList")
-    if dtb is None or not head:
-        content.problem(
-            "the header gives no page tables or no PsLoadedModuleList: the loaded drivers are not known"
-        )
-        return []
-    memory = VirtualMemory(dump, pages, dtb, header.bits, bool(header.get("PaeEnabled")))
     modules, stopped = walk_loaded_modules(memory, head)
     if stopped:
         content.problem(
             f"{stopped}; {len(modules)} loaded module(s) read", header.layout.offset("PsLoadedModuleList")
         )
     return [DriverEntry(m.name, m.base, m.size, m.entry) for m in modules]
+
+
+def _argument_strings(content: DumpContent, memory: VirtualMemory, header: Header) -> None:
+    """``dS``/``da`` of the bug check's arguments, as an engineer would type them in the debugger."""
+    for found in argument_strings(memory, header.bugcheck_args):
+        field = f"BugCheckParameter{found.index + 1}"
+        line = content.add(f"{found.command} Arg{found.index + 1} {found.address:#x}: {found.text!r}")
+        span = content.span(line, offset=header.layout.offset(field))
+        content.records.append(MemoryStringRecord(span, found.command, found.address, found.text))
 
 
 def _stem(name: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tests.builders.dumps import Crash, Driver, memory_dump, triage_dump  # noqa: E402
+from tests.builders.dumps import Crash, Driver, memory_dump, triage_dump, unicode_string  # noqa: E402
 
 NT64 = Driver("ntoskrnl.exe", 0xFFFFF804_12000000, 0x1046000)
 WDF64 = Driver("Wdf01000.sys", 0xFFFFF804_15E00000, 0xD6000)
@@ -57,6 +57,19 @@ def samples() -> dict[str, bytes]:
         # MEMORY.DMP as a kernel bitmap dump: the drivers come from PsLoadedModuleList via the page tables
         "kernel-bitmap-c4-2002-x64.dmp": memory_dump(
             Crash(0xC4, (0x2002, 0xFFFFF80C_4A1E2F3B, 0x40000010, 0), (NT64, WDF64, NETBENCH)), 6
+        ),
+        # an image problem: Arg2 and Arg4 point at the image and section names, read from the dump's memory
+        "kernel-bitmap-c4-2003-x64.dmp": memory_dump(
+            Crash(
+                0xC4,
+                (0x2003, 0xFFFFB30F_12345678, 0xFFFFF804_40000208, 0xFFFFD000_12340F00),
+                (NT64, Driver("wxdrv.sys", 0xFFFFF804_40000000, 0x9000)),
+                memory=(
+                    *unicode_string(0xFFFFB30F_12345678, r"\SystemRoot\System32\drivers\wxdrv.sys"),
+                    (0xFFFFD000_12340F00, b".rwx\x00\x00\x00\x00\x00"),
+                ),
+            ),
+            6,
         ),
         # a 32-bit full dump (PAE paging)
         "full-c4-2000-x86-pae.dmp": memory_dump(

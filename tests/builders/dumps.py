@@ -37,6 +37,7 @@ class Crash:
     rip: int | None = None
     build: int = 22621
     processors: int = 4
+    memory: tuple[tuple[int, bytes], ...] = ()  # (virtual address, bytes) also in a memory dump
 
 
 def _put(buffer: bytearray, offset: int, fmt: str, *values: int) -> None:
@@ -255,7 +256,18 @@ def loaded_module_list(memory: Memory, head: int, drivers: Sequence[Driver], *, 
 def kernel_memory(crash: Crash, mode: str, head: int, *, loop: bool = False) -> Memory:
     memory = Memory(mode)
     loaded_module_list(memory, head, crash.drivers, loop=loop)
+    for address, data in crash.memory:
+        memory.write(address, data)
     return memory
+
+
+def unicode_string(address: int, text: str, bits: int = 64) -> tuple[tuple[int, bytes], ...]:
+    """A ``UNICODE_STRING`` at ``address`` whose buffer follows it, as memory writes for :class:`Crash`."""
+    data = text.encode("utf-16-le")
+    buffer = address + 0x10
+    if bits == 64:
+        return ((address, struct.pack("<HHIQ", len(data), len(data) + 2, 0, buffer) + data + b"\x00\x00"),)
+    return ((address, struct.pack("<HHI", len(data), len(data) + 2, buffer) + bytes(8) + data + b"\x00\x00"),)
 
 
 def memory_dump(

@@ -152,3 +152,25 @@ def test_a_dump_from_a_pipe_without_its_bytes_asks_for_its_path() -> None:
 
     with pytest.raises(OSError, match="give its path"):
         DumpFile.open(Source("<stdin>", stdin=True))
+
+
+def test_an_image_problem_names_its_image_and_section_from_the_dumps_memory(tmp_path: Path) -> None:
+    """0xC4/0x2003 passes the image name (Arg2, a UNICODE_STRING) and the section name (Arg4) as
+    pointers: read from the dump as dS / da would print them."""
+    from tests.builders.dumps import unicode_string
+
+    name, section = 0xFFFFB30F_12345678, 0xFFFFD000_12340F00
+    image = r"\SystemRoot\System32\drivers\wxdrv.sys"
+    crash = Crash(
+        0xC4,
+        (0x2003, name, 0xFFFFF804_40000208, section),
+        (NT64, Driver("wxdrv.sys", 0xFFFFF804_40000000, 0x9000)),
+        memory=(*unicode_string(name, image), (section, b".rwx\x00\x00\x00\x00\x00")),
+    )
+    path = tmp_path / "MEMORY.DMP"
+    path.write_bytes(memory_dump(crash, 6))
+    [incident] = analyze_inputs([open_input(path)]).incidents
+    assert incident.category == "execute-write-section" and incident.driver == "wxdrv.sys"
+    assert incident.details["image"] == image and incident.details["section"] == ".rwx"
+    printed = [e.reason for e in incident.evidence if "printed" in e.reason]
+    assert any("dS Arg2" in reason for reason in printed) and any("da Arg4" in reason for reason in printed)
