@@ -571,9 +571,12 @@ def test_the_copy_loads(copy: Path) -> None:
             "apis.toml",
             "safe_when = { argument_index = 1, value = 1, bits = 8,",
             "safe_when = { argument_index = 1, value = 256, bits = 8,",
-            r"safe_when: bits is 8, 16, 32 or 64 and value fits in it",
+            r"apis\.toml: api\[\d+\]\.safe_when\.value: 256 does not fit in 8 bits",
         ),
         ("categories.toml", "[[category]]", "[[category]\n", r"categories\.toml: not valid TOML"),
+        ("constants.toml", "width = 32", "width = 8", r"constants\.toml: pool_type\.width: 8 is not one"),
+        ("rules.toml", 'level = "note"', 'level = "info"', r"rules\.toml: rule\[1\]\.level: 'info' is not"),
+        ("verifier.toml", "bit = 25", "bit = 24", r"verifier\.toml: flag\.bit: bit 24 does not match"),
     ],
 )
 def test_a_broken_file_names_the_file_and_key(
