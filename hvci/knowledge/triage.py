@@ -9,24 +9,32 @@ blame when the input prints only the parameters or a stack.
 from __future__ import annotations
 
 import functools
-import tomllib
-from dataclasses import dataclass
+from typing import Literal
 
-from hvci.knowledge.kb import KNOWLEDGE_DIR, KnowledgeError
+import msgspec
 
-_KEYS = {"code", "argument", "arg1_min", "arg1_max", "what", "url"}
+from hvci.knowledge.files import read
+from hvci.knowledge.kb import KNOWLEDGE_DIR
+from hvci.knowledge.records import Record
 
 
-@dataclass(frozen=True, slots=True)
-class FaultArgument:
+class FaultArgument(Record, frozen=True):
     """One bug check (optionally one range of its Arg1 subcodes) and the parameter that is the address."""
 
     code: int
-    argument: int  # 1..4
+    argument: Literal[1, 2, 3, 4]
     what: str
     url: str
     arg1_min: int | None = None
     arg1_max: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.arg1_min is None) != (self.arg1_max is None):
+            raise ValueError("arg1_min: arg1_min and arg1_max go together")
+        if not self.what.strip():
+            raise ValueError("what: must not be empty")
+        if not self.url.startswith("https://"):
+            raise ValueError(f"url: {self.url!r} is not an https URL")
 
     def applies(self, code: int, args: tuple[int, ...]) -> bool:
         if code != self.code or len(args) < self.argument:
@@ -36,53 +44,22 @@ class FaultArgument:
         return bool(args) and self.arg1_min <= args[0] <= self.arg1_max
 
 
-def _entry(raw: object, index: int) -> FaultArgument:
-    where = f"triage.toml: fault #{index + 1}"
-    if not isinstance(raw, dict):
-        raise KnowledgeError(f"{where}: not a table")
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise KnowledgeError(f"{where}: unknown keys {sorted(unknown)}")
-    code, argument = raw.get("code"), raw.get("argument")
-    if not isinstance(code, int) or not isinstance(argument, int) or not 1 <= argument <= 4:
-        raise KnowledgeError(f"{where}: needs an integer code and an argument 1..4")
-    low, high = raw.get("arg1_min"), raw.get("arg1_max")
-    paired = (low is None and high is None) or (isinstance(low, int) and isinstance(high, int))
-    if not paired:
-        raise KnowledgeError(f"{where}: arg1_min and arg1_max go together, as integers")
-    what, url = raw.get("what"), raw.get("url")
-    if not isinstance(what, str) or not what or not isinstance(url, str) or not url.startswith("https://"):
-        raise KnowledgeError(f"{where}: needs a description (what) and an https url")
-    return FaultArgument(code, argument, what, url, low, high)
+class Triage(Record, frozen=True):
+    faults: tuple[FaultArgument, ...] = msgspec.field(name="fault")
+    kernel_frames: frozenset[str] = frozenset()
+    ci_check_functions: frozenset[str] = frozenset()
 
-
-@dataclass(frozen=True, slots=True)
-class Triage:
-    faults: tuple[FaultArgument, ...]
-    kernel_frames: frozenset[str]
-    ci_check_functions: frozenset[str]
+    def __post_init__(self) -> None:
+        if not self.kernel_frames or not self.ci_check_functions:
+            raise ValueError("kernel_frames: kernel_frames and ci_check_functions must list names")
+        msgspec.structs.force_setattr(self, "kernel_frames", frozenset(n.lower() for n in self.kernel_frames))
 
     def fault_argument(self, code: int, args: tuple[int, ...]) -> FaultArgument | None:
         """The entry that says which of ``args`` is the faulting address of bug check ``code``, if any."""
         return next((entry for entry in self.faults if entry.applies(code, args)), None)
 
 
-def _names(doc: dict[str, object], key: str) -> frozenset[str]:
-    value = doc.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise KnowledgeError(f"triage.toml: {key} must be a list of names")
-    return frozenset(value)
-
-
 @functools.cache
 def load() -> Triage:
-    """``triage.toml``, validated (a mistake names the entry)."""
-    with (KNOWLEDGE_DIR / "triage.toml").open("rb") as handle:
-        doc = tomllib.load(handle)
-    if set(doc) != {"fault", "kernel_frames", "ci_check_functions"} or not isinstance(doc["fault"], list):
-        raise KnowledgeError("triage.toml: expected kernel_frames, ci_check_functions and [[fault]] tables")
-    return Triage(
-        faults=tuple(_entry(raw, n) for n, raw in enumerate(doc["fault"])),
-        kernel_frames=frozenset(name.lower() for name in _names(doc, "kernel_frames")),
-        ci_check_functions=_names(doc, "ci_check_functions"),
-    )
+    """``triage.toml``, validated (a mistake names the file and key)."""
+    return read(KNOWLEDGE_DIR / "triage.toml", Triage)

@@ -687,3 +687,15 @@ def test_subcode_blocks_and_caller_subcodes_are_data(base: kb.KnowledgeBase) -> 
     assert base.caller_subcodes == {0x2000, 0x2001, 0x2002}  # Arg2 is the driver's code address
     assert base.image_rules["nx-compat"].level == "note"
     assert base.value("IMAGE_SCN_MEM_EXECUTE") == 0x20000000
+
+
+def test_triage_knowledge_loads_and_names_a_broken_key(tmp_path: Path) -> None:
+    from hvci.knowledge import triage
+    from hvci.knowledge.files import read
+
+    assert triage.load().fault_argument(0x0A, (1, 2, 3, 0xFFFFF80012345678)) is not None
+    broken = tmp_path / "triage.toml"
+    text = (kb.KNOWLEDGE_DIR / "triage.toml").read_text(encoding="utf-8")
+    broken.write_text(text.replace("argument = 4", "argument = 5", 1), encoding="utf-8")
+    with pytest.raises(kb.KnowledgeError, match=r"triage\.toml: fault\[0\]\.argument: 5 is not one of 1, 2"):
+        read(broken, triage.Triage)
