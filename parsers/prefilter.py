@@ -27,13 +27,15 @@ from typing import Any
 JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
 # What may precede a line-start anchor, as a superset of what a trigger's optional prefix can match: every
 # character ``\s`` matches in a decoded line (NBSP and friends from web pastes included), ``>``, ``*``,
-# ``#``, ``:``, ASCII digits and a stray byte-order mark (U+FEFF, from pasted exports). For bytes chunks
-# the non-ASCII ones appear as their UTF-8 (or cp1252) byte sequences.
-JUNK_STR = r"[\s>*#:0-9\ufeff]*+"
+# ``#``, ``:``, ASCII digits and a stray byte-order mark (U+FEFF, from pasted exports), and what a paste
+# puts in front of a line (``-``/``+`` bullets, ``1.``/``1)`` numbering, backticks, ``\`` escapes, ``~~~``
+# fences; the dispatcher checks the real trigger on the line as ``parsers.paste`` cleans it). For bytes
+# chunks the non-ASCII ones appear as their UTF-8 (or cp1252) byte sequences.
+JUNK_STR = r"[\s>*#:0-9\ufeff\-+.)`\\~]*+"
 # one possessive class: ASCII junk plus every byte of the UTF-8 encodings of the non-ASCII spaces (lead
 # bytes C2 E1 E2 E3 EF, continuation bytes 80-BF) and cp1252's NBSP (A0). A superset (it also skips some
 # other non-ASCII text at the start of a line), which costs nothing but a few extra candidates.
-JUNK_BYTES = rb"[\s\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef]*+"
+JUNK_BYTES = rb"[\s\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef\-+.)`\\~]*+"
 MIN_ANCHOR = 3
 
 _parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser (no public API exists)

@@ -324,6 +324,11 @@ class Source:
         return None
 
     # -- decoding ----------------------------------------------------------------------------------------
+    @property
+    def codec(self) -> str:
+        """The codec that decodes this input's bytes chunks."""
+        return self._codec
+
     def decode_line(self, raw: bytes) -> str:
         """Text of one line of a bytes chunk (undecodable bytes were reported when the chunk was read)."""
         return raw.decode(self._codec, "replace")

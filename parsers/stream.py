@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from parsers import binary, evtx_reader, filetype, lineprefix
+from parsers import binary, evtx_reader, filetype, lineprefix, paste
 from parsers.base import BlockParser, Line, LineCursor
 from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
@@ -209,6 +209,7 @@ class _Feed:
         self.block_line = 0
         self.block_data: bytes | str = b""  # the chunk block_start points into
         self.prefix: LinePrefix | None = None  # a timestamp prefix on every line, removed before parsing
+        self.split: list[Line] = []  # the rest of a line a paste had flattened goes here (the cursor's stack)
         self._prefix_sniffed = 0  # lines looked at so far for a prefix
 
     def load(self) -> bool:
@@ -235,6 +236,9 @@ class _Feed:
                 span = Span(self._inp.path, line, line)
                 self.pending.append(Diagnostic(span, issue.message, issue.severity))
             self.data = self._without_prefix(self.newline + item.data)
+            normalised = paste.normalise_chunk(self.data, self._inp._source.codec)
+            if normalised is not None:
+                self.data, self.newline = normalised, "\n"
             self.pos = self.floor = 1
             self.block_start = None
             self.scanner = None
@@ -270,12 +274,35 @@ class _Feed:
             if not self.load():
                 return None
         end = self.data.find(self.newline, self.pos)
-        raw = self.data[self.pos : end]
-        text = raw if isinstance(raw, str) else self.decode(raw)
-        line = Line(self.line, text[:-1] if text.endswith("\r") else text)
+        text = self._text(self.pos, end)
+        number = self.line
         self.pos = end + 1
         self.line += 1
-        return line
+        if text[-1:] in paste.HEX_DIGITS:
+            self._join_wrapped(text)
+        parts = paste.clean_line(self._joined or text)
+        self._joined = None
+        if len(parts) > 1:
+            self.split.extend(Line(number, part) for part in reversed(parts[1:]))
+        return Line(number, parts[0])
+
+    _joined: str | None = None
+
+    def _join_wrapped(self, text: str) -> None:
+        """Take the next line of the chunk too when it holds the rest of a value cut at the end of this."""
+        end = self.data.find(self.newline, self.pos)
+        if end < 0:
+            return
+        joined = paste.join_wrapped(text, self._text(self.pos, end))
+        if joined is not None:
+            self._joined = joined
+            self.pos = end + 1
+            self.line += 1
+
+    def _text(self, start: int, end: int) -> str:
+        raw = self.data[start:end]
+        text = raw if isinstance(raw, str) else self.decode(raw)
+        return text[:-1] if text.endswith("\r") else text
 
     def decode(self, raw: bytes) -> str:
         return self._inp._source.decode_line(raw)
@@ -302,6 +329,7 @@ class _Cursor(LineCursor):
     def __init__(self, feed: _Feed, path: str) -> None:
         super().__init__(feed, path)
         self._feed = feed
+        feed.split = self._pushed
 
     def take_pushed(self) -> Line | None:
         return self._pushed.pop() if self._pushed else None
@@ -323,10 +351,9 @@ class _Cursor(LineCursor):
             begin = feed.data.rfind(feed.newline, 0, start - 1) + 1
             if begin < feed.floor:
                 break
-            raw = feed.data[begin : start - 1]
-            text = raw if isinstance(raw, str) else feed.decode(raw)
             number -= 1
-            found.append(Line(number, text[:-1] if text.endswith("\r") else text))
+            parts = paste.clean_line(feed._text(begin, start - 1))
+            found.extend(Line(number, part) for part in reversed(parts))
             start = begin
         found.reverse()
         return found

@@ -1,0 +1,184 @@
+"""The paste normaliser: what forums, blogs, chat and documentation pages do to a debugger log, undone
+beneath every parser.
+
+People rarely attach a log; they paste it. On the way it gains markdown quote markers (``> ``, nested),
+list bullets and numbering, code fences, backslash escapes (``\\*``, ``\\_``: a documentation page prints
+the verifier banner as ``\\*\\*\\*``), HTML (``<pre>``, ``<br>``, ``&gt;``), Liquid/Jekyll highlight tags,
+backticks around inline text, non-breaking, full-width and typographic characters, and loses its line
+structure: a forum wraps a long value onto the next line, a chat flattens ``KEY: value`` lines into one.
+
+Every parser's trigger and block reader is written for the debugger's own text, so the dispatcher
+(``parsers.stream``) gives them that text back, in two steps that cost nothing on a clean log:
+
+- :func:`normalise_chunk`: markup *inside* lines (escapes, entities, tags, Liquid tags, non-ASCII spaces
+  and quotes) would hide a trigger's literal text from the prefilter, so a chunk that has any (decided
+  by memchr-speed checks) has those lines rewritten before the scan. Lines keep their places.
+- :func:`clean_line`: every line a parser reads, and every candidate line, is cleaned of what a paste puts
+  in *front* of it (quote markers, bullets, numbering, backticks, fences; the prefilter skips those like
+  indentation), split where a paste flattened several lines into one, and :func:`join_wrapped` rejoins a
+  value a forum wrapped onto the next line. Split parts keep the number of their line, a joined line the
+  number of its first half, so every span still points at the text as the user has it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# -- markup inside lines: found in a whole chunk at memchr speed ----------------------------------------
+#: markdown escapes that a page puts before debugger text; ``\_`` only after a word character, ``!`` or a
+#: blank (``BUGCHECK\_CODE``, ``nt!\_MI``), so that ``C:\_build`` keeps its backslash; never ``\.``, ``\(``
+#: ... (``\\.\pipe``)
+_ESCAPE = r"\\[*`#<>\[\]]|(?<=[A-Za-z0-9!\s(])\\_(?=[A-Za-z0-9])"
+_ENTITY = r"&(?:[a-zA-Z]{2,8}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});"
+_TAGS = r"(?:pre|code|br|p|div|span|b|i|em|strong|tt|samp|kbd|blockquote|li|ul|ol|font)"
+_TAG = rf"</?{_TAGS}\b[^<>\n]*>"
+_LIQUID = r"\{%[^\n]*?%\}"
+_SPECIAL = "\u00a0\u2000-\u200b\u2018-\u201f\u2022\u202f\u205f\u3000\ufeff\uff01-\uff5e"
+#: In a chunk: each of these marks its line for :func:`clean_text`. Each alternative starts with a rare
+#: literal character, so the search jumps from one to the next.
+_IN_TEXT = re.compile("|".join((_ESCAPE, _ENTITY, _TAG, _LIQUID, f"[{_SPECIAL}]")), re.IGNORECASE)
+_IN_BYTES = (
+    (b"\\", re.compile(rb"\\(?=[*`#<>\[\]_])")),
+    (b"&", re.compile(_ENTITY.encode())),
+    (b"<", re.compile(_TAG.encode(), re.IGNORECASE)),
+    (b"{", re.compile(rb"\{%")),
+)
+
+# -- how a line is cleaned --------------------------------------------------------------------------------
+_LIQUID_RE = re.compile(_LIQUID)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG_RE = re.compile(_TAG, re.IGNORECASE)
+# XML (an exported event) keeps its entities: its reader decodes them
+_XML = re.compile(rf"<(?!/?{_TAGS}\b)[/?]?[A-Za-z][\w:.-]*[\s/>]")
+_ESCAPE_RE = re.compile(r"\\([*`#<>\[\]])|(?<=[A-Za-z0-9!\s(])\\(_)(?=[A-Za-z0-9])")
+_CHARS = str.maketrans(
+    {
+        **dict.fromkeys("\u00a0\u202f\u205f\u3000\t", " "),
+        **{chr(c): " " for c in range(0x2000, 0x200B)},  # en quad ... hair space
+        **dict.fromkeys("\u200b\ufeff", ""),
+        **dict.fromkeys("\u2018\u2019\u201a\u201b", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f", '"'),
+        **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # full-width ASCII forms
+    }
+)
+_QUOTE = re.compile(r"^[ \t]*>[ \t]?")
+# bullets: ``-``, ``+``, typographic bullets and dashes, numbering; ``*`` only when the line does not also
+# end with one (a ``*   Bugcheck Analysis   *`` box line is not a list). The bullet and one blank go; the
+# indentation after it is the log's own.
+_BULLET = re.compile(r"^[ \t]*(?:[-+\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)])[ \t]")
+_STAR_BULLET = re.compile(r"^[ \t]*\*[ \t](?=[ \t]*[^\s*])(?!.*\*[ \t]*$)")
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)")
+# not the backtick inside an address (``fffff800`12345678``) or an inline frame's (``--------`--------``)
+_BACKTICK = r"(?<![0-9a-fA-F-])`|`(?![0-9a-fA-F-])"
+_BACKTICK_RE = re.compile(_BACKTICK)
+_BOLD = re.compile(r"(?<!\*)\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?!\*)")
+#: where a line holding several flattened lines is cut: before an ``UPPER_CASE_KEY:`` (``!analyze``
+#: fields), an ``ArgN:`` or a debugger prompt, when the line starts with one of those already
+_PIECE = r"(?:[A-Z][A-Z0-9]*_[A-Z0-9_]*[ \t]*:(?=[ \t])|Arg[1-4][ \t]*:|[0-9]{1,3}:[ \t]*kd>)"
+_STARTS_PIECE = re.compile(rf"^[ \t]*{_PIECE}")
+_SPLIT = re.compile(rf"[ \t]+(?={_PIECE})")
+#: lines that :func:`clean_line` leaves as they are (the common case, one search)
+_MARKUP = re.compile(
+    rf"^[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{{1,3}}[.)][ \t]|{_PIECE}[^\n]*[ \t]{_PIECE})"
+    rf"|[\\&<{{]|\*\*|{_BACKTICK}|[{_SPECIAL}]"
+)
+_MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...)
+
+# -- a value wrapped onto the next line --------------------------------------------------------------------
+# (a value stands after a blank, ``:``, ``=``, ``(`` or ``,``; not ``+0x1d6f81``, a symbol's offset)
+_WRAPPED_HEAD = re.compile(r"(?<=[ \t:=(,])([0-9a-fA-F]{4,15})[ \t]*$")
+_WRAPPED_TAIL = re.compile(r"^[ \t]*([0-9a-fA-F]{1,15})(?=,|[ \t]|$)")
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def clean_text(text: str) -> str:
+    """Markup inside a line, undone: Liquid tags, HTML tags (``<br>`` becomes a line break), entities,
+    markdown escapes, typographic spaces and quotes, full-width forms."""
+    if "{%" in text:
+        text = _LIQUID_RE.sub("", text)
+    if "<" in text:
+        text = _TAG_RE.sub(lambda m: "\n" if _BR.fullmatch(m.group(0)) else "", text).removesuffix("\n")
+    if "&" in text and not _XML.search(text):
+        text = html.unescape(text)
+    if "\\" in text:
+        text = _ESCAPE_RE.sub(lambda m: m.group(1) or m.group(2), text)
+    return text.translate(_CHARS)
+
+
+def clean_line(text: str) -> list[str]:
+    """One pasted line as the debugger printed it: usually one line, several when the paste flattened
+    lines into one (``<br>``, ``KEY: value KEY2: value2``), an empty line for markup-only lines (fences,
+    Liquid tags)."""
+    if _MARKUP.search(text) is None:
+        return [text]
+    text = text.removesuffix("\r")
+    liquid_only = "{%" in text and not _LIQUID_RE.sub("", text).strip()
+    if liquid_only:
+        return [""]
+    return [piece for line in clean_text(text).split("\n") for piece in _split_flattened(_clean_front(line))]
+
+
+def _clean_front(text: str) -> str:
+    for _ in range(_MAX_PEEL):
+        peeled = text[1:] if text.startswith("`") and not text.startswith("```") else text
+        peeled = _QUOTE.sub("", peeled, count=1)
+        peeled = _BULLET.sub("", peeled, count=1)
+        peeled = _STAR_BULLET.sub("", peeled, count=1)
+        if peeled == text:
+            break
+        text = peeled
+    if _FENCE.match(text):
+        return ""
+    if "`" in text:
+        text = _BACKTICK_RE.sub("", text)
+    if "**" in text:
+        text = _BOLD.sub(r"\1", text)
+    return text
+
+
+def _split_flattened(text: str) -> list[str]:
+    if not _STARTS_PIECE.match(text):
+        return [text]
+    return _SPLIT.split(text)
+
+
+def join_wrapped(text: str, following: str) -> str | None:
+    """``text`` and ``following`` as one line when a forum cut a hex value between them (1-15 digits, not
+    a whole 8 or 16, at the end of ``text``, the rest at the start of ``following``, 8 or 16 together)."""
+    head = _WRAPPED_HEAD.search(text)
+    tail = _WRAPPED_TAIL.match(following)
+    if head is None or tail is None:
+        return None
+    digits = len(head.group(1))
+    if digits in (8, 16) or digits + len(tail.group(1)) not in (8, 16):
+        return None
+    return text[: head.end(1)] + following.lstrip(" \t")
+
+
+def normalise_chunk(data: bytes | str, codec: str = "utf-8") -> str | None:
+    """``data`` (a chunk starting with a ``\\n`` sentinel and ending with ``\\n``) with the markup inside its
+    lines undone (:func:`clean_text`), line for line; ``None`` when it has none, the common case, decided
+    without decoding by ``isascii`` and memchr-speed searches."""
+    if isinstance(data, bytes):
+        if data.isascii() and not any(
+            char in data and pattern.search(data) is not None for char, pattern in _IN_BYTES
+        ):
+            return None
+        text = data.decode(codec, "replace")
+    else:
+        text = data
+    out: list[str] = []
+    done = 0
+    for match in _IN_TEXT.finditer(text):
+        if match.start() < done:
+            continue
+        start = text.rfind("\n", 0, match.start()) + 1
+        end = text.find("\n", match.start())
+        out.append(text[done:start])
+        out.append(clean_text(text[start:end]).replace("\n", "<br>"))  # line breaks wait for clean_line
+        done = end
+    if not out:
+        return None
+    out.append(text[done:])
+    return "".join(out)

@@ -1,0 +1,221 @@
+"""The paste normaliser: the same log quoted, bulleted, escaped, HTML-wrapped, surrounded by prose or with
+other line ends gives exactly the findings of the clean log (metamorphic properties over the samples), and
+every span still points at the lines of the text as pasted."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hvci.logs.pipeline import analyze_text
+from parsers.paste import clean_line, join_wrapped, normalise_chunk
+from parsers.records import AnalyzeRecord, VerifierBannerRecord
+from parsers.stream import parse_text
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
+#: debugger-output samples a user would paste into a forum (event exports and tables are not pasted
+#: through markdown quoting in practice, and their columns are the point)
+PASTED = sorted(
+    p.name
+    for p in SAMPLES.iterdir()
+    if p.name.startswith(("analyze-", "session-", "banner-", "stack-", "verifier-", "lm-", "dh-"))
+    and p.suffix in (".txt", ".log")
+    and not p.read_bytes().startswith(b"\xff\xfe")  # UTF-16: pasted text is never UTF-16
+)
+
+
+def findings(text: str) -> list[tuple[Any, ...]]:
+    """What a user reads in a report, without line numbers (prose in front shifts them)."""
+    report = analyze_text(text)
+    return sorted(
+        tuple(repr(value) for value in (
+            i.kind,
+            i.category,
+            i.hvci_related,
+            i.bugcheck.code if i.bugcheck else None,
+            i.bugcheck.args if i.bugcheck else None,
+            i.caller.address if i.caller else None,
+            i.caller.module if i.caller else None,
+            i.driver,
+            i.count,
+        ))
+        for i in report.incidents
+    )
+
+
+def each_line(change: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda text: "\n".join(change(line) for line in text.split("\n"))
+
+
+def escaped(line: str) -> str:
+    """How a markdown page spells debugger output outside a code block."""
+    for char in "\\*_#[]`":
+        line = line.replace(char, "\\" + char) if char != "\\" else line
+    return line
+
+
+TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "quoted": each_line(lambda line: "> " + line),
+    "nested-quote": each_line(lambda line: "> > " + line),
+    "bulleted": each_line(lambda line: "- " + line if line.strip() else line),
+    "numbered": lambda text: "\n".join(
+        f"{n}. {line}" if line.strip() else line for n, line in enumerate(text.split("\n"), 1)
+    ),
+    "escaped": each_line(escaped),
+    "html": lambda text: "<pre>" + html.escape(text, quote=False).replace("\n", "<br>\n") + "</pre>",
+    "html-entities-only": lambda text: html.escape(text),
+    "fenced-with-prose": lambda text: (
+        "Hi all, I get this on boot with memory integrity on:\n\n```text\n" + text + "\n```\n\nAny idea?\n"
+    ),
+    "liquid": lambda text: "Some prose.\n{% highlight text %}\n" + text + "\n{% endhighlight %}\nMore.\n",
+    "crlf": lambda text: text.replace("\n", "\r\n"),
+    "cr": lambda text: text.replace("\n", "\r"),
+    "nbsp": lambda text: text.replace(" ", "\u00a0"),
+    "inline-backticks": each_line(lambda line: f"`{line}`" if line.strip() else line),
+    "smart-quotes": lambda text: text.replace('"', "\u201c"),
+}
+
+
+@pytest.fixture(scope="module")
+def clean_findings() -> dict[str, list[tuple[Any, ...]]]:
+    return {name: findings((SAMPLES / name).read_text("utf-8")) for name in PASTED}
+
+
+@pytest.mark.parametrize("transform", sorted(TRANSFORMS))
+def test_every_sample_pasted_gives_the_clean_findings(
+    transform: str, clean_findings: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    wrong = []
+    for name in PASTED:
+        text = (SAMPLES / name).read_text("utf-8")
+        if findings(TRANSFORMS[transform](text)) != clean_findings[name]:
+            wrong.append(name)
+    assert wrong == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sample=st.sampled_from(PASTED),
+    layers=st.lists(st.sampled_from(["quoted", "bulleted", "escaped", "crlf", "nbsp", "inline-backticks"]),
+                    min_size=1, max_size=3, unique=True),
+)
+def test_layers_of_mangling_together_give_the_clean_findings(sample: str, layers: list[str]) -> None:
+    text = (SAMPLES / sample).read_text("utf-8")
+    pasted = text
+    for layer in sorted(layers, key=lambda name: name == "crlf"):  # line ends last, like a browser would
+        pasted = TRANSFORMS[layer](pasted)
+    assert findings(pasted) == findings(text)
+
+
+# The verifier banner as Microsoft's memory-integrity documentation prints it: markdown source, every
+# asterisk escaped (``\*``), outside a code block.
+DOC_BANNER = (
+    "Driver Verifier: Enabled for DvCi.sys, flags 0x2000000, build 17134, key o4Dbg8OVJqaBYlqWQ2QvRH\n"
+    "\n"
+    "\\*\\*\\*\\*\\*\\*\\*\\*\\*\\*\\* Verifier Detected a Code Integrity Issue "
+    "\\*\\*\\*\\*\\*\\*\\*\\*\\*\\*\\*\\*\n"
+    "\\*\\*\n"
+    "\\*\\* The caller 0xFFFFF8094B9852F0 specified an executable page protection 0x40.\n"
+    "\\*\\*\n"
+    + "\\*" * 65
+    + "\n"
+)
+
+
+def test_the_documentation_banner_is_read() -> None:
+    records, _ = parse_text(DOC_BANNER)
+    (banner,) = [r for r in records if isinstance(r, VerifierBannerRecord)]
+    assert (banner.issue, banner.caller, banner.value) == ("page-protection", 0xFFFFF8094B9852F0, 0x40)
+    assert (banner.span.first_line, banner.span.last_line) == (3, 7)
+
+
+def test_flattened_fields_are_split_and_keep_their_line() -> None:
+    text = (
+        "intro\n"
+        "BUGCHECK_CODE: 50 BUGCHECK_P1: fffff802180be344 BUGCHECK_P2: 10 BUGCHECK_P3: fffff802180be344 "
+        "BUGCHECK_P4: 2\n\n"
+    )
+    records, info = parse_text(text)
+    (report,) = [r for r in records if isinstance(r, AnalyzeRecord)]
+    assert report.bugcheck is not None
+    address = 0xFFFFF802180BE344
+    assert (report.bugcheck.code, report.bugcheck.args) == (0x50, (address, 0x10, address, 2))
+    assert (report.span.first_line, report.span.last_line) == (2, 2)
+    assert info.lines == 3
+
+
+def test_a_value_wrapped_by_a_forum_is_joined_and_spans_stay_on_the_pasted_lines() -> None:
+    text = (
+        "DRIVER_VERIFIER_DETECTED_VIOLATION (c4)\n"
+        "Arguments:\n"
+        "Arg1: 0000000000002000, Code Integrity Issue: The caller specified an executable pool type.\n"
+        "Arg2: fffff801e7121c5\n"
+        "d, The address in the driver's code where the error was detected.\n"
+        "Arg3: 0000000000000000, Pool Type.\n"
+        "Arg4: 000000004d4d4c43, Pool Tag (if provided).\n"
+        "after\n"
+    )
+    records, info = parse_text(text)
+    (report,) = [r for r in records if isinstance(r, AnalyzeRecord)]
+    assert report.bugcheck is not None and report.bugcheck.args[1] == 0xFFFFF801E7121C5D
+    unwrapped, _ = parse_text(text.replace("c5\nd, The", "c5d, The"))
+    (clean,) = [r for r in unwrapped if isinstance(r, AnalyzeRecord)]
+    assert clean.bugcheck is not None and clean.bugcheck.args == report.bugcheck.args
+    assert (report.span.first_line, report.span.last_line) == (1, clean.span.last_line + 1)
+    assert info.lines == 8
+
+
+@pytest.mark.parametrize(
+    ("pasted", "clean"),
+    [
+        ("> > **BUGCHECK\\_CODE:**  c4", ["BUGCHECK_CODE:  c4"]),
+        ("1. Arg1: 2000", ["Arg1: 2000"]),
+        ("\u2022 Arg1: 2000", ["Arg1: 2000"]),
+        ("{% highlight ruby %}", [""]),
+        ("```text", [""]),
+        ("&gt; nt!KeBugCheckEx&lt;br&gt;", ["nt!KeBugCheckEx<br>"]),
+        ("a<br>b<BR/>c", ["a", "b", "c"]),
+        ("With faulting ip: `ScpVBus+b174`", ["With faulting ip: ScpVBus+b174"]),
+        ("fffff807`4b9852f0 nt!Foo", ["fffff807`4b9852f0 nt!Foo"]),
+        ("*              Bugcheck Analysis    *", ["*              Bugcheck Analysis    *"]),
+        ("* Arg1: 2000", ["Arg1: 2000"]),
+        ("\uff21\uff52\uff47\uff11\uff1a\u3000\uff12\uff10\uff10\uff10", ["Arg1: 2000"]),
+        ("Arg1:\u00a02000\r", ["Arg1: 2000"]),
+        ("Arg1: 2000 Arg2: fffff801e7121c5d", ["Arg1: 2000", "Arg2: fffff801e7121c5d"]),
+        ("0: kd> !analyze -v 0: kd> lm", ["0: kd> !analyze -v", "0: kd> lm"]),
+        ("<Data Name='P'>A &amp; B</Data>", ["<Data Name='P'>A &amp; B</Data>"]),
+    ],
+)
+def test_clean_line(pasted: str, clean: list[str]) -> None:
+    assert clean_line(pasted) == clean
+
+
+def test_clean_text_is_left_alone() -> None:
+    text = "\n" + (SAMPLES / "session-pool-type-haxm.log").read_text("utf-8")
+    assert normalise_chunk(text.encode()) is None
+    assert normalise_chunk(b"\nOpened \\\\.\\pipe\\com_1 C:\\_build\\x.sys\n") is None
+
+
+def test_markup_inside_lines_is_undone_line_for_line() -> None:
+    data = "\nBUGCHECK\\_CODE: c4\nplain\n&lt;pre&gt;x\nnt!Foo\u00a0+0x10\n".encode()
+    assert normalise_chunk(data) == "\nBUGCHECK_CODE: c4\nplain\n<pre>x\nnt!Foo +0x10\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "following", "joined"),
+    [
+        ("Arg2: fffff801e7121c5", "d, The address", "Arg2: fffff801e7121c5d, The address"),
+        ("BUGCHECK_P1: fffff8021", "80be344", "BUGCHECK_P1: fffff802180be344"),
+        ("nt!MiSystemFault+0x1d6f81", "01 ffffd805`4e1c70d0", None),  # an offset, then a frame number
+        ("Arg2: fffff801e7121c5d", "0, x", None),  # already whole
+        ("x86 dd 8a3b4c5d", "8a3b4c6d 00000000", None),
+    ],
+)
+def test_join_wrapped(text: str, following: str, joined: str | None) -> None:
+    assert join_wrapped(text, following) == joined
