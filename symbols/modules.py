@@ -20,6 +20,8 @@ x86 targets print pointers sign-extended to 64 bits in some places (``ffffffff8a
 
 from __future__ import annotations
 
+import functools
+import heapq
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +32,7 @@ from parsers.records import ModuleEntry, StackFrame
 #: How far past a base an address may lie and still be attributed to a module whose size is unknown.
 #: Large enough for big display drivers (~50 MB), small enough not to swallow unrelated kernel addresses.
 UNKNOWN_SIZE_LIMIT = 0x4000000
+MAX_OVERLAP_NOTES = 20  # overlapping pairs spelt out in ModuleMap.diagnostics; the rest are counted
 
 _SIGN_EXTENSION = 0xFFFFFFFF00000000
 _SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<base>(?:0x)?[0-9a-fA-F`]+)(?::(?P<size>(?:0x)?[0-9a-fA-F]+))?$")
@@ -130,7 +133,13 @@ class ModuleMap:
         )
         self._unloaded = [self._normalized(m) for m in self.modules if m.unloaded and m.end is not None]
         self._notes = tuple(notes)  # what the builder saw in its input; the rest is recomputed here
-        self.diagnostics: tuple[str, ...] = (*self._notes, *dedupe_notes, *self._check())
+        self._dedupe_notes = tuple(dedupe_notes)
+
+    @functools.cached_property
+    def diagnostics(self) -> tuple[str, ...]:
+        """What is wrong with the ranges: unusable ones, conflicting bases, overlaps (computed when asked:
+        the analysis builds many maps and reads none of this)."""
+        return (*self._notes, *self._dedupe_notes, *self._check())
 
     def _normalized(self, module: Module) -> Module:
         if not self.is_32bit:
@@ -148,14 +157,27 @@ class ModuleMap:
                 notes.append(
                     f"module {module.name}: end {module.end:#x} is not after start {module.start:#x}"
                 )
-        for i, first in enumerate(self._loaded):
-            for second in self._loaded[i + 1 :]:
-                if first.end is None or second.end is None or second.start >= first.end:
-                    break
+        # overlapping pairs by a sweep over the sorted ranges (n log n): 3,000 nested lm rows make 4.5
+        # million pairs, so only the first few are spelt out
+        pairs = 0
+        open_ends: list[tuple[int, int]] = []  # (end, index) of the ranges that contain the sweep point
+        for index, module in enumerate(self._loaded):
+            assert module.end is not None
+            while open_ends and open_ends[0][0] <= module.start:
+                heapq.heappop(open_ends)
+            shown = sorted(other for _end, other in open_ends)[: MAX_OVERLAP_NOTES - pairs] if (
+                pairs < MAX_OVERLAP_NOTES
+            ) else []
+            for other in shown:
+                first = self._loaded[other]
                 notes.append(
-                    f"modules {first.name} [{first.start:#x}, {first.end:#x}) and {second.name} "
-                    f"[{second.start:#x}, {second.end:#x}) overlap; shared addresses go to the smaller one"
+                    f"modules {first.name} [{first.start:#x}, {first.end:#x}) and {module.name} "
+                    f"[{module.start:#x}, {module.end:#x}) overlap; shared addresses go to the smaller one"
                 )
+            pairs += len(open_ends)
+            heapq.heappush(open_ends, (module.end, index))
+        if pairs > MAX_OVERLAP_NOTES:
+            notes.append(f"{pairs - MAX_OVERLAP_NOTES} more overlapping pairs of modules not listed")
         return notes
 
     def __len__(self) -> int:

@@ -35,7 +35,6 @@ from parsers.records import (
     InputInfo,
     MemoryIntegrityRecord,
     MemoryStringRecord,
-    ModuleEntry,
     ModuleListRecord,
     ReadinessRecord,
     Record,
@@ -95,8 +94,10 @@ class _InputRun:
     user_modules: ModuleMap
     resolver: SymbolResolver | None
     correlator: Correlator = field(init=False)
-    lm_entries: list[ModuleEntry] = field(default_factory=list)
-    analyze_maps: list[ModuleMap] = field(default_factory=list)
+    # every module list and every !analyze so far, merged as they come: a log of N sessions, each with its
+    # own lm, costs N merges of a map the size of one session's (dedupe keeps one entry per module name)
+    lm_map: ModuleMap = field(default_factory=ModuleMap)
+    analyze_map: ModuleMap = field(default_factory=ModuleMap)
     symbol_lines: dict[int, SymbolLineRecord] = field(default_factory=dict)
     strings: dict[int, MemoryStringRecord] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -119,7 +120,7 @@ class _InputRun:
         """What the whole input has taught so far. The mappings are the live ones (classification runs in
         this thread), so only a new module list or ``!analyze`` makes a new context."""
         if self._context is None:
-            modules = self.user_modules.merged(ModuleMap.from_entries(self.lm_entries), *self.analyze_maps)
+            modules = self.user_modules.merged(self.lm_map, self.analyze_map)
             self._context = Context(
                 modules=modules,
                 symbol_lines=self.symbol_lines,
@@ -155,12 +156,12 @@ class _InputRun:
         """Take what the whole input should know from a record; True when it may resolve earlier callers
         (a module list or an ``ln``; counters are brought in by the final pass)."""
         if isinstance(record, ModuleListRecord):
-            self.lm_entries.extend(record.modules)
+            self.lm_map = self.lm_map.merged(ModuleMap.from_entries(record.modules))
             for entry in record.modules:
                 self._name(entry.name, entry.image_name)
         elif isinstance(record, AnalyzeRecord):
             frames = record.stack.frames if record.stack is not None else ()
-            self.analyze_maps.append(ModuleMap.from_analyze(record.fields, frames))
+            self.analyze_map = self.analyze_map.merged(ModuleMap.from_analyze(record.fields, frames))
             self._name(record.field("MODULE_NAME"), record.field("IMAGE_NAME"))
         elif isinstance(record, SymbolLineRecord) and record.address is not None:
             self.symbol_lines.setdefault(record.address, record)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import pytest
 
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs, analyze_text, iter_incidents
 from hvci.model import Incident
 from parsers.stream import open_input
+from symbols.modules import Module, ModuleMap
 
 ROOT = Path(__file__).resolve().parents[2]
 HAXM = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_text(encoding="utf-8")
@@ -163,3 +167,26 @@ def test_counters_point_at_the_banners_of_the_same_driver() -> None:
         i for i in report.incidents if i.kind == "verifier-counters" and i.category == "execute-pool-type"
     )
     assert any("lo.log:8, lo.log:13" in e.reason for e in counter.evidence)
+
+
+def test_many_sessions_each_with_its_own_lm_cost_linear_map_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 5: every lm rebuilt the module map from all entries seen so far (quadratic)."""
+    samples = Path(__file__).resolve().parents[2] / "samples" / "logs"
+    session = (samples / "session-pool-type-haxm.log").read_text("utf-8")
+    built = [0]
+    original = ModuleMap.__init__
+
+    def counting(self: ModuleMap, modules: Iterable[Module] = (), notes: Iterable[str] = ()) -> None:
+        modules = list(modules)
+        built[0] += len(modules)
+        original(self, modules, notes)
+
+    monkeypatch.setattr(ModuleMap, "__init__", counting)
+
+    def work(copies: int) -> int:
+        built[0] = 0
+        report = analyze_text(session * copies)
+        assert len(report.incidents) >= copies
+        return built[0]
+
+    assert work(40) <= 2.2 * work(20)

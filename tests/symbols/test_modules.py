@@ -6,6 +6,7 @@ import pytest
 
 from parsers.records import ModuleEntry, StackFrame
 from symbols.modules import (
+    MAX_OVERLAP_NOTES,
     UNKNOWN_SIZE_LIMIT,
     Module,
     ModuleMap,
@@ -186,3 +187,22 @@ def test_names_and_addresses() -> None:
     assert normalize_name(r"\SystemRoot\System32\drivers\WinDivert.SYS") == "windivert"
     assert normalize_name("nt") == "nt"
     assert parse_address("fffff803`66350000") == parse_address("0xFFFFF80366350000") == 0xFFFFF80366350000
+
+
+def test_nested_rows_are_counted_not_listed_pair_by_pair() -> None:
+    """Issue 10 item 3: 3,000 nested lm rows made a note per overlapping pair (4.5 million, 2 GB)."""
+    rows = [entry(f"m{n}", 0x10000 + n * 0x10, 0x10000000 - n * 0x10) for n in range(3000)]
+    modules = ModuleMap.from_entries(rows)
+    overlaps = [d for d in modules.diagnostics if d.endswith("go to the smaller one")]
+    assert len(overlaps) == MAX_OVERLAP_NOTES
+    pairs = 3000 * 2999 // 2
+    rest = pairs - MAX_OVERLAP_NOTES
+    assert modules.diagnostics[-1] == f"{rest} more overlapping pairs of modules not listed"
+    assert modules.lookup(0x10000 + 2999 * 0x10)[0].name == "m2999"  # type: ignore[index]
+
+
+def test_overlap_notes_name_each_pair_once() -> None:
+    rows = [entry("a", 0x1000, 0x9000), entry("b", 0x2000, 0x4000), entry("c", 0x3000, 0x5000)]
+    notes = [d for d in ModuleMap.from_entries(rows).diagnostics if "overlap" in d]
+    named = [note.split(" [")[0][-1] + note.split("and ")[1][0] for note in notes]
+    assert named == ["ab", "ac", "bc"]
