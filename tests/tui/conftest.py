@@ -7,8 +7,7 @@ tests that run the real pipeline on the sample logs live in ``test_end_to_end.py
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,18 +139,20 @@ def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
 
 @dataclass
 class FixtureFeed:
-    """Serves prepared text and incidents per source name; ``delay`` spaces out the incidents."""
+    """Serves prepared text and incidents per source name. With ``hold_after`` set, it hands out that many
+    incidents and then waits for ``release`` (a test sees the app in the middle of loading, for as long as
+    it needs, on any machine)."""
 
     texts: Mapping[str, str]
     incidents: Mapping[str, Sequence[Incident]]
-    delay: float = 0.0
+    hold_after: int | None = None
     release: threading.Event = field(default_factory=threading.Event)
     options: AnalyzeOptions | None = None
 
     def read_incidents(self, load: Load) -> None:
-        for incident in self.incidents.get(load.source.name, ()):
-            if self.delay:
-                time.sleep(self.delay)
+        for number, incident in enumerate(self.incidents.get(load.source.name, ())):
+            if number == self.hold_after:
+                self.release.wait()
             load.add(incident)
         load.incidents_done = True
 
@@ -197,11 +198,27 @@ def app(feed: FixtureFeed, tmp_path: Path) -> TriageApp:
 
 
 async def settle(pilot: Pilot[None], app: App[None] | None = None) -> None:
-    """Let workers finish and the poll timer take in their results."""
+    """Let workers finish and the poll timer take in their results: waits for the app to say everything is
+    loaded (a busy machine may delay the timer by any amount), never for a fixed time alone."""
     target = app or pilot.app
     await target.workers.wait_for_complete()
     await pilot.pause(0.25)
+    triage = getattr(target, "triage", None)
+    await wait_for(pilot, lambda: triage is None or bool(getattr(triage, "all_loaded", True)))
     await pilot.pause()
+
+
+async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str = "the condition") -> None:
+    """Let the app run until ``condition`` holds. Bounded by a number of turns of the event loop, not by a
+    clock, so that a loaded machine only makes it slower."""
+    for _ in range(WAIT_TURNS):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"{what} never happened")
+
+
+WAIT_TURNS = 5000
 
 
 def iter_table_text(app: TriageApp) -> Iterator[str]:

@@ -18,6 +18,7 @@ from tests.tui.conftest import (
     fixture_app,
     sample_incidents,
     settle,
+    wait_for,
 )
 from tui.app import TriageApp
 from tui.loading import Source
@@ -254,13 +255,15 @@ async def test_search_escape_closes(app: TriageApp) -> None:
 
 
 async def test_first_findings_appear_while_loading(tmp_path: Path) -> None:
-    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()}, delay=0.6)
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()}, hold_after=1)
     app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.9)
-        assert len(_table(app).listed) == 1
-        assert not app.triage.all_loaded
-        await pilot.press("j")  # keys answer while loading
+        try:
+            await wait_for(pilot, lambda: len(_table(app).listed) == 1, "the first finding")
+            assert not app.triage.all_loaded
+            await pilot.press("j")  # keys answer while loading
+        finally:
+            feed.release.set()
         await settle(pilot)
         assert len(_table(app).listed) == 3
 
