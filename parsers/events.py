@@ -32,6 +32,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from parsers import rebooted
 from parsers.base import Line, LineCursor
 from parsers.kernelpower import bugcheck_from_data
 from parsers.records import Diagnostic, EventRecord, Record, Span
@@ -226,6 +227,13 @@ class EventsParser:
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        for record in self._records(first, cursor):
+            bugcheck = None
+            if isinstance(record, EventRecord) and record.event_id == 1001:
+                bugcheck = rebooted.bugcheck_in(record.message.splitlines(), record.span)
+            yield record if bugcheck is None else bugcheck  # event 1001 of a crash: its bug check
+
+    def _records(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         if _WEVTUTIL_START.match(first.text):
             yield from self._wevtutil(first, cursor)
         elif _CSV_HEADER.match(first.text):

@@ -54,7 +54,7 @@ _XML = re.compile(rf"<(?!/?{_TAGS}\b)[/?]?[A-Za-z][\w:.-]*[\s/>]")
 _ESCAPE_RE = re.compile(r"\\([*`#<>\[\]])|(?<=[A-Za-z0-9!\s(])\\(_)(?=[A-Za-z0-9])")
 _CHARS = str.maketrans(
     {
-        **dict.fromkeys("\u00a0\u202f\u205f\u3000\t", " "),
+        **dict.fromkeys("\u00a0\u202f\u205f\u3000", " "),  # (a tab stays: some exports are tab separated)
         **{chr(c): " " for c in range(0x2000, 0x200B)},  # en quad ... hair space
         **dict.fromkeys("\u200b\ufeff", ""),
         **dict.fromkeys("\u2018\u2019\u201a\u201b", "'"),
@@ -81,7 +81,7 @@ _SPLIT = re.compile(rf"[ \t]+(?={_PIECE})")
 #: lines that :func:`clean_line` leaves as they are (the common case, one search)
 _MARKUP = re.compile(
     rf"^[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{{1,3}}[.)][ \t]|{_PIECE}[^\n]*[ \t]{_PIECE})"
-    rf"|[\\&<{{]|\*\*|{_BACKTICK}|[{_SPECIAL}]"
+    rf"|{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|{_BACKTICK}|[{_SPECIAL}]"
 )
 _MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...)
 

@@ -50,20 +50,29 @@ class RebootedParser:
                 break
             taken.append(line)
             parts.append(_QUOTE.sub("", line.text).strip())
-        match = _EVENT.search(" ".join(parts)) or _EVENT.search("".join(parts))  # "" for a wrapped number
-        if match is None:
+        last = taken[-1].number if taken else first.number
+        record = bugcheck_in(parts, Span(cursor.path, first.number, last))
+        if record is None:
             for line in reversed(taken):
                 cursor.push_back(line)
             return
-        texts = re.split(r"\s*,\s*", match["args"])
-        last = taken[-1].number if taken else first.number
-        yield BugCheckRecord(
-            Span(cursor.path, first.number, last),
-            "system-event-1001",
-            _hex(match["code"]),
-            tuple(_hex(t) for t in texts),
-            pointer_bits=_width_bits(texts),
-        )
+        yield record
+
+
+def bugcheck_in(parts: list[str], span: Span) -> BugCheckRecord | None:
+    """The bug check an event 1001 message (its lines in ``parts``) names, or None. Also used by the
+    events parser: an exported event 1001 is that bug check."""
+    match = _EVENT.search(" ".join(parts)) or _EVENT.search("".join(parts))  # "" for a wrapped number
+    if match is None:
+        return None
+    texts = re.split(r"\s*,\s*", match["args"])
+    return BugCheckRecord(
+        span,
+        "system-event-1001",
+        _hex(match["code"]),
+        tuple(_hex(t) for t in texts),
+        pointer_bits=_width_bits(texts),
+    )
 
 
 PARSER = RebootedParser()
