@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from hvci.bucket import bucket_id
-from hvci.model import CONFIDENCES, Incident
+from hvci.model import CONFIDENCES, Baseline, Incident
 from parsers.records import Span
 
 
@@ -81,27 +81,37 @@ def offset_key(incident: Incident) -> str | None:
     return bucket_id(prefix, module=caller.module, offset=caller.offset)
 
 
-def _has_function(incident: Incident) -> bool:
-    return incident.caller is not None and incident.caller.function is not None
-
-
-def _canonical(incidents: Sequence[Incident]) -> dict[str, str]:
-    """bucket -> the bucket it joins: offset-only buckets whose offset key names exactly one function
-    bucket in the batch join it; everything else stays itself."""
-    functions_at: dict[str, set[str]] = {}
-    for incident in incidents:
-        key = offset_key(incident)
-        if key is not None and _has_function(incident) and key != incident.bucket:
-            functions_at.setdefault(key, set()).add(incident.bucket)
+def joined_buckets(keyed: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, str]:
+    """bucket -> the bucket it joins, from ``(bucket, aliases)`` pairs: a bucket without aliases (offset
+    only) that is the alias of exactly one other bucket joins it; everything else stays itself."""
+    pairs = list(keyed)
+    owners: dict[str, set[str]] = {}
+    for bucket, aliases in pairs:
+        for alias in aliases:
+            owners.setdefault(alias, set()).add(bucket)
     joined: dict[str, str] = {}
-    for incident in incidents:
-        key = offset_key(incident)
-        if key is None or _has_function(incident) or incident.bucket != key:
-            continue
-        targets = functions_at.get(key, set())
-        if len(targets) == 1:
-            joined[incident.bucket] = next(iter(targets))
+    for bucket, aliases in pairs:
+        targets = owners.get(bucket, set()) - {bucket}
+        if not aliases and len(targets) == 1:
+            joined[bucket] = next(iter(targets))
     return joined
+
+
+def _keyed(incident: Incident) -> tuple[str, tuple[str, ...]]:
+    """An incident's bucket and, when its function is known, its offset key as an alias."""
+    bucket = incident.bucket or incident.id  # an incident without a bucket is its own finding
+    key = offset_key(incident)
+    has_function = incident.caller is not None and incident.caller.function is not None
+    return bucket, (key,) if has_function and key is not None and key != bucket else ()
+
+
+def same_bucket(one: tuple[str, tuple[str, ...]], other: tuple[str, tuple[str, ...]]) -> bool:
+    """Whether two ``(bucket, aliases)`` name one bucket (see the module docstring): the same key, or one
+    offset-only key that is the other's alias. Two function buckets never match through an alias."""
+    (bucket, aliases), (other_bucket, other_aliases) = one, other
+    if bucket == other_bucket:
+        return True
+    return (not aliases and bucket in other_aliases) or (not other_aliases and other_bucket in aliases)
 
 
 def _timestamp(incident: Incident) -> str | None:
@@ -117,10 +127,10 @@ def _representative(members: Sequence[Incident]) -> Incident:
 def group_findings(incidents: Iterable[Incident]) -> tuple[Finding, ...]:
     """The findings of a batch, in order of first occurrence (see the module docstring)."""
     ordered = list(incidents)
-    joined = _canonical(ordered)
+    keyed = [_keyed(i) for i in ordered]
+    joined = joined_buckets(keyed)
     members: dict[str, list[Incident]] = {}
-    for incident in ordered:
-        bucket = incident.bucket or incident.id  # an incident without a bucket is its own finding
+    for incident, (bucket, _) in zip(ordered, keyed, strict=True):
         members.setdefault(joined.get(bucket, bucket), []).append(incident)
     findings: list[Finding] = []
     for bucket, group in members.items():
@@ -128,3 +138,24 @@ def group_findings(incidents: Iterable[Incident]) -> tuple[Finding, ...]:
         occurrences = tuple(Occurrence(i.id, i.source, i.count, _timestamp(i)) for i in group)
         findings.append(Finding(bucket, _representative(group), occurrences, tuple(aliases)))
     return tuple(findings)
+
+
+def compare(
+    findings: Sequence[Finding], earlier: Sequence[tuple[str, tuple[str, ...]]], source: str
+) -> Baseline:
+    """Each finding ``new`` or ``unchanged`` against the ``(bucket, aliases)`` of an earlier report, and the
+    earlier buckets no finding matches (:func:`same_bucket`), in their order."""
+    by_key: dict[str, list[int]] = {}
+    for index, (bucket, aliases) in enumerate(earlier):
+        for key in (bucket, *aliases):
+            by_key.setdefault(key, []).append(index)
+    states: dict[str, str] = {}
+    matched: set[int] = set()
+    for finding in findings:
+        mine = (finding.bucket, finding.aliases)
+        candidates = {i for key in finding.keys for i in by_key.get(key, ())}
+        hits = {i for i in candidates if same_bucket(mine, earlier[i])}
+        matched |= hits
+        states[finding.bucket] = "unchanged" if hits else "new"
+    absent = tuple(bucket for index, (bucket, _) in enumerate(earlier) if index not in matched)
+    return Baseline(source, states, absent)

@@ -80,10 +80,24 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
+class Baseline:
+    """A report compared with an earlier one (``--baseline``): each finding's bucket is ``new`` or
+    ``unchanged``; ``absent`` lists the earlier buckets no longer seen (see :func:`hvci.findings.compare`)."""
+
+    source: str  # what was compared with: a report file, or a run of a results store
+    states: Mapping[str, str]
+    absent: tuple[str, ...] = ()
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.states.values() if s == state)
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     inputs: tuple[InputInfo, ...]
     incidents: tuple[Incident, ...]
     schema: str = SCHEMA
+    baseline: Baseline | None = None
 
     @property
     def hvci_incidents(self) -> tuple[Incident, ...]:

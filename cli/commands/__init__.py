@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Analyse logs, dumps and event exports (files, folders, globs, archives, or - for stdin) and report "
         "every finding, HVCI-related ones first.",
     ),
+    "report": (
+        "report",
+        "Roll up the runs of a results store: counts, first and last seen and trend per bucket and driver.",
+    ),
+    "diff": ("diff", "Compare two JSON reports: buckets that are new, gone or unchanged, with their counts."),
     "scan": (
         "scan",
         "Check driver images (.sys files, folders, globs) for memory-integrity problems, offline.",

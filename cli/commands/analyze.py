@@ -18,7 +18,8 @@ code page; the progress bar goes to stderr, only when stderr is a terminal and `
 * ``hvci`` (default): any HVCI-related incident, whatever its confidence;
 * ``certain`` / ``likely`` / ``possible``: HVCI-related incidents at or above that confidence;
 * ``any``: any incident at all, HVCI-related or not (e.g. a 0xD1 crash in a lab run);
-* ``never``: nothing fails the run (the same as ``--exit-zero``).
+* ``never``: nothing fails the run (the same as ``--exit-zero``);
+* ``new``: HVCI-related findings whose bucket is not in the baseline (``--baseline``/``--baseline-run``).
 
 Exit codes: 0 nothing at or above the threshold; 1 findings; 2 usage error, or no input could be
 read at all; 3 no findings but the analysis is incomplete (some input unreadable, skipped or read only in
@@ -31,20 +32,23 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import click
 
 from cli.exitcodes import ExitCode
+from cli.lab import LabOptions, baselined, before_run, open_store, record
 from cli.output import emit, warn
 from cli.progress import BatchProgress
 from hvci.batch.distributed import ClusterError
 from hvci.batch.run import BatchResult, default_jobs, default_timeout, run_batch, unread
 from hvci.batch.units import Unit, plan
+from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import CONFIDENCES, Incident, Report
 from hvci.report import FORMATS, render
 
-FAIL_ON = ("hvci", "any", "never", *CONFIDENCES[:-1])
+FAIL_ON = ("hvci", "any", "never", "new", *CONFIDENCES[:-1])
 
 
 def fails(incident: Incident, fail_on: str) -> bool:
@@ -74,9 +78,19 @@ def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:
     )
 
 
+def _new_findings(report: Report) -> bool:
+    states = report.baseline.states if report.baseline is not None else {}
+    return any(
+        f.incident.hvci_related and states.get(f.bucket) == "new" for f in group_findings(report.incidents)
+    )
+
+
 def exit_code(report: Report, fail_on: str, *, exit_zero: bool, incomplete: bool) -> ExitCode:
     """0, 1 or 3 (see the module docstring); 2 is decided by the caller (nothing could be read)."""
-    findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
+    if fail_on == "new":
+        findings = not exit_zero and _new_findings(report)
+    else:
+        findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
     if findings:
         return ExitCode.FINDINGS
     if incomplete or report.incomplete:
@@ -98,20 +112,27 @@ def _warn_unread(batch: BatchResult) -> None:
             warn(f"{result.info.path}: read only in part ({first.message})")
 
 
-def _timeout(seconds: float | None) -> object:
-    if seconds is None:
-        return default_timeout
-    return lambda unit: seconds or None  # 0: no limit
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    quiet: bool
+    jobs: int
+    timeout: float | None  # None: the default per-input limit; 0: none
+    scheduler: str | None
+
+    def limit(self, unit: Unit) -> float | None:
+        if self.timeout is None:
+            return default_timeout(unit)
+        return self.timeout or None
 
 
-def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: dict[str, object]) -> BatchResult:
-    with BatchProgress(not settings["quiet"], units) as progress:
+def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings) -> BatchResult:
+    with BatchProgress(not settings.quiet, units) as progress:
         return run_batch(
             units,
             options,
-            jobs=settings["jobs"],  # type: ignore[arg-type]
-            timeout=_timeout(settings["timeout"]),  # type: ignore[arg-type]
-            scheduler=settings["scheduler"],  # type: ignore[arg-type]
+            jobs=settings.jobs,
+            timeout=settings.limit,
+            scheduler=settings.scheduler,
             progress=progress.advance if progress.enabled else None,
         )
 
@@ -171,6 +192,22 @@ def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: dict[str, obj
     metavar="tcp://HOST:PORT",
     help="Run on a Dask distributed cluster (pip install 'hvci-triage[dask]'); same report as a local run.",
 )
+@click.option(
+    "--db",
+    metavar="FILE",
+    help="Append this run to a results store (SQLite); inputs it already holds are skipped (see --force).",
+)
+@click.option("--force", is_flag=True, help="With --db: analyse inputs the store already holds, too.")
+@click.option(
+    "--baseline",
+    metavar="REPORT.json",
+    help="Mark each finding new or unchanged against an earlier JSON report (see --fail-on new).",
+)
+@click.option(
+    "--baseline-run",
+    metavar="N|last",
+    help="Like --baseline, against run N (or the last run) of the --db store.",
+)
 @click.option("--stats", is_flag=True, help="One JSON line on stderr: files, bytes, files/s, MB/s, seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no partial-read warnings on stderr.")
 @click.pass_context
@@ -187,6 +224,10 @@ def command(
     jobs: int | None,
     timeout: float | None,
     scheduler: str | None,
+    db: str | None,
+    force: bool,
+    baseline: str | None,
+    baseline_run: str | None,
     stats: bool,
     quiet: bool,
 ) -> None:
@@ -206,29 +247,32 @@ def command(
         options.user_modules()
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--module") from None
-    settings: dict[str, object] = {
-        "quiet": quiet,
-        "jobs": jobs or default_jobs(),
-        "timeout": timeout,
-        "scheduler": scheduler,
-    }
+    lab = LabOptions(db, force, baseline, baseline_run)
+    lab.check()
+    if fail_on == "new" and baseline is None and baseline_run is None:
+        raise click.UsageError("--fail-on new needs --baseline or --baseline-run")
+    settings = RunSettings(quiet, jobs or default_jobs(), timeout, scheduler)
+    store = open_store(db) if db is not None else None
     try:
-        units = plan(paths, sys.stdin.buffer)
+        units = before_run(plan(paths, sys.stdin.buffer), lab, store)
         batch = _run(units, options, settings)
         if not quiet:
             _warn_unread(batch)
         if all(unread(r) for r in batch.results):
             ctx.exit(ExitCode.USAGE)
-        emit(render(batch.report, fmt), output)
+        report = baselined(batch.report, lab, store)
+        record(batch, store)
+        emit(render(report, fmt), output)
     except KeyboardInterrupt:
         warn("interrupted")
         ctx.exit(ExitCode.INTERRUPTED)
     except ClusterError as error:
         warn(str(error))
         ctx.exit(ExitCode.USAGE)
+    finally:
+        if store is not None:
+            store.close()
     if stats:
         click.echo(json.dumps(batch.stats.as_dict()), err=True)
-    code = exit_code(
-        batch.report, fail_on, exit_zero=exit_zero, incomplete=symbols_incomplete(batch.report, options)
-    )
+    code = exit_code(report, fail_on, exit_zero=exit_zero, incomplete=symbols_incomplete(report, options))
     ctx.exit(code)

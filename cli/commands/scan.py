@@ -283,9 +283,7 @@ def _pdb_option(values: tuple[str, ...]) -> list[str] | dict[str, str]:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True
 )
-@click.option(
-    "-o", "--output", metavar="FILE", help="Write here, not stdout."
-)
+@click.option("-o", "--output", metavar="FILE", help="Write here, not stdout.")
 @click.option(
     "--pdb",
     "pdbs",

@@ -12,10 +12,11 @@ archives) and a ZIP's central directory; everything else, sniffing included, hap
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -40,6 +41,7 @@ class Unit:
     data: bytes | None = None
     size: int = 0
     problem: str | None = None
+    severity: str = "error"  # of the problem: "info" for an input the results store already has
 
 
 def member_name(archive: str, member: str) -> str:
@@ -93,6 +95,35 @@ def plan(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Unit]:
         else:
             units.extend(_file_units(entry.name))
     return units
+
+
+def content_hash(path: str) -> str:
+    """The SHA-256 of a file's bytes (how the results store recognises an input it has seen)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while piece := handle.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def skip_known(units: Sequence[Unit], known: Callable[[Iterable[str]], Mapping[str, int]]) -> list[Unit]:
+    """``units`` with every file whose content hash ``known`` returns (hash -> run) turned into a note
+    instead of work; archive members and stdin are always read."""
+    hashes: dict[int, str] = {}
+    for index, unit in enumerate(units):
+        if unit.path is not None and unit.member is None and unit.problem is None:
+            try:
+                if stat.S_ISREG(os.stat(unit.path).st_mode):
+                    hashes[index] = content_hash(unit.path)
+            except OSError:
+                continue  # the worker names why
+    seen = known(hashes.values())
+    out = list(units)
+    for index, sha256 in hashes.items():
+        if sha256 in seen:
+            note = f"already in the results store (run {seen[sha256]}, same SHA-256); --force reads it again"
+            out[index] = Unit(units[index].name, problem=note, severity="info")
+    return out
 
 
 def total_bytes(units: Sequence[Unit]) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from hvci.batch.units import Unit, member_name
+from hvci.batch.units import Unit, content_hash, member_name
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
 from hvci.model import Incident
 from parsers import filetype
@@ -75,14 +75,6 @@ def _read_capped(stream: Readable, name: str) -> bytes:
 def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> InputResult:
     inp = open_input(None, data=data, name=name)
     return _analyse(inp, options, hashlib.sha256(data).hexdigest(), len(data))
-
-
-def _file_hash(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while piece := handle.read(_PIECE):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def _tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, bytes | str]]:
@@ -156,7 +148,7 @@ def _file_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputR
         if kind == "tar-archive":
             with open(path, "rb") as raw:
                 return _tar_results(raw, unit.name, options)
-        sha256 = _file_hash(path)
+        sha256 = content_hash(path)
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         return [failed(unit.name, f"cannot read: {reason}")]
@@ -182,7 +174,7 @@ def analyse_unit(unit: Unit, options: AnalyzeOptions) -> list[InputResult]:
     """Every input of ``unit`` analysed, in order. Read errors become diagnostics of the input they hit;
     anything else raised is the caller's to turn into one (see :mod:`hvci.batch.pool`)."""
     if unit.problem is not None:
-        return [failed(unit.name, unit.problem)]
+        return [failed(unit.name, unit.problem, unit.severity)]
     if unit.data is not None:
         return _data_results(unit.name, unit.data, options)
     assert unit.path is not None

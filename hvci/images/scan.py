@@ -53,7 +53,6 @@ SITE_LEVELS = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
 IMAGE_STATUSES = ("analysed", "partial", "could-not-analyse", "unreadable")
 
 
-
 @dataclass(frozen=True, slots=True)
 class ImageReport:
     """Everything learnt about one image. ``status``: ``analysed``, ``partial`` (some part could not be

@@ -1,8 +1,8 @@
 """Report writers: one module per format, one entry point.
 
 ``render(report, fmt)`` for ``text``, ``json``, ``jsonl``, ``markdown``, ``html`` and ``sarif`` (SARIF is
-written by :mod:`hvci.report.sarif`, shared with ``scan``); ``to_json_dict`` is the JSON contract of
-``docs/report.schema.json``; ``incident_markdown`` is one finding as Markdown (the TUI's "copy finding").
+written by :mod:`hvci.report.sarif`, shared with ``scan``; :mod:`hvci.report.sarif_findings` makes it one
+result per finding for ``analyze``); ``to_json_dict`` is the JSON contract of ``docs/report.schema.json``; ``incident_markdown`` is one finding as Markdown (the TUI's "copy finding").
 
 Adding a report format is a module with a ``render_x(report) -> str`` and one line in :data:`WRITERS`
 (``analyze --format`` offers every key; see docs/extending.md).
@@ -28,7 +28,7 @@ WRITERS: Mapping[str, str] = MappingProxyType(
         "text": "text:render_text",
         "json": "json_report:render_json",
         "jsonl": "json_report:render_jsonl",
-        "sarif": "sarif:render_report",
+        "sarif": "sarif_findings:render_report",
         "markdown": "markdown:render_markdown",
         "html": "html:render_html",
     }

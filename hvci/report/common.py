@@ -13,7 +13,7 @@ from typing import Any
 
 from hvci.findings import Finding, Occurrence, group_findings
 from hvci.knowledge import kb
-from hvci.model import CONFIDENCES, Caller, Incident, Report
+from hvci.model import CONFIDENCES, Baseline, Caller, Incident, Report
 from parsers.records import Span
 
 _PATH_CONTROL = re.compile(r"[\t\n]")
@@ -82,6 +82,23 @@ def repeat_lines(finding: Finding) -> list[tuple[str, str]]:
         ("Last seen", occurrence_text(finding.last_seen)),
         ("Seen at", ", ".join(occurrence_text(o) for o in finding.occurrences)),
     ]
+
+
+def baseline_state(finding: Finding, baseline: Baseline | None) -> tuple[str, str] | None:
+    """``("Baseline", "new")`` or ``unchanged`` when the report was compared with a baseline."""
+    if baseline is None:
+        return None
+    return "Baseline", baseline.states.get(finding.bucket, "new")
+
+
+def baseline_summary(baseline: Baseline | None) -> str | None:
+    """One line: what the report was compared with and how many findings are new, unchanged, absent."""
+    if baseline is None:
+        return None
+    return (
+        f"Compared with {one_line(baseline.source)}: {baseline.count('new')} new, "
+        f"{baseline.count('unchanged')} unchanged, {len(baseline.absent)} no longer seen"
+    )
 
 
 def where(span: Span | None) -> str:

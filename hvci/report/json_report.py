@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hvci.findings import Finding, Occurrence, group_findings
-from hvci.model import Caller, Evidence, Incident, Report
+from hvci.model import Baseline, Caller, Evidence, Incident, Report
 from parsers.records import Diagnostic, InputInfo, Span, StackFrame
 
 
@@ -132,9 +132,10 @@ def occurrence_dict(occurrence: Occurrence) -> dict[str, Any]:
     }
 
 
-def finding_dict(finding: Finding) -> dict[str, Any]:
+def finding_dict(finding: Finding, baseline: Baseline | None = None) -> dict[str, Any]:
     """One de-duplicated bucket (see :mod:`hvci.findings`): the representative incident by id, the total
-    count, first and last seen, and every occurrence."""
+    count, first and last seen, every occurrence, and with a baseline whether it is new."""
+    state = {} if baseline is None else {"baseline": baseline.states.get(finding.bucket, "new")}
     return {
         "bucket": finding.bucket,
         "aliases": list(finding.aliases),
@@ -146,6 +147,21 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "first_seen": occurrence_dict(finding.first_seen),
         "last_seen": occurrence_dict(finding.last_seen),
         "occurrences": [occurrence_dict(o) for o in finding.occurrences],
+        **state,
+    }
+
+
+def baseline_dict(baseline: Baseline | None) -> dict[str, Any]:
+    """``{"baseline": {...}}`` for a report compared with a baseline, else nothing."""
+    if baseline is None:
+        return {}
+    return {
+        "baseline": {
+            "source": baseline.source,
+            "new": baseline.count("new"),
+            "unchanged": baseline.count("unchanged"),
+            "absent": list(baseline.absent),
+        }
     }
 
 
@@ -166,8 +182,9 @@ def to_json_dict(report: Report) -> dict[str, Any]:
         "schema": report.schema,
         "inputs": [input_dict(i) for i in report.inputs],
         "incidents": [incident_dict(i) for i in report.incidents],
-        "findings": [finding_dict(f) for f in group_findings(report.incidents)],
+        "findings": [finding_dict(f, report.baseline) for f in group_findings(report.incidents)],
         "summary": summary_dict(report),
+        **baseline_dict(report.baseline),
     }
 
 
@@ -192,6 +209,7 @@ def render_jsonl(report: Report) -> str:
     line. Every line has ``type``."""
     lines = [{"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]}]
     lines.extend({"type": "incident", **incident_dict(i)} for i in report.incidents)
-    lines.extend({"type": "finding", **finding_dict(f)} for f in group_findings(report.incidents))
-    lines.append({"type": "summary", **summary_dict(report)})
+    findings = group_findings(report.incidents)
+    lines.extend({"type": "finding", **finding_dict(f, report.baseline)} for f in findings)
+    lines.append({"type": "summary", **summary_dict(report), **baseline_dict(report.baseline)})
     return "".join(dumps(line) + "\n" for line in lines)

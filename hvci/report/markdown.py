@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 
 from hvci.findings import Finding
-from hvci.model import Incident, Report
+from hvci.model import Baseline, Incident, Report
 from hvci.report.common import (
+    baseline_state,
+    baseline_summary,
     bugcheck_text,
     caller_text,
     category_name,
@@ -92,29 +94,35 @@ COMMENT_BUDGET = 60_000
 SHOWN_OCCURRENCES = 20
 
 
-def finding_markdown(finding: Finding, level: int = 2) -> str:
+def finding_markdown(finding: Finding, level: int = 2, baseline: Baseline | None = None) -> str:
     """One finding: its representative incident, then how often and where it was seen."""
     text = incident_markdown(finding.incident, level)
+    state = baseline_state(finding, baseline)
     repeats = repeat_lines(finding)
-    if not repeats:
+    if not repeats and state is None:
         return text
-    lines = [text, *(f"**{label}:** {md(value)}  " for label, value in repeats[:3])]
+    heads = [*([state] if state else []), *repeats[:3]]
+    lines = [text, *(f"**{label}:** {md(value)}  " for label, value in heads)]
+    if not repeats:
+        return "\n".join(lines) + "\n"
     shown = [f"`{occurrence_text(o).replace('`', '')}`" for o in finding.occurrences[:SHOWN_OCCURRENCES]]
     more = len(finding.occurrences) - len(shown)
     lines.append("**Seen at:** " + ", ".join(shown) + (f" and {more} more" if more > 0 else ""))
     return "\n".join(lines) + "\n"
 
 
-def _findings_table(findings: list[Finding]) -> list[str]:
-    lines = ["| # | Verdict | Driver | Bucket | Count |", "|---|---|---|---|---|"]
+def _findings_table(findings: list[Finding], baseline: Baseline | None) -> list[str]:
+    lines = ["| # | Verdict | Driver | Bucket | Count | Baseline |", "|---|---|---|---|---|---|"]
     for number, finding in enumerate(findings, 1):
         incident = finding.incident
+        state = baseline_state(finding, baseline)
         cells = (
             str(number),
             f"{md(verdict(incident))} ({md(incident.confidence)})",
             md(incident.driver or "-"),
             md(finding.bucket),
             str(finding.count),
+            state[1] if state else "-",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
@@ -131,15 +139,18 @@ def render_markdown(report: Report) -> str:
         + (" **Analysis incomplete** (see Inputs)." if report.incomplete else ""),
         "",
     ]
+    summary = baseline_summary(report.baseline)
+    if summary is not None:
+        lines.extend([md(summary) + ".", ""])
     if findings:
-        lines.extend(_findings_table(findings))
+        lines.extend(_findings_table(findings, report.baseline))
     used = sum(len(line) + 1 for line in lines)
     left_out = 0
     for heading, group in (("HVCI-related findings", hvci), ("Other findings", others)):
         if group:
             lines.extend([f"## {heading}", ""])
         for finding in group:
-            section = finding_markdown(finding, level=3)
+            section = finding_markdown(finding, level=3, baseline=report.baseline)
             if used + len(section) > COMMENT_BUDGET:
                 left_out += 1
                 continue

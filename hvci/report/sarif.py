@@ -32,9 +32,8 @@ from urllib.parse import quote
 
 from hvci.images.rules import COULD_NOT_ANALYSE, NOT_APPLICABLE, PASS, RuleResult
 from hvci.knowledge import kb
-from hvci.model import Incident, Report
-from hvci.report.json_report import dumps
-from parsers.records import InputInfo
+from hvci.model import Incident
+from parsers.records import InputInfo, Span
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 TOOL_NAME = "hvci-triage"
@@ -48,7 +47,6 @@ SRCROOT = "%SRCROOT%"
 SECURITY_SEVERITY = {"error": "7.5", "warning": "5.0", "note": "2.0"}
 CONFIDENCE_LEVEL = {"certain": "error", "likely": "error", "possible": "warning", "none": "note"}
 CONFIDENCE_PRECISION = {"certain": "very-high", "likely": "high", "possible": "medium", "none": "low"}
-
 
 
 def render_sarif(
@@ -278,12 +276,7 @@ def _location(incident: Incident, base: Path) -> dict[str, Any]:
         else:
             physical = {"artifactLocation": _artifact(incident.source.path, base)}
     else:
-        physical = {"artifactLocation": _artifact(incident.source.path, base)}
-        if incident.source.first_line >= 1:
-            physical["region"] = {
-                "startLine": incident.source.first_line,
-                "endLine": max(incident.source.last_line, incident.source.first_line),
-            }
+        physical = span_location(incident.source, base)
     location: dict[str, Any] = {"physicalLocation": physical}
     if caller is not None and caller.function:
         qualified = f"{incident.driver or caller.module or ''}!{caller.function}".lstrip("!")
@@ -291,6 +284,14 @@ def _location(incident: Incident, base: Path) -> dict[str, Any]:
             {"name": caller.function, "fullyQualifiedName": qualified, "kind": "function"}
         ]
     return location
+
+
+def span_location(span: Span, base: Path) -> dict[str, Any]:
+    """A physical location for lines of a log: the file, and the region when the span has lines."""
+    physical: dict[str, Any] = {"artifactLocation": _artifact(span.path, base)}
+    if span.first_line >= 1:
+        physical["region"] = {"startLine": span.first_line, "endLine": max(span.last_line, span.first_line)}
+    return physical
 
 
 def _artifact(path: str, base: Path) -> dict[str, Any]:
@@ -339,8 +340,3 @@ def _notification(path: str, message: str, severity: str, base: Path) -> dict[st
         "message": {"text": f"{path}: {message}"},
         "locations": [{"physicalLocation": {"artifactLocation": _artifact(path, base)}}],
     }
-
-
-def render_report(report: Report) -> str:
-    """``analyze --format sarif``: the same writer ``scan`` uses, so both commands upload the same way."""
-    return dumps(render_sarif(report.incidents, inputs=report.inputs), indent=2) + "\n"

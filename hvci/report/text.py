@@ -8,8 +8,10 @@ an input goes through :func:`hvci.report.common.plain`, so a log line can never 
 from __future__ import annotations
 
 from hvci.findings import Finding
-from hvci.model import Incident, Report
+from hvci.model import Baseline, Incident, Report
 from hvci.report.common import (
+    baseline_state,
+    baseline_summary,
     bugcheck_text,
     caller_text,
     category_name,
@@ -26,10 +28,12 @@ from hvci.report.common import (
 _INDENT = "    "
 
 
-def _finding_lines(number: int, finding: Finding) -> list[str]:
+def _finding_lines(number: int, finding: Finding, baseline: Baseline | None) -> list[str]:
     """The representative incident, then (for a repeated bucket) its count and every occurrence."""
     lines = _incident_lines(number, finding.incident)
-    lines.extend(f"{_INDENT}{label + ':':<12}{one_line(value)}" for label, value in repeat_lines(finding))
+    state = baseline_state(finding, baseline)
+    rows = [*([state] if state else []), *repeat_lines(finding)]
+    lines.extend(f"{_INDENT}{label + ':':<12}{one_line(value)}" for label, value in rows)
     return lines
 
 
@@ -74,20 +78,25 @@ def render_text(report: Report) -> str:
         + ("; analysis INCOMPLETE (see diagnostics)" if report.incomplete else ""),
         "",
     ]
+    summary = baseline_summary(report.baseline)
+    if summary is not None:
+        lines[1:1] = [summary]
+        if report.baseline is not None and report.baseline.absent:
+            lines[2:2] = [f"  no longer seen: {one_line(b)}" for b in report.baseline.absent]
     number = 0
     if hvci:
         lines.append("HVCI-related findings")
         lines.append("=====================")
         for finding in hvci:
             number += 1
-            lines.extend(_finding_lines(number, finding))
+            lines.extend(_finding_lines(number, finding, report.baseline))
             lines.append("")
     if others:
         lines.append("Other findings (not HVCI-related)")
         lines.append("=================================")
         for finding in others:
             number += 1
-            lines.extend(_finding_lines(number, finding))
+            lines.extend(_finding_lines(number, finding, report.baseline))
             lines.append("")
     if not report.incidents and report.incomplete:
         lines.append("No incidents found in what could be read; the analysis is INCOMPLETE (see Inputs).")

@@ -1,0 +1,94 @@
+"""What ``analyze`` does around a batch for a lab: the results store (``--db``, ``--force``) and the baseline
+(``--baseline REPORT.json``, ``--baseline-run N|last``), between planning, running and rendering.
+
+Order matters for the store: known inputs are dropped before the run (so they cost a hash, not an
+analysis), and the run is recorded after the analysis, in one transaction, before the report is written
+(the store keeps the run even when stdout is a closed pipe).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import click
+
+from hvci.batch.baseline import BaselineError, Keyed, entries, keys, load_report
+from hvci.batch.run import BatchResult
+from hvci.batch.store import Store, StoreError
+from hvci.batch.units import Unit, skip_known
+from hvci.findings import compare, group_findings
+from hvci.model import Report
+
+
+@dataclass(frozen=True, slots=True)
+class LabOptions:
+    db: str | None = None
+    force: bool = False
+    baseline: str | None = None
+    baseline_run: str | None = None
+
+    def check(self) -> None:
+        if self.baseline_run is not None and self.db is None:
+            raise click.UsageError("--baseline-run needs --db (the store holding that run)")
+        if self.baseline is not None and self.baseline_run is not None:
+            raise click.UsageError("give --baseline or --baseline-run, not both")
+
+
+def open_store(path: str) -> Store:
+    try:
+        return Store(path)
+    except StoreError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def before_run(units: Sequence[Unit], lab: LabOptions, store: Store | None) -> list[Unit]:
+    """The units to run: without those the store already has, unless ``--force``."""
+    if store is None or lab.force:
+        return list(units)
+    return skip_known(units, store.known)
+
+
+def _baseline_keys(lab: LabOptions, store: Store | None) -> tuple[list[Keyed], str] | None:
+    """The earlier buckets and where they came from, or None without a baseline."""
+    if lab.baseline is not None:
+        try:
+            return keys(entries(load_report(lab.baseline))), lab.baseline
+        except BaselineError as error:
+            raise click.UsageError(str(error)) from None
+    if lab.baseline_run is None or store is None:
+        return None
+    run = store.last_run() if lab.baseline_run == "last" else _run_number(lab.baseline_run)
+    if run is None:
+        raise click.UsageError(f"{store.path} holds no run yet to compare with")
+    found = store.findings_of(run)
+    return [(f.bucket, f.aliases) for f in found], f"run {run} of {store.path}"
+
+
+def _run_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise click.UsageError(f"--baseline-run takes a run number or 'last', not {text!r}") from None
+
+
+def baselined(report: Report, lab: LabOptions, store: Store | None) -> Report:
+    """The report with each finding marked new or unchanged against the baseline, when one was given.
+    Resolved before the run is recorded, so ``--baseline-run last`` is the run before this one."""
+    earlier = _baseline_keys(lab, store)
+    if earlier is None:
+        return report
+    marks = compare(group_findings(report.incidents), earlier[0], earlier[1])
+    return replace(report, baseline=marks)
+
+
+def record(batch: BatchResult, store: Store | None) -> None:
+    if store is None:
+        return
+    command = shlex.join(["hvci-triage", *sys.argv[1:]])
+    try:
+        store.record(batch, command=command)
+    except StoreError as error:
+        raise click.UsageError(str(error)) from None
