@@ -2,7 +2,8 @@
 
 ``render(report, fmt)`` for ``text``, ``json``, ``jsonl``, ``markdown``, ``html`` and ``sarif`` (SARIF is
 written by :mod:`hvci.report.sarif`, shared with ``scan``; :mod:`hvci.report.sarif_findings` makes it one
-result per finding for ``analyze``); ``to_json_dict`` is the JSON contract of ``docs/report.schema.json``; ``incident_markdown`` is one finding as Markdown (the TUI's "copy finding").
+result per finding for ``analyze``); ``to_json_dict`` is the JSON contract of ``docs/report.schema.json``;
+``incident_markdown`` is one finding as Markdown (the TUI's "copy finding").
 
 Adding a report format is a module with a ``render_x(report) -> str`` and one line in :data:`WRITERS`
 (``analyze --format`` offers every key; see docs/extending.md).
