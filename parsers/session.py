@@ -172,4 +172,3 @@ def _remap(value: Any, where: Any) -> Any:
         elif isinstance(current, (Span, tuple)) or (is_dataclass(current) and not isinstance(current, type)):
             changes[item.name] = _remap(current, where)
     return replace(value, **changes) if changes else value
-

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Resolve ADDRESSES (RVAs, or VAs with --base; stdin when none or -) in a driver image or PDB.",
     ),
     "explain": ("explain", "Explain a category, 0xC4 subcode, bug check, API, counter label or constant."),
+    "debugger-script": (
+        "debugger_script",
+        "Print the path of the pykd or WinDbg JavaScript collector and the exact commands to paste.",
+    ),
 }
 
 
