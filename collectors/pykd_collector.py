@@ -62,6 +62,7 @@ _DOT_ARGS = re.compile(r"^\s*Arguments\s+(" + _HEX + r"(?:\s+" + _HEX + r"){0,3}
 _ANALYZE_CODE = re.compile(r"^\s*BUGCHECK_CODE:\s+([0-9a-fA-F]{1,16})\s*$")
 _ANALYZE_PARAM = re.compile(r"^\s*BUGCHECK_P([1-4]):\s+([0-9a-fA-F]{1,16})\s*$")
 _ANALYZE_ARG = re.compile(r"^\s*Arg([1-4]):\s+(" + _HEX + r")\s*(?:,|$)")
+_CODE_INTEGRITY_ARG1 = re.compile(r"^\s*Arg1:\s+" + _HEX + r"\s*,\s*Code Integrity Issue")
 _ANALYZE_TITLE = re.compile(r"^[A-Z0-9_]+ \(([0-9a-fA-F]{1,8})\)\s*$")
 _FAULTING_MODULE = re.compile(r"^\s*FAULTING_MODULE:\s+(" + _HEX + r")\s")
 _NAME_FIELD = re.compile(r"^\s*(?:IMAGE_NAME|MODULE_NAME):\s+(\S{1,260})\s*$")
@@ -118,7 +119,8 @@ def lines_of(output):
 
 
 def parse_bugcheck(dot_bugcheck, analyze):
-    """(code, [arg1..arg4]) from ``.bugcheck``, else from ``!analyze -v``; None when neither shows one."""
+    """(code, [arg1..arg4]) from ``.bugcheck``, else from ``!analyze -v`` (arguments it does not show are
+    None); None when neither shows a bug check with its first argument."""
     code, args = None, []
     for line in lines_of(dot_bugcheck):
         found = _DOT_CODE.match(line)
@@ -129,18 +131,21 @@ def parse_bugcheck(dot_bugcheck, analyze):
             args = [number(part) for part in found.group(1).split()]
     if code and len(args) == 4:
         return code, args
-    code, params = None, {}
+    code, hint, params = None, None, {}
     for line in lines_of(analyze):
         for pattern in (_ANALYZE_CODE, _ANALYZE_TITLE):
             found = pattern.match(line)
             if found and code is None:
                 code = number(found.group(1))
+        if _CODE_INTEGRITY_ARG1.match(line):
+            hint = 0xC4  # an excerpt without its title: Arg1's text is 0xC4's code-integrity wording
         found = _ANALYZE_PARAM.match(line) or _ANALYZE_ARG.match(line)
         if found and found.group(1) not in params:
             params[found.group(1)] = number(found.group(2))
-    if code is None or len(params) != 4:
+    code = hint if code is None else code
+    if code is None or "1" not in params:
         return None
-    return code, [params[key] for key in "1234"]
+    return code, [params.get(key) for key in "1234"]
 
 
 def stack_addresses(*outputs):

@@ -40,6 +40,7 @@ const DOT_ARGS = new RegExp("^\\s*Arguments\\s+(" + HEX + "(?:\\s+" + HEX + "){0
 const ANALYZE_CODE = /^\s*BUGCHECK_CODE:\s+([0-9a-fA-F]{1,16})\s*$/;
 const ANALYZE_PARAM = /^\s*BUGCHECK_P([1-4]):\s+([0-9a-fA-F]{1,16})\s*$/;
 const ANALYZE_ARG = new RegExp("^\\s*Arg([1-4]):\\s+(" + HEX + ")\\s*(?:,|$)");
+const CODE_INTEGRITY_ARG1 = new RegExp("^\\s*Arg1:\\s+" + HEX + "\\s*,\\s*Code Integrity Issue");
 const ANALYZE_TITLE = /^[A-Z0-9_]+ \(([0-9a-fA-F]{1,8})\)\s*$/;
 const FAULTING_MODULE = new RegExp("^\\s*FAULTING_MODULE:\\s+(" + HEX + ")\\s");
 const NAME_FIELD = /^\s*(?:IMAGE_NAME|MODULE_NAME):\s+(\S{1,260})\s*$/;
@@ -102,6 +103,7 @@ function parseBugcheck(dotBugcheck, analyze) {
         return { code: code, args: args };
     }
     code = null;
+    let hint = null;
     const params = {};
     for (const line of linesOf(analyze)) {
         for (const pattern of [ANALYZE_CODE, ANALYZE_TITLE]) {
@@ -110,15 +112,19 @@ function parseBugcheck(dotBugcheck, analyze) {
                 code = hex64(found[1]);
             }
         }
+        if (CODE_INTEGRITY_ARG1.test(line)) {
+            hint = hex64("c4"); // an excerpt without its title: Arg1's text is 0xC4's code-integrity wording
+        }
         const found = ANALYZE_PARAM.exec(line) || ANALYZE_ARG.exec(line);
         if (found && !(found[1] in params)) {
             params[found[1]] = hex64(found[2]);
         }
     }
-    if (code === null || Object.keys(params).length !== 4) {
+    code = code === null ? hint : code;
+    if (code === null || !("1" in params)) {
         return null;
     }
-    return { code: code, args: ["1", "2", "3", "4"].map((key) => params[key]) };
+    return { code: code, args: ["1", "2", "3", "4"].map((key) => (key in params ? params[key] : null)) };
 }
 
 function stackAddresses(outputs) {

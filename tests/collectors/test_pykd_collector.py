@@ -111,8 +111,8 @@ def not_replayable(log: Path, text: str) -> str | None:
     report = analyze_inputs([inp])
     if report.inputs[0].format not in ("kd-log", "analyze", "verifier", "text"):
         return f"not debugger output ({report.inputs[0].format}): no collector ever reads it"
-    if len(re.findall(r"kd> g\s*$", text, re.MULTILINE)) > 1:
-        return "the target ran on after a stop: several stops, and one collector run records one"
+    if sum(1 for i in report.incidents if i.kind == "bugcheck") > 1:
+        return "several crashes in one log (a lab run, a forum thread): one collector run records one stop"
     kinds = {i.kind for i in report.incidents}
     if "image" in kinds and "bugcheck" not in kinds:
         return "a !dh of a driver the user chose, with no stop that blames one"
