@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import tokenize
 from pathlib import Path
@@ -376,3 +377,34 @@ def test_the_summary_runs_hvci_triage_with_an_argument_list(
 
 def test_a_tool_that_cannot_run_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert collector.summary(str(tmp_path / "missing"), "s.jsonl").startswith("hvci-triage could not run: ")
+
+
+def test_a_fresh_python_with_someone_elses_standin_pykd_writes_a_session_analyze_classifies(
+    tmp_path: Path,
+) -> None:
+    """As an outside check runs it: a new interpreter, a ``pykd`` module that only has ``dbgCommand`` and
+    knows only ``!analyze -v`` (raising for anything else), the script run as a program."""
+    analysis = SAMPLES / "analyze-c4-2003-wx-section.txt"
+    (tmp_path / "pykd.py").write_text(
+        "class DbgException(Exception):\n    pass\n\n"
+        f"TEXT = open({str(analysis)!r}, encoding='utf-8').read()\n\n"
+        "def dbgCommand(command):\n"
+        "    if command == '!analyze -v':\n        return TEXT\n"
+        "    raise DbgException('Couldn\\'t resolve error at ' + command)\n",
+        encoding="utf-8",
+    )
+    session = tmp_path / "session.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PATH": ""}
+    done = subprocess.run(
+        [sys.executable, str(transcripts.PYKD_SCRIPT), str(session)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(bug check 0xc4)" in done.stdout
+    (incident,) = analyze_inputs([open_input(session)]).hvci_incidents
+    assert incident.category == "execute-write-section" and incident.source.first_line == 5
+    assert findings(session) == findings(analysis)
