@@ -14,15 +14,23 @@ draws ``--count`` random RVAs inside the executable sections (fixed seed), then 
   is its fastest mode; its load time is included, as it cannot be separated from outside.
 
 and prints both throughputs and the ratio. The goal is at least 5x llvm-symbolizer's throughput.
+
+Then the whole command a user runs, ``hvci-triage symbolize IMAGE`` with ``--whole`` distinct addresses
+(default 5,000) on stdin, against ``llvm-symbolizer --obj=IMAGE --relative-address`` fed the same
+addresses: interpreter start-up, imports, PDB load and output included, CPU (user + system) and wall time,
+the median of ``--runs`` runs each. The goal is to be faster.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,10 +89,45 @@ def _llvm(image: Path, addresses: list[int]) -> tuple[float, int]:
     return elapsed, named
 
 
+def _command_time(argv: list[str], stdin: bytes, runs: int) -> tuple[float, float]:
+    """Median (CPU, wall) seconds of a whole command, its output discarded."""
+    cpu, wall = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryFile() as feed:
+            feed.write(stdin)
+            feed.seek(0)
+            start = time.perf_counter()
+            child = subprocess.Popen(argv, stdin=feed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, _, usage = os.wait4(child.pid, 0)
+            wall.append(time.perf_counter() - start)
+            cpu.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def _whole_commands(image: Path, count: int, runs: int) -> None:
+    distinct = sorted(set(_addresses(image, count * 4)))[:count]
+    stdin = "".join(f"{a:#x}\n" for a in distinct).encode()
+    ours = _command_time([sys.executable, "-m", "cli", "symbolize", str(image)], stdin, runs)
+    llvm = _command_time(
+        [shutil.which("llvm-symbolizer") or "llvm-symbolizer", f"--obj={image}", "--relative-address"],
+        stdin,
+        runs,
+    )
+    print(f"  [whole command, {len(distinct)} distinct addresses, median of {runs}]")
+    for name, (cpu, wall) in (("hvci-triage symbolize", ours), ("llvm-symbolizer", llvm)):
+        print(f"    {name:<22} cpu {cpu:.3f} s  wall {wall:.3f} s")
+    faster = f"cpu {llvm[0] / ours[0]:.2f}x  wall {llvm[1] / ours[1]:.2f}x"
+    print(f"    ratio llvm-symbolizer / ours: {faster} (above 1: we are faster)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="*", type=Path, default=list(DEFAULT_IMAGES))
     parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument(
+        "--whole", type=int, default=5_000, help="distinct addresses for the whole-command run"
+    )
+    parser.add_argument("--runs", type=int, default=5, help="runs of each whole command")
     args = parser.parse_args()
     for image in args.images:
         if not image.exists():
@@ -109,6 +152,7 @@ def main() -> None:
                 f"{llvm_named} named"
             )
             print(f"  [{label}] ratio (ours incl. load / llvm-symbolizer): {ours_rate / llvm_rate:.1f}x")
+        _whole_commands(image, args.whole, args.runs)
 
 
 if __name__ == "__main__":
