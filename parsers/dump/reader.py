@@ -21,8 +21,8 @@ from parsers.dump.fileview import DumpFile
 from parsers.dump.header import Header, describe_type, filetime_text, read_header
 from parsers.dump.memory import VirtualMemory, physical_map
 from parsers.dump.modules import walk_loaded_modules
-from parsers.dump.strings import argument_strings
-from parsers.dump.triage import DriverEntry, Triage, read_triage
+from parsers.dump.strings import Memory, argument_strings
+from parsers.dump.triage import BlockMemory, DriverEntry, Triage, read_triage
 from parsers.records import (
     BugCheckRecord,
     Diagnostic,
@@ -66,7 +66,7 @@ def read_dump(source: Source) -> DumpContent:
         bits = 64 if dump.read(0, 8) == b"PAGEDU64" else 32
         header = read_header(dump, bits)
         _header_lines(content, header, dump.size)
-        triage = read_triage(dump, header.bits) if header.dump_type == 4 else None
+        triage = read_triage(dump, header.bits, header.machine) if header.dump_type == 4 else None
         if triage is not None:
             drivers, offset = _triage_drivers(content, triage), triage.fields.get("DriverListOffset")
             origin = "the dump's driver list"
@@ -80,6 +80,7 @@ def read_dump(source: Source) -> DumpContent:
             _module_list(content, drivers, offset, origin)
         if triage is not None:
             _stack(content, header, triage, drivers)
+            _argument_strings(content, BlockMemory(dump, triage.blocks, header.bits), header)
     return content
 
 
@@ -148,6 +149,12 @@ def _triage_drivers(content: DumpContent, triage: Triage) -> list[DriverEntry]:
 
 def _memory(content: DumpContent, dump: DumpFile, header: Header) -> VirtualMemory | None:
     """The dump's virtual memory, or ``None`` (said in a diagnostic) when it holds none or gives no tables."""
+    if header.machine not in ("x64", "x86"):
+        content.problem(
+            f"the page tables of {header.machine} dumps are not read (x64 and x86 only): the loaded drivers"
+            " are not known; open the dump in WinDbg and analyse its !analyze -v and lm output"
+        )
+        return None
     pages, why = physical_map(dump, header)
     if pages is None:
         content.problem(
@@ -175,7 +182,7 @@ def _walked(content: DumpContent, memory: VirtualMemory, header: Header) -> list
     return [DriverEntry(m.name, m.base, m.size, m.entry) for m in modules]
 
 
-def _argument_strings(content: DumpContent, memory: VirtualMemory, header: Header) -> None:
+def _argument_strings(content: DumpContent, memory: Memory, header: Header) -> None:
     """``dS``/``da`` of the bug check's arguments, as an engineer would type them in the debugger."""
     for found in argument_strings(memory, header.bugcheck_args):
         field = f"BugCheckParameter{found.index + 1}"

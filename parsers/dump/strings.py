@@ -12,8 +12,8 @@ pointer, aligned to the pointer size (at +8 on x64, +4 on x86).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from parsers.dump.memory import VirtualMemory
 from parsers.dump.modules import MAX_NAME_BYTES
 
 MAX_BYTE_STRING = 64
@@ -27,6 +27,14 @@ class ArgString:
     text: str
 
 
+class Memory(Protocol):
+    """What the strings are read from: a memory dump's page tables or a triage dump's data blocks."""
+
+    bits: int
+
+    def read(self, va: int, size: int) -> bytes | None: ...
+
+
 def _kernel_space(address: int, bits: int) -> bool:
     return address >= (0xFFFF800000000000 if bits == 64 else 0x80000000)
 
@@ -35,7 +43,7 @@ def _printable(text: str) -> bool:
     return bool(text) and all(ch.isprintable() for ch in text)
 
 
-def _unicode_string(memory: VirtualMemory, address: int) -> str | None:
+def _unicode_string(memory: Memory, address: int) -> str | None:
     width = memory.bits // 8
     header = memory.read(address, 2 * width)
     if header is None:
@@ -49,7 +57,7 @@ def _unicode_string(memory: VirtualMemory, address: int) -> str | None:
     return text if text is not None and _printable(text) else None
 
 
-def _byte_string(memory: VirtualMemory, address: int) -> str | None:
+def _byte_string(memory: Memory, address: int) -> str | None:
     room = min(MAX_BYTE_STRING, 0x1000 - (address & 0xFFF))  # within the page: no read across a hole
     data = memory.read(address, room)
     if data is None or b"\x00" not in data:
@@ -58,7 +66,7 @@ def _byte_string(memory: VirtualMemory, address: int) -> str | None:
     return text if _printable(text) else None
 
 
-def argument_strings(memory: VirtualMemory, args: tuple[int, ...]) -> list[ArgString]:
+def argument_strings(memory: Memory, args: tuple[int, ...]) -> list[ArgString]:
     found = []
     for index, value in enumerate(args):
         if not _kernel_space(value, memory.bits):

@@ -20,12 +20,15 @@ Layouts (rizin ``librz/bin/format/dmp/dmp_specs.h``: ``dmp64_triage``/``dmp32_tr
   commonly reproduced; no independent reader of them was available to check (**inference**: the count is
   padded to the pointer size);
 * ``CONTEXT``: x64 ``Rsp`` at 0x98, ``Rip`` at 0xF8 (kdmp-parser's ``CONTEXT``, ``static_assert``-checked);
-  x86 ``Ebp`` 0xB4, ``Eip`` 0xB8, ``Esp`` 0xC4 (``winnt.h``).
+  x86 ``Ebp`` 0xB4, ``Eip`` 0xB8, ``Esp`` 0xC4; ARM64 ``Sp`` 0x100, ``Pc`` 0x108 (``winnt.h``);
+* the memory a triage dump keeps: ``DataPageAddress``/``DataPageOffset``/``DataPageSize`` at 0x60/0x68/0x6C
+  (32-bit 0x4C/0x50/0x54) and ``DataBlocksOffset``/``DataBlocksCount`` at 0x78/0x7C (0x60/0x64), each block
+  a virtual address, a file offset and a size (rizin ``dmp64_triage_datablock``/``dmp32_triage_datablock``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from parsers.dump.fileview import DumpFile
 
@@ -33,6 +36,7 @@ MAX_DRIVERS = 4096
 MAX_UNLOADED = 512
 MAX_NAME_CHARS = 260
 MAX_STACK_BYTES = 1 << 20
+MAX_BLOCKS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class TriageLayout:
 
 
 TRIAGE64 = TriageLayout(0x2000, 0x90, 0x38, 0x48, 0x80, 0x88, 8, 0x38, 0x10, 0x28, 8, 0xF8, 0x98)
+#: ARM64 writes the same 64-bit triage layout with its own CONTEXT: ``Sp`` at 0x100, ``Pc`` at 0x108
+#: (``winnt.h`` ``ARM64_NT_CONTEXT``: flags, Cpsr, X0-X28, Fp, Lr, Sp, Pc).
+TRIAGE_ARM64 = replace(TRIAGE64, rip=0x108, rsp=0x100)
 TRIAGE32 = TriageLayout(0x1000, 0x4C, 0x1C, 0x24, 0x44, 0x48, 4, 0x28, 0x08, 0x20, 4, 0xB8, 0xC4)
 
 #: (name, offset in the triage header, size)
@@ -90,11 +97,12 @@ class Triage:
     stack_offset: int = 0
     rip: int | None = None
     rsp: int | None = None
+    blocks: list[tuple[int, int, int]] = field(default_factory=list)  # (virtual address, file offset, size)
     problems: list[str] = field(default_factory=list)
 
 
-def read_triage(dump: DumpFile, bits: int) -> Triage:
-    layout = TRIAGE64 if bits == 64 else TRIAGE32
+def read_triage(dump: DumpFile, bits: int, machine: str = "x64") -> Triage:
+    layout = TRIAGE32 if bits == 32 else TRIAGE_ARM64 if machine == "ARM64" else TRIAGE64
     triage = Triage()
     for name, offset, _ in TRIAGE_FIELDS:
         value = dump.u32(layout.base + offset)
@@ -111,6 +119,7 @@ def read_triage(dump: DumpFile, bits: int) -> Triage:
     _drivers(dump, layout, triage)
     _unloaded(dump, layout, triage)
     _context_and_stack(dump, layout, triage)
+    _data_blocks(dump, layout, triage)
     return triage
 
 
@@ -191,6 +200,46 @@ def _unloaded(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
         if begin is None or end is None or not name or end <= begin:
             continue
         triage.unloaded.append(DriverEntry(name, begin, end - begin, entry, unloaded=True))
+
+
+def _data_blocks(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
+    """The memory the triage dump kept: its data page and its data blocks (address, file offset, size)."""
+    wide = layout.pointer == 8
+    page_at, blocks_at = (0x60, 0x78) if wide else (0x4C, 0x60)
+    page = dump.pointer(layout.base + page_at, layout.pointer * 8)
+    page_offset, page_size = (
+        dump.u32(layout.base + page_at + layout.pointer),
+        dump.u32(layout.base + page_at + layout.pointer + 4),
+    )
+    if page and page_offset and page_size:
+        triage.blocks.append((page, page_offset, min(page_size, MAX_STACK_BYTES)))
+    offset, count = dump.u32(layout.base + blocks_at), dump.u32(layout.base + blocks_at + 4)
+    if not offset or not count:
+        return
+    size = 16 if wide else 12
+    table = dump.read(offset, min(count, MAX_BLOCKS) * size)
+    for at in range(0, len(table) - size + 1, size):
+        address = _int(table, at, layout.pointer)
+        file_offset, length = _int(table, at + layout.pointer, 4), _int(table, at + layout.pointer + 4, 4)
+        if file_offset + length <= dump.size and length:
+            triage.blocks.append((address, file_offset, length))
+
+
+class BlockMemory:
+    """Reads of the virtual addresses a triage dump kept (its data page and data blocks): a read must
+    fall inside one block, as the debugger can only show what the dump holds."""
+
+    def __init__(self, dump: DumpFile, blocks: list[tuple[int, int, int]], bits: int) -> None:
+        self._dump = dump
+        self._blocks = sorted(blocks)
+        self.bits = bits
+
+    def read(self, va: int, size: int) -> bytes | None:
+        for address, offset, length in self._blocks:
+            if address <= va and va + size <= address + length:
+                data = self._dump.read(offset + va - address, size)
+                return data if len(data) == size else None
+        return None
 
 
 def _context_and_stack(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:

@@ -128,6 +128,14 @@ def triage_dump(crash: Crash, bits: int = 64, *, valid: bool = True) -> bytes:
             entry[0x10 if wide else 0x08 : (0x10 if wide else 0x08) + len(name)] = name
             _put(entry, 0x28 if wide else 0x20, ptr * 2, driver.base, driver.base + driver.size)
             data += entry
+    # data blocks: the memory the dump keeps (crash.memory)
+    stored = []
+    for address, content in crash.memory:
+        stored.append((address, len(data), len(content)))
+        data += content
+    blocks_offset = len(data) if stored else 0
+    for address, offset, size in stored:
+        data += struct.pack("<" + ptr + "II", address, offset, size)
     valid_offset = len(data)
     data += b"DUMP" if valid else b"\x00\x00\x00\x00"
     fields = (
@@ -152,6 +160,7 @@ def triage_dump(crash: Crash, bits: int = 64, *, valid: bool = True) -> bytes:
     )
     _put(data, base, "18I", *fields)
     _put(data, base + 0x48, ptr, top)
+    _put(data, base + (0x78 if wide else 0x60), "II", blocks_offset, len(stored))
     return bytes(data)
 
 

@@ -13,7 +13,7 @@ from cli.exitcodes import ExitCode
 from cli.main import cli
 from hvci.logs.pipeline import analyze_inputs
 from parsers.dump.reader import read_dump
-from parsers.records import BugCheckRecord, ModuleListRecord, StackRecord
+from parsers.records import BugCheckRecord, Diagnostic, ModuleListRecord, StackRecord
 from parsers.source import Source
 from parsers.stream import open_input
 from tests.builders.dumps import Crash, Driver, memory_dump, triage_dump
@@ -174,3 +174,38 @@ def test_an_image_problem_names_its_image_and_section_from_the_dumps_memory(tmp_
     assert incident.details["image"] == image and incident.details["section"] == ".rwx"
     printed = [e.reason for e in incident.evidence if "printed" in e.reason]
     assert any("dS Arg2" in reason for reason in printed) and any("da Arg4" in reason for reason in printed)
+
+
+def test_an_arm64_triage_dump_takes_its_pc_from_the_arm64_context() -> None:
+    data = bytearray(triage_dump(CRASH64))
+    data[0x30:0x34] = (0xAA64).to_bytes(4, "little")  # MachineImageType
+    context = int.from_bytes(data[0x2000 + 0x0C : 0x2000 + 0x10], "little")
+    data[context + 0x108 : context + 0x110] = (SENSOR.base + 0x40).to_bytes(8, "little")  # Pc
+    content = read_dump(Source("arm64.dmp", data=bytes(data)))
+    [stack] = [r for r in content.records if isinstance(r, StackRecord)]
+    assert (stack.frames[0].module, stack.frames[0].offset) == ("SensorHub", 0x40)
+    assert "ARM64" in content.lines[0]
+
+
+def test_an_arm64_memory_dump_says_its_page_tables_are_not_read() -> None:
+    data = bytearray(memory_dump(CRASH64, 1))
+    data[0x30:0x34] = (0xAA64).to_bytes(4, "little")
+    content = read_dump(Source("arm64.dmp", data=bytes(data)))
+    messages = [r.message for r in content.records if isinstance(r, Diagnostic) and r.severity == "error"]
+    assert any("ARM64 dumps are not read" in m for m in messages)
+    assert [r for r in content.records if isinstance(r, BugCheckRecord)][0].args == CRASH64.args
+
+
+@pytest.mark.parametrize("bits", [64, 32])
+def test_a_triage_dump_names_the_image_from_its_data_blocks(bits: int) -> None:
+    """The image name Arg2 points at is read from the memory the triage dump kept, as dS would."""
+    from tests.builders.dumps import unicode_string
+
+    name = 0xFFFFB30F_12345678 if bits == 64 else 0x8C345678
+    image = r"\SystemRoot\System32\drivers\wxdrv.sys"
+    drivers = (NT64,) if bits == 64 else (NT32,)
+    crash = Crash(0xC4, (0x2004, name, 0, 0), drivers, memory=unicode_string(name, image, bits))
+    report = analyze_inputs([open_input(None, data=triage_dump(crash, bits), name="Mini.dmp")])
+    [incident] = report.incidents
+    assert incident.category == "section-alignment" and incident.details["image"] == image
+    assert incident.driver == "wxdrv.sys"
