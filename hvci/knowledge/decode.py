@@ -59,6 +59,30 @@ def _executable(table: ConstantTable, value: int, matched: ConstantEntry | None)
     return matched.executable if matched is not None else None
 
 
+def executable_by_known_bits(kind: str, mask: int, value: int) -> bool | None:
+    """Whether a value of ``kind`` is executable when only the bits in ``mask`` are known (set as in
+    ``value``), by the table's rule: e.g. a pool type with 0x200 known set is NX whatever the rest, a page
+    protection with the execute bits 0xF0 known clear is not executable. None when the known bits do not
+    settle it (or the table has no rule)."""
+    table = _table(kind)
+    if not table.has_rule:
+        return None
+    execute, nx = table.executable_if_any, table.nx_if_any
+    if execute is not None and value & execute & mask:
+        return True
+
+    def clear(bits: int | None) -> bool:
+        return bits is None or (mask & bits == bits and value & bits == 0)
+
+    if not clear(execute):
+        return None
+    if nx is not None and value & nx & mask:
+        return False
+    if clear(nx) and table.otherwise is not None:
+        return table.otherwise
+    return None
+
+
 def _rule_text(table: ConstantTable) -> str:
     clauses = []
     if table.executable_if_any is not None:

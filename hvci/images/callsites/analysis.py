@@ -11,6 +11,7 @@ from hvci.images.callsites.calls import CallInterpreter
 from hvci.images.callsites.image import Image, Target, function_ranges, pdata_namer, regions
 from hvci.images.callsites.prefilter import Prefilter
 from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi
+from hvci.images.callsites.stores import decide, near
 from hvci.images.callsites.x86 import Region
 from hvci.knowledge import kb
 from symbols.pe import PeImage
@@ -105,6 +106,16 @@ class Analyser:
                 if chunk.mem & again:
                     results[index] = self.interpreter.analyse(chunk.region)
         sites = [s for index in sorted(results) for s in results[index]]
+        pending = self.interpreter.pending
+        if pending:
+            # every function that may write the globals those arguments are loaded from, for their stores
+            wanted = sorted(
+                {(p.value.ref, p.value.size) for p in pending.values() if isinstance(p.value.ref, int)}
+            )
+            for index, chunk in enumerate(scanned):
+                if index not in results and near(chunk.mem, wanted):
+                    self.interpreter.analyse(chunk.region)
+            sites = [decide(s, pending[s.rva], self.image) if s.rva in pending else s for s in sites]
         unique = {s.rva: s for s in sites}
         if self.capped:
             self.notes.append(

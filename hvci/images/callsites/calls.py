@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hvci.images.callsites.dataflow import X86Dataflow
-from hvci.images.callsites.image import INIT_UNICODE, ROUTINE_LOOKUP, Target
-from hvci.images.callsites.results import CallSite
+from hvci.images.callsites.image import INIT_UNICODE, ROUTINE_LOOKUP, Image, Target
+from hvci.images.callsites.results import UNKNOWN, CallSite
 from hvci.images.callsites.values import State, Val, unknown
 from hvci.images.callsites.verdict import judge, x86_stack_word
 from hvci.images.callsites.x86 import (
@@ -20,6 +20,15 @@ from hvci.images.callsites.x86 import (
     Insn,
 )
 from hvci.knowledge import kb
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A call site whose deciding argument is loaded from a global: decided from the global's stores."""
+
+    api: kb.AffectedApi
+    value: Val
+    where: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,12 @@ class X86Arguments:
 
 
 class CallInterpreter(X86Dataflow):
-    """The dataflow with calls: sites of affected APIs are collected, routine lookups followed."""
+    """The dataflow with calls: sites of affected APIs are collected, routine lookups followed. Sites whose
+    argument comes from a global wait in ``pending`` until every store to that global is known."""
+
+    def __init__(self, image: Image) -> None:
+        super().__init__(image)
+        self.pending: dict[int, Pending] = {}
 
     def _call_target(self, insn: Insn, st: State) -> Target | None:
         op = insn.ops[0] if insn.ops else None
@@ -68,6 +82,8 @@ class CallInterpreter(X86Dataflow):
         if op.type == OP_MEM:
             rva = self._mem_target(insn, op)
             if rva is not None:
+                if rva in self.image.version_slots:
+                    self.version_calls.append((self.image.version_slots[rva], insn.address))
                 return self.image.slot_target(rva)
         value = self._read(insn, op, st)
         if value.kind == "fn" and isinstance(value.ref, str):
@@ -129,6 +145,9 @@ class CallInterpreter(X86Dataflow):
         elif args.tail and not how.startswith("tail"):
             how = f"tail jump: {how}"
         verdict = judge(api, args)
+        value = args.value(api)
+        if verdict.verdict == UNKNOWN and value.kind == "global" and api.binary_argument_index is not None:
+            self.pending[insn.address] = Pending(api, value, args.where(api.binary_argument_index))
         return CallSite(
             insn.address,
             api.name,

@@ -11,12 +11,15 @@ import heapq
 
 import capstone
 
-from hvci.images.callsites.image import Image, Target
+from hvci.images.callsites.image import Image, Store, Target
 from hvci.images.callsites.results import CallSite
 from hvci.images.callsites.values import (
     BINARY,
+    GLOBAL_OPS,
+    MAX_OPS,
     MAX_VALUES,
     UNARY,
+    GlobalOp,
     State,
     Val,
     const,
@@ -63,6 +66,8 @@ class X86Dataflow:
         self.code_bytes = 0
         self.capped = False
         self.stack_escapes = False
+        #: calls in the current function that ask for the Windows version: (API, address)
+        self.version_calls: list[tuple[str, int]] = []
 
     def _call(self, insn: Insn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
         """A call or tail jump: judged by the subclass, which also applies its effect on the state."""
@@ -78,6 +83,7 @@ class X86Dataflow:
                 self.capped = True
                 break
         self.detailed += len(insns)
+        self.version_calls = []
         self.code_bytes += len(data)
         if not insns:
             return []
@@ -220,6 +226,14 @@ class X86Dataflow:
                 left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64
             ):
                 result = fold(left.consts, right.consts, BINARY[m], width)
+            elif left.kind == "global" and m in GLOBAL_OPS and len(left.ops) < MAX_OPS and _operand(m, right):
+                result = Val(
+                    "global",
+                    ref=left.ref,
+                    reason=derived(left, right, insn.step),
+                    ops=(*left.ops, *_operand(m, right)),
+                    size=left.size,
+                )
             else:
                 result = unknown(derived(left, right, insn.step))
             self._write(insn, ops[0], result, st)
@@ -255,9 +269,12 @@ class X86Dataflow:
         for op in insn.ops:
             if op.type != OP_MEM or not op.access & capstone.CS_AC_WRITE:
                 continue
+            target = self._mem_target(insn, op)
             if self._is_stack(insn, op):
                 st.slots[op.disp] = unknown(reason)
-            elif self._mem_target(insn, op) is None and self.stack_escapes:
+            elif target is not None:
+                self._store(insn, target, op.size, unknown(reason))
+            elif self.stack_escapes:
                 st.forget_stack()
 
     # --- operands ---------------------------------------------------------------------------------------
@@ -283,12 +300,19 @@ class X86Dataflow:
             return (disp - self.image.pe.image_base) & 0xFFFFFFFF
         return None
 
+    def _store(self, insn: Insn, rva: int, size: int, value: Val) -> None:
+        """Remember a write into the image's data (the last run of the instruction wins: the fixpoint's)."""
+        check = next(((api, a) for api, a in self.version_calls if a < insn.address), None)
+        self.image.stores[insn.address] = Store(rva, size, value, insn.address, check)
+
     def _read(self, insn: Insn, op: Op, st: State) -> Val:
         width = op.size * 8
         if op.type == OP_IMM:
             imm = op.imm & ((1 << width) - 1) if width else op.imm
             if self.bits == 32 and 0 <= imm - self.image.pe.image_base < self.image.pe.size_of_image:
-                return Val("addr", ref=imm - self.image.pe.image_base, consts=frozenset({imm}))
+                data = imm - self.image.pe.image_base
+                self.image.address_taken.setdefault(data, set()).add(insn.address)
+                return Val("addr", ref=data, consts=frozenset({imm}))
             return const(imm)
         if op.type == OP_REG:
             info = REG_INFO.get(op.reg)
@@ -318,7 +342,8 @@ class X86Dataflow:
                     return Val("fn", ref=target.api, reason=f"{target.how} slot at RVA 0x{rva:x}")
                 initial = self.image.initial_value(rva, op.size)
                 note = f" (initial value in the file: 0x{initial:x})" if initial is not None else ""
-                return unknown(f"loaded at run time from the global at RVA 0x{rva:x}{note}")
+                reason = f"loaded at run time from the global at RVA 0x{rva:x}{note}"
+                return Val("global", ref=rva, reason=reason, size=op.size)
             return unknown(f"loaded from memory `{insn.op_str.split(',')[-1].strip()}` at 0x{insn.address:x}")
         return unknown("an operand we do not model")
 
@@ -326,6 +351,7 @@ class X86Dataflow:
         """``lea``: an image address, a stack address, or base + index * scale + disp when all are known."""
         rva = self._mem_target(insn, op)
         if rva is not None:
+            self.image.address_taken.setdefault(rva, set()).add(insn.address)
             return Val("addr", ref=rva)
         if self._is_stack(insn, op):
             return Val("stack", ref=op.disp)
@@ -382,9 +408,20 @@ class X86Dataflow:
             rva = self._mem_target(insn, op)
             if rva is None and self.stack_escapes:
                 st.forget_stack()  # a write through a pointer may land in a stack variable
+            if rva is not None:
+                self._store(insn, rva, op.size, value)
             if rva is not None and value.kind == "fn" and isinstance(value.ref, str):
                 api = self.image.kb.affected_api(value.ref)
                 if api is not None:
                     self.image.global_fns[rva] = Target(
                         value.ref, None, f"call through the pointer stored at RVA 0x{rva:x}"
                     )
+
+
+def _operand(name: str, right: Val) -> tuple[GlobalOp, ...]:
+    """The operation on a global with ``right`` as its operand (a constant or another global), if kept."""
+    if right.kind == "const" and len(right.consts) == 1:
+        return ((name, next(iter(right.consts)), 0),)
+    if right.kind == "global" and not right.ops and isinstance(right.ref, int) and right.size:
+        return ((name, right.ref, right.size),)
+    return ()

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hvci.images.callsites.results import FunctionName
+from hvci.images.callsites.values import Val
 from hvci.images.callsites.x86 import Region
-from hvci.knowledge import kb
+from hvci.knowledge import kb, optin
 from symbols.pe import PeImage
 
 MAX_NAME_CHARS = 256
@@ -17,6 +18,19 @@ MAX_FUNCTION_BYTES = 1 << 20
 
 ROUTINE_LOOKUP = "MmGetSystemRoutineAddress"
 INIT_UNICODE = "RtlInitUnicodeString"
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """A write into the image's data seen in the code: ``size`` bytes of ``value`` at RVA ``rva`` by the
+    instruction at ``address``; ``version_check`` is the address of an earlier call in the same function
+    that asks which Windows runs (the NX opt-in pattern), if any."""
+
+    rva: int
+    size: int
+    value: Val
+    address: int
+    version_check: tuple[str, int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +61,13 @@ class Image:
         self.thunks: dict[int, Target] = {}
         self.global_fns: dict[int, Target] = {}
         self.global_ustr: dict[int, str] = {}
+        versions = optin.load().version_apis
+        #: IAT slots of the calls that tell the Windows version (RtlGetVersion...)
+        self.version_slots = {i.iat_rva: i.name for i in pe.imports if i.name in versions}
+        #: writes into the image's data, by the address of the writing instruction
+        self.stores: dict[int, Store] = {}
+        #: RVA of data -> addresses of instructions that take its address (writes through it are not seen)
+        self.address_taken: dict[int, set[int]] = {}
 
     def code(self, region: Region) -> tuple[bytes, bool]:
         """A region's bytes, at most :data:`MAX_FUNCTION_BYTES` (a hostile ``.pdata`` range can claim GBs),

@@ -11,8 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: An operation on a value loaded from a global: (mnemonic, operand, operand size if it is a global else 0).
+GlobalOp = tuple[str, int, int]
+
 #: More possible constants than this and a value is unknown (computed in a loop, a table...).
 MAX_VALUES = 8
+#: Operations kept on a value loaded from a global before it becomes plainly unknown.
+MAX_OPS = 6
 MASK64 = (1 << 64) - 1
 
 
@@ -23,13 +28,20 @@ class Val:
     the stack slot ``ref`` bytes above the stack pointer) or ``ustr`` (a UNICODE_STRING naming ``ref``).
 
     An ``unknown`` register whose low ``low_bits`` bits were then set (``mov dl, 1``) keeps them in
-    ``consts``: enough for a narrow parameter such as a ``KPROCESSOR_MODE``."""
+    ``consts``: enough for a narrow parameter such as a ``KPROCESSOR_MODE``.
+
+    ``global`` is a value loaded from the image's global at RVA ``ref`` (``size`` bytes) with the operations
+    ``ops`` applied since, e.g. ``(("or", 0x10, 0),)``: unknown here, but decided later from every store to
+    that global, or at once by the bits the operations fix (``global | 0x40000000``). An operation's third
+    item is 0 for a constant operand, else the operand is another global (RVA, size)."""
 
     kind: str
     consts: frozenset[int] = frozenset()
     ref: int | str | None = None
     reason: str = ""
     low_bits: int = 0
+    ops: tuple[GlobalOp, ...] = ()
+    size: int = 0
 
 
 def const(value: int, mask: int = MASK64) -> Val:
@@ -127,8 +139,8 @@ def derived(left: Val, right: Val, step: str) -> str:
     """Why a value computed from an unknown one is unknown: where the unknown came from, then the operation
     (``loaded from the global at RVA 0x12130, then `or eax, 0x10```), so the reader sees both halves.
     ``step`` names the operation and where it is (```or eax, 0x10` at 0x1400``)."""
-    base = left if left.kind == "unknown" else right
-    if base.kind == "unknown" and base.reason:
+    base = left if left.kind in ("unknown", "global") else right
+    if base.kind in ("unknown", "global") and base.reason:
         origin, _, before = base.reason.partition(", then ")
         if step in before:
             return base.reason
@@ -140,3 +152,50 @@ def sign_extend(value: int, width: int) -> int:
     if width and value & (1 << (width - 1)):
         return value - (1 << width)
     return value
+
+
+#: Operations whose effect on a global's value is replayed when the global's values are known.
+GLOBAL_OPS = frozenset({"and", "or", "xor", "shl", "sal", "shr", "bts", "btr", "btc", "add", "sub"})
+
+
+def apply_ops(value: int, ops: tuple[GlobalOp, ...], other: Mapping[int, int]) -> int:
+    """A global's value after the operations recorded on it (``Val.ops``), as a 64-bit number; ``other``
+    gives the value of each other global an operation reads."""
+    for name, operand, size in ops:
+        value = BINARY[name](value, other[operand] if size else operand) & MASK64
+    return value
+
+
+def operand_globals(ops: tuple[GlobalOp, ...]) -> list[tuple[int, int]]:
+    """The other globals (RVA, size) the operations read."""
+    return sorted({(operand, size) for _, operand, size in ops if size})
+
+
+def known_bits(ops: tuple[GlobalOp, ...], width: int) -> tuple[int, int]:
+    """Which bits of ``unknown op ops`` are known whatever the globals held, and their values: ``| c`` sets
+    the bits of ``c``, ``& c`` clears the others, shifts move known bits and bring in zeros; an operand that
+    is itself a global keeps only the known bits it cannot change. Returns ``(mask, value)`` in ``width``
+    bits."""
+    full = (1 << width) - 1
+    mask = value = 0
+    for name, c, size in ops:
+        if size:  # or: known ones stay; and: known zeros stay; anything else: nothing is known
+            mask = mask & value if name == "or" else mask & ~value if name == "and" else 0
+            value &= mask
+        elif name == "or" or name == "bts":
+            bits = c if name == "or" else 1 << (c & 63)
+            mask, value = mask | bits, value | bits
+        elif name == "and" or name == "btr":
+            keep = c if name == "and" else ~(1 << (c & 63))
+            mask, value = mask | (~keep & full), value & keep
+        elif name == "xor" or name == "btc":
+            value ^= (c if name == "xor" else 1 << (c & 63)) & mask
+        elif name in ("shl", "sal"):
+            n = c & 63
+            mask, value = ((mask << n) | ((1 << n) - 1)) & full, (value << n) & full
+        elif name == "shr":
+            n = c & 63
+            mask, value = (mask >> n) | (full & ~(full >> n)), value >> n
+        else:  # add, sub: carries reach unknown bits
+            mask = value = 0
+    return mask & full, value & mask & full

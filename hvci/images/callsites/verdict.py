@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN
-from hvci.images.callsites.values import Val
+from hvci.images.callsites.values import Val, known_bits
 from hvci.knowledge import decode, kb
 from hvci.knowledge.decode import DECODERS
 
@@ -87,10 +87,38 @@ def judge(api: kb.AffectedApi, args: Arguments) -> Judgement:
             return Judgement(SAFE, f"{args.where(guard.argument_index + api.implicit_args)}: {guard.reason}")
     value = args.value(api)
     where = args.where(index)
+    if value.kind == "global" and value.ops:
+        settled = by_known_bits(api, value, where)
+        if settled is not None:
+            return settled
     if value.kind != "const":
         return Judgement(UNKNOWN, f"{where}: {value.reason or f'the argument is {value.kind}, not a number'}")
-    mask = 0xFFFFFFFF if api.argument_kind in NARROW_KINDS else (1 << 64) - 1
-    values = tuple(sorted({v & mask for v in value.consts}))
+    return by_values(api, value.consts, where)
+
+
+def width(api: kb.AffectedApi) -> int:
+    return 32 if api.argument_kind in NARROW_KINDS else 64
+
+
+def by_known_bits(api: kb.AffectedApi, value: Val, where: str) -> Judgement | None:
+    """A value loaded from a global, then combined with constants: the bits those fix may decide alone
+    (``global | 0x40000010`` has MdlMappingNoExecute set whatever the global holds)."""
+    mask, bits = known_bits(value.ops, width(api))
+    executable = decode.executable_by_known_bits(api.argument_kind, mask, bits)
+    if executable is None:
+        return None
+    decoder = DECODERS[api.argument_kind]
+    shown = f"bits 0x{mask:x} known as 0x{bits:x} ({decoder(bits).name})"
+    reason = f"{where}: {value.reason}; whatever the global holds, {shown}"
+    if executable:
+        return Judgement(EXECUTABLE, f"{reason}: executable", (bits,), (decoder(bits).name,))
+    return Judgement(SAFE, f"{reason}: not executable")
+
+
+def by_values(api: kb.AffectedApi, consts: frozenset[int], where: str) -> Judgement:
+    """Decide from the argument's possible constant values."""
+    mask = (1 << width(api)) - 1
+    values = tuple(sorted({v & mask for v in consts}))
     decoder = DECODERS[api.argument_kind]
     decoded = [decoder(v) for v in values]
     names = tuple(d.name for d in decoded)

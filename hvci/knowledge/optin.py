@@ -1,0 +1,25 @@
+"""The NX opt-in pattern as data (``nx_optin.toml``): which calls tell a driver the Windows version it runs
+on, and from which version the opt-in gives non-executable memory."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class NxOptIn:
+    version_apis: frozenset[str]
+    minimum: str  # the first Windows on which the opt-in stores the NX values, e.g. "Windows 8"
+    source: str
+
+
+@functools.cache
+def load() -> NxOptIn:
+    data = tomllib.loads((Path(__file__).with_name("nx_optin.toml")).read_text(encoding="utf-8"))
+    apis = data["version_apis"]
+    if not isinstance(apis, list) or not all(isinstance(a, str) and a for a in apis) or not apis:
+        raise ValueError("nx_optin.toml: version_apis must be a non-empty list of API names")
+    return NxOptIn(frozenset(apis), str(data["minimum"]), str(data["source"]))
