@@ -88,13 +88,13 @@ def test_windivert_13_call_sites(name: str) -> None:
     assert all(s.category == "execute-page-mapping" for s in mdl)
 
 
-def test_windivert_222_pool_type_is_unknown_not_bad_not_clean() -> None:
+def test_windivert_222_pool_type_is_safe_by_its_nx_opt_in() -> None:
     report = scan_image(realworld("drivers", "WinDivert64-2.2.2.sys"))
     pool = [s for s in report.call_sites if s.api == "ExAllocatePoolWithTag"]
     assert len(pool) == 6
-    assert all(s.verdict == UNKNOWN and "global" in s.reason for s in pool)
-    assert not [s for s in report.call_sites if s.verdict in (EXECUTABLE, SAFE)]
-    assert {i.confidence for i in report.incidents if i.kind == "call-site"} == {"possible"}
+    assert all(s.verdict == SAFE and "global" in s.reason and "NX opt-in" in s.reason for s in pool)
+    assert not [s for s in report.call_sites if s.verdict in (EXECUTABLE, UNKNOWN)]
+    assert not [i for i in report.incidents if i.kind == "call-site"]
 
 
 def test_arm64_gets_header_rules_only() -> None:

@@ -89,16 +89,17 @@ def program() -> tuple[bytes, dict[str, int]]:
     return code, marks
 
 
-def data_section() -> bytes:
+def data_section(iat: dict[str, int]) -> bytes:
+    """Imports of ``iat`` (name -> IAT slot RVA, slots 8 bytes apart from 0x2000) from ntoskrnl.exe."""
     data = bytearray(0x200)
-    names = list(IAT)
+    names = list(iat)
     for i, name in enumerate(names):
         hint = HINTS + 0x30 * i
         struct.pack_into("<H", data, hint - DATA, 0)
         data[hint - DATA + 2 : hint - DATA + 2 + len(name)] = name.encode()
-        struct.pack_into("<Q", data, IAT[name] - DATA, hint)
+        struct.pack_into("<Q", data, iat[name] - DATA, hint)
         struct.pack_into("<Q", data, ILT - DATA + 8 * i, hint)
-    struct.pack_into("<IIIII", data, IMPORTS - DATA, ILT, 0, 0, DLL_NAME, IAT["ExAllocatePoolWithTag"])
+    struct.pack_into("<IIIII", data, IMPORTS - DATA, ILT, 0, 0, DLL_NAME, min(iat.values()))
     data[DLL_NAME - DATA : DLL_NAME - DATA + 12] = b"ntoskrnl.exe"
     wide = "ExAllocatePoolWithTag\0".encode("utf-16-le")
     data[WIDE_NAME - DATA : WIDE_NAME - DATA + len(wide)] = wide
@@ -107,6 +108,11 @@ def data_section() -> bytes:
 
 def build() -> tuple[bytes, dict[str, int]]:
     code, marks = program()
+    return image(code, IAT), marks
+
+
+def image(code: bytes, iat: dict[str, int]) -> bytes:
+    """A PE32+ driver image with ``code`` in .text (at most 0x200 bytes) and the imports of ``iat``."""
     text = code.ljust(0x200, b"\xcc")
     headers = bytearray(0x200)
     headers[0:2] = b"MZ"
@@ -121,7 +127,7 @@ def build() -> tuple[bytes, dict[str, int]]:
     struct.pack_into("<QQQQII", headers, opt + 72, 0x100000, 0x1000, 0x100000, 0x1000, 0, 16)
     directories = opt + 112
     struct.pack_into("<II", headers, directories + 8 * 1, IMPORTS, 40)
-    struct.pack_into("<II", headers, directories + 8 * 12, IAT["ExAllocatePoolWithTag"], 0x20)
+    struct.pack_into("<II", headers, directories + 8 * 12, min(iat.values()), 0x20)
     table = opt + 0xF0
     for i, (name, rva, raw, flags) in enumerate(
         [(b".text", TEXT, 0x200, 0x60000020), (b".data", DATA, 0x400, 0xC0000040)]
@@ -129,7 +135,7 @@ def build() -> tuple[bytes, dict[str, int]]:
         struct.pack_into(
             "<8sIIIIIIHHI", headers, table + 40 * i, name, 0x200, rva, 0x200, raw, 0, 0, 0, 0, flags
         )
-    return bytes(headers) + text + data_section(), marks
+    return bytes(headers) + text + data_section(iat)
 
 
 def _sites() -> tuple[dict[int, CallSite], dict[str, int]]:
