@@ -178,7 +178,6 @@ class KnowledgeBase:
         return None
 
 
-
 def _verifier_facts(doc: VerifierFile) -> VerifierFacts:
     return VerifierFacts(
         flag=doc.flag.value,

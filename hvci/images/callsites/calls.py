@@ -90,7 +90,7 @@ class CallInterpreter(X86Dataflow):
             return Target(value.ref, None, f"call {insn.op_str} holding {value.ref} ({value.reason})")
         return None
 
-    def _call(self, insn: Insn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
+    def _call(self, insn: Insn, st: State, sites: list[CallSite], tail: bool) -> None:
         target = self._call_target(insn, st)
         result = unknown(f"the return value of the call at 0x{insn.address:x}")
         args = X86Arguments(st, self.bits, tail)
@@ -106,11 +106,11 @@ class CallInterpreter(X86Dataflow):
             else:
                 api = self.image.kb.affected_api(target.api)
                 # an import thunk's own jump is not a call site: the calls to the thunk are
-                if api is not None and sites is not None and insn.address not in self.image.thunks:
+                if api is not None and insn.address not in self.image.thunks:
                     sites.append(self._site(insn, args, target, api))
-        volatile = VOLATILE_64 if self.bits == 64 else VOLATILE_32
-        for family in volatile:
-            st.regs[family] = unknown(f"clobbered by the call at 0x{insn.address:x}")
+        clobbered = unknown(f"clobbered by the call at 0x{insn.address:x}")
+        for family in VOLATILE_64 if self.bits == 64 else VOLATILE_32:
+            st.regs[family] = clobbered
         st.regs["a"] = result
         # the callee may write any stack variable whose address it was given, and pops stdcall arguments
         st.forget_stack()
@@ -125,6 +125,7 @@ class CallInterpreter(X86Dataflow):
         if dest.kind == "stack" and isinstance(dest.ref, int):
             args.state.slots[dest.ref] = Val("ustr", ref=name)
         elif dest.kind == "addr" and isinstance(dest.ref, int):
+            self.image.facts += 1
             self.image.global_ustr[dest.ref] = name
 
     def _routine_name(self, args: X86Arguments) -> str | None:
@@ -146,6 +147,7 @@ class CallInterpreter(X86Dataflow):
             how = f"tail jump: {how}"
         verdict = judge(api, args)
         value = args.value(api)
+        self.pending.pop(insn.address, None)  # an earlier run of the block, with another state
         if verdict.verdict == UNKNOWN and value.kind == "global" and api.binary_argument_index is not None:
             self.pending[insn.address] = Pending(api, value, args.where(api.binary_argument_index))
         return CallSite(

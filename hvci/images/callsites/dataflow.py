@@ -40,10 +40,10 @@ from hvci.images.callsites.x86 import (
     REG_INFO,
     REG_NAMES,
     REG_RIP,
+    Decoder,
     Insn,
     Op,
     Region,
-    disassembler,
     successors,
 )
 from hvci.images.callsites.x86 import (
@@ -61,7 +61,7 @@ class X86Dataflow:
     def __init__(self, image: Image) -> None:
         self.image = image
         self.bits = image.bits
-        self.md = disassembler(self.bits, detail=True)
+        self.decoder = Decoder(self.bits)
         self.detailed = 0
         self.code_bytes = 0
         self.capped = False
@@ -69,7 +69,7 @@ class X86Dataflow:
         #: calls in the current function that ask for the Windows version: (API, address)
         self.version_calls: list[tuple[str, int]] = []
 
-    def _call(self, insn: Insn, st: State, sites: list[CallSite] | None, tail: bool) -> None:
+    def _call(self, insn: Insn, st: State, sites: list[CallSite], tail: bool) -> None:
         """A call or tail jump: judged by the subclass, which also applies its effect on the state."""
         raise NotImplementedError
 
@@ -77,8 +77,8 @@ class X86Dataflow:
         data, capped = self.image.code(region)
         self.capped |= capped
         insns: list[Insn] = []
-        for raw in self.md.disasm(data, region.start):
-            insns.append(Insn.of(raw))
+        for insn in self.decoder.decode(data, region.start):
+            insns.append(insn)
             if len(insns) >= MAX_INSNS_PER_FUNCTION or self.detailed + len(insns) >= MAX_DETAILED_INSNS:
                 self.capped = True
                 break
@@ -114,6 +114,18 @@ class X86Dataflow:
 
         # Worklist from the entry; then each block still unreached starts afresh: in .pdata/PDB functions
         # it is reached indirectly (a switch), in the gaps between them (leaf stubs, x86) a function starts.
+        # Sites are collected on every run of a block; the last run of a block whose input state and the
+        # image's facts (routine pointers in globals, names) have not changed since is the final one.
+        ran: dict[int, tuple[State, int]] = {}
+        found: dict[int, list[CallSite]] = {}
+
+        def run(start: int) -> tuple[State, list[int]]:
+            sites: list[CallSite] = []
+            ran[start] = (states[start], self.image.facts)
+            out, succs = self._run_block(by_start[start], states[start], sites)
+            found[start] = sites
+            return out, succs
+
         seeds = iter(order)
         reach(order[0], entry_state)
         while True:
@@ -125,7 +137,7 @@ class X86Dataflow:
                     continue
                 if visits[start] == MAX_FIXPOINT_ROUNDS:  # still changing: a loop; give up its values
                     states[start] = self._orphan_state("a value that changes in a loop")
-                out, succs = self._run_block(by_start[start], states[start], None)
+                out, succs = run(start)
                 for succ in succs:
                     if succ in by_start:
                         reach(succ, out)
@@ -133,10 +145,11 @@ class X86Dataflow:
             if seed is None:
                 break
             reach(seed, entry_state.copy() if region.source == "gap" else self._orphan_state())
-        sites: list[CallSite] = []
         for start in order:
-            self._run_block(by_start[start], states[start], sites)
-        return sites
+            last = ran.get(start)
+            if last is None or last[0] is not states[start] or last[1] != self.image.facts:
+                run(start)
+        return [site for start in order for site in found[start]]
 
     def _entry_state(self) -> State:
         regs: dict[str, Val] = {}
@@ -154,9 +167,7 @@ class X86Dataflow:
         families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
         return State({f: unknown(reason) for f in families}, {})
 
-    def _run_block(
-        self, block: list[Insn], state: State, sites: list[CallSite] | None
-    ) -> tuple[State, list[int]]:
+    def _run_block(self, block: list[Insn], state: State, sites: list[CallSite]) -> tuple[State, list[int]]:
         st = state.copy()
         for insn in block:
             self._step(insn, st, sites)
@@ -164,7 +175,7 @@ class X86Dataflow:
 
     # --- one instruction ------------------------------------------------------------------------------
 
-    def _step(self, insn: Insn, st: State, sites: list[CallSite] | None) -> None:
+    def _step(self, insn: Insn, st: State, sites: list[CallSite]) -> None:
         mnemonic = insn.mnemonic
         if insn.data:  # skipdata: bytes that do not decode
             return
@@ -255,10 +266,7 @@ class X86Dataflow:
     def _clobber(self, insn: Insn, st: State) -> None:
         """An instruction we do not model: whatever it writes becomes unknown."""
         reason = f"set by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
-        try:
-            _, written = insn.raw.regs_access()
-        except capstone.CsError:
-            written = []
+        written, detailed = self.decoder.written(insn)
         for reg in written:
             info = REG_INFO.get(reg)
             if info is None:
@@ -266,7 +274,7 @@ class X86Dataflow:
             if info[0] == "sp":
                 st.slots.clear()
             st.regs[info[0]] = unknown(reason)
-        for op in insn.ops:
+        for op in detailed:
             if op.type != OP_MEM or not op.access & capstone.CS_AC_WRITE:
                 continue
             target = self._mem_target(insn, op)
@@ -413,6 +421,7 @@ class X86Dataflow:
             if rva is not None and value.kind == "fn" and isinstance(value.ref, str):
                 api = self.image.kb.affected_api(value.ref)
                 if api is not None:
+                    self.image.facts += 1
                     self.image.global_fns[rva] = Target(
                         value.ref, None, f"call through the pointer stored at RVA 0x{rva:x}"
                     )

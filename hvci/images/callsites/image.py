@@ -61,6 +61,8 @@ class Image:
         self.thunks: dict[int, Target] = {}
         self.global_fns: dict[int, Target] = {}
         self.global_ustr: dict[int, str] = {}
+        #: counts changes to ``global_fns`` and ``global_ustr``: a function run before one must run again
+        self.facts = 0
         versions = optin.load().version_apis
         #: IAT slots of the calls that tell the Windows version (RtlGetVersion...)
         self.version_slots = {i.iat_rva: i.name for i in pe.imports if i.name in versions}

@@ -8,6 +8,7 @@ capstone's operand attributes are slow ctypes reads, so each instruction is copi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -85,6 +86,147 @@ def disassembler(bits: int, *, detail: bool) -> capstone.Cs:
     return md
 
 
+_SIZES = {
+    "byte": 1,
+    "word": 2,
+    "dword": 4,
+    "qword": 8,
+    "tbyte": 10,
+    "xmmword": 16,
+    "ymmword": 32,
+    "zmmword": 64,
+}
+_MEMORY = re.compile(r"(?:(\w+) ptr )?(?:[a-z]s:)?\[([^\]]*)\]")
+_REG_IDS = {name: reg for reg, name in REG_NAMES.items()}
+
+
+def _parse_memory(match: re.Match[str], default_size: int) -> Op | None:
+    size = _SIZES.get(match[1], 0) if match[1] else default_size
+    base = index = disp = 0
+    scale = 1
+    for sign, term in re.findall(r"([+-]?)\s*([^+\s-][^+-]*?)\s*(?=[+-]|$)", match[2]):
+        if "*" in term:
+            name, _, factor = term.partition("*")
+            index, scale = _REG_IDS.get(name, -1), int(factor)
+        elif term in _REG_IDS:
+            if base:
+                index = _REG_IDS[term]
+            else:
+                base = _REG_IDS[term]
+        else:
+            disp += -int(term, 0) if sign == "-" else int(term, 0)
+    if index < 0:
+        return None
+    return Op(OP_MEM, size, 0, 0, base, index, scale, disp, 0)
+
+
+#: Shifts and rotates by one, whose count capstone lists as an operand it does not print.
+_IMPLICIT_COUNT = frozenset({"shl", "sal", "shr", "sar", "rol", "ror", "rcl", "rcr"})
+
+
+def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | None:
+    """capstone's Intel-syntax operand text as :class:`Op` tuples (without ``access``), or None when the text
+    has a form this parser does not know (the caller then asks capstone for the details)."""
+    if not op_str:
+        return ()
+    if mnemonic in _IMPLICIT_COUNT and ", " not in op_str:
+        return None
+    out: list[Op] = []
+    for text in op_str.split(", "):
+        memory = _MEMORY.fullmatch(text)
+        if memory is not None:
+            op = _parse_memory(memory, out[0].size if out else bits // 8)
+        elif text in _REG_IDS:
+            info = REG_INFO.get(_REG_IDS[text])
+            op = Op(OP_REG, info[1] // 8 if info else 0, _REG_IDS[text], 0, 0, 0, 1, 0, 0)
+        elif re.fullmatch(r"-?(?:0x[0-9a-f]+|[0-9]+)", text):
+            op = Op(OP_IMM, out[0].size if out else bits // 8, 0, int(text, 0), 0, 0, 1, 0, 0)
+        else:
+            return None
+        if op is None:
+            return None
+        out.append(op)
+    return tuple(out)
+
+
+class Decoder:
+    """Instructions with their operands, fast: capstone's lite mode lists them and their operand text is
+    parsed here (capstone's detail mode costs a slow ctypes read per field). The text, with ``[rip + 0x...]``
+    displacements and absolute jump targets, fixes the operands, so each distinct text is parsed once. Which
+    registers an instruction writes (only asked for instructions the interpreter does not model) comes from
+    capstone's details, also once per text."""
+
+    #: Distinct instruction texts kept; past it the tables start afresh (hostile code can vary without end).
+    MAX_CACHED = 200_000
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self.lite = disassembler(bits, detail=False)
+        self.md = disassembler(bits, detail=True)
+        self.parsed: dict[tuple[str, str], tuple[bool, tuple[Op, ...]] | None] = {}
+        self.details: dict[tuple[str, str], tuple[tuple[int, ...], tuple[Op, ...]]] = {}
+
+    def decode(self, data: bytes, start: int) -> Iterator[Insn]:
+        parsed = self.parsed
+        for address, size, mnemonic, op_str in self.lite.disasm_lite(data, start):
+            key = (mnemonic, op_str)
+            known = parsed.get(key)
+            offset = address - start
+            code = data[offset : offset + size]
+            if known is None:
+                if len(parsed) >= self.MAX_CACHED:
+                    parsed.clear()
+                ops = None if mnemonic == ".byte" else parse_operands(mnemonic, op_str, self.bits)
+                known = parsed[key] = (
+                    mnemonic == ".byte",
+                    ops if ops is not None else self._detail(key, code, address)[1],
+                )
+            data_bytes, ops = known
+            yield Insn(
+                address, size, mnemonic, op_str, data_bytes, not data_bytes and is_jump(mnemonic), ops, code
+            )
+
+    def written(self, insn: Insn) -> tuple[tuple[int, ...], tuple[Op, ...]]:
+        """The registers ``insn`` writes and its operands with ``access`` (capstone's details)."""
+        return self._detail((insn.mnemonic, insn.op_str), insn.code, insn.address)
+
+    def _detail(
+        self, key: tuple[str, str], code: bytes, address: int
+    ) -> tuple[tuple[int, ...], tuple[Op, ...]]:
+        known = self.details.get(key)
+        if known is None:
+            if len(self.details) >= self.MAX_CACHED:
+                self.details.clear()
+            raw = next(self.md.disasm(code, address), None)
+            if raw is None or raw.id == 0:
+                known = ((), ())
+            else:
+                try:
+                    _, written = raw.regs_access()
+                except capstone.CsError:
+                    written = []
+                known = (tuple(written), _operands(raw))
+            self.details[key] = known
+        return known
+
+
+def _operands(raw: capstone.CsInsn) -> tuple[Op, ...]:
+    return tuple(
+        Op(
+            o.type,
+            o.size,
+            o.reg if o.type == OP_REG else 0,
+            o.imm if o.type == OP_IMM else 0,
+            o.mem.base if o.type == OP_MEM else 0,
+            o.mem.index if o.type == OP_MEM else 0,
+            o.mem.scale if o.type == OP_MEM else 1,
+            o.mem.disp if o.type == OP_MEM else 0,
+            o.access,
+        )
+        for o in raw.operands
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Region:
     """A range of code analysed as one function."""
@@ -109,7 +251,8 @@ class Op(NamedTuple):
 
 
 class Insn(NamedTuple):
-    """An instruction with what the interpreter reads; ``raw`` for the rare ``regs_access`` query."""
+    """An instruction with what the interpreter reads; ``code`` (its bytes) for capstone's details when an
+    unmodelled instruction's written registers are needed."""
 
     address: int
     size: int
@@ -118,27 +261,7 @@ class Insn(NamedTuple):
     data: bool  # undecodable bytes kept by skipdata
     jump: bool
     ops: tuple[Op, ...]
-    raw: capstone.CsInsn
-
-    @classmethod
-    def of(cls, raw: capstone.CsInsn) -> Insn:
-        if raw.id == 0:
-            return cls(raw.address, raw.size, raw.mnemonic, raw.op_str, True, False, (), raw)
-        ops = tuple(
-            Op(
-                o.type,
-                o.size,
-                o.reg if o.type == OP_REG else 0,
-                o.imm if o.type == OP_IMM else 0,
-                o.mem.base if o.type == OP_MEM else 0,
-                o.mem.index if o.type == OP_MEM else 0,
-                o.mem.scale if o.type == OP_MEM else 1,
-                o.mem.disp if o.type == OP_MEM else 0,
-                o.access,
-            )
-            for o in raw.operands
-        )
-        return cls(raw.address, raw.size, raw.mnemonic, raw.op_str, False, is_jump(raw.mnemonic), ops, raw)
+    code: bytes
 
     @property
     def text(self) -> str:

@@ -1,0 +1,66 @@
+"""The operand text parser of the call-site decoder reads what capstone's detail mode reads, for every
+instruction of the sample drivers (and the real ones when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hvci.images.callsites.x86 import (
+    OP_IMM,
+    OP_MEM,
+    OP_REG,
+    REG_INFO,
+    Decoder,
+    Op,
+    disassembler,
+    parse_operands,
+)
+from symbols.pe import PeImage
+from tests.conftest import REALWORLD_ROOT
+
+BUILD = Path(__file__).resolve().parents[2] / "samples" / "drivers" / "build"
+IMAGES = sorted(BUILD.glob("*.sys")) + sorted((REALWORLD_ROOT / "drivers").glob("*.sys"))
+
+
+def _same(parsed: Op, detail: Op) -> bool:
+    """Equal in what the interpreter reads: immediates compared within the operand's width (capstone sizes
+    a shift count as 1 byte, the parser as the destination), memory sizes only where the text names one."""
+    if parsed.type == detail.type == OP_IMM:
+        mask = (1 << (min(parsed.size, detail.size) * 8 or 64)) - 1
+        return parsed.imm & mask == detail.imm & mask
+    if parsed.type == detail.type == OP_MEM:
+        return parsed[:1] + parsed[2:8] == detail[:1] + detail[2:8] and (parsed.size in (0, detail.size))
+    if parsed.type == detail.type == OP_REG and detail.reg not in REG_INFO:
+        return parsed.reg == detail.reg  # segment, vector, x87 registers: the interpreter reads no width
+    return parsed[:8] == detail[:8]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in IMAGES if PeImage.open(p).machine in ("x64", "x86")], ids=lambda p: p.name
+)
+def test_parsed_operands_match_capstone(path: Path) -> None:
+    pe = PeImage.open(path)
+    bits = 64 if pe.machine == "x64" else 32
+    decoder, md = Decoder(bits), disassembler(bits, detail=True)
+    checked = 0
+    for section in (s for s in pe.sections if s.executable):
+        code = pe.read(section.virtual_address, section.raw_size)
+        for raw in md.disasm(code, section.virtual_address):
+            if raw.id == 0:
+                continue
+            parsed = parse_operands(raw.mnemonic, raw.op_str, bits)
+            if parsed is None:
+                continue  # a form the parser leaves to capstone's details
+            detail = decoder._detail((raw.mnemonic, raw.op_str), bytes(raw.bytes), raw.address)[1]
+            assert len(parsed) == len(detail), (hex(raw.address), raw.mnemonic, raw.op_str)
+            assert all(_same(p, d) for p, d in zip(parsed, detail, strict=True)), (
+                hex(raw.address),
+                raw.mnemonic,
+                raw.op_str,
+                parsed,
+                detail,
+            )
+            checked += 1
+    assert checked > 50
