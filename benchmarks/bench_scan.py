@@ -87,7 +87,8 @@ def main() -> None:
     images = _images()
     code = sum(_code_bytes(data, path.name) for path, data in images)
     print(
-        f"{len(images)} images, {sum(len(d) for _, d in images) / 1024:.0f} KiB, {code / 1024:.0f} KiB of code"
+        f"{len(images)} images, {sum(len(d) for _, d in images) / 1024:.0f} KiB, "
+        f"{code / 1024:.0f} KiB of code"
     )
     ours = _measure(images, args.seconds, lambda path, data: scan_image(path, data=data))
     ref = _measure(images, args.seconds, lambda _path, data: pefile.PE(data=data))
@@ -100,7 +101,8 @@ def main() -> None:
     ratio_cpu = (ours[1] / ours[0]) / (ref[1] / ref[0])
     ratio_wall = (ours[2] / ours[0]) / (ref[2] / ref[0])
     print(
-        f"ratio: scan takes {ratio_cpu:.2f}x the CPU time of pefile.PE alone per image ({ratio_wall:.2f}x wall)"
+        f"ratio: scan takes {ratio_cpu:.2f}x the CPU time of pefile.PE alone per image "
+        f"({ratio_wall:.2f}x wall)"
     )
     done, instructions, cpu = bench_calls(images, args.seconds)
     print(
