@@ -64,6 +64,7 @@ class Incident:
     id: str
     source: Span
     #: "bugcheck" | "verifier-banner" | "verifier-counters" | "readiness" | "event" | "image" | "call-site"
+    #: | "memory-integrity" | "verifier-notice"
     kind: str
     category: str | None
     hvci_related: bool

@@ -257,11 +257,16 @@ class AnalyzeParser:
                 report.last = line.number
                 continue
             field_match = _FIELD.match(text)
-            # in the Arguments section only BUGCHECK_* keys start the fields (Debugging Details: was lost)
+            # in the Arguments section only BUGCHECK_* keys, or a KEY_NAME: after a blank line, start the
+            # fields (Debugging Details: was lost in the copy)
             if (
                 field_match is not None
                 and field_match["key"] not in _NOT_FIELDS
-                and (section != "args" or field_match["key"].startswith("BUGCHECK"))
+                and (
+                    section != "args"
+                    or field_match["key"].startswith("BUGCHECK")
+                    or (was_blank and "_" in field_match["key"])
+                )
             ):
                 section, strays = "details", []
                 name = field_match["key"]

@@ -161,7 +161,9 @@ def anchors_for(trigger: str) -> tuple[Anchor, ...] | None:
         leading = _leading_literal(alt, index) if line_start else ""
         literal = leading.lstrip("".join(JUNK_CHARS))
         if len(literal) >= MIN_ANCHOR:
-            anchors.append(Anchor(literal, True, ignore_case))
+            # text the trigger wants right at the line start (no junk before it) is searched as such, which
+            # keeps a non-ASCII heading (a localised title) in the shared line-start search
+            anchors.append(Anchor(literal, True, ignore_case, after_junk=junk_allowed or literal != leading))
             continue
         if len(leading) >= MIN_ANCHOR and not junk_allowed:  # e.g. a line of stars, right at the start
             anchors.append(Anchor(leading, True, ignore_case, after_junk=False))

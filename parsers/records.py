@@ -104,6 +104,9 @@ class MemoryIntegrityRecord:
     fact: str
     configured: bool | None = None
     drivers: tuple[str, ...] = ()
+    #: virtualization-based security services configured but not running (Win32_DeviceGuard numbers:
+    #: 1 Credential Guard, 2 memory integrity, 3 System Guard Secure Launch, ...)
+    not_running: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,7 @@ class VerifierStatusRecord:
     """``!verifier`` or ``verifier /query`` output: flags, verified drivers and code-integrity counters."""
 
     span: Span
-    source: str  # "!verifier" | "verifier-query"
+    source: str  # "!verifier" | "verifier-query" | "kd-notice" (``Driver Verifier: Enabled for X.sys``)
     flags: int | None = None
     enabled_flags: tuple[tuple[int, str], ...] = ()
     drivers: tuple[str, ...] = ()

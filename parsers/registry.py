@@ -24,11 +24,13 @@ from parsers import (
     kernelpower,
     lm,
     ln,
+    memint,
     memstring,
     readiness,
     rebooted,
     stack,
     verifier,
+    verifiernotice,
     wer,
 )
 from parsers.base import BlockParser
@@ -52,6 +54,8 @@ PARSERS: tuple[BlockParser, ...] = (
     wer.PARSER,
     crashviewers.PARSER,
     bluescreen.PARSER,
+    memint.PARSER,
+    verifiernotice.PARSER,
 )
 
 #: ``InputInfo.format`` contributed by each parser's blocks (by parser name); unlisted ones are debugger

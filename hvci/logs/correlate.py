@@ -43,6 +43,7 @@ from parsers.records import (
     EventRecord,
     FaultSiteRecord,
     ImageHeaderRecord,
+    MemoryIntegrityRecord,
     PartialBugCheckRecord,
     ReadinessRecord,
     Record,
@@ -154,7 +155,19 @@ class ImageGroup:
         return self.record.span
 
 
-Group = CrashGroup | CounterGroup | ReadinessGroup | EventGroup | ImageGroup
+@dataclass(frozen=True, slots=True)
+class NoticeGroup:
+    """What the input says about the machine rather than about a crash: memory integrity's state or
+    Windows Security's verdict on a driver, a Driver Verifier notice."""
+
+    record: MemoryIntegrityRecord | VerifierStatusRecord
+
+    @property
+    def span(self) -> Span:
+        return self.record.span
+
+
+Group = CrashGroup | CounterGroup | ReadinessGroup | EventGroup | ImageGroup | NoticeGroup
 
 
 def _narrow(value: int) -> int:
@@ -233,7 +246,9 @@ class Correlator:
         elif isinstance(record, SymbolLineRecord):
             self._join_symbol_line(record)
         elif isinstance(record, VerifierStatusRecord):
-            done.extend(counter_groups(record))
+            done.extend(counter_groups(record) if record.source != "kd-notice" else [NoticeGroup(record)])
+        elif isinstance(record, MemoryIntegrityRecord):
+            done.append(NoticeGroup(record))
         elif isinstance(record, ReadinessRecord):
             done.append(ReadinessGroup(record))
         elif isinstance(record, EventRecord):

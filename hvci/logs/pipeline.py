@@ -26,12 +26,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from hvci.knowledge import kb
 from hvci.logs.classify import Context, classify
 from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,
     Diagnostic,
+    EventRecord,
     InputInfo,
     MemoryIntegrityRecord,
     MemoryStringRecord,
@@ -170,6 +172,9 @@ class _InputRun:
         elif isinstance(record, MemoryIntegrityRecord):
             self.memory_integrity.append(record)
             return False
+        elif isinstance(record, EventRecord):
+            self._learn_event(record)
+            return False
         elif isinstance(record, VerifierStatusRecord):
             for driver in record.drivers:
                 if driver.lower() not in (known.lower() for known in self.verified_drivers):
@@ -189,6 +194,16 @@ class _InputRun:
         if isinstance(record, ModuleListRecord | AnalyzeRecord):
             self._context = None
         return isinstance(record, ModuleListRecord | SymbolLineRecord | MemoryStringRecord)
+
+    def _learn_event(self, record: EventRecord) -> None:
+        """A CodeIntegrity event that only memory integrity raises (a driver blocked as incompatible with
+        it: the knowledge base's ``hvci-driver-block`` events) says memory integrity was running."""
+        info = kb.load().event(record.event_id)
+        blocks = info is not None and info.category == "hvci-driver-block"
+        if not blocks or "codeintegrity" not in record.provider.lower():
+            return
+        fact = f"event {record.event_id}: {' '.join(record.message.split())[:160]}"
+        self.memory_integrity.append(MemoryIntegrityRecord(record.span, "CodeIntegrity event", True, fact))
 
     # -------------------------------------------------------------------------------------- incidents
 

@@ -18,15 +18,18 @@ Bug checks other than 0xC4 get the HVCI-related category the knowledge base give
 
 One module per concern: :mod:`.verdict` (category and confidence of a crash), :mod:`.details` (decoded
 arguments), :mod:`.callers` (caller address and blamed driver), :mod:`.titles` (title and bucket),
-:mod:`.crash` (a crash group put together), :mod:`.others` (counters, readiness, events, image headers).
+:mod:`.crash` (a crash group put together), :mod:`.others` (counters, readiness, events, image headers),
+:mod:`.faults` and :mod:`.blame` (faulting address and driver of any bug check), :mod:`.environment`
+(memory integrity's state, Windows Security's verdicts, Driver Verifier notices).
 """
 
 from __future__ import annotations
 
 from hvci.logs.classify.context import Context
 from hvci.logs.classify.crash import classify_crash
+from hvci.logs.classify.environment import classify_notice
 from hvci.logs.classify.others import classify_counters, classify_event, classify_image, classify_readiness
-from hvci.logs.correlate import CounterGroup, CrashGroup, EventGroup, Group, ReadinessGroup
+from hvci.logs.correlate import CounterGroup, CrashGroup, EventGroup, Group, NoticeGroup, ReadinessGroup
 from hvci.model import Incident
 
 __all__ = ["Context", "classify"]
@@ -42,4 +45,6 @@ def classify(group: Group, context: Context) -> list[Incident]:
         return [classify_readiness(group)]
     if isinstance(group, EventGroup):
         return [classify_event(group)]
+    if isinstance(group, NoticeGroup):
+        return classify_notice(group, context)
     return classify_image(group, context)

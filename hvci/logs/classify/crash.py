@@ -8,6 +8,7 @@ from hvci.logs.classify.blame import crash_driver
 from hvci.logs.classify.callers import analyze_symbol, crash_caller, crash_frames
 from hvci.logs.classify.context import Context
 from hvci.logs.classify.details import bugcheck_model, crash_details, printed_names
+from hvci.logs.classify.environment import check_function_verdict, weigh_memory_integrity
 from hvci.logs.classify.titles import crash_bucket, crash_title
 from hvci.logs.classify.verdict import (
     Verdict,
@@ -47,7 +48,10 @@ def classify_crash(group: CrashGroup, context: Context) -> Incident:
         verdict = banner_only_verdict(group.banner)
         kind = "verifier-banner"
     elif bc is None:
-        verdict = Verdict(None, False, "none", [Evidence("!analyze output without a bug check", group.span)])
+        what = "!analyze output" if group.analyze is not None else "a stack or fault site"
+        verdict = check_function_verdict(crash_frames(group)) or Verdict(
+            None, False, "none", [Evidence(f"{what} without a bug check", group.span)]
+        )
         kind = "bugcheck"
     elif bc.code == kb.VERIFIER_BUGCHECK and bc.args and kb.load().is_code_integrity_subcode(bc.args[0]):
         verdict = ci_verdict(group, bc, context)
@@ -58,6 +62,7 @@ def classify_crash(group: CrashGroup, context: Context) -> Incident:
     if bc is not None and len(bugcheck_records(group)) > 1:
         forms = sorted({r.form for r in bugcheck_records(group)})
         verdict.evidence.append(Evidence(f"the same bug check is printed by: {', '.join(forms)}", group.span))
+    weigh_memory_integrity(verdict, bc, context)
     bugcheck = bugcheck_model(bc)
     subcode = verdict.meaning
     details = crash_details(group, bc, subcode, context)

@@ -95,6 +95,14 @@ def classify_readiness(group: ReadinessGroup) -> Incident:
     )
 
 
+_LOAD_FAILURE = "ci-load-failure"
+_USER_MODE_SUFFIXES = (".dll", ".exe", ".ocx", ".cpl", ".scr", ".msi", ".ps1")
+
+
+def _user_mode_image(module: str | None) -> bool:
+    return bool(module) and module.strip().lower().endswith(_USER_MODE_SUFFIXES)  # type: ignore[union-attr]
+
+
 def _event_info(event_id: int, provider: str) -> kb.EventInfo | None:
     """The knowledge base's entry for an event, only when the provider is the one it is about."""
     info = kb.load().event(event_id)
@@ -111,6 +119,15 @@ def classify_event(group: EventGroup) -> Incident:
     evidence = [Evidence(f"{record.provider} event {record.event_id}: {message}", record.span, DECIDING)]
     if info is not None and info.explanation:
         evidence.append(Evidence(info.explanation, record.span))
+    if category == _LOAD_FAILURE and _user_mode_image(record.module):
+        category = None  # a user-mode DLL or program failing App Control / a signing level, not HVCI
+        evidence.append(
+            Evidence(
+                f"{record.module} is a user-mode image: an App Control or signing-level block of a process's "
+                "load, which memory integrity (kernel code integrity) does not decide",
+                record.span,
+            )
+        )
     details: dict[str, Any] = {
         "provider": record.provider,
         "event_id": record.event_id,

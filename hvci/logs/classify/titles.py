@@ -25,7 +25,7 @@ def crash_title(
     if bc is None:
         if banner is not None:
             return f"Verifier code-integrity banner: {banner.message.strip()}"
-        return "!analyze output without a bug check"
+        return "Crash output without its bug check" + (f" (in {driver})" if driver else "")
     info = kb.load().bugcheck(bc.code)
     name = (bc.name or (info.name if info else None)) or "unknown bug check"
     where = f" in {driver}" if driver else ""
