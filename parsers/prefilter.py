@@ -37,6 +37,8 @@ JUNK_STR = r"[\s>*#:0-9\ufeff\-+.)`\\~]*+"
 # other non-ASCII text at the start of a line), which costs nothing but a few extra candidates.
 JUNK_BYTES = rb"[\s\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef\-+.)`\\~]*+"
 MIN_ANCHOR = 3
+#: UTF-8 lead bytes that JUNK_BYTES skips (non-ASCII spaces and the BOM begin with these)
+_JUNK_LEAD_BYTES = frozenset(b"\xc2\xe1\xe2\xe3\xef")
 
 _parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser (no public API exists)
 _c: Any = importlib.import_module("re._constants")
@@ -161,9 +163,7 @@ def anchors_for(trigger: str) -> tuple[Anchor, ...] | None:
         leading = _leading_literal(alt, index) if line_start else ""
         literal = leading.lstrip("".join(JUNK_CHARS))
         if len(literal) >= MIN_ANCHOR:
-            # text the trigger wants right at the line start (no junk before it) is searched as such, which
-            # keeps a non-ASCII heading (a localised title) in the shared line-start search
-            anchors.append(Anchor(literal, True, ignore_case, after_junk=junk_allowed or literal != leading))
+            anchors.append(Anchor(literal, True, ignore_case))
             continue
         if len(leading) >= MIN_ANCHOR and not junk_allowed:  # e.g. a line of stars, right at the start
             anchors.append(Anchor(leading, True, ignore_case, after_junk=False))
@@ -227,8 +227,13 @@ class Prefilter:
                 unanchored.append(trigger)
                 continue
             for anchor in anchors:
-                # the possessive junk could swallow a non-ASCII first character: search such text anywhere
-                at_start = anchor.line_start and (anchor.text[0].isascii() or not anchor.after_junk)
+                # the possessive junk could swallow a non-ASCII first character whose UTF-8 lead byte it lists
+                # (spaces, the BOM): search such text anywhere; other scripts (a localised heading) stay here
+                at_start = anchor.line_start and (
+                    anchor.text[0].isascii()
+                    or not anchor.after_junk
+                    or anchor.text[0].encode("utf-8")[0] not in _JUNK_LEAD_BYTES
+                )
                 (line_start if at_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
         after_junk = [a for a in line_start if a.after_junk]
