@@ -1,21 +1,23 @@
-"""How fast is ingestion compared with grep, and does memory stay flat as the log grows?
+"""How fast is ``hvci-triage analyze`` compared with grep, and does memory stay flat as the log grows?
 
-Generates a large, noisy kernel-debugger log (module loads, DbgPrint spam, register dumps, disassembly,
+Generates large, noisy kernel-debugger logs (module loads, DbgPrint spam, register dumps, disassembly,
 prompts, symbol-loading chatter) with ``!analyze -v`` reports, verifier banners, fatal-error lines and
-stacks sprinkled in, then measures in child processes (so that each peak RSS is its own):
+stacks sprinkled in, then times WHOLE COMMANDS in child processes, in the same run:
 
-- ``iter_records`` (the dispatcher + all registered parsers) in MB/s and records/s;
-- ``hvci.logs.pipeline`` end to end (records -> incidents) when that module exists;
-- ``grep -c -F`` with the same anchors the prefilter searches for, over the same file, same run;
-- peak RSS of ``iter_records`` at the requested size and at a quarter of it.
+- ``hvci-triage analyze --format jsonl FILE -o OUT`` (start-up, reading, classification, the report);
+- the reference: ``grep -c -E 'Fatal System Error|BugCheck|BUGCHECK|Verifier Detected|Arg1:' FILE``;
+- the ratio grep / ours for CPU and wall time (issue 16's goal: >= 0.33);
+- peak RSS (``/usr/bin/time -f %M``, the largest process of the command's tree) at a quarter, half and
+  all of ``--size-mb`` (goal: growth <= 1.1x from the smallest to the largest, under 80 MiB);
+- N and 2N concatenated KD sessions, each with its own ``lm``: the CPU ratio (linear: about 2).
 
-Run: ``.venv/bin/python benchmarks/bench_analyze.py --size-mb 300``
+Run: ``.venv/bin/python benchmarks/bench_analyze.py --size-mb 400`` (``--size-mb 200`` for the ratio of
+the issue; the RSS series then runs at 50/100/200 MB).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import shutil
@@ -23,11 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from parsers.base import BlockParser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,157 +115,86 @@ def generate(path: Path, size_mb: int, seed: int = 7) -> int:
     return written
 
 
-def _line_anchored_parsers() -> tuple[BlockParser, ...]:
-    """The registered parsers whose every trigger alternative the prefilter finds from the line start."""
-    from parsers.prefilter import anchors_for
-    from parsers.registry import PARSERS
-
-    return tuple(
-        p
-        for p in PARSERS
-        if (anchors := anchors_for(p.trigger)) is not None and all(a.line_start for a in anchors)
-    )
+GREP_PATTERN = "Fatal System Error|BugCheck|BUGCHECK|Verifier Detected|Arg1:"
+SESSION_SAMPLE = "session-pool-type-haxm.log"
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+@dataclass(frozen=True)
+class Run:
+    wall: float
+    cpu: float
+    rss_mib: float
 
 
-def _child_iter(path: str, *, line_anchored_only: bool = False) -> dict[str, float]:
-    from parsers.stream import iter_records, open_input
-
-    inp = open_input(path)
-    parsers = _line_anchored_parsers() if line_anchored_only else None
-    wall, cpu = time.perf_counter(), _cpu()
-    records = sum(1 for _ in iter_records(inp, parsers=parsers))
-    return {
-        "seconds": time.perf_counter() - wall,
-        "cpu": _cpu() - cpu,
-        "records": records,
-        "lines": inp.info().lines,
-    }
-
-
-def _child_pipeline(path: str) -> dict[str, float]:
-    from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
-    from parsers.stream import open_input
-
-    wall, cpu = time.perf_counter(), _cpu()
-    report = analyze_inputs([open_input(path)], AnalyzeOptions())
-    return {"seconds": time.perf_counter() - wall, "cpu": _cpu() - cpu, "incidents": len(report.incidents)}
-
-
-def _run_child(mode: str, path: Path, repeat: int = 1) -> dict[str, float]:
-    """The best of ``repeat`` runs (other work on a shared machine only ever makes a run slower)."""
-    best: dict[str, float] = {}
-    for _ in range(repeat):
-        result = subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--file", str(path)],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        out = dict(json.loads(result.stdout.strip().splitlines()[-1]))
-        if not best or out["cpu"] < best["cpu"]:
-            best = out
-    return best
-
-
-def _grep_pattern() -> list[str]:
-    from parsers.prefilter import anchors_for
-    from parsers.registry import PARSERS
-
-    texts: set[str] = set()
-    for parser in PARSERS:
-        for anchor in anchors_for(parser.trigger) or ():
-            texts.add(anchor.text)
-    return sorted(texts)
-
-
-def _grep(path: Path, repeat: int) -> tuple[float, float, int]:
-    """Wall and CPU seconds (best of ``repeat``) and the count of ``grep -c -F`` with every anchor."""
-    grep = shutil.which("grep")
-    if grep is None:
-        raise SystemExit("grep not found")
-    args = [grep, "-c", "-F"]
-    for text in _grep_pattern():
-        args += ["-e", text]
-    best_wall = best_cpu = float("inf")
-    count = 0
-    for _ in range(repeat):
+def _measure(argv: list[str], stdout: Path) -> Run:
+    """One command: wall and CPU seconds (its whole process tree) and peak RSS."""
+    time_bin = shutil.which("time") or "/usr/bin/time"
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, stdout.open("wb") as out:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        result = subprocess.run([*args, str(path)], capture_output=True, text=True)
-        best_wall = min(best_wall, time.perf_counter() - start)
+        subprocess.run([time_bin, "-f", "%M", "-o", rss.name, *argv], stdout=out, check=False, cwd=ROOT)
+        wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        best_cpu = min(best_cpu, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        count = int(result.stdout.strip() or 0)
-    return best_wall, best_cpu, count
+        kib = float(rss.read().strip().splitlines()[-1])
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Run(wall, cpu, kib / 1024)
+
+
+def _best(argv: list[str], stdout: Path, repeat: int) -> Run:
+    """The best of ``repeat`` runs (other work on a shared machine only ever makes a run slower)."""
+    runs = [_measure(argv, stdout) for _ in range(repeat)]
+    return Run(min(r.wall for r in runs), min(r.cpu for r in runs), min(r.rss_mib for r in runs))
+
+
+def _ours(path: Path, out: Path) -> list[str]:
+    command = str(Path(sys.executable).parent / "hvci-triage")
+    return [command, "analyze", "--format", "jsonl", str(path), "-o", str(out)]
+
+
+def _sessions(path: Path, copies: int) -> Path:
+    session = (ROOT / "samples" / "logs" / SESSION_SAMPLE).read_text("utf-8")
+    path.write_text(session * copies, encoding="utf-8")
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=100)
-    parser.add_argument("--keep", action="store_true", help="keep the generated logs")
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=600, help="N for the N vs 2N sessions check")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best one counts")
-    parser.add_argument("--child", choices=("iter", "anchored", "pipeline"), help=argparse.SUPPRESS)
-    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", action="store_true", help="keep the generated logs")
     args = parser.parse_args()
-    if args.child:
-        if args.child == "pipeline":
-            out = _child_pipeline(args.file)
-        else:
-            out = _child_iter(args.file, line_anchored_only=args.child == "anchored")
-        out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(out))
-        return
-
     workdir = Path(tempfile.mkdtemp(prefix="hvci-bench-"))
     try:
-        sizes = (max(args.size_mb // 4, 1), args.size_mb)
-        files = {}
-        for size in sizes:
-            files[size] = workdir / f"kd-{size}mb.log"
-            generate(files[size], size)
-        big = files[sizes[1]]
+        sizes = (max(args.size_mb // 4, 1), max(args.size_mb // 2, 1), args.size_mb)
+        files = {size: workdir / f"kd-{size}mb.log" for size in sizes}
+        for size, path in files.items():
+            generate(path, size)
+        big = files[args.size_mb]
         mb = big.stat().st_size / 1e6
-        _run_child("iter", files[sizes[0]])  # warm the page cache and the imports
-        grep_wall, grep_cpu, grep_lines = _grep(big, args.repeat + 1)
-        iter_big = _run_child("iter", big, args.repeat)
-        iter_small = _run_child("iter", files[sizes[0]])
-        anchored = _run_child("anchored", big, args.repeat)
-        print(f"input: {mb:.0f} MB, {iter_big['lines']:.0f} lines; best of {args.repeat} runs; MB/s per CPU")
+        out = workdir / "out"
+        _measure(_ours(files[sizes[0]], out), out)  # warm the page cache and the imports
+        grep = _best(["grep", "-c", "-E", GREP_PATTERN, str(big)], out, args.repeat + 1)
+        ours = _best(_ours(big, out), out, args.repeat)
+        print(f"input: {mb:.0f} MB; best of {args.repeat} runs; whole commands")
+        print(f"grep -c -E '{GREP_PATTERN}': CPU {grep.cpu:.2f} s, wall {grep.wall:.2f} s")
         print(
-            f"grep -c -F ({len(_grep_pattern())} anchors): {mb / grep_cpu:.0f} MB/s "
-            f"(wall {mb / grep_wall:.0f}), {grep_lines} matching lines"
+            f"hvci-triage analyze --format jsonl: CPU {ours.cpu:.2f} s ({mb / ours.cpu:.0f} MB/s), "
+            f"wall {ours.wall:.2f} s, peak RSS {ours.rss_mib:.0f} MiB"
         )
         print(
-            f"iter_records: {mb / iter_big['cpu']:.0f} MB/s (wall {mb / iter_big['seconds']:.0f}), "
-            f"{iter_big['records']:.0f} records ({iter_big['records'] / iter_big['cpu']:.0f} records/s); "
-            f"ratio to grep {grep_cpu / iter_big['cpu']:.2f} (goal >= 0.33)"
+            f"ratio grep/ours: CPU {grep.cpu / ours.cpu:.2f}, wall {grep.wall / ours.wall:.2f} (goal >= 0.33)"
         )
-        names = ", ".join(p.name for p in _line_anchored_parsers())
+        rss = {size: _measure(_ours(files[size], out), out).rss_mib for size in sizes}
+        series = ", ".join(f"{rss[size]:.0f} MiB at {size} MB" for size in sizes)
+        growth = rss[sizes[-1]] / rss[sizes[0]]
+        print(f"peak RSS: {series}; growth {growth:.2f}x (goal <= 1.1x and < 80 MiB)")
+        small = _best(_ours(_sessions(workdir / "s1.log", args.sessions), out), out, args.repeat)
+        large = _best(_ours(_sessions(workdir / "s2.log", 2 * args.sessions), out), out, args.repeat)
         print(
-            f"iter_records with only the parsers whose triggers are all line-anchored ({names}): "
-            f"{mb / anchored['cpu']:.0f} MB/s, ratio to grep {grep_cpu / anchored['cpu']:.2f}"
+            f"{args.sessions} vs {2 * args.sessions} KD sessions, each with its own lm: "
+            f"CPU {small.cpu:.2f} s vs {large.cpu:.2f} s, ratio {large.cpu / small.cpu:.2f} (linear: about 2)"
         )
-        print(
-            f"peak RSS of iter_records: {iter_small['max_rss_mb']:.0f} MiB at {sizes[0]} MiB of log, "
-            f"{iter_big['max_rss_mb']:.0f} MiB at {sizes[1]} MiB"
-        )
-        if (ROOT / "hvci" / "pipeline.py").exists():
-            try:
-                pipe = _run_child("pipeline", big)
-            except subprocess.CalledProcessError as error:
-                print(f"hvci.logs.pipeline: failed ({error.stderr.strip().splitlines()[-1:]})")
-            else:
-                print(
-                    f"hvci.logs.pipeline end to end: {mb / pipe['cpu']:.0f} MB/s "
-                    f"(wall {mb / pipe['seconds']:.0f}), "
-                    f"{pipe['incidents']:.0f} incidents, peak RSS {pipe['max_rss_mb']:.0f} MiB"
-                )
     finally:
         if args.keep:
             print(f"kept {workdir}")

@@ -29,7 +29,7 @@ import re
 #: markdown escapes that a page puts before debugger text; ``\_`` only after a word character, ``!`` or a
 #: blank (``BUGCHECK\_CODE``, ``nt!\_MI``), so that ``C:\_build`` keeps its backslash; never ``\.``, ``\(``
 #: ... (``\\.\pipe``)
-_ESCAPE = r"\\[*`#<>\[\]]|(?<=[A-Za-z0-9!\s(])\\_(?=[A-Za-z0-9])"
+_ESCAPE = r"\\(?:[*`#<>\[\]]|(?<=[A-Za-z0-9!\s(]\\)_(?=[A-Za-z0-9]))"
 _ENTITY = r"&(?:[a-zA-Z]{2,8}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});"
 _TAGS = r"(?:pre|code|br|p|div|span|b|i|em|strong|tt|samp|kbd|blockquote|li|ul|ol|font)"
 _TAG = rf"</?{_TAGS}\b[^<>\n]*>"
@@ -78,11 +78,13 @@ _BOLD = re.compile(r"(?<!\*)\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?!\*)")
 _PIECE = r"(?:[A-Z][A-Z0-9]*_[A-Z0-9_]*[ \t]*:(?=[ \t])|Arg[1-4][ \t]*:|[0-9]{1,3}:[ \t]*kd>)"
 _STARTS_PIECE = re.compile(rf"^[ \t]*{_PIECE}")
 _SPLIT = re.compile(rf"[ \t]+(?={_PIECE})")
-#: lines that :func:`clean_line` leaves as they are (the common case, one search)
-_MARKUP = re.compile(
-    rf"^[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{{1,3}}[.)][ \t]|{_PIECE}[^\n]*[ \t]{_PIECE})"
-    rf"|{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|{_BACKTICK}|[{_SPECIAL}]"
-)
+# what tells a line that :func:`clean_line` must look at (most lines need none of it): markup in front,
+# a flattened line, markup inside (each alternative starts with a rare literal: one fast scan), or a
+# backtick that is not inside an address or an inline frame's dashes
+_FRONT = re.compile(r"[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)][ \t])")
+_FLATTENED = re.compile(rf"[ \t]{_PIECE}")
+_INLINE = re.compile(rf"{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|[{_SPECIAL}]")
+_IN_ADDRESS = frozenset("0123456789abcdefABCDEF-")
 _MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...)
 
 # -- a value wrapped onto the next line --------------------------------------------------------------------
@@ -110,13 +112,27 @@ def clean_line(text: str) -> list[str]:
     """One pasted line as the debugger printed it: usually one line, several when the paste flattened
     lines into one (``<br>``, ``KEY: value KEY2: value2``), an empty line for markup-only lines (fences,
     Liquid tags)."""
-    if _MARKUP.search(text) is None:
+    if not _needs_cleaning(text):
         return [text]
     text = text.removesuffix("\r")
     liquid_only = "{%" in text and not _LIQUID_RE.sub("", text).strip()
     if liquid_only:
         return [""]
     return [piece for line in clean_text(text).split("\n") for piece in _split_flattened(_clean_front(line))]
+
+
+def _needs_cleaning(text: str) -> bool:
+    if _FRONT.match(text) or _INLINE.search(text):
+        return True
+    first = _STARTS_PIECE.match(text)
+    if first is not None and _FLATTENED.search(text, first.end()):
+        return True
+    tick = text.find("`")
+    while tick >= 0:
+        if not (0 < tick < len(text) - 1 and text[tick - 1] in _IN_ADDRESS and text[tick + 1] in _IN_ADDRESS):
+            return True
+        tick = text.find("`", tick + 1)
+    return False
 
 
 def _clean_front(text: str) -> str:
@@ -138,17 +154,26 @@ def _clean_front(text: str) -> str:
 
 
 def _split_flattened(text: str) -> list[str]:
-    if not _STARTS_PIECE.match(text):
+    first = _STARTS_PIECE.match(text)
+    if first is None:
         return [text]
-    return _SPLIT.split(text)
+    rest = _SPLIT.split(text[first.end() :])
+    return [text[: first.end()] + rest[0], *rest[1:]]
+
+
+def may_continue(text: str) -> bool:
+    """Whether ``text`` ends with the first part of a value that the next line may complete."""
+    return _WRAPPED_HEAD.search(text, max(0, len(text) - 24)) is not None
 
 
 def join_wrapped(text: str, following: str) -> str | None:
     """``text`` and ``following`` as one line when a forum cut a hex value between them (1-15 digits, not
     a whole 8 or 16, at the end of ``text``, the rest at the start of ``following``, 8 or 16 together)."""
-    head = _WRAPPED_HEAD.search(text)
+    head = _WRAPPED_HEAD.search(text, max(0, len(text) - 24))  # (only the end of a line can be cut)
+    if head is None:
+        return None
     tail = _WRAPPED_TAIL.match(following)
-    if head is None or tail is None:
+    if tail is None:
         return None
     digits = len(head.group(1))
     if digits in (8, 16) or digits + len(tail.group(1)) not in (8, 16):

@@ -13,6 +13,12 @@ to the literal text any line it matches must contain (its *anchor*):
 - a trigger with no usable literal is searched as it is (correct, but slow: the benchmark shows it).
 
 A candidate found this way is only a *candidate*: the dispatcher checks the real triggers on that line.
+
+The scan uses the standard library's ``re``, not the ``regex`` package: on this pattern ``regex`` took 4.5
+times the CPU of ``re`` (0.39 s against 0.086 s per 32 MiB of benchmark log, with or without
+``concurrent=True``), chunks end at line ends so partial matching has nothing to do, and a reader that
+must leave the CPU to a user interface does better in its own thread or process than inside a slower
+match that releases the GIL. The dependency was dropped.
 """
 
 from __future__ import annotations
@@ -262,6 +268,22 @@ class Prefilter:
 
     def scanner(self, data: bytes | str) -> ChunkScanner:
         return ChunkScanner(self, data)
+
+    def may_match(self, line: str) -> bool:
+        """Whether some trigger may match ``line`` (one decoded line): the same test as a chunk scan, for a
+        line the dispatcher got back from a parser, so that noise costs one search instead of every
+        trigger's."""
+        if self._line_start_s is not None and self._line_start_s.match("\n" + line):
+            return True
+        lowered = None
+        for anchor in self.floating:
+            if anchor.ignore_case:
+                lowered = line.lower() if lowered is None else lowered
+                if anchor.text.lower() in lowered:
+                    return True
+            elif anchor.text in line:
+                return True
+        return self._unanchored_s is not None and self._unanchored_s.search(line) is not None
 
 
 def _rarest(text: str) -> str | None:

@@ -278,7 +278,7 @@ class _Feed:
         number = self.line
         self.pos = end + 1
         self.line += 1
-        if text[-1:] in paste.HEX_DIGITS:
+        if text[-1:] in paste.HEX_DIGITS and paste.may_continue(text):
             self._join_wrapped(text)
         parts = paste.clean_line(self._joined or text)
         self._joined = None
@@ -425,7 +425,8 @@ def _records(
     while True:
         pushed = cursor.take_pushed()
         if pushed is not None:
-            parser = dispatcher.parser_for(pushed.text)
+            may = dispatcher.prefilter.may_match(pushed.text)
+            parser = dispatcher.parser_for(pushed.text) if may else None
             if parser is not None:
                 feed.block_start = None
                 yield from _run(inp, feed, cursor, parser, pushed, seen)

@@ -188,6 +188,8 @@ def test_a_value_wrapped_by_a_forum_is_joined_and_spans_stay_on_the_pasted_lines
         ("\uff21\uff52\uff47\uff11\uff1a\u3000\uff12\uff10\uff10\uff10", ["Arg1: 2000"]),
         ("Arg1:\u00a02000\r", ["Arg1: 2000"]),
         ("Arg1: 2000 Arg2: fffff801e7121c5d", ["Arg1: 2000", "Arg2: fffff801e7121c5d"]),
+        ("    Arg1: 0000000000002000, pool type", ["    Arg1: 0000000000002000, pool type"]),
+        ("  BUGCHECK_P1: 1 BUGCHECK_P2: 2", ["  BUGCHECK_P1: 1", "BUGCHECK_P2: 2"]),
         ("0: kd> !analyze -v 0: kd> lm", ["0: kd> !analyze -v", "0: kd> lm"]),
         ("<Data Name='P'>A &amp; B</Data>", ["<Data Name='P'>A &amp; B</Data>"]),
     ],
