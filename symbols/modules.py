@@ -165,9 +165,11 @@ class ModuleMap:
             assert module.end is not None
             while open_ends and open_ends[0][0] <= module.start:
                 heapq.heappop(open_ends)
-            shown = sorted(other for _end, other in open_ends)[: MAX_OVERLAP_NOTES - pairs] if (
-                pairs < MAX_OVERLAP_NOTES
-            ) else []
+            shown = (
+                sorted(other for _end, other in open_ends)[: MAX_OVERLAP_NOTES - pairs]
+                if (pairs < MAX_OVERLAP_NOTES)
+                else []
+            )
             for other in shown:
                 first = self._loaded[other]
                 notes.append(

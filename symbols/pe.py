@@ -52,6 +52,7 @@ _DIR_EXCEPTION = 3
 _DIR_SECURITY = 4
 _DIR_BASERELOC = 5
 _DIR_DEBUG = 6
+_DIR_LOAD_CONFIG = 10
 _DIR_IAT = 12
 
 MACHINES: dict[int, str] = {
@@ -470,6 +471,19 @@ class PeImage:
     def iat_directory(self) -> tuple[int, int] | None:
         """The IAT data directory (``rva``, ``size``), or None when the image has none."""
         return self._directory(_DIR_IAT)
+
+    @property
+    def guard_dispatch_rva(self) -> int | None:
+        """RVA of ``__guard_dispatch_icall_fptr`` (the load config's GuardCFDispatchFunctionPointer, PE32+
+        only): the pointer through which /guard:cf code makes indirect calls, the target in rax."""
+        directory = self._directory(_DIR_LOAD_CONFIG)
+        if directory is None or not self.is_pe32_plus:
+            return None
+        raw = self.read(directory[0], min(directory[1], 0x80))
+        if len(raw) < 0x80 or int.from_bytes(raw[:4], "little") < 0x80:
+            return None
+        pointer = int.from_bytes(raw[0x78:0x80], "little")
+        return pointer - self.image_base if 0 < pointer - self.image_base < self.size_of_image else None
 
     @property
     def import_directory(self) -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from hvci.images.callsites import dataflow
 from hvci.images.callsites.calls import CallInterpreter
 from hvci.images.callsites.image import Image, Target, function_ranges, pdata_namer, regions
-from hvci.images.callsites.prefilter import Prefilter
+from hvci.images.callsites.prefilter import Prefilter, Scanned
 from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi
 from hvci.images.callsites.stores import decide, near
 from hvci.images.callsites.x86 import Region
@@ -83,6 +83,19 @@ class Analyser:
     def capped(self) -> bool:
         return self.prefilter.capped or self.interpreter.capped
 
+    def _chain_thunks(self, scanned: list[Scanned], branched_to: set[int]) -> None:
+        """``jmp thunk`` stubs in front of thunks (incremental linking; chained twice or more) are thunks."""
+        hops = [hop for chunk in scanned for hop in chunk.hops if hop[0] in branched_to]
+        changed = True
+        while changed:
+            changed = False
+            for stub, target in hops:
+                reached = self.image.thunks.get(target)
+                if reached is not None and stub not in self.image.thunks:
+                    how = f"call thunk 0x{stub:x} -> {reached.how.removeprefix('call thunk ')}"
+                    self.image.thunks[stub] = Target(reached.api, reached.dll, how)
+                    changed = True
+
     def run(self, found: list[Region]) -> tuple[list[CallSite], list[str]]:
         scanned = [chunk for region in found for chunk in self.prefilter.scan(region)]
         # a stub nothing branches to stays a plain tail jump (its own site), so no call is lost
@@ -94,6 +107,7 @@ class Analyser:
                     self.image.thunks[stub] = Target(
                         target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
                     )
+        self._chain_thunks(scanned, branched_to)
         interesting = set(self.image.slots)
         thunks = set(self.image.thunks)
         results: dict[int, list[CallSite]] = {}

@@ -84,11 +84,23 @@ class CallInterpreter(X86Dataflow):
             if rva is not None:
                 if rva in self.image.version_slots:
                     self.version_calls.append((self.image.version_slots[rva], insn.address))
+                if rva == self.image.guard_dispatch and self.bits == 64:
+                    return self._guarded(st.regs.get("a"))
                 return self.image.slot_target(rva)
         value = self._read(insn, op, st)
         if value.kind == "fn" and isinstance(value.ref, str):
             return Target(value.ref, None, f"call {insn.op_str} holding {value.ref} ({value.reason})")
         return None
+
+    def _guarded(self, target: Val | None) -> Target | None:
+        """A /guard:cf dispatch call: it reaches what rax holds."""
+        if target is None or target.kind != "fn" or not isinstance(target.ref, str):
+            return None
+        return Target(
+            target.ref,
+            None,
+            f"CFG dispatch (__guard_dispatch_icall_fptr), rax holding {target.ref} ({target.reason})",
+        )
 
     def _call(self, insn: Insn, st: State, sites: list[CallSite], tail: bool) -> None:
         target = self._call_target(insn, st)

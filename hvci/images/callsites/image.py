@@ -59,6 +59,8 @@ class Image:
             if table.affected_api(imp.name) is not None or imp.name in (ROUTINE_LOOKUP, INIT_UNICODE):
                 self.slots[imp.iat_rva] = Target(imp.name, imp.dll, "[IAT]")
         self.thunks: dict[int, Target] = {}
+        #: ``__guard_dispatch_icall_fptr``: /guard:cf calls go through it with the target in rax
+        self.guard_dispatch = pe.guard_dispatch_rva
         self.global_fns: dict[int, Target] = {}
         self.global_ustr: dict[int, str] = {}
         #: counts changes to ``global_fns`` and ``global_ustr``: a function run before one must run again

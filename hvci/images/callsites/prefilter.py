@@ -24,6 +24,7 @@ class Scanned(NamedTuple):
     mem: set[int]  # RVAs of image memory it references
     direct: set[int]  # targets of its direct calls and jumps
     stubs: list[tuple[int, int]]  # (address, IAT RVA) of its ``jmp [slot]`` instructions that may be stubs
+    hops: list[tuple[int, int]]  # (address, target) of its direct ``jmp`` that may be stubs (thunk chains)
 
 
 class Prefilter:
@@ -40,7 +41,7 @@ class Prefilter:
         stubs. Gaps between known functions are cut into functions after a ``ret``/``int3`` that no earlier
         jump of the same function reaches past (MSVC puts blocks after the ``ret``)."""
         out: list[Scanned] = []
-        current = Scanned(Region(region.start, region.end, region.source), set(), set(), [])
+        current = Scanned(Region(region.start, region.end, region.source), set(), set(), [], [])
         previous = before_stub = None
         reach = region.start
         code, capped = self.image.code(region)
@@ -58,7 +59,7 @@ class Prefilter:
                 and address > reach
             ):
                 out.append(Scanned(Region(current.region.start, address, "gap"), *current[1:]))
-                current = Scanned(Region(address, region.end, "gap"), set(), set(), [])
+                current = Scanned(Region(address, region.end, "gap"), set(), set(), [], [])
             match = MEM_RE.search(op_str) if "[" in op_str else None
             if match:
                 rva = self._mem_rva(address, size, match)
@@ -69,6 +70,8 @@ class Prefilter:
             elif op_str.startswith("0x") and (mnemonic == "call" or mnemonic.startswith("j")):
                 target = int(op_str, 16)
                 current.direct.add(target)
+                if mnemonic == "jmp" and (before_stub is None or before_stub in STUB_AFTER):
+                    current.hops.append((address, target))
                 if mnemonic != "call" and target < region.end:
                     reach = max(reach, target)  # a block of this function lies there: not a new function
             previous = mnemonic
