@@ -8,18 +8,83 @@ report (docs/report.schema.json) is a direct rendering of :class:`Report` (see `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from parsers.records import InputInfo, Span, StackFrame
+from symbols.resolve import SymbolSource
 
 SCHEMA = "hvci-triage/1"
 
 #: Confidence levels, strongest first. ``certain``: two independent pieces of evidence agree (or one that
 #: cannot mean anything else, such as the verifier banner text); ``likely``: one strong piece;
 #: ``possible``: a weak hint (a number alone, a heuristic); ``none``: not HVCI-related.
-CONFIDENCES = ("certain", "likely", "possible", "none")
+Confidence = Literal["certain", "likely", "possible", "none"]
+CONFIDENCES: tuple[Confidence, ...] = get_args(Confidence)
+#: How a piece of evidence bears on the verdict.
+Weight = Literal["deciding", "supporting", "conflicting"]
+#: What an incident is about (the ``kind`` of the JSON report).
+IncidentKind = Literal[
+    "bugcheck",
+    "verifier-banner",
+    "verifier-counters",
+    "readiness",
+    "event",
+    "image",
+    "call-site",
+    "memory-integrity",
+    "verifier-notice",
+]
+#: How far a caller address was resolved (see :class:`Caller`): a symbol source, or the debugger's own
+#: ``ln``/frame symbol printed in the log.
+ResolvedBy = SymbolSource | Literal["debugger"]
+#: How much a failed image rule or call site matters; ``none`` for results that are not failures.
+Level = Literal["error", "warning", "note", "none"]
+
+
+def confidence_rank(confidence: Confidence) -> int:
+    """0 for ``certain`` ... 3 for ``none``: sort and threshold by it, strongest first."""
+    return CONFIDENCES.index(confidence)
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that, unlike ``MappingProxyType``, pickles (incidents cross process borders)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[type[FrozenMap], tuple[dict[str, Any]]]:
+        return FrozenMap, (self._data,)
+
+
+def frozen_details(value: Any) -> Any:
+    """Details made immutable all the way down: mappings become :class:`FrozenMap`, lists tuples.
+
+    An incident is a value that the pipeline re-emits and the TUI, the reports and the findings share, so
+    nothing may change it after it is made; the JSON report renders both forms alike.
+    """
+    if isinstance(value, FrozenMap):
+        return value
+    if isinstance(value, Mapping):
+        return FrozenMap({key: frozen_details(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(frozen_details(item) for item in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +93,7 @@ class Evidence:
 
     reason: str
     span: Span | None = None
-    weight: str = "supporting"  # "deciding" | "supporting" | "conflicting"
+    weight: Weight = "supporting"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +120,7 @@ class Caller:
     file: str | None = None
     line: int | None = None
     inlined: tuple[str, ...] = ()
-    resolved_by: str = "none"
+    resolved_by: ResolvedBy = "none"
     note: str | None = None  # e.g. what is missing to resolve further (the symbol-store key)
 
 
@@ -63,21 +128,23 @@ class Caller:
 class Incident:
     id: str
     source: Span
-    #: "bugcheck" | "verifier-banner" | "verifier-counters" | "readiness" | "event" | "image" | "call-site"
-    #: | "memory-integrity" | "verifier-notice"
-    kind: str
+    kind: IncidentKind
     category: str | None
     hvci_related: bool
-    confidence: str
+    confidence: Confidence
     title: str
     bugcheck: BugCheck | None = None
     caller: Caller | None = None
     driver: str | None = None
+    #: decoded values and names, JSON types only; frozen when the incident is made (see frozen_details)
     details: Mapping[str, Any] = field(default_factory=dict)
     evidence: tuple[Evidence, ...] = ()
     stack: tuple[StackFrame, ...] = ()
     bucket: str = ""
     count: int = 1  # how many reports this incident stands for (e.g. one 0x2004 per section, counters)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", frozen_details(self.details))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ text a value was read from is kept where a reader may want to see it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+#: How bad a diagnostic is: ``error`` means the input could not be read in full (never "clean").
+Severity = Literal["info", "warning", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +35,7 @@ class Diagnostic:
 
     span: Span
     message: str
-    severity: str = "warning"  # "info" | "warning" | "error"
+    severity: Severity = "warning"
 
 
 @dataclass(frozen=True, slots=True)

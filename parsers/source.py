@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Generic, Literal, TypeVar
 
+from parsers.records import Severity
+
 CHUNK_SIZE = 4 << 20  # bytes per read: large enough that per-chunk Python overhead vanishes
 LINE_CAP = 64 << 10  # characters of one line kept for parsing
 LONG_LINE = f"line longer than {LINE_CAP} characters truncated for parsing"
@@ -50,7 +52,7 @@ class Issue:
 
     offset: int
     message: str
-    severity: str = "warning"
+    severity: Severity = "warning"
 
 
 @dataclass(frozen=True, slots=True)

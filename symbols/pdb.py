@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from symbols.demangle import demangle_name
 from symbols.msf import MsfError, PdbTables, Procedure, Public, read_tables
@@ -107,7 +107,7 @@ class PdbFile:
         self.path = path
         self._exact_names = exact_names or {}
         #: where the answers come from: "pdb", or "dwarf" for debug information inside the image itself
-        self.kind = "dwarf" if embedded else "pdb"
+        self.kind: Literal["pdb", "dwarf"] = "dwarf" if embedded else "pdb"
         notes: list[str] = []
         self._lines: SymCacheReader | None = None
         try:

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from symbols.modules import Module, ModuleMap, normalize_name
 from symbols.msf import MSF_MAGIC
@@ -37,7 +38,7 @@ from symbols.pdb import PdbError, PdbFile, SourceFrame, load_pdb
 from symbols.pe import PeError, PeImage
 from symbols.store import Candidate, SymbolStore, check_pdb_match, file_name, image_key, pdb_key
 
-RESOLVED_BY = ("pdb", "dwarf", "exports", "pdata", "module", "none")
+SymbolSource = Literal["pdb", "dwarf", "exports", "pdata", "module", "none"]
 #: Modules (image + PDB) kept resolved at once.
 CONTEXT_CACHE_SIZE = 128
 _IMAGE_EXTENSIONS = (".sys", ".dll", ".exe")
@@ -60,7 +61,7 @@ class Resolution:
     file: str | None
     line: int | None
     inlined: tuple[str, ...]
-    resolved_by: str
+    resolved_by: SymbolSource
     note: str | None
     signature: str | None = None
     inline_frames: tuple[SourceFrame, ...] = ()
@@ -211,7 +212,7 @@ class ImageSymbols:
                 )
         return Resolution(rva, self.name, rva, None, None, None, None, (), "module", _join(notes))
 
-    def _from_image(self, image: PeImage, rva: int) -> tuple[str, int, str] | None:
+    def _from_image(self, image: PeImage, rva: int) -> tuple[str, int, SymbolSource] | None:
         """(name, start, how) from exports and ``.pdata`` for code without a usable PDB. An export names the
         address only when no ``.pdata`` function starts between the export and the address."""
         section = image.section_at(rva)

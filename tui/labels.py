@@ -8,10 +8,6 @@ from __future__ import annotations
 from hvci.knowledge import kb
 from hvci.model import Caller, Incident
 
-#: Confidence order for sorting, strongest first (the model's order).
-CONFIDENCE_RANK = {"certain": 0, "likely": 1, "possible": 2, "none": 3}
-
-
 #: An HVCI-related incident whose category the evidence does not decide (an unknown banner format).
 UNCLASSIFIED = "HVCI, category unknown"
 

@@ -45,7 +45,7 @@ from hvci.batch.run import BatchResult, default_jobs, default_timeout, run_batch
 from hvci.batch.units import Unit, plan
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
-from hvci.model import CONFIDENCES, Incident, Report
+from hvci.model import CONFIDENCES, Incident, Report, confidence_rank
 from hvci.report import FORMATS, render
 
 FAIL_ON = ("hvci", "any", "never", "new", *CONFIDENCES[:-1])
@@ -61,8 +61,7 @@ def fails(incident: Incident, fail_on: str) -> bool:
         return False
     if fail_on == "hvci":
         return True
-    rank = {c: i for i, c in enumerate(CONFIDENCES)}
-    return rank.get(incident.confidence, len(rank)) <= rank[fail_on]
+    return confidence_rank(incident.confidence) <= CONFIDENCES.index(fail_on)
 
 
 def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:

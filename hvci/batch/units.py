@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from parsers.records import Severity
 from parsers.walk import expand
 
 #: The magic numbers of a ZIP archive (local file header, empty archive): APPNOTE 4.3.7 / 4.3.16.
@@ -41,7 +42,7 @@ class Unit:
     data: bytes | None = None
     size: int = 0
     problem: str | None = None
-    severity: str = "error"  # of the problem: "info" for an input the results store already has
+    severity: Severity = "error"  # of the problem: "info" for an input the results store already has
 
 
 def member_name(archive: str, member: str) -> str:

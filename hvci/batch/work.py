@@ -25,7 +25,7 @@ from hvci.batch.units import Unit, content_hash, member_name
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
 from hvci.model import Incident
 from parsers import filetype
-from parsers.records import Diagnostic, InputInfo, Span
+from parsers.records import Diagnostic, InputInfo, Severity, Span
 from parsers.stream import Input, open_input
 
 #: The most bytes read into memory for one archive member, decompressed file or FIFO.
@@ -45,7 +45,7 @@ class InputResult:
     size: int = 0
 
 
-def failed(name: str, message: str, severity: str = "error") -> InputResult:
+def failed(name: str, message: str, severity: Severity = "error") -> InputResult:
     """The result of an input that was not read: named, with why, and never clean."""
     diagnostic = Diagnostic(Span(name, 0, 0), message, severity)
     return InputResult(InputInfo(name, "unread", "unknown", diagnostics=(diagnostic,)))

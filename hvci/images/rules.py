@@ -14,20 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from hvci.knowledge import decode, kb
+from hvci.model import Level
 from parsers.records import ImageHeaderRecord, SectionHeader
 from symbols.pe import MACHINES
 
 if TYPE_CHECKING:
     from symbols.pe import PeImage
 
-PASS = "pass"
-FAIL = "fail"
-NOT_APPLICABLE = "not-applicable"
-COULD_NOT_ANALYSE = "could-not-analyse"
-STATUSES = (PASS, FAIL, NOT_APPLICABLE, COULD_NOT_ANALYSE)
+RuleStatus = Literal["pass", "fail", "not-applicable", "could-not-analyse"]
+PASS: RuleStatus = "pass"
+FAIL: RuleStatus = "fail"
+NOT_APPLICABLE: RuleStatus = "not-applicable"
+COULD_NOT_ANALYSE: RuleStatus = "could-not-analyse"
+STATUSES: tuple[RuleStatus, ...] = get_args(RuleStatus)
 
 PAGE = 0x1000
 # PE constants by their WINNT.H names, from constants.toml (the one table of them)
@@ -61,12 +63,12 @@ class RuleResult:
     """
 
     rule_id: str
-    status: str
+    status: RuleStatus
     category: str | None
     message: str
     evidence: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
-    level: str = "none"
+    level: Level = "none"
     count: int = 1
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hvci import bucket
 from hvci.images.callsites import (
@@ -36,8 +36,8 @@ from hvci.images.callsites import (
 )
 from hvci.images.rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
 from hvci.knowledge import decode
-from hvci.model import Caller, Evidence, Incident
-from parsers.records import Diagnostic, InputInfo, Span
+from hvci.model import Caller, Confidence, Evidence, Incident
+from parsers.records import Diagnostic, InputInfo, Severity, Span
 from parsers.walk import expand
 from symbols.msf import MsfError, read_tables
 from symbols.pdb import PdbError, PdbFile, load_pdb
@@ -50,7 +50,8 @@ LEVELS = ("error", "warning", "note")
 #: hook that reports it, but Code Analysis C30029 bans it.
 SITE_LEVELS = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
 
-IMAGE_STATUSES = ("analysed", "partial", "could-not-analyse", "unreadable")
+ImageStatus = Literal["analysed", "partial", "could-not-analyse", "unreadable"]
+IMAGE_STATUSES: tuple[ImageStatus, ...] = get_args(ImageStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class ImageReport:
     (the file could not be opened)."""
 
     path: str
-    status: str
+    status: ImageStatus
     facts: Mapping[str, Any] = field(default_factory=dict)
     rules: tuple[RuleResult, ...] = ()
     calls: CallSiteAnalysis | None = None
@@ -75,7 +76,7 @@ class ImageReport:
     @property
     def input_info(self) -> InputInfo:
         """The image as an input of the report (what SARIF's invocation notifications are made from)."""
-        severity = "error" if self.status in ("could-not-analyse", "unreadable") else "warning"
+        severity: Severity = "error" if self.status in ("could-not-analyse", "unreadable") else "warning"
         diags = tuple(Diagnostic(Span(self.path, 0, 0), d, severity) for d in self.diagnostics)
         size = int(self.facts.get("file_size", 0))
         return InputInfo(self.path, "pe-image", "binary", 0, size, diags)
@@ -195,7 +196,8 @@ def scan_image(
     pdb_info = _symbols(pe, path, pdbs, symbol_path)
     calls = _analyse_guarded(pe, pdb_info)
     diagnostics.extend(calls.notes if calls.status in ("partial", "could-not-analyse") else ())
-    status = "partial" if diagnostics or calls.status in ("partial", "could-not-analyse") else "analysed"
+    partial = diagnostics or calls.status in ("partial", "could-not-analyse")
+    status: ImageStatus = "partial" if partial else "analysed"
     incidents = (*_rule_incidents(shown, path.name, rules), *_site_incidents(shown, path.name, pe, calls))
     return ImageReport(
         shown, status, facts, rules, calls, tuple(incidents), tuple(diagnostics), pdb_info.note
@@ -445,6 +447,7 @@ def site_incident(path: str, module: str, image_base: int, site: CallSite) -> In
         if fn.name and site.displacement is not None
         else f"RVA 0x{site.rva:x}"
     )
+    confidence: Confidence
     if site.verdict == EXECUTABLE:
         title = f"{site.api} in {where}: {site.reason}"
         confidence = "likely"

@@ -13,7 +13,7 @@ from typing import Any
 
 from hvci.findings import Finding, Occurrence, group_findings
 from hvci.knowledge import kb
-from hvci.model import CONFIDENCES, Baseline, Caller, Incident, Report
+from hvci.model import Baseline, Caller, Incident, Report, confidence_rank
 from parsers.records import Span
 
 _PATH_CONTROL = re.compile(r"[\t\n]")
@@ -43,8 +43,7 @@ def one_line(text: object) -> str:
 
 def ordered(report: Report) -> tuple[list[Incident], list[Incident]]:
     """HVCI-related incidents first (strongest confidence first, then input order), then the others."""
-    rank = {c: i for i, c in enumerate(CONFIDENCES)}
-    hvci = sorted(report.hvci_incidents, key=lambda i: rank.get(i.confidence, len(rank)))
+    hvci = sorted(report.hvci_incidents, key=lambda i: confidence_rank(i.confidence))
     others = [i for i in report.incidents if not i.hvci_related]
     return hvci, others
 
@@ -52,11 +51,9 @@ def ordered(report: Report) -> tuple[list[Incident], list[Incident]]:
 def ordered_findings(report: Report) -> tuple[list[Finding], list[Finding]]:
     """The de-duplicated findings (:mod:`hvci.findings`), HVCI-related first by their representative's
     confidence, then the others, each in order of first occurrence."""
-    rank = {c: i for i, c in enumerate(CONFIDENCES)}
     findings = group_findings(report.incidents)
     hvci = sorted(
-        (f for f in findings if f.incident.hvci_related),
-        key=lambda f: rank.get(f.incident.confidence, len(rank)),
+        (f for f in findings if f.incident.hvci_related), key=lambda f: confidence_rank(f.incident.confidence)
     )
     return hvci, [f for f in findings if not f.incident.hvci_related]
 

@@ -30,6 +30,7 @@ from parsers.records import (
     ModuleEntry,
     ModuleListRecord,
     Record,
+    Severity,
     Span,
     StackFrame,
     StackRecord,
@@ -54,7 +55,7 @@ class DumpContent:
     def span(self, first: int, last: int | None = None, offset: int | None = None) -> Span:
         return Span(self.path, first, first if last is None else last, offset)
 
-    def problem(self, message: str, offset: int | None = None, severity: str = "error") -> None:
+    def problem(self, message: str, offset: int | None = None, severity: Severity = "error") -> None:
         line = self.add(f"! {message}")
         self.records.append(Diagnostic(self.span(line, offset=offset), message, severity))
 

@@ -98,7 +98,7 @@ def parameters_text(incident: Incident) -> Text:
             text.append(f"  Arg1  {_number(subcode.get('value'))}  ", "")
             text.append(f"{clean(str(subcode.get('meaning') or ''))}{clean(era)}\n", "dim")
         arguments = details.pop("arguments", None)
-        if isinstance(arguments, list):
+        if isinstance(arguments, list | tuple):
             for argument in arguments:
                 text.append(f"  Arg{argument.get('index')}  {_number(argument.get('value'))}  ", "")
                 text.append(f"{clean(_meaning(str(argument.get('meaning') or '')))}\n", "dim")

@@ -16,8 +16,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from hvci.model import Incident
-from tui.labels import CONFIDENCE_RANK, caller_label, category_label, driver_label, input_label, short_driver
+from hvci.model import Incident, confidence_rank
+from tui.labels import caller_label, category_label, driver_label, input_label, short_driver
 from tui.safe_text import safe
 
 SORT_KEYS = ("input", "category", "driver", "confidence", "count")
@@ -115,7 +115,7 @@ def _sort_key(
         if name == "driver":
             return (*first, driver_label(incident).lower(), position)
         if name == "confidence":
-            return (*first, CONFIDENCE_RANK.get(incident.confidence, 9), position)
+            return (*first, confidence_rank(incident.confidence), position)
         if name == "count":
             return (*first, -count_of(incident), position)
         return (*first, position)

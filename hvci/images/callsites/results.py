@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-EXECUTABLE = "executable"
-SAFE = "safe"
-UNKNOWN = "unknown"
-BANNED = "banned"
+from symbols.resolve import SymbolSource
+
+#: The verdict on one call site: a finding, a pass, unknown (never called clean or bad), or an API that no
+#: argument makes safe.
+CallVerdict = Literal["executable", "safe", "unknown", "banned"]
+EXECUTABLE: CallVerdict = "executable"
+SAFE: CallVerdict = "safe"
+UNKNOWN: CallVerdict = "unknown"
+BANNED: CallVerdict = "banned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +22,7 @@ class FunctionName:
 
     name: str | None
     start: int | None
-    resolved_by: str  # "pdb" | "exports" | "pdata" | "none"
+    resolved_by: SymbolSource
     file: str | None = None
     line: int | None = None
 
@@ -31,7 +37,7 @@ class CallSite:
     category: str
     how: str  # how the call reaches the API, e.g. "call [IAT]", "tail jump [IAT]", "call thunk 0x1200"
     instruction: str
-    verdict: str  # EXECUTABLE | SAFE | UNKNOWN | BANNED
+    verdict: CallVerdict
     argument_index: int | None
     argument_kind: str
     values: tuple[int, ...]  # the argument's possible constant values (empty when unknown)
@@ -61,7 +67,7 @@ class CallSiteAnalysis:
     """The call-site analysis of one image. ``status`` is ``done``, ``partial`` (a cap was reached; see
     ``notes``), ``not-applicable`` (e.g. ARM64, header rules only) or ``could-not-analyse``."""
 
-    status: str
+    status: Literal["done", "partial", "not-applicable", "could-not-analyse"]
     sites: tuple[CallSite, ...] = ()
     imported: tuple[ImportedApi, ...] = ()
     notes: tuple[str, ...] = ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN
+from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallVerdict
 from hvci.images.callsites.values import Val, known_bits
 from hvci.knowledge import decode, kb
 from hvci.knowledge.decode import DECODERS
@@ -50,7 +50,7 @@ class Arguments(Protocol):
 
 
 class Judgement(NamedTuple):
-    verdict: str  # EXECUTABLE | SAFE | UNKNOWN | BANNED
+    verdict: CallVerdict
     reason: str
     values: tuple[int, ...] = ()
     decoded: tuple[str, ...] = ()

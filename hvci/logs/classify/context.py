@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hvci.model import Weight
 from parsers.records import MemoryIntegrityRecord, MemoryStringRecord, SymbolLineRecord
 from symbols.modules import ModuleMap, normalize_name
 from symbols.resolve import SymbolResolver
 
-DECIDING = "deciding"
-SUPPORTING = "supporting"
-CONFLICTING = "conflicting"
+DECIDING: Weight = "deciding"
+SUPPORTING: Weight = "supporting"
+CONFLICTING: Weight = "conflicting"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from hvci.logs.classify.verdict import (
     other_verdict,
 )
 from hvci.logs.correlate import CrashGroup
-from hvci.model import Evidence, Incident
+from hvci.model import Evidence, Incident, IncidentKind
 from parsers.records import BugCheckRecord
 
 _FORMS = {
@@ -44,6 +44,7 @@ def _pieces(group: CrashGroup, bc: BugCheckRecord | None) -> list[Evidence]:
 
 def classify_crash(group: CrashGroup, context: Context) -> Incident:
     bc = group.bugcheck
+    kind: IncidentKind
     if bc is None and group.banner is not None:
         verdict = banner_only_verdict(group.banner)
         kind = "verifier-banner"

@@ -21,7 +21,7 @@ from hvci.logs.classify.context import (
 )
 from hvci.logs.correlate import CrashGroup
 from hvci.logs.wording import text_matches
-from hvci.model import Evidence
+from hvci.model import Confidence, Evidence
 from parsers.records import AnalyzeRecord, BugCheckRecord, Span, VerifierBannerRecord
 from symbols.modules import normalize_name
 
@@ -32,7 +32,7 @@ _FIELD_CODE = re.compile(r"^0x([0-9a-f]+)_([0-9a-f]+)", re.IGNORECASE)
 class Verdict:
     category: str | None
     hvci_related: bool
-    confidence: str
+    confidence: Confidence
     evidence: list[Evidence]
     meaning: kb.SubcodeMeaning | None = None
 
@@ -47,7 +47,8 @@ class _Votes:
     independent: int = 0
     disputed: bool = False  # two strong pieces of evidence disagree
 
-    def confidence(self) -> str:
+    def confidence(self) -> Confidence:
+        found: Confidence
         if self.strong >= 2 or (self.strong == 1 and self.independent >= 1):
             found = "certain"
         elif self.strong == 1 or self.independent >= 1:
