@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 _LIMIT = (1 << 64) - 1
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: dataclasses.fields() costs per call
 
 
 def widest_digits(value: object) -> int:
@@ -22,6 +23,11 @@ def widest_digits(value: object) -> int:
         return (value.bit_length() + 3) // 4 if value > _LIMIT or value < -_LIMIT else 0
     if isinstance(value, (tuple, list)):
         return max((widest_digits(item) for item in value), default=0)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return max((widest_digits(getattr(value, f.name)) for f in dataclasses.fields(value)), default=0)
-    return 0
+    if isinstance(value, str):
+        return 0
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            return 0
+        names = _FIELD_NAMES.setdefault(type(value), tuple(f.name for f in dataclasses.fields(value)))
+    return max((widest_digits(getattr(value, name)) for name in names), default=0)

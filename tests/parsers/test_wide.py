@@ -1,0 +1,28 @@
+"""``widest_digits`` finds an integer wider than 64 bits anywhere in a record (nested records, tuples)."""
+
+from __future__ import annotations
+
+from parsers.records import BugCheckRecord, EventRecord, Span, StackFrame, StackRecord
+from parsers.wide import widest_digits
+
+SPAN = Span("p", 1, 1)
+
+
+def test_nothing_wide_is_zero() -> None:
+    assert widest_digits(BugCheckRecord(SPAN, "bugcheck-line", 0xC4, (0x2000, (1 << 64) - 1, 0, 0))) == 0
+    assert (
+        widest_digits(EventRecord(SPAN, "Microsoft-Windows-CodeIntegrity", 3087, "text", status=0xC0000428))
+        == 0
+    )
+    assert widest_digits("x" * 5000) == 0 and widest_digits(True) == 0
+
+
+def test_a_wide_number_anywhere_is_found() -> None:
+    huge = int("9" * 3600)
+    assert (
+        widest_digits(BugCheckRecord(SPAN, "bugcheck-line", 0xC4, (0x2000, huge)))
+        == (huge.bit_length() + 3) // 4
+    )
+    frame = StackFrame(3, "frame", return_address=1 << 70)
+    assert widest_digits(StackRecord(SPAN, "k", (StackFrame(2, "ok"), frame))) == 18
+    assert widest_digits(-(1 << 80)) == 21
