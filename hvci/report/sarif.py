@@ -276,7 +276,8 @@ def _location(incident: Incident, base: Path) -> dict[str, Any]:
         else:
             physical = {"artifactLocation": _artifact(incident.source.path, base)}
     else:
-        physical = span_location(incident.source, base)
+        binary = [e.span for e in incident.evidence if e.span is not None and e.span.offset is not None]
+        physical = span_location(binary[0] if binary else incident.source, base)
     location: dict[str, Any] = {"physicalLocation": physical}
     if caller is not None and caller.function:
         qualified = f"{incident.driver or caller.module or ''}!{caller.function}".lstrip("!")
@@ -287,9 +288,12 @@ def _location(incident: Incident, base: Path) -> dict[str, Any]:
 
 
 def span_location(span: Span, base: Path) -> dict[str, Any]:
-    """A physical location for lines of a log: the file, and the region when the span has lines."""
+    """A physical location for lines of a log: the file, and the region when the span has lines; in a
+    binary input (a crash dump) the region is the byte offset of the field the verdict rests on."""
     physical: dict[str, Any] = {"artifactLocation": _artifact(span.path, base)}
-    if span.first_line >= 1:
+    if span.offset is not None:
+        physical["region"] = {"byteOffset": span.offset}
+    elif span.first_line >= 1:
         physical["region"] = {"startLine": span.first_line, "endLine": max(span.last_line, span.first_line)}
     return physical
 

@@ -214,3 +214,16 @@ def test_the_schema_check_can_fail(validator: jsonschema.protocols.Validator) ->
     log = render_sarif([])
     log["runs"][0]["results"] = [{"ruleId": "x", "level": "fatal", "message": {"text": "t"}}]
     assert list(validator.iter_errors(log))
+
+
+def test_a_crash_dump_result_points_at_the_field_bytes(validator: jsonschema.protocols.Validator) -> None:
+    from hvci.logs.pipeline import analyze_inputs
+    from hvci.report import render
+    from parsers.stream import open_input
+
+    dump = REPO / "samples" / "dumps" / "minidump-c4-2001-x64.dmp"
+    log = json.loads(render(analyze_inputs([open_input(dump)]), "sarif"))
+    _valid(validator, log)
+    [result] = log["runs"][0]["results"]
+    region = result["locations"][0]["physicalLocation"]["region"]
+    assert region == {"byteOffset": 0x38}  # BugCheckCode in DUMP_HEADER64
