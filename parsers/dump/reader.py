@@ -77,8 +77,10 @@ def read_dump(source: Source) -> DumpContent:
             offset, origin = header.layout.offset("PsLoadedModuleList"), "the dump's PsLoadedModuleList"
             if memory is not None:
                 _argument_strings(content, memory, header)
+                _os_version(content, memory)
         if drivers:
             _module_list(content, drivers, offset, origin)
+        source.bytes_read = dump.size  # read where needed, but all of it accounted for
         if triage is not None:
             _stack(content, header, triage, drivers)
             _argument_strings(content, BlockMemory(dump, triage.blocks, header.bits), header)
@@ -181,6 +183,22 @@ def _walked(content: DumpContent, memory: VirtualMemory, header: Header) -> list
             f"{stopped}; {len(modules)} loaded module(s) read", header.layout.offset("PsLoadedModuleList")
         )
     return [DriverEntry(m.name, m.base, m.size, m.entry) for m in modules]
+
+
+#: ``KUSER_SHARED_DATA`` (WDK ``ntddk.h``), mapped at the same address in every process: ``NtMajorVersion``
+#: at +0x26C, ``NtMinorVersion`` at +0x270.
+_SHARED_DATA = {64: 0xFFFFF780_00000000, 32: 0xFFDF0000}
+
+
+def _os_version(content: DumpContent, memory: VirtualMemory) -> None:
+    """Windows' major and minor version, which the dump header does not carry (it has the build only)."""
+    data = memory.read(_SHARED_DATA[memory.bits] + 0x26C, 8)
+    if data is None:
+        return
+    major, minor = int.from_bytes(data[:4], "little"), int.from_bytes(data[4:], "little")
+    if 5 <= major <= 10 and minor <= 3:  # NT 5.0 (2000) to 10.0: anything else is not this field
+        line = content.add(f"Windows version {major}.{minor} (KUSER_SHARED_DATA)")
+        content.records.append(Diagnostic(content.span(line), f"Windows version {major}.{minor}", "info"))
 
 
 def _argument_strings(content: DumpContent, memory: Memory, header: Header) -> None:

@@ -265,6 +265,8 @@ def loaded_module_list(memory: Memory, head: int, drivers: Sequence[Driver], *, 
 def kernel_memory(crash: Crash, mode: str, head: int, *, loop: bool = False) -> Memory:
     memory = Memory(mode)
     loaded_module_list(memory, head, crash.drivers, loop=loop)
+    shared = 0xFFFFF780_00000000 if mode == "x64" else 0xFFDF0000  # KUSER_SHARED_DATA
+    memory.write(shared + 0x260, struct.pack("<I", crash.build) + bytes(8) + struct.pack("<II", 10, 0))
     for address, data in crash.memory:
         memory.write(address, data)
     return memory

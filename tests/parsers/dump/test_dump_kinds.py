@@ -209,3 +209,9 @@ def test_a_triage_dump_names_the_image_from_its_data_blocks(bits: int) -> None:
     [incident] = report.incidents
     assert incident.category == "section-alignment" and incident.details["image"] == image
     assert incident.driver == "wxdrv.sys"
+
+
+@pytest.mark.parametrize("kind", ["full-x64", "full-x86-pae", "full-x86"])
+def test_a_memory_dump_gives_the_windows_version_from_shared_user_data(kind: str) -> None:
+    report = analyze_inputs([open_input(None, data=KINDS[kind](), name="MEMORY.DMP")])
+    assert "Windows version 10.0" in [d.message for d in report.inputs[0].diagnostics]
