@@ -215,3 +215,17 @@ def test_a_triage_dump_names_the_image_from_its_data_blocks(bits: int) -> None:
 def test_a_memory_dump_gives_the_windows_version_from_shared_user_data(kind: str) -> None:
     report = analyze_inputs([open_input(None, data=KINDS[kind](), name="MEMORY.DMP")])
     assert "Windows version 10.0" in [d.message for d in report.inputs[0].diagnostics]
+
+
+def test_a_dump_inside_a_zip_is_read_in_place(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "lab.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("Minidump/Mini1.dmp", triage_dump(CRASH64))
+    result = CliRunner().invoke(cli, ["analyze", "--format", "json", str(archive)], catch_exceptions=False)
+    data = json.loads(result.stdout)
+    assert result.exit_code == ExitCode.FINDINGS
+    assert [(i["id"], i["category"]) for i in data["incidents"]] == [
+        (f"{archive}!Minidump/Mini1.dmp:10", "execute-page-protection")
+    ]
