@@ -42,6 +42,8 @@ from parsers.walk import expand
 from symbols.msf import MsfError, read_tables
 from symbols.pdb import PdbError, PdbFile, load_pdb
 from symbols.pe import PeError, PeImage, read_image_file
+from symbols.resolve import ImageSymbols
+from symbols.store import SymbolStore, check_pdb_match
 
 #: Incident/result levels, most severe first (SARIF's vocabulary).
 LEVELS = ("error", "warning", "note")
@@ -278,47 +280,12 @@ def _pdb_choices(pdb: Sequence[str] | Mapping[str, str] | str | None) -> Sequenc
     return pdb
 
 
-def _candidates(
-    pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str], symbol_path: str | None
-) -> list[Path]:
-    """PDB files to try, best first: named for this image, given on the command line, next to the image,
-    then in the local symbol stores of the symbol path (``name.pdb/GUIDAGE/name.pdb``)."""
-    out: list[Path] = []
+def _explicit_pdbs(path: Path, pdbs: Sequence[str] | Mapping[str, str]) -> list[Path]:
+    """The PDB files given on the command line for this image: ``name=file`` entries for it, or every file
+    of a plain list (each image takes the one whose GUID and age match)."""
     if isinstance(pdbs, Mapping):
-        for key in (path.name, path.name.lower(), str(path)):
-            if key in pdbs:
-                out.append(Path(pdbs[key]))
-    else:
-        out.extend(Path(p) for p in pdbs)
-    codeview = pe.codeview
-    names = [f"{path.stem}.pdb"]
-    if codeview is not None:
-        names.insert(0, codeview.pdb_name.replace("\\", "/").rsplit("/", 1)[-1])
-    out.extend(path.parent / name for name in names)
-    for entry in _symbol_dirs(symbol_path):
-        for name in names:
-            if codeview is not None:
-                out.append(entry / name / codeview.store_key / name)
-            out.append(entry / name)
-    return out
-
-
-def _symbol_dirs(symbol_path: str | None) -> list[Path]:
-    """Local folders of a ``_NT_SYMBOL_PATH``-style value (``srv*C:\\cache*https://...`` keeps the cache)."""
-    if not symbol_path:
-        return []
-    dirs: list[Path] = []
-    for element in symbol_path.replace(os.pathsep, ";").split(";"):
-        for part in element.split("*"):
-            part = part.strip()
-            if (
-                part
-                and part.lower() not in ("srv", "symsrv", "cache")
-                and "://" not in part
-                and not part.lower().endswith(".dll")
-            ):
-                dirs.append(Path(part))
-    return dirs
+        return [Path(pdbs[key]) for key in (path.name, path.name.lower(), str(path)) if key in pdbs]
+    return [Path(p) for p in pdbs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,25 +301,32 @@ class _Symbols:
 def _symbols(
     pe: PeImage, path: Path, pdbs: Sequence[str] | Mapping[str, str], symbol_path: str | None
 ) -> _Symbols:
-    """From the first PDB whose debug id matches the image; without one, names come from exports or
-    ``.pdata`` and the note says why."""
-    wanted = pe.debug_id
+    """The PDBs given for the image first, then the one way every command finds symbols
+    (:meth:`symbols.resolve.ImageSymbols.attach_pdb`: next to the image under its CodeView name, plain
+    folders and two-tier stores of the symbol path, GUID and age checked, else DWARF inside the image).
+    Without one, names come from exports or ``.pdata`` and the note says why."""
     rejected: list[str] = []
-    for candidate in _candidates(pe, path, pdbs, symbol_path):
-        if not candidate.is_file():
-            continue
+    for candidate in _explicit_pdbs(path, pdbs):
         try:
             pdb = load_pdb(candidate)
         except PdbError as error:
             rejected.append(f"{candidate} ({error})")
             continue
-        if wanted is not None and pdb.debug_id != wanted:
-            rejected.append(f"{candidate} (debug id {pdb.debug_id})")
-            continue
-        return _Symbols(_pdb_namer(pe, pdb), _procedure_ranges(candidate), str(candidate))
+        match = check_pdb_match(pe, pdb.debug_id, str(candidate))
+        if match.ok:
+            return _Symbols(_pdb_namer(pe, pdb), _procedure_ranges(candidate), str(candidate))
+        rejected.append(str(match.message))
+    found = ImageSymbols(name=path.name, image=pe)
+    found.attach_pdb(SymbolStore(symbol_path), path.parent)
+    if found.pdb is not None:
+        source = Path(found.pdb.path)
+        note = str(source) if found.pdb.kind == "pdb" else f"{source} (DWARF inside the image)"
+        ranges = _procedure_ranges(source) if found.pdb.kind == "pdb" else ()
+        return _Symbols(_pdb_namer(pe, found.pdb), ranges, note)
+    reasons = [*rejected, *found.notes]
     if rejected:
-        return _Symbols(None, (), f"no matching PDB: the image wants {wanted}; tried {', '.join(rejected)}")
-    return _Symbols(None, (), None if wanted is None else f"no PDB found for debug id {wanted}")
+        return _Symbols(None, (), f"no matching PDB: {'; '.join(reasons)}")
+    return _Symbols(None, (), "; ".join(reasons) or None)
 
 
 def _procedure_ranges(path: Path) -> tuple[tuple[int, int], ...]:

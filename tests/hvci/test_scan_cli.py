@@ -139,3 +139,27 @@ def test_folders_and_globs_expand() -> None:
     ]
     folder = json.loads(_run(realworld("drivers"), "--format", "json").output)
     assert len(folder["images"]) == 3 and all(i["status"] == "analysed" for i in folder["images"])
+
+
+def test_scan_finds_pdbs_like_every_other_command(tmp_path: Path) -> None:
+    """Through symbols.store: a two-tier store (index2.txt) is searched, and a PDB of the right name but
+    another GUID/age next to the image is refused with the reason."""
+    image = tmp_path / "bin" / "api_misuse.sys"
+    image.parent.mkdir()
+    image.write_bytes((BUILD / "api_misuse.sys").read_bytes())
+    (image.parent / "api_misuse.pdb").write_bytes((BUILD / "clean.pdb").read_bytes())  # wrong GUID
+    doc = json.loads(_run(image, "--format", "json").output)
+    assert "PDB mismatch" in doc["images"][0]["symbols"]
+    assert "bad_pool_nonpaged" not in {s["function"] for s in doc["images"][0]["call_sites"]}
+    debug_id = doc["images"][0]["facts"]["codeview"]["debug_id"]
+    guid, age = debug_id.rsplit("-", 1)
+    store = tmp_path / "store"
+    (store / "index2.txt").parent.mkdir()
+    (store / "index2.txt").write_text("")
+    key = f"{guid.replace('-', '').upper()}{age.upper()}"
+    stored = store / "ap" / "api_misuse.pdb" / key / "api_misuse.pdb"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes((BUILD / "api_misuse.pdb").read_bytes())
+    found = json.loads(_run(image, "--symbols", f"srv*{store}", "--format", "json").output)
+    assert found["images"][0]["symbols"] == str(stored)
+    assert "bad_pool_nonpaged" in {s["function"] for s in found["images"][0]["call_sites"]}
