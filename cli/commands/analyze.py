@@ -47,6 +47,7 @@ from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import CONFIDENCES, Incident, Report, confidence_rank
 from hvci.report import FORMATS, render
+from symbols.store import symbol_path_from_environment
 
 FAIL_ON = ("hvci", "any", "never", "new", *CONFIDENCES[:-1])
 
@@ -145,9 +146,8 @@ def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings) 
 @click.option(
     "--symbols",
     "symbol_path",
-    envvar="_NT_SYMBOL_PATH",
     metavar="PATH",
-    help="Symbol path in WinDbg syntax (srv*CACHE*URL;DIR); defaults to _NT_SYMBOL_PATH.",
+    help="Symbol path in WinDbg syntax (srv*CACHE*URL;DIR); default: _NT_ALT_SYMBOL_PATH;_NT_SYMBOL_PATH.",
 )
 @click.option(
     "--images",
@@ -241,6 +241,8 @@ def command(
     jsonl  a "header" line (schema, inputs), "incident" and "finding" lines, a "summary" line
     sarif  SARIF 2.1.0 for code-scanning uploads
     Exit: 0 clean, 1 findings (see --fail-on), 2 usage/nothing readable, 3 incomplete, 130 interrupted."""
+    if symbol_path is None:
+        symbol_path = symbol_path_from_environment()  # the same default as every other command
     options = AnalyzeOptions(symbol_path=symbol_path or None, image_dirs=image_dirs, modules=modules)
     try:
         options.user_modules()

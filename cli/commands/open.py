@@ -72,11 +72,14 @@ def command(
     """
     from hvci.logs.pipeline import AnalyzeOptions
     from parsers.walk import expand
+    from symbols.store import symbol_path_from_environment
 
     if paths.count(STDIN) > 1:
         raise click.UsageError("standard input (-) can be given only once")
     if follow and STDIN in paths:
         raise click.UsageError("--follow needs files: standard input cannot be followed")
+    if symbol_path is None:
+        symbol_path = symbol_path_from_environment()  # the same default as every other command
     options = AnalyzeOptions(symbol_path=symbol_path, image_dirs=image_dirs, modules=modules)
     try:
         options.user_modules()

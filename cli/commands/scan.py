@@ -45,6 +45,7 @@ from hvci.knowledge.decode import DECODERS
 from hvci.report.common import one_line
 from hvci.report.json_report import incident_dict, jsonable
 from hvci.report.sarif import render_sarif
+from symbols.store import symbol_path_from_environment
 
 FAIL_ON = (*LEVELS, "never")
 SCHEMA = "hvci-triage-scan/1"
@@ -295,7 +296,8 @@ def _pdb_option(values: tuple[str, ...]) -> list[str] | dict[str, str]:
     "--symbols",
     "symbol_path",
     metavar="PATH",
-    help="Symbol path: folders or local symbol stores (srv*DIR*URL keeps DIR).",
+    help="Symbol path: folders or local symbol stores (srv*DIR*URL keeps DIR); "
+    "default: _NT_ALT_SYMBOL_PATH;_NT_SYMBOL_PATH.",
 )
 @click.option(
     "--fail-on",
@@ -322,6 +324,8 @@ def command(
     image readable; 3 no findings, but something could not be decided (a file that is not a PE, a call
     whose argument is only known at run time): never reported as clean.
     """
+    if symbol_path is None:
+        symbol_path = symbol_path_from_environment()  # the same default as every other command
     report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs))
     text = render(report, fmt, verbose=verbose)
     emit(text, output)

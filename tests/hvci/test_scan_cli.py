@@ -163,3 +163,12 @@ def test_scan_finds_pdbs_like_every_other_command(tmp_path: Path) -> None:
     found = json.loads(_run(image, "--symbols", f"srv*{store}", "--format", "json").output)
     assert found["images"][0]["symbols"] == str(stored)
     assert "bad_pool_nonpaged" in {s["function"] for s in found["images"][0]["call_sites"]}
+
+
+def test_scan_takes_the_symbol_path_from_the_environment_like_analyze(tmp_path: Path) -> None:
+    image = tmp_path / "api_misuse.sys"
+    image.write_bytes((BUILD / "api_misuse.sys").read_bytes())
+    result = CliRunner(env={"_NT_ALT_SYMBOL_PATH": str(BUILD)}).invoke(
+        cli, ["scan", "--format", "json", str(image)], catch_exceptions=False
+    )
+    assert json.loads(result.output)["images"][0]["symbols"] == str(BUILD / "api_misuse.pdb")
