@@ -157,10 +157,6 @@ class PdbFile:
         Raises :class:`PdbError` when there is none that symbolic can read."""
         return cls(image.path, image.data, embedded=True, exact_names=image.coff_functions)
 
-    @property
-    def has_line_info(self) -> bool:
-        return self._lines is not None
-
     def lookup(self, rva: int) -> PdbSymbol | None:
         """What the PDB says about ``rva`` (an offset from the image base), or None when it names nothing.
 

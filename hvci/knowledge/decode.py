@@ -159,36 +159,6 @@ def detail_key(kind: str) -> str | None:
     return _table(kind).detail_key if kind in DECODERS else None
 
 
-def pool_type(value: int) -> Decoded:
-    """A POOL_TYPE (0xC4/0x2000 Arg3): 0 is NonPagedPool and executable, 0x200 NonPagedPoolNx is not."""
-    return decode("pool_type", value)
-
-
-def pool_flags(value: int) -> Decoded:
-    """POOL_FLAGS of ExAllocatePool2/3 (64-bit): POOL_FLAG_NON_PAGED_EXECUTE (0x80) is the executable one."""
-    return decode("pool_flags", value)
-
-
-def page_protection(value: int) -> Decoded:
-    """A page protection (0xC4/0x2001 Arg3): any PAGE_EXECUTE* bit (mask 0xF0) makes it executable."""
-    return decode("page_protection", value)
-
-
-def mdl_priority(value: int) -> Decoded:
-    """An MM_PAGE_PRIORITY with MdlMapping* bits (0xC4/0x2002 Arg3): executable unless MdlMappingNoExecute."""
-    return decode("mdl_priority", value)
-
-
-def lookaside_flags(value: int) -> Decoded:
-    """ExInitializeNPagedLookasideList Flags: executable entries unless POOL_NX_ALLOCATION (0x200)."""
-    return decode("lookaside_flags", value)
-
-
-def cache_type(value: int) -> Decoded:
-    """MEMORY_CACHING_TYPE of the SpecifyCache allocators: only MmCached is documented as executable."""
-    return decode("cache_type", value)
-
-
 def section_characteristics(value: int) -> Decoded:
     """IMAGE_SCN_* flags of a PE section; ``executable`` is IMAGE_SCN_MEM_EXECUTE, W+X is called out."""
     decoded = decode("section_characteristics", value)

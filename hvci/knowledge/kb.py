@@ -182,9 +182,7 @@ def _verifier_facts(doc: VerifierFile) -> VerifierFacts:
     return VerifierFacts(
         flag=doc.flag.value,
         flag_bit=doc.flag.bit,
-        flag_label=doc.flag.label,
         rule_class=doc.rule_class.value,
-        rule_class_note=doc.rule_class.note,
         commands=MappingProxyType(dict(doc.commands)),
         readiness_tools=MappingProxyType(dict(doc.readiness_tools)),
         banner_header=doc.banner.header,

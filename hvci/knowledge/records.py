@@ -277,9 +277,7 @@ class VerifierFacts:
 
     flag: int
     flag_bit: int
-    flag_label: str
     rule_class: int
-    rule_class_note: str
     commands: Mapping[str, str]
     readiness_tools: Mapping[str, str]  # tool id (parsers.readiness) -> how titles name it
     banner_header: str

@@ -49,12 +49,12 @@ def test_not_a_pool_tag(value: int) -> None:
     ],
 )
 def test_pool_type(value: int, name: str, executable: bool) -> None:
-    decoded = decode.pool_type(value)
+    decoded = decode.decode("pool_type", value)
     assert (decoded.name, decoded.executable) == (name, executable)
 
 
 def test_pool_type_unknown_bits_are_named_not_dropped() -> None:
-    decoded = decode.pool_type(0x400)
+    decoded = decode.decode("pool_type", 0x400)
     assert decoded.parts == ("NonPagedPool", "0x400 (unknown)")
     assert decoded.executable is True and decoded.note and "0x201" in decoded.note
 
@@ -63,18 +63,18 @@ def test_pool_type_unknown_bits_are_named_not_dropped() -> None:
 
 
 def test_pool_flags() -> None:
-    assert decode.pool_flags(0x80).executable is True
-    assert decode.pool_flags(0x80).name == "POOL_FLAG_NON_PAGED_EXECUTE"
-    assert decode.pool_flags(0x40).executable is False
-    assert decode.pool_flags(0x100).executable is False
-    both = decode.pool_flags(0x100000042)
+    assert decode.decode("pool_flags", 0x80).executable is True
+    assert decode.decode("pool_flags", 0x80).name == "POOL_FLAG_NON_PAGED_EXECUTE"
+    assert decode.decode("pool_flags", 0x40).executable is False
+    assert decode.decode("pool_flags", 0x100).executable is False
+    both = decode.decode("pool_flags", 0x100000042)
     assert both.parts == ("POOL_FLAG_UNINITIALIZED", "POOL_FLAG_NON_PAGED", "POOL_FLAG_SPECIAL_POOL")
-    none = decode.pool_flags(0x2)
+    none = decode.decode("pool_flags", 0x2)
     assert none.executable is None and none.note and "no pool type flag" in none.note
 
 
 def test_pool_flags_are_64_bit_and_not_sign_folded() -> None:
-    decoded = decode.pool_flags(0xFFFFFFFF80000040)
+    decoded = decode.decode("pool_flags", 0xFFFFFFFF80000040)
     assert decoded.value == 0xFFFFFFFF80000040 and any("unknown" in p for p in decoded.parts)
 
 
@@ -94,12 +94,12 @@ def test_pool_flags_are_64_bit_and_not_sign_folded() -> None:
     ],
 )
 def test_page_protection(value: int, name: str, executable: bool) -> None:
-    decoded = decode.page_protection(value)
+    decoded = decode.decode("page_protection", value)
     assert (decoded.name, decoded.executable) == (name, executable)
 
 
 def test_page_protection_two_base_values_are_not_guessed() -> None:
-    decoded = decode.page_protection(0x44)
+    decoded = decode.decode("page_protection", 0x44)
     assert decoded.parts == ("0x44 (unknown)",) and decoded.executable is True
 
 
@@ -107,24 +107,24 @@ def test_page_protection_two_base_values_are_not_guessed() -> None:
 
 
 def test_priority_without_no_execute_is_executable() -> None:
-    decoded = decode.mdl_priority(0x10)
+    decoded = decode.decode("mdl_priority", 0x10)
     assert decoded.name == "NormalPagePriority" and decoded.executable is True
 
 
 def test_priority_with_no_execute_is_fine() -> None:
-    decoded = decode.mdl_priority(0x40000010)
+    decoded = decode.decode("mdl_priority", 0x40000010)
     assert decoded.parts == ("NormalPagePriority", "MdlMappingNoExecute") and decoded.executable is False
 
 
 def test_x86_sign_extended_priority_is_folded_and_said() -> None:
-    decoded = decode.mdl_priority(0xFFFFFFFF80000010)
+    decoded = decode.decode("mdl_priority", 0xFFFFFFFF80000010)
     assert decoded.value == 0x80000010
     assert decoded.parts == ("NormalPagePriority", "MdlMappingNoWrite") and decoded.executable is True
     assert decoded.note and "sign-extended" in decoded.note and "third-party" in decoded.note
 
 
 def test_unknown_priority_bit() -> None:
-    decoded = decode.mdl_priority(0x20000010)
+    decoded = decode.decode("mdl_priority", 0x20000010)
     assert decoded.parts == ("NormalPagePriority", "0x20000000 (unknown)") and decoded.executable is True
 
 
@@ -132,11 +132,12 @@ def test_unknown_priority_bit() -> None:
 
 
 def test_lookaside_flags_and_cache_type() -> None:
-    assert decode.lookaside_flags(0).executable is True
-    assert decode.lookaside_flags(0x200).name == "POOL_NX_ALLOCATION"
-    assert decode.lookaside_flags(0x200).executable is False
-    assert decode.cache_type(1).name == "MmCached" and decode.cache_type(1).executable is True
-    assert decode.cache_type(0).executable is None
+    assert decode.decode("lookaside_flags", 0).executable is True
+    assert decode.decode("lookaside_flags", 0x200).name == "POOL_NX_ALLOCATION"
+    assert decode.decode("lookaside_flags", 0x200).executable is False
+    cached = decode.decode("cache_type", 1)
+    assert cached.name == "MmCached" and cached.executable is True
+    assert decode.decode("cache_type", 0).executable is None
 
 
 def test_section_characteristics() -> None:
@@ -225,17 +226,17 @@ def test_decoding_never_raises_and_names_every_part(kind: str, value: int) -> No
 
 @given(value=U32)
 def test_pool_type_follows_the_verifier_predicate(value: int) -> None:
-    assert decode.pool_type(value).executable is ((value & 1) == 0 and (value & 0x200) == 0)
+    assert decode.decode("pool_type", value).executable is ((value & 1) == 0 and (value & 0x200) == 0)
 
 
 @given(value=U32)
 def test_page_protection_follows_the_verifier_predicate(value: int) -> None:
-    assert decode.page_protection(value).executable is bool(value & 0xF0)
+    assert decode.decode("page_protection", value).executable is bool(value & 0xF0)
 
 
 @given(value=U32)
 def test_mdl_priority_follows_the_verifier_predicate(value: int) -> None:
-    assert decode.mdl_priority(value).executable is not bool(value & 0x40000000)
+    assert decode.decode("mdl_priority", value).executable is not bool(value & 0x40000000)
 
 
 @given(
@@ -252,5 +253,5 @@ def test_a_replacement_is_always_non_executable(kind: str, value: int) -> None:
 def test_sign_extension_is_transparent(value: int) -> None:
     """A 32-bit value decodes the same whether or not an x86 debugger printed it sign-extended."""
     extended = value | 0xFFFFFFFF00000000 if value & 0x80000000 else value
-    plain, folded = decode.mdl_priority(value), decode.mdl_priority(extended)
+    plain, folded = decode.decode("mdl_priority", value), decode.decode("mdl_priority", extended)
     assert (plain.value, plain.parts, plain.executable) == (folded.value, folded.parts, folded.executable)
