@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -40,13 +41,15 @@ def warn(message: str, *, prefix: str = "hvci-triage") -> None:
         pass  # a closed or broken stderr cannot carry the message either
 
 
-def emit(text: str, output: str | None = None) -> None:
-    """Write ``text`` to the file ``output``, or to stdout when it is ``None`` or ``-``."""
-    data = text.encode("utf-8", errors="replace")
+def emit(text: str | Iterable[str], output: str | None = None) -> None:
+    """Write ``text`` (or its pieces, one after the other as they are made) to the file ``output``, or to
+    stdout when it is ``None`` or ``-``."""
+    pieces = (text,) if isinstance(text, str) else text
     if output is not None and output != "-":
         try:
             with open(output, "wb") as handle:
-                handle.write(data)
+                for piece in pieces:
+                    handle.write(piece.encode("utf-8", errors="replace"))
         except OSError as error:
             raise OutputError(f"cannot write {printable(output)}: {error.strerror or error}") from None
         return
@@ -55,7 +58,8 @@ def emit(text: str, output: str | None = None) -> None:
         raise OutputError("cannot write the report: standard output is closed")
     try:
         stream.flush()
-        stream.buffer.write(data)
+        for piece in pieces:
+            stream.buffer.write(piece.encode("utf-8", errors="replace"))
         stream.buffer.flush()
     except (OSError, ValueError) as error:
         raise OutputError(f"cannot write stdout: {stdout_reason(error)}") from None

@@ -46,7 +46,7 @@ from hvci.batch.units import Unit, plan
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import CONFIDENCES, Incident, Report, confidence_rank
-from hvci.report import FORMATS, render
+from hvci.report import FORMATS, render_pieces
 from symbols.store import symbol_path_from_environment
 
 FAIL_ON = ("hvci", "any", "never", "new", *CONFIDENCES[:-1])
@@ -263,7 +263,7 @@ def command(
             ctx.exit(ExitCode.USAGE)
         report = baselined(batch.report, lab, store)
         record(batch, store)
-        emit(render(report, fmt), output)
+        emit(render_pieces(report, fmt), output)
     except KeyboardInterrupt:
         warn("interrupted")
         ctx.exit(ExitCode.INTERRUPTED)

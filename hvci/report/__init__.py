@@ -12,14 +12,23 @@ Adding a report format is a module with a ``render_x(report) -> str`` and one li
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hvci.model import Report
 
-__all__ = ["FORMATS", "WRITERS", "incident_markdown", "render", "to_json_dict", "writer"]
+__all__ = [
+    "FORMATS",
+    "STREAMING",
+    "WRITERS",
+    "incident_markdown",
+    "render",
+    "render_pieces",
+    "to_json_dict",
+    "writer",
+]
 
 #: Every report format by the name ``--format`` takes, in the order help lists them: the module under
 #: ``hvci.report`` and its writer function. A writer's module is imported when the format is used, so a
@@ -53,6 +62,24 @@ def writer(fmt: str) -> Callable[[Report], str]:
 def render(report: Report, fmt: str) -> str:
     """The report in one of :data:`FORMATS`; raises ``ValueError`` for any other name."""
     return writer(fmt)(report)
+
+
+#: Formats whose writer can also hand the report out in pieces, made as they are written (memory for one
+#: incident at a time instead of the whole document; the text is the same).
+STREAMING: Mapping[str, str] = MappingProxyType(
+    {"json": "json_report:iter_json", "jsonl": "json_report:iter_jsonl"}
+)
+
+
+def render_pieces(report: Report, fmt: str) -> Iterable[str]:
+    """:func:`render` in pieces for a :data:`STREAMING` format, else the whole text as one piece."""
+    target = STREAMING.get(fmt)
+    if target is None:
+        return (render(report, fmt),)
+    module, _, name = target.partition(":")
+    loaded = importlib.import_module(f"hvci.report.{module}")
+    pieces: Callable[[Report], Iterable[str]] = getattr(loaded, name)
+    return pieces(report)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from hvci.findings import Finding, Occurrence, group_findings
@@ -200,16 +200,57 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
 
 
 def render_json(report: Report) -> str:
-    return dumps(to_json_dict(report), indent=2) + "\n"
+    return "".join(iter_json(report))
+
+
+def iter_json(report: Report) -> Iterator[str]:
+    """The JSON report (exactly ``dumps(to_json_dict(report), indent=2)``) in pieces: one per incident and
+    per finding, so that writing it needs memory for one incident at a time, not for the whole tree."""
+    top = to_json_dict_lazy(report)
+    yield "{"
+    for number, (key, value) in enumerate(top.items()):
+        yield ("," if number else "") + f"\n  {dumps(key)}: "
+        if not isinstance(value, Iterator):
+            yield _nested(dumps(value, indent=2), 2)
+            continue
+        empty = True
+        for item in value:
+            yield ("[" if empty else ",") + "\n    " + _nested(dumps(item, indent=2), 4)
+            empty = False
+        yield "[]" if empty else "\n  ]"
+    yield "\n}\n"
+
+
+def _nested(text: str, depth: int) -> str:
+    """``text`` (indented JSON) as it appears ``depth`` spaces deep in an enclosing document."""
+    return text.replace("\n", "\n" + " " * depth)
+
+
+def to_json_dict_lazy(report: Report) -> dict[str, Any]:
+    """:func:`to_json_dict` with its two long lists as iterators that make one item at a time (for
+    :func:`iter_json`)."""
+    return {
+        "schema": report.schema,
+        "inputs": [input_dict(i) for i in report.inputs],
+        "incidents": (incident_dict(i) for i in report.incidents),
+        "findings": (finding_dict(f, report.baseline) for f in group_findings(report.incidents)),
+        "summary": summary_dict(report),
+        **baseline_dict(report.baseline),
+    }
 
 
 def render_jsonl(report: Report) -> str:
+    return "".join(iter_jsonl(report))
+
+
+def iter_jsonl(report: Report) -> Iterator[str]:
     """JSON Lines for streaming consumers: a ``header`` line (schema, inputs), one ``incident`` line per
     incident (the same object as in the JSON report), one ``finding`` line per bucket, then a ``summary``
-    line. Every line has ``type``."""
-    lines = [{"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]}]
-    lines.extend({"type": "incident", **incident_dict(i)} for i in report.incidents)
-    findings = group_findings(report.incidents)
-    lines.extend({"type": "finding", **finding_dict(f, report.baseline)} for f in findings)
-    lines.append({"type": "summary", **summary_dict(report), **baseline_dict(report.baseline)})
-    return "".join(dumps(line) + "\n" for line in lines)
+    line. Every line has ``type``; each is made when it is written."""
+    yield dumps({"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]})
+    yield "\n"
+    for incident in report.incidents:
+        yield dumps({"type": "incident", **incident_dict(incident)}) + "\n"
+    for found in group_findings(report.incidents):
+        yield dumps({"type": "finding", **finding_dict(found, report.baseline)}) + "\n"
+    yield dumps({"type": "summary", **summary_dict(report), **baseline_dict(report.baseline)}) + "\n"
