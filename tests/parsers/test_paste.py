@@ -221,3 +221,11 @@ def test_markup_inside_lines_is_undone_line_for_line() -> None:
 )
 def test_join_wrapped(text: str, following: str, joined: str | None) -> None:
     assert join_wrapped(text, following) == joined
+
+
+def test_the_documentation_banner_is_one_execute_page_protection_finding_of_dvci() -> None:
+    report = analyze_text(DOC_BANNER)
+    (finding,) = [i for i in report.incidents if i.category == "execute-page-protection"]
+    assert finding.caller is not None and finding.caller.address == 0xFFFFF8094B9852F0
+    assert finding.details["protection"]["value"] == 0x40
+    assert finding.driver == "DvCi.sys"
