@@ -147,6 +147,8 @@ def _triage_drivers(content: DumpContent, triage: Triage) -> list[DriverEntry]:
     content.add("Triage dump: " + ", ".join(f"{name} 0x{value:x}" for name, value in triage.fields.items()))
     for problem in triage.problems:
         content.problem(problem)
+    for note in triage.notes:
+        content.problem(note, severity="warning")
     return triage.drivers + triage.unloaded
 
 

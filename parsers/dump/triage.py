@@ -98,7 +98,8 @@ class Triage:
     rip: int | None = None
     rsp: int | None = None
     blocks: list[tuple[int, int, int]] = field(default_factory=list)  # (virtual address, file offset, size)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what could not be read
+    notes: list[str] = field(default_factory=list)  # how something was read that the layout leaves open
 
 
 def read_triage(dump: DumpFile, bits: int, machine: str = "x64") -> Triage:
@@ -182,6 +183,23 @@ def _drivers(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
         )
 
 
+def _unloaded_at(dump: DumpFile, layout: TriageLayout, first: int, count: int) -> list[DriverEntry | None]:
+    """The entries of the unloaded-driver list starting at ``first``; ``None`` for one not well formed (no
+    name, or an empty or reversed address range)."""
+    entries: list[DriverEntry | None] = []
+    for index in range(min(count, MAX_UNLOADED, max(dump.size - first, 0) // layout.unloaded_size)):
+        entry = first + index * layout.unloaded_size
+        length = dump.u16(entry) or 0
+        name = dump.utf16(entry + layout.unloaded_name, min(length & ~1, 24)) if length else None
+        begin = dump.pointer(entry + layout.unloaded_start, layout.pointer * 8)
+        end = dump.pointer(entry + layout.unloaded_start + layout.pointer, layout.pointer * 8)
+        if begin is None or end is None or not name or end <= begin:
+            entries.append(None)
+        else:
+            entries.append(DriverEntry(name, begin, end - begin, entry, unloaded=True))
+    return entries
+
+
 def _unloaded(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
     start = triage.fields["UnloadedDriversOffset"]
     if not start:
@@ -190,16 +208,22 @@ def _unloaded(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:
     if count is None:
         triage.problems.append(f"UnloadedDriversOffset 0x{start:x} is past the end of the file")
         return
-    first = start + layout.unloaded_first
-    for index in range(min(count, MAX_UNLOADED, max(dump.size - first, 0) // layout.unloaded_size)):
-        entry = first + index * layout.unloaded_size
-        length = dump.u16(entry) or 0
-        name = dump.utf16(entry + layout.unloaded_name, min(length & ~1, 24))
-        begin = dump.pointer(entry + layout.unloaded_start, layout.pointer * 8)
-        end = dump.pointer(entry + layout.unloaded_start + layout.pointer, layout.pointer * 8)
-        if begin is None or end is None or not name or end <= begin:
-            continue
-        triage.unloaded.append(DriverEntry(name, begin, end - begin, entry, unloaded=True))
+    entries = _unloaded_at(dump, layout, start + layout.unloaded_first, count)
+    if layout.unloaded_first != 4 and None in entries:
+        # the count padded to the pointer size is an inference (see the module docstring): if the list
+        # reads better right after a 4-byte count, read it so, and say so
+        packed = _unloaded_at(dump, layout, start + 4, count)
+        if packed.count(None) < entries.count(None):
+            triage.notes.append(
+                f"the unloaded-driver list at 0x{start:x} starts right after its count (no padding); read so"
+            )
+            entries = packed
+    bad = entries.count(None)
+    if bad:
+        triage.problems.append(
+            f"{bad} of {len(entries)} unloaded-driver entries at 0x{start:x} are not well formed"
+        )
+    triage.unloaded.extend(entry for entry in entries if entry is not None)
 
 
 def _data_blocks(dump: DumpFile, layout: TriageLayout, triage: Triage) -> None:

@@ -73,7 +73,7 @@ def _header(crash: Crash, bits: int, dump_type: int, dtb: int = 0, module_list: 
 # ------------------------------------------------------------------------------------------ triage dumps
 
 
-def triage_dump(crash: Crash, bits: int = 64, *, valid: bool = True) -> bytes:
+def triage_dump(crash: Crash, bits: int = 64, *, valid: bool = True, packed_unloaded: bool = False) -> bytes:
     """A small memory dump (DumpType 4) as Windows writes to C:\\Windows\\Minidump."""
     wide = bits == 64
     data = _header(crash, bits, 4)
@@ -120,7 +120,9 @@ def triage_dump(crash: Crash, bits: int = 64, *, valid: bool = True) -> bytes:
     # unloaded drivers
     unloaded_offset = len(data) if crash.unloaded else 0
     if crash.unloaded:
-        data += struct.pack("<I", len(crash.unloaded)) + (b"\x00" * 4 if wide else b"")
+        data += struct.pack("<I", len(crash.unloaded)) + (
+            b"\x00" * 4 if wide and not packed_unloaded else b""
+        )
         for driver in crash.unloaded:
             entry = bytearray(0x38 if wide else 0x28)
             name = driver.name.encode("utf-16-le")[:24]

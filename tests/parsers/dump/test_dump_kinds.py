@@ -229,3 +229,14 @@ def test_a_dump_inside_a_zip_is_read_in_place(tmp_path: Path) -> None:
     assert [(i["id"], i["category"]) for i in data["incidents"]] == [
         (f"{archive}!Minidump/Mini1.dmp:10", "execute-page-protection")
     ]
+
+
+def test_an_unloaded_list_right_after_its_count_is_read_and_said() -> None:
+    """Our reading pads the count to the pointer size (an inference); a writer that does not is read too."""
+    content = read_dump(Source("t", data=triage_dump(CRASH64, packed_unloaded=True)))
+    [modules] = [r for r in content.records if isinstance(r, ModuleListRecord)]
+    assert [m.image_name for m in modules.modules if m.unloaded] == ["oldflt.sys"]
+    notes = [r for r in content.records if isinstance(r, Diagnostic) and r.severity != "info"]
+    assert [(n.severity, "no padding" in n.message) for n in notes] == [("warning", True)]
+    clean = read_dump(Source("t", data=triage_dump(CRASH64)))
+    assert not [r for r in clean.records if isinstance(r, Diagnostic) and r.severity != "info"]
