@@ -13,8 +13,9 @@ translations with.
 
 ``KLDR_DATA_TABLE_ENTRY`` fields used (stable since Windows XP; rizin ``dmp_specs.h``
 ``dmp_kldr_data_table_entry64/32``, Volatility's ``_LDR_DATA_TABLE_ENTRY``): ``InLoadOrderLinks`` at 0,
-``DllBase`` at 0x30 (x86: 0x18), ``SizeOfImage`` at 0x40 (0x20), ``BaseDllName`` at 0x58 (0x2C), a
-``UNICODE_STRING`` whose buffer pointer is at +8 (+4).
+``DllBase`` at 0x30 (x86: 0x18), ``SizeOfImage`` at 0x40 (0x20), ``FullDllName`` at 0x48 (0x24) and
+``BaseDllName`` at 0x58 (0x2C), ``UNICODE_STRING`` s whose buffer pointer is at +8 (+4). The name is
+``BaseDllName``, or the file part of ``FullDllName`` when the base name cannot be read.
 
 The walk stops at the list head, at an entry already seen (a cycle), at an entry it cannot read, or after
 :data:`MAX_MODULES` entries; each stop other than the head is reported.
@@ -41,6 +42,11 @@ class LoadedModule:
 
 
 _FIELDS = {64: (0x30, 0x40, 0x58, 8, 0x68), 32: (0x18, 0x20, 0x2C, 4, 0x34)}
+
+
+def file_part(path: str) -> str:
+    """``\\SystemRoot\\system32\\drivers\\x.sys`` -> ``x.sys``."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _int(data: bytes, offset: int, size: int) -> int:
@@ -72,8 +78,13 @@ def walk_loaded_modules(memory: VirtualMemory, head: int) -> tuple[list[LoadedMo
         data = memory.read(link, entry_size)
         if data is None:
             return modules, f"the loader entry at 0x{link:x} is not in the dump's memory"
-        length, buffer = _int(data, name_at, 2), _int(data, name_at + pointer, pointer)
-        name = unicode_string(memory, length, buffer)
+        name = None
+        for field_at in (name_at, name_at - 2 * pointer):  # BaseDllName, else FullDllName's last part
+            length, buffer = _int(data, field_at, 2), _int(data, field_at + pointer, pointer)
+            name = unicode_string(memory, length, buffer)
+            if name:
+                name = file_part(name)
+                break
         base, size = _int(data, base_at, pointer), _int(data, size_at, 4)
         modules.append(LoadedModule(name or f"<unnamed at 0x{base:x}>", base, size, link))
         link = _int(data, 0, pointer)

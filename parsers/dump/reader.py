@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from parsers.dump.fileview import DumpFile
 from parsers.dump.header import Header, describe_type, filetime_text, read_header
 from parsers.dump.memory import VirtualMemory, physical_map
-from parsers.dump.modules import walk_loaded_modules
+from parsers.dump.modules import file_part, walk_loaded_modules
 from parsers.dump.strings import Memory, argument_strings
 from parsers.dump.triage import BlockMemory, DriverEntry, Triage, read_triage
 from parsers.records import (
@@ -213,7 +213,7 @@ def _argument_strings(content: DumpContent, memory: Memory, header: Header) -> N
 
 
 def _stem(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = file_part(name)
     return base.rsplit(".", 1)[0] if "." in base else base
 
 
@@ -232,7 +232,7 @@ def _module_list(content: DumpContent, drivers: list[DriverEntry], offset: int |
                 _stem(driver.name),
                 driver.base,
                 driver.base + driver.size,
-                image_name=driver.name,
+                image_name=file_part(driver.name),
                 timestamp=driver.timestamp,
                 checksum=driver.checksum,
                 image_size=driver.size,

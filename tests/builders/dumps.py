@@ -234,9 +234,12 @@ class Memory:
             va, data = va + piece, data[piece:]
 
 
-def loaded_module_list(memory: Memory, head: int, drivers: Sequence[Driver], *, loop: bool = False) -> None:
+def loaded_module_list(
+    memory: Memory, head: int, drivers: Sequence[Driver], *, loop: bool = False, full_names: bool = False
+) -> None:
     """``PsLoadedModuleList`` at ``head`` and one ``KLDR_DATA_TABLE_ENTRY`` per driver after it; with
-    ``loop`` the last entry points back at the first instead of the head (a corrupt list)."""
+    ``loop`` the last entry points back at the first instead of the head (a corrupt list); with
+    ``full_names`` the names go to ``FullDllName`` only (``BaseDllName`` left empty)."""
     wide = memory.mode == "x64"
     ptr = "Q" if wide else "I"
     width = 8 if wide else 4
@@ -254,19 +257,21 @@ def loaded_module_list(memory: Memory, head: int, drivers: Sequence[Driver], *, 
         if wide:
             _put(record, 0x30, "Q", driver.base)
             _put(record, 0x40, "I", driver.size)
-            _put(record, 0x58, "HHIQ", len(text), len(text) + 2, 0, names)
+            _put(record, 0x48 if full_names else 0x58, "HHIQ", len(text), len(text) + 2, 0, names)
         else:
             _put(record, 0x18, "I", driver.base)
             _put(record, 0x20, "I", driver.size)
-            _put(record, 0x2C, "HHI", len(text), len(text) + 2, names)
+            _put(record, 0x24 if full_names else 0x2C, "HHI", len(text), len(text) + 2, names)
         memory.write(entry, bytes(record))
         memory.write(names, text + b"\x00\x00")
         names += len(text) + 2 + (-(len(text) + 2) % width)
 
 
-def kernel_memory(crash: Crash, mode: str, head: int, *, loop: bool = False) -> Memory:
+def kernel_memory(
+    crash: Crash, mode: str, head: int, *, loop: bool = False, full_names: bool = False
+) -> Memory:
     memory = Memory(mode)
-    loaded_module_list(memory, head, crash.drivers, loop=loop)
+    loaded_module_list(memory, head, crash.drivers, loop=loop, full_names=full_names)
     shared = 0xFFFFF780_00000000 if mode == "x64" else 0xFFDF0000  # KUSER_SHARED_DATA
     memory.write(shared + 0x260, struct.pack("<I", crash.build) + bytes(8) + struct.pack("<II", 10, 0))
     for address, data in crash.memory:
@@ -291,12 +296,13 @@ def memory_dump(
     pae: bool = True,
     loop: bool = False,
     head: int | None = None,
+    full_names: bool = False,
 ) -> bytes:
     """A dump holding memory: type 1 (full), 2/5/6 (bitmap), 8/9/10 (RDMP ranges)."""
     mode = "x64" if bits == 64 else ("pae" if pae else "x86")
     if head is None:
         head = 0xFFFFF804_1C3A2E50 if bits == 64 else 0x8055A4C0
-    memory = kernel_memory(crash, mode, head, loop=loop)
+    memory = kernel_memory(crash, mode, head, loop=loop, full_names=full_names)
     header = _header(crash, bits, dump_type, memory.dtb, head)
     if bits == 32:
         header[0x5C] = 1 if pae else 0

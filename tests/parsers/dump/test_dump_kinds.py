@@ -240,3 +240,19 @@ def test_an_unloaded_list_right_after_its_count_is_read_and_said() -> None:
     assert [(n.severity, "no padding" in n.message) for n in notes] == [("warning", True)]
     clean = read_dump(Source("t", data=triage_dump(CRASH64)))
     assert not [r for r in clean.records if isinstance(r, Diagnostic) and r.severity != "info"]
+
+
+def test_names_given_as_paths_or_only_as_full_names_come_out_as_file_names() -> None:
+    path_named = Crash(
+        CRASH64.code,
+        CRASH64.args,
+        tuple(Driver(rf"\SystemRoot\system32\drivers\{d.name}", d.base, d.size) for d in CRASH64.drivers),
+    )
+    for data in (
+        triage_dump(path_named),
+        memory_dump(path_named, 1),
+        memory_dump(CRASH64, 1, full_names=True),
+    ):
+        [incident] = analyze_inputs([open_input(None, data=data, name="x.dmp")]).incidents
+        assert incident.driver == "SensorHub.sys" and incident.caller is not None
+        assert incident.caller.module == "SensorHub.sys"
