@@ -1,9 +1,9 @@
 """Load-time HVCI rules over PE headers, shared by ``scan`` (``.sys`` files) and ``!dh`` dumps in logs.
 
-The rules work on :class:`ImageHeaders`, a small model that both a parsed image (``symbols.pe.PeImage``) and a
-debugger header dump (``parsers.records.ImageHeaderRecord``) fill, so one predicate judges both. The
-predicates are the ones Driver Verifier's ``VfCheckImageCompliance`` and ``ci.dll`` apply
-(hvci-domain.md §1.3, §6.1, §9.2); where they differ from BinSkim, the result says so.
+The rules work on :class:`hvci.images.headers.ImageHeaders`, a small model that both a parsed image
+(``symbols.pe.PeImage``) and a debugger header dump (``parsers.records.ImageHeaderRecord``) fill, so one
+predicate judges both. The predicates are the ones Driver Verifier's ``VfCheckImageCompliance`` and
+``ci.dll`` apply (hvci-domain.md §1.3, §6.1, §9.2); where they differ from BinSkim, the result says so.
 
 Each result is tri-state plus one: ``pass``, ``fail``, ``not-applicable`` (nothing to check, e.g. no
 relocations) and ``could-not-analyse`` (the input lacks what the rule needs; the reason is the message).
@@ -14,15 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
+from hvci.images.headers import ImageHeaders
 from hvci.knowledge import decode, kb
 from hvci.model import Level
-from parsers.records import ImageHeaderRecord, SectionHeader
-from symbols.pe import MACHINES
-
-if TYPE_CHECKING:
-    from symbols.pe import PeImage
+from parsers.records import SectionHeader
 
 RuleStatus = Literal["pass", "fail", "not-applicable", "could-not-analyse"]
 PASS: RuleStatus = "pass"
@@ -41,7 +38,6 @@ DLLCHAR_NX_COMPAT = kb.load().value("IMAGE_DLLCHARACTERISTICS_NX_COMPAT")
 REL_BASED_ABSOLUTE = kb.load().value("IMAGE_REL_BASED_ABSOLUTE")
 REL_BASED_HIGHLOW = kb.load().value("IMAGE_REL_BASED_HIGHLOW")
 REL_BASED_DIR64 = kb.load().value("IMAGE_REL_BASED_DIR64")
-PE32_MACHINES = frozenset({"x86", "arm"})
 
 #: Rule ids. The four load-time rules use the category id they report under; sub-cases get a
 #: ``category/sub`` id (SARIF hierarchical rule ids) so a reader can filter them apart.
@@ -70,72 +66,6 @@ class RuleResult:
     details: Mapping[str, Any] = field(default_factory=dict)
     level: Level = "none"
     count: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ImageHeaders:
-    """What the load-time rules read; ``None`` means the input did not show it.
-
-    ``from_dump`` marks headers printed by a debugger, where a missing field means "not printed" rather than
-    "absent from the image".
-
-    ``relocations`` holds ``(rva, type)`` per base-relocation entry; ``pe32_plus`` is taken from the machine
-    when not given. ``import_directory`` (data directory 1) only feeds a note about BinSkim's variant of the
-    IAT rule.
-    """
-
-    module: str | None
-    machine: str | None
-    section_alignment: int | None
-    dll_characteristics: int | None
-    iat: tuple[int, int] | None
-    sections: tuple[SectionHeader, ...]
-    relocations: tuple[tuple[int, int], ...] | None
-    pe32_plus: bool | None = None
-    import_directory: tuple[int, int] | None = None
-    from_dump: bool = False
-    relocations_complete: bool = True  # False: a damaged reloc directory; ``relocations`` is what was read
-
-    @classmethod
-    def from_pe(cls, pe: PeImage, module: str | None = None) -> ImageHeaders:
-        sections = tuple(
-            SectionHeader(s.name, s.virtual_address, s.virtual_size, s.characteristics) for s in pe.sections
-        )
-        return cls(
-            module=module,
-            machine=pe.machine,
-            section_alignment=pe.section_alignment,
-            dll_characteristics=pe.dll_characteristics,
-            iat=pe.iat_directory,
-            sections=sections,
-            relocations=tuple((r.rva, r.type) for r in pe.relocations),
-            pe32_plus=pe.is_pe32_plus,
-            import_directory=pe.import_directory,
-            relocations_complete=pe.relocations_complete,
-        )
-
-    @classmethod
-    def from_record(cls, record: ImageHeaderRecord) -> ImageHeaders:
-        iat = (record.iat_rva, record.iat_size or 0) if record.iat_rva is not None else None
-        machine = None if record.machine is None else MACHINES.get(record.machine, f"{record.machine:#06x}")
-        return cls(
-            module=record.module,
-            machine=machine,
-            section_alignment=record.section_alignment,
-            dll_characteristics=record.dll_characteristics,
-            iat=iat,
-            sections=record.sections,
-            relocations=None,
-            from_dump=True,
-        )
-
-    @property
-    def is_pe32_plus(self) -> bool | None:
-        if self.pe32_plus is not None:
-            return self.pe32_plus
-        if self.machine is None:
-            return None
-        return self.machine not in PE32_MACHINES
 
 
 def check_headers(h: ImageHeaders) -> list[RuleResult]:
@@ -405,18 +335,7 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
     if not real and h.relocations_complete:
         return RuleResult(RULE_RELOCS, NOT_APPLICABLE, RULE_RELOCS, "the image has no base relocations")
     plus = h.is_pe32_plus
-    straddled: list[tuple[int, int]] = []
-    unsupported: list[tuple[int, int]] = []
-    for rva, kind in real:
-        offset = rva & 0xFFF
-        if (kind == REL_BASED_DIR64 and offset > 0xFF8) or (kind == REL_BASED_HIGHLOW and offset > 0xFFC):
-            straddled.append((rva, kind))
-        elif plus and kind != REL_BASED_DIR64:
-            unsupported.append((rva, kind))
-    era = (
-        "only matters before Windows 10 1703 (straddling relocations are supported from 1703 on; "
-        "the older loader check walked PE32+ images only)"
-    )
+    straddled, unsupported = _bad_relocations(real, bool(plus))
     scope = (
         "PE32+: types other than ABSOLUTE (0) and DIR64 (10) are unsupported"
         if plus
@@ -441,20 +360,6 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
             (scope,),
             {"relocations": len(real)},
         )
-    evidence = [
-        *(
-            f"{_reloc_name(kind)} relocation at RVA 0x{rva:x} (page offset 0x{rva & 0xFFF:x}) straddles "
-            f"the 4 KiB page boundary ('straddled relocs')"
-            for rva, kind in straddled[:20]
-        ),
-        *(
-            f"relocation type {kind} ({_reloc_name(kind)}) at RVA 0x{rva:x} is not supported by the "
-            "loader check ('unsupported relocs')"
-            for rva, kind in unsupported[:20]
-        ),
-        scope,
-        era,
-    ]
     parts = []
     if straddled:
         parts.append(f"{len(straddled)} straddling")
@@ -465,7 +370,7 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
         FAIL,
         RULE_RELOCS,
         f"base relocations: {' and '.join(parts)}",
-        tuple(evidence),
+        (*_relocation_evidence(straddled, unsupported), scope, _RELOC_ERA),
         {
             "straddled": [{"rva": r, "type": k} for r, k in straddled],
             "unsupported": [{"rva": r, "type": k} for r, k in unsupported],
@@ -473,6 +378,45 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
         level="warning",
         count=len(straddled) + len(unsupported),
     )
+
+
+_RELOC_ERA = (
+    "only matters before Windows 10 1703 (straddling relocations are supported from 1703 on; "
+    "the older loader check walked PE32+ images only)"
+)
+
+
+def _bad_relocations(
+    relocations: Sequence[tuple[int, int]], pe32_plus: bool
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The relocations that straddle a page, and (PE32+) those of a type the old loader check refused."""
+    straddled: list[tuple[int, int]] = []
+    unsupported: list[tuple[int, int]] = []
+    for rva, kind in relocations:
+        offset = rva & 0xFFF
+        if (kind == REL_BASED_DIR64 and offset > 0xFF8) or (kind == REL_BASED_HIGHLOW and offset > 0xFFC):
+            straddled.append((rva, kind))
+        elif pe32_plus and kind != REL_BASED_DIR64:
+            unsupported.append((rva, kind))
+    return straddled, unsupported
+
+
+def _relocation_evidence(
+    straddled: Sequence[tuple[int, int]], unsupported: Sequence[tuple[int, int]]
+) -> list[str]:
+    """One line per bad relocation (the first 20 of each kind)."""
+    return [
+        *(
+            f"{_reloc_name(kind)} relocation at RVA 0x{rva:x} (page offset 0x{rva & 0xFFF:x}) straddles "
+            f"the 4 KiB page boundary ('straddled relocs')"
+            for rva, kind in straddled[:20]
+        ),
+        *(
+            f"relocation type {kind} ({_reloc_name(kind)}) at RVA 0x{rva:x} is not supported by the "
+            "loader check ('unsupported relocs')"
+            for rva, kind in unsupported[:20]
+        ),
+    ]
 
 
 def _reloc_name(kind: int) -> str:

@@ -34,7 +34,8 @@ from hvci.images.callsites import (
     FunctionName,
     analyse_calls,
 )
-from hvci.images.rules import COULD_NOT_ANALYSE, FAIL, ImageHeaders, RuleResult, check_headers
+from hvci.images.headers import ImageHeaders
+from hvci.images.rules import COULD_NOT_ANALYSE, FAIL, RuleResult, check_headers
 from hvci.knowledge import decode
 from hvci.model import Caller, Confidence, Evidence, Incident
 from parsers.records import Diagnostic, InputInfo, Severity, Span

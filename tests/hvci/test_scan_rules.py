@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from hvci.images.headers import ImageHeaders
 from hvci.images.rules import (
     COULD_NOT_ANALYSE,
     FAIL,
     NOT_APPLICABLE,
     PASS,
-    ImageHeaders,
     RuleResult,
     check_headers,
 )

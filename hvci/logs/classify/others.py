@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hvci.bucket import bucket_id
-from hvci.images.rules import FAIL, RULE_WX_INIT, ImageHeaders, check_headers
+from hvci.images.headers import ImageHeaders
+from hvci.images.rules import FAIL, RULE_WX_INIT, check_headers
 from hvci.knowledge import kb
 from hvci.logs.classify.context import DECIDING, Context, hex_or_none
 from hvci.logs.correlate import CounterGroup, EventGroup, ImageGroup, ReadinessGroup
