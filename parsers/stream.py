@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,11 @@ from parsers.session import FORMAT as SESSION_FORMAT
 from parsers.session import Transcript
 from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
 from parsers.wide import widest_digits
+
+#: Follow mode: a block being read (an ``lm`` listing at the end of the file) ends once the file has been
+#: quiet for this long (seconds), so that it is used without waiting for a line that may never come. A
+#: debugger writes a command's output at once; a pause this long inside one is not expected.
+BLOCK_QUIET_SECONDS = 0.5
 
 MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
 _TEXT_READERS = ("text", "evtx")  # read line by line by the parsers (an .evtx as its records' XML lines)
@@ -210,6 +216,8 @@ class _Feed:
         self.block_data: bytes | str = b""  # the chunk block_start points into
         self.prefix: LinePrefix | None = None  # a timestamp prefix on every line, removed before parsing
         self.split: list[Line] = []  # the rest of a line a paste had flattened goes here (the cursor's stack)
+        self.in_block = False  # a parser is reading a block (follow mode: a quiet file ends it)
+        self._data_at = time.monotonic()  # when the followed file last gave something new
         self._prefix_sniffed = 0  # lines looked at so far for a prefix
 
     def load(self) -> bool:
@@ -229,7 +237,10 @@ class _Feed:
             if not item.data:
                 if self.pending:
                     return True  # give the dispatcher a chance to hand out diagnostics (follow mode)
+                if self.in_block and time.monotonic() - self._data_at >= BLOCK_QUIET_SECONDS:
+                    return False  # the block ends here, not at the next line the debugger may never print
                 continue
+            self._data_at = time.monotonic()
             self.newline = b"\n" if isinstance(item.data, bytes) else "\n"
             for issue in item.issues:  # rare: counting up to each is cheap
                 line = self.line + item.data.count(self.newline, 0, issue.offset)
@@ -474,6 +485,7 @@ def _run(
     """One block. A parser that raises (it must not) costs its block, not the input."""
     yield from _flush(inp, feed, first.number + 1)
     produced = False
+    feed.in_block = True
     try:
         for record in parser.parse(first, cursor):
             digits = 0 if isinstance(record, Diagnostic) else widest_digits(record)
@@ -494,6 +506,8 @@ def _run(
         )
         inp._note(diagnostic)
         yield diagnostic
+    finally:
+        feed.in_block = False
     if produced:
         seen[parser.name] += 1
     again = cursor.take_pushed()

@@ -282,3 +282,26 @@ def test_follow_mode_reopens_a_re_created_file(tmp_path: Path, monkeypatch: pyte
         ("BugCheckRecord", 3),
     ]
     assert any(isinstance(r, Diagnostic) and "re-created" in r.message for r in out)
+
+
+def test_follow_mode_uses_a_block_at_the_end_of_a_quiet_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``lm`` the debugger printed last is read once the file is quiet, not when another line arrives."""
+    from parsers.records import ModuleListRecord
+
+    monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
+    path = tmp_path / "live.log"
+    path.write_bytes(
+        b"kd> lm\nstart             end                 module name\n"
+        b"fffff807`4b980000 fffff807`4b990000   IntelHaxm   (pdb symbols)\n"
+    )
+    stop = threading.Event()
+    out: list[Record] = []
+    thread = _follow(path, stop, out)
+    _wait_for(lambda: any(isinstance(r, ModuleListRecord) for r in out))
+    (listing,) = [r for r in out if isinstance(r, ModuleListRecord)]
+    assert [m.name for m in listing.modules] == ["IntelHaxm"]
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
