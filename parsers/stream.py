@@ -37,6 +37,9 @@ from parsers.wide import widest_digits
 #: debugger writes a command's output at once; a pause this long inside one is not expected.
 BLOCK_QUIET_SECONDS = 0.5
 
+#: Lines of a binary input's text view per chunk handed to a viewer.
+_VIEW_BATCH = 20_000
+
 MAX_DIAGNOSTICS = 1000  # kept in InputInfo; a file of a million bad lines must not keep a million objects
 _TEXT_READERS = ("text", "evtx")  # read line by line by the parsers (an .evtx as its records' XML lines)
 
@@ -94,9 +97,6 @@ class Input:
     def lines(self) -> Iterator[Line]:
         """Every line, decoded and numbered (no parsing). Slower than :func:`iter_records`; for viewers.
         A binary input (a crash dump, an event log) gives its reader's text view."""
-        file_type = self.file_type()
-        if file_type.reader not in _TEXT_READERS:
-            return (Line(n, text) for n, text in enumerate(binary.lines(self._source, file_type), 1))
         return (line for line in self._decoded_lines(False, None, None) if line is not None)
 
     def followed_lines(
@@ -109,25 +109,47 @@ class Input:
             return iter(self.lines())
         return self._decoded_lines(True, stop, on_idle)
 
+    def text_chunks(
+        self, *, follow: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[str | bytes | None]:
+        """The input's text for a viewer, in chunks of whole lines, each ending in ``\n``: ``str``, or
+        ``bytes`` that :meth:`decode` turns into text (a viewer decodes only what it shows). In follow mode
+        an empty chunk means "nothing new for now" and ``None`` that the file restarts at line 1. A binary
+        input (a crash dump, an event log) gives its reader's text view."""
+        file_type = self.file_type()
+        if file_type.reader not in _TEXT_READERS:
+            batch: list[str] = []
+            for text in binary.lines(self._source, file_type):
+                batch.append(text)
+                if len(batch) >= _VIEW_BATCH:
+                    yield "\n".join(batch) + "\n"
+                    batch = []
+            if batch:
+                yield "\n".join(batch) + "\n"
+            return
+        for chunk in self._source.chunks(follow=follow, stop=stop):
+            yield None if isinstance(chunk, Restart) else chunk.data
+
+    def decode(self, data: bytes) -> str:
+        """Text of a ``bytes`` chunk from :meth:`text_chunks` (undecodable bytes were reported when read)."""
+        return self._source.decode_line(data)
+
     def _decoded_lines(
         self, follow: bool, stop: threading.Event | None, on_idle: Callable[[], None] | None
     ) -> Iterator[Line | None]:
         number = 1
-        for chunk in self._source.chunks(follow=follow, stop=stop):
-            if isinstance(chunk, Restart):
+        for data in self.text_chunks(follow=follow, stop=stop):
+            if data is None:
                 number = 1
                 yield None
                 continue
-            data = chunk.data
             if not data:
                 if on_idle is not None:
                     on_idle()
                 continue
-            texts = data.split("\n") if isinstance(data, str) else [
-                self._source.decode_line(raw) for raw in data.split(b"\n")
-            ]
-            for text in texts[:-1]:
-                yield Line(number, text.removesuffix("\r"))
+            text = data if isinstance(data, str) else self.decode(data)
+            for line in text.split("\n")[:-1]:
+                yield Line(number, line.removesuffix("\r"))
                 number += 1
 
     def __iter__(self) -> Iterator[Line]:

@@ -1,10 +1,11 @@
-"""The product's :class:`~tui.loading.Feed`: the engine's pipeline for incidents, the parsers' input
-reader for the text lines of the evidence view.
+"""The product's :class:`~tui.loading.Feed`: the engine's pipeline for incidents, the parsers' chunked
+reader for the text of the evidence view.
 
-Small inputs are read in the worker threads themselves (no process start-up: the first finding of a
-pasted crash shows at once). Inputs of :data:`PROCESS_THRESHOLD` bytes and more are read by child
-processes (:mod:`hvci.logs.worker`) so that the UI keeps the interpreter to itself. Read errors end up
-in ``Load.error`` as one plain sentence; the view shows it and keeps what was read.
+The analysis of a small input runs in a worker thread (no process start-up: the first finding of a pasted
+crash shows at once); from :data:`PROCESS_THRESHOLD` bytes on it runs in a child process
+(:mod:`hvci.logs.worker`), so that the UI keeps the interpreter to itself. The text is always read in a
+thread: it is kept as the reader's chunks (:mod:`tui.linestore`), which costs a line count per chunk. Read
+errors end up in ``Load.error`` as one plain sentence; the view shows it and keeps what was read.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from tui.loading import Load, Source
 #: Inputs at least this large are read in child processes (see :mod:`hvci.logs.worker`).
 PROCESS_THRESHOLD = 8 << 20
 
-#: Progress (bytes read) is refreshed every this many lines: reading it costs more than a line does.
-PROGRESS_EVERY = 4096
-
 
 def _open(source: Source) -> Input:
     return open_input(source.path, data=source.data, name=source.name)
@@ -29,14 +27,6 @@ def _problem(error: Exception) -> str:
     if isinstance(error, OSError):
         return f"cannot read: {error.strerror or error}"
     return str(error)
-
-
-def _store(load: Load, first: int, texts: list[str]) -> None:
-    """Append lines numbered from ``first``, keeping list index == line number - 1."""
-    lines = load.lines
-    if len(lines) < first - 1:
-        lines.extend([""] * (first - 1 - len(lines)))
-    lines.extend(texts)
 
 
 class PipelineFeed:
@@ -52,7 +42,7 @@ class PipelineFeed:
 
     def read_incidents(self, load: Load) -> None:
         if self._in_child(load):
-            self._child(load, "incidents")
+            self._child(load)
             return
         try:
             inp = _open(load.source)
@@ -70,32 +60,29 @@ class PipelineFeed:
             load.incidents_done = True
 
     def read_lines(self, load: Load) -> None:
-        if self._in_child(load):
-            self._child(load, "lines")
-            return
+        """The text for the evidence view, in the reader's chunks: counting a chunk's lines is the only work
+        per chunk (see :mod:`tui.linestore`), so this thread leaves the interpreter to the UI."""
         try:
             inp = _open(load.source)
-            stream = inp.followed_lines(load.stop) if load.follow else inp.lines()
-            for line in stream:
-                if line is None:
+            load.lines.set_decoder(inp.decode)
+            for data in inp.text_chunks(follow=load.follow, stop=load.stop):
+                if data is None:
                     load.reset_lines()
                     continue
-                _store(load, line.number, [line.text])
-                if load.follow or line.number % PROGRESS_EVERY == 0:
-                    load.bytes_read = inp.info().bytes_read
-                    if load.stop.is_set() and not load.follow:
-                        return
-            load.bytes_read = inp.info().bytes_read
+                load.lines.append_chunk(data)
+                load.bytes_read = inp.bytes_read
+                if load.stop.is_set() and not load.follow:
+                    return
+            load.bytes_read = inp.bytes_read
         except (OSError, ValueError) as error:
             load.error = _problem(error)
         finally:
             load.lines_done = True
 
-    def _child(self, load: Load, what: str) -> None:
-        """Either job in a child process; its results land in ``load`` exactly as the threads' do."""
+    def _child(self, load: Load) -> None:
+        """The analysis in a child process; its results land in ``load`` exactly as the thread's do."""
         source = load.source
         request = Request(
-            what=what,
             path=source.path.resolve() if source.path is not None else None,
             data=source.data,
             name=source.name,
@@ -108,26 +95,16 @@ class PipelineFeed:
             for kind, payload in results(child):
                 if kind == "incident":
                     load.add(payload)
-                elif kind == "lines":
-                    _store(load, *payload)
-                elif kind == "progress":
-                    load.bytes_read = payload
                 elif kind == "parsed":
                     load.bytes_parsed = payload
-                elif kind == "reset":
-                    load.reset_lines()
                 elif kind == "info":
                     load.finish(payload)
                     load.bytes_parsed = payload.bytes_read
                 else:
                     load.error = str(payload)
-            ended = load.info is not None if what == "incidents" else True
-            if not ended and load.error is None and not load.stop.is_set():
+            if load.info is None and load.error is None and not load.stop.is_set():
                 load.error = f"the analysis process ended early (exit code {child.returncode})"
         except OSError as error:
             load.error = f"cannot start a reader process: {error.strerror or error}"
         finally:
-            if what == "incidents":
-                load.incidents_done = True
-            else:
-                load.lines_done = True
+            load.incidents_done = True

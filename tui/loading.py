@@ -19,6 +19,7 @@ from typing import Protocol
 
 from hvci.model import Incident
 from parsers.records import InputInfo
+from tui.linestore import LineStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class Load:
     follow: bool = False
     display_name: str = ""
     incidents: list[Incident] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
+    lines: LineStore = field(default_factory=LineStore)
     bytes_read: int = 0
     """Bytes of text taken in for the evidence view."""
     bytes_parsed: int = 0
@@ -95,7 +96,7 @@ class Load:
 
     def reset_lines(self) -> None:
         """A followed file was truncated or re-created: its text starts again at line 1."""
-        del self.lines[:]
+        self.lines.reset()
 
     @property
     def done(self) -> bool:

@@ -1,18 +1,14 @@
-"""Reading a large input in child processes: the engine's pipeline in one, the text lines in another.
+"""Analysing a large input in a child process, for the triage view.
 
-The parsers scan 4 MB chunks with single regular-expression calls (what makes batch analysis fast), and
-decoding a million lines is a million small Python steps. In threads next to the UI, both compete for
-Python's global interpreter lock, and every hop of a key press through Textual's message queues then
-waits for it: on a 100 MB log the keyboard lagged by more than a second. In child processes they cannot.
+The pipeline is Python code from the parsers' dispatch to the classifier. In a thread next to the UI it
+competes for the global interpreter lock, and every hop of a key press through Textual's message queues
+then waits for it: on a 100 MB log the keyboard lagged by more than a second. In a child process it cannot.
+(The view's text needs no child: it is kept as the reader's chunks, see ``tui.linestore``.)
 
 Protocol (both ends are this module, pipes only): the parent writes one pickled :class:`Request` to the
-child's stdin; the child writes pickled ``(kind, payload)`` pairs to stdout:
-
-* ``what="incidents"``: ``("incident", Incident)`` as each is complete, ``("parsed", bytes_analysed)`` a few
-  times a second, ``("info", InputInfo)`` at the end;
-* ``what="lines"``: ``("lines", (first_number, [text, ...]))`` batches, ``("progress", bytes_read)``, and
-  ``("reset", None)`` when a followed file was truncated or re-created (numbering restarts at 1);
-* either: ``("error", message)`` when the input cannot be read.
+child's stdin; the child writes pickled ``(kind, payload)`` pairs to stdout: ``("incident", Incident)`` as
+each is complete, ``("parsed", bytes_analysed)`` a few times a second, ``("info", InputInfo)`` at the end,
+or ``("error", message)`` when the input cannot be read.
 
 Run as ``python -m hvci.logs.worker``; it imports neither Textual nor Rich.
 """
@@ -24,63 +20,28 @@ import pickle
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from parsers.stream import Input, open_input
-
-#: Lines per batch sent to the parent, and the longest a batch waits (seconds) while a file is followed.
-BATCH_LINES = 20_000
-BATCH_SECONDS = 0.1
-
+from parsers.stream import open_input
 
 #: How often the incidents child reports how far its analysis got (seconds).
 PARSED_EVERY = 0.25
 
-#: How much the readers yield the CPU to the UI (POSIX ``nice`` increment).
+#: How much the analysis yields the CPU to the UI (POSIX ``nice`` increment).
 NICENESS = 10
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    what: str  # "incidents" | "lines"
     path: Path | None
     data: bytes | None
     name: str
     options: AnalyzeOptions
     follow: bool
-
-
-def _serve_lines(inp: Input, follow: bool, send: Any) -> None:
-    batch: list[str] = []
-    first = 1
-    last_sent = time.monotonic()
-
-    def flush() -> None:
-        nonlocal batch, last_sent
-        if batch:
-            send("lines", (first, batch))
-            batch = []
-            send("progress", inp.info().bytes_read)
-        last_sent = time.monotonic()
-
-    for line in inp.followed_lines(None, on_idle=flush) if follow else inp.lines():
-        if line is None:
-            flush()
-            send("reset", None)
-            first = 1
-            continue
-        if not batch:
-            first = line.number
-        batch.append(line.text)
-        if len(batch) >= BATCH_LINES or (follow and time.monotonic() - last_sent >= BATCH_SECONDS):
-            flush()
-    flush()
-    send("progress", inp.info().bytes_read)
 
 
 def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
@@ -98,22 +59,20 @@ def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
             pickle.dump((kind, payload), out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
 
+    finished = threading.Event()
+
+    def report_progress() -> None:
+        while not finished.wait(PARSED_EVERY):
+            send("parsed", inp.bytes_read)
+
+    threading.Thread(target=report_progress, name="hvci-parsed", daemon=True).start()
     try:
-        if request.what == "lines":
-            _serve_lines(inp, request.follow, send)
-            return
-        finished = threading.Event()
-
-        def report_progress() -> None:
-            while not finished.wait(PARSED_EVERY):
-                send("parsed", inp.bytes_read)
-
-        threading.Thread(target=report_progress, name="hvci-parsed", daemon=True).start()
         for incident in iter_incidents(inp, request.options, follow=request.follow):
             send("incident", incident)
         finished.set()
         send("info", inp.info())
     except (OSError, ValueError) as error:
+        finished.set()
         send("error", f"cannot read: {error.strerror}" if isinstance(error, OSError) else str(error))
 
 

@@ -262,7 +262,7 @@ def _child_feed(options: AnalyzeOptions) -> PipelineFeed:
     return PipelineFeed(options, process_threshold=0)  # every input goes to the reader processes
 
 
-async def test_large_input_path_reads_in_child_processes(tmp_path: Path) -> None:
+async def test_large_input_is_analysed_in_a_child_process(tmp_path: Path) -> None:
     app = _app([Source.file(HAXM)], tmp_path, feed_factory=_child_feed)
     async with app.run_test(size=(120, 40)) as pilot:
         await _until(pilot, lambda: app.triage.all_loaded)
@@ -271,7 +271,7 @@ async def test_large_input_path_reads_in_child_processes(tmp_path: Path) -> None
         assert [i.category for i in listed] == ["execute-pool-type"]
         load = app.triage.loads[0]
         assert load.error is None and load.info is not None
-        assert load.lines == HAXM.read_text(encoding="utf-8").splitlines()
+        assert list(load.lines) == HAXM.read_text(encoding="utf-8").splitlines()
         assert load.bytes_read == HAXM.stat().st_size
 
 

@@ -26,6 +26,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.linestore import LineStore
 from tui.safe_text import clean
 
 #: Characters shown of one line; the rest of a multi-megabyte line is cut (with a marker), never wrapped.
@@ -71,6 +72,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._lines: Sequence[str] = ()
         self._known = 0
+        self._generation = 0
         self._width = 0
         self._spans: tuple[tuple[int, int], ...] = ()
         self._focus_line: int | None = None
@@ -92,6 +94,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         self.source_name = source_name
         self.followable = followable
         self._known = 0
+        self._generation = getattr(lines, "generation", 0)
         self._width = 0
         self._matches = []
         self._scanned = 0
@@ -103,14 +106,19 @@ class EvidenceLog(ScrollView, can_focus=True):
     def lines_added(self) -> None:
         """Take in lines the loader appended since the last call (called from a UI timer)."""
         count = len(self._lines)
-        if count == self._known:
+        generation = getattr(self._lines, "generation", 0)
+        widest = min(self._widest(self._known, count), MAX_COLUMNS)
+        if count == self._known and generation == self._generation:
+            if widest > self._width:  # lines decoded for drawing turned out wider
+                self._width = widest
+                self.virtual_size = Size(self._gutter_width() + self._width + 1, count)
             return
-        if count < self._known:  # the followed file was truncated or re-created
+        if count < self._known or generation != self._generation:  # the followed file was truncated
             self._known = self._width = self._scanned = 0
+            self._generation = generation
             self._matches = []
             self.scroll_to(0, 0, animate=False, immediate=True)
-        widest = max(map(len, self._lines[self._known : count]), default=0)  # C speed: 1M lines in ms
-        self._width = max(self._width, min(widest, MAX_COLUMNS))
+        self._width = max(self._width, widest)
         added = count - self._known
         self._known = count
         self._scan_matches()
@@ -186,9 +194,12 @@ class EvidenceLog(ScrollView, can_focus=True):
     def _scan_matches(self) -> None:
         if self._pattern is None:
             return
-        search = self._pattern.search
         lines = self._lines
-        self._matches.extend(i + 1 for i in range(self._scanned, self._known) if search(lines[i]))
+        if isinstance(lines, LineStore):
+            self._matches.extend(i + 1 for i in lines.matching(self._pattern, self._scanned, self._known))
+        else:
+            search = self._pattern.search
+            self._matches.extend(i + 1 for i in range(self._scanned, self._known) if search(lines[i]))
         self._scanned = self._known
 
     def next_match(self, backwards: bool = False) -> int | None:
@@ -256,6 +267,13 @@ class EvidenceLog(ScrollView, can_focus=True):
             self.scroll_end(animate=False, immediate=True)
 
     # -- rendering -----------------------------------------------------------------------------------
+
+    def _widest(self, start: int, end: int) -> int:
+        """The longest line known: a :class:`~tui.linestore.LineStore` knows those it decoded (it grows as
+        the view is scrolled); in any other sequence the new lines ``[start, end)`` are measured."""
+        if isinstance(self._lines, LineStore):
+            return self._lines.widest
+        return max(map(len, self._lines[start:end]), default=0)
 
     def _gutter_width(self) -> int:
         return len(str(max(self._known, 1))) + 1

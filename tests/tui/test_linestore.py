@@ -1,0 +1,58 @@
+"""The evidence view's line store: chunks in, the same lines out as splitting the text would give."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui.linestore import CACHED_CHUNKS, LineStore
+
+_LINE = st.text(
+    alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=12
+)
+
+
+def _store(chunks: list[list[str]], crlf: bool, as_bytes: bool) -> LineStore:
+    store = LineStore()
+    end = "\r\n" if crlf else "\n"
+    for chunk in chunks:
+        text = "".join(line + end for line in chunk)
+        store.append_chunk(text.encode("utf-8") if as_bytes else text)
+    return store
+
+
+@given(st.lists(st.lists(_LINE, max_size=6), max_size=12), st.booleans(), st.booleans())
+def test_lines_read_back_as_written_whatever_the_chunking(
+    chunks: list[list[str]], crlf: bool, as_bytes: bool
+) -> None:
+    store = _store(chunks, crlf, as_bytes)
+    lines = [line for chunk in chunks for line in chunk]
+    assert len(store) == len(lines)
+    assert [store[i] for i in range(len(lines))] == lines  # random access, across the chunk cache
+    assert list(store) == lines
+    assert store[1:4] == lines[1:4]
+    if lines:
+        assert store[-1] == lines[-1]
+        assert store.widest == max(map(len, lines))
+
+
+def test_only_some_decoded_chunks_are_kept_and_search_finds_lines_in_every_chunk() -> None:
+    store = LineStore()
+    for chunk in range(CACHED_CHUNKS * 3):
+        store.append_chunk(b"".join(b"chunk %d line %d\n" % (chunk, n) for n in range(5)))
+    pattern = re.compile("line 3")
+    assert list(store.matching(pattern, 0, len(store))) == [n * 5 + 3 for n in range(CACHED_CHUNKS * 3)]
+    assert list(store.matching(pattern, 9, 19)) == [13, 18]
+    assert len(store._cache) <= CACHED_CHUNKS
+
+
+def test_reset_starts_again_at_line_one_and_says_so() -> None:
+    store = LineStore(decode=lambda data: data.decode("cp1252"))
+    store.append_chunk(b"caf\xe9\n")
+    assert store[0] == "café"
+    generation = store.generation
+    store.reset()
+    store.append_chunk(b"new\n")
+    assert (len(store), store[0], store.generation) == (1, "new", generation + 1)

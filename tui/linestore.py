@@ -1,0 +1,121 @@
+"""An input's text for the evidence view, kept as the chunks it was read in, decoded only where looked at.
+
+A 100 MB log is 1.6 million lines. Making a Python string per line as it is read cost seconds of CPU, held
+the interpreter lock the UI needs for keys, and took twice the file's size in memory. A :class:`LineStore`
+instead keeps each chunk as read (bytes, or text for UTF-16 inputs) with its line count, found by
+``bytes.count`` in C. A line is decoded when it is drawn, searched or quoted, a whole chunk at a time, and
+the last few decoded chunks are kept. :attr:`LineStore.widest` (for sideways scrolling) is the longest line
+decoded so far: measuring every line as it is read would cost as much as making the strings.
+
+One thread appends (the loader), the UI reads. Appending to a list and then raising
+:attr:`LineStore.line_count` are each atomic in CPython, so a reader that looks at the count first never
+sees a chunk half added.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import overload
+
+#: Decoded chunks kept for drawing and quoting (a screen shows lines of one or two chunks).
+CACHED_CHUNKS = 6
+
+
+class LineStore(Sequence[str]):
+    """1-based line ``n`` is ``store[n - 1]``; appended to by chunks of whole lines."""
+
+    def __init__(self, decode: Callable[[bytes], str] | None = None) -> None:
+        self._decode = decode or (lambda data: data.decode("utf-8", "replace"))
+        self._starts: list[int] = []
+        self._chunks: list[bytes | str] = []
+        self._cache: OrderedDict[int, list[str]] = OrderedDict()
+        self.line_count = 0
+        self.widest = 0
+        self.generation = 0
+        """Raised by :meth:`reset`, so that a reader can tell the text started again."""
+
+    def set_decoder(self, decode: Callable[[bytes], str]) -> None:
+        """How ``bytes`` chunks become text (known once the input's encoding is sniffed)."""
+        self._decode = decode
+
+    # -- writing (the loader thread) --------------------------------------------------------------------
+
+    def append_chunk(self, data: bytes | str) -> None:
+        """Add whole lines, each ending in ``\\n``."""
+        lines = data.count("\n" if isinstance(data, str) else b"\n")  # type: ignore[arg-type]
+        if not lines:
+            return
+        self._starts.append(self.line_count)
+        self._chunks.append(data)
+        self.line_count += lines
+
+    def append(self, text: str) -> None:
+        """Add one line (pasted text, tests); chunks are the fast way."""
+        self.append_chunk(text + "\n")
+
+    def reset(self) -> None:
+        """A followed file was truncated or re-created: its text starts again at line 1."""
+        self.line_count = 0
+        self.widest = 0
+        self._starts = []
+        self._chunks = []
+        self._cache = OrderedDict()
+        self.generation += 1
+
+    # -- reading (the UI) -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.line_count
+
+    def _chunk_lines(self, index: int) -> list[str]:
+        cached = self._cache.get(index)
+        if cached is not None:
+            self._cache.move_to_end(index)
+            return cached
+        data = self._chunks[index]
+        text = data if isinstance(data, str) else self._decode(data)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        lines = text.split("\n")[:-1]
+        self.widest = max(self.widest, max(map(len, lines), default=0))
+        self._cache[index] = lines
+        if len(self._cache) > CACHED_CHUNKS:
+            self._cache.popitem(last=False)
+        return lines
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.line_count))]
+        if index < 0:
+            index += self.line_count
+        if not 0 <= index < self.line_count:
+            raise IndexError(index)
+        chunk = bisect.bisect_right(self._starts, index) - 1
+        return self._chunk_lines(chunk)[index - self._starts[chunk]]
+
+    def __iter__(self) -> Iterator[str]:
+        for chunk in range(len(self._chunks)):
+            yield from self._chunk_lines(chunk)
+
+    def matching(self, pattern: re.Pattern[str], start: int, end: int) -> Iterator[int]:
+        """0-based indexes in ``[start, end)`` of the lines ``pattern`` finds something in."""
+        if start >= end:
+            return
+        chunk = bisect.bisect_right(self._starts, start) - 1
+        while chunk < len(self._chunks) and self._starts[chunk] < end:
+            first = self._starts[chunk]
+            search = pattern.search
+            lines = self._chunk_lines(chunk)
+            for offset in range(max(0, start - first), min(len(lines), end - first)):
+                if search(lines[offset]):
+                    yield first + offset
+            chunk += 1
