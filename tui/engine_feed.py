@@ -10,6 +10,8 @@ errors end up in ``Load.error`` as one plain sentence; the view shows it and kee
 
 from __future__ import annotations
 
+import threading
+
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
 from hvci.logs.worker import Request, results, start, stop_when
 from parsers.stream import Input, open_input
@@ -17,6 +19,26 @@ from tui.loading import Load, Source
 
 #: Inputs at least this large are read in child processes (see :mod:`hvci.logs.worker`).
 PROCESS_THRESHOLD = 8 << 20
+
+#: How much of a large input the first-finding look at its head reads at most.
+HEAD_BYTES = 8 << 20
+
+
+class _HeadStop(threading.Event):
+    """Stops the head look: set by hand, or once the child confirmed, the user closed the input, or the
+    reader got past :data:`HEAD_BYTES` (the pipeline checks its stop event once per chunk)."""
+
+    def __init__(self, inp: Input, *others: threading.Event) -> None:
+        super().__init__()
+        self._inp = inp
+        self._others = others
+
+    def is_set(self) -> bool:
+        return (
+            super().is_set()
+            or any(other.is_set() for other in self._others)
+            or self._inp.bytes_read > HEAD_BYTES
+        )
 
 
 def _open(source: Source) -> Input:
@@ -42,7 +64,17 @@ class PipelineFeed:
 
     def read_incidents(self, load: Load) -> None:
         if self._in_child(load):
-            self._child(load)
+            confirmed = threading.Event()
+            head = threading.Thread(
+                target=self._first_from_head, args=(load, confirmed), name="hvci-head", daemon=True
+            )
+            head.start()
+            try:
+                self._child(load, confirmed)
+                head.join()
+                load.settle()
+            finally:
+                load.incidents_done = True
             return
         try:
             inp = _open(load.source)
@@ -79,8 +111,25 @@ class PipelineFeed:
         finally:
             load.lines_done = True
 
-    def _child(self, load: Load) -> None:
-        """The analysis in a child process; its results land in ``load`` exactly as the thread's do."""
+    def _first_from_head(self, load: Load, confirmed: threading.Event) -> None:
+        """The first finding of a large input, found in this process while the child starts (a process
+        start-up and its imports cost about a second on a busy machine): the pipeline on the input's head,
+        until it yields an incident, the child reports one, or :data:`HEAD_BYTES` were read. Only complete
+        incidents are yielded before the end of input, so the one taken is the child's too (provisional
+        until then, see :meth:`tui.loading.Load.add`)."""
+        try:
+            inp = _open(load.source)
+            stop = _HeadStop(inp, confirmed, load.stop)
+            for incident in iter_incidents(inp, self.options, stop=stop):
+                if not stop.is_set():  # after a stop, the pipeline flushes cut-off groups: not those
+                    load.add(incident, provisional=True)
+                return
+        except (OSError, ValueError):
+            return  # the child reports read errors
+
+    def _child(self, load: Load, confirmed: threading.Event) -> None:
+        """The analysis in a child process; its results land in ``load`` exactly as the thread's do;
+        ``confirmed`` is set once it has something to say about incidents."""
         source = load.source
         request = Request(
             path=source.path.resolve() if source.path is not None else None,
@@ -93,6 +142,8 @@ class PipelineFeed:
             child = start(request)
             stop_when(load.stop, child)
             for kind, payload in results(child):
+                if kind != "parsed":
+                    confirmed.set()
                 if kind == "incident":
                     load.add(payload)
                 elif kind == "parsed":
@@ -107,4 +158,4 @@ class PipelineFeed:
         except OSError as error:
             load.error = f"cannot start a reader process: {error.strerror or error}"
         finally:
-            load.incidents_done = True
+            confirmed.set()

@@ -70,21 +70,44 @@ class Load:
     version: int = 0
     """Bumped on every added or replaced incident, so the UI can tell that something changed."""
     _index: dict[str, int] = field(default_factory=dict)
+    _provisional: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.display_name = self.display_name or self.source.name
         self.bytes_total = self.source.size()
 
-    def add(self, incident: Incident) -> None:
+    def add(self, incident: Incident, *, provisional: bool = False) -> None:
         """Take an incident from the pipeline. The engine re-emits an incident with the same ``id`` when later
-        input enriches it (a module list, an ``ln`` answer); the newer version replaces the older in place."""
-        position = self._index.get(incident.id)
-        if position is None:
-            self._index[incident.id] = len(self.incidents)
-            self.incidents.append(incident)
-        else:
-            self.incidents[position] = incident
-        self.version += 1
+        input enriches it (a module list, an ``ln`` answer); the newer version replaces the older in place.
+
+        A ``provisional`` incident comes from a quick look at the head of a large input while the full
+        analysis starts (see :mod:`tui.engine_feed`): it never replaces anything, the full analysis's
+        version of it replaces it, and :meth:`settle` drops it if the full analysis never reports it."""
+        with self._lock:
+            position = self._index.get(incident.id)
+            if position is None:
+                self._index[incident.id] = len(self.incidents)
+                self.incidents.append(incident)
+                if provisional:
+                    self._provisional.add(incident.id)
+            elif provisional:
+                return
+            else:
+                self.incidents[position] = incident
+                self._provisional.discard(incident.id)
+            self.version += 1
+
+    def settle(self) -> None:
+        """The full analysis is over: drop provisional incidents it did not confirm."""
+        with self._lock:
+            if not self._provisional:
+                return
+            kept = [incident for incident in self.incidents if incident.id not in self._provisional]
+            self._provisional.clear()
+            self._index = {incident.id: n for n, incident in enumerate(kept)}
+            self.incidents = kept
+            self.version += 1
 
     def finish(self, info: InputInfo) -> None:
         """The input's own account once it is read. An error in it (a file that is not a log, a damaged

@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
+from rich.markdown import Markdown as RichMarkdown
 from rich.style import Style
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer, VerticalScroll
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
 from hvci.findings import Finding
 from hvci.knowledge import kb
@@ -264,7 +265,6 @@ class DetailPane(VerticalScroll, can_focus=True):
     DetailPane .heading { text-style: bold; color: $accent; margin-top: 1; }
     DetailPane .code-label { color: $text-muted; margin-top: 1; }
     DetailPane .code { background: $boost; padding: 0 1; }
-    DetailPane Markdown { margin: 0; padding: 0; }
     """
 
     def _code_blocks(self) -> list[CodeBlock]:
@@ -291,12 +291,12 @@ class DetailPane(VerticalScroll, can_focus=True):
         yield Static("Evidence", classes="heading")
         yield Static(id="evidence")
         yield Static("Fix", classes="heading", id="fix-heading")
-        yield Markdown(id="fix")
+        yield Static(id="fix")
         yield Static("Before", classes="code-label", id="before-label")
         yield CodeBlock(id="before", classes="code")
         yield Static("After", classes="code-label", id="after-label")
         yield CodeBlock(id="after", classes="code")
-        yield Markdown(id="verify")
+        yield Static(id="verify")
         yield Static("WinDbg", classes="heading")
         yield Static(id="windbg")
         yield Static("Sources", classes="heading", id="links-heading")
@@ -335,8 +335,8 @@ class DetailPane(VerticalScroll, can_focus=True):
         self.scroll_home(animate=False)
 
     def _show_remediation(self, remediation: Any) -> None:
-        fix = self.query_one("#fix", Markdown)
-        verify = self.query_one("#verify", Markdown)
+        fix = self.query_one("#fix", Static)
+        verify = self.query_one("#verify", Static)
         present = remediation is not None
         for name in ("fix-heading", "fix", "verify", "links-heading", "links"):
             self.query_one(f"#{name}").display = present
@@ -352,8 +352,8 @@ class DetailPane(VerticalScroll, can_focus=True):
         if not present:
             return
         parts = [p for p in (remediation.what, remediation.why, remediation.fix) if p]
-        fix.update("\n\n".join(parts))
-        verify.update(f"**Verify:** {remediation.verify}" if remediation.verify else "")
+        fix.update(RichMarkdown("\n\n".join(parts)))
+        verify.update(RichMarkdown(f"**Verify:** {remediation.verify}") if remediation.verify else "")
         if before:
             self.query_one("#before", CodeBlock).update(_code(remediation.before))
         if after:
