@@ -33,6 +33,7 @@ from tui.screens.paste import PasteScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.triage import TriageScreen
 from tui.settings import ViewSettings, load_settings, save_settings, settings_path
+from tui.widgets.detail_pane import DetailPane
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import FindingsTable
 
@@ -122,6 +123,7 @@ class TriageApp(App[None]):
             ("app", TriageApp),
             ("main", TriageScreen),
             ("findings", FindingsTable),
+            ("detail", DetailPane),
             ("evidence", EvidenceLog),
             ("paste", PasteScreen),
         ]
