@@ -59,9 +59,9 @@ def load_text(load: Load) -> Text:
         text.append(f" read {size_text(load.bytes_read)}{total}", "yellow")
         if not load.incidents_done:
             text.append(f", analysed {size_text(parsed)}", "yellow")
-        text.append(f", {found} found so far", "yellow")
+        text.append(f", {found} incident{'s' if found != 1 else ''} so far", "yellow")
     else:
-        text.append(f" {len(load.lines):,} lines, {found} found, done", "dim")
+        text.append(f" {len(load.lines):,} lines, {found} incident{'s' if found != 1 else ''}, done", "dim")
     return text
 
 

@@ -15,7 +15,7 @@ from cli.commands import open as open_command
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Incident
-from tests.tui.conftest import settle
+from tests.tui.conftest import settle, wait_for
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
 from tui.labels import category_label
@@ -135,6 +135,27 @@ async def test_paste_is_analysed_by_the_engine(tmp_path: Path) -> None:
         assert listed and listed[0].category == "execute-pool-type"
         assert listed[0].source.path == "<paste>"
         assert app.triage.query_one(EvidenceLog).source_name == "<paste>"
+
+
+async def test_a_paste_after_a_file_selects_its_finding_and_shows_its_text(tmp_path: Path) -> None:
+    banner = SAMPLES / "banner-only-log-mode.log"
+    app = _app([Source.file(banner)], tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.triage.current is not None and app.triage.current.source.path != "<paste>"
+        await pilot.press("p")
+        from textual.widgets import TextArea
+
+        app.screen.query_one(TextArea).insert(HAXM.read_text(encoding="utf-8"))
+        await pilot.press("f5")
+        await settle(pilot)
+        await wait_for(
+            pilot, lambda: app.triage.current is not None and app.triage.current.source.path == "<paste>"
+        )
+        current = app.triage.current
+        assert current is not None and current.category == "execute-pool-type"
+        log = app.triage.query_one(EvidenceLog)
+        assert log.source_name == "<paste>" and log.highlighted[0][0] == current.source.first_line
 
 
 async def test_export_from_real_pipeline_matches_batch(tmp_path: Path) -> None:
@@ -300,4 +321,3 @@ def test_keymap_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     keymap, problem = load_keymap()
     assert keymap == {"finding.next": "x"}
     assert problem is not None and "bad" in problem
-

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRASH = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_text(encoding="utf-8")
 NOISE = "".join(f"[VendorFilt] request {n} completed with status 0x00000000 in 12 us\n" for n in range(200))
 
+
 def generate_log(path: Path, size: int, every: int = 500) -> int:
     """A KD-style log of about ``size`` bytes: noise with a pool-type crash every ``every`` blocks; returns
     how many crashes it holds."""

@@ -300,3 +300,33 @@ async def test_two_inputs_and_evidence_switches_input(tmp_path: Path) -> None:
         await pilot.press("e")
         assert log.source_name == other_name
         assert log.line_text(16) == "second 16"
+
+
+async def test_line_numbers_stay_when_the_evidence_is_scrolled_sideways(tmp_path: Path) -> None:
+    long_line = "x" * 300
+    feed = FixtureFeed({LOG_NAME: f"first\n{long_line}\n"}, {LOG_NAME: []})
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("v")
+        log = app.triage.query_one(EvidenceLog)
+        log.scroll_to(x=40, animate=False, immediate=True)
+        await pilot.pause()
+        second = log.render_line(1).text
+        assert second.startswith("2 x") and len(second) == log.size.width
+
+
+async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tmp_path: Path) -> None:
+    pool, protection, _ = sample_incidents()
+    from dataclasses import replace
+
+    again = replace(pool, id=f"{LOG_NAME}:99", source=replace(pool.source, first_line=22, last_line=23))
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]}, hold_after=2)
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = _table(app)
+        await wait_for(pilot, lambda: len(table.listed) == 2 and table.row_count == 2)
+        assert str(table.get_row_at(0)[4]) == "1"
+        feed.release.set()
+        await settle(pilot)
+        assert str(table.get_row_at(0)[4]) == "2"

@@ -65,8 +65,8 @@ class PaneLayout(Screen[None]):
 
     def action_resize_list(self, step: int) -> None:
         """``[`` / ``]`` give the list less or more room; ``=`` sizes it to its content again."""
-        if step == 0 and self.focused is not None and isinstance(self.focused, EvidenceLog) and self.follow:
-            self.focused.action_toggle_follow()
+        if step == 0 and self.follow:  # following a live log, = pauses and resumes it from any pane
+            self.query_one(EvidenceLog).action_toggle_follow()
             return
         wide = self.wide
         table = self.query_one(FindingsTable)

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import Header, Input, Static, TabbedContent, TabPane
 
 from hvci.findings import Finding, group_findings
 from hvci.model import Incident
@@ -29,6 +29,7 @@ from tui.widgets.detail_pane import DetailPane
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import GROUP_KEYS, SORT_KEYS, Filter, FindingsTable
 from tui.widgets.follow_badge import FollowBadge
+from tui.widgets.key_hints import KeyHints, hints
 
 #: How often the screen takes in what the loaders produced (seconds).
 POLL_INTERVAL = 0.1
@@ -123,7 +124,7 @@ class TriageScreen(PaneLayout, Screen[None]):
             "Auto size",
             show=False,
             id="view.list_auto",
-            tooltip="Size the list to its content again (= also pauses/resumes follow in the evidence view)",
+            tooltip="Size the list to its content again; with --follow: pause or resume following",
         ),
         Binding(
             "c",
@@ -195,9 +196,13 @@ class TriageScreen(PaneLayout, Screen[None]):
                 with TabPane("Evidence", id="evidence-tab"):
                     yield EvidenceLog(id="evidence")
         yield Input(placeholder="search the input (Enter: find, n/N: next/previous, Esc: close)", id="search")
-        yield Footer()
+        yield KeyHints(id="key-hints")
 
     def on_mount(self) -> None:
+        keymap = getattr(self.app, "keymap", {})
+        palette = Binding("ctrl+p", "command_palette", "Palette")
+        shown = [*self.BINDINGS, *self.app.BINDINGS, palette]
+        self.query_one(KeyHints).show(hints([b for b in shown if isinstance(b, Binding)], keymap))
         self._timer = self.set_interval(POLL_INTERVAL, self.poll)
         self.query_one(FindingsTable).focus()
         for source in self._pending_sources:

@@ -309,4 +309,9 @@ class EvidenceLog(ScrollView, can_focus=True):
             Segment(s.text, base + s.style if s.style else base) for s in text.render(self.app.console)
         ]
         strip = Strip(segments, cell_len(text.plain))
-        return strip.crop_extend(scroll_x, scroll_x + width, fill)  # highlight the full width
+        if not scroll_x:
+            return strip.crop_extend(0, width, fill)  # highlight the full width
+        # scrolled sideways: the line numbers stay, the text after them moves
+        numbers = strip.crop(0, gutter)
+        rest = strip.crop_extend(gutter + scroll_x, gutter + scroll_x + max(0, width - gutter), fill)
+        return Strip.join([numbers, rest])

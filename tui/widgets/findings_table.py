@@ -250,7 +250,8 @@ class FindingsTable(DataTable[Text]):
         ordered = arrange(incidents, self.order, self.grouping, self.where, self.count_of)
         simple = self.order == "input" and self.grouping == "none"
         kept = len(ordered) >= len(self.listed) and all(
-            a is b for a, b in zip(ordered, self.listed, strict=False)
+            a is b and cells["count"].plain == str(self.count_of(a))  # a repeat raises a finding's count
+            for a, b, cells in zip(ordered, self.listed, self._rows, strict=False)
         )
         if simple and kept and self.row_count == len(self.listed) and self.columns:
             self._append(ordered[len(self.listed) :])
