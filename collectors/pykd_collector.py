@@ -173,13 +173,18 @@ def parse_modules(output):
     return modules
 
 
-def printed_string(output):
-    """The string a ``dS``/``da`` printed (first line), or None."""
+def first_group(pattern, output):
+    """Group 1 of the first line of ``output`` that ``pattern`` finds, or None."""
     for line in lines_of(output):
-        found = _STRING.match(line)
+        found = pattern.search(line)
         if found:
             return found.group(1)
     return None
+
+
+def printed_string(output):
+    """The string a ``dS``/``da`` printed (first line), or None."""
+    return first_group(_STRING, output)
 
 
 def _stem(name):
@@ -217,15 +222,7 @@ def blamed_base(bugcheck, modules, analyze, image_name):
 
 def target_build(vertarget):
     """The target's build as ``vertarget`` prints it (``Built by:``), else the kernel version number."""
-    for line in lines_of(vertarget):
-        found = _BUILT_BY.match(line)
-        if found:
-            return found.group(1)
-    for line in lines_of(vertarget):
-        found = _KERNEL_VERSION.search(line)
-        if found:
-            return found.group(1)
-    return None
+    return first_group(_BUILT_BY, vertarget) or first_group(_KERNEL_VERSION, vertarget)
 
 
 def now():

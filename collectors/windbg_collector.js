@@ -158,14 +158,19 @@ function parseModules(output) {
     return modules;
 }
 
-function printedString(output) {
+// Group 1 of the first line of `output` that `pattern` finds, or null.
+function firstGroup(pattern, output) {
     for (const line of linesOf(output)) {
-        const found = STRING.exec(line);
+        const found = pattern.exec(line);
         if (found) {
             return found[1];
         }
     }
     return null;
+}
+
+function printedString(output) {
+    return firstGroup(STRING, output);
 }
 
 function stem(name) {
@@ -223,19 +228,7 @@ function blamedBase(bugcheck, modules, analyze, imageName) {
 }
 
 function targetBuild(vertarget) {
-    for (const line of linesOf(vertarget)) {
-        const found = BUILT_BY.exec(line);
-        if (found) {
-            return found[1];
-        }
-    }
-    for (const line of linesOf(vertarget)) {
-        const found = KERNEL_VERSION.exec(line);
-        if (found) {
-            return found[1];
-        }
-    }
-    return null;
+    return firstGroup(BUILT_BY, vertarget) || firstGroup(KERNEL_VERSION, vertarget);
 }
 
 function now() {
