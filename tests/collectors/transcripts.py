@@ -64,7 +64,7 @@ class Transcript:
 def _fixed_name(command: str) -> str | None:
     if command.startswith("!analyze"):
         return "!analyze -v"
-    if re.match(r"^k[bvnfpPcdL0-9 ]*$", command):
+    if re.match(r"^k[bBvnNfFpPcdL]{0,4}(?:\s*[0-9a-fA-Fx`]+)?\s*$", command):  # k, kb, kNL, k100 ...
         return "kb"
     if re.match(r"^(?:lm|!lm\b)", command):
         return "lm"
