@@ -110,9 +110,10 @@ def by_known_bits(api: kb.AffectedApi, value: Val, where: str) -> Judgement | No
     decoder = DECODERS[api.argument_kind]
     shown = f"bits 0x{mask:x} known as 0x{bits:x} ({decoder(bits).name})"
     reason = f"{where}: {value.reason}; whatever the global holds, {shown}"
+    # the value shown is the known part: the bits the verdict rests on
     if executable:
         return Judgement(EXECUTABLE, f"{reason}: executable", (bits,), (decoder(bits).name,))
-    return Judgement(SAFE, f"{reason}: not executable")
+    return Judgement(SAFE, f"{reason}: not executable", (bits,), (decoder(bits).name,))
 
 
 def by_values(api: kb.AffectedApi, consts: frozenset[int], where: str) -> Judgement:

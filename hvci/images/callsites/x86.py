@@ -149,6 +149,10 @@ def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | No
     return tuple(out)
 
 
+_PARSED: dict[int, dict[tuple[str, str], tuple[bool, tuple[Op, ...]]]] = {}
+_DETAILS: dict[int, dict[tuple[str, str], tuple[tuple[int, ...], tuple[Op, ...]]]] = {}
+
+
 class Decoder:
     """Instructions with their operands, fast: capstone's lite mode lists them and their operand text is
     parsed here (capstone's detail mode costs a slow ctypes read per field). The text, with ``[rip + 0x...]``
@@ -163,8 +167,9 @@ class Decoder:
         self.bits = bits
         self.lite = disassembler(bits, detail=False)
         self.md = disassembler(bits, detail=True)
-        self.parsed: dict[tuple[str, str], tuple[bool, tuple[Op, ...]] | None] = {}
-        self.details: dict[tuple[str, str], tuple[tuple[int, ...], tuple[Op, ...]]] = {}
+        # shared by every image of the same width: common texts (``mov rcx, rbx``) recur across drivers
+        self.parsed = _PARSED.setdefault(bits, {})
+        self.details = _DETAILS.setdefault(bits, {})
 
     def decode(self, data: bytes, start: int) -> Iterator[Insn]:
         parsed = self.parsed
