@@ -172,3 +172,24 @@ def test_scan_takes_the_symbol_path_from_the_environment_like_analyze(tmp_path: 
         cli, ["scan", "--format", "json", str(image)], catch_exceptions=False
     )
     assert json.loads(result.output)["images"][0]["symbols"] == str(BUILD / "api_misuse.pdb")
+
+
+def test_a_folder_with_a_dangling_or_fifo_driver_is_never_clean(tmp_path: Path) -> None:
+    """Issue 10 item 8: a dangling ``.sys`` link in a folder was dropped and the scan exited 0."""
+    import os
+
+    folder = tmp_path / "drivers"
+    folder.mkdir()
+    (folder / "clean.sys").write_bytes((BUILD / "clean.sys").read_bytes())
+    assert _run(folder).exit_code == 0
+    os.symlink(folder / "gone.sys", folder / "dangling.sys")
+    result = _run(folder, "--format", "json")
+    images = {Path(i["path"]).name: i for i in json.loads(result.stdout)["images"]}
+    assert result.exit_code == 3 and images["dangling.sys"]["status"] == "unreadable"
+    assert "dangling link" in images["dangling.sys"]["diagnostics"][0]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "pipe.sys")  # would block for ever if it were opened
+        result = _run(folder)
+        assert result.exit_code == 3 and "pipe.sys: a FIFO" in result.stderr
+    (folder / "clean.sys").unlink()
+    assert _run(folder).exit_code == 2  # nothing readable at all
