@@ -83,3 +83,17 @@ def test_the_same_log_twice_is_one_finding_per_bucket() -> None:
     assert [f.bucket for f in findings] == [f.bucket for f in single]
     assert all(f.count == 3 * s.count for f, s in zip(findings, single, strict=True))
     assert {o.source.path for o in findings[0].occurrences} == {"one.log", "two.log", "three.log"}
+
+
+def test_markdown_of_a_large_batch_fits_a_pull_request_comment() -> None:
+    from hvci.report import render
+
+    text = SAMPLE.read_bytes()
+    inputs = [open_input(None, data=text, name=f"host{n:04d}.log") for n in range(300)]
+    numbers = [
+        open_input(None, data=text.replace(b"IntelHaxm", f"Drv{n}".encode()), name=f"d{n}.log")
+        for n in range(150)
+    ]
+    markdown = render(analyze_inputs(inputs + numbers), "markdown")
+    assert len(markdown) < 65_536
+    assert "left out to fit a comment" in markdown and "more" in markdown
