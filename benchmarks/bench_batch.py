@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,9 +38,19 @@ from tests.hvci.batch_corpus import build  # noqa: E402 - after the path set-up 
 TOOL = [sys.executable, "-m", "cli"]
 
 
-def timed(command: list[str], **kwargs: object) -> tuple[float, subprocess.CompletedProcess[bytes]]:
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, check=False, **kwargs)  # type: ignore[call-overload]
+#: CPU seconds (user + system) of the last command timed, its worker processes included.
+LAST_CPU = [0.0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    started, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, check=False)
+    LAST_CPU[0] = _children_cpu() - cpu
     return time.perf_counter() - started, done
 
 
@@ -60,7 +71,12 @@ def xargs(folder: Path) -> float:
 
 
 def speed(label: str, seconds: float, files: int, megabytes: float) -> None:
-    print(f"{label:<34} {seconds:8.2f} s  {files / seconds:8.1f} files/s  {megabytes / seconds:7.1f} MB/s")
+    """One line; the CPU column shows the work done (it should not grow with --jobs) and, when it is far
+    below wall time x cores, that the machine was busy and the ratios say little."""
+    print(
+        f"{label:<34} {seconds:8.2f} s  {files / seconds:8.1f} files/s  {megabytes / seconds:7.1f} MB/s  "
+        f"cpu {LAST_CPU[0]:7.2f} s"
+    )
 
 
 def scaling(args: argparse.Namespace, work: Path) -> None:
@@ -68,8 +84,8 @@ def scaling(args: argparse.Namespace, work: Path) -> None:
     megabytes = sum(p.stat().st_size for p in (corpus.folder / "plain").iterdir()) / 1e6
     print(f"{args.files} logs, {megabytes:.0f} MB in all")
     one, report_one = analyze(corpus.folder, 1)
-    two, report_two = analyze(corpus.folder, 2)
     speed("hvci-triage analyze --jobs 1", one, args.files, megabytes)
+    two, report_two = analyze(corpus.folder, 2)
     speed("hvci-triage analyze --jobs 2", two, args.files, megabytes)
     print(f"scaling --jobs 2 / --jobs 1: {one / two:.2f}x   (identical reports: {report_one == report_two})")
     if not args.skip_xargs:

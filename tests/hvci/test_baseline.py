@@ -17,6 +17,7 @@ from cli.main import cli
 from hvci.findings import compare, group_findings
 from hvci.logs.pipeline import analyze_text
 from hvci.report import render
+from tests.conftest import REPORT_SCHEMA
 from tests.hvci.batch_corpus import LOGS
 from tests.hvci.test_findings import incident
 
@@ -71,6 +72,7 @@ def test_baseline_file_fail_on_new_and_every_format(tmp_path: Path) -> None:
     )
     data = json.loads(out)
     assert code == ExitCode.FINDINGS
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
     states = {f["bucket"]: f["baseline"] for f in data["findings"]}
     assert "unchanged" in states.values() and "new" in states.values()
     assert data["baseline"]["source"] == str(baseline) and data["baseline"]["new"] == list(
