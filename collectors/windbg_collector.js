@@ -235,7 +235,7 @@ function now() {
     return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-// One JSON line, ASCII only (so that its length in characters is its length in bytes), keys sorted.
+// One JSON line, ASCII only (the "Ascii" text writer must never meet another character), keys sorted.
 function jsonLine(record) {
     const keys = Object.keys(record).sort();
     const text = "{" + keys.map((key) => JSON.stringify(key) + ":" + JSON.stringify(record[key])).join(",") + "}";
@@ -246,7 +246,6 @@ function jsonLine(record) {
 class Session {
     constructor(path) {
         this.path = path;
-        this.size = 0;
         this.seq = 0;
     }
 
@@ -264,7 +263,6 @@ class Session {
                 if (header === null || typeof header !== "object" || header.format !== FORMAT) {
                     throw new Error(this.path + " exists and is not an hvci-triage session file");
                 }
-                this.size = lines.reduce((total, line) => total + line.length + 1, 0);
                 this.seq = lines.length - 1;
                 return;
             }
@@ -296,17 +294,17 @@ class Session {
         return lines;
     }
 
+    // Appends one record: the file is opened for writing ("OpenExisting", or "CreateNew" for the header),
+    // written at its end (Position = Size) and closed, so the record is on disk when this returns.
     write(record) {
         const fs = host.namespace.Debugger.Utility.FileSystem;
-        const line = jsonLine(record) + "\n";
-        const file = fs.CreateFile(this.path, "OpenAlways");
+        const file = fs.CreateFile(this.path, fs.FileExists(this.path) ? "OpenExisting" : "CreateNew");
         try {
-            file.Position = this.size;
-            fs.CreateTextWriter(file, "Ascii").Write(line);
+            file.Position = file.Size;
+            fs.CreateTextWriter(file, "Ascii").Write(jsonLine(record) + "\n");
         } finally {
             file.Close();
         }
-        this.size += line.length;
     }
 
     // `size`: characters the command printed; more than `output` holds when it was cut at MAX_OUTPUT.

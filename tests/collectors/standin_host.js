@@ -41,10 +41,15 @@ function answer(command) {
     return "";
 }
 
+// The documented file object: Position (read/write), Size, Close(); opened for writing by CreateFile.
 class File {
     constructor(path, mode) {
         this.fd = fs.openSync(path, mode);
         this.Position = 0;
+    }
+
+    get Size() {
+        return fs.fstatSync(this.fd).size;
     }
 
     Close() {
@@ -74,11 +79,16 @@ const host = {
                 FileSystem: {
                     FileExists: (path) => fs.existsSync(path),
                     OpenFile: (path) => new File(path, "r"),
+                    // the documented dispositions: "OpenExisting", "CreateNew", "CreateAlways"
                     CreateFile(path, disposition) {
-                        if (disposition !== "OpenAlways") {
-                            throw new Error("unexpected disposition " + disposition);
+                        const exists = fs.existsSync(path);
+                        if (disposition === "OpenExisting" && exists) {
+                            return new File(path, "r+");
                         }
-                        return new File(path, fs.existsSync(path) ? "r+" : "w+");
+                        if (disposition === "CreateNew" && !exists) {
+                            return new File(path, "wx+");
+                        }
+                        throw new Error("CreateFile(" + disposition + ") on a file that " + (exists ? "exists" : "is missing"));
                     },
                     CreateTextReader(file, encoding) {
                         if (encoding !== "Ascii") {
