@@ -139,3 +139,32 @@ def test_html_and_markdown_keep_hostile_text_inert() -> None:
     assert "&lt;script&gt;" in page
     markdown = re.sub(r"(`+)[^`]*?\1", "", render(report, "markdown"))  # code spans show text as it is
     assert "<script" not in markdown and "<img" not in markdown
+
+
+def test_a_baseline_without_symbols_matches_a_run_with_them(tmp_path: Path) -> None:
+    """The same log, resolved to functions with --images and to module+offset without: the same buckets."""
+    log = LOGS / "session-lab-api-misuse-symbols.log"
+    images = LOGS.parents[1] / "samples" / "drivers" / "build"
+    bare = tmp_path / "bare.json"
+    invoke("analyze", "-q", "--format", "json", "-o", str(bare), str(log))
+    assert all("!" not in f["bucket"] for f in json.loads(bare.read_text())["findings"])
+    code, out, _ = invoke(
+        "analyze",
+        "-q",
+        "--format",
+        "json",
+        "--images",
+        str(images),
+        "--baseline",
+        str(bare),
+        "--fail-on",
+        "new",
+        str(log),
+    )
+    data = json.loads(out)
+    assert code == ExitCode.OK and all("!" in f["bucket"] for f in data["findings"])
+    assert data["baseline"] == {"source": str(bare), "new": 0, "unchanged": 3, "absent": []}
+    resolved = tmp_path / "resolved.json"
+    resolved.write_text(out, encoding="utf-8")
+    code, out, _ = invoke("diff", "--format", "json", str(bare), str(resolved))
+    assert code == ExitCode.OK and len(json.loads(out)["unchanged"]) == 3
