@@ -168,8 +168,8 @@ def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings) 
     type=click.Choice(FAIL_ON),
     default="hvci",
     show_default=True,
-    help="Which incidents make the exit code 1: hvci, any, never, or a minimum confidence "
-    "(certain, likely, possible) for HVCI-related incidents.",
+    help="Which incidents make the exit code 1: hvci, any, never, new (HVCI findings not in the "
+    "baseline), or a minimum confidence (certain, likely, possible) for HVCI-related incidents.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
 @click.option(
