@@ -9,6 +9,7 @@ cut into functions here.
 from __future__ import annotations
 
 import re
+from itertools import islice
 from typing import NamedTuple
 
 from hvci.images.callsites.image import Image
@@ -47,27 +48,24 @@ class Prefilter:
         code, capped = self.image.code(region)
         self.capped |= capped
         self.scanned_bytes += len(code)
-        for address, size, mnemonic, op_str in self.lite.disasm_lite(code, region.start):
-            self.count += 1
-            if self.count > MAX_LITE_INSNS:
-                self.capped = True
+        gap = region.source == "gap"
+        budget = MAX_LITE_INSNS - self.count
+        listed = 0
+        for address, size, mnemonic, op_str in islice(self.lite.disasm_lite(code, region.start), budget + 1):
+            listed += 1
+            if listed > budget:
                 break
-            if (
-                region.source == "gap"
-                and previous in CHUNK_ENDS
-                and mnemonic not in CHUNK_ENDS
-                and address > reach
-            ):
+            if gap and previous in CHUNK_ENDS and mnemonic not in CHUNK_ENDS and address > reach:
                 out.append(Scanned(Region(current.region.start, address, "gap"), *current[1:]))
                 current = Scanned(Region(address, region.end, "gap"), set(), set(), [], [])
-            match = MEM_RE.search(op_str) if "[" in op_str else None
-            if match:
-                rva = self._mem_rva(address, size, match)
+            if "[" in op_str:
+                match = MEM_RE.search(op_str)
+                rva = self._mem_rva(address, size, match) if match else None
                 if rva is not None:
                     current.mem.add(rva)
                     if mnemonic == "jmp" and (before_stub is None or before_stub in STUB_AFTER):
                         current.stubs.append((address, rva))
-            elif op_str.startswith("0x") and (mnemonic == "call" or mnemonic.startswith("j")):
+            elif op_str[:2] == "0x" and (mnemonic == "call" or mnemonic[0] == "j"):
                 target = int(op_str, 16)
                 current.direct.add(target)
                 if mnemonic == "jmp" and (before_stub is None or before_stub in STUB_AFTER):
@@ -77,6 +75,9 @@ class Prefilter:
             previous = mnemonic
             if mnemonic != "nop":  # GNU ld pads its import stubs with nops: look through them
                 before_stub = mnemonic
+        self.count += listed
+        if listed > budget:
+            self.capped = True
         out.append(current)
         return out
 
