@@ -8,13 +8,20 @@ time: a test asks :func:`realworld` for the path inside its body (or takes the `
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
+from referencing import Registry, Resource
 
 REPO = Path(__file__).resolve().parents[1]
 #: The JSON report contract (``analyze --format json``) every report is validated against.
 REPORT_SCHEMA = REPO / "docs" / "report.schema.json"
+#: The contract of ``scan --format json`` (its incidents share the report's incident fields).
+SCAN_SCHEMA = REPO / "docs" / "scan.schema.json"
 #: ``../shared/realworld`` beside the repository (it may be absent: see the module docstring).
 REALWORLD_ROOT = REPO.parent / "shared" / "realworld"
 
@@ -34,6 +41,17 @@ def realworld_files(folder: str, pattern: str) -> list[Path]:
     parametrised test with the reason "got empty parameter set".
     """
     return sorted((REALWORLD_ROOT / folder).glob(pattern))
+
+
+@functools.cache
+def schema_validator(path: Path) -> jsonschema.protocols.Validator:
+    """A validator for one of the docs/ schemas, resolving references between them."""
+    schemas = [json.loads(p.read_text(encoding="utf-8")) for p in (REPORT_SCHEMA, SCAN_SCHEMA)]
+    registry: Registry[Any] = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas
+    )
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 @pytest.fixture

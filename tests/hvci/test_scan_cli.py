@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import cli
-from tests.conftest import realworld
+from tests.conftest import SCAN_SCHEMA, realworld, schema_validator
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "samples" / "drivers" / "build"
@@ -18,7 +18,11 @@ REAL = Path("<realworld drivers>")
 
 
 def _run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, ["scan", *map(str, args)], catch_exceptions=False)
+    """``scan`` in-process; a JSON report it writes is validated against docs/scan.schema.json."""
+    result = CliRunner().invoke(cli, ["scan", *map(str, args)], catch_exceptions=False)
+    if "json" in args and result.output.strip():
+        schema_validator(SCAN_SCHEMA).validate(json.loads(result.output))
+    return result
 
 
 @pytest.mark.parametrize(
