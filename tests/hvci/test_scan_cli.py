@@ -20,8 +20,8 @@ REAL = Path("<realworld drivers>")
 def _run(*args: str | Path) -> Result:
     """``scan`` in-process; a JSON report it writes is validated against docs/scan.schema.json."""
     result = CliRunner().invoke(cli, ["scan", *map(str, args)], catch_exceptions=False)
-    if "json" in args and result.output.strip():
-        schema_validator(SCAN_SCHEMA).validate(json.loads(result.output))
+    if "json" in args and result.stdout.strip():
+        schema_validator(SCAN_SCHEMA).validate(json.loads(result.stdout))
     return result
 
 
