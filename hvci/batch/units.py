@@ -109,7 +109,8 @@ def content_hash(path: str) -> str:
 
 def skip_known(units: Sequence[Unit], known: Callable[[Iterable[str]], Mapping[str, int]]) -> list[Unit]:
     """``units`` with every file whose content hash ``known`` returns (hash -> run) turned into a note
-    instead of work; archive members and stdin are always read."""
+    instead of work; archives, compressed files and stdin are always read (the store holds the hashes of
+    their contents, not of the archive)."""
     hashes: dict[int, str] = {}
     for index, unit in enumerate(units):
         if unit.path is not None and unit.member is None and unit.problem is None:
