@@ -35,6 +35,7 @@ IncidentKind = Literal[
     "call-site",
     "memory-integrity",
     "verifier-notice",
+    "wdf-log",
 ]
 #: How far a caller address was resolved (see :class:`Caller`): a symbol source, or the debugger's own
 #: ``ln``/frame symbol printed in the log.

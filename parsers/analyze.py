@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from parsers.base import Line, LineCursor
 from parsers.kd import bugcheck_line
+from parsers.mentions import mention_before
 from parsers.records import AnalyzeRecord, BugCheckRecord, Record, Span, StackRecord
 from parsers.stack import read_frames
 
@@ -60,6 +61,10 @@ _DETAILS = re.compile(r"^Debugging Details:\s*$")
 _DASHES = re.compile(r"^-{3,}\s*$")
 _FIELD = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\s*:(?:\s+(?P<value>.*?))?\s*$")
 _NOT_FIELDS = frozenset({"WARNING", "ERROR", "NOTE", "TRAP_FRAME_NOTE"})
+#: the faulting instruction quoted in prose after a report ("With faulting ip: `ScpVBus+b174`")
+_PROSE_FAULTING_IP = re.compile(
+    r"\bfaulting ip\s*:\s*`?(?P<site>[A-Za-z_][\w.$-]*(?:![\w$@?]+)?\+(?:0x)?[0-9a-fA-F`]+)`?", re.IGNORECASE
+)
 _FOLLOWUP = re.compile(r"^Followup\s*:\s*(?P<value>.*?)\s*$")
 _KEY = re.compile(r"^Key\s*:\s*(?P<value>.*?)\s*$")
 _VALUE = re.compile(r"^Value\s*:\s*(?P<value>.*?)\s*$")
@@ -99,6 +104,9 @@ class _Report:
     stack: StackRecord | None = None
     short_bugcheck: BugCheckRecord | None = None
 
+    def field_named(self, key: str) -> list[str] | None:
+        return next((value for name, value in self.fields if name == key), None)
+
     def touch_bugcheck(self, number: int) -> None:
         if self.bugcheck_first is None:
             self.bugcheck_first = number
@@ -133,10 +141,14 @@ class AnalyzeParser:
         if _STAR_LINE.match(first.text) and not self._box(first, cursor):
             return
         if _BOX_TITLE.search(start) or _STAR_LINE.match(first.text):
+            mention = mention_before(cursor)
             self._rest_of_box(report, cursor)
         else:
             self._header_before(report, first, cursor)
+            mention = mention_before(cursor, before=report.first)
             cursor.push_back(first)  # the trigger line is itself part of the body (Arguments:, fields)
+        if mention is not None:
+            yield mention
         self._body(report, cursor)
         yield self._record(report, cursor.path)
 
@@ -289,6 +301,9 @@ class AnalyzeParser:
                 continue
             # description text under the header, or debugger chatter between fields; too much of it in a
             # row means the report has ended (the lines go back to the dispatcher)
+            prose_ip = _PROSE_FAULTING_IP.search(text)
+            if prose_ip is not None and report.field_named("FAULTING_IP") is None:
+                report.fields.append(("FAULTING_IP", [prose_ip["site"]]))  # "With faulting ip: X+b174"
             strays.append(line)
             if len(strays) >= _MAX_STRAYS[section]:
                 for stray in reversed(strays):

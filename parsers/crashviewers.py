@@ -55,7 +55,7 @@ def _record(
 class CrashViewerParser:
     name = "crashviewers"
     trigger = (
-        r"\.dmp[\t ]|^[\s>*]*Bug ?[Cc]heck (?:[Cc]ode|[Ss]tring)\s*:"
+        r"\.dmp(?:\t| {2})|^[\s>*]*Bug ?[Cc]heck (?:[Cc]ode|[Ss]tring)\s*:"
         r"|^[\s>*]*This was probably caused by the following module"
     )
 

@@ -128,9 +128,11 @@ def _longest_literal(ops: Sequence[tuple[Any, Any]]) -> str:
 
 def _alternatives(ops: list[tuple[Any, Any]]) -> list[list[tuple[Any, Any]]]:
     """Split a sequence whose decisive element is an alternation into one sequence per alternative,
-    keeping what precedes and follows it (``^\\s*(?:A|B)x`` -> ``^\\s*Ax``, ``^\\s*Bx``)."""
+    keeping what precedes and follows it (``^\\s*(?:A|B)x`` -> ``^\\s*Ax``, ``^\\s*Bx``). Literal text before
+    the alternation stays with each alternative (the regex parser factors ``FxIoQueue|FxRequest`` into
+    ``Fx(?:IoQueue|Request)``, whose two letters alone are too short to anchor on)."""
     for index, (op, value) in enumerate(ops):
-        if op is _c.AT or _is_junk(op, value):
+        if op is _c.AT or op is _c.LITERAL or _is_junk(op, value):
             continue
         inner: list[list[tuple[Any, Any]]] | None = None
         if op is _c.BRANCH:

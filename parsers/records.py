@@ -93,6 +93,27 @@ class FaultSiteRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WdfLogRecord:
+    """Entries of KMDF's in-flight recorder (``!wdfkd.wdflogdump <driver>``), each ``Class::Method -
+    message``; ``Vf_`` methods are KMDF's verifier reporting the driver's misuse of the framework."""
+
+    span: Span
+    driver: str | None
+    entries: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MentionRecord:
+    """A driver image the text names in the lines just before a crash's output ("the IntelHaxm.sys is
+    reported as the driver who crashes", "BSOD caused by cng.sys"): the weakest blame, used only when the
+    crash output names no driver."""
+
+    span: Span
+    image: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryIntegrityRecord:
     """What a text says about memory integrity (HVCI) on the machine it was taken from.
 
@@ -336,6 +357,8 @@ Record = (
     | MemoryStringRecord
     | PartialBugCheckRecord
     | FaultSiteRecord
+    | MentionRecord
+    | WdfLogRecord
     | MemoryIntegrityRecord
     | Diagnostic
 )

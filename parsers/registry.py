@@ -31,6 +31,7 @@ from parsers import (
     stack,
     verifier,
     verifiernotice,
+    wdflog,
     wer,
 )
 from parsers.base import BlockParser
@@ -56,6 +57,7 @@ PARSERS: tuple[BlockParser, ...] = (
     bluescreen.PARSER,
     memint.PARSER,
     verifiernotice.PARSER,
+    wdflog.PARSER,
 )
 
 #: ``InputInfo.format`` contributed by each parser's blocks (by parser name); unlisted ones are debugger

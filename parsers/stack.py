@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from parsers.base import Line, LineCursor
+from parsers.mentions import mention_before
 from parsers.records import BugCheckRecord, Record, Span, StackFrame, StackRecord
 
 MAX_FRAMES = 4096  # a runaway block (a log of a million frame-like lines) is cut here
@@ -322,6 +323,9 @@ class StackParser:
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
+        mention = mention_before(cursor)
+        if mention is not None:
+            yield mention
         command: str | None = None
         header: re.Match[str] | None = None
         style_override: str | None = None

@@ -48,11 +48,28 @@ class Triage(Record, frozen=True):
     faults: tuple[FaultArgument, ...] = msgspec.field(name="fault")
     kernel_frames: frozenset[str] = frozenset()
     ci_check_functions: frozenset[str] = frozenset()
+    windows_images: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.kernel_frames or not self.ci_check_functions:
             raise ValueError("kernel_frames: kernel_frames and ci_check_functions must list names")
-        msgspec.structs.force_setattr(self, "kernel_frames", frozenset(n.lower() for n in self.kernel_frames))
+        for key in ("kernel_frames", "windows_images"):
+            msgspec.structs.force_setattr(self, key, frozenset(n.lower() for n in getattr(self, key)))
+
+    def retyped(self, name: str) -> str | None:
+        """The Windows image a name typed off a screen stands for when "l" and "I" were confused
+        (``Cl.dll`` -> ``CI.dll``), or ``None`` when the name is one already or matches none (or several)."""
+        lower = name.strip().lower()
+        if lower in self.windows_images:
+            return None
+        candidates = {lower.replace("l", "i")} | {lower.replace("i", "l")}
+        at = [n for n, c in enumerate(lower) if c in "il"]
+        candidates |= {lower[:n] + swap + lower[n + 1 :] for n in at for swap in "il"}
+        found = sorted(c for c in candidates - {lower} if c in self.windows_images)
+        if len(found) != 1:
+            return None
+        stem, dot, ext = found[0].partition(".")
+        return (stem.upper() if len(stem) <= 3 else stem) + dot + ext
 
     def fault_argument(self, code: int, args: tuple[int, ...]) -> FaultArgument | None:
         """The entry that says which of ``args`` is the faulting address of bug check ``code``, if any."""

@@ -44,6 +44,7 @@ from parsers.records import (
     FaultSiteRecord,
     ImageHeaderRecord,
     MemoryIntegrityRecord,
+    MentionRecord,
     PartialBugCheckRecord,
     ReadinessRecord,
     Record,
@@ -52,6 +53,7 @@ from parsers.records import (
     SymbolLineRecord,
     VerifierBannerRecord,
     VerifierStatusRecord,
+    WdfLogRecord,
 )
 
 #: A crash group stays open for follow-up records (stacks, ``ln``, a late ``!analyze``) until this many
@@ -66,6 +68,11 @@ MAX_SYMBOL_LINES = 64
 
 _MASK64 = (1 << 64) - 1
 _MASK32 = (1 << 32) - 1
+
+
+#: Lines between a prose mention and the crash output it introduces (parsers.mentions looks 6 lines back;
+#: an analysis's header may sit a dozen lines above the Arguments line that triggered it).
+_MENTION_DISTANCE = 24
 
 
 def banner_subcodes(issue: str) -> frozenset[int]:
@@ -83,6 +90,8 @@ class CrashGroup:
     stacks: tuple[StackRecord, ...] = ()
     symbol_lines: tuple[SymbolLineRecord, ...] = ()
     fault_sites: tuple[FaultSiteRecord, ...] = ()
+    #: the driver the prose just before the crash's output names (the weakest blame)
+    mention: MentionRecord | None = None
 
     @property
     def spans(self) -> tuple[Span, ...]:
@@ -160,7 +169,7 @@ class NoticeGroup:
     """What the input says about the machine rather than about a crash: memory integrity's state or
     Windows Security's verdict on a driver, a Driver Verifier notice."""
 
-    record: MemoryIntegrityRecord | VerifierStatusRecord
+    record: MemoryIntegrityRecord | VerifierStatusRecord | WdfLogRecord
 
     @property
     def span(self) -> Span:
@@ -215,6 +224,7 @@ class Correlator:
     look_back_lines: int = LOOK_BACK_LINES
     open_group: CrashGroup | None = None
     _last_line: int = field(default=0, repr=False)
+    _mention: MentionRecord | None = field(default=None, repr=False)
 
     def feed(self, record: Record) -> list[Group]:
         done: list[Group] = []
@@ -247,8 +257,10 @@ class Correlator:
             self._join_symbol_line(record)
         elif isinstance(record, VerifierStatusRecord):
             done.extend(counter_groups(record) if record.source != "kd-notice" else [NoticeGroup(record)])
-        elif isinstance(record, MemoryIntegrityRecord):
+        elif isinstance(record, MemoryIntegrityRecord | WdfLogRecord):
             done.append(NoticeGroup(record))
+        elif isinstance(record, MentionRecord):
+            self._mention = record  # for the crash its parser is about to report
         elif isinstance(record, ReadinessRecord):
             done.append(ReadinessGroup(record))
         elif isinstance(record, EventRecord):
@@ -265,6 +277,9 @@ class Correlator:
         return [group] if group is not None else []
 
     def _open(self, group: CrashGroup, span: Span) -> None:
+        mention, self._mention = self._mention, None
+        if mention is not None and 0 <= span.first_line - mention.span.last_line <= _MENTION_DISTANCE:
+            group = replace(group, mention=mention)
         self.open_group = group
         self._last_line = span.last_line
 

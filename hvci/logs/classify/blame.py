@@ -4,9 +4,9 @@ Candidates, best first: the image the verifier banner names; the module of the c
 problem the image ``dS`` printed or the module Arg3 lies in; ``!analyze``'s ``IMAGE_NAME``/``MODULE_NAME``/
 "Probably caused by"; the driver a crash viewer or the blue screen blames (BlueScreenView "Caused By
 Driver", WhoCrashed, "What failed"); the module of the symbol printed beside the fault site; the first stack
-frame outside the kernel's own images (``triage.toml``); the one driver Driver Verifier was verifying. The
-kernel's own images are blamed only when nothing else is named (and never for an image problem, where
-``!analyze`` names the kernel's checker).
+frame outside the kernel's own images (``triage.toml``); the one driver Driver Verifier was verifying; the
+driver the prose just before the output names. The kernel's own images are blamed only when nothing else is
+named (and never for an image problem, where ``!analyze`` names the kernel's checker).
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ def _image_problem_names(group: CrashGroup, bc: BugCheckRecord | None, context: 
         hit = context.modules.lookup(bc.args[2])
         if hit is not None:
             yield context.image_name(hit.module.file_name)
+
+
+def read_blamed(record: BugCheckRecord) -> str | None:
+    """The image a record blames; a name typed off a blue screen is read through the l/I confusion."""
+    if record.blamed and record.form == "blue-screen":
+        return triage.load().retyped(record.blamed) or record.blamed
+    return record.blamed
 
 
 def _first_foreign_frame(frames: Sequence[StackFrame]) -> str | None:
@@ -61,12 +68,14 @@ def _candidates(
         yield analyze.field("MODULE_NAME")
         yield probable_cause(analyze)[0]
     for record in (*group.bugchecks, *([analyze.bugcheck] if analyze and analyze.bugcheck else [])):
-        yield record.blamed
+        yield read_blamed(record)
     symbol = fault_symbol(group)
     yield symbol.split("!")[0].split("+")[0] if symbol else None
     yield _first_foreign_frame(frames)
     if len(context.verified_drivers) == 1:
         yield context.verified_drivers[0]
+    if group.mention is not None:
+        yield group.mention.image
 
 
 def crash_driver(

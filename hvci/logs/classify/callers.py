@@ -216,7 +216,7 @@ def crash_caller(
     if kinds:  # an image problem: Arg2 points at a name, not at code
         return None, None
     fault = fault_address(group, bc)
-    if fault is not None:
+    if fault is not None and fault.address is not None:
         caller = _resolve(fault.address, group, frames, context, return_address=False, symbol=fault.symbol)
         return caller, Evidence(f"caller {fault.address:#x}: {fault.reason}", fault.span, SUPPORTING)
     analyze = group.analyze

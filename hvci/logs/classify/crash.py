@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hvci.bucket import bugcheck_prefix
 from hvci.knowledge import kb
-from hvci.logs.classify.blame import crash_driver
+from hvci.logs.classify.blame import crash_driver, read_blamed
 from hvci.logs.classify.callers import analyze_symbol, crash_caller, crash_frames
 from hvci.logs.classify.context import Context
 from hvci.logs.classify.details import bugcheck_model, crash_details, printed_names
@@ -29,13 +29,25 @@ _FORMS = {
 }
 
 
+def _read_as(record: BugCheckRecord) -> str:
+    read = read_blamed(record)
+    return f" (read as {read}: l and I look alike on the screen)" if read != record.blamed else ""
+
+
 def _pieces(group: CrashGroup, bc: BugCheckRecord | None) -> list[Evidence]:
     """What the crash viewers blame, and which arguments the input did not print (held as 0)."""
     found = [
-        Evidence(f"{_FORMS.get(record.form, record.form)} blames {record.blamed}", record.span)
-        for record in group.bugchecks
-        if record.blamed
+        Evidence(f"{_FORMS.get(r.form, r.form)} blames {r.blamed}{_read_as(r)}", r.span)
+        for r in group.bugchecks
+        if r.blamed
     ]
+    if group.mention is not None:
+        mention = group.mention
+        found.append(
+            Evidence(
+                f"the text just before the crash output names {mention.image}: {mention.text}", mention.span
+            )
+        )
     if bc is not None and bc.missing:
         names = ", ".join(f"Arg{n + 1}" for n in bc.missing)
         found.append(Evidence(f"{names} not printed in the input (shown as 0)", bc.span))

@@ -18,7 +18,13 @@ from hvci.logs.classify.context import DECIDING, SUPPORTING, Context
 from hvci.logs.classify.verdict import Verdict
 from hvci.logs.correlate import NoticeGroup
 from hvci.model import Evidence, Incident
-from parsers.records import BugCheckRecord, MemoryIntegrityRecord, StackFrame, VerifierStatusRecord
+from parsers.records import (
+    BugCheckRecord,
+    MemoryIntegrityRecord,
+    StackFrame,
+    VerifierStatusRecord,
+    WdfLogRecord,
+)
 
 _BLOCK = "hvci-driver-block"
 _SERVICES = {
@@ -44,6 +50,8 @@ def classify_notice(group: NoticeGroup, context: Context) -> list[Incident]:
     record = group.record
     if isinstance(record, VerifierStatusRecord):
         return [_verifier_notice(record)]
+    if isinstance(record, WdfLogRecord):
+        return [_wdf_log(record)]
     if record.drivers or record.source == "Windows Security":
         return [_blocked(record, driver) for driver in record.drivers or (None,)]
     return [_state(record)]
@@ -72,6 +80,29 @@ def _verifier_notice(record: VerifierStatusRecord) -> Incident:
         details={"flags": f"{record.flags:#x}" if record.flags is not None else None},
         evidence=evidence,
         bucket=bucket_id("verifier-notice", module=driver),
+    )
+
+
+def _wdf_log(record: WdfLogRecord) -> Incident:
+    """KMDF's log of a driver; its verifier's ``Vf_`` entries are the driver's framework misuse."""
+    who = record.driver or "a KMDF driver"
+    flagged = [entry for entry in record.entries if "::Vf_" in entry]
+    what = f"{len(flagged)} KMDF verifier report(s)" if flagged else f"{len(record.entries)} entries"
+    evidence = [Evidence(f"KMDF verifier: {entry}", record.span, DECIDING) for entry in flagged[:8]]
+    if not evidence:
+        evidence.append(Evidence(f"KMDF log: {record.entries[-1]}", record.span, DECIDING))
+    return Incident(
+        id="",
+        source=record.span,
+        kind="wdf-log",
+        category=None,
+        hvci_related=False,
+        confidence="none",
+        title=f"KMDF in-flight recorder of {who}: {what}",
+        driver=record.driver,
+        details={"entries": len(record.entries), "verifier_reports": len(flagged)},
+        evidence=tuple(evidence),
+        bucket=bucket_id("wdf-log", module=record.driver),
     )
 
 

@@ -31,7 +31,7 @@ _SAYS = {
 
 @dataclass(frozen=True, slots=True)
 class FaultAddress:
-    address: int
+    address: int | None  # None: only the symbol was printed ("With faulting ip: ScpVBus+b174")
     reason: str
     span: Span | None
     symbol: str | None = None  # as printed beside it (``UniFairy+0xb141d``, ``IntelHaxm!ept_free+1b``)
@@ -40,7 +40,7 @@ class FaultAddress:
 def _sites(group: CrashGroup, source: str) -> Iterator[FaultAddress]:
     """The fault sites of one kind: standalone records, then the ``!analyze`` fields."""
     for record in group.fault_sites:
-        if record.source == source and record.address is not None:
+        if record.source == source:
             yield FaultAddress(record.address, _SAYS[source], record.span, record.symbol)
     analyze = group.analyze
     if analyze is None:
@@ -48,7 +48,7 @@ def _sites(group: CrashGroup, source: str) -> Iterator[FaultAddress]:
     for key in _FIELDS[source]:
         value = analyze.field(key)
         found = site_in_text(source, value) if value else None
-        if found is not None and found[0] is not None:
+        if found is not None:
             yield FaultAddress(found[0], f"{_SAYS[source]} ({key})", analyze.span, found[1])
 
 
@@ -65,15 +65,19 @@ def _from_argument(bc: BugCheckRecord | None) -> FaultAddress | None:
     return FaultAddress(address, reason, bc.span)
 
 
+def _with_address(source: str, group: CrashGroup) -> FaultAddress | None:
+    return next((site for site in _sites(group, source) if site.address is not None), None)
+
+
 def fault_address(group: CrashGroup, bc: BugCheckRecord | None) -> FaultAddress | None:
     """The faulting instruction's address, best source first, or ``None`` when the input shows none."""
-    first = next(_sites(group, "FAULTING_IP"), None)
+    first = _with_address("FAULTING_IP", group)
     if first is not None:
         return first
     argument = _from_argument(bc)
     if argument is not None:
         return argument
-    return next(_sites(group, "registers"), None) or next(_sites(group, "ExceptionAddress"), None)
+    return _with_address("registers", group) or _with_address("ExceptionAddress", group)
 
 
 def fault_symbol(group: CrashGroup) -> str | None:
