@@ -7,7 +7,6 @@ from pathlib import Path
 from hvci.findings import group_findings
 from parsers.records import Diagnostic, InputInfo, Span
 from tests.tui.conftest import (
-    LOG_NAME,
     LOG_TEXT,
     FixtureFeed,
     fixture_app,
