@@ -68,7 +68,7 @@ def load_text(load: Load) -> Text:
 def loads_text(loads: Sequence[Load], order: str, grouping: str, where: Filter) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis", end="")
     if not loads:
-        text.append("No input: p pastes debugger output; or start with a log file or folder.", "dim")
+        text.append("No input (p: paste)", "dim")
         return text
     if len(loads) > 3:
         done = sum(1 for load in loads if load.done)
@@ -118,9 +118,9 @@ def empty_text(loads: Sequence[Load], found: int, where: Filter) -> Text:
     if not loads:
         text.append("No input yet.\n\n", "bold")
         text.append(
-            "Press p to paste debugger output (!analyze -v, the verifier banner, lm, k...), or start\n"
+            "Press p to paste debugger output (!analyze -v, the verifier banner, lm, k...), or start "
+            "hvci-triage with log files, folders, event exports or dumps."
         )
-        text.append("hvci-triage with log files, folders, event exports or dumps.")
         return text
     if found and where.active or found and not where.show_other:
         text.append(f"All {found} findings are hidden by the filter.\n\n", "bold")

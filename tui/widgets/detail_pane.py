@@ -282,14 +282,14 @@ class DetailPane(VerticalScroll, can_focus=True):
         yield Static(id="verdict")
         yield Static("Occurrences", classes="heading", id="occurrences-heading")
         yield Static(id="occurrences")
-        yield Static("Parameters", classes="heading")
-        yield Static(id="parameters")
-        yield Static("Caller", classes="heading")
-        yield Static(id="caller")
-        yield Static("Stack", classes="heading")
-        yield CodeBlock(StackView(id="stack"), id="stack-block")
-        yield Static("Evidence", classes="heading")
-        yield Static(id="evidence")
+        yield Static("Parameters", classes="heading finding")
+        yield Static(id="parameters", classes="finding")
+        yield Static("Caller", classes="heading finding")
+        yield Static(id="caller", classes="finding")
+        yield Static("Stack", classes="heading finding")
+        yield CodeBlock(StackView(id="stack"), id="stack-block", classes="finding")
+        yield Static("Evidence", classes="heading finding")
+        yield Static(id="evidence", classes="finding")
         yield Static("Fix", classes="heading", id="fix-heading")
         yield Static(id="fix")
         yield Static("Before", classes="code-label", id="before-label")
@@ -297,8 +297,8 @@ class DetailPane(VerticalScroll, can_focus=True):
         yield Static("After", classes="code-label", id="after-label")
         yield CodeBlock(id="after", classes="code")
         yield Static(id="verify")
-        yield Static("WinDbg", classes="heading")
-        yield Static(id="windbg")
+        yield Static("WinDbg", classes="heading finding")
+        yield Static(id="windbg", classes="finding")
         yield Static("Sources", classes="heading", id="links-heading")
         yield CodeBlock(id="links")
 
@@ -317,8 +317,15 @@ class DetailPane(VerticalScroll, can_focus=True):
         self.query_one("#stack", StackView).update("")
         self.query_one("#stack-block", CodeBlock).scroll_to(x=0, animate=False)
         self._show_remediation(None)
+        self._sections(False)
+
+    def _sections(self, shown: bool) -> None:
+        """The sections of a finding, hidden while there is none (the message alone says why)."""
+        for widget in self.query(".finding"):
+            widget.display = shown
 
     def show(self, incident: Incident, line_at: LineLookup, finding: Finding | None = None) -> None:
+        self._sections(True)
         self.query_one("#verdict", Static).update(verdict_text(incident))
         repeated = finding is not None and len(finding.occurrences) > 1
         self.query_one("#occurrences-heading").display = repeated
