@@ -48,8 +48,9 @@ MESSAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     )
 )
 _MESSAGE_START = re.compile(r"The (?:caller|image) ")
-#: A message of a format we do not know may still name the caller the usual way; that address is evidence.
-_ANY_CALLER = re.compile(rf"The caller {_CALLER}\b")
+#: A message of a format we do not know may still name the caller the usual way; that address is evidence
+#: when words follow it (a message cut right after the address may have lost some of its digits).
+_ANY_CALLER = re.compile(rf"The caller {_CALLER}\s+\w")
 _STARS = re.compile(r"^\*{10,}$")
 _MAX_LINES = 12
 

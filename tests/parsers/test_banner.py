@@ -109,6 +109,8 @@ def test_unknown_message_is_kept_raw_with_the_caller_it_names() -> None:
     )
     (other,) = banners(banner("The image x.sys did something new."))
     assert (other.issue, other.caller) == ("unknown", None)
+    (cut,) = banners(banner("The caller 0xFFFFF80C4A1E2F"))  # cut after the address: digits may be lost
+    assert (cut.issue, cut.caller) == ("unknown", None)
 
 
 def test_mangled_forum_banner() -> None:
