@@ -15,8 +15,9 @@ from hvci.images.callsites.values import Val, known_bits
 from hvci.knowledge import decode, kb
 from hvci.knowledge.decode import DECODERS
 
-#: Argument kinds whose C type is 32 bits wide (a register write may leave garbage above them).
-NARROW_KINDS = frozenset({"pool-type", "page-protection", "mdl-priority", "lookaside-flags", "cache-type"})
+#: Argument kinds whose C type is 32 bits wide (a register write may leave garbage above them): the
+#: width of their constants.toml table.
+NARROW_KINDS = frozenset(k for k in DECODERS if kb.load().constants[k.replace("-", "_")].width <= 32)
 
 #: By-value parameter types that take two 4-byte stack words in an x86 stdcall call.
 _WIDE_TYPES = frozenset(
