@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import click
 
+from cli.output import warn
 from hvci.batch.baseline import BaselineError, Keyed, entries, keys, load_report
 from hvci.batch.run import BatchResult
 from hvci.batch.store import Store, StoreError
@@ -44,11 +45,16 @@ def open_store(path: str) -> Store:
         raise click.UsageError(str(error)) from None
 
 
-def before_run(units: Sequence[Unit], lab: LabOptions, store: Store | None) -> list[Unit]:
-    """The units to run: without those the store already has, unless ``--force``."""
+def before_run(units: Sequence[Unit], lab: LabOptions, store: Store | None, *, quiet: bool) -> list[Unit]:
+    """The units to run: without those the store already has, unless ``--force`` (one line says how many
+    were left out, unless ``-q``)."""
     if store is None or lab.force:
         return list(units)
-    return skip_known(units, store.known)
+    kept = skip_known(units, store.known)
+    skipped = sum(1 for before, after in zip(units, kept, strict=True) if before is not after)
+    if skipped and not quiet:
+        warn(f"{skipped} input(s) already in {store.path}, not read again (--force reads them)")
+    return kept
 
 
 def _baseline_keys(lab: LabOptions, store: Store | None) -> tuple[list[Keyed], str] | None:

@@ -255,7 +255,7 @@ def command(
     settings = RunSettings(quiet, jobs or default_jobs(), timeout, scheduler)
     store = open_store(db) if db is not None else None
     try:
-        units = before_run(plan(paths, sys.stdin.buffer), lab, store)
+        units = before_run(plan(paths, sys.stdin.buffer), lab, store, quiet=quiet)
         batch = _run(units, options, settings)
         if not quiet:
             _warn_unread(batch)

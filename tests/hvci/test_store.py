@@ -56,7 +56,8 @@ def test_a_run_is_recorded_and_known_inputs_are_skipped_unless_forced(tmp_path: 
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     lab(tmp_path, NUMBERS)  # one new input beside the two known ones
-    code, out, _ = invoke("analyze", "--format", "json", "-q", "--db", str(db), str(folder))
+    code, out, err = invoke("analyze", "--format", "json", "--db", str(db), str(folder))
+    assert err.strip() == f"hvci-triage: 2 input(s) already in {db}, not read again (--force reads them)"
     data = json.loads(out)
     skipped = [
         i
