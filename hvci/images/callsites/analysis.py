@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from hvci.images.callsites import dataflow
+from hvci.images.callsites.arm64 import analyse_arm64
 from hvci.images.callsites.calls import CallInterpreter
 from hvci.images.callsites.image import Image, Target, function_ranges, pdata_namer, regions
 from hvci.images.callsites.prefilter import Prefilter, Scanned
@@ -29,10 +30,10 @@ def analyse_calls(
     ``extra_functions`` are function ranges from the PDB (leaf functions have no ``.pdata``); ``namer`` maps
     a call-site RVA to its function (PDB, exports, ``.pdata``), defaulting to ``.pdata`` ranges.
     """
-    if pe.machine not in ("x64", "x86"):
+    if pe.machine not in ("x64", "x86", "arm64"):
         return CallSiteAnalysis(
             "not-applicable",
-            notes=(f"call-site analysis covers x64 and x86; {pe.machine}: header rules only",),
+            notes=(f"call-site analysis covers x64, x86 and ARM64; {pe.machine}: header rules only",),
         )
     image = Image(pe, table or kb.load())
     namer = namer or pdata_namer(pe)
@@ -42,14 +43,35 @@ def analyse_calls(
         )
     if not image.slots:
         return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",), imported=())
-    analyser = Analyser(image)
     known, overlapping = function_ranges(pe, extra_functions)
+    notes = []
     if overlapping:
-        analyser.notes.append(
+        notes.append(
             f"{overlapping} function range(s) of .pdata or the PDB overlap others and were not analysed "
             "on their own (each byte of code is analysed once)"
         )
-    sites, notes = analyser.run(regions(pe, known))
+    if pe.machine == "arm64":
+        sites, instructions, code_bytes = analyse_arm64(image, regions(pe, known))
+        return _result(image, namer, sites, bool(overlapping), notes, (instructions, code_bytes, code_bytes))
+    analyser = Analyser(image)
+    sites, more = analyser.run(regions(pe, known))
+    counted = (
+        analyser.interpreter.detailed,
+        analyser.interpreter.code_bytes,
+        analyser.prefilter.scanned_bytes,
+    )
+    return _result(image, namer, sites, analyser.capped or bool(overlapping), notes + more, counted)
+
+
+def _result(
+    image: Image,
+    namer: Callable[[int], FunctionName],
+    sites: list[CallSite],
+    partial: bool,
+    notes: list[str],
+    counted: tuple[int, int, int],
+) -> CallSiteAnalysis:
+    """The sites named, and each affected import with the number of its call sites found."""
     named = tuple(replace(s, function=namer(s.rva)) for s in sites)
     counts: dict[str, int] = {}
     for s in named:
@@ -59,15 +81,7 @@ def analyse_calls(
         api = image.kb.affected_api(name)
         assert api is not None
         imported.append(ImportedApi(name, dll, api.category, iat, counts.get(name, 0)))
-    return CallSiteAnalysis(
-        "partial" if analyser.capped or overlapping else "done",
-        named,
-        tuple(imported),
-        tuple(notes),
-        analyser.interpreter.detailed,
-        analyser.interpreter.code_bytes,
-        analyser.prefilter.scanned_bytes,
-    )
+    return CallSiteAnalysis("partial" if partial else "done", named, tuple(imported), tuple(notes), *counted)
 
 
 class Analyser:

@@ -9,7 +9,7 @@ from hvci.images.callsites.dataflow import X86Dataflow
 from hvci.images.callsites.image import INIT_UNICODE, ROUTINE_LOOKUP, Image, Target
 from hvci.images.callsites.results import UNKNOWN, CallSite
 from hvci.images.callsites.values import State, Val, unknown
-from hvci.images.callsites.verdict import judge, x86_stack_word
+from hvci.images.callsites.verdict import call_site, judge, x86_stack_word
 from hvci.images.callsites.x86 import (
     ARG_NAMES_64,
     ARG_REGS_64,
@@ -162,18 +162,4 @@ class CallInterpreter(X86Dataflow):
         self.pending.pop(insn.address, None)  # an earlier run of the block, with another state
         if verdict.verdict == UNKNOWN and value.kind == "global" and api.binary_argument_index is not None:
             self.pending[insn.address] = Pending(api, value, args.where(api.binary_argument_index))
-        return CallSite(
-            insn.address,
-            api.name,
-            target.dll or api.module,
-            api.category,
-            how,
-            insn.text,
-            verdict.verdict,
-            api.argument_index,
-            api.argument_kind,
-            verdict.values,
-            verdict.decoded,
-            verdict.reason,
-            verdict.replacement,
-        )
+        return call_site(insn.address, insn.text, how, target.dll or api.module, api, verdict)

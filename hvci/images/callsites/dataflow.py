@@ -228,26 +228,7 @@ class X86Dataflow:
             self._write(insn, ops[0], const(0), st)
             return True
         if m in BINARY and len(ops) == 2:
-            left = self._read(insn, ops[0], st)
-            right = self._read(insn, ops[1], st)
-            width = ops[0].size * 8
-            if m == "and" and right.kind == "const" and right.consts == {0}:
-                result = const(0)
-            elif (
-                left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64
-            ):
-                result = fold(left.consts, right.consts, BINARY[m], width)
-            elif left.kind == "global" and m in GLOBAL_OPS and len(left.ops) < MAX_OPS and _operand(m, right):
-                result = Val(
-                    "global",
-                    ref=left.ref,
-                    reason=derived(left, right, insn.step),
-                    ops=(*left.ops, *_operand(m, right)),
-                    size=left.size,
-                )
-            else:
-                result = unknown(derived(left, right, insn.step))
-            self._write(insn, ops[0], result, st)
+            self._write(insn, ops[0], self._binary(insn, st), st)
             return True
         if m in UNARY and len(ops) == 1:
             value = self._read(insn, ops[0], st)
@@ -262,6 +243,25 @@ class X86Dataflow:
             self._write(insn, ops[0], merge(self._read(insn, ops[0], st), self._read(insn, ops[1], st)), st)
             return True
         return m in ("cmp", "test", "bt", "nop") or insn.jump
+
+    def _binary(self, insn: Insn, st: State) -> Val:
+        """``add``, ``or``, ``shl``...: folded when both sides are known; on a value loaded from a global, the
+        operation is kept with it (decided later from the global's stores or the bits it fixes)."""
+        m, ops = insn.mnemonic, insn.ops
+        left, right = self._read(insn, ops[0], st), self._read(insn, ops[1], st)
+        if m == "and" and right.kind == "const" and right.consts == {0}:
+            return const(0)
+        if left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64:
+            return fold(left.consts, right.consts, BINARY[m], ops[0].size * 8)
+        if left.kind == "global" and m in GLOBAL_OPS and len(left.ops) < MAX_OPS and _operand(m, right):
+            return Val(
+                "global",
+                ref=left.ref,
+                reason=derived(left, right, insn.step),
+                ops=(*left.ops, *_operand(m, right)),
+                size=left.size,
+            )
+        return unknown(derived(left, right, insn.step))
 
     def _clobber(self, insn: Insn, st: State) -> None:
         """An instruction we do not model: whatever it writes becomes unknown."""

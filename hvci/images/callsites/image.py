@@ -47,7 +47,7 @@ class Image:
 
     def __init__(self, pe: PeImage, table: kb.KnowledgeBase) -> None:
         self.pe = pe
-        self.bits = 64 if pe.machine == "x64" else 32
+        self.bits = 32 if pe.machine == "x86" else 64
         self.kb = table
         self.slots: dict[int, Target] = {}
         self.imported: dict[str, tuple[str, int]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallVerdict
+from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallSite, CallVerdict
 from hvci.images.callsites.values import Val, known_bits
 from hvci.knowledge import decode, kb
 from hvci.knowledge.decode import DECODERS
@@ -139,3 +139,24 @@ def by_values(api: kb.AffectedApi, consts: frozenset[int], where: str) -> Judgem
     if all(d.executable is False for d in decoded):
         return Judgement(SAFE, f"{where} is {shown}: not executable", values, names)
     return Judgement(UNKNOWN, f"{where} is {shown}: whether that is executable is not known", values, names)
+
+
+def call_site(
+    address: int, instruction: str, how: str, dll: str, api: kb.AffectedApi, verdict: Judgement
+) -> CallSite:
+    """The call site at ``address`` with its verdict."""
+    return CallSite(
+        address,
+        api.name,
+        dll,
+        api.category,
+        how,
+        instruction,
+        verdict.verdict,
+        api.argument_index,
+        api.argument_kind,
+        verdict.values,
+        verdict.decoded,
+        verdict.reason,
+        verdict.replacement,
+    )
