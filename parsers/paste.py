@@ -181,10 +181,29 @@ def join_wrapped(text: str, following: str) -> str | None:
     return text[: head.end(1)] + following.lstrip(" \t")
 
 
+_UNINDENTED_S = re.compile(r"\n(?![ \t]|\r?\n)")
+_UNINDENTED_B = re.compile(rb"\n(?![ \t]|\r?\n)")
+_INDENT = re.compile(r"\n([ \t]+)(?=[^\s])")
+
+
+def _dedented(data: bytes | str, codec: str) -> str | None:
+    """``data`` without the indentation every one of its lines has (a log pasted as a markdown code block,
+    four blanks deep), or ``None`` when some line starts at the margin (one search finds it at once)."""
+    unindented = _UNINDENTED_B if isinstance(data, bytes) else _UNINDENTED_S
+    if unindented.search(data, 0, len(data) - 1) is not None:  # type: ignore[arg-type]
+        return None
+    text = data.decode(codec, "replace") if isinstance(data, bytes) else data
+    depth = min((len(indent) for indent in _INDENT.findall(text)), default=0)
+    return re.sub(rf"\n[ \t]{{1,{depth}}}", "\n", text) if depth else None
+
+
 def normalise_chunk(data: bytes | str, codec: str = "utf-8") -> str | None:
     """``data`` (a chunk starting with a ``\\n`` sentinel and ending with ``\\n``) with the markup inside its
     lines undone (:func:`clean_text`), line for line; ``None`` when it has none, the common case, decided
     without decoding by ``isascii`` and memchr-speed searches."""
+    dedented = _dedented(data, codec)
+    if dedented is not None:
+        data = dedented
     if isinstance(data, bytes):
         if data.isascii() and not any(
             char in data and pattern.search(data) is not None for char, pattern in _IN_BYTES
@@ -204,6 +223,6 @@ def normalise_chunk(data: bytes | str, codec: str = "utf-8") -> str | None:
         out.append(clean_text(text[start:end]).replace("\n", "<br>"))  # line breaks wait for clean_line
         done = end
     if not out:
-        return None
+        return dedented
     out.append(text[done:])
     return "".join(out)

@@ -63,6 +63,7 @@ def escaped(line: str) -> str:
 TRANSFORMS: dict[str, Callable[[str], str]] = {
     "quoted": each_line(lambda line: "> " + line),
     "nested-quote": each_line(lambda line: "> > " + line),
+    "indented": each_line(lambda line: "    " + line if line.strip() else line),  # a markdown code block
     "bulleted": each_line(lambda line: "- " + line if line.strip() else line),
     "numbered": lambda text: "\n".join(
         f"{n}. {line}" if line.strip() else line for n, line in enumerate(text.split("\n"), 1)
