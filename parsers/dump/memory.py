@@ -31,6 +31,9 @@ from parsers.dump.header import Header
 
 PAGE = 0x1000
 _BLOCK = 1 << 16  # bitmap bytes per popcount block
+#: The largest bitmap read: 64 MiB of bits describe 2 TiB of RAM; counting the pages before one near the end
+#: of a larger (made-up) bitmap would read the whole file.
+MAX_BITMAP_BYTES = 64 << 20
 _MAX_RANGES = 1 << 20
 _CACHE = 4096  # translated pages remembered
 
@@ -87,7 +90,8 @@ class BitmapMap:
 
 
 def physical_map(dump: DumpFile, header: Header) -> tuple[PhysicalMap | None, str | None]:
-    """The page map of the dump's type, or ``None`` and why there is none."""
+    """The page map of the dump's type, or ``None`` and why there is none; with a map, what of it was
+    left unread (else ``None``)."""
     dump_type = header.dump_type
     base = header.layout.header_size
     if dump_type == 1:
@@ -99,7 +103,11 @@ def physical_map(dump: DumpFile, header: Header) -> tuple[PhysicalMap | None, st
         first, bits = dump.u64(base + 0x20), dump.u64(base + 0x30)
         if first is None or bits is None:
             return None, "the dump ends inside its bitmap header"
-        return BitmapMap(dump, base + 0x38, bits, first), None
+        note = None
+        if bits > MAX_BITMAP_BYTES * 8:
+            note = f"the bitmap claims {bits} pages; only the first {MAX_BITMAP_BYTES * 8} are looked at"
+            bits = MAX_BITMAP_BYTES * 8
+        return BitmapMap(dump, base + 0x38, bits, first), note
     if dump_type in (8, 9, 10):
         return _ranges(dump, base, dump_type)
     return None, None

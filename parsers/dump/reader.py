@@ -167,6 +167,8 @@ def _memory(content: DumpContent, dump: DumpFile, header: Header) -> VirtualMemo
             or f"a {describe_type(header.dump_type)} dump holds no memory: the loaded drivers are not known"
         )
         return None
+    if why:
+        content.problem(why, severity="warning")
     dtb = header.get("DirectoryTableBase")
     if dtb is None:
         content.problem("the header gives no page tables: the loaded drivers are not known")

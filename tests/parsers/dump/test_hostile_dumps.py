@@ -175,3 +175,15 @@ def test_thirty_two_bit_dumps_survive_the_same() -> None:
     content = read_bounded(memory_dump(many, 1, bits=32))
     [modules] = [r for r in content.records if isinstance(r, ModuleListRecord)]
     assert len(modules.modules) == 300
+
+
+def test_a_bitmap_larger_than_any_machine_is_looked_at_only_so_far() -> None:
+    from parsers.dump.memory import MAX_BITMAP_BYTES
+
+    data = bytearray(memory_dump(CRASH64, 5))
+    struct.pack_into("<Q", data, 0x2030, (MAX_BITMAP_BYTES * 8) << 4)
+    content = read_bounded(bytes(data))
+    warnings = [r.message for r in content.records if isinstance(r, Diagnostic) and r.severity == "warning"]
+    assert any("only the first" in w for w in warnings)
+    [modules] = [r for r in content.records if isinstance(r, ModuleListRecord)]
+    assert len(modules.modules) == len(CRASH64.drivers)
