@@ -12,16 +12,18 @@ import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.output import warn
-from hvci.batch.baseline import BaselineError, Keyed, entries, keys, load_report
-from hvci.batch.run import BatchResult
-from hvci.batch.store import Store, StoreError
 from hvci.batch.units import Unit, skip_known
-from hvci.findings import compare, group_findings
-from hvci.model import Report
+
+if TYPE_CHECKING:  # the store (sqlite3) and the baseline reader are imported by the runs that use them
+    from hvci.batch.baseline import Keyed
+    from hvci.batch.run import BatchResult
+    from hvci.batch.store import Store
+    from hvci.model import Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,8 @@ class LabOptions:
 
 
 def open_store(path: str) -> Store:
+    from hvci.batch.store import Store, StoreError
+
     try:
         return Store(path)
     except StoreError as error:
@@ -60,6 +64,8 @@ def before_run(units: Sequence[Unit], lab: LabOptions, store: Store | None, *, q
 def _baseline_keys(lab: LabOptions, store: Store | None) -> tuple[list[Keyed], str] | None:
     """The earlier buckets and where they came from, or None without a baseline."""
     if lab.baseline is not None:
+        from hvci.batch.baseline import BaselineError, entries, keys, load_report
+
         try:
             return keys(entries(load_report(lab.baseline))), lab.baseline
         except BaselineError as error:
@@ -86,6 +92,8 @@ def baselined(report: Report, lab: LabOptions, store: Store | None) -> Report:
     earlier = _baseline_keys(lab, store)
     if earlier is None:
         return report
+    from hvci.findings import compare, group_findings
+
     marks = compare(group_findings(report.incidents), earlier[0], earlier[1])
     return replace(report, baseline=marks)
 
@@ -93,6 +101,8 @@ def baselined(report: Report, lab: LabOptions, store: Store | None) -> Report:
 def record(batch: BatchResult, store: Store | None) -> None:
     if store is None:
         return
+    from hvci.batch.store import StoreError
+
     command = shlex.join(["hvci-triage", *sys.argv[1:]])
     try:
         store.record(batch, command=command)

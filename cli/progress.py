@@ -10,20 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-
-from hvci.batch.units import Unit
-from hvci.batch.work import InputResult
 from hvci.report.common import one_line
+
+if TYPE_CHECKING:  # rich is imported only when a bar is shown: a run in a pipe or a CI job starts faster
+    from rich.progress import Progress, TaskID
+
+    from hvci.batch.units import Unit
+    from hvci.batch.work import InputResult
 
 
 def stderr_is_terminal() -> bool:
@@ -44,6 +39,9 @@ class BatchProgress:
 
     def __enter__(self) -> BatchProgress:
         if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
             self._bar = Progress(
                 TextColumn("{task.description}", markup=False),
                 BarColumn(),

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
 from parsers.records import InputInfo, Span, StackFrame
-from symbols.resolve import SymbolSource
+
+if TYPE_CHECKING:  # the resolver (pefile, PDB readers) is imported only by runs that resolve symbols
+    from symbols.resolve import SymbolSource
 
 SCHEMA = "hvci-triage/1"
 
@@ -39,7 +41,7 @@ IncidentKind = Literal[
 ]
 #: How far a caller address was resolved (see :class:`Caller`): a symbol source, or the debugger's own
 #: ``ln``/frame symbol printed in the log.
-ResolvedBy = SymbolSource | Literal["debugger"]
+ResolvedBy: TypeAlias = "SymbolSource | Literal['debugger']"
 #: How much a failed image rule or call site matters; ``none`` for results that are not failures.
 Level = Literal["error", "warning", "note", "none"]
 

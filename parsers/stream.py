@@ -19,18 +19,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parsers import binary, evtx_reader, filetype, lineprefix, paste
+from parsers import filetype, lineprefix, paste
 from parsers.base import BlockParser, Line, LineCursor
 from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
-from parsers.session import FORMAT as SESSION_FORMAT
-from parsers.session import Transcript
 from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
 from parsers.wide import widest_digits
+
+if TYPE_CHECKING:
+    from parsers.session import Transcript
 
 #: Follow mode: a block being read (an ``lm`` listing at the end of the file) ends once the file has been
 #: quiet for this long (seconds), so that it is used without waiting for a line that may never come. A
@@ -65,6 +66,8 @@ class Input:
             forced = source.encoding is not None and source.data is not None
             self._type = filetype.TEXT if forced else filetype.sniff(source.head(filetype.HEAD_BYTES))
             if self._type.reader == "evtx":  # read as the XML lines of its records (parsers.evtx_reader)
+                from parsers import evtx_reader  # imported for event logs only: start-up of a text run
+
                 self._source = evtx_reader.EvtxSource(source)
         return self._type
 
@@ -118,6 +121,8 @@ class Input:
         input (a crash dump, an event log) gives its reader's text view."""
         file_type = self.file_type()
         if file_type.reader not in _TEXT_READERS:
+            from parsers import binary  # the dump readers: imported once an input is known to be one
+
             batch: list[str] = []
             for text in binary.lines(self._source, file_type):
                 batch.append(text)
@@ -159,12 +164,17 @@ class Input:
         """The chunks the parsers read: the source's, or for a collector's session file its transcript
         (whose line numbers :attr:`_transcript` maps back to session-file lines)."""
         self._transcript = None
-        transcript = Transcript()
+        transcript: Transcript | None = None
         for item in self._source.chunks(follow=follow, stop=stop):
             if isinstance(item, Restart):
-                transcript.reset()
+                if transcript is not None:
+                    transcript.reset()
                 yield item
             elif self._source.session:
+                if transcript is None:
+                    from parsers.session import Transcript  # for a collector's session file only
+
+                    transcript = Transcript()
                 self._transcript = transcript
                 yield transcript.feed(item)
             else:
@@ -429,6 +439,8 @@ def iter_records(
     the session file."""
     file_type = inp.file_type()
     if file_type.reader not in _TEXT_READERS:
+        from parsers import binary  # the dump readers: imported once an input is known to be binary
+
         inp._format = file_type.kind
         for record in binary.records(inp._source, file_type):
             if isinstance(record, Diagnostic):
@@ -437,6 +449,8 @@ def iter_records(
             yield record
         return
     if not file_type.textual:  # read anyway (a log may follow line noise), but never as clean text
+        from parsers import binary
+
         problem = binary.unreadable(inp._source, file_type)
         inp._note(problem)
         yield problem
@@ -444,6 +458,8 @@ def iter_records(
         transcript = inp._transcript
         yield record if transcript is None else transcript.remap(record)
     if inp._transcript is not None:
+        from parsers.session import FORMAT as SESSION_FORMAT
+
         inp._format = SESSION_FORMAT
         inp._lines = inp._transcript.session_line
 

@@ -20,8 +20,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from symbols.pe import CodeView, PeImage
+if TYPE_CHECKING:  # types only: reading the symbol path must not import pefile (start-up of every command)
+    from symbols.pe import CodeView, PeImage
 
 MICROSOFT_SYMBOL_SERVER = "https://msdl.microsoft.com/download/symbols"
 

@@ -40,8 +40,7 @@ from cli.exitcodes import ExitCode
 from cli.lab import LabOptions, baselined, before_run, open_store, record
 from cli.output import emit, warn
 from cli.progress import BatchProgress
-from hvci.batch.distributed import ClusterError
-from hvci.batch.run import BatchResult, default_jobs, default_timeout, run_batch, unread
+from hvci.batch.run import BatchResult, ClusterError, default_jobs, default_timeout, run_batch, unread
 from hvci.batch.units import Unit, plan
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions

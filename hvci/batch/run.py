@@ -29,6 +29,11 @@ SECONDS_PER_MB = 2.0
 Progress = Callable[[Unit, Sequence[InputResult]], None]
 
 
+class ClusterError(Exception):
+    """The cluster cannot be used (the extra is not installed, the scheduler cannot be reached). Defined
+    here, not in :mod:`hvci.batch.distributed`, so that catching it does not import the cluster code."""
+
+
 def default_jobs() -> int:
     """All cores this process may use."""
     try:

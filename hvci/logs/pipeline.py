@@ -25,9 +25,9 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from hvci.knowledge import kb
-from hvci.logs.classify import Context, classify
 from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
 from hvci.model import Incident, Report
 from parsers.records import (
@@ -47,7 +47,10 @@ from parsers.records import (
 )
 from parsers.stream import Input, iter_records, open_input
 from symbols.modules import ModuleMap, normalize_name
-from symbols.resolve import SymbolResolver
+
+if TYPE_CHECKING:
+    from hvci.logs.classify import Context
+    from symbols.resolve import SymbolResolver
 
 #: Crash groups kept for re-classification when a later module list or ``ln`` arrives; older ones keep
 #: the verdict they had (this bounds memory on huge logs).
@@ -75,6 +78,8 @@ class AnalyzeOptions:
         module + offset and the debugger's own symbols."""
         if self.symbol_path is None and not self.image_dirs:
             return None
+        from symbols.resolve import SymbolResolver  # pefile and the PDB readers: only runs given symbols
+
         return SymbolResolver(self.symbol_path, list(self.image_dirs))
 
 
@@ -122,6 +127,8 @@ class _InputRun:
         """What the whole input has taught so far. The mappings are the live ones (classification runs in
         this thread), so only a new module list or ``!analyze`` makes a new context."""
         if self._context is None:
+            from hvci.logs.classify import Context  # with classify: only an input that has a group
+
             modules = self.user_modules.merged(self.lm_map, self.analyze_map)
             self._context = Context(
                 modules=modules,
@@ -209,6 +216,8 @@ class _InputRun:
 
     def _incidents(self, tracked: _Tracked) -> list[Incident]:
         """Classify a group and return the incidents that are new or changed since last emitted."""
+        from hvci.logs.classify import classify  # the classifiers and their tables: only inputs with groups
+
         classified = classify(tracked.group, self.context())
         while len(tracked.ids) < len(classified):
             tracked.ids.append(self._next_id(tracked.base_id))

@@ -1,0 +1,85 @@
+"""Start-up stays small: what a command does not need for its input, it does not import.
+
+Start-up time itself is measured by ``benchmarks/bench_startup.py`` (never by a test); these tests guard
+the structure that makes it fast, by listing the modules a child process has imported after the command.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CRASH_LOG = ROOT / "samples" / "logs" / "session-pool-type-haxm.log"
+
+#: Never needed to analyse a text log without --db, --baseline, --scheduler, symbols or a terminal.
+NOT_FOR_A_PLAIN_LOG = (
+    "rich",
+    "textual",
+    "sqlite3",
+    "dask",
+    "distributed",
+    "capstone",
+    "pefile",
+    "symbolic",
+    "symbols.resolve",
+    "symbols.pe",
+    "hvci.batch.store",
+    "hvci.batch.baseline",
+    "hvci.batch.distributed",
+)
+#: What the engine itself needs only once a log holds something (a block, a group) or is not text.
+NOT_FOR_A_LOG_OF_NOISE = (
+    *NOT_FOR_A_PLAIN_LOG,
+    "hvci.logs.classify",
+    "hvci.images.rules",
+    "parsers.binary",
+    "parsers.dump.reader",
+    "parsers.evtx_reader",
+    "parsers.session",
+)
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules a child process has imported after running ``code`` (a few statements)."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _heavy(loaded: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if n in loaded or any(m.startswith(n + ".") for m in loaded))
+
+
+def test_analyze_of_a_one_line_file_imports_no_batch_extras(tmp_path: Path) -> None:
+    """The parent process of ``analyze FILE`` (stdout a pipe, no lab options): no progress bar, store,
+    baseline, cluster or symbol reader."""
+    log = tmp_path / "one-line.log"
+    log.write_text("nothing to see here\n", encoding="utf-8")
+    code = f"from cli.main import run\ncode = run(['analyze', {str(log)!r}])\nassert code == 0, code"
+    assert _heavy(_loaded_after(code), NOT_FOR_A_PLAIN_LOG) == []
+
+
+def test_the_engine_reads_a_log_of_noise_without_classifiers_or_binary_readers(tmp_path: Path) -> None:
+    """What the worker process runs for a text log without a block: no classifier, image rule, dump or
+    event-log reader, session transcript or symbol resolver is imported."""
+    log = tmp_path / "noise.log"
+    log.write_text("nothing to see here\nnor here\n", encoding="utf-8")
+    code = (
+        "from hvci.logs.pipeline import analyze_inputs\nfrom parsers.stream import open_input\n"
+        f"report = analyze_inputs([open_input({str(log)!r})])\nassert not report.incidents"
+    )
+    assert _heavy(_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE) == []
+
+
+def test_the_check_sees_what_a_crash_needs() -> None:
+    """The lists above can fail: a log with a crash does import the classifiers, lazily."""
+    code = (
+        "from hvci.logs.pipeline import analyze_inputs\nfrom parsers.stream import open_input\n"
+        f"report = analyze_inputs([open_input({str(CRASH_LOG)!r})])\nassert report.incidents"
+    )
+    assert "hvci.logs.classify" in _heavy(_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE)
