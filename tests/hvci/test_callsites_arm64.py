@@ -4,8 +4,6 @@ safe call of each kind: found and decided exactly."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,10 +11,10 @@ import pytest
 from hvci.images.callsites import EXECUTABLE, SAFE, analyse_calls
 from hvci.images.scan import scan_image
 from symbols.pe import PeImage
+from tests.hvci.driver_build import build_driver, needs_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVERS = ROOT / "samples" / "drivers"
-TOOLS = {name: shutil.which(name) or "" for name in ("clang", "lld-link", "llvm-dlltool")}
 
 SOURCE = r"""
 #include "ntoskrnl_min.h"
@@ -54,48 +52,10 @@ def test_the_sample_arm64_driver_is_decided_like_its_x64_build() -> None:
     assert names == sorted((s.api, s.function.name, s.values) for s in x64.call_sites)
 
 
-def _build(tmp: Path, opt: str) -> Path:
-    source = tmp / "arm.c"
-    source.write_text(SOURCE, encoding="utf-8")
-    lib = tmp / "nt.lib"
-    subprocess.run(
-        [TOOLS["llvm-dlltool"], "-m", "arm64", "-d", str(DRIVERS / "def" / "ntoskrnl.def"), "-l", str(lib)],
-        check=True,
-    )
-    flags = ["-ffreestanding", "-funwind-tables", "-fno-stack-protector", "-fno-builtin", "-fms-extensions"]
-    obj = tmp / "arm.obj"
-    subprocess.run(
-        [
-            TOOLS["clang"],
-            "--target=aarch64-pc-windows-msvc",
-            opt,
-            *flags,
-            f"-I{DRIVERS / 'include'}",
-            "-c",
-            str(source),
-            "-o",
-            str(obj),
-        ],
-        check=True,
-    )
-    image = tmp / f"arm{opt}.sys"
-    link = [
-        "/nologo",
-        "/driver",
-        "/subsystem:native",
-        "/entry:DriverEntry",
-        "/nodefaultlib",
-        "/machine:arm64",
-    ]
-    subprocess.run([TOOLS["lld-link"], *link, f"/out:{image}", str(obj), str(lib)], check=True)
-    return image
-
-
-@pytest.mark.toolchain
-@pytest.mark.skipif(not all(TOOLS.values()), reason="needs clang, lld-link, llvm-dlltool (CI installs them)")
+@needs_toolchain
 @pytest.mark.parametrize("opt", ["-O2", "-O0"])
 def test_arm64_calls_are_found_and_decided(tmp_path: Path, opt: str) -> None:
-    analysis = analyse_calls(PeImage.open(_build(tmp_path, opt)))
+    analysis = analyse_calls(PeImage.open(build_driver(tmp_path, SOURCE, "arm64", opt)))
     sites = analysis.sites  # in source order: bad_pool, good_pool, bad_map, good_map
     assert [s.api for s in sites] == ["ExAllocatePoolWithTag"] * 2 + ["MmMapLockedPagesSpecifyCache"] * 2
     # both levels set each argument in the call's own block (-O0 through a scratch register): all decided

@@ -41,7 +41,7 @@ def analyse_calls(
         return CallSiteAnalysis(
             "could-not-analyse", notes=("the import directory could not be read: calls to the APIs unknown",)
         )
-    if not image.slots:
+    if not image.slots and image.wdf is None:
         return CallSiteAnalysis("done", notes=("the image imports none of the affected APIs",), imported=())
     known, overlapping = function_ranges(pe, extra_functions)
     notes = []
@@ -123,6 +123,8 @@ class Analyser:
                     )
         self._chain_thunks(scanned, branched_to)
         interesting = set(self.image.slots)
+        if self.image.wdf is not None:  # KMDF methods are called through the WdfFunctions table
+            interesting.add(self.image.wdf.rva)
         thunks = set(self.image.thunks)
         results: dict[int, list[CallSite]] = {}
         for index, chunk in enumerate(scanned):

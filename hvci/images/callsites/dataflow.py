@@ -49,6 +49,7 @@ from hvci.images.callsites.x86 import (
 from hvci.images.callsites.x86 import (
     blocks as basic_blocks,
 )
+from hvci.knowledge import kmdf
 
 MAX_INSNS_PER_FUNCTION = 40_000
 MAX_DETAILED_INSNS = 2_000_000
@@ -343,6 +344,9 @@ class X86Dataflow:
                 if slot.kind == "const" and width < 64:
                     return Val("const", frozenset(v & ((1 << width) - 1) for v in slot.consts))
                 return slot
+            framework = self._wdf_function(op, st)
+            if framework is not None:
+                return framework
             rva = self._mem_target(insn, op)
             if rva is not None:
                 target = self.image.slot_target(rva)
@@ -354,6 +358,21 @@ class X86Dataflow:
                 return Val("global", ref=rva, reason=reason, size=op.size)
             return unknown(f"loaded from memory `{insn.op_str.split(',')[-1].strip()}` at 0x{insn.address:x}")
         return unknown("an operand we do not model")
+
+    def _wdf_function(self, op: Op, st: State) -> Val | None:
+        """``[reg + 8 * N]`` with reg holding the KMDF WdfFunctions table: the framework method N."""
+        table = self.image.wdf
+        info = REG_INFO.get(op.base)
+        if table is None or info is None or op.index_reg or op.disp % (self.bits // 8):
+            return None
+        base = st.regs.get(info[0])
+        if base is None or base.kind != "global" or base.ref != table.rva or base.ops:
+            return None
+        index = op.disp // (self.bits // 8)
+        name = kmdf.load().by_index.get(index)
+        if name is None or index >= table.count or self.image.kb.affected_api(name) is None:
+            return None
+        return Val("fn", ref=name, reason=f"WdfFunctions[{index}] of KMDF {table.version}")
 
     def _address(self, insn: Insn, op: Op, st: State) -> Val:
         """``lea``: an image address, a stack address, or base + index * scale + disp when all are known."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from hvci.images.callsites.results import FunctionName
 from hvci.images.callsites.values import Val
 from hvci.images.callsites.x86 import Region
-from hvci.knowledge import kb, optin
+from hvci.knowledge import kb, kmdf, optin
 from symbols.pe import PeImage
 
 MAX_NAME_CHARS = 256
@@ -31,6 +31,16 @@ class Store:
     value: Val
     address: int
     version_check: tuple[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class WdfTable:
+    """A KMDF driver's WdfFunctions table: the global that holds its address (filled by WdfVersionBind), the
+    number of functions it has and the KMDF version bound to, from the driver's WDF_BIND_INFO."""
+
+    rva: int
+    count: int
+    version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,7 @@ class Image:
             if table.affected_api(imp.name) is not None or imp.name in (ROUTINE_LOOKUP, INIT_UNICODE):
                 self.slots[imp.iat_rva] = Target(imp.name, imp.dll, "[IAT]")
         self.thunks: dict[int, Target] = {}
+        self.wdf = wdf_table(pe, self.bits)
         #: ``__guard_dispatch_icall_fptr``: /guard:cf calls go through it with the target in rax
         self.guard_dispatch = pe.guard_dispatch_rva
         self.global_fns: dict[int, Target] = {}
@@ -173,3 +184,37 @@ def regions(pe: PeImage, known: Sequence[Region]) -> list[Region]:
             out.append(Region(cursor, end, "gap"))
     out.sort(key=lambda r: r.start)
     return out
+
+
+def wdf_table(pe: PeImage, bits: int) -> WdfTable | None:
+    """The WdfFunctions table of a KMDF driver, found through its WDF_BIND_INFO (``Size``, ``Component`` =
+    L"KmdfLibrary", ``Version``, ``FuncCount``, ``FuncTable``): the struct that points at that string."""
+    name = kmdf.load().component.encode("utf-16-le") + b"\0\0"
+    word = bits // 8
+    data = [s for s in pe.sections if not s.executable and s.raw_size]
+    for section in data:
+        at = pe.read(section.virtual_address, section.raw_size).find(name)
+        if at < 0:
+            continue
+        pointer = (pe.image_base + section.virtual_address + at).to_bytes(word, "little")
+        for holder in data:
+            raw = pe.read(holder.virtual_address, holder.raw_size)
+            where = raw.find(pointer)
+            while where >= word:
+                found = _bind_info(pe, raw[where - word : where - word + 6 * word], word)
+                if found is not None:
+                    return found
+                where = raw.find(pointer, where + 1)
+    return None
+
+
+def _bind_info(pe: PeImage, raw: bytes, word: int) -> WdfTable | None:
+    """WDF_BIND_INFO at the start of ``raw`` (its Component field checked by the caller), if it is one."""
+    version_at = 2 * word  # Size (padded to a word), Component
+    if len(raw) < version_at + 16 + word:
+        return None
+    major, minor, _build, count = struct.unpack_from("<IIII", raw, version_at)
+    table = int.from_bytes(raw[version_at + 16 : version_at + 16 + word], "little") - pe.image_base
+    if not (0 < count <= 10_000 and 0 < table < pe.size_of_image and major < 100 and minor < 1000):
+        return None
+    return WdfTable(table, count, f"{major}.{minor}")
