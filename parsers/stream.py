@@ -405,8 +405,16 @@ class _Cursor(LineCursor):
 class _Dispatcher:
     def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
         self.parsers = parsers
-        self.triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in parsers)
+        self._triggers: tuple[re.Pattern[str], ...] | None = None
         self.prefilter = Prefilter(p.trigger for p in parsers)
+
+    @property
+    def triggers(self) -> tuple[re.Pattern[str], ...]:
+        """The parsers' triggers, compiled at the first candidate line: an input without one (most short
+        inputs) never needs them."""
+        if self._triggers is None:
+            self._triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in self.parsers)
+        return self._triggers
 
     def parser_for(self, text: str) -> BlockParser | None:
         for parser, trigger in zip(self.parsers, self.triggers, strict=True):

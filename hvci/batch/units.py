@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -59,6 +58,8 @@ def _is_zip(path: str) -> bool:
 
 def _zip_units(path: str) -> list[Unit]:
     """One unit per file member, in the archive's order; a damaged archive is one unit with a problem."""
+    import zipfile  # only for a ZIP archive: a run over plain files starts without it
+
     try:
         with zipfile.ZipFile(path) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]

@@ -9,17 +9,14 @@ bomb stops there with a diagnostic). Every input gets its SHA-256 (the results s
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
 import stat
-import tarfile
-import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from hvci.batch.units import Unit, content_hash, member_name
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
@@ -27,6 +24,12 @@ from hvci.model import Incident
 from parsers import filetype
 from parsers.records import Diagnostic, InputInfo, Severity, Span
 from parsers.stream import Input, open_input
+
+if TYPE_CHECKING:
+    import tarfile
+
+# The archive modules (gzip, tarfile, zipfile) are imported by the functions that open archives: most
+# inputs are plain files, and a one-file run should not pay for them at start-up.
 
 #: The most bytes read into memory for one archive member, decompressed file or FIFO.
 MAX_IN_MEMORY = 512 * 1024 * 1024
@@ -95,6 +98,8 @@ def _tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, byt
 
 
 def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> list[InputResult]:
+    import tarfile
+
     results: list[InputResult] = []
     try:
         with tarfile.open(fileobj=opener, mode="r|*") as archive:
@@ -111,6 +116,8 @@ def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> list[
 
 
 def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputResult]:
+    import gzip
+
     try:
         with gzip.open(path, "rb") as stream:
             head = stream.read(filetype.HEAD_BYTES)
@@ -126,6 +133,8 @@ def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputR
 
 def read_zip_member(path: str, member: str, name: str) -> bytes | str:
     """A ZIP member's bytes, or why they cannot be read (encrypted, damaged, too large)."""
+    import zipfile
+
     try:
         with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
             return _read_capped(stream, name)
@@ -159,6 +168,8 @@ def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> list[Input
     """Bytes already in memory (stdin, a unit shipped to a cluster): gzip and tar are opened here too."""
     kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "gzip":
+        import gzip
+
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
                 data = _read_capped(stream, name)

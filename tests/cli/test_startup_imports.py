@@ -29,6 +29,9 @@ NOT_FOR_A_PLAIN_LOG = (
     "hvci.batch.store",
     "hvci.batch.baseline",
     "hvci.batch.distributed",
+    "zipfile",
+    "tarfile",
+    "gzip",
 )
 #: What the engine itself needs only once a log holds something (a block, a group) or is not text.
 NOT_FOR_A_LOG_OF_NOISE = (
