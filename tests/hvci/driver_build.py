@@ -29,12 +29,15 @@ def needs_toolchain(test: F) -> F:
     return marked
 
 
-def build_driver(tmp: Path, source: str, machine: str, opt: str) -> Path:
-    """``source`` (with ``ntoskrnl_min.h``) built into ``tmp`` as a driver for ``machine`` at ``opt``."""
+def build_driver(tmp: Path, source: str, machine: str, opt: str, imports: tuple[str, ...] = ()) -> Path:
+    """``source`` (with ``ntoskrnl_min.h``) built into ``tmp`` as a driver for ``machine`` at ``opt``;
+    ``imports`` are ntoskrnl.exe exports it needs beyond those of the sample drivers' .def."""
     triple, dlltool_machine, link_machine = MACHINES[machine]
-    c_file, lib, obj = tmp / "driver.c", tmp / "nt.lib", tmp / "driver.obj"
+    c_file, lib, obj, def_file = tmp / "driver.c", tmp / "nt.lib", tmp / "driver.obj", tmp / "ntoskrnl.def"
     c_file.write_text(source, encoding="utf-8")
-    ntoskrnl = str(DRIVERS / "def" / "ntoskrnl.def")
+    exports = (DRIVERS / "def" / "ntoskrnl.def").read_text(encoding="utf-8").rstrip("\n")
+    def_file.write_text("\n".join([exports, *imports]) + "\n", encoding="utf-8")
+    ntoskrnl = str(def_file)
     subprocess.run([TOOLS["llvm-dlltool"], "-m", dlltool_machine, "-d", ntoskrnl, "-l", str(lib)], check=True)
     flags = ["-ffreestanding", "-funwind-tables", "-fno-stack-protector", "-fno-builtin", "-fms-extensions"]
     include = f"-I{DRIVERS / 'include'}"

@@ -53,20 +53,49 @@ def _build(tmp: Path, opt: str) -> Path:
     source = tmp / "modes.c"
     source.write_text(SOURCE, encoding="utf-8")
     subprocess.run(
-        [TOOLS["llvm-dlltool"], "-m", "i386:x86-64", "-d", str(DRIVERS / "def" / "ntoskrnl.def"), "-l",
-         str(tmp / "nt.lib")],
+        [
+            TOOLS["llvm-dlltool"],
+            "-m",
+            "i386:x86-64",
+            "-d",
+            str(DRIVERS / "def" / "ntoskrnl.def"),
+            "-l",
+            str(tmp / "nt.lib"),
+        ],
         check=True,
     )
     subprocess.run(
-        [TOOLS["clang"], "--target=x86_64-pc-windows-msvc", opt, "-ffreestanding", "-funwind-tables",
-         "-fno-stack-protector", "-fno-builtin", "-fms-extensions", f"-I{DRIVERS / 'include'}", "-c",
-         str(source), "-o", str(tmp / "modes.obj")],
+        [
+            TOOLS["clang"],
+            "--target=x86_64-pc-windows-msvc",
+            opt,
+            "-ffreestanding",
+            "-funwind-tables",
+            "-fno-stack-protector",
+            "-fno-builtin",
+            "-fms-extensions",
+            f"-I{DRIVERS / 'include'}",
+            "-c",
+            str(source),
+            "-o",
+            str(tmp / "modes.obj"),
+        ],
         check=True,
     )
     image = tmp / f"modes{opt}.sys"
     subprocess.run(
-        [TOOLS["lld-link"], "/nologo", "/driver", "/subsystem:native", "/entry:DriverEntry", "/nodefaultlib",
-         "/machine:x64", f"/out:{image}", str(tmp / "modes.obj"), str(tmp / "nt.lib")],
+        [
+            TOOLS["lld-link"],
+            "/nologo",
+            "/driver",
+            "/subsystem:native",
+            "/entry:DriverEntry",
+            "/nodefaultlib",
+            "/machine:x64",
+            f"/out:{image}",
+            str(tmp / "modes.obj"),
+            str(tmp / "nt.lib"),
+        ],
         check=True,
     )
     return image
@@ -86,4 +115,3 @@ def test_user_mode_mapping_is_safe_kernel_mode_is_not(tmp_path: Path, opt: str) 
     assert [v for v, _ in verdicts] == sorted([SAFE, EXECUTABLE]), verdicts
     safe = next(reason for verdict, reason in verdicts if verdict == SAFE)
     assert "UserMode" in safe and "argument 2" in safe
-

@@ -52,6 +52,7 @@ from hvci.images.callsites.x86 import (
 from hvci.knowledge import kmdf
 
 MAX_INSNS_PER_FUNCTION = 40_000
+_COMMUTATIVE = frozenset({"and", "or", "xor", "add"})
 MAX_DETAILED_INSNS = 2_000_000
 MAX_FIXPOINT_ROUNDS = 8
 
@@ -254,6 +255,8 @@ class X86Dataflow:
             return const(0)
         if left.kind == "const" and right.kind == "const" and len(left.consts) * len(right.consts) <= 64:
             return fold(left.consts, right.consts, BINARY[m], ops[0].size * 8)
+        if m in _COMMUTATIVE and right.kind == "global" and left.kind == "const":
+            left, right = right, left  # `mov eax, 0x40000010; or eax, [global]`: the global with `| const`
         if left.kind == "global" and m in GLOBAL_OPS and len(left.ops) < MAX_OPS and _operand(m, right):
             return Val(
                 "global",
