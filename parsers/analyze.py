@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.kd import bugcheck_line
 from parsers.mentions import mention_before
 from parsers.records import AnalyzeRecord, BugCheckRecord, Record, Span, StackRecord
@@ -43,35 +44,35 @@ MAX_LINES = 20000  # an analyze report is a few hundred lines; a runaway block i
 _HEADER_LOOKBEHIND = 12  # description lines a bug check's header may be above its Arguments: line
 _MAX_STRAYS = {"head": 40, "args": 8, "details": 8}  # unrecognised lines in a row that end the report
 
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_FENCE = re.compile(r"^\s*(?:```|~~~)")
-_STAR_LINE = re.compile(r"^\s*\*{20,}\s*$")
-_BOX_LINE = re.compile(r"^\s*\*[\s*]*$|^\s*\*\s+Bugcheck Analysis\s+\*\s*$")
-_BOX_TITLE = re.compile(r"Bugcheck Analysis")
-_SHORT = re.compile(r"^Use !analyze -v to get detailed debugging information")
-_PROBABLY = re.compile(r"^Probably caused by\s*:\s*(?P<value>.*?)\s*$")
-_HEADER = re.compile(
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
+_FENCE = deferred_compile(r"^\s*(?:```|~~~)")
+_STAR_LINE = deferred_compile(r"^\s*\*{20,}\s*$")
+_BOX_LINE = deferred_compile(r"^\s*\*[\s*]*$|^\s*\*\s+Bugcheck Analysis\s+\*\s*$")
+_BOX_TITLE = deferred_compile(r"Bugcheck Analysis")
+_SHORT = deferred_compile(r"^Use !analyze -v to get detailed debugging information")
+_PROBABLY = deferred_compile(r"^Probably caused by\s*:\s*(?P<value>.*?)\s*$")
+_HEADER = deferred_compile(
     r"^(?:(?P<name>[A-Z][A-Z0-9_]{2,})|Unknown bugcheck code)\s+\((?P<code>[0-9a-fA-F]{1,8})\)\s*$"
 )
 #: the debugger data model's names for the bug check (``KEY_VALUES_STRING``: ``Bugcheck.Code.LegacyAPI``)
 _MODEL_CODE = ("Bugcheck.Code.LegacyAPI", "Bugcheck.Code.KiBugCheckData", "Bugcheck.Code.TargetModel")
-_ARGUMENTS = re.compile(r"^Arguments:\s*$")
-_ARG = re.compile(r"^Arg(?P<n>[1-4]):\s*(?P<value>[0-9a-fA-F`]+)\s*(?:,\s*(?P<desc>.*?))?\s*$")
-_DETAILS = re.compile(r"^Debugging Details:\s*$")
-_DASHES = re.compile(r"^-{3,}\s*$")
-_FIELD = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\s*:(?:\s+(?P<value>.*?))?\s*$")
+_ARGUMENTS = deferred_compile(r"^Arguments:\s*$")
+_ARG = deferred_compile(r"^Arg(?P<n>[1-4]):\s*(?P<value>[0-9a-fA-F`]+)\s*(?:,\s*(?P<desc>.*?))?\s*$")
+_DETAILS = deferred_compile(r"^Debugging Details:\s*$")
+_DASHES = deferred_compile(r"^-{3,}\s*$")
+_FIELD = deferred_compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\s*:(?:\s+(?P<value>.*?))?\s*$")
 _NOT_FIELDS = frozenset({"WARNING", "ERROR", "NOTE", "TRAP_FRAME_NOTE"})
 #: the faulting instruction quoted in prose after a report ("With faulting ip: `ScpVBus+b174`")
-_PROSE_FAULTING_IP = re.compile(
+_PROSE_FAULTING_IP = deferred_compile(
     r"\bfaulting ip\s*:\s*`?(?P<site>[A-Za-z_][\w.$-]*(?:![\w$@?]+)?\+(?:0x)?[0-9a-fA-F`]+)`?", re.IGNORECASE
 )
-_FOLLOWUP = re.compile(r"^Followup\s*:\s*(?P<value>.*?)\s*$")
-_KEY = re.compile(r"^Key\s*:\s*(?P<value>.*?)\s*$")
-_VALUE = re.compile(r"^Value\s*:\s*(?P<value>.*?)\s*$")
-_FOREIGN = re.compile(
+_FOLLOWUP = deferred_compile(r"^Followup\s*:\s*(?P<value>.*?)\s*$")
+_KEY = deferred_compile(r"^Key\s*:\s*(?P<value>.*?)\s*$")
+_VALUE = deferred_compile(r"^Value\s*:\s*(?P<value>.*?)\s*$")
+_FOREIGN = deferred_compile(
     r"Fatal System Error:|Verifier Detected a Code Integrity Issue|^\s*(?:\d+:\s*)?l?kd(?::x86)?> "
 )
-_BUGCHECK_STR = re.compile(r"^0x(?P<code>[0-9a-fA-F]+)(?:_(?P<p1>[0-9a-fA-F]+))?\b")
+_BUGCHECK_STR = deferred_compile(r"^0x(?P<code>[0-9a-fA-F]+)(?:_(?P<p1>[0-9a-fA-F]+))?\b")
 _PLATFORM_BITS = {"x86": 32, "x64": 64, "amd64": 64, "arm64": 64, "arm": 32}
 
 

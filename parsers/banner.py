@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import Record, Span, VerifierBannerRecord
 
 _HEADER = "Verifier Detected a Code Integrity Issue"
@@ -32,7 +33,7 @@ _SECTION = r"\(name (?P<section>.*)\)"
 
 #: issue kind -> message regex, matched against the whole message
 MESSAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (issue, re.compile(pattern + r"\s*\.?\s*$"))
+    (issue, deferred_compile(pattern + r"\s*\.?\s*$"))
     for issue, pattern in (
         ("pool-type", rf"The caller {_CALLER} specified an executable pool type {_VALUE}"
                       r"(?: \(tag 0x(?P<tag>[0-9a-fA-F]+)\))?"),
@@ -47,11 +48,11 @@ MESSAGES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                              r" (?:0x)?(?P<reloc>[0-9a-fA-F`]+)"),
     )
 )
-_MESSAGE_START = re.compile(r"The (?:caller|image) ")
+_MESSAGE_START = deferred_compile(r"The (?:caller|image) ")
 #: A message of a format we do not know may still name the caller the usual way; that address is evidence
 #: when words follow it (a message cut right after the address may have lost some of its digits).
-_ANY_CALLER = re.compile(rf"The caller {_CALLER}\s+\w")
-_STARS = re.compile(r"^\*{10,}$")
+_ANY_CALLER = deferred_compile(rf"The caller {_CALLER}\s+\w")
+_STARS = deferred_compile(r"^\*{10,}$")
 _MAX_LINES = 12
 
 

@@ -16,19 +16,20 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import BugCheckRecord, PartialBugCheckRecord, Record, Span
 
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_CLEAN = re.compile(r"[`*\"]")
-_STOP = re.compile(r"STOP:\s*0x(?P<code>[0-9a-fA-F]{1,8})\s*\((?P<args>[0-9a-fA-Fx,\s]*)\)")
-_STOP_DRIVER = re.compile(r"^\s*\*{3}\s+(?P<image>[\w.$-]+\.(?:sys|dll|exe))\s+-\s+Address", re.I)
-_STOP_CODE = re.compile(
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
+_CLEAN = deferred_compile(r"[`*\"]")
+_STOP = deferred_compile(r"STOP:\s*0x(?P<code>[0-9a-fA-F]{1,8})\s*\((?P<args>[0-9a-fA-Fx,\s]*)\)")
+_STOP_DRIVER = deferred_compile(r"^\s*\*{3}\s+(?P<image>[\w.$-]+\.(?:sys|dll|exe))\s+-\s+Address", re.I)
+_STOP_CODE = deferred_compile(
     r"(?:Stop\s*code|search online later for this error)\s*:?\s*(?P<name>[A-Za-z][A-Za-z0-9_]{3,})"
     r"(?:\s*\((?P<image>[\w.$-]+\.(?:sys|dll|exe))\))?",
     re.IGNORECASE,
 )
-_WHAT_FAILED = re.compile(r"What failed\s*:\s*(?P<image>[\w.$-]+\.(?:sys|dll|exe))", re.IGNORECASE)
-_NAME_ALONE = re.compile(r"^\s*(?P<name>[A-Za-z]+(?:_[A-Za-z0-9]+){1,})\s*$")
+_WHAT_FAILED = deferred_compile(r"What failed\s*:\s*(?P<image>[\w.$-]+\.(?:sys|dll|exe))", re.IGNORECASE)
+_NAME_ALONE = deferred_compile(r"^\s*(?P<name>[A-Za-z]+(?:_[A-Za-z0-9]+){1,})\s*$")
 
 
 class BlueScreenParser:

@@ -17,20 +17,21 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import BugCheckRecord, Record, Span
 
 MAX_LINES = 30
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
 _PARAM = r"[0-9a-fA-F]{1,8}(?:[`'][0-9a-fA-F]{8})?|[0-9a-fA-F]{9,16}"
-_ROW_CODE = re.compile(r"^0x[0-9a-fA-F]{8}$")
-_ROW_PARAM = re.compile(rf"^(?:{_PARAM})$")
-_IMAGE = re.compile(r"^[\w.$-]+\.(?:sys|dll|exe)$", re.IGNORECASE)
-_KV = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z0-9 ]*?)\s*:\s*(?P<value>.*?)\s*$")
-_WHO_CAUSED = re.compile(
+_ROW_CODE = deferred_compile(r"^0x[0-9a-fA-F]{8}$")
+_ROW_PARAM = deferred_compile(rf"^(?:{_PARAM})$")
+_IMAGE = deferred_compile(r"^[\w.$-]+\.(?:sys|dll|exe)$", re.IGNORECASE)
+_KV = deferred_compile(r"^\s*(?P<key>[A-Za-z][A-Za-z0-9 ]*?)\s*:\s*(?P<value>.*?)\s*$")
+_WHO_CAUSED = deferred_compile(
     r"probably caused by the following module\s*:\s*(?P<image>[^\s(]+)(?:\s*\((?P<site>[^()]*)\))?", re.I
 )
-_WHO_CODE = re.compile(r"Bugcheck code\s*:\s*(?P<code>0x[0-9a-fA-F]+)\s*\((?P<args>[^()]*)\)", re.I)
-_WHO_ERROR = re.compile(r"^\s*Error\s*:\s*(?P<name>[A-Z][A-Z0-9_]+)\s*$")
+_WHO_CODE = deferred_compile(r"Bugcheck code\s*:\s*(?P<code>0x[0-9a-fA-F]+)\s*\((?P<args>[^()]*)\)", re.I)
+_WHO_ERROR = deferred_compile(r"^\s*Error\s*:\s*(?P<name>[A-Z][A-Z0-9_]+)\s*$")
 
 
 def _hex(text: str) -> int | None:

@@ -34,27 +34,28 @@ from dataclasses import dataclass
 
 from parsers import rebooted
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.kernelpower import bugcheck_from_data
 from parsers.records import Diagnostic, EventRecord, Record, Span
 
-_WEVTUTIL_START = re.compile(r"^Event\[\d+\]:")
-_WEVTUTIL_FIELD = re.compile(r"^\s+(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s?(?P<value>.*)$")
-_FL_FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9]*)\s*: ?(?P<value>.*)$")
-_FL_START = re.compile(r"^(?:TimeCreated|ProviderName|Message)\s+: ")
-_CSV_HEADER = re.compile(r"^\ufeff?Level,Date and Time,Source,Event ID,Task Category")
-_XML_OPEN = re.compile(r"<Event(?=[\s>/])")
+_WEVTUTIL_START = deferred_compile(r"^Event\[\d+\]:")
+_WEVTUTIL_FIELD = deferred_compile(r"^\s+(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s?(?P<value>.*)$")
+_FL_FIELD = deferred_compile(r"^(?P<key>[A-Za-z][A-Za-z0-9]*)\s*: ?(?P<value>.*)$")
+_FL_START = deferred_compile(r"^(?:TimeCreated|ProviderName|Message)\s+: ")
+_CSV_HEADER = deferred_compile(r"^\ufeff?Level,Date and Time,Source,Event ID,Task Category")
+_XML_OPEN = deferred_compile(r"<Event(?=[\s>/])")
 _XML_CLOSE = "</Event>"
-_XML_TRAILER = re.compile(r"^\s*</Events>\s*$")
-_COPIED_START = re.compile(r"^Log Name:\s+\S")
-_COPIED_FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]*?):\s*(?P<value>.*)$")
-_COPIED_XML = re.compile(r"^Event Xml:\s*$")
-_TABLE_GROUP = re.compile(r"^\s+ProviderName: (?P<provider>\S.*)$")
-_TABLE_HEADER = re.compile(r"^TimeCreated\s+Id\s+LevelDisplayName\s+Message\s*$")
-_TABLE_RULE = re.compile(r"^-+[\s-]*$")
+_XML_TRAILER = deferred_compile(r"^\s*</Events>\s*$")
+_COPIED_START = deferred_compile(r"^Log Name:\s+\S")
+_COPIED_FIELD = deferred_compile(r"^(?P<key>[A-Za-z][A-Za-z ]*?):\s*(?P<value>.*)$")
+_COPIED_XML = deferred_compile(r"^Event Xml:\s*$")
+_TABLE_GROUP = deferred_compile(r"^\s+ProviderName: (?P<provider>\S.*)$")
+_TABLE_HEADER = deferred_compile(r"^TimeCreated\s+Id\s+LevelDisplayName\s+Message\s*$")
+_TABLE_RULE = deferred_compile(r"^-+[\s-]*$")
 _TRUNCATED = ("...", "\u2026")
 
 _MODULE_PATTERNS = tuple(
-    re.compile(p)
+    deferred_compile(p)
     for p in (
         r"attempted to load (?P<m>.+?) that (?:did not|is not|violated|has)",
         r"\b(?:kernel )?module (?P<m>.+?) (?:is not compatible|that did not|is loaded)",
@@ -62,10 +63,10 @@ _MODULE_PATTERNS = tuple(
         r"blocked file (?P<m>.+?) which",
     )
 )
-_PATH_SUFFIX = re.compile(r"\.(?:sys|dll|exe)\b", re.IGNORECASE)
-_PROCESS = re.compile(r"a process \((?P<p>.+?)\) attempted")
-_STATUS = re.compile(r"\bStatus\s*(?:=\s*)?(?P<s>0x[0-9a-fA-F]+|-?\d+)\b")
-_BITMAP = re.compile(r"\bFailure bitmap\s*(?:=\s*)?(?P<b>0x[0-9a-fA-F]+|\d+)\b", re.IGNORECASE)
+_PATH_SUFFIX = deferred_compile(r"\.(?:sys|dll|exe)\b", re.IGNORECASE)
+_PROCESS = deferred_compile(r"a process \((?P<p>.+?)\) attempted")
+_STATUS = deferred_compile(r"\bStatus\s*(?:=\s*)?(?P<s>0x[0-9a-fA-F]+|-?\d+)\b")
+_BITMAP = deferred_compile(r"\bFailure bitmap\s*(?:=\s*)?(?P<b>0x[0-9a-fA-F]+|\d+)\b", re.IGNORECASE)
 
 _MODULE_KEYS = ("filenamebuffer", "filename", "modulename", "imagename", "drivername", "file")
 _PROCESS_KEYS = ("processnamebuffer", "processname", "process")

@@ -13,27 +13,27 @@ alone (a blog quoting ``.cxr`` output, a fragment of an analysis) this parser em
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor, read_block
+from parsers.deferred import deferred_compile
 from parsers.records import FaultSiteRecord, Record, Span
 
 MAX_LINES = 16  # a register dump with its symbol and disassembly lines is about ten lines
 
 _ADDRESS = r"[0-9a-fA-F]{8}(?:`?[0-9a-fA-F]{8})?"
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_FAULTING_IP = re.compile(r"^\s*FAULTING_IP\s*:\s*(?P<rest>.*)$")
-_EXCEPTION_ADDRESS = re.compile(
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
+_FAULTING_IP = deferred_compile(r"^\s*FAULTING_IP\s*:\s*(?P<rest>.*)$")
+_EXCEPTION_ADDRESS = deferred_compile(
     rf"ExceptionAddress\s*:\s*(?P<address>{_ADDRESS})(?:\s*\((?P<symbol>[^()\s]+)\))?"
 )
-_REGISTER_IP = re.compile(rf"(?<![\w])(?:rip|eip|pc)=(?P<address>{_ADDRESS})\b")
-_REGISTER_LINE = re.compile(r"^\s*(?:[a-z][a-z0-9]{1,4}=[0-9a-fA-F`]+\s*)+(?:\s+\S.*)?$")
-_FLAGS_LINE = re.compile(r"^\s*(?:iopl=|cs=|nzcv=|cpsr=)")
-_SYMBOL = re.compile(
+_REGISTER_IP = deferred_compile(rf"(?<![\w])(?:rip|eip|pc)=(?P<address>{_ADDRESS})\b")
+_REGISTER_LINE = deferred_compile(r"^\s*(?:[a-z][a-z0-9]{1,4}=[0-9a-fA-F`]+\s*)+(?:\s+\S.*)?$")
+_FLAGS_LINE = deferred_compile(r"^\s*(?:iopl=|cs=|nzcv=|cpsr=)")
+_SYMBOL = deferred_compile(
     r"^(?P<symbol>[A-Za-z_][\w.$-]*(?:!\S+?)?(?:\+(?:0x)?[0-9a-fA-F`]+)?)(?:\s+\[[^\]]*\])?\s*:?\s*$"
 )
-_DISASSEMBLY = re.compile(rf"^(?P<address>{_ADDRESS})\s+[0-9a-fA-F]{{2,}}\s+[a-z]")
+_DISASSEMBLY = deferred_compile(rf"^(?P<address>{_ADDRESS})\s+[0-9a-fA-F]{{2,}}\s+[a-z]")
 
 
 def _hex(text: str) -> int:

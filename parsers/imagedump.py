@@ -16,24 +16,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from parsers.base import Line, LineCursor, read_block
+from parsers.deferred import deferred_compile
 from parsers.records import Diagnostic, ImageHeaderRecord, Record, SectionHeader, Span
 
 _HEX = r"[0-9a-fA-F`]+"
-_COMMAND = re.compile(r">\s*!(?P<cmd>dh|lmi)\b(?P<args>[^\r\n]*)", re.IGNORECASE)
-_FILE_TYPE = re.compile(r"^\s*File Type:")
-_FILE_HEADER = re.compile(r"^\s*FILE HEADER VALUES")
-_OPTIONAL_HEADER = re.compile(r"^\s*OPTIONAL HEADER VALUES")
-_SECTION = re.compile(r"^\s*SECTION HEADER #(?P<index>\d+)")
-_LMI = re.compile(r"^\s*Loaded Module Info:\s*\[(?P<name>[^\]]*)\]")
-_VALUE = re.compile(rf"^\s*(?P<value>{_HEX})\s+(?P<label>\S.*)$")
-_DIRECTORY = re.compile(
+_COMMAND = deferred_compile(r">\s*!(?P<cmd>dh|lmi)\b(?P<args>[^\r\n]*)", re.IGNORECASE)
+_FILE_TYPE = deferred_compile(r"^\s*File Type:")
+_FILE_HEADER = deferred_compile(r"^\s*FILE HEADER VALUES")
+_OPTIONAL_HEADER = deferred_compile(r"^\s*OPTIONAL HEADER VALUES")
+_SECTION = deferred_compile(r"^\s*SECTION HEADER #(?P<index>\d+)")
+_LMI = deferred_compile(r"^\s*Loaded Module Info:\s*\[(?P<name>[^\]]*)\]")
+_VALUE = deferred_compile(rf"^\s*(?P<value>{_HEX})\s+(?P<label>\S.*)$")
+_DIRECTORY = deferred_compile(
     rf"^\s*(?P<rva>{_HEX})\s*\[\s*(?P<size>{_HEX})\s*\]\s*address \[size\] of (?P<name>.+)$"
 )
-_SECTION_NAME = re.compile(r"^\s*(?P<name>\S*)\s+name$")
-_KEY_VALUE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*)$")
-_DEBUG_DIRS = re.compile(r"^\s*Debug Directories\s*\(\d+\)")
+_SECTION_NAME = deferred_compile(r"^\s*(?P<name>\S*)\s+name$")
+_KEY_VALUE = deferred_compile(r"^\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*)$")
+_DEBUG_DIRS = deferred_compile(r"^\s*Debug Directories\s*\(\d+\)")
 # Labels that a !dh value line may carry at the start of a line (the rest of !dh is indented).
-_LABELS = re.compile(
+_LABELS = deferred_compile(
     r"^(?:time date stamp|image base|flags|size of|machine|number of|magic|linker version|address of|base of"
     r"|section alignment|file alignment|subsystem|operating system|image version|checksum|DLL characteristics"
     r"|characteristics|virtual (?:size|address)|file pointer|name$|\[)",
@@ -50,7 +51,7 @@ def _hex(text: str) -> int | None:
         return None
 
 
-_ADDRESS = re.compile(r"(?:0x)?(?P<digits>[0-9a-fA-F`]{8,17})")
+_ADDRESS = deferred_compile(r"(?:0x)?(?P<digits>[0-9a-fA-F`]{8,17})")
 
 
 def _target_from_args(args: str) -> tuple[str | None, int | None]:

@@ -12,19 +12,20 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import BugCheckRecord, Record, Span
 
 _HEX = r"[0-9a-fA-F`]+"
-_FATAL = re.compile(r"Fatal System Error:\s*(?:0x)?(?P<code>[0-9a-fA-F]+)(?P<rest>.*)$")
-_FATAL_ARGS = re.compile(
+_FATAL = deferred_compile(r"Fatal System Error:\s*(?:0x)?(?P<code>[0-9a-fA-F]+)(?P<rest>.*)$")
+_FATAL_ARGS = deferred_compile(
     rf"^[\s>*]*\(\s*(?:0x)?(?P<a1>{_HEX})\s*,\s*(?:0x)?(?P<a2>{_HEX})\s*,\s*(?:0x)?(?P<a3>{_HEX})\s*,"
     rf"\s*(?:0x)?(?P<a4>{_HEX})\s*\)"
 )
-_BUGCHECK_LINE = re.compile(
+_BUGCHECK_LINE = deferred_compile(
     r"BugCheck\s+(?P<code>[0-9a-fA-F]+)\s*,\s*\{\s*(?P<args>[0-9a-fA-F`]+(?:\s*,\s*[0-9a-fA-F`]+){0,3})\s*\}"
 )
-_DOT_CODE = re.compile(r"Bugcheck code\s+(?:0x)?(?P<code>[0-9a-fA-F]+)\s*$")
-_DOT_ARGS = re.compile(rf"^[\s>*]*Arguments\s+(?P<args>{_HEX}(?:\s+{_HEX}){{0,3}})\s*$")
+_DOT_CODE = deferred_compile(r"Bugcheck code\s+(?:0x)?(?P<code>[0-9a-fA-F]+)\s*$")
+_DOT_ARGS = deferred_compile(rf"^[\s>*]*Arguments\s+(?P<args>{_HEX}(?:\s+{_HEX}){{0,3}})\s*$")
 
 
 def _hex(text: str) -> int:

@@ -12,10 +12,11 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import BugCheckRecord, Record, Span
 
 MAX_LINES = 16
-_FIELD = re.compile(
+_FIELD = deferred_compile(
     r"Bugcheck(?P<what>Code|Parameter(?P<n>[1-4]))[\"']?\s*(?:>|:|=|\s)\s*(?P<value>0x[0-9a-fA-F]+|\d+)",
     re.IGNORECASE,
 )

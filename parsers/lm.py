@@ -15,33 +15,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from parsers.base import Line, LineCursor, read_block
+from parsers.deferred import deferred_compile
 from parsers.records import Diagnostic, ModuleEntry, ModuleListRecord, Record, Span
 
 # An address as lm prints it: 8 hex digits (x86), 16 with a backtick after the high half (x64), or 16 plain.
 _ADDR = r"(?:[0-9a-fA-F]{8}`[0-9a-fA-F]{8}|[0-9a-fA-F]{16}|[0-9a-fA-F]{8})"
-_HEADER = re.compile(r"^\s*start\s+end\s+module name\b")
-_UNLOADED = re.compile(r"^\s*Unloaded modules:")
-_ROW = re.compile(rf"^\s*(?P<start>{_ADDR})\s+(?P<end>{_ADDR})\s+(?P<name>\S+)(?:\s+(?P<rest>.*))?$")
+_HEADER = deferred_compile(r"^\s*start\s+end\s+module name\b")
+_UNLOADED = deferred_compile(r"^\s*Unloaded modules:")
+_ROW = deferred_compile(rf"^\s*(?P<start>{_ADDR})\s+(?P<end>{_ADDR})\s+(?P<name>\S+)(?:\s+(?P<rest>.*))?$")
 # The status column: optional flag words (#, T, C, M, DIA, Export, PERF, Stripped, PDB, COFF) then "(...)".
-_STATUS = re.compile(
+_STATUS = deferred_compile(
     r"^(?P<status>(?:(?:[#A-Za-z]+)\s+)*\((?:deferred|[\w ]*symbols[\w ]*)\))\s*(?P<tail>.*)$"
 )
-_TIMESTAMP_HEX = re.compile(r"\(([0-9a-fA-F]{8})\)")
-_LEADING_HEX = re.compile(r"^([0-9a-fA-F]{8})\b")
-_IMAGE_FILE = re.compile(
+_TIMESTAMP_HEX = deferred_compile(r"\(([0-9a-fA-F]{8})\)")
+_LEADING_HEX = deferred_compile(r"^([0-9a-fA-F]{8})\b")
+_IMAGE_FILE = deferred_compile(
     r"^(?P<image>\S+\.(?:sys|exe|dll|drv|efi|cpl|ocx|mui|ax))\b\s*(?P<after>.*)$", re.IGNORECASE
 )
-_DETAIL = re.compile(r"^\s+(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*)$")
-_INLINE_FIELD = re.compile(
+_DETAIL = deferred_compile(r"^\s+(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*)$")
+_INLINE_FIELD = deferred_compile(
     r"\b(Timestamp|Checksum|CheckSum|ImageSize)\s*:\s*(.*?)(?=\s+(?:Timestamp|Checksum|CheckSum|ImageSize)\s*:|$)"
 )
-_BROWSE = re.compile(r"^\s*Browse (?:full module list|all global symbols)")
-_DEBUGGER_NOISE = re.compile(
+_BROWSE = deferred_compile(r"^\s*Browse (?:full module list|all global symbols)")
+_DEBUGGER_NOISE = deferred_compile(
     r"^\*\*\* (?:WARNING: Unable to verify|ERROR: Module load completed but symbols could not be loaded"
     r"|ERROR: Symbol file could not be found)"
 )
 # Indented lines lmv prints without a "key:" shape.
-_DETAIL_PHRASE = re.compile(
+_DETAIL_PHRASE = deferred_compile(
     r"^\s+(?:Image was built with|Information from resource tables|This is a reproducible)"
 )
 

@@ -18,17 +18,18 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import Record, Span, SymbolLineRecord
 
-_NEAREST = re.compile(
+_NEAREST = deferred_compile(
     r"^[\s>]*\((?P<start>[0-9a-fA-F`]+)\)\s+(?P<symbol>\S.*?)\s+\|\s+\((?P<next>[0-9a-fA-F`]+)\)\s+(?P<nextsym>.*?)\s*$"
 )
-_SYMBOL = re.compile(r"^(?P<module>[^!\s]+)!(?P<function>.+?)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
-_MODULE_OFFSET = re.compile(r"^(?P<module>[^+\s!]+)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
-_SOURCE = re.compile(r"^[\s>]*(?P<file>\S.*?)\((?P<line>\d+)\)(?:\+0x[0-9a-fA-F]+)?\s*$")
-_PROMPT = re.compile(r"kd> ")
-_SKIPPABLE = re.compile(r"^\s*(?:Browse module|Set bu breakpoint|\*\*\* |WARNING:|$)")
-_EXACT = re.compile(r"^\s*Exact matches:")
+_SYMBOL = deferred_compile(r"^(?P<module>[^!\s]+)!(?P<function>.+?)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
+_MODULE_OFFSET = deferred_compile(r"^(?P<module>[^+\s!]+)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
+_SOURCE = deferred_compile(r"^[\s>]*(?P<file>\S.*?)\((?P<line>\d+)\)(?:\+0x[0-9a-fA-F]+)?\s*$")
+_PROMPT = deferred_compile(r"kd> ")
+_SKIPPABLE = deferred_compile(r"^\s*(?:Browse module|Set bu breakpoint|\*\*\* |WARNING:|$)")
+_EXACT = deferred_compile(r"^\s*Exact matches:")
 _MAX_LINES = 12
 
 

@@ -19,22 +19,23 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import MemoryIntegrityRecord, Record, Span
 
 MAX_LINES = 24
 HVCI_SERVICE = 2  # Win32_DeviceGuard security service number of memory integrity
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_WMI_FIELD = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z]+)\s*(?::\s*|\s+)(?P<value>\{[^}]*\}?|\S.*?)\s*$")
-_COMPUTER_INFO = re.compile(
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
+_WMI_FIELD = deferred_compile(r"^\s*(?P<key>[A-Za-z][A-Za-z]+)\s*(?::\s*|\s+)(?P<value>\{[^}]*\}?|\S.*?)\s*$")
+_COMPUTER_INFO = deferred_compile(
     r"^\s*DeviceGuard(?P<key>SecurityServices(?:Running|Configured))\s*:\s*(?P<value>.*)$"
 )
-_MSINFO = re.compile(
+_MSINFO = deferred_compile(
     r"^\s*Virtualization-based security Services (?P<key>Running|Configured)\s*[:\t ]?\s*(?P<value>.*)$", re.I
 )
-_HVCI_WORDS = re.compile(r"Hypervisor\s*enforced\s*Code\s*Integrity", re.I)
-_HALP = re.compile(r"HalpHvciEnabled")
-_DUMP_VALUE = re.compile(r"^\s*[0-9a-fA-F`]{8,17}\s+(?P<value>[0-9a-fA-F]{2,8})\b")
-_DRIVER = re.compile(r"(?P<name>[\w.$-]+\.sys)\b", re.I)
+_HVCI_WORDS = deferred_compile(r"Hypervisor\s*enforced\s*Code\s*Integrity", re.I)
+_HALP = deferred_compile(r"HalpHvciEnabled")
+_DUMP_VALUE = deferred_compile(r"^\s*[0-9a-fA-F`]{8,17}\s+(?P<value>[0-9a-fA-F]{2,8})\b")
+_DRIVER = deferred_compile(r"(?P<name>[\w.$-]+\.sys)\b", re.I)
 _LIST_HEADINGS = (
     "Incompatible drivers",
     "Inkompatible Treiber",

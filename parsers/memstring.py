@@ -14,14 +14,16 @@ Long strings continue on further ``address  "text"`` lines, which are joined.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import Diagnostic, MemoryStringRecord, Record, Span
 
-_COMMAND = re.compile(r"^[\s0-9:]*kd> (?P<command>dS|du|da) +(?:0x)?(?P<address>[0-9a-fA-F`]{1,17})\s*$")
-_STRING = re.compile(r'^\s*(?P<address>[0-9a-fA-F`]{8,17})\s+"(?P<text>.*)"?\s*$')
+_COMMAND = deferred_compile(
+    r"^[\s0-9:]*kd> (?P<command>dS|du|da) +(?:0x)?(?P<address>[0-9a-fA-F`]{1,17})\s*$"
+)
+_STRING = deferred_compile(r'^\s*(?P<address>[0-9a-fA-F`]{8,17})\s+"(?P<text>.*)"?\s*$')
 #: A string printed on more lines than this is cut.
 MAX_LINES = 64
 MAX_LINE = 4096

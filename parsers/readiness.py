@@ -22,37 +22,40 @@ import re
 from collections.abc import Callable, Iterator
 
 from parsers.base import Line, LineCursor, read_block
+from parsers.deferred import deferred_compile
 from parsers.records import Diagnostic, ReadinessRecord, Record, Span
 
-_STEP = re.compile(r"Step\s+\d+\s+Driver\s+Compat", re.IGNORECASE)
-_INCOMPATIBLE_HEADING = re.compile(r"incompatible\s+HVCI\s+Kernel\s+Driver\s+Modules\s+found", re.IGNORECASE)
-_NONE_FOUND = re.compile(r"No\s+Incompatible\s+Drivers\s+found", re.IGNORECASE)
-_COMPATIBLE_HEADING = re.compile(
+_STEP = deferred_compile(r"Step\s+\d+\s+Driver\s+Compat", re.IGNORECASE)
+_INCOMPATIBLE_HEADING = deferred_compile(
+    r"incompatible\s+HVCI\s+Kernel\s+Driver\s+Modules\s+found", re.IGNORECASE
+)
+_NONE_FOUND = deferred_compile(r"No\s+Incompatible\s+Drivers\s+found", re.IGNORECASE)
+_COMPATIBLE_HEADING = deferred_compile(
     r"^\s*(?:List\s+of\s+)?Compatible\s+(?:HVCI\s+)?(?:Kernel\s+)?(?:Driver\s+)?Modules(?:\s+found)?\s*:?\s*$",
     re.IGNORECASE,
 )
-_MODULE = re.compile(r"^\s*Module\s*:\s*(?P<name>[^\s(]+)", re.IGNORECASE)
-_REASON = re.compile(r"^\s*Reason\s*:\s*(?P<reason>.*?)(?:\s*:\s*(?P<count>\d+))?\s*$", re.IGNORECASE)
-_WINDOWS_SIGNED = re.compile(r"^\s*Windows\s+Signed\s*:\s*(?P<name>\S+)", re.IGNORECASE)
-_DG_MESSAGE = re.compile(
+_MODULE = deferred_compile(r"^\s*Module\s*:\s*(?P<name>[^\s(]+)", re.IGNORECASE)
+_REASON = deferred_compile(r"^\s*Reason\s*:\s*(?P<reason>.*?)(?:\s*:\s*(?P<count>\d+))?\s*$", re.IGNORECASE)
+_WINDOWS_SIGNED = deferred_compile(r"^\s*Windows\s+Signed\s*:\s*(?P<name>\S+)", re.IGNORECASE)
+_DG_MESSAGE = deferred_compile(
     r"HVCI is already enabled|Please disable HVCI|Completed scan|driver compat list|Checking\s+Driver"
     r"|verifier|reboot",
     re.IGNORECASE,
 )
-_RULE = re.compile(r"={5,}")
-_PROMPT = re.compile(r"^(?:PS )?[A-Za-z]:\\[^>]*>")
+_RULE = deferred_compile(r"={5,}")
+_PROMPT = deferred_compile(r"^(?:PS )?[A-Za-z]:\\[^>]*>")
 _MAX_LINE = 8_192
-_BARE_MODULE = re.compile(r"^\s*(?P<name>[\w.$~+-]+\.(?:sys|dll|exe))\s*$", re.IGNORECASE)
+_BARE_MODULE = deferred_compile(r"^\s*(?P<name>[\w.$~+-]+\.(?:sys|dll|exe))\s*$", re.IGNORECASE)
 
-_VBS_ISSUES = re.compile(r"^\s*VbsGetIssues\s*:\s*(?P<value>0x[0-9a-fA-F]+|\d+)", re.IGNORECASE)
-_VBS_RECOMMENDED = re.compile(r"^\s*VbsIsRecommended\s*:\s*(?P<value>\d+)", re.IGNORECASE)
-_HVCISCAN_LINE = re.compile(r"^\s*Vbs\w+\s*:|HVCI\s+incompatible\s+driver\s+scan", re.IGNORECASE)
-_SCAN_START = re.compile(r"HVCI\s+incompatible\s+driver\s+scan\s+start", re.IGNORECASE)
-_SCAN_PASSED = re.compile(r"HVCI\s+incompatible\s+driver\s+scan\s+passed", re.IGNORECASE)
-_SCAN_WORDS = re.compile(r"hvci|vbs|scan|driver|incompatib|hint", re.IGNORECASE)
-_SYS_SUFFIX = re.compile(r"\.sys\b", re.IGNORECASE)
+_VBS_ISSUES = deferred_compile(r"^\s*VbsGetIssues\s*:\s*(?P<value>0x[0-9a-fA-F]+|\d+)", re.IGNORECASE)
+_VBS_RECOMMENDED = deferred_compile(r"^\s*VbsIsRecommended\s*:\s*(?P<value>\d+)", re.IGNORECASE)
+_HVCISCAN_LINE = deferred_compile(r"^\s*Vbs\w+\s*:|HVCI\s+incompatible\s+driver\s+scan", re.IGNORECASE)
+_SCAN_START = deferred_compile(r"HVCI\s+incompatible\s+driver\s+scan\s+start", re.IGNORECASE)
+_SCAN_PASSED = deferred_compile(r"HVCI\s+incompatible\s+driver\s+scan\s+passed", re.IGNORECASE)
+_SCAN_WORDS = deferred_compile(r"hvci|vbs|scan|driver|incompatib|hint", re.IGNORECASE)
+_SYS_SUFFIX = deferred_compile(r"\.sys\b", re.IGNORECASE)
 _NAME_STOP = frozenset(" \t\"'<>|,;()[]=")
-_INF_FILE = re.compile(r"\b(?P<inf>oem\d+\.inf)\b", re.IGNORECASE)
+_INF_FILE = deferred_compile(r"\b(?P<inf>oem\d+\.inf)\b", re.IGNORECASE)
 
 _MAX_BLOCK_LINES = 100_000
 

@@ -14,16 +14,17 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import BugCheckRecord, Record, Span
 
 MAX_LINES = 8
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?|^[\s*`\"'-]+")
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?|^[\s*`\"'-]+")
 _HEX = r"(?:0x)?[0-9a-fA-F`]+"
-_EVENT = re.compile(
+_EVENT = deferred_compile(
     rf"bugcheck was\s*:?\s*(?P<code>{_HEX})\s*\(\s*(?P<args>{_HEX}(?:\s*,\s*{_HEX}){{0,3}})\s*\)",
     re.IGNORECASE,
 )
-_CLOSED = re.compile(r"bugcheck was.*\)", re.IGNORECASE | re.DOTALL)
+_CLOSED = deferred_compile(r"bugcheck was.*\)", re.IGNORECASE | re.DOTALL)
 
 
 def _hex(text: str) -> int:

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.mentions import mention_before
 from parsers.records import BugCheckRecord, Record, Span, StackFrame, StackRecord
 
 MAX_FRAMES = 4096  # a runaway block (a log of a million frame-like lines) is cut here
 _ADDRESS = r"(?:[0-9a-fA-F]{8}`[0-9a-fA-F]{8}|[0-9a-fA-F]{16}|[0-9a-fA-F]{8})"
 _DASHES = r"(?:-{8}`-{8}|-{8,16})"
-_FRAME = re.compile(
+_FRAME = deferred_compile(
     rf"""^[ \t]*
     (?:(?P<index>[0-9a-fA-F]{{2,4}})[ \t]+)?
     (?:(?P<memory>[0-9a-fA-F]{{1,6}})[ \t]+)?
@@ -34,26 +35,26 @@ _FRAME = re.compile(
     (?P<rest>(?:[ \t].*)?)$""",
     re.VERBOSE,
 )
-_X86_ARG = re.compile(r"[ \t]+([0-9a-fA-F]{8})(?=[ \t])")
-_KC_FRAME = re.compile(r"^[ \t]*(?P<index>[0-9a-fA-F]{2,4})[ \t]+(?P<rest>\S.*)$")
-_SOURCE = re.compile(r"[ \t]\[(?P<file>[^\[\]]*?)[ \t]@[ \t](?P<line>\d+)\][ \t]*$")
-_TRAP = re.compile(r"TrapFrame[ \t]+@[ \t]+(?P<trap>[0-9a-fA-F`]+)")
-_PAREN_NOTE = re.compile(
+_X86_ARG = deferred_compile(r"[ \t]+([0-9a-fA-F]{8})(?=[ \t])")
+_KC_FRAME = deferred_compile(r"^[ \t]*(?P<index>[0-9a-fA-F]{2,4})[ \t]+(?P<rest>\S.*)$")
+_SOURCE = deferred_compile(r"[ \t]\[(?P<file>[^\[\]]*?)[ \t]@[ \t](?P<line>\d+)\][ \t]*$")
+_TRAP = deferred_compile(r"TrapFrame[ \t]+@[ \t]+(?P<trap>[0-9a-fA-F`]+)")
+_PAREN_NOTE = deferred_compile(
     r"[ \t]\((?:FPO:|TrapFrame[ \t]@|Inline[ \t]Function)[^()]*(?:\([^()]*\)[^()]*)*\)[ \t]*$"
 )
-_WITH_SYMBOL = re.compile(r"^(?P<module>[^!\s]+)!(?P<function>.+?)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
-_MODULE_OFFSET = re.compile(r"^(?P<module>[^+\s!]+)\+0x(?P<offset>[0-9a-fA-F`]+)$")
-_BARE = re.compile(r"^(?:0x)?(?P<address>[0-9a-fA-F]{1,8}(?:`[0-9a-fA-F]{8})?)$")
-_INTERJECTION = re.compile(
+_WITH_SYMBOL = deferred_compile(r"^(?P<module>[^!\s]+)!(?P<function>.+?)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?$")
+_MODULE_OFFSET = deferred_compile(r"^(?P<module>[^+\s!]+)\+0x(?P<offset>[0-9a-fA-F`]+)$")
+_BARE = deferred_compile(r"^(?:0x)?(?P<address>[0-9a-fA-F]{1,8}(?:`[0-9a-fA-F]{8})?)$")
+_INTERJECTION = deferred_compile(
     r"^\s*(?:WARNING:|\*\*\* |Unable to |Page [0-9a-fA-F]+ (?:not|too)|GetContextState failed|Frame IP)"
 )
-_HEADER = re.compile(
+_HEADER = deferred_compile(
     r"^[\s#>]*(?:(?P<memory>Memory\s+)?Child-SP\s+RetAddr|(?P<x86>ChildEBP\s+RetAddr)|(?P<kc>Call Site\s*$)"
     r"|RetAddr\s+:\s+Args to Child)"
 )
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_PROMPT = re.compile(r"kd> (?P<command>k[a-zA-Z]*)\b")
-_PARAM_LINE = re.compile(r"^[ \t]+\S.*(?:=|\)|,)\s*$")
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
+_PROMPT = deferred_compile(r"kd> (?P<command>k[a-zA-Z]*)\b")
+_PARAM_LINE = deferred_compile(r"^[ \t]+\S.*(?:=|\)|,)\s*$")
 
 
 def _int(text: str | None) -> int | None:
@@ -155,7 +156,7 @@ def parse_frame(line: Line, *, call_site_only: bool = False) -> StackFrame | Non
     )
 
 
-_PARAMS_END = re.compile(r"\)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?(?P<rest>(?:[ \t].*)?)$")
+_PARAMS_END = deferred_compile(r"\)(?:\+0x(?P<offset>[0-9a-fA-F`]+))?(?P<rest>(?:[ \t].*)?)$")
 
 
 def _with_parameters(frame: StackFrame, cursor: LineCursor) -> tuple[StackFrame, int]:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from parsers.base import Line, LineCursor, read_block
+from parsers.deferred import deferred_compile
 from parsers.records import CounterSet, Diagnostic, Record, Span, VerifierStatusRecord
 
 _COUNTER_LABELS = (
@@ -35,33 +36,35 @@ _COUNTER_LABELS = (
     "IAT in Executable Section Count",
 )
 _LABEL_ALTERNATION = "|".join(re.escape(label).replace(r"\ ", r"\s+") for label in _COUNTER_LABELS)
-_COUNTER = re.compile(
+_COUNTER = deferred_compile(
     rf"^\s*(?P<label>{_LABEL_ALTERNATION})\s*:?\s*(?P<value>0x[0-9a-fA-F]+|\d+)\b", re.IGNORECASE
 )
 
-_MODERN_LEVEL = re.compile(r"^\s*Verify Flags Level\s+(?:0x)?(?P<flags>[0-9a-fA-F]+)\b")
-_WIN7_LEVEL = re.compile(r"^\s*Verify Level\s+(?P<flags>[0-9a-fA-F]+)\b")
-_QUERY_LEVEL = re.compile(
+_MODERN_LEVEL = deferred_compile(r"^\s*Verify Flags Level\s+(?:0x)?(?P<flags>[0-9a-fA-F]+)\b")
+_WIN7_LEVEL = deferred_compile(r"^\s*Verify Level\s+(?P<flags>[0-9a-fA-F]+)\b")
+_QUERY_LEVEL = deferred_compile(
     r"^\s*(?:Verifier Flags|Level)\s*:\s*(?:0x)?(?P<flags>[0-9a-fA-F]+)\s*$", re.IGNORECASE
 )
-_FLAG = re.compile(r"^\s*\[(?P<on>[ xX])\]\s*\(?0x(?P<bit>[0-9a-fA-F]+)\)?\s+(?P<name>\S.*)$")
-_HEADING = re.compile(
+_FLAG = deferred_compile(r"^\s*\[(?P<on>[ xX])\]\s*\(?0x(?P<bit>[0-9a-fA-F]+)\)?\s+(?P<name>\S.*)$")
+_HEADING = deferred_compile(
     r"^\s*(?:(?:STANDARD|ADDITIONAL|RESERVED|INTERNAL) FLAGS|(?:Standard|Additional|Reserved|Internal) Flags"
     r"|Summary of All Verifier Statistics|Driver Verification List|Verified [Dd]rivers\s*:|-{3,}"
     r"|Entry\s+State\s+NonPagedPool\s+PagedPool\s+Module|\[X\] Indicates flag is enabled"
     r"|Code Integrity Statistics\s*:|Pool Allocation Statistics|Pool Allocations\s*:)",
     re.IGNORECASE,
 )
-_CI_HEADING = re.compile(r"^\s*Code Integrity Statistics\s*:", re.IGNORECASE)
-_STAT = re.compile(r"^\s*[A-Za-z][\w /()\-.,]*?(?:\s*:\s*|\s{2,}|\s+(?=0x))\(?\s*(?:0x[0-9a-fA-F]+|\d+)\b")
-_VF_TARGET = re.compile(r"^\s*nt!_VF_TARGET_DRIVER\s+(?:0x)?[0-9a-fA-F`]+\s*:\s*(?P<name>[^\s(]+)")
-_WIN7_ROW = re.compile(
+_CI_HEADING = deferred_compile(r"^\s*Code Integrity Statistics\s*:", re.IGNORECASE)
+_STAT = deferred_compile(
+    r"^\s*[A-Za-z][\w /()\-.,]*?(?:\s*:\s*|\s{2,}|\s+(?=0x))\(?\s*(?:0x[0-9a-fA-F]+|\d+)\b"
+)
+_VF_TARGET = deferred_compile(r"^\s*nt!_VF_TARGET_DRIVER\s+(?:0x)?[0-9a-fA-F`]+\s*:\s*(?P<name>[^\s(]+)")
+_WIN7_ROW = deferred_compile(
     r"^\s*[0-9a-fA-F`]{8,17}\s+(?:Loaded|Unloaded|[A-Za-z]+)\s+[0-9a-fA-F]+\s+[0-9a-fA-F]+\s+(?P<name>\S+)\s*$"
 )
-_QUERY_MODULE = re.compile(r"^\s*(?:Module|Name)\s*:\s*(?P<name>[^\s(,]+)\s*[(,]", re.IGNORECASE)
-_NO_DRIVERS = re.compile(r"No drivers are currently verified", re.IGNORECASE)
-_WIN7_OPTIONS = re.compile(r"enabled options are\s*:", re.IGNORECASE)
-_QUERY_DATE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4},?\s+\d{1,2}:\d{2}")
+_QUERY_MODULE = deferred_compile(r"^\s*(?:Module|Name)\s*:\s*(?P<name>[^\s(,]+)\s*[(,]", re.IGNORECASE)
+_NO_DRIVERS = deferred_compile(r"No drivers are currently verified", re.IGNORECASE)
+_WIN7_OPTIONS = deferred_compile(r"enabled options are\s*:", re.IGNORECASE)
+_QUERY_DATE = deferred_compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4},?\s+\d{1,2}:\d{2}")
 
 _MAX_BLOCK_LINES = 200_000
 _MAX_LINE = 8_192  # longer lines are not verifier output (and would make the loose patterns slow)

@@ -14,14 +14,15 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import Record, Span, VerifierStatusRecord
 
-_NOTICE = re.compile(
+_NOTICE = deferred_compile(
     r"Driver Verifier:\s*(?P<what>Enabled|Removed)\s+for\s+(?P<driver>[\w.$-]+\.sys)"
     r"(?:,\s*(?:flags\s+)?(?:0:)?(?P<flags>0x[0-9a-fA-F]+))?",
     re.IGNORECASE,
 )
-_COMMAND = re.compile(
+_COMMAND = deferred_compile(
     r"kd> !verifier\s+(?:(?P<flags>0x[0-9a-fA-F]+|\d+)\s+)?(?P<driver>[\w.$-]+\.sys)\b", re.IGNORECASE
 )
 

@@ -18,18 +18,19 @@ import re
 from collections.abc import Iterator
 
 from parsers.base import Line, LineCursor
+from parsers.deferred import deferred_compile
 from parsers.records import BugCheckRecord, Record, Span
 
 MAX_LINES = 40
-_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_FIELD = re.compile(
+_QUOTE = deferred_compile(r"^(?:[ \t]*>)+[ \t]?")
+_FIELD = deferred_compile(
     r"^[\s*-]*(?P<key>Code|BCCode|Parameter\s*[1-4]|BCP[1-4]|P[1-5]|Bucket ID|Fault bucket)\s*[:=]?\s+"
     r"(?P<value>\S.*?)\s*$",
     re.IGNORECASE,
 )
-_NEXT = re.compile(r"^[\s>*-]*(?:Problem )?Event Name\s*:?\s*BlueScreen")
+_NEXT = deferred_compile(r"^[\s>*-]*(?:Problem )?Event Name\s*:?\s*BlueScreen")
 _MAX_STRAYS = 8  # lines between the parameters and the Bucket ID (OS version, locale, headings)
-_BUCKET_IMAGE = re.compile(r"_(?P<image>[A-Za-z0-9.-]+?)(?:\.sys|\.dll|\.exe)?!")
+_BUCKET_IMAGE = deferred_compile(r"_(?P<image>[A-Za-z0-9.-]+?)(?:\.sys|\.dll|\.exe)?!")
 
 
 def _hex(text: str) -> int | None:
