@@ -15,6 +15,7 @@ from cli.commands import open as open_command
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Incident
+from tests.conftest import realworld
 from tests.tui.conftest import settle, wait_for
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
@@ -87,14 +88,21 @@ def _verdict(incident: Incident) -> tuple[object, ...]:
     return (incident.category, incident.hvci_related, incident.confidence, caller, incident.driver)
 
 
-async def test_tui_and_analyze_agree_on_every_sample(tmp_path: Path) -> None:
-    """Same engine, same verdicts: every sample log opened at once in the view gives the incidents
-    ``analyze`` reports (category, HVCI or not, confidence, caller address, driver), the list shows one row
-    per de-duplicated finding, and no HVCI-related row is labelled as anything else."""
+def _inputs(folder: str) -> list[Path]:
+    root = SAMPLES if folder == "samples" else realworld("logs")
+    return sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("folder", ["samples", "realworld"])
+async def test_tui_and_analyze_agree_on_every_sample(tmp_path: Path, folder: str) -> None:
+    """Same engine, same verdicts: every sample log (and every real-world log, when ../shared is there)
+    opened at once in the view gives the incidents ``analyze`` reports (category, HVCI or not, confidence,
+    caller address, driver), the list shows one row per de-duplicated finding, and no HVCI-related row is
+    labelled as anything else."""
     from hvci.logs.pipeline import analyze_inputs
     from parsers.stream import open_input
 
-    paths = sorted(p for p in SAMPLES.iterdir() if p.is_file() and not p.name.startswith("."))
+    paths = _inputs(folder)
     batch = analyze_inputs([open_input(p) for p in paths]).incidents
     app = _app([Source.file(p) for p in paths], tmp_path)
     async with app.run_test(size=(200, 50)) as pilot:
