@@ -1,10 +1,12 @@
 """Loading inputs off the UI thread: what is being read, how far it got, and what it found so far.
 
-Each input gets a :class:`Load`. Two worker threads fill it: one runs the engine's pipeline and appends
-incidents as they complete, the other appends the input's text lines for the evidence view. The UI never
-waits for them: a timer on the screen looks at the lists' lengths a few times a second and shows what is
-new. Appending to a list and assigning an attribute are atomic in CPython, so this one-writer,
-one-reader hand-over needs no lock, and a 100 MB file cannot flood the message queue.
+Each input gets a :class:`Load`. Worker threads fill it: one gets incidents from the engine's pipeline as
+they complete (for a large input, from a child process, with a quick look at the head for the first
+finding meanwhile), another appends the input's text, chunk by chunk, to a :class:`~tui.linestore.LineStore`
+for the evidence view. The UI never waits for them: a timer on the screen looks at the counts a few times a
+second and shows what is new, however many chunks or incidents arrived in between (one look, not one
+message each, so a 100 MB file cannot flood the message queue). Appending to a list and assigning an
+attribute are atomic in CPython; the incident list, which two threads may write, has a lock.
 
 :class:`Feed` is the seam to the engine: :class:`tui.engine_feed.PipelineFeed` in the product, a fixture in
 the tests.
