@@ -15,45 +15,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from hvci.knowledge import crossrefs
-from hvci.knowledge.files import (
-    ApisFile,
-    BugChecksFile,
-    CategoriesFile,
-    EventsFile,
-    KnowledgeError,
-    RulesFile,
-    SubcodesFile,
-    VerifierFile,
-    read,
-    read_constants,
-)
-from hvci.knowledge.records import (
-    ARG_KINDS,
-    ARGUMENT_KINDS,
-    ERAS,
-    M_VARIANT,
-    VERIFIER_BUGCHECK,
-    AffectedApi,
-    ArgumentKind,
-    BannerFormat,
-    BugCheckInfo,
-    Category,
-    CiReason,
-    ConstantEntry,
-    ConstantTable,
-    CounterLabel,
-    EventInfo,
-    ImageRule,
-    Link,
-    Remediation,
-    SafeWhen,
-    SubcodeMeaning,
-    VerifierFacts,
-)
+if TYPE_CHECKING:
+    from hvci.knowledge.files import KnowledgeError, VerifierFile
+    from hvci.knowledge.records import (
+        ARG_KINDS,
+        ARGUMENT_KINDS,
+        ERAS,
+        M_VARIANT,
+        VERIFIER_BUGCHECK,
+        AffectedApi,
+        ArgumentKind,
+        BannerFormat,
+        BugCheckInfo,
+        Category,
+        CiReason,
+        ConstantEntry,
+        ConstantTable,
+        CounterLabel,
+        EventInfo,
+        ImageRule,
+        Link,
+        Remediation,
+        SafeWhen,
+        SubcodeMeaning,
+        VerifierFacts,
+    )
 
 __all__ = [
     "ARGUMENT_KINDS",
@@ -86,6 +74,21 @@ __all__ = [
 ]
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent
+
+
+def __getattr__(name: str) -> Any:
+    """The names re-exported from :mod:`hvci.knowledge.records` and ``files``, imported at their first use:
+    the records are msgspec structs and the files need the TOML reader, which a run that meets no bug check,
+    counter or event (a log of noise, ``--help``) never needs; importing this module stays cheap."""
+    if name == "KnowledgeError":
+        from hvci.knowledge.files import KnowledgeError
+
+        return KnowledgeError
+    if name in __all__ and name not in globals():
+        from hvci.knowledge import records
+
+        return getattr(records, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def normalize_label(label: str) -> str:
@@ -127,6 +130,10 @@ class KnowledgeBase:
         """The bug check ``code``. A ``0x1000xxxx`` code is the ``_M`` form of ``0xxxx``, which Microsoft's
         bug check reference gives the same meaning and parameters (``0x1000007E`` is
         ``SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M``), so it is named after that code."""
+        import msgspec
+
+        from hvci.knowledge.records import M_VARIANT
+
         info = self.bugchecks.get(code)
         if info is None and code & M_VARIANT and (base := self.bugchecks.get(code & ~M_VARIANT)) is not None:
             info = msgspec.structs.replace(base, code=code, name=base.name + "_M")
@@ -179,6 +186,8 @@ class KnowledgeBase:
 
 
 def _verifier_facts(doc: VerifierFile) -> VerifierFacts:
+    from hvci.knowledge.records import VerifierFacts
+
     return VerifierFacts(
         flag=doc.flag.value,
         flag_bit=doc.flag.bit,
@@ -202,6 +211,8 @@ def _counter_index(counters: tuple[CounterLabel, ...]) -> dict[str, str]:
 
 def _with_banners(meaning: SubcodeMeaning, formats: tuple[BannerFormat, ...]) -> SubcodeMeaning:
     """The meaning with the banner formats printed with it (verifier.toml names them by issue)."""
+    import msgspec
+
     printed = tuple(
         f.format for f in formats if f.issue in meaning.banner_issues and meaning.arg1 in f.subcodes
     )
@@ -210,6 +221,22 @@ def _with_banners(meaning: SubcodeMeaning, formats: tuple[BannerFormat, ...]) ->
 
 def load_from(directory: Path) -> KnowledgeBase:
     """Read and validate every knowledge file in ``directory`` (uncached; :func:`load` is the cached one)."""
+    import msgspec
+
+    from hvci.knowledge import crossrefs
+    from hvci.knowledge.files import (
+        ApisFile,
+        BugChecksFile,
+        CategoriesFile,
+        EventsFile,
+        RulesFile,
+        SubcodesFile,
+        VerifierFile,
+        read,
+        read_constants,
+    )
+    from hvci.knowledge.records import ARGUMENT_KINDS, ERAS
+
     categories_file = read(directory / "categories.toml", CategoriesFile)
     verifier = read(directory / "verifier.toml", VerifierFile)
     subcodes = read(directory / "subcodes.toml", SubcodesFile)

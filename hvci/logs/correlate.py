@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from hvci.knowledge import kb, triage
+from hvci.knowledge import kb
 from hvci.logs.partial import complete
 from parsers.records import (
     AnalyzeRecord,
@@ -374,6 +374,8 @@ def _site_conflicts(group: CrashGroup, record: FaultSiteRecord) -> bool:
     bc = group.bugcheck
     if bc is None or record.address is None:
         return False
+    from hvci.knowledge import triage  # msgspec structs from TOML: only once a crash has a fault site
+
     expected: list[int] = []
     entry = triage.load().fault_argument(bc.code, tuple(bc.args))
     if entry is not None and entry.argument - 1 not in bc.missing:

@@ -32,6 +32,8 @@ NOT_FOR_A_PLAIN_LOG = (
     "zipfile",
     "tarfile",
     "gzip",
+    "msgspec",
+    "tomllib",
 )
 #: What the engine itself needs only once a log holds something (a block, a group) or is not text.
 NOT_FOR_A_LOG_OF_NOISE = (
@@ -60,7 +62,8 @@ def _heavy(loaded: set[str], names: tuple[str, ...]) -> list[str]:
 
 def test_analyze_of_a_one_line_file_imports_no_batch_extras(tmp_path: Path) -> None:
     """The parent process of ``analyze FILE`` (stdout a pipe, no lab options): no progress bar, store,
-    baseline, cluster or symbol reader."""
+    baseline, cluster, symbol reader, archive module, nor the knowledge base's records and TOML files
+    (nothing in the file needs them)."""
     log = tmp_path / "one-line.log"
     log.write_text("nothing to see here\n", encoding="utf-8")
     code = f"from cli.main import run\ncode = run(['analyze', {str(log)!r}])\nassert code == 0, code"
