@@ -63,16 +63,30 @@ class ArgumentLinesParser:
     name = "arglines"
     trigger = (
         r"^[\s>*]*Arg[1-4]\s*:|^[\s>*]*(?:- |\+ )Arg[1-4]\s*:"
-        r"|^[\s>*]*[0-9]+(?:\. |\) )Arg[1-4]\s*:"
+        r"|^[\s>*]*[0-9]+(?:\. |\) )Arg[1-4]\s*:|^[\s>*]*Bug check [0-9a-fA-F]{1,8} - "
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         found = _ARG.match(clean(first.text))
-        if found is None:
-            return
-        values: dict[int, tuple[str, str]] = {int(found["n"]): (found["value"], found["desc"] or "")}
+        mention: tuple[int, str | None] | None = None
         others: list[Line] = []
-        mention = self._mention_before(cursor)
+        start = first.number
+        if found is None:  # "Bug check c4 - A device driver ...": the arguments may follow
+            mention = code_mention(clean(first.text))
+            if mention is None:
+                return
+            argument, found = self._first_argument(cursor, others)
+            if argument is None or found is None:
+                for skipped in reversed(others):
+                    cursor.push_back(skipped)
+                yield PartialBugCheckRecord(
+                    Span(cursor.path, start, start), "bugcheck-one-liner", (), code=mention[0]
+                )
+                return
+            first = argument
+        else:
+            mention = self._mention_before(cursor)
+        values: dict[int, tuple[str, str]] = {int(found["n"]): (found["value"], found["desc"] or "")}
         last, quiet = first.number, 0
         while quiet < WINDOW and len(values) < 4:
             line = cursor.next()
@@ -93,7 +107,21 @@ class ArgumentLinesParser:
                 mention = code_mention(text)
         for line in reversed(others):
             cursor.push_back(line)
-        yield self._record(values, mention, Span(cursor.path, first.number, last))
+        yield self._record(values, mention, Span(cursor.path, start, last))
+
+    @staticmethod
+    def _first_argument(cursor: LineCursor, skipped: list[Line]) -> tuple[Line | None, re.Match[str] | None]:
+        """The first ``Arg`` line within a few lines after a one-line bug check (the lines before it are
+        collected in ``skipped``, for the dispatcher)."""
+        for _ in range(_LOOKBEHIND):
+            line = cursor.next()
+            if line is None:
+                break
+            found = _ARG.match(clean(line.text))
+            if found is not None:
+                return line, found
+            skipped.append(line)
+        return None, None
 
     @staticmethod
     def _mention_before(cursor: LineCursor) -> tuple[int, str | None] | None:

@@ -194,3 +194,8 @@ def test_analyze_unknown_code_header_and_data_model_code() -> None:
     assert [r.bugcheck.code for r in records if hasattr(r, "bugcheck") and r.bugcheck] == [0x19C]
     records, _ = parse_text(model)
     assert [r.bugcheck.code for r in records if hasattr(r, "bugcheck") and r.bugcheck] == [0x50]
+
+
+def test_a_bug_check_one_liner_alone_names_the_code() -> None:
+    [record] = partials("Got this today:\nBug check 50 - PAGE_FAULT_IN_NONPAGED_AREA\nthat is all I have\n")
+    assert (record.form, record.code, record.args) == ("bugcheck-one-liner", 0x50, ())
