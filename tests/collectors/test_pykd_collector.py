@@ -114,6 +114,9 @@ def not_replayable(log: Path, text: str) -> str | None:
         return f"not debugger output ({report.inputs[0].format}): no collector ever reads it"
     if sum(1 for i in report.incidents if i.kind == "bugcheck") > 1:
         return "several crashes in one log (a lab run, a forum thread): one collector run records one stop"
+    prose = "the text just before the crash output names"
+    if any(e.reason.startswith(prose) for i in report.incidents for e in i.evidence):
+        return "the log's prose names the driver before its output: a session records command output only"
     kinds = {i.kind for i in report.incidents}
     if "image" in kinds and "bugcheck" not in kinds:
         return "a !dh of a driver the user chose, with no stop that blames one"
