@@ -76,9 +76,11 @@ def site_in_text(source: str, text: str) -> tuple[int | None, str | None] | None
 
 class FaultSiteParser:
     name = "faultsite"
+    # A register dump is read from its instruction-pointer line (rip= on x64, eip= on x86, pc= on ARM64),
+    # the one that tells where the fault is, not from its first line: a session's noise holds register
+    # lines at every break, and each trigger costs a block read.
     trigger = (
-        r"^[\s>*]*FAULTING_IP\s*:|^[\s>*]*ExceptionAddress\s*:|^[\s>*]*rax=[0-9a-fA-F]"
-        r"|^[\s>*]*eax=[0-9a-fA-F]|^[\s>*]*x0=[0-9a-fA-F]"
+        r"^[\s>*]*FAULTING_IP\s*:|^[\s>*]*ExceptionAddress\s*:|^[\s>*]*(?:rip|eip|pc)=[0-9a-fA-F]"
     )
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
