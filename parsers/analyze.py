@@ -90,6 +90,22 @@ def clean(text: str) -> str:
 
 
 @dataclass
+class _Body:
+    """Where :meth:`AnalyzeParser._body` is in a report: its section (head -> args -> details), the value
+    a continuation line extends (an argument description or a field), and the stray lines seen in a row."""
+
+    section: str = "head"
+    current: list[str] | None = None
+    blank_before: bool = False
+    was_blank: bool = False
+    strays: list[Line] = field(default_factory=list)
+    pending_key: str | None = None
+
+    def enter(self, section: str) -> None:
+        self.section, self.current, self.strays = section, None, []
+
+
+@dataclass
 class _Report:
     """What has been read of one report so far."""
 
@@ -199,117 +215,140 @@ class AnalyzeParser:
             return
 
     def _body(self, report: _Report, cursor: LineCursor) -> None:
-        section = "head"  # head -> args -> details
-        current: list[str] | None = None  # the value being continued (arg description or field)
-        blank_before = False
-        strays: list[Line] = []
-        pending_key: str | None = None
+        """The lines after the header, one step each until a step says the report has ended."""
+        body = _Body()
         for _ in range(MAX_LINES):
             line = cursor.next()
-            if line is None:
+            if line is None or not self._step(report, cursor, line, body):
                 return
-            text = clean(line.text)
-            if _FOREIGN.search(line.text) or (_STAR_LINE.match(line.text) and section != "head"):
-                cursor.push_back(line)
-                return
-            if _STAR_LINE.match(line.text) and section == "head" and self._box(line, cursor):
-                cursor.push_back(line)  # a second report begins before this one had a body
-                return
-            if not text:
-                current = None if section == "details" else current
-                blank_before = True
-                continue
-            was_blank, blank_before = blank_before, False
-            if section == "head" and _SHORT.match(text):
-                self._short(report, cursor, line)
-                return
-            if _DETAILS.match(text):
-                section, current, strays = "details", None, []
-                report.last = line.number
-                continue
-            if _DASHES.match(text):
-                report.last = line.number
-                if report.fields and report.fields[-1][0] == "Followup":
-                    return
-                continue
-            followup = _FOLLOWUP.match(text)
-            if followup is not None:
-                report.fields.append(("Followup", [followup["value"]]))
-                report.last = line.number
-                self._closing_dashes(report, cursor)
-                return
-            if _ARGUMENTS.match(text):
-                section, current, strays = "args", None, []
-                report.last = line.number
+
+    def _step(self, report: _Report, cursor: LineCursor, line: Line, body: _Body) -> bool:
+        """Take one line into the report; ``False`` when the report has ended (what is not the report's
+        has been pushed back to the dispatcher)."""
+        text = clean(line.text)
+        if _FOREIGN.search(line.text) or (_STAR_LINE.match(line.text) and body.section != "head"):
+            cursor.push_back(line)
+            return False
+        if _STAR_LINE.match(line.text) and body.section == "head" and self._box(line, cursor):
+            cursor.push_back(line)  # a second report begins before this one had a body
+            return False
+        if not text:
+            body.current = None if body.section == "details" else body.current
+            body.blank_before = True
+            return True
+        body.was_blank, body.blank_before = body.blank_before, False
+        ended = self._structure(report, cursor, line, text, body)
+        if ended is not None:
+            return not ended
+        if self._content(report, cursor, line, text, body):
+            return True
+        return self._stray(report, cursor, line, text, body)
+
+    def _structure(
+        self, report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body
+    ) -> bool | None:
+        """Lines that shape the report (short analysis, section headings, dashes, FOLLOWUP): ``True`` when
+        the report ends here, ``False`` when the line was taken, ``None`` when it is none of these."""
+        if body.section == "head" and _SHORT.match(text):
+            self._short(report, cursor, line)
+            return True
+        if _DETAILS.match(text):
+            body.enter("details")
+            report.last = line.number
+            return False
+        if _DASHES.match(text):
+            report.last = line.number
+            return bool(report.fields and report.fields[-1][0] == "Followup")
+        followup = _FOLLOWUP.match(text)
+        if followup is not None:
+            report.fields.append(("Followup", [followup["value"]]))
+            report.last = line.number
+            self._closing_dashes(report, cursor)
+            return True
+        if _ARGUMENTS.match(text):
+            body.enter("args")
+            report.last = line.number
+            report.touch_bugcheck(line.number)
+            return False
+        return None
+
+    def _content(self, report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body) -> bool:
+        """Arguments, the header, fields and their continuation lines; ``True`` when the line was one."""
+        arg = _ARG.match(text)
+        if arg is not None and body.section in ("head", "args"):
+            body.section, body.strays = "args", []
+            body.current = [arg["desc"]] if arg["desc"] else []
+            report.args[int(arg["n"])] = (arg["value"], body.current, line.number)
+            report.last = line.number
+            report.touch_bugcheck(line.number)
+            return True
+        header = _HEADER.match(text)
+        if header is not None and body.section == "head" and report.name is None:
+            body.strays = []
+            report.name, report.code = header["name"], int(header["code"], 16)
+            report.last = line.number
+            report.touch_bugcheck(line.number)
+            return True
+        if self._key_value(report, line, text, body) or self._field(report, cursor, line, text, body):
+            return True
+        if body.current is not None and not body.was_blank and body.section in ("args", "details"):
+            body.current.append(text)  # a wrapped argument description or a multi-line field value
+            report.last = line.number
+            if body.section == "args":
                 report.touch_bugcheck(line.number)
-                continue
-            arg = _ARG.match(text)
-            if arg is not None and section in ("head", "args"):
-                section, strays = "args", []
-                current = [arg["desc"]] if arg["desc"] else []
-                report.args[int(arg["n"])] = (arg["value"], current, line.number)
-                report.last = line.number
-                report.touch_bugcheck(line.number)
-                continue
-            header = _HEADER.match(text)
-            if header is not None and section == "head" and report.name is None:
-                strays = []
-                report.name, report.code = header["name"], int(header["code"], 16)
-                report.last = line.number
-                report.touch_bugcheck(line.number)
-                continue
-            key = _KEY.match(text)
-            if key is not None and section == "details":
-                pending_key = key["value"]
-                report.last = line.number
-                continue
-            value = _VALUE.match(text)
-            if value is not None and pending_key is not None:
-                report.key_values.append((pending_key, value["value"]))
-                pending_key = None
-                report.last = line.number
-                continue
-            field_match = _FIELD.match(text)
-            # in the Arguments section only BUGCHECK_* keys, or a KEY_NAME: after a blank line, start the
-            # fields (Debugging Details: was lost in the copy)
-            if (
-                field_match is not None
-                and field_match["key"] not in _NOT_FIELDS
-                and (
-                    section != "args"
-                    or field_match["key"].startswith("BUGCHECK")
-                    or (was_blank and "_" in field_match["key"])
-                )
-            ):
-                section, strays = "details", []
-                name = field_match["key"]
-                report.last = line.number
-                if name == "STACK_TEXT":
-                    self._stack(report, cursor, line)
-                    current = None
-                    continue
-                current = [field_match["value"]] if field_match["value"] else []
-                report.fields.append((name, current))
-                continue
-            if section == "args" and current is not None and not was_blank:
-                current.append(text)  # a wrapped or tab-continued argument description
-                report.last = line.number
-                report.touch_bugcheck(line.number)
-                continue
-            if section == "details" and current is not None and not was_blank:
-                current.append(text)  # a multi-line field value
-                report.last = line.number
-                continue
-            # description text under the header, or debugger chatter between fields; too much of it in a
-            # row means the report has ended (the lines go back to the dispatcher)
-            prose_ip = _PROSE_FAULTING_IP.search(text)
-            if prose_ip is not None and report.field_named("FAULTING_IP") is None:
-                report.fields.append(("FAULTING_IP", [prose_ip["site"]]))  # "With faulting ip: X+b174"
-            strays.append(line)
-            if len(strays) >= _MAX_STRAYS[section]:
-                for stray in reversed(strays):
-                    cursor.push_back(stray)
-                return
+            return True
+        return False
+
+    @staticmethod
+    def _key_value(report: _Report, line: Line, text: str, body: _Body) -> bool:
+        """KEY_VALUES_STRING's ``Key :`` / ``Value:`` pairs."""
+        key = _KEY.match(text)
+        if key is not None and body.section == "details":
+            body.pending_key = key["value"]
+            report.last = line.number
+            return True
+        value = _VALUE.match(text)
+        if value is not None and body.pending_key is not None:
+            report.key_values.append((body.pending_key, value["value"]))
+            body.pending_key = None
+            report.last = line.number
+            return True
+        return False
+
+    def _field(self, report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body) -> bool:
+        """A ``KEY_NAME:`` field. In the Arguments section only BUGCHECK_* keys, or a KEY_NAME: after a
+        blank line, start the fields (Debugging Details: was lost in the copy)."""
+        found = _FIELD.match(text)
+        if found is None or found["key"] in _NOT_FIELDS:
+            return False
+        if body.section == "args" and not (
+            found["key"].startswith("BUGCHECK") or (body.was_blank and "_" in found["key"])
+        ):
+            return False
+        body.section, body.strays = "details", []
+        name = found["key"]
+        report.last = line.number
+        if name == "STACK_TEXT":
+            self._stack(report, cursor, line)
+            body.current = None
+            return True
+        body.current = [found["value"]] if found["value"] else []
+        report.fields.append((name, body.current))
+        return True
+
+    @staticmethod
+    def _stray(report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body) -> bool:
+        """Description text under the header, or debugger chatter between fields; too much of it in a row
+        means the report has ended (the lines go back to the dispatcher)."""
+        prose_ip = _PROSE_FAULTING_IP.search(text)
+        if prose_ip is not None and report.field_named("FAULTING_IP") is None:
+            report.fields.append(("FAULTING_IP", [prose_ip["site"]]))  # "With faulting ip: X+b174"
+        body.strays.append(line)
+        if len(body.strays) >= _MAX_STRAYS[body.section]:
+            for stray in reversed(body.strays):
+                cursor.push_back(stray)
+            return False
+        return True
 
     @staticmethod
     def _closing_dashes(report: _Report, cursor: LineCursor) -> None:
