@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only: reading the symbol path must not import pefile (start-up of every command)
-    from symbols.pe import CodeView, PeImage
+    from symbols.pe import PeImage
+    from symbols.pe_records import CodeView
 
 MICROSOFT_SYMBOL_SERVER = "https://msdl.microsoft.com/download/symbols"
 
