@@ -19,7 +19,7 @@ The export shapes read, each event becoming one :class:`EventRecord`:
 
 The module (``%2``: the file the event is about), the process, the ``Status`` and the 3087 ``Failure bitmap``
 are taken from the event data when the export carries it, otherwise from the message text. Paths are kept as
-printed (``\\Device\\HarddiskVolume3\\...``); :func:`module_basename` gives the file name for matching.
+printed (``\\Device\\HarddiskVolume3\\...``).
 """
 
 from __future__ import annotations
@@ -78,11 +78,6 @@ _MAX_EVENT_LINES = 5_000
 _MAX_XML_EVENT = 1_048_576
 _MAX_SALVAGE = 65_536
 _MAX_CSV_ROW_LINES = 1_000
-
-
-def module_basename(path: str) -> str:
-    """The file name of an event's module path (``\\Device\\...\\drivers\\foo.sys`` -> ``foo.sys``)."""
-    return path.replace("/", "\\").rsplit("\\", 1)[-1]
 
 
 def _int(text: str) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parsers.events import PARSER, module_basename
+from parsers.events import PARSER
 from parsers.records import Diagnostic, EventRecord, Span
 from tests.parsers.p2_support import of_type, run, sample
 
@@ -234,11 +234,6 @@ def test_wevtutil_event_without_id() -> None:
     records, _ = run(PARSER, "Event[0]:\n  Log Name: X\n  Event ID: n/a\n")
     assert records == [Diagnostic(Span("t.log", 1, 3), "events: wevtutil event without a readable Event ID")]
 
-
-def test_module_basename() -> None:
-    assert module_basename(LEGACY) == "legacyfw.sys"
-    assert module_basename("foo.sys") == "foo.sys"
-    assert module_basename("C:/drivers/x.sys") == "x.sys"
 
 
 def test_event_viewer_copied_details_use_the_xml_data_and_do_not_double_count() -> None:

@@ -52,13 +52,6 @@ def unknown(reason: str) -> Val:
     return Val("unknown", reason=reason)
 
 
-def masked(value: Val, bits: int) -> Val:
-    """A constant value cut to its low ``bits`` bits (what a narrower read or write sees)."""
-    if value.kind != "const":
-        return value
-    return Val("const", frozenset(v & ((1 << bits) - 1) for v in value.consts))
-
-
 def merge(a: Val, b: Val) -> Val:
     if a is b or a == b:
         return a
