@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from parsers import filetype, lineprefix, paste
 from parsers.base import BlockParser, Line, LineCursor
 from parsers.lineprefix import LinePrefix
-from parsers.prefilter import ChunkScanner, Prefilter
+from parsers.prefilter import JUNK_CHARS, ChunkScanner, Prefilter, anchors_for
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
 from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
@@ -405,22 +405,76 @@ class _Cursor(LineCursor):
 class _Dispatcher:
     def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
         self.parsers = parsers
-        self._triggers: tuple[re.Pattern[str], ...] | None = None
+        self._screen: _Screen | None = None
         self.prefilter = Prefilter(p.trigger for p in parsers)
 
     @property
-    def triggers(self) -> tuple[re.Pattern[str], ...]:
-        """The parsers' triggers, compiled at the first candidate line: an input without one (most short
-        inputs) never needs them."""
-        if self._triggers is None:
-            self._triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in self.parsers)
-        return self._triggers
+    def screen(self) -> _Screen:
+        """The parsers' triggers and anchors, compiled at the first candidate line: an input without one
+        (most short inputs) never needs them."""
+        if self._screen is None:
+            self._screen = _Screen(self.parsers)
+        return self._screen
 
     def parser_for(self, text: str) -> BlockParser | None:
-        for parser, trigger in zip(self.parsers, self.triggers, strict=True):
-            if trigger.search(text):
-                return parser
+        """The first parser, in registry order, whose trigger matches the line; only the parsers whose
+        anchors the line holds are tried (a dense log has a candidate on every line)."""
+        screen = self.screen
+        for index in screen.candidates(text):
+            if screen.triggers[index].search(text):
+                return self.parsers[index]
         return None
+
+
+#: What may stand before a line-start anchor: the prefilter's junk and any white space.
+_LEAD = "".join(JUNK_CHARS) + "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+_Table = dict[str, list[tuple[str, int]]]  # first character -> (anchor text, parser index)
+
+
+class _Screen:
+    """Which parsers a line can be for, from the literal texts every match of a trigger contains (its
+    prefilter anchors): line-start anchors are looked up by the first character after the line's junk,
+    anchors at the very start by the line's first character, floating ones by substring. A parser whose
+    trigger has no anchors is always a candidate."""
+
+    def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
+        self.triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in parsers)
+        self._always: list[int] = []
+        # [case-sensitive, lower-cased] tables for anchors after junk, at the very start, and floating
+        self._heads: tuple[_Table, _Table] = ({}, {})
+        self._starts: tuple[_Table, _Table] = ({}, {})
+        self._floating: tuple[list[tuple[str, int]], list[tuple[str, int]]] = ([], [])
+        for index, parser in enumerate(parsers):
+            anchors = anchors_for(parser.trigger)
+            if not anchors:
+                self._always.append(index)
+                continue
+            for anchor in anchors:
+                folded = int(anchor.ignore_case)
+                text = anchor.text.lower() if folded else anchor.text
+                if not anchor.line_start:
+                    self._floating[folded].append((text, index))
+                else:
+                    table = (self._heads if anchor.after_junk else self._starts)[folded]
+                    table.setdefault(text[0], []).append((text, index))
+        self._any_folded = bool(self._heads[1] or self._starts[1] or self._floating[1])
+
+    def candidates(self, text: str) -> list[int]:
+        """Indexes of the parsers whose trigger may match ``text``, in registry order."""
+        found = set(self._always)
+        head = text.lstrip(_LEAD)
+        self._collect(found, text, head, 0)
+        if self._any_folded:
+            self._collect(found, text.lower(), head.lower(), 1)
+        return sorted(found)
+
+    def _collect(self, found: set[int], text: str, head: str, folded: int) -> None:
+        if head:
+            found.update(i for anchor, i in self._heads[folded].get(head[0], ()) if head.startswith(anchor))
+        if text:
+            found.update(i for anchor, i in self._starts[folded].get(text[0], ()) if text.startswith(anchor))
+        found.update(i for anchor, i in self._floating[folded] if anchor in text)
 
 
 _DISPATCHERS: dict[tuple[int, ...], _Dispatcher] = {}

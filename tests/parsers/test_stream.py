@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import sys
 import threading
 import time
@@ -11,13 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers import source
 from parsers.base import Line, LineCursor
 from parsers.prefilter import Prefilter, anchors_for
 from parsers.records import BugCheckRecord, Diagnostic, Record, Span, VerifierBannerRecord
 from parsers.registry import PARSERS
-from parsers.stream import iter_records, open_input, parse_text
+from parsers.stream import _dispatcher, iter_records, open_input, parse_text
+from tests.conftest import realworld_files
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
 MINE = sorted(
@@ -305,3 +309,40 @@ def test_follow_mode_uses_a_block_at_the_end_of_a_quiet_file(
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def _first_trigger(text: str) -> str | None:
+    """The dispatcher's answer the slow way: every trigger, in registry order."""
+    for parser in PARSERS:
+        if re.compile(parser.trigger, re.MULTILINE).search(text):
+            return parser.name
+    return None
+
+
+def _dispatched(text: str) -> str | None:
+    parser = _dispatcher(PARSERS).parser_for(text)
+    return parser.name if parser is not None else None
+
+
+def test_the_dispatcher_screen_picks_the_parser_every_trigger_would() -> None:
+    """The screen only skips triggers that cannot match: over every line of every sample (and the real
+    logs when present), with and without paste junk in front, it names the same parser as trying them all."""
+    files = sorted(SAMPLES.iterdir()) + list(realworld_files("logs", "*.txt"))
+    checked = 0
+    for path in files:
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+            for text in (line, f"> * {line}", f"\u00a0\t12: {line.upper()}"):
+                assert _dispatched(text) == _first_trigger(text), (path.name, text)
+                checked += 1
+    assert checked > 10_000
+
+
+_PIECES = [*" \t>*#:0123456789-`abcdefABCDEF!_=xX.\u00a0", "kd> ", "Driver Verifier: ", "BugCheck ", "Arg1: "]
+_PIECES += ["FAULTING_IP:", "rip=", "*** Fatal System Error", "ExceptionAddress:", "Event[", "ModLoad:"]
+_PIECES += ["Log Name:", "STOP: ", "ugcheck was", ".dmp", "Bug Check", "bugcheck", "!analyze -v"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=20).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_the_dispatcher_screen_agrees_on_made_up_lines(text: str) -> None:
+    assert _dispatched(text) == _first_trigger(text)
