@@ -89,6 +89,56 @@ class _Tracked:
     base_id: str
     incidents: tuple[Incident, ...] = ()
     ids: list[str] = field(default_factory=list)  # the ids this group's incidents have, in order
+    seq: int = 0  # a kept crash group's place in input order (0: not kept for enrichment)
+
+
+_LOW32 = 0xFFFF_FFFF
+
+
+@dataclass
+class _Awaiting:
+    """The kept crash groups whose incidents a later record may still tell more about: a module list,
+    while a caller's module is unknown; an ``ln``, while its function is (found by the low 32 bits of the
+    address, since an x86 pointer may be printed sign-extended). Indexes, so that each new ``lm`` or ``ln``
+    of a long log looks at those groups only, not at every crash seen so far."""
+
+    module: dict[int, _Tracked] = field(default_factory=dict)  # seq -> group
+    line: dict[int, dict[int, _Tracked]] = field(default_factory=dict)  # low 32 bits -> seq -> group
+    keys: dict[int, tuple[int, ...]] = field(default_factory=dict)  # seq -> its keys in ``line``
+
+    def update(self, tracked: _Tracked) -> None:
+        self.drop(tracked.seq)
+        keys: set[int] = set()
+        for incident in tracked.incidents:
+            caller = incident.caller
+            if caller is None or caller.address is None:
+                continue
+            if caller.module is None:
+                self.module[tracked.seq] = tracked
+            if caller.function is None:
+                keys.add(caller.address & _LOW32)
+        for key in keys:
+            self.line.setdefault(key, {})[tracked.seq] = tracked
+        if keys:
+            self.keys[tracked.seq] = tuple(keys)
+
+    def drop(self, seq: int) -> None:
+        self.module.pop(seq, None)
+        for key in self.keys.pop(seq, ()):
+            bucket = self.line[key]
+            bucket.pop(seq, None)
+            if not bucket:
+                del self.line[key]
+
+    def for_record(self, record: Record) -> list[_Tracked]:
+        """The groups the record may enrich, in input order."""
+        if isinstance(record, ModuleListRecord):
+            found = self.module
+        elif isinstance(record, SymbolLineRecord) and record.address is not None:
+            found = self.line.get(record.address & _LOW32, {})
+        else:
+            return []
+        return [found[seq] for seq in sorted(found)]
 
 
 @dataclass
@@ -110,6 +160,8 @@ class _InputRun:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     image_names: dict[str, str] = field(default_factory=dict)
     tracked: list[_Tracked] = field(default_factory=list)
+    awaiting: _Awaiting = field(default_factory=_Awaiting)
+    crashes_kept: int = 0  # numbers the kept crash groups (their seq)
     counter_groups: list[_Tracked] = field(default_factory=list)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     ids_given: dict[str, int] = field(default_factory=dict)  # base id -> ids handed out on that line
@@ -225,6 +277,8 @@ class _InputRun:
         fresh = tuple(replace(incident, id=ident) for incident, ident in zip(classified, ids, strict=True))
         previous = {i.id: i for i in tracked.incidents}
         tracked.incidents = fresh
+        if tracked.seq:
+            self.awaiting.update(tracked)
         changed = [incident for incident in fresh if previous.get(incident.id) != incident]
         if changed and isinstance(tracked.group, CrashGroup):
             self._note_violations(tuple(previous.values()), fresh)
@@ -242,9 +296,14 @@ class _InputRun:
         tracked = _Tracked(group, f"{span.path}:{span.first_line}")
         if isinstance(group, CrashGroup | CounterGroup):
             kept = self.tracked if isinstance(group, CrashGroup) else self.counter_groups
+            if kept is self.tracked:
+                self.crashes_kept += 1
+                tracked.seq = self.crashes_kept
             kept.append(tracked)
             if len(kept) > MAX_ENRICHABLE:
-                del kept[0]
+                evicted = kept.pop(0)
+                self.awaiting.drop(evicted.seq)
+                evicted.seq = 0
         return tracked
 
     def _complete(self, group: Group) -> list[Incident]:
@@ -267,7 +326,7 @@ class _InputRun:
         for group in self.correlator.feed(record):
             out.extend(self._complete(group))
         if enrich:
-            for tracked in self.tracked:
+            for tracked in self.awaiting.for_record(record):
                 if _enrichable(tracked, record):
                     out.extend(self._incidents(tracked))
         return out

@@ -190,3 +190,24 @@ def test_many_sessions_each_with_its_own_lm_cost_linear_map_work(monkeypatch: py
         return built[0]
 
     assert work(40) <= 2.2 * work(20)
+
+
+def test_a_module_list_looks_only_at_crashes_still_missing_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """N sessions each with its own lm: every lm used to re-examine every crash seen so far (quadratic).
+    Now an lm looks at the crashes whose caller has no module yet, which a session's own lm settles."""
+    from hvci.logs import pipeline
+    from hvci.logs.pipeline import analyze_inputs
+    from parsers.stream import open_input
+
+    session = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_bytes()
+    examined: list[int] = []
+    original = pipeline._enrichable
+
+    def counting(tracked: object, record: object) -> bool:
+        examined.append(1)
+        return original(tracked, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_enrichable", counting)
+    report = analyze_inputs([open_input(None, data=session * 60, name="sessions.log")])
+    assert len(report.incidents) == 60
+    assert len(examined) <= 2 * 60  # linear; the old loop made 60 * 61 / 2 = 1,830 checks
