@@ -12,7 +12,6 @@ Public entry points (the contract other packages build on): :func:`open_input`, 
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
@@ -23,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from parsers import filetype, lineprefix, paste
 from parsers.base import BlockParser, Line, LineCursor
+from parsers.dispatch import dispatcher
 from parsers.lineprefix import LinePrefix
-from parsers.prefilter import JUNK_CHARS, ChunkScanner, Prefilter, anchors_for
+from parsers.prefilter import ChunkScanner, Prefilter
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
 from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
@@ -402,91 +402,6 @@ class _Cursor(LineCursor):
         return found
 
 
-class _Dispatcher:
-    def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
-        self.parsers = parsers
-        self._screen: _Screen | None = None
-        self.prefilter = Prefilter(p.trigger for p in parsers)
-
-    @property
-    def screen(self) -> _Screen:
-        """The parsers' triggers and anchors, compiled at the first candidate line: an input without one
-        (most short inputs) never needs them."""
-        if self._screen is None:
-            self._screen = _Screen(self.parsers)
-        return self._screen
-
-    def parser_for(self, text: str) -> BlockParser | None:
-        """The first parser, in registry order, whose trigger matches the line; only the parsers whose
-        anchors the line holds are tried (a dense log has a candidate on every line)."""
-        screen = self.screen
-        for index in screen.candidates(text):
-            if screen.triggers[index].search(text):
-                return self.parsers[index]
-        return None
-
-
-#: What may stand before a line-start anchor: the prefilter's junk and any white space.
-_LEAD = "".join(JUNK_CHARS) + "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-
-_Table = dict[str, list[tuple[str, int]]]  # first character -> (anchor text, parser index)
-
-
-class _Screen:
-    """Which parsers a line can be for, from the literal texts every match of a trigger contains (its
-    prefilter anchors): line-start anchors are looked up by the first character after the line's junk,
-    anchors at the very start by the line's first character, floating ones by substring. A parser whose
-    trigger has no anchors is always a candidate."""
-
-    def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
-        self.triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in parsers)
-        self._always: list[int] = []
-        # [case-sensitive, lower-cased] tables for anchors after junk, at the very start, and floating
-        self._heads: tuple[_Table, _Table] = ({}, {})
-        self._starts: tuple[_Table, _Table] = ({}, {})
-        self._floating: tuple[list[tuple[str, int]], list[tuple[str, int]]] = ([], [])
-        for index, parser in enumerate(parsers):
-            anchors = anchors_for(parser.trigger)
-            if not anchors:
-                self._always.append(index)
-                continue
-            for anchor in anchors:
-                folded = int(anchor.ignore_case)
-                text = anchor.text.lower() if folded else anchor.text
-                if not anchor.line_start:
-                    self._floating[folded].append((text, index))
-                else:
-                    table = (self._heads if anchor.after_junk else self._starts)[folded]
-                    table.setdefault(text[0], []).append((text, index))
-        self._any_folded = bool(self._heads[1] or self._starts[1] or self._floating[1])
-
-    def candidates(self, text: str) -> list[int]:
-        """Indexes of the parsers whose trigger may match ``text``, in registry order."""
-        found = set(self._always)
-        head = text.lstrip(_LEAD)
-        self._collect(found, text, head, 0)
-        if self._any_folded:
-            self._collect(found, text.lower(), head.lower(), 1)
-        return sorted(found)
-
-    def _collect(self, found: set[int], text: str, head: str, folded: int) -> None:
-        if head:
-            found.update(i for anchor, i in self._heads[folded].get(head[0], ()) if head.startswith(anchor))
-        if text:
-            found.update(i for anchor, i in self._starts[folded].get(text[0], ()) if text.startswith(anchor))
-        found.update(i for anchor, i in self._floating[folded] if anchor in text)
-
-
-_DISPATCHERS: dict[tuple[int, ...], _Dispatcher] = {}
-
-
-def _dispatcher(parsers: tuple[BlockParser, ...]) -> _Dispatcher:
-    key = tuple(id(p) for p in parsers)
-    if key not in _DISPATCHERS:
-        _DISPATCHERS[key] = _Dispatcher(parsers)
-    return _DISPATCHERS[key]
-
-
 def iter_records(
     inp: Input,
     *,
@@ -529,15 +444,15 @@ def iter_records(
 def _records(
     inp: Input, follow: bool, stop: threading.Event | None, parsers: tuple[BlockParser, ...] | None
 ) -> Iterator[Record]:
-    dispatcher = _dispatcher(parsers if parsers is not None else PARSERS)
-    feed = _Feed(inp, dispatcher.prefilter, follow, stop)
+    chooser = dispatcher(parsers if parsers is not None else PARSERS)
+    feed = _Feed(inp, chooser.prefilter, follow, stop)
     cursor = _Cursor(feed, inp.path)
     seen: Counter[str] = Counter()
     while True:
         pushed = cursor.take_pushed()
         if pushed is not None:
-            may = dispatcher.prefilter.may_match(pushed.text)
-            parser = dispatcher.parser_for(pushed.text) if may else None
+            may = chooser.prefilter.may_match(pushed.text)
+            parser = chooser.parser_for(pushed.text) if may else None
             if parser is not None:
                 feed.block_start = None
                 yield from _run(inp, feed, cursor, parser, pushed, seen)
@@ -557,7 +472,7 @@ def _records(
         line = feed.next_line()
         if line is None:
             break
-        parser = dispatcher.parser_for(line.text)
+        parser = chooser.parser_for(line.text)
         if parser is not None:
             feed.block_start, feed.block_line, feed.block_data = start, line.number, feed.data
             yield from _run(inp, feed, cursor, parser, line, seen)

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from parsers import source
 from parsers.base import Line, LineCursor
+from parsers.dispatch import dispatcher
 from parsers.prefilter import Prefilter, anchors_for
 from parsers.records import BugCheckRecord, Diagnostic, Record, Span, VerifierBannerRecord
 from parsers.registry import PARSERS
-from parsers.stream import _dispatcher, iter_records, open_input, parse_text
+from parsers.stream import iter_records, open_input, parse_text
 from tests.conftest import realworld_files
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
@@ -320,7 +321,7 @@ def _first_trigger(text: str) -> str | None:
 
 
 def _dispatched(text: str) -> str | None:
-    parser = _dispatcher(PARSERS).parser_for(text)
+    parser = dispatcher(PARSERS).parser_for(text)
     return parser.name if parser is not None else None
 
 
