@@ -28,13 +28,12 @@ import csv
 import html
 import io
 import re
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from parsers import rebooted
 from parsers.base import Line, LineCursor
 from parsers.deferred import deferred_compile
+from parsers.event_fields import event_int, event_record, has_dtd, read_xml
 from parsers.kernelpower import bugcheck_from_data
 from parsers.records import Diagnostic, EventRecord, Record, Span
 
@@ -54,162 +53,15 @@ _TABLE_HEADER = deferred_compile(r"^TimeCreated\s+Id\s+LevelDisplayName\s+Messag
 _TABLE_RULE = deferred_compile(r"^-+[\s-]*$")
 _TRUNCATED = ("...", "\u2026")
 
-_MODULE_PATTERNS = tuple(
-    deferred_compile(p)
-    for p in (
-        r"attempted to load (?P<m>.+?) that (?:did not|is not|violated|has)",
-        r"\b(?:kernel )?module (?P<m>.+?) (?:is not compatible|that did not|is loaded)",
-        r"integrity of the file (?P<m>.+?) because",
-        r"blocked file (?P<m>.+?) which",
-    )
-)
-_PATH_SUFFIX = deferred_compile(r"\.(?:sys|dll|exe)\b", re.IGNORECASE)
-_PROCESS = deferred_compile(r"a process \((?P<p>.+?)\) attempted")
-_STATUS = deferred_compile(r"\bStatus\s*(?:=\s*)?(?P<s>0x[0-9a-fA-F]+|-?\d+)\b")
-_BITMAP = deferred_compile(r"\bFailure bitmap\s*(?:=\s*)?(?P<b>0x[0-9a-fA-F]+|\d+)\b", re.IGNORECASE)
-
-_MODULE_KEYS = ("filenamebuffer", "filename", "modulename", "imagename", "drivername", "file")
-_PROCESS_KEYS = ("processnamebuffer", "processname", "process")
-_STATUS_KEYS = ("status", "statuscode")
-_BITMAP_KEYS = ("failurebitmap", "failurereasons", "failurereason")
-
-_MAX_MESSAGE_SCAN = 4_096  # characters of a message searched for fields; CI messages are far shorter
 _MAX_EVENT_LINES = 5_000
 _MAX_XML_EVENT = 1_048_576
 _MAX_SALVAGE = 65_536
 _MAX_CSV_ROW_LINES = 1_000
 
 
-def _int(text: str) -> int | None:
-    """A status or bitmap as exported: ``0xc0000428``, ``3221226536`` or the signed ``-1073740760``."""
-    text = text.strip()
-    try:
-        value = int(text, 16) if text.lower().startswith("0x") else int(text)
-    except ValueError:
-        return None
-    return value & 0xFFFFFFFF if value < 0 else value
-
-
-def _path_in(text: str) -> str | None:
-    """The first token ending in ``.sys``/``.dll``/``.exe``, found from the suffix backwards."""
-    for suffix in _PATH_SUFFIX.finditer(text):
-        start = suffix.start()
-        while start > 0 and not text[start - 1].isspace() and text[start - 1] not in "\"'(),;":
-            start -= 1
-        if start < suffix.start():
-            return text[start : suffix.end()]
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Fields:
-    module: str | None
-    process: str | None
-    status: int | None
-    failure_bitmap: int | None
-
-
-def _fields(message: str, data: dict[str, str]) -> _Fields:
-    """Module, process, status and failure bitmap: event data first (exact), then the message text."""
-    keyed = {re.sub(r"[^a-z0-9]", "", k.lower()): v.strip() for k, v in data.items()}
-
-    def first(keys: tuple[str, ...]) -> str | None:
-        return next((keyed[k] for k in keys if keyed.get(k)), None)
-
-    text = message[:_MAX_MESSAGE_SCAN]
-    module = first(_MODULE_KEYS)
-    if module is None:
-        for pattern in _MODULE_PATTERNS:
-            found = pattern.search(text)
-            if found:
-                module = found.group("m").strip()
-                break
-        else:
-            module = _path_in(text)
-    process = first(_PROCESS_KEYS)
-    if process is None and (found_process := _PROCESS.search(text)):
-        process = found_process.group("p")
-    status_text = first(_STATUS_KEYS)
-    status = _int(status_text) if status_text is not None else None
-    if status is None and (found_status := _STATUS.search(text)):
-        status = _int(found_status.group("s"))
-    bitmap_text = first(_BITMAP_KEYS)
-    bitmap = _int(bitmap_text) if bitmap_text is not None else None
-    if bitmap is None and (found_bitmap := _BITMAP.search(text)):
-        bitmap = _int(found_bitmap.group("b"))
-    return _Fields(module, process, status, bitmap)
-
-
-def _event(
-    span: Span,
-    provider: str,
-    event_id: int,
-    message: str,
-    timestamp: str | None,
-    data: dict[str, str] | None = None,
-) -> EventRecord:
-    found = _fields(message, data or {})
-    return EventRecord(
-        span=span,
-        provider=provider,
-        event_id=event_id,
-        message=message,
-        module=found.module,
-        process=found.process,
-        status=found.status,
-        failure_bitmap=found.failure_bitmap,
-        timestamp=timestamp,
-    )
-
-
 def _push_back(cursor: LineCursor, lines: list[Line]) -> None:
     for line in reversed(lines):
         cursor.push_back(line)
-
-
-@dataclass(frozen=True, slots=True)
-class _XmlEvent:
-    provider: str
-    event_id: int | None
-    timestamp: str | None
-    message: str
-    data: dict[str, str]
-
-
-def _has_dtd(text: str) -> bool:
-    """Event XML never declares a DTD; one that does is refused before parsing (entity expansion)."""
-    return "<!DOCTYPE" in text or "<!ENTITY" in text
-
-
-def _read_xml(text: str) -> _XmlEvent | None:
-    """The parts of one ``<Event>`` element that matter, or ``None`` when it is not well-formed."""
-    try:
-        root = ElementTree.fromstring(text)
-    except ElementTree.ParseError:
-        return None
-    provider = ""
-    event_id: int | None = None
-    timestamp: str | None = None
-    message = ""
-    data: dict[str, str] = {}
-    for element in root.iter():
-        tag = element.tag.rsplit("}", 1)[-1]
-        if tag == "Provider":
-            provider = element.get("Name", provider) or provider
-        elif tag == "EventID":
-            event_id = _int(element.text or "")
-        elif tag == "TimeCreated":
-            timestamp = element.get("SystemTime")
-        elif tag == "Message":
-            message = (element.text or "").strip()
-        elif tag == "Data" and element.get("Name"):
-            data[element.get("Name", "")] = (element.text or "").strip()
-    for container in root:
-        if container.tag.rsplit("}", 1)[-1] == "UserData":
-            for element in container.iter():
-                if len(element) == 0 and element is not container:
-                    data.setdefault(element.tag.rsplit("}", 1)[-1], (element.text or "").strip())
-    return _XmlEvent(provider, event_id, timestamp, message, data)
 
 
 class EventsParser:
@@ -271,11 +123,13 @@ class EventsParser:
                 break
             last = line.number
         span = Span(cursor.path, first.number, last)
-        event_id = _int(fields.get("event id", ""))
+        event_id = event_int(fields.get("event id", ""))
         if event_id is None:
             yield Diagnostic(span, "events: wevtutil event without a readable Event ID")
             return
-        yield _event(span, fields.get("source", ""), event_id, "\n".join(description), fields.get("date"))
+        yield event_record(
+            span, fields.get("source", ""), event_id, "\n".join(description), fields.get("date")
+        )
 
     # -- Get-WinEvent | Format-List -----------------------------------------------------------------------
 
@@ -305,13 +159,13 @@ class EventsParser:
                 cursor.push_back(line)
                 break
             taken.append(line)
-        event_id = _int(fields.get("Id", ""))
+        event_id = event_int(fields.get("Id", ""))
         if event_id is None or not ("ProviderName" in fields or "Message" in fields):
             # Some other object's Format-List: not ours; leave its lines to the other parsers.
             _push_back(cursor, taken[1:])
             return
         span = Span(cursor.path, first.number, taken[-1].number)
-        yield _event(
+        yield event_record(
             span,
             fields.get("ProviderName", fields.get("LogName", "")),
             event_id,
@@ -347,12 +201,14 @@ class EventsParser:
                 row = next(csv.reader(io.StringIO("\n".join(line.text for line in row_lines))), [])
             except csv.Error:
                 row = []
-            event_id = _int(row[3]) if len(row) >= 5 else None
+            event_id = event_int(row[3]) if len(row) >= 5 else None
             if event_id is None:
                 _push_back(cursor, row_lines)
                 return
             message = ",".join(row[5:])  # an unquoted message with commas spreads over several fields
-            yield _event(span, row[2].strip(), event_id, message.replace("\r", ""), row[1].strip() or None)
+            yield event_record(
+                span, row[2].strip(), event_id, message.replace("\r", ""), row[1].strip() or None
+            )
 
     # -- XML ----------------------------------------------------------------------------------------------
 
@@ -406,10 +262,10 @@ class EventsParser:
             )
 
     def _xml_event(self, text: str, span: Span, truncated: bool = False) -> Iterator[Record]:
-        if _has_dtd(text):
+        if has_dtd(text):
             yield Diagnostic(span, "events: XML event with a DTD or entity declaration; not parsed", "error")
             return
-        event = None if truncated else _read_xml(text)
+        event = None if truncated else read_xml(text)
         if event is None:
             yield from self._xml_by_patterns(text, span, truncated)
             return
@@ -420,7 +276,7 @@ class EventsParser:
         if (bugcheck := bugcheck_from_data(event.event_id, event.data, span)) is not None:
             yield bugcheck  # Kernel-Power 41 with a bug check: the bug check is the incident
             return
-        yield _event(span, event.provider, event.event_id, message, event.timestamp, event.data)
+        yield event_record(span, event.provider, event.event_id, message, event.timestamp, event.data)
 
     def _xml_by_patterns(self, text: str, span: Span, truncated: bool) -> Iterator[Record]:
         """Salvage what a malformed or cut-off event shows, and say that it was not well-formed."""
@@ -445,7 +301,7 @@ class EventsParser:
         if (bugcheck := bugcheck_from_data(int(event_id_match.group(1)), data, span)) is not None:
             yield bugcheck
             return
-        yield _event(
+        yield event_record(
             span,
             provider.group(1) if provider else "",
             int(event_id_match.group(1)),
@@ -502,12 +358,12 @@ class EventsParser:
             last = line.number
         span = Span(cursor.path, first.number, last)
         xml_text = "\n".join(xml_lines)
-        event = None if not xml_lines or _has_dtd(xml_text) else _read_xml(xml_text)
+        event = None if not xml_lines or has_dtd(xml_text) else read_xml(xml_text)
         if xml_lines and event is None:
             yield Diagnostic(
                 span, "events: the copied event's XML is not well-formed; read from its text only"
             )
-        event_id = _int(fields.get("event id", ""))
+        event_id = event_int(fields.get("event id", ""))
         if event_id is None and event is not None:
             event_id = event.event_id
         if event_id is None:
@@ -515,7 +371,9 @@ class EventsParser:
             return
         message = "\n".join(description) or (event.message if event else "")
         provider = fields.get("source") or (event.provider if event else "")
-        yield _event(span, provider, event_id, message, fields.get("date"), event.data if event else None)
+        yield event_record(
+            span, provider, event_id, message, fields.get("date"), event.data if event else None
+        )
 
     # -- Get-WinEvent default (table) output ----------------------------------------------------------------
 
@@ -570,10 +428,10 @@ class EventsParser:
         level_at = header.index("LevelDisplayName")
         message_at = header.index("Message")
         left = text[:level_at].rstrip().rsplit(None, 1)
-        event_id = _int(left[1]) if len(left) == 2 else None
+        event_id = event_int(left[1]) if len(left) == 2 else None
         if event_id is None:
             return None
-        return _event(span, provider, event_id, text[message_at:].strip(), left[0].strip() or None)
+        return event_record(span, provider, event_id, text[message_at:].strip(), left[0].strip() or None)
 
 
 PARSER = EventsParser()
