@@ -16,18 +16,24 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: dataclasses.
 
 def widest_digits(value: object) -> int:
     """The hex digit count of the widest integer over 64 bits anywhere in ``value`` (a record, and the
-    records, tuples and lists inside it); 0 when every integer fits."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return (value.bit_length() + 3) // 4 if value > _LIMIT or value < -_LIMIT else 0
-    if isinstance(value, (tuple, list)):
-        return max((widest_digits(item) for item in value), default=0)
-    if isinstance(value, str):
-        return 0
-    names = _FIELD_NAMES.get(type(value))
-    if names is None:
-        if not dataclasses.is_dataclass(value) or isinstance(value, type):
-            return 0
-        names = _FIELD_NAMES.setdefault(type(value), tuple(f.name for f in dataclasses.fields(value)))
-    return max((widest_digits(getattr(value, name)) for name in names), default=0)
+    records, tuples and lists inside it); 0 when every integer fits. Every record of a log passes here,
+    so the walk is a loop over a stack rather than a recursion of generators."""
+    widest = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (str, bool)) or item is None:
+            continue
+        if isinstance(item, int):
+            if item > _LIMIT or item < -_LIMIT:
+                widest = max(widest, (item.bit_length() + 3) // 4)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        else:
+            names = _FIELD_NAMES.get(type(item))
+            if names is None:
+                is_record = dataclasses.is_dataclass(item) and not isinstance(item, type)
+                fields = dataclasses.fields(item) if is_record else ()  # type: ignore[arg-type]
+                names = _FIELD_NAMES.setdefault(type(item), tuple(f.name for f in fields))
+            stack.extend(getattr(item, name) for name in names)
+    return widest
