@@ -16,8 +16,8 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "open": (
         "open",
-        "Open the triage view on PATHS (log files, crash dumps, event logs, folders, or - for standard "
-        "input).",
+        "Open the triage view on PATHS (log files, crash dumps, event logs, archives, folders, or - for "
+        "stdin).",
     ),
     "analyze": (
         "analyze",

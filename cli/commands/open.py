@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.exitcodes import ExitCode
 from cli.output import warn
+
+if TYPE_CHECKING:
+    from tui.loading import Source
 
 STDIN = "-"
 
@@ -64,7 +68,7 @@ def command(
     image_dirs: tuple[str, ...],
     modules: tuple[str, ...],
 ) -> None:
-    """Open the triage view on PATHS (log files, crash dumps, event logs, folders, or - for standard input).
+    """Open the triage view on PATHS (log files, crash dumps, event logs, archives, folders, or - for stdin).
 
     Without PATHS the view opens on the paste screen: paste debugger output and press F5 or Ctrl+S.
     Keys: ? or F1 lists them; ctrl+p opens the command palette (export, copy, symbols, filters).
@@ -96,7 +100,7 @@ def command(
             warn(f"{entry.name}: {entry.problem}")
             sys.exit(ExitCode.USAGE)
         else:
-            sources.append(Source.file(entry.name))
+            sources.extend(_sources(entry.name, follow))
     if STDIN in paths or not sys.stdin.isatty():
         problem = reattach_keyboard()
         if problem is not None:
@@ -106,3 +110,21 @@ def command(
     from tui.app import make_app
 
     make_app(sources, options=options, follow=follow).run()
+
+
+def _sources(path: str, follow: bool) -> list[Source]:
+    """A file, or the members of an archive read into memory, as ``analyze`` reads them. A member that
+    cannot be read ends the command as any unreadable path does: the view never shows it as clean."""
+    from hvci.batch.members import archive_members
+    from tui.loading import Source
+
+    members = None if follow else archive_members(path)
+    if members is None:
+        return [Source.file(path)]
+    sources: list[Source] = []
+    for name, content in members:
+        if isinstance(content, str):
+            warn(f"{name}: {content}")
+            sys.exit(ExitCode.USAGE)
+        sources.append(Source.memory(content, name))
+    return sources
