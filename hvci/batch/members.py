@@ -10,8 +10,8 @@ import io
 import zlib
 from typing import IO
 
-from hvci.batch.units import Unit, _zip_units
-from hvci.batch.work import _read_capped, _tar_members, read_zip_member
+from hvci.batch.units import Unit, zip_units
+from hvci.batch.work import read_capped, read_zip_member, tar_members
 from parsers import filetype
 
 #: (name shown, the member's bytes or why it was not read)
@@ -28,7 +28,7 @@ def archive_members(path: str) -> list[Member] | None:
         return None
     kind = filetype.sniff(head).kind
     if kind == "zip-archive":
-        return [_zip_member(unit) for unit in _zip_units(path)]
+        return [_zip_member(unit) for unit in zip_units(path)]
     if kind == "tar-archive":
         with open(path, "rb") as raw:
             return _tar(raw, path)
@@ -49,7 +49,7 @@ def _tar(stream: IO[bytes], name: str) -> list[Member]:
     members: list[Member] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as archive:
-            members.extend(_tar_members(archive, name))
+            members.extend(tar_members(archive, name))
     except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
         members.append((name, f"a damaged or cut-off tar archive, read up to here: {error}"))
     return members or [(name, "an empty tar archive")]
@@ -60,7 +60,7 @@ def _gzip(path: str) -> list[Member]:
 
     try:
         with gzip.open(path, "rb") as stream:
-            data = _read_capped(stream, path)
+            data = read_capped(stream, path)
     except (OSError, EOFError, zlib.error, ValueError) as error:
         return [(path, f"a damaged gzip file, not read: {error}")]
     if filetype.sniff(data[: filetype.HEAD_BYTES]).kind == "tar-archive":

@@ -56,7 +56,7 @@ def _is_zip(path: str) -> bool:
         return False  # the worker reports why it cannot be read
 
 
-def _zip_units(path: str) -> list[Unit]:
+def zip_units(path: str) -> list[Unit]:
     """One unit per file member, in the archive's order; a damaged archive is one unit with a problem."""
     import zipfile  # only for a ZIP archive: a run over plain files starts without it
 
@@ -76,7 +76,7 @@ def _file_units(path: str) -> list[Unit]:
     except OSError as error:
         return [Unit(path, problem=f"cannot read: {error.strerror or error}")]
     if stat.S_ISREG(info.st_mode) and _is_zip(path):
-        return _zip_units(path)
+        return zip_units(path)
     return [Unit(path, path, size=info.st_size)]
 
 

@@ -63,7 +63,7 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def _read_capped(stream: Readable, name: str) -> bytes:
+def read_capped(stream: Readable, name: str) -> bytes:
     """All of ``stream`` up to :data:`MAX_IN_MEMORY`; ``ValueError`` beyond it."""
     pieces: list[bytes] = []
     total = 0
@@ -80,7 +80,7 @@ def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> InputResul
     return _analyse(inp, options, hashlib.sha256(data).hexdigest(), len(data))
 
 
-def _tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, bytes | str]]:
+def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, bytes | str]]:
     """(member name, its bytes) for each file member in order, or (name, why it was not read)."""
     for member in archive:
         shown = member_name(name, member.name)
@@ -94,7 +94,7 @@ def _tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, byt
             yield shown, "cannot be extracted"
             continue
         with handle:
-            yield shown, _read_capped(handle, shown)
+            yield shown, read_capped(handle, shown)
 
 
 def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> list[InputResult]:
@@ -103,7 +103,7 @@ def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> list[
     results: list[InputResult] = []
     try:
         with tarfile.open(fileobj=opener, mode="r|*") as archive:
-            for shown, content in _tar_members(archive, name):
+            for shown, content in tar_members(archive, name):
                 if isinstance(content, str):
                     results.append(failed(shown, content, "warning"))
                 else:
@@ -125,7 +125,7 @@ def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputR
             with open(path, "rb") as raw:
                 return _tar_results(raw, unit.name, options)
         with gzip.open(path, "rb") as stream:
-            data = _read_capped(stream, unit.name)
+            data = read_capped(stream, unit.name)
     except (OSError, EOFError, zlib.error, ValueError) as error:
         return [failed(unit.name, f"a damaged gzip file, not read: {error}")]
     return [analyse_bytes(unit.name, data, options)]
@@ -137,7 +137,7 @@ def read_zip_member(path: str, member: str, name: str) -> bytes | str:
 
     try:
         with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
-            return _read_capped(stream, name)
+            return read_capped(stream, name)
     except RuntimeError as error:  # an encrypted member
         return f"not read: {error}"
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError) as error:
@@ -148,7 +148,7 @@ def _file_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputR
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device named explicitly: read it once
             with open(path, "rb") as stream:
-                return _data_results(unit.name, _read_capped(stream, unit.name), options)
+                return _data_results(unit.name, read_capped(stream, unit.name), options)
         with open(path, "rb") as handle:
             head = handle.read(filetype.HEAD_BYTES)
         kind = filetype.sniff(head).kind
@@ -172,7 +172,7 @@ def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> list[Input
 
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-                data = _read_capped(stream, name)
+                data = read_capped(stream, name)
         except (OSError, EOFError, zlib.error, ValueError) as error:
             return [failed(name, f"a damaged gzip file, not read: {error}")]
         kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
