@@ -1,8 +1,9 @@
-"""The dispatcher: an input's chunks -> the registered block parsers -> records, in input order.
+"""Reading an input: its chunks -> the registered block parsers -> records, in input order.
 
 The fast path never looks at a line on its own: :class:`parsers.prefilter.ChunkScanner` searches a whole
 chunk (bytes for UTF-8/ANSI, text for UTF-16) for the next line where some trigger may match. Only that
-line is decoded and checked against the real triggers; the parser whose trigger matches gets it plus a
+line is decoded and checked against the real triggers (:mod:`parsers.dispatch` tries only the parsers
+whose anchors the line holds); the parser whose trigger matches gets it plus a
 cursor, reads its block, and pushes back the first line that is not its own. Pushed-back lines are
 checked one by one (the end of one block is often the start of the next); then the fast scan resumes.
 
