@@ -3,9 +3,10 @@
 The fast path never looks at a line on its own: :class:`parsers.prefilter.ChunkScanner` searches a whole
 chunk (bytes for UTF-8/ANSI, text for UTF-16) for the next line where some trigger may match. Only that
 line is decoded and checked against the real triggers (:mod:`parsers.dispatch` tries only the parsers
-whose anchors the line holds); the parser whose trigger matches gets it plus a
-cursor, reads its block, and pushes back the first line that is not its own. Pushed-back lines are
-checked one by one (the end of one block is often the start of the next); then the fast scan resumes.
+whose anchors the line holds); the parser whose trigger matches gets it plus a cursor over the shared
+position in the chunks (:mod:`parsers.feed`), reads its block, and pushes back the first line that is not
+its own. Pushed-back lines are checked one by one (the end of one block is often the start of the next);
+then the fast scan resumes.
 
 Public entry points (the contract other packages build on): :func:`open_input`, :func:`iter_records`,
 :func:`parse_text` and :meth:`Input.info`.
@@ -15,17 +16,15 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from parsers import filetype, lineprefix, paste
-from parsers.base import BlockParser, Line, LineCursor
+from parsers import filetype
+from parsers.base import BlockParser, Line
 from parsers.dispatch import dispatcher
-from parsers.lineprefix import LinePrefix
-from parsers.prefilter import ChunkScanner, Prefilter
+from parsers.feed import Feed, FeedCursor
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
 from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
@@ -33,11 +32,6 @@ from parsers.wide import widest_digits
 
 if TYPE_CHECKING:
     from parsers.session import Transcript
-
-#: Follow mode: a block being read (an ``lm`` listing at the end of the file) ends once the file has been
-#: quiet for this long (seconds), so that it is used without waiting for a line that may never come. A
-#: debugger writes a command's output at once; a pause this long inside one is not expected.
-BLOCK_QUIET_SECONDS = 0.5
 
 #: Lines of a binary input's text view per chunk handed to a viewer.
 _VIEW_BATCH = 20_000
@@ -223,186 +217,6 @@ def parse_text(text: str, name: str = "<paste>") -> tuple[list[Record], InputInf
     return records, inp.info()
 
 
-class _Feed:
-    """The chunk stream as a position in the current chunk, shared by the fast scan and the parsers.
-
-    ``data`` is the current chunk with a ``\\n`` sentinel in front (so that every line, the first one
-    included, starts right after a newline); ``pos`` is the start of the next unread line, ``line`` its
-    number.
-    """
-
-    def __init__(self, inp: Input, prefilter: Prefilter, follow: bool, stop: threading.Event | None) -> None:
-        self._inp = inp
-        self._chunks = inp._chunks(follow, stop)
-        self._prefilter = prefilter
-        self._stop = None if follow else stop  # follow mode: the source itself watches stop
-        self.data: bytes | str = b"\n"
-        self.newline: Any = b"\n"
-        self.pos = 1
-        self.line = 1
-        self.scanner: ChunkScanner | None = None
-        self.pending: list[Diagnostic] = []  # source diagnostics not yet handed out, in line order
-        self.ended = False
-        self.floor = 1  # lines before this position belong to an earlier block (or were pushed back)
-        self.block_start: int | None = None  # position of the current block's first line, when known
-        self.block_line = 0
-        self.block_data: bytes | str = b""  # the chunk block_start points into
-        self.prefix: LinePrefix | None = None  # a timestamp prefix on every line, removed before parsing
-        self.split: list[Line] = []  # the rest of a line a paste had flattened goes here (the cursor's stack)
-        self.in_block = False  # a parser is reading a block (follow mode: a quiet file ends it)
-        self._data_at = time.monotonic()  # when the followed file last gave something new
-        self._prefix_sniffed = 0  # lines looked at so far for a prefix
-
-    def load(self) -> bool:
-        """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
-        while True:
-            if self.ended or (self._stop is not None and self._stop.is_set()):
-                self.ended = True
-                return False
-            item = next(self._chunks, None)
-            if item is None:
-                self.ended = True
-                return False
-            if isinstance(item, Restart):
-                self.line = 1
-                self.pending.append(Diagnostic(Span(self._inp.path, 1, 1), item.reason, "info"))
-                continue
-            if not item.data:
-                if self.pending:
-                    return True  # give the dispatcher a chance to hand out diagnostics (follow mode)
-                if self.in_block and time.monotonic() - self._data_at >= BLOCK_QUIET_SECONDS:
-                    return False  # the block ends here, not at the next line the debugger may never print
-                continue
-            self._data_at = time.monotonic()
-            self.newline = b"\n" if isinstance(item.data, bytes) else "\n"
-            for issue in item.issues:  # rare: counting up to each is cheap
-                line = self.line + item.data.count(self.newline, 0, issue.offset)
-                span = Span(self._inp.path, line, line)
-                self.pending.append(Diagnostic(span, issue.message, issue.severity))
-            self.data = self._without_prefix(self.newline + item.data)
-            normalised = paste.normalise_chunk(self.data, self._inp._source.codec)
-            if normalised is not None:
-                self.data, self.newline = normalised, "\n"
-            self.pos = self.floor = 1
-            self.block_start = None
-            self.scanner = None
-            return True
-
-    def _without_prefix(self, data: bytes | str) -> bytes | str:
-        """``data`` with the input's line prefix removed, looking for one in the first lines of the input."""
-        if self.prefix is None and self._prefix_sniffed < lineprefix.SAMPLE_LINES:
-            head = data[: lineprefix.SAMPLE_LINES * 256]
-            text = head if isinstance(head, str) else head.decode("utf-8", "replace")
-            self._prefix_sniffed += text.count("\n")
-            self.prefix = lineprefix.detect(text[1:])
-            if self.prefix is not None:
-                self.pending.append(
-                    Diagnostic(
-                        Span(self._inp.path, self.line, self.line),
-                        f"every line starts with a {self.prefix.name} prefix such as "
-                        f"{self.prefix.example!r}; it is ignored when reading the log",
-                        "info",
-                    )
-                )
-        return data if self.prefix is None else self.prefix.strip(data)
-
-    def exhausted(self) -> bool:
-        return self.pos >= len(self.data)
-
-    def advance_to(self, position: int) -> None:
-        self.line += self.data.count(self.newline, self.pos, position)
-        self.pos = position
-
-    def next_line(self) -> Line | None:
-        while self.exhausted():
-            if not self.load():
-                return None
-        end = self.data.find(self.newline, self.pos)
-        text = self._text(self.pos, end)
-        number = self.line
-        self.pos = end + 1
-        self.line += 1
-        if text[-1:] in paste.HEX_DIGITS and paste.may_continue(text):
-            self._join_wrapped(text)
-        parts = paste.clean_line(self._joined or text)
-        self._joined = None
-        if len(parts) > 1:
-            self.split.extend(Line(number, part) for part in reversed(parts[1:]))
-        return Line(number, parts[0])
-
-    _joined: str | None = None
-
-    def _join_wrapped(self, text: str) -> None:
-        """Take the next line of the chunk too when it holds the rest of a value cut at the end of this."""
-        end = self.data.find(self.newline, self.pos)
-        if end < 0:
-            return
-        joined = paste.join_wrapped(text, self._text(self.pos, end))
-        if joined is not None:
-            self._joined = joined
-            self.pos = end + 1
-            self.line += 1
-
-    def _text(self, start: int, end: int) -> str:
-        raw = self.data[start:end]
-        text = raw if isinstance(raw, str) else self.decode(raw)
-        return text[:-1] if text.endswith("\r") else text
-
-    def decode(self, raw: bytes) -> str:
-        return self._inp._source.decode_line(raw)
-
-    def __iter__(self) -> _Feed:
-        return self
-
-    def __next__(self) -> Line:
-        line = self.next_line()
-        if line is None:
-            raise StopIteration
-        return line
-
-    def candidate(self) -> int:
-        """The next line start in the current chunk where a trigger may match, or -1."""
-        if self.scanner is None:
-            self.scanner = self._prefilter.scanner(self.data)
-        return self.scanner.next_candidate(self.pos)
-
-
-class _Cursor(LineCursor):
-    """The parsers' cursor over the shared feed; the dispatcher drains its pushed-back lines."""
-
-    def __init__(self, feed: _Feed, path: str) -> None:
-        super().__init__(feed, path)
-        self._feed = feed
-        feed.split = self._pushed
-
-    def take_pushed(self) -> Line | None:
-        return self._pushed.pop() if self._pushed else None
-
-    def lookbehind(self, limit: int) -> list[Line]:
-        """Up to ``limit`` lines just before the block's first line that no other block took (in order).
-
-        Not part of the ``BlockParser`` protocol: a parser whose trigger can only match inside its block
-        (``Arguments:`` of a report pasted without its banner) may use it, if present, to find where the
-        block really starts.
-        """
-        feed = self._feed
-        start = feed.block_start
-        found: list[Line] = []
-        if start is None or feed.data is not feed.block_data:  # unknown, or read on into a later chunk
-            return found
-        number = feed.block_line
-        while len(found) < limit and start - 1 > feed.floor:
-            begin = feed.data.rfind(feed.newline, 0, start - 1) + 1
-            if begin < feed.floor:
-                break
-            number -= 1
-            parts = paste.clean_line(feed._text(begin, start - 1))
-            found.extend(Line(number, part) for part in reversed(parts))
-            start = begin
-        found.reverse()
-        return found
-
-
 def iter_records(
     inp: Input,
     *,
@@ -446,8 +260,8 @@ def _records(
     inp: Input, follow: bool, stop: threading.Event | None, parsers: tuple[BlockParser, ...] | None
 ) -> Iterator[Record]:
     chooser = dispatcher(parsers if parsers is not None else PARSERS)
-    feed = _Feed(inp, chooser.prefilter, follow, stop)
-    cursor = _Cursor(feed, inp.path)
+    feed = Feed(inp._chunks(follow, stop), inp._source, chooser.prefilter, follow, stop)
+    cursor = FeedCursor(feed, inp.path)
     seen: Counter[str] = Counter()
     while True:
         pushed = cursor.take_pushed()
@@ -483,7 +297,7 @@ def _records(
     inp._lines = feed.line - 1
 
 
-def _flush(inp: Input, feed: _Feed, before_line: int) -> Iterator[Diagnostic]:
+def _flush(inp: Input, feed: Feed, before_line: int) -> Iterator[Diagnostic]:
     """Hand out the source's diagnostics for lines before ``before_line``, keeping input order."""
     keep: list[Diagnostic] = []
     for diagnostic in feed.pending:
@@ -496,7 +310,7 @@ def _flush(inp: Input, feed: _Feed, before_line: int) -> Iterator[Diagnostic]:
 
 
 def _run(
-    inp: Input, feed: _Feed, cursor: _Cursor, parser: BlockParser, first: Line, seen: Counter[str]
+    inp: Input, feed: Feed, cursor: FeedCursor, parser: BlockParser, first: Line, seen: Counter[str]
 ) -> Iterator[Record]:
     """One block. A parser that raises (it must not) costs its block, not the input."""
     yield from _flush(inp, feed, first.number + 1)
