@@ -155,7 +155,17 @@ class PdbFile:
     def embedded(cls, image: PeImage) -> PdbFile:
         """The debug information an image carries in its own sections (DWARF from mingw, Wine builds).
         Raises :class:`PdbError` when there is none that symbolic can read."""
+        if not image.has_long_section_names:
+            # symbolic finds DWARF by its ``.debug_info`` section, a name longer than a section header's 8
+            # bytes (``/4``...): without one there is none to read, and no child need be forked to learn it
+            raise PdbError(f"{image.path}: no debug information in the image (no .debug_info section)")
         return cls(image.path, image.data, embedded=True, exact_names=image.coff_functions)
+
+    @property
+    def procedure_ranges(self) -> tuple[tuple[int, int], ...]:
+        """(start, end) RVAs of the procedure records that have a size, in order: function boundaries
+        ``.pdata`` lacks (leaf functions), read with the PDB rather than from the file again."""
+        return tuple(sorted((p.rva, p.rva + p.size) for p in self._procedures if p.size > 0))
 
     def lookup(self, rva: int) -> PdbSymbol | None:
         """What the PDB says about ``rva`` (an offset from the image base), or None when it names nothing.

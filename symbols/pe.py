@@ -370,6 +370,12 @@ class PeImage:
         return SUBSYSTEMS.get(self.subsystem, f"unknown-{self.subsystem}")
 
     @property
+    def has_long_section_names(self) -> bool:
+        """Whether a section's name is a string-table reference (``/4``): how DWARF sections
+        (``.debug_info``...) are named, since a section header holds only 8 bytes of name."""
+        return any(s.name.startswith("/") for s in self.sections)
+
+    @property
     def iat_directory(self) -> tuple[int, int] | None:
         """The IAT data directory (``rva``, ``size``), or None when the image has none."""
         return self._directory(_DIR_IAT)

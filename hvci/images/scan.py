@@ -40,7 +40,6 @@ from hvci.knowledge import decode
 from hvci.model import Caller, Confidence, Evidence, Incident
 from parsers.records import Diagnostic, InputInfo, Severity, Span
 from parsers.walk import expand
-from symbols.msf import MsfError, read_tables
 from symbols.pdb import PdbError, PdbFile, load_pdb
 from symbols.pe import PeError, PeImage, read_image_file
 from symbols.resolve import ImageSymbols
@@ -315,27 +314,19 @@ def _symbols(
             continue
         match = check_pdb_match(pe, pdb.debug_id, str(candidate))
         if match.ok:
-            return _Symbols(_pdb_namer(pe, pdb), _procedure_ranges(candidate), str(candidate))
+            return _Symbols(_pdb_namer(pe, pdb), pdb.procedure_ranges, str(candidate))
         rejected.append(str(match.message))
     found = ImageSymbols(name=path.name, image=pe)
     found.attach_pdb(SymbolStore(symbol_path), path.parent)
     if found.pdb is not None:
         source = Path(found.pdb.path)
         note = str(source) if found.pdb.kind == "pdb" else f"{source} (DWARF inside the image)"
-        ranges = _procedure_ranges(source) if found.pdb.kind == "pdb" else ()
+        ranges = found.pdb.procedure_ranges if found.pdb.kind == "pdb" else ()
         return _Symbols(_pdb_namer(pe, found.pdb), ranges, note)
     reasons = [*rejected, *found.notes]
     if rejected:
         return _Symbols(None, (), f"no matching PDB: {'; '.join(reasons)}")
     return _Symbols(None, (), "; ".join(reasons) or None)
-
-
-def _procedure_ranges(path: Path) -> tuple[tuple[int, int], ...]:
-    try:
-        tables = read_tables(path.read_bytes())
-    except (OSError, MsfError):
-        return ()  # names still come from the symcache; boundaries fall back to .pdata and code scanning
-    return tuple(sorted((p.rva, p.rva + p.size) for p in tables.procedures if p.size > 0))
 
 
 def _pdb_namer(pe: PeImage, pdb: PdbFile) -> Callable[[int], FunctionName]:

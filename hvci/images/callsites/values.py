@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: An operation on a value loaded from a global: (mnemonic, operand, operand size if it is a global else 0).
 GlobalOp = tuple[str, int, int]
@@ -21,8 +21,7 @@ MAX_OPS = 6
 MASK64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Val:
+class Val(NamedTuple):
     """An abstract value: ``const`` (a small set of possible ints), ``unknown`` (with the reason), ``fn``
     (the address of API ``ref``), ``addr`` (address of image data at RVA ``ref``), ``stack`` (address of
     the stack slot ``ref`` bytes above the stack pointer) or ``ustr`` (a UNICODE_STRING naming ``ref``).
@@ -33,7 +32,10 @@ class Val:
     ``global`` is a value loaded from the image's global at RVA ``ref`` (``size`` bytes) with the operations
     ``ops`` applied since, e.g. ``(("or", 0x10, 0),)``: unknown here, but decided later from every store to
     that global, or at once by the bits the operations fix (``global | 0x40000000``). An operation's third
-    item is 0 for a constant operand, else the operand is another global (RVA, size)."""
+    item is 0 for a constant operand, else the operand is another global (RVA, size).
+
+    A named tuple rather than a frozen dataclass: the interpreter makes and compares values at every
+    instruction, and a tuple is built and compared in C, a frozen dataclass in Python."""
 
     kind: str
     consts: frozenset[int] = frozenset()
