@@ -25,7 +25,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from hvci.knowledge import kb
 from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
@@ -51,6 +51,8 @@ from symbols.modules import ModuleMap, normalize_name
 if TYPE_CHECKING:
     from hvci.logs.classify import Context
     from symbols.resolve import SymbolResolver
+
+_R = TypeVar("_R", SymbolLineRecord, MemoryStringRecord)
 
 #: Crash groups kept for re-classification when a later module list or ``ln`` arrives; older ones keep
 #: the verdict they had (this bounds memory on huge logs).
@@ -90,6 +92,7 @@ class _Tracked:
     incidents: tuple[Incident, ...] = ()
     ids: list[str] = field(default_factory=list)  # the ids this group's incidents have, in order
     seq: int = 0  # a kept crash group's place in input order (0: not kept for enrichment)
+    learned: int = -1  # the input's ``learned`` count when the group was last classified
 
 
 _LOW32 = 0xFFFF_FFFF
@@ -167,6 +170,9 @@ class _InputRun:
     ids_given: dict[str, int] = field(default_factory=dict)  # base id -> ids handed out on that line
     verified_drivers: list[str] = field(default_factory=list)
     memory_integrity: list[MemoryIntegrityRecord] = field(default_factory=list)
+    #: how often what a crash's classification reads (everything above but the counters' violations) has
+    #: changed: the final pass skips a crash classified since the last change, with the same result
+    learned: int = 0
     _context: Context | None = None
     _open: _Tracked | None = None
 
@@ -211,25 +217,36 @@ class _InputRun:
     def _name(self, module: str | None, image: str | None) -> None:
         """Remember an image file name (``X.sys``) for a module the input also names without extension."""
         if image and normalize_name(image) != image.strip().lower():
-            self.image_names.setdefault(normalize_name(module or image), image.strip())
+            key = normalize_name(module or image)
+            if key not in self.image_names:
+                self.image_names[key] = image.strip()
+                self.learned += 1
+
+    def _merged(self, known: ModuleMap, new: ModuleMap) -> ModuleMap:
+        merged = known.merged(new)
+        if merged.modules != known.modules:
+            self.learned += 1
+            self._context = None
+        return merged
 
     def _learn(self, record: Record) -> bool:
         """Take what the whole input should know from a record; True when it may resolve earlier callers
         (a module list or an ``ln``; counters are brought in by the final pass)."""
         if isinstance(record, ModuleListRecord):
-            self.lm_map = self.lm_map.merged(ModuleMap.from_entries(record.modules))
+            self.lm_map = self._merged(self.lm_map, ModuleMap.from_entries(record.modules))
             for entry in record.modules:
                 self._name(entry.name, entry.image_name)
         elif isinstance(record, AnalyzeRecord):
             frames = record.stack.frames if record.stack is not None else ()
-            self.analyze_map = self.analyze_map.merged(ModuleMap.from_analyze(record.fields, frames))
+            self.analyze_map = self._merged(self.analyze_map, ModuleMap.from_analyze(record.fields, frames))
             self._name(record.field("MODULE_NAME"), record.field("IMAGE_NAME"))
         elif isinstance(record, SymbolLineRecord) and record.address is not None:
-            self.symbol_lines.setdefault(record.address, record)
+            self._remember(self.symbol_lines, record.address, record)
         elif isinstance(record, MemoryStringRecord):
-            self.strings.setdefault(record.address, record)
+            self._remember(self.strings, record.address, record)
         elif isinstance(record, MemoryIntegrityRecord):
             self.memory_integrity.append(record)
+            self.learned += 1
             return False
         elif isinstance(record, EventRecord):
             self._learn_event(record)
@@ -238,20 +255,21 @@ class _InputRun:
             for driver in record.drivers:
                 if driver.lower() not in (known.lower() for known in self.verified_drivers):
                     self.verified_drivers.append(driver)
+                    self.learned += 1
             for counter_set in record.counter_sets:
                 if counter_set.module is None:
                     continue
                 self._name(None, counter_set.module)
                 known = self.counters.setdefault(counter_set.module.lower(), {})
                 for label, value in counter_set.counters:
-                    known[label] = max(value, known.get(label, 0))
+                    if label not in known or value > known[label]:
+                        known[label] = max(value, known.get(label, 0))
+                        self.learned += 1
         elif isinstance(record, VerifierBannerRecord | ReadinessRecord):
             self._name(None, record.image if isinstance(record, VerifierBannerRecord) else record.module)
             return False
         else:
             return False
-        if isinstance(record, ModuleListRecord | AnalyzeRecord):
-            self._context = None
         return isinstance(record, ModuleListRecord | SymbolLineRecord | MemoryStringRecord)
 
     def _learn_event(self, record: EventRecord) -> None:
@@ -263,6 +281,13 @@ class _InputRun:
             return
         fact = f"event {record.event_id}: {' '.join(record.message.split())[:160]}"
         self.memory_integrity.append(MemoryIntegrityRecord(record.span, "CodeIntegrity event", True, fact))
+        self.learned += 1
+
+    def _remember(self, known: dict[int, _R], address: int, record: _R) -> None:
+        """The first record printed for an address is the one used (``setdefault``)."""
+        if address not in known:
+            known[address] = record
+            self.learned += 1
 
     # -------------------------------------------------------------------------------------- incidents
 
@@ -271,6 +296,7 @@ class _InputRun:
         from hvci.logs.classify import classify  # the classifiers and their tables: only inputs with groups
 
         classified = classify(tracked.group, self.context())
+        tracked.learned = self.learned
         while len(tracked.ids) < len(classified):
             tracked.ids.append(self._next_id(tracked.base_id))
         ids = tracked.ids[: len(classified)]
@@ -351,7 +377,8 @@ class _InputRun:
         for group in self.correlator.finish():
             out.extend(self._complete(group))
         for tracked in self.tracked:
-            out.extend(self._incidents(tracked))
+            if tracked.learned != self.learned:  # else classifying it again gives what it gave
+                out.extend(self._incidents(tracked))
         for tracked in self.counter_groups:  # after the crashes: they point at them
             out.extend(self._incidents(tracked))
         return out
