@@ -355,10 +355,7 @@ class X86Dataflow:
                 target = self.image.slot_target(rva)
                 if target is not None:
                     return Val("fn", ref=target.api, reason=f"{target.how} slot at RVA 0x{rva:x}")
-                initial = self.image.initial_value(rva, op.size)
-                note = f" (initial value in the file: 0x{initial:x})" if initial is not None else ""
-                reason = f"loaded at run time from the global at RVA 0x{rva:x}{note}"
-                return Val("global", ref=rva, reason=reason, size=op.size)
+                return self.image.global_value(rva, op.size)
             return unknown(f"loaded from memory `{insn.op_str.split(',')[-1].strip()}` at 0x{insn.address:x}")
         return unknown("an operand we do not model")
 

@@ -83,6 +83,7 @@ class Image:
         self.stores: dict[int, Store] = {}
         #: RVA of data -> addresses of instructions that take its address (writes through it are not seen)
         self.address_taken: dict[int, set[int]] = {}
+        self._globals: dict[tuple[int, int], Val] = {}
 
     def code(self, region: Region) -> tuple[bytes, bool]:
         """A region's bytes, at most :data:`MAX_FUNCTION_BYTES` (a hostile ``.pdata`` range can claim GBs),
@@ -122,6 +123,17 @@ class Image:
         if not 0 < length <= MAX_NAME_CHARS * 2 or not 0 <= target < self.pe.size_of_image:
             return None
         return self.read_wide_string(target, length)
+
+    def global_value(self, rva: int, size: int) -> Val:
+        """What a load of ``size`` bytes from the global at ``rva`` gives: known only at run time, with the
+        file's initial value in the reason. Made once per global (loops load the same ones again)."""
+        value = self._globals.get((rva, size))
+        if value is None:
+            initial = self.initial_value(rva, size)
+            note = f" (initial value in the file: 0x{initial:x})" if initial is not None else ""
+            reason = f"loaded at run time from the global at RVA 0x{rva:x}{note}"
+            value = self._globals[(rva, size)] = Val("global", ref=rva, reason=reason, size=size)
+        return value
 
     def initial_value(self, rva: int, size: int) -> int | None:
         raw = self.pe.read(rva, size)

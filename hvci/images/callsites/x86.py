@@ -8,6 +8,7 @@ capstone's operand attributes are slow ctypes reads, so each instruction is copi
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -78,11 +79,25 @@ def _register_ids() -> tuple[dict[int, tuple[str, int, int]], dict[int, str]]:
 REG_INFO, REG_NAMES = _register_ids()
 
 
+class _Decoders(threading.local):
+    def __init__(self) -> None:
+        self.made: dict[tuple[int, bool], capstone.Cs] = {}
+
+
+_DECODERS = _Decoders()
+
+
 def disassembler(bits: int, *, detail: bool) -> capstone.Cs:
-    """A capstone decoder for 32- or 64-bit code that keeps undecodable bytes as data (skipdata)."""
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if bits == 64 else capstone.CS_MODE_32)
-    md.detail = detail
-    md.skipdata = True
+    """A capstone decoder for 32- or 64-bit code that keeps undecodable bytes as data (skipdata). One per
+    kind and thread, made on first use: opening one costs more than decoding a small driver's functions,
+    and a capstone handle must not decode in two threads at once."""
+    made = _DECODERS.made
+    md = made.get((bits, detail))
+    if md is None:
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64 if bits == 64 else capstone.CS_MODE_32)
+        md.detail = detail
+        md.skipdata = True
+        made[(bits, detail)] = md
     return md
 
 
