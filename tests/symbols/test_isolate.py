@@ -86,3 +86,53 @@ def test_a_faulting_task_and_a_hanging_task_are_stopped(monkeypatch: pytest.Monk
         isolate._in_fork("segfault", b"", 60.0)
     with pytest.raises(isolate.IsolatedFailure, match="stopped"):
         isolate._in_fork("hang", b"", 0.2)
+
+
+def own_pid(_: bytes) -> bytes:
+    return str(os.getpid()).encode()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork path only")
+def test_one_forked_child_reads_input_after_input_and_a_crash_costs_only_its_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forking per input cost more than reading a PDB: the child stays; after a crash or a deadline the
+    next input gets a new child and its answer."""
+    monkeypatch.setitem(isolate.TASKS, "pid", f"{__name__}:own_pid")
+    monkeypatch.setitem(isolate.TASKS, "segfault", f"{__name__}:segfault")
+    monkeypatch.setitem(isolate.TASKS, "hang", f"{__name__}:never_ends")
+    first, second = (isolate._in_fork("pid", b"", 60.0) for _ in range(2))
+    assert first == second and first[:1] == b"\x00" and int(first[1:]) != os.getpid()
+    with pytest.raises(isolate.IsolatedFailure, match="SIGSEGV"):
+        isolate._in_fork("segfault", b"", 60.0)
+    after_crash = isolate._in_fork("pid", b"", 60.0)
+    assert after_crash[:1] == b"\x00" and after_crash != first
+    with pytest.raises(isolate.IsolatedFailure, match="stopped"):
+        isolate._in_fork("hang", b"", 0.2)
+    assert isolate._in_fork("pid", b"", 60.0) not in (first, after_crash)
+    frame = isolate._in_fork("symcache", b"P" + PDB.read_bytes(), 60.0)
+    assert frame[:1] == b"\x00" and b"\n" in frame
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork path only")
+def test_a_forked_process_never_talks_to_its_parents_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process forked after the reader's child was made (a worker pool) makes its own: two processes
+    writing to one child would mix their inputs."""
+    monkeypatch.setitem(isolate.TASKS, "pid", f"{__name__}:own_pid")
+    parents = isolate._in_fork("pid", b"", 60.0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, isolate._in_fork("pid", b"", 60.0))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        theirs = answer.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert theirs[:1] == b"\x00" and theirs != parents
+    assert isolate._in_fork("pid", b"", 60.0) == parents  # the parent's child is still there, still its own
