@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from parsers.source import CHUNK_SIZE, Chunk, Issue, Restart, Source
+from parsers.source import CHUNK_SIZE, Chunk, Issue, Restart, Source, with_sentinel
 
 #: Records per write to the pipe (the child) and problems reported before the rest are only counted.
 _BATCH = 256
@@ -82,8 +82,12 @@ class EvtxSource(Source):
         self._original = original
 
     def chunks(
-        self, *, follow: bool = False, stop: threading.Event | None = None
+        self, *, follow: bool = False, stop: threading.Event | None = None, sentinel: bool = False
     ) -> Iterator[Chunk | Restart]:
+        for chunk in self._chunks(stop):
+            yield with_sentinel(chunk) if sentinel else chunk
+
+    def _chunks(self, stop: threading.Event | None) -> Iterator[Chunk]:
         self.bytes_read = 0
         data = self._original.data
         if data is None:

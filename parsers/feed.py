@@ -37,7 +37,7 @@ class Feed:
 
     def __init__(
         self,
-        chunks: Iterator[Chunk | Restart],
+        chunks: Iterator[Chunk | Restart],  # each starting with a ``\n`` sentinel (``Source.chunks``)
         source: Source,
         prefilter: Prefilter,
         follow: bool,
@@ -59,6 +59,8 @@ class Feed:
         self.block_start: int | None = None  # position of the current block's first line, when known
         self.block_line = 0
         self.block_data: bytes | str = b""  # the chunk block_start points into
+        #: the previous chunk, its newline and floor, for a look behind a block that starts a chunk
+        self.before: tuple[bytes | str, Any, int] | None = None
         self.prefix: LinePrefix | None = None  # a timestamp prefix on every line, removed before parsing
         self.split: list[Line] = []  # the rest of a line a paste had flattened goes here (the cursor's stack)
         self.in_block = False  # a parser is reading a block (follow mode: a quiet file ends it)
@@ -77,6 +79,7 @@ class Feed:
                 return False
             if isinstance(item, Restart):
                 self.line = 1
+                self.before = None
                 self.pending.append(Diagnostic(Span(self._path, 1, 1), item.reason, "info"))
                 continue
             if not item.data:
@@ -86,12 +89,13 @@ class Feed:
                     return False  # the block ends here, not at the next line the debugger may never print
                 continue
             self._data_at = time.monotonic()
+            self.before = (self.data, self.newline, self.floor) if len(self.data) > 1 else self.before
             self.newline = b"\n" if isinstance(item.data, bytes) else "\n"
-            for issue in item.issues:  # rare: counting up to each is cheap
-                line = self.line + item.data.count(self.newline, 0, issue.offset)
+            for issue in item.issues:  # rare: counting up to each is cheap (offsets count the sentinel)
+                line = self.line + item.data.count(self.newline, 1, issue.offset)
                 span = Span(self._path, line, line)
                 self.pending.append(Diagnostic(span, issue.message, issue.severity))
-            self.data = self._without_prefix(self.newline + item.data)
+            self.data = self._without_prefix(item.data)  # (it starts with a sentinel already)
             normalised = paste.normalise_chunk(self.data, self._source.codec)
             if normalised is not None:
                 self.data, self.newline = normalised, "\n"
@@ -155,8 +159,8 @@ class Feed:
             self.pos = end + 1
             self.line += 1
 
-    def _text(self, start: int, end: int) -> str:
-        raw = self.data[start:end]
+    def _text(self, start: int, end: int, data: bytes | str | None = None) -> str:
+        raw = (self.data if data is None else data)[start:end]
         text = raw if isinstance(raw, str) else self.decode(raw)
         return text[:-1] if text.endswith("\r") else text
 
@@ -203,12 +207,19 @@ class FeedCursor(LineCursor):
         if start is None or feed.data is not feed.block_data:  # unknown, or read on into a later chunk
             return found
         number = feed.block_line
-        while len(found) < limit and start - 1 > feed.floor:
-            begin = feed.data.rfind(feed.newline, 0, start - 1) + 1
-            if begin < feed.floor:
+        data, newline, floor = feed.data, feed.newline, feed.floor
+        while len(found) < limit:
+            if start - 1 <= floor:
+                if not (start == floor == 1 and data is feed.data and feed.before is not None):
+                    break
+                data, newline, floor = feed.before  # the block starts its chunk: go on in the previous one
+                start = len(data)
+                continue
+            begin = data.rfind(newline, 0, start - 1) + 1
+            if begin < floor:
                 break
             number -= 1
-            parts = paste.clean_line(feed._text(begin, start - 1))
+            parts = paste.clean_line(feed._text(begin, start - 1, data))
             found.extend(Line(number, part) for part in reversed(parts))
             start = begin
         found.reverse()

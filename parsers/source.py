@@ -29,7 +29,7 @@ from typing import BinaryIO, Generic, Literal, TypeVar
 
 from parsers.records import Severity
 
-CHUNK_SIZE = 4 << 20  # bytes per read: large enough that per-chunk Python overhead vanishes
+CHUNK_SIZE = 1 << 20  # bytes per read: per-chunk Python overhead vanishes, and a chunk stays in the CPU cache
 LINE_CAP = 64 << 10  # characters of one line kept for parsing
 LONG_LINE = f"line longer than {LINE_CAP} characters truncated for parsing"
 SNIFF_SIZE = 4096  # bytes looked at to choose an encoding
@@ -106,10 +106,13 @@ def sniff_encoding(head: bytes) -> tuple[str, int]:
 class _Liner(Generic[T]):
     """Cuts decoded pieces into chunks of complete lines, normalising bare CRs and truncating long lines.
 
-    Generic over ``bytes`` and ``str`` so that the same logic serves both kinds of chunk.
+    Generic over ``bytes`` and ``str`` so that the same logic serves both kinds of chunk. With ``sentinel``
+    every chunk starts with a ``\n`` that is not input (the end of the line before it), which a reader
+    scanning for line starts needs, and issue offsets count it; the carried partial line keeps the newline
+    before it, so the sentinel costs no copy.
     """
 
-    def __init__(self, newline: T, cr: T, cap: int = LINE_CAP) -> None:
+    def __init__(self, newline: T, cr: T, cap: int = LINE_CAP, *, sentinel: bool = False) -> None:
         self.cap = cap
         self.nl: T = newline
         self.cr: T = cr
@@ -117,7 +120,8 @@ class _Liner(Generic[T]):
         # a CR not followed by LF: one regex scan costs half of comparing the counts of CR and CRLF
         self.bare_cr: re.Pattern[T] = re.compile(cr + (b"(?!\n)" if isinstance(cr, bytes) else "(?!\n)"))
         self.empty: T = newline[:0]
-        self.carry: T = newline[:0]
+        self.lead: T = newline if sentinel else self.empty
+        self.carry: T = self.lead  # the partial last line read so far (after the lead)
         self.skipping = False  # inside an over-long line whose kept part was already emitted
 
     def feed(self, piece: T) -> Chunk | None:
@@ -127,41 +131,56 @@ class _Liner(Generic[T]):
                 return None
             piece = piece[end + 1 :]
             self.skipping = False
-        data = self.carry + piece if self.carry else piece
-        if self.cr in data:
-            held = self.empty
-            if data.endswith(self.cr):  # maybe the first half of a CRLF split between reads
-                data, held = data[:-1], self.cr
-            if self.bare_cr.search(data):
-                data = data.replace(self.crlf, self.nl).replace(self.cr, self.nl)
-            data += held
-        cut = data.rfind(self.nl) + 1
-        complete, self.carry = data[:cut], data[cut:]
-        chunk = self._chunk(complete) if complete else None
-        if len(self.carry) > self.cap:
+        lead = len(self.lead)
+        cut = piece.rfind(self.nl) + 1
+        if cut and piece.find(self.cr, cut) < 0:
+            # the common case: the lines up to the piece's last newline, copied once with the carry
+            complete = self._joined(piece, cut)
+            if self.cr in complete and self.bare_cr.search(complete):
+                complete = complete.replace(self.crlf, self.nl).replace(self.cr, self.nl)
+            self.carry = piece[cut - lead :]
+        else:  # no newline, or a CR after the last one (maybe half of a CRLF, maybe a bare CR line end)
+            data = self.carry + piece
+            if self.cr in data:
+                held = self.empty
+                if data.endswith(self.cr):  # maybe the first half of a CRLF split between reads
+                    data, held = data[:-1], self.cr
+                if self.bare_cr.search(data):
+                    data = data.replace(self.crlf, self.nl).replace(self.cr, self.nl)
+                data += held
+            cut = max(data.rfind(self.nl, lead) + 1, lead)
+            complete, self.carry = data[:cut], data[cut - lead :]
+        chunk = self._chunk(complete) if len(complete) > lead else None
+        if len(self.carry) - lead > self.cap:
             # an endless line: emit its kept part now and drop the rest up to its end
-            kept = self._chunk(self.carry[:self.cap] + self.nl, force_long=True)
-            self.carry = self.empty
+            kept = self._chunk(self.carry[: lead + self.cap] + self.nl, long_at=lead)
+            self.carry = self.lead
             self.skipping = True
-            chunk = kept if chunk is None else _join(chunk, kept)
+            chunk = kept if chunk is None else _join(chunk, kept, lead)
         return chunk
+
+    def _joined(self, piece: T, cut: int) -> T:
+        """The carry and ``piece[:cut]`` as one string, copying ``piece`` once."""
+        if isinstance(piece, bytes):
+            return b"".join((self.carry, memoryview(piece)[:cut]))
+        return self.carry + piece[:cut]
 
     def flush(self) -> Chunk | None:
         """The partial last line (a file need not end with a newline)."""
         if self.skipping:
             self.skipping = False
-            self.carry = self.empty
+            self.carry = self.lead
             return None
-        if not self.carry:
+        if len(self.carry) <= len(self.lead):
             return None
         data = self.carry.rstrip(self.cr) + self.nl
-        self.carry = self.empty
+        self.carry = self.lead
         return self._chunk(data)
 
-    def _chunk(self, data: T, *, force_long: bool = False) -> Chunk:
+    def _chunk(self, data: T, *, long_at: int | None = None) -> Chunk:
         issues: list[Issue] = []
-        if force_long:
-            issues.append(Issue(0, LONG_LINE))
+        if long_at is not None:
+            issues.append(Issue(long_at, LONG_LINE))
         elif len(data) > self.cap:
             data = self._truncate_long_lines(data, issues)
         return Chunk(data, tuple(issues))
@@ -189,9 +208,28 @@ class _Liner(Generic[T]):
         return self.empty.join(pieces)
 
 
-def _join(first: Chunk, second: Chunk) -> Chunk:
-    shifted = tuple(Issue(i.offset + len(first.data), i.message) for i in second.issues)
-    return Chunk(first.data + second.data, first.issues + shifted)  # type: ignore[operator]
+def _join(first: Chunk, second: Chunk, lead: int) -> Chunk:
+    """Two chunks as one; the second's first ``lead`` characters (its sentinel) are dropped."""
+    shift = len(first.data) - lead
+    shifted = tuple(Issue(i.offset + shift, i.message) for i in second.issues)
+    return Chunk(first.data + second.data[lead:], first.issues + shifted)  # type: ignore[operator]
+
+
+def with_sentinel(chunk: Chunk) -> Chunk:
+    """``chunk`` as ``Source.chunks(sentinel=True)`` gives it (for readers that make their own chunks)."""
+    if not chunk.data:
+        return chunk
+    lead = b"\n" if isinstance(chunk.data, bytes) else "\n"
+    issues = tuple(Issue(i.offset + 1, i.message, i.severity) for i in chunk.issues)
+    return Chunk(lead + chunk.data, issues)  # type: ignore[operator]
+
+
+def without_sentinel(chunk: Chunk) -> Chunk:
+    """``chunk`` of ``Source.chunks(sentinel=True)`` as ``Source.chunks()`` gives it."""
+    if not chunk.data:
+        return chunk
+    issues = tuple(Issue(max(i.offset - 1, 0), i.message, i.severity) for i in chunk.issues)
+    return Chunk(chunk.data[1:], issues)
 
 
 class Source:
@@ -343,24 +381,25 @@ class Source:
         return bom
 
     def chunks(
-        self, *, follow: bool = False, stop: threading.Event | None = None
+        self, *, follow: bool = False, stop: threading.Event | None = None, sentinel: bool = False
     ) -> Iterator[Chunk | Restart]:
         """The input as chunks of complete lines (and a :class:`Restart` when a followed file is reset).
 
         In follow mode an empty chunk is yielded whenever the file is quiet, so that the consumer can look
-        at ``stop``.
+        at ``stop``. With ``sentinel`` every non-empty chunk starts with a ``\n`` that is not input (see
+        ``_Liner``) and issue offsets count it.
         """
         self.bytes_read = 0
         if not self._forced:
             self.encoding = None
         head = bytearray()
         raw = self._raw(follow, stop)
-        state = _Decoding(self)
+        state = _Decoding(self, sentinel)
         for piece in raw:
             if isinstance(piece, Restart):
                 yield from state.finish()
                 head.clear()
-                state = _Decoding(self)
+                state = _Decoding(self, sentinel)
                 if not self._forced:
                     self.encoding = None
                 yield piece
@@ -394,8 +433,9 @@ class Source:
 class _Decoding:
     """Per-pass decoding state: the incremental decoder (UTF-16) or the validity check (bytes), the liner."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, sentinel: bool) -> None:
         self.source = source
+        self._sentinel = sentinel
         self._liner_b: _Liner[bytes] | None = None
         self._liner_s: _Liner[str] | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -408,11 +448,12 @@ class _Decoding:
         encoding = self.source.encoding
         if encoding in ASCII_COMPATIBLE:
             if self._liner_b is None:
-                self._liner_b = _Liner(b"\n", b"\r", SESSION_LINE_CAP if self.source.session else LINE_CAP)
+                cap = SESSION_LINE_CAP if self.source.session else LINE_CAP
+                self._liner_b = _Liner(b"\n", b"\r", cap, sentinel=self._sentinel)
             chunk = self._liner_b.feed(piece)
             return self._checked(chunk)
         if self._liner_s is None:
-            self._liner_s = _Liner("\n", "\r")
+            self._liner_s = _Liner("\n", "\r", sentinel=self._sentinel)
             self._decoder = codecs.getincrementaldecoder(encoding or "utf-16-le")("strict")
         chunk = self._liner_s.feed(self._decode(piece, final=False))
         return self._with_pending(chunk) if chunk is not None else None

@@ -27,7 +27,7 @@ from parsers.dispatch import dispatcher
 from parsers.feed import Feed, FeedCursor
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
-from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding
+from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding, with_sentinel, without_sentinel
 from parsers.wide import widest_digits
 
 if TYPE_CHECKING:
@@ -156,11 +156,12 @@ class Input:
         return self.lines()
 
     def _chunks(self, follow: bool, stop: threading.Event | None) -> Iterator[Chunk | Restart]:
-        """The chunks the parsers read: the source's, or for a collector's session file its transcript
-        (whose line numbers :attr:`_transcript` maps back to session-file lines)."""
+        """The chunks the parsers read, each with a ``\n`` sentinel in front: the source's, or for a
+        collector's session file its transcript (whose line numbers :attr:`_transcript` maps back to
+        session-file lines)."""
         self._transcript = None
         transcript: Transcript | None = None
-        for item in self._source.chunks(follow=follow, stop=stop):
+        for item in self._source.chunks(follow=follow, stop=stop, sentinel=True):
             if isinstance(item, Restart):
                 if transcript is not None:
                     transcript.reset()
@@ -171,7 +172,7 @@ class Input:
 
                     transcript = Transcript()
                 self._transcript = transcript
-                yield transcript.feed(item)
+                yield with_sentinel(transcript.feed(without_sentinel(item)))
             else:
                 yield item
 
