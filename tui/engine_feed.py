@@ -10,7 +10,7 @@ errors end up in ``Load.error`` as one plain sentence; the view shows it and kee
 
 from __future__ import annotations
 
-import threading
+import subprocess
 
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
 from hvci.logs.worker import Request, results, start, stop_when
@@ -19,26 +19,6 @@ from tui.loading import Load, Source
 
 #: Inputs at least this large are read in child processes (see :mod:`hvci.logs.worker`).
 PROCESS_THRESHOLD = 8 << 20
-
-#: How much of a large input the first-finding look at its head reads at most.
-HEAD_BYTES = 8 << 20
-
-
-class _HeadStop(threading.Event):
-    """Stops the head look: set by hand, or once the child confirmed, the user closed the input, or the
-    reader got past :data:`HEAD_BYTES` (the pipeline checks its stop event once per chunk)."""
-
-    def __init__(self, inp: Input, *others: threading.Event) -> None:
-        super().__init__()
-        self._inp = inp
-        self._others = others
-
-    def is_set(self) -> bool:
-        return (
-            super().is_set()
-            or any(other.is_set() for other in self._others)
-            or self._inp.bytes_read > HEAD_BYTES
-        )
 
 
 def _open(source: Source) -> Input:
@@ -57,6 +37,29 @@ class PipelineFeed:
     def __init__(self, options: AnalyzeOptions, process_threshold: int = PROCESS_THRESHOLD) -> None:
         self.options = options
         self.process_threshold = process_threshold
+        self._started: dict[Load, subprocess.Popen[bytes] | OSError] = {}
+
+    def begin(self, load: Load) -> None:
+        """Start the child process of a large input at once, so that its start-up and its first look at
+        the input overlap the view's own start-up (:meth:`read_incidents` then reads its results)."""
+        if self._in_child(load):
+            self._started[load] = self._start_child(load)
+
+    def _start_child(self, load: Load) -> subprocess.Popen[bytes] | OSError:
+        source = load.source
+        request = Request(
+            path=source.path.resolve() if source.path is not None else None,
+            data=source.data,
+            name=source.name,
+            options=self.options,
+            follow=load.follow,
+        )
+        try:
+            child = start(request)
+        except OSError as error:
+            return error
+        stop_when(load.stop, child)
+        return child
 
     def _in_child(self, load: Load) -> bool:
         size = load.source.size()
@@ -64,14 +67,8 @@ class PipelineFeed:
 
     def read_incidents(self, load: Load) -> None:
         if self._in_child(load):
-            confirmed = threading.Event()
-            head = threading.Thread(
-                target=self._first_from_head, args=(load, confirmed), name="hvci-head", daemon=True
-            )
-            head.start()
             try:
-                self._child(load, confirmed)
-                head.join()
+                self._child(load)
                 load.settle()
             finally:
                 load.incidents_done = True
@@ -111,41 +108,18 @@ class PipelineFeed:
         finally:
             load.lines_done = True
 
-    def _first_from_head(self, load: Load, confirmed: threading.Event) -> None:
-        """The first finding of a large input, found in this process while the child starts (a process
-        start-up and its imports cost about a second on a busy machine): the pipeline on the input's head,
-        until it yields an incident, the child reports one, or :data:`HEAD_BYTES` were read. Only complete
-        incidents are yielded before the end of input, so the one taken is the child's too (provisional
-        until then, see :meth:`tui.loading.Load.add`)."""
+    def _child(self, load: Load) -> None:
+        """The analysis in a child process; its results land in ``load`` exactly as the thread's do (its
+        first look at the input's head as provisional incidents, see :func:`hvci.logs.worker.serve`)."""
+        child = self._started.pop(load, None) or self._start_child(load)
+        if isinstance(child, OSError):
+            load.error = f"cannot start a reader process: {child.strerror or child}"
+            return
         try:
-            inp = _open(load.source)
-            stop = _HeadStop(inp, confirmed, load.stop)
-            for incident in iter_incidents(inp, self.options, stop=stop):
-                if not stop.is_set():  # after a stop, the pipeline flushes cut-off groups: not those
-                    load.add(incident, provisional=True)
-                return
-        except (OSError, ValueError):
-            return  # the child reports read errors
-
-    def _child(self, load: Load, confirmed: threading.Event) -> None:
-        """The analysis in a child process; its results land in ``load`` exactly as the thread's do;
-        ``confirmed`` is set once it has something to say about incidents."""
-        source = load.source
-        request = Request(
-            path=source.path.resolve() if source.path is not None else None,
-            data=source.data,
-            name=source.name,
-            options=self.options,
-            follow=load.follow,
-        )
-        try:
-            child = start(request)
-            stop_when(load.stop, child)
             for kind, payload in results(child):
-                if kind != "parsed":
-                    confirmed.set()
-                if kind == "incident":
-                    load.add(payload)
+                if kind in ("incidents", "provisional"):
+                    for incident in payload:
+                        load.add(incident, provisional=kind == "provisional")
                 elif kind == "parsed":
                     load.bytes_parsed = payload
                 elif kind == "info":
@@ -156,6 +130,4 @@ class PipelineFeed:
             if load.info is None and load.error is None and not load.stop.is_set():
                 load.error = f"the analysis process ended early (exit code {child.returncode})"
         except OSError as error:
-            load.error = f"cannot start a reader process: {error.strerror or error}"
-        finally:
-            confirmed.set()
+            load.error = _problem(error)

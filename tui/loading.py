@@ -15,6 +15,7 @@ the tests.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +72,9 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
     version: int = 0
     """Bumped on every added or replaced incident, so the UI can tell that something changed."""
+    on_change: Callable[[], None] | None = None
+    """Called from the loader's thread after an incident was added or replaced, so that the view takes it
+    in at once rather than at its next timer tick (it coalesces the calls: one update per frame)."""
     _index: dict[str, int] = field(default_factory=dict)
     _provisional: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -84,7 +88,7 @@ class Load:
         input enriches it (a module list, an ``ln`` answer); the newer version replaces the older in place.
 
         A ``provisional`` incident comes from a quick look at the head of a large input while the full
-        analysis starts (see :mod:`tui.engine_feed`): it never replaces anything, the full analysis's
+        analysis starts (see :mod:`hvci.logs.worker`): it never replaces anything, the full analysis's
         version of it replaces it, and :meth:`settle` drops it if the full analysis never reports it."""
         with self._lock:
             position = self._index.get(incident.id)
@@ -99,6 +103,8 @@ class Load:
                 self.incidents[position] = incident
                 self._provisional.discard(incident.id)
             self.version += 1
+        if self.on_change is not None:
+            self.on_change()
 
     def settle(self) -> None:
         """The full analysis is over: drop provisional incidents it did not confirm."""
@@ -129,8 +135,12 @@ class Load:
 
 
 class Feed(Protocol):
-    """Fills a :class:`Load`; both methods run in worker threads and return when the input is exhausted
-    (or, when following, once ``load.stop`` is set). They report failures in ``load.error``, never raise."""
+    """Fills a :class:`Load`. :meth:`begin` runs on the UI thread as soon as the load exists (before the view
+    is up) and must return at once; the read methods run in worker threads and return when the input is
+    exhausted (or, when following, once ``load.stop`` is set). They report failures in ``load.error``,
+    never raise."""
+
+    def begin(self, load: Load) -> None: ...
 
     def read_incidents(self, load: Load) -> None: ...
 

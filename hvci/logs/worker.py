@@ -5,10 +5,16 @@ competes for the global interpreter lock, and every hop of a key press through T
 then waits for it: on a 100 MB log the keyboard lagged by more than a second. In a child process it cannot.
 (The view's text needs no child: it is kept as the reader's chunks, see ``tui.linestore``.)
 
+The child starts with a quick look at the input's head (:func:`head_incidents`): the first finding of a
+large log is then on screen a moment after the child starts, while the UI process spends no interpreter time
+on it. Then it analyses the whole input from the start.
+
 Protocol (both ends are this module, pipes only): the parent writes one pickled :class:`Request` to the
-child's stdin; the child writes pickled ``(kind, payload)`` pairs to stdout: ``("incident", Incident)`` as
-each is complete, ``("parsed", bytes_analysed)`` a few times a second, ``("info", InputInfo)`` at the end,
-or ``("error", message)`` when the input cannot be read.
+child's stdin; the child writes pickled ``(kind, payload)`` pairs to stdout: ``("provisional", [Incident])``
+from the head look, ``("incidents", [Incident])`` as they are complete (the first at once, then at most
+every :data:`SEND_EVERY` seconds, so that a log with thousands of findings is a few messages, not
+thousands), ``("parsed", bytes_analysed)`` a few times a second, ``("info", InputInfo)`` at the end, or
+``("error", message)`` when the input cannot be read.
 
 Run as ``python -m hvci.logs.worker``; it imports neither Textual nor Rich.
 """
@@ -20,16 +26,24 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from parsers.stream import open_input
+from hvci.model import Incident
+from parsers.stream import Input, open_input
 
 #: How often the incidents child reports how far its analysis got (seconds).
 PARSED_EVERY = 0.25
+
+#: Incidents found within this many seconds of the last message wait for the next one (or the end).
+SEND_EVERY = 0.1
+
+#: The head look stops at the first reader chunk that ends past this many bytes (one 4 MiB chunk).
+HEAD_BYTES = 1
 
 #: How much the analysis yields the CPU to the UI (POSIX ``nice`` increment).
 NICENESS = 10
@@ -44,36 +58,88 @@ class Request:
     follow: bool
 
 
-def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
-    """The child's side: read the requested input and stream the results, at a lower CPU priority than
-    the UI (on 2 cores, two busy readers would otherwise starve the process the user is typing into)."""
-    if hasattr(os, "nice"):
-        os.nice(NICENESS)
-    request: Request = pickle.load(request_stream)
+class _PastHead(threading.Event):
+    """Set once the reader has taken its first chunk (the pipeline checks it before each chunk)."""
+
+    def __init__(self, inp: Input) -> None:
+        super().__init__()
+        self._inp = inp
+
+    def is_set(self) -> bool:
+        return self._inp.bytes_read >= HEAD_BYTES
+
+
+def head_incidents(request: Request) -> list[Incident]:
+    """The incidents of the input's first chunk that nothing later in the input can change: the analysis
+    stops after the chunk and flushes the groups still open; of those, only the ones that ended more than
+    ``look_back_lines`` before the chunk's end are kept (a record farther away starts a new group, see
+    :class:`hvci.logs.correlate.Correlator`). A later module list or ``ln`` answer can still enrich one;
+    the full analysis then sends the newer version under the same id."""
     inp = open_input(request.path, data=request.data, name=request.name)
+    latest: dict[str, Incident] = {}
+    for incident in iter_incidents(inp, request.options, stop=_PastHead(inp)):
+        latest[incident.id] = incident  # an enriched version replaces the earlier one
+    settled = inp.info().lines - request.options.look_back_lines
+    return [incident for incident in latest.values() if incident.source.last_line < settled]
 
-    lock = threading.Lock()
 
-    def send(kind: str, payload: Any) -> None:
-        with lock:
-            pickle.dump((kind, payload), out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
+class _Outbox:
+    """The child's stdout: whole pickled messages, incidents batched (see :data:`SEND_EVERY`)."""
 
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._pending: list[Incident] = []
+        self._sent_at = 0.0
+
+    def send(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            self._flush()
+            self._write(kind, payload)
+
+    def incident(self, incident: Incident) -> None:
+        with self._lock:
+            self._pending.append(incident)
+            if time.monotonic() - self._sent_at >= SEND_EVERY:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._write("incidents", self._pending)
+            self._pending = []
+
+    def _write(self, kind: str, payload: Any) -> None:
+        pickle.dump((kind, payload), self._out, protocol=pickle.HIGHEST_PROTOCOL)
+        self._out.flush()
+        self._sent_at = time.monotonic()
+
+
+def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
+    """The child's side: read the requested input and stream the results; after the head look, at a lower
+    CPU priority than the UI (on 2 cores, two busy readers would otherwise starve the process the user is
+    typing into)."""
+    request: Request = pickle.load(request_stream)
+    outbox = _Outbox(out)
     finished = threading.Event()
-
-    def report_progress() -> None:
-        while not finished.wait(PARSED_EVERY):
-            send("parsed", inp.bytes_read)
-
-    threading.Thread(target=report_progress, name="hvci-parsed", daemon=True).start()
     try:
+        if not request.follow:  # while the view starts up, nobody is typing yet
+            outbox.send("provisional", head_incidents(request))
+        if hasattr(os, "nice"):
+            os.nice(NICENESS)
+        inp = open_input(request.path, data=request.data, name=request.name)
+
+        def report_progress() -> None:
+            while not finished.wait(PARSED_EVERY):
+                outbox.send("parsed", inp.bytes_read)
+
+        threading.Thread(target=report_progress, name="hvci-parsed", daemon=True).start()
         for incident in iter_incidents(inp, request.options, follow=request.follow):
-            send("incident", incident)
+            outbox.incident(incident)
         finished.set()
-        send("info", inp.info())
+        outbox.send("info", inp.info())
     except (OSError, ValueError) as error:
         finished.set()
-        send("error", f"cannot read: {error.strerror}" if isinstance(error, OSError) else str(error))
+        outbox.send("error", f"cannot read: {error.strerror}" if isinstance(error, OSError) else str(error))
 
 
 def start(request: Request) -> subprocess.Popen[bytes]:
@@ -113,7 +179,7 @@ def results(child: subprocess.Popen[bytes]) -> Iterator[tuple[str, Any]]:
     while True:
         try:
             yield pickle.load(child.stdout)
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):  # the end, or a child killed in the middle of a message
             break
     child.wait()
 

@@ -149,6 +149,9 @@ class FixtureFeed:
     release: threading.Event = field(default_factory=threading.Event)
     options: AnalyzeOptions | None = None
 
+    def begin(self, load: Load) -> None:
+        pass  # everything happens in the read methods
+
     def read_incidents(self, load: Load) -> None:
         for number, incident in enumerate(self.incidents.get(load.source.name, ())):
             if number == self.hold_after:

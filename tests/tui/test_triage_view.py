@@ -327,6 +327,31 @@ async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tm
         table = _table(app)
         await wait_for(pilot, lambda: len(table.listed) == 2 and table.row_count == 2)
         assert str(table.get_row_at(0)[4]) == "1"
+        columns = list(table.columns.values())
         feed.release.set()
         await settle(pilot)
         assert str(table.get_row_at(0)[4]) == "2"
+        # the cell changed in place: rebuilding the table (new columns) lays out the whole screen
+        assert list(table.columns.values()) == columns
+        assert all(a is b for a, b in zip(table.columns.values(), columns, strict=True))
+
+
+async def test_an_equal_incident_from_the_full_analysis_keeps_the_row(tmp_path: Path) -> None:
+    """The quick look at a large input's head and the full analysis report the same incident twice: the
+    second, equal copy changes nothing on screen (no rebuild, no detail pane redrawn)."""
+    pool, protection, _ = sample_incidents()
+    from dataclasses import replace
+
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, replace(pool)]}, hold_after=2)
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = _table(app)
+        await wait_for(pilot, lambda: len(table.listed) == 2 and app.triage.current is not None)
+        columns = list(table.columns.values())
+        shown = app.triage.current
+        feed.release.set()
+        await settle(pilot)
+        assert app.triage.loads[0].incidents[0] is not pool  # the copy replaced it in the load
+        assert table.listed[0] is app.triage.loads[0].incidents[0]
+        assert all(a is b for a, b in zip(table.columns.values(), columns, strict=True))
+        assert app.triage.current is shown

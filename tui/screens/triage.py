@@ -15,6 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Header, Input, Static, TabbedContent, TabPane
@@ -43,6 +44,9 @@ class TriageScreen(PaneLayout, Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = MAIN_BINDINGS
 
+    class LoadChanged(Message):
+        """A loader found something (posted from its thread, at most one waiting at a time)."""
+
     def __init__(
         self,
         feed: Feed,
@@ -56,7 +60,8 @@ class TriageScreen(PaneLayout, Screen[None]):
         self.feed = feed
         self.follow = follow
         self.loads: list[Load] = []
-        self._pending_sources = list(sources)
+        self._wake_pending = False
+        self._pending_loads = [self._new_load(source) for source in sources]  # started before the view is up
         self._seen: dict[int, int] = {}
         self._last_resort = 0.0
         self._dirty = False
@@ -93,9 +98,9 @@ class TriageScreen(PaneLayout, Screen[None]):
         self.query_one(KeyHints).show(hints([b for b in shown if isinstance(b, Binding)], keymap))
         self._timer = self.set_interval(POLL_INTERVAL, self.poll)
         self.query_one(FindingsTable).focus()
-        for source in self._pending_sources:
-            self.open_source(source)
-        self._pending_sources = []
+        for load in self._pending_loads:
+            self._open(load)
+        self._pending_loads = []
         self._update_status()
 
     def on_resize(self) -> None:
@@ -107,7 +112,25 @@ class TriageScreen(PaneLayout, Screen[None]):
         """Start reading ``source`` in the background; its findings join the list as they are found. With
         ``select`` (a paste), its first finding is selected as soon as it is found, and the evidence view
         shows its text."""
-        load = Load(source, follow=self.follow)
+        return self._open(self._new_load(source), select=select)
+
+    def _new_load(self, source: Source) -> Load:
+        load = Load(source, follow=self.follow, on_change=self._wake)
+        self.feed.begin(load)
+        return load
+
+    def _wake(self) -> None:
+        """Called from a loader thread: take the news in at once, with one message however many came."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.post_message(self.LoadChanged())
+
+    def on_triage_screen_load_changed(self, message: LoadChanged) -> None:
+        message.stop()
+        self._wake_pending = False
+        self.poll()
+
+    def _open(self, load: Load, *, select: bool = False) -> Load:
         self.loads.append(load)
         self._read_incidents(load)
         self._read_lines(load)
@@ -236,8 +259,9 @@ class TriageScreen(PaneLayout, Screen[None]):
         incidents = [finding.incident for finding in self.findings.values()]
         counts = counts_text(incidents, table.where, len(table.listed), incomplete=self.incomplete)
         if counts != self._counts:
+            resized = counts.cell_len != self._counts.cell_len  # sized to its text: else no re-layout
             self._counts = counts
-            self.query_one("#counts", Static).update(counts)
+            self.query_one("#counts", Static).update(counts, layout=resized)
         text = loads_text(self.loads, table.order, table.grouping, table.where)
         if text != self._status:
             self._status = text
@@ -264,7 +288,7 @@ class TriageScreen(PaneLayout, Screen[None]):
             self._current = None
             self._show_empty()
         elif self._current is not None and incident.id == self._current.id:
-            if incident is not self._current:  # an enriched version of the same incident
+            if incident != self._current:  # an enriched version of the same incident
                 self._show_incident(incident, jump=False)
         else:
             self._show_incident(incident)

@@ -111,7 +111,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         if count == self._known and generation == self._generation:
             if widest > self._width:  # lines decoded for drawing turned out wider
                 self._width = widest
-                self.virtual_size = Size(self._gutter_width() + self._width + 1, count)
+                self._set_virtual_size(Size(self._gutter_width() + self._width + 1, count))
             return
         if count < self._known or generation != self._generation:  # the followed file was truncated
             self._known = self._width = self._scanned = 0
@@ -122,13 +122,25 @@ class EvidenceLog(ScrollView, can_focus=True):
         added = count - self._known
         self._known = count
         self._scan_matches()
-        self.virtual_size = Size(self._gutter_width() + self._width + 1, count)
+        self._set_virtual_size(Size(self._gutter_width() + self._width + 1, count))
         if self.following:
             self.scroll_end(animate=False, immediate=True)
         elif self.followable:
             self.pending += added
         if self._pending_jump is not None and self._pending_jump <= count:
             self.jump_to(self._pending_jump)
+        self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Grow the scrollable area without a layout of the whole screen. Textual's ``virtual_size`` is a
+        layout reactive: set ten times a second while a large file loads, each layout of every pane stalled
+        the keyboard for tens of milliseconds. This view's own size does not depend on its content, so only
+        its scrollbars need updating (showing or hiding one still lays out, through its own reactive).
+        ``_scroll_update`` is Textual's own step for this (``Widget._size_updated``; textual is pinned)."""
+        if size == self.virtual_size:
+            return
+        self.set_reactive(ScrollView.virtual_size, size)
+        self._scroll_update(size)
         self.refresh()
 
     @property

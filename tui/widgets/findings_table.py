@@ -249,11 +249,13 @@ class FindingsTable(DataTable[Text]):
         """List ``incidents`` (the whole list so far), keeping the cursor on the same incident."""
         ordered = arrange(incidents, self.order, self.grouping, self.where, self.count_of)
         simple = self.order == "input" and self.grouping == "none"
+        # a listed incident may come again, equal (the full analysis confirming the quick look) or enriched
         kept = len(ordered) >= len(self.listed) and all(
-            a is b and cells["count"].plain == str(self.count_of(a))  # a repeat raises a finding's count
-            for a, b, cells in zip(ordered, self.listed, self._rows, strict=False)
+            a is b or a == b for a, b in zip(ordered, self.listed, strict=False)
         )
         if simple and kept and self.row_count == len(self.listed) and self.columns:
+            self.listed[:] = ordered[: len(self.listed)]
+            self._recount()
             self._append(ordered[len(self.listed) :])
             return
         current = self.current
@@ -264,6 +266,17 @@ class FindingsTable(DataTable[Text]):
         if current is not None:
             self.select_id(current.id)
         self._announce()
+
+    def _recount(self) -> None:
+        """A repeat raised a listed finding's count: its cell changes in place (rebuilding the table would
+        lay out the whole screen, once per repeat of a crash in a large log)."""
+        for index, (incident, cells) in enumerate(zip(self.listed, self._rows, strict=True)):
+            count = str(self.count_of(incident))
+            if cells["count"].plain != count:
+                cells["count"] = Text(count, justify="right")
+                self._measure({"count": cells["count"]})
+                if "count" in self._widths:
+                    self.update_cell(str(index), "count", cells["count"])
 
     def _append(self, incidents: Sequence[Incident], *, relayout: bool = False) -> None:
         was_empty = not self.listed

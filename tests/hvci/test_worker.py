@@ -1,0 +1,52 @@
+"""The triage view's analysis child (hvci.logs.worker): its quick look at a large input's head gives only
+findings nothing later can change, and over the pipes it reports exactly what the pipeline finds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
+from hvci.logs.worker import Request, head_incidents, results, start
+from parsers.source import CHUNK_SIZE
+from parsers.stream import open_input
+
+ROOT = Path(__file__).resolve().parents[2]
+CRASH = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_text(encoding="utf-8")
+NOISE = "[VendorFilt] request 7 completed with status 0x00000000 in 12 us\n"
+
+
+def _two_crashes(path: Path) -> None:
+    """A crash at the start and one that ends a few hundred lines before the reader's first chunk does,
+    well within the look-back distance of its end: a later line could still join the second one."""
+    before_second = (CHUNK_SIZE - len(CRASH) * 2) // len(NOISE) - 300
+    after_second = 2 * AnalyzeOptions().look_back_lines
+    path.write_text(CRASH + NOISE * before_second + CRASH + NOISE * after_second, encoding="utf-8")
+
+
+def _analyse(path: Path) -> list[object]:
+    return list(iter_incidents(open_input(path, name=str(path)), AnalyzeOptions()))
+
+
+def _request(path: Path) -> Request:
+    return Request(path=path, data=None, name=str(path), options=AnalyzeOptions(), follow=False)
+
+
+def test_head_look_keeps_only_the_settled_findings_of_the_first_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    _two_crashes(path)
+    full = _analyse(path)
+    assert len(full) == 2
+    assert head_incidents(_request(path)) == [full[0]]
+
+
+def test_child_reports_the_head_look_then_exactly_the_pipelines_incidents(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    _two_crashes(path)
+    messages = list(results(start(_request(path))))
+    kinds = [kind for kind, _ in messages if kind != "parsed"]
+    assert kinds[0] == "provisional" and kinds[-1] == "info"
+    assert set(kinds[1:-1]) == {"incidents"}
+    provisional = messages[0][1]
+    found = [incident for kind, batch in messages if kind == "incidents" for incident in batch]
+    assert found == _analyse(path)
+    assert provisional == found[:1]
