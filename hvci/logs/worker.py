@@ -42,8 +42,9 @@ PARSED_EVERY = 0.25
 #: Incidents found within this many seconds of the last message wait for the next one (or the end).
 SEND_EVERY = 0.1
 
-#: The head look stops at the first reader chunk that ends past this many bytes (one 4 MiB chunk).
-HEAD_BYTES = 1
+#: The head look stops at the first reader chunk that ends at or past this many bytes: enough lines that a
+#: crash near the start is followed by the look-back distance (20,000 lines of ~70 bytes) within it.
+HEAD_BYTES = 4 << 20
 
 #: How much the analysis yields the CPU to the UI (POSIX ``nice`` increment).
 NICENESS = 10
@@ -59,7 +60,7 @@ class Request:
 
 
 class _PastHead(threading.Event):
-    """Set once the reader has taken its first chunk (the pipeline checks it before each chunk)."""
+    """Set once the reader has read :data:`HEAD_BYTES` (the pipeline checks it before each chunk)."""
 
     def __init__(self, inp: Input) -> None:
         super().__init__()
@@ -70,9 +71,9 @@ class _PastHead(threading.Event):
 
 
 def head_incidents(request: Request) -> list[Incident]:
-    """The incidents of the input's first chunk that nothing later in the input can change: the analysis
-    stops after the chunk and flushes the groups still open; of those, only the ones that ended more than
-    ``look_back_lines`` before the chunk's end are kept (a record farther away starts a new group, see
+    """The incidents of the input's head that nothing later in the input can change: the analysis stops
+    after :data:`HEAD_BYTES` and flushes the groups still open; of those, only the ones that ended more
+    than ``look_back_lines`` before the head's end are kept (a record farther away starts a new group, see
     :class:`hvci.logs.correlate.Correlator`). A later module list or ``ln`` answer can still enrich one;
     the full analysis then sends the newer version under the same id."""
     inp = open_input(request.path, data=request.data, name=request.name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from hvci.logs.worker import Request, head_incidents, results, start
+from hvci.logs.worker import HEAD_BYTES, Request, head_incidents, results, start
 from parsers.source import CHUNK_SIZE
 from parsers.stream import open_input
 
@@ -16,9 +16,11 @@ NOISE = "[VendorFilt] request 7 completed with status 0x00000000 in 12 us\n"
 
 
 def _two_crashes(path: Path) -> None:
-    """A crash at the start and one that ends a few hundred lines before the reader's first chunk does,
-    well within the look-back distance of its end: a later line could still join the second one."""
-    before_second = (CHUNK_SIZE - len(CRASH) * 2) // len(NOISE) - 300
+    """A crash at the start and one that ends a few hundred lines before the head look does (at the first
+    chunk boundary past HEAD_BYTES), well within the look-back distance of its end: a later line could
+    still join the second one."""
+    head = -(-HEAD_BYTES // CHUNK_SIZE) * CHUNK_SIZE
+    before_second = (head - len(CRASH) * 2) // len(NOISE) - 300
     after_second = 2 * AnalyzeOptions().look_back_lines
     path.write_text(CRASH + NOISE * before_second + CRASH + NOISE * after_second, encoding="utf-8")
 
@@ -31,7 +33,7 @@ def _request(path: Path) -> Request:
     return Request(path=path, data=None, name=str(path), options=AnalyzeOptions(), follow=False)
 
 
-def test_head_look_keeps_only_the_settled_findings_of_the_first_chunk(tmp_path: Path) -> None:
+def test_head_look_keeps_only_the_settled_findings_of_the_head(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
     _two_crashes(path)
     full = _analyse(path)
