@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+
+import msgspec
 
 from hvci.knowledge.kb import ARGUMENT_KINDS, ConstantEntry, ConstantTable, load
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True):
     """A decoded value. ``executable`` is None when the value alone cannot tell."""
 
     value: int  # the value decoded (after folding a sign-extended 32-bit value)

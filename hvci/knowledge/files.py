@@ -9,12 +9,10 @@ The ``...File`` structs below are the files' top-level layout; the checks that n
 
 from __future__ import annotations
 
-import functools
+import os
 import re
-import tomllib
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import msgspec.inspect
@@ -33,6 +31,9 @@ from hvci.knowledge.records import (
     Remediation,
     SubcodeMeaning,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 T = TypeVar("T")
 
@@ -136,22 +137,40 @@ class RulesFile(Record, frozen=True):
         _no_repeats(self.rule, "id", "rule id", "rule")
 
 
+class KnowledgeFiles(Record, frozen=True):
+    """Every knowledge file of a directory, read and checked, files and cross-references alike: what
+    :mod:`hvci.knowledge.cache` keeps between runs. ``remediations`` (by file name) is filled only for the
+    cache; an uncached load reads a remediation file when it is first shown."""
+
+    categories: CategoriesFile
+    verifier: VerifierFile
+    subcodes: SubcodesFile
+    bugchecks: BugChecksFile
+    constants: dict[str, ConstantTable]
+    apis: ApisFile
+    events: EventsFile
+    rules: RulesFile
+    remediations: dict[str, Remediation] = msgspec.field(default_factory=dict)
+
+
 # ------------------------------------------------------------------------------------------------ reading
 
 
-def _toml(path: Path) -> dict[str, Any]:
+def _toml(path: str | Path) -> dict[str, Any]:
+    import tomllib  # here: a start from the cache (hvci.knowledge.cache) parses no TOML
+
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise KnowledgeError(f"{path}: knowledge file is missing") from None
     except tomllib.TOMLDecodeError as error:
-        raise KnowledgeError(f"{path.name}: not valid TOML: {error}") from None
+        raise KnowledgeError(f"{os.path.basename(path)}: not valid TOML: {error}") from None
 
 
-def read(path: Path, kind: type[T]) -> T:
+def read(path: str | Path, kind: type[T]) -> T:
     """The file at ``path`` as a ``kind`` record."""
-    return convert(_toml(path), kind, path.name)
+    return convert(_toml(path), kind, os.path.basename(path))
 
 
 def read_constants(path: Path) -> dict[str, ConstantTable]:
@@ -163,10 +182,21 @@ def read_constants(path: Path) -> dict[str, ConstantTable]:
     return tables
 
 
-@functools.cache
+#: Remediations by file path: read when a category's remediation is first shown, or given by the cache.
+_REMEDIATIONS: dict[str, Remediation] = {}
+
+
 def read_remediation(path: str) -> Remediation:
-    """A remediation file (cached: it is read when a category's remediation is first shown)."""
-    return read(Path(path), Remediation)
+    """The remediation file at ``path``, read once per process."""
+    remediation = _REMEDIATIONS.get(path)
+    if remediation is None:
+        remediation = _REMEDIATIONS[path] = read(path, Remediation)
+    return remediation
+
+
+def remember_remediations(remediations: Mapping[str, Remediation]) -> None:
+    """Remediations already read and checked (by path), so that showing one reads no file."""
+    _REMEDIATIONS.update(remediations)
 
 
 def convert(data: Any, kind: type[T], file: str, prefix: str = "") -> T:

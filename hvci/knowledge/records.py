@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -271,8 +270,7 @@ class CounterLabel(Record, frozen=True):
         _nonempty(self, "label")
 
 
-@dataclass(frozen=True, slots=True)
-class VerifierFacts:
+class VerifierFacts(msgspec.Struct, frozen=True):
     """The verifier's code-integrity flag, rule class, commands and banner (verifier.toml, flattened)."""
 
     flag: int
