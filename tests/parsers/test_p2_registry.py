@@ -36,7 +36,7 @@ FORMATS = {
 
 
 def test_every_p2_parser_is_registered() -> None:
-    assert all(any(parser is registered for registered in PARSERS) for parser in OWN)
+    assert all(any(parser is registered.load() for registered in PARSERS) for parser in OWN)
 
 
 @pytest.mark.parametrize(
