@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from cli.explain.topics import EVENT_IDS_PAGE, Topic
-from hvci.knowledge import decode
 from hvci.knowledge.sources import public_sources
 
 if TYPE_CHECKING:
@@ -171,7 +170,9 @@ def _constant_lines(constant: tuple[kb.ConstantTable, kb.ConstantEntry]) -> list
         lines.append("  also named: " + ", ".join(entry.aliases))
     executable: bool | None = None
     if entry.role == "value":
-        executable = decode.decode(table.key, entry.value).executable
+        from hvci.knowledge.decode import decode  # its tables only when a constant is shown
+
+        executable = decode(table.key, entry.value).executable
         verdict = {True: "executable", False: "non-executable", None: "not decided by this value"}[executable]
         lines.append(f"  memory: {verdict}")
     elif table.executable_if_any is not None and entry.value & table.executable_if_any:

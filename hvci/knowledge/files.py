@@ -7,7 +7,7 @@ The ``...File`` structs below are the files' top-level layout; the checks that n
 (duplicates) are in their ``__post_init__``.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: see hvci.knowledge.records.
 
 import os
 import re
@@ -156,7 +156,7 @@ class KnowledgeFiles(Record, frozen=True):
 # ------------------------------------------------------------------------------------------------ reading
 
 
-def _toml(path: str | Path) -> dict[str, Any]:
+def _toml(path: "str | Path") -> dict[str, Any]:
     import tomllib  # here: a start from the cache (hvci.knowledge.cache) parses no TOML
 
     try:
@@ -168,12 +168,12 @@ def _toml(path: str | Path) -> dict[str, Any]:
         raise KnowledgeError(f"{os.path.basename(path)}: not valid TOML: {error}") from None
 
 
-def read(path: str | Path, kind: type[T]) -> T:
+def read(path: "str | Path", kind: type[T]) -> T:
     """The file at ``path`` as a ``kind`` record."""
     return convert(_toml(path), kind, os.path.basename(path))
 
 
-def read_constants(path: Path) -> dict[str, ConstantTable]:
+def read_constants(path: "Path") -> dict[str, ConstantTable]:
     """constants.toml: one table per kind of value, under its own name."""
     tables = {}
     for key, table in _toml(path).items():

@@ -7,9 +7,12 @@ the structure that makes it fast, by listing the modules a child process has imp
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from parsers.registry import PARSERS
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH_LOG = ROOT / "samples" / "logs" / "session-pool-type-haxm.log"
@@ -44,14 +47,23 @@ NOT_FOR_A_LOG_OF_NOISE = (
     "parsers.dump.reader",
     "parsers.evtx_reader",
     "parsers.session",
+    *(f"parsers.{registered.module}" for registered in PARSERS),
 )
+#: The engine, which neither ``--help`` nor ``explain`` needs.
+ENGINE = ("parsers", "symbols", "hvci.logs", "hvci.batch", "hvci.report", "hvci.images", "hvci.model")
 
 
-def _loaded_after(code: str) -> set[str]:
+def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules a child process has imported after running ``code`` (a few statements)."""
     script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+        env={**os.environ, **(env or {})},
     )
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -89,3 +101,19 @@ def test_the_check_sees_what_a_crash_needs() -> None:
         f"report = analyze_inputs([open_input({str(CRASH_LOG)!r})])\nassert report.incidents"
     )
     assert "hvci.logs.classify" in _heavy(_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE)
+
+
+def test_help_imports_no_engine_and_no_knowledge() -> None:
+    code = "from cli.main import run\ncode = run(['--help'])\nassert code == 0, code"
+    assert _heavy(_loaded_after(code), (*ENGINE, "hvci.knowledge", "msgspec", "tomllib")) == []
+
+
+def test_explain_reads_the_knowledge_base_from_a_warm_cache_alone(tmp_path: Path) -> None:
+    """``explain 0x2000`` after a first run: the knowledge base comes from the cache (no TOML is parsed)
+    and nothing of the engine or the constant decoders is imported."""
+    code = "from cli.main import run\ncode = run(['explain', '0x2000'])\nassert code == 0, code"
+    cache = {"HVCI_TRIAGE_CACHE_DIR": str(tmp_path)}
+    cold = _loaded_after(code, cache)
+    assert "tomllib" in cold  # the check can fail: the first run reads the files
+    warm = _loaded_after(code, cache)
+    assert _heavy(warm, (*ENGINE, "tomllib", "hvci.knowledge.decode")) == []
