@@ -44,7 +44,8 @@ class X86Arguments:
         """The argument at position ``index`` of the compiled call (a register or a stack word)."""
         word = self.bits // 8
         if self.bits == 64 and index < 4:
-            return self.state.regs.get(ARG_REGS_64[index], unknown("an argument register not set here"))
+            value = self.state.regs.get(ARG_REGS_64[index])
+            return unknown("an argument register not set here") if value is None else value
         offset = (0x20 + 8 * (index - 4)) if self.bits == 64 else word * index
         if self.tail:
             offset += word

@@ -55,6 +55,11 @@ MAX_INSNS_PER_FUNCTION = 40_000
 _COMMUTATIVE = frozenset({"and", "or", "xor", "add"})
 MAX_DETAILED_INSNS = 2_000_000
 MAX_FIXPOINT_ROUNDS = 8
+#: Values read where nothing was written before (made once: a value is immutable, and a default made
+#: for every read cost as much as the read)
+_FROM_CALLER = unknown("a value the function received from its caller")
+_POPPED = unknown("a value popped from the stack")
+_UNSET = unknown("")
 
 
 class X86Dataflow:
@@ -157,7 +162,7 @@ class X86Dataflow:
         regs: dict[str, Val] = {}
         families = FAMILIES_64 if self.bits == 64 else FAMILIES_32
         for family in families:
-            regs[family] = unknown("a value the function received from its caller")
+            regs[family] = _FROM_CALLER
         if self.bits == 64:
             for family, name in zip(ARG_REGS_64, ARG_NAMES_64, strict=True):
                 regs[family] = unknown(f"a parameter of the enclosing function ({name} on entry)")
@@ -199,7 +204,7 @@ class X86Dataflow:
             st.slots[0] = value
             return
         if mnemonic == "pop" and ops:
-            value = st.slots.get(0, unknown("a value popped from the stack"))
+            value = st.slots.get(0, _POPPED)
             st.shift(-(self.bits // 8))
             if ops[0].type == OP_REG:
                 self._write(insn, ops[0], value, st)
@@ -331,7 +336,7 @@ class X86Dataflow:
             if info is None:
                 return unknown(f"register {REG_NAMES.get(op.reg, '?')}")
             family, bits, shift = info
-            value = st.regs.get(family, unknown("a value the function received from its caller"))
+            value = st.regs.get(family, _FROM_CALLER)
             if value.kind == "const" and (bits < 64 or shift):
                 mask = (1 << bits) - 1
                 return Val("const", frozenset((v >> shift) & mask for v in value.consts))
@@ -406,7 +411,7 @@ class X86Dataflow:
                     value = Val("const", frozenset(v & ((1 << bits) - 1) for v in value.consts))
                 st.regs[family] = value
                 return
-            old = st.regs.get(family, unknown(""))
+            old = st.regs.get(family, _UNSET)
             if (
                 old.kind == "const"
                 and value.kind == "const"

@@ -94,6 +94,8 @@ class State:
 
 
 def _join(a: dict[Any, Val], b: dict[Any, Val]) -> dict[Any, Val]:
+    if a == b:  # the common case, compared in C; states are never changed in place, so ``a`` can serve
+        return a
     out = {}
     for key, value in a.items():
         theirs = b.get(key)
