@@ -23,6 +23,7 @@ is not readable, which comes back as the same ``ValueError`` message.
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import importlib
 import os
@@ -164,6 +165,16 @@ class _Worker:
 
 
 _worker: _Worker | None = None
+
+
+@atexit.register
+def _let_worker_go() -> None:
+    """At exit the child is let go and reaped, not orphaned: its CPU time counts in the command's (what
+    ``time`` reports), and nothing of the command outlives it."""
+    global _worker
+    if _worker is not None:
+        worker, _worker = _worker, None
+        worker.close()
 
 
 def _in_fork(task: str, data: bytes, timeout: float) -> bytes:

@@ -43,8 +43,6 @@ from hvci.images.rules import PASS, RuleResult
 from hvci.images.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
 from hvci.knowledge.decode import DECODERS
 from hvci.report.common import one_line
-from hvci.report.json_report import incident_dict, jsonable
-from hvci.report.sarif import render_sarif
 from symbols.store import symbol_path_from_environment
 
 FAIL_ON = (*LEVELS, "never")
@@ -174,6 +172,8 @@ def _site_dict(site: CallSite) -> dict[str, Any]:
 
 
 def _image_dict(image: ImageReport) -> dict[str, Any]:
+    from hvci.report.json_report import jsonable  # the writers load when their format is asked for
+
     calls = image.calls
     return {
         "path": image.path,
@@ -216,6 +216,8 @@ def _image_dict(image: ImageReport) -> dict[str, Any]:
 
 
 def to_json_dict(report: ScanReport) -> dict[str, Any]:
+    from hvci.report.json_report import incident_dict
+
     return {
         "schema": SCHEMA,
         "root": report.root,
@@ -251,6 +253,8 @@ def render(report: ScanReport, fmt: str, *, verbose: bool) -> str:
     if fmt == "json":
         return json.dumps(to_json_dict(report), indent=2, ensure_ascii=False) + "\n"
     if fmt == "sarif":
+        from hvci.report.sarif import render_sarif
+
         rule_results = (
             _verbose_results(report)
             if verbose

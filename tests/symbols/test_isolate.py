@@ -136,3 +136,14 @@ def test_a_forked_process_never_talks_to_its_parents_child(monkeypatch: pytest.M
     assert os.waitpid(pid, 0)[1] == 0
     assert theirs[:1] == b"\x00" and theirs != parents
     assert isolate._in_fork("pid", b"", 60.0) == parents  # the parent's child is still there, still its own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork path only")
+def test_at_exit_the_reader_child_is_reaped_not_orphaned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its CPU time then counts in the command's, and nothing of the command outlives it."""
+    monkeypatch.setitem(isolate.TASKS, "pid", f"{__name__}:own_pid")
+    child = int(isolate._in_fork("pid", b"", 60.0)[1:])
+    isolate._let_worker_go()  # what the interpreter runs at exit
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # already reaped
+    assert int(isolate._in_fork("pid", b"", 60.0)[1:]) != child  # a later input gets a new child
