@@ -9,9 +9,24 @@ and turns one that carries such a number into a diagnostic, so no parser has to 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 _LIMIT = (1 << 64) - 1
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: dataclasses.fields() costs per call
+#: A field annotated with only these holds no integer a parser read (a ``Span``'s numbers are counted
+#: lines), so the walk skips it: the text of an ``!analyze`` report's fields and of every stack frame.
+_NO_NUMBER = re.compile(r"(?:str|None|bool|Severity|Span|tuple|\.\.\.|[\[\], |])*")
+
+
+def _walked(item: object) -> tuple[str, ...]:
+    """The names of the fields of a record class that may hold a parsed integer."""
+    if not dataclasses.is_dataclass(item) or isinstance(item, type):
+        return ()
+    return tuple(
+        f.name
+        for f in dataclasses.fields(item)
+        if not (isinstance(f.type, str) and _NO_NUMBER.fullmatch(f.type))
+    )
 
 
 def widest_digits(value: object) -> int:
@@ -32,8 +47,6 @@ def widest_digits(value: object) -> int:
         else:
             names = _FIELD_NAMES.get(type(item))
             if names is None:
-                is_record = dataclasses.is_dataclass(item) and not isinstance(item, type)
-                fields = dataclasses.fields(item) if is_record else ()  # type: ignore[arg-type]
-                names = _FIELD_NAMES.setdefault(type(item), tuple(f.name for f in fields))
+                names = _FIELD_NAMES.setdefault(type(item), _walked(item))
             stack.extend(getattr(item, name) for name in names)
     return widest
