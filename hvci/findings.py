@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from hvci.bucket import bucket_id
+from hvci.details import EventDetails
 from hvci.model import CONFIDENCES, Baseline, Incident
 from parsers.records import Span
 
@@ -115,8 +116,8 @@ def same_bucket(one: tuple[str, tuple[str, ...]], other: tuple[str, tuple[str, .
 
 
 def _timestamp(incident: Incident) -> str | None:
-    value = incident.details.get("timestamp")
-    return value if isinstance(value, str) else None
+    details = incident.details
+    return details.timestamp if isinstance(details, EventDetails) else None
 
 
 def _representative(members: Sequence[Incident]) -> Incident:

@@ -8,10 +8,11 @@ report (docs/report.schema.json) is a direct rendering of :class:`Report` (see `
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
+from hvci.details import DETAILS_BY_KIND, NO_CRASH_DETAILS, Details
 from parsers.records import InputInfo, Span, StackFrame
 
 if TYPE_CHECKING:  # the resolver (pefile, PDB readers) is imported only by runs that resolve symbols
@@ -42,52 +43,11 @@ IncidentKind = Literal[
 #: How far a caller address was resolved (see :class:`Caller`): a symbol source, or the debugger's own
 #: ``ln``/frame symbol printed in the log.
 ResolvedBy: TypeAlias = "SymbolSource | Literal['debugger']"
-#: How much a failed image rule or call site matters; ``none`` for results that are not failures.
-Level = Literal["error", "warning", "note", "none"]
 
 
 def confidence_rank(confidence: Confidence) -> int:
     """0 for ``certain`` ... 3 for ``none``: sort and threshold by it, strongest first."""
     return CONFIDENCES.index(confidence)
-
-
-class FrozenMap(Mapping[str, Any]):
-    """A read-only mapping that, unlike ``MappingProxyType``, pickles (incidents cross process borders)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    def __reduce__(self) -> tuple[type[FrozenMap], tuple[dict[str, Any]]]:
-        return FrozenMap, (self._data,)
-
-
-def frozen_details(value: Any) -> Any:
-    """Details made immutable all the way down: mappings become :class:`FrozenMap`, lists tuples.
-
-    An incident is a value that the pipeline re-emits and the TUI, the reports and the findings share, so
-    nothing may change it after it is made; the JSON report renders both forms alike.
-    """
-    if isinstance(value, FrozenMap):
-        return value
-    if isinstance(value, Mapping):
-        return FrozenMap({key: frozen_details(item) for key, item in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(frozen_details(item) for item in value)
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +99,16 @@ class Incident:
     bugcheck: BugCheck | None = None
     caller: Caller | None = None
     driver: str | None = None
-    #: decoded values and names, JSON types only; frozen when the incident is made (see frozen_details)
-    details: Mapping[str, Any] = field(default_factory=dict)
+    #: decoded values and names: the kind's record of :mod:`hvci.details` (immutable, like the incident)
+    details: Details = NO_CRASH_DETAILS
     evidence: tuple[Evidence, ...] = ()
     stack: tuple[StackFrame, ...] = ()
     bucket: str = ""
     count: int = 1  # how many reports this incident stands for (e.g. one 0x2004 per section, counters)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "details", frozen_details(self.details))
+        if not isinstance(self.details, DETAILS_BY_KIND[self.kind]):
+            raise TypeError(f"an incident of kind {self.kind!r} cannot have {type(self.details).__name__}")
 
 
 @dataclass(frozen=True, slots=True)

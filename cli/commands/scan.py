@@ -38,6 +38,7 @@ import click
 
 from cli.exitcodes import ExitCode
 from cli.output import emit, warn
+from hvci.details import details_json
 from hvci.images.callsites import EXECUTABLE, SAFE, CallSite
 from hvci.images.rules import PASS, RuleResult
 from hvci.images.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
@@ -189,7 +190,7 @@ def _image_dict(image: ImageReport) -> dict[str, Any]:
                 "level": r.level,
                 "message": r.message,
                 "evidence": list(r.evidence),
-                "details": jsonable(dict(r.details)),
+                "details": details_json(r.details),
             }
             for r in image.rules
         ],

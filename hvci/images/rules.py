@@ -12,16 +12,15 @@ A rule never turns "could not tell" into "pass".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import get_args
 
+from hvci.details import Level, Relocation, RuleFacts, RuleStatus, SectionDetail
 from hvci.images.headers import ImageHeaders
 from hvci.knowledge import decode, kb
-from hvci.model import Level
 from parsers.records import SectionHeader
 
-RuleStatus = Literal["pass", "fail", "not-applicable", "could-not-analyse"]
 PASS: RuleStatus = "pass"
 FAIL: RuleStatus = "fail"
 NOT_APPLICABLE: RuleStatus = "not-applicable"
@@ -63,7 +62,7 @@ class RuleResult:
     category: str | None
     message: str
     evidence: tuple[str, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: RuleFacts = RuleFacts()
     level: Level = "none"
     count: int = 1
 
@@ -92,14 +91,14 @@ def _describe(s: SectionHeader) -> str:
     )
 
 
-def _section_detail(s: SectionHeader) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "rva": s.virtual_address,
-        "size": s.virtual_size,
-        "characteristics": s.characteristics,
-        "flags": list(decode.section_characteristics(s.characteristics).parts),
-    }
+def _section_detail(s: SectionHeader) -> SectionDetail:
+    return SectionDetail(
+        s.name,
+        s.virtual_address,
+        s.virtual_size,
+        s.characteristics,
+        decode.section_characteristics(s.characteristics).parts,
+    )
 
 
 def _is_wx(s: SectionHeader) -> bool:
@@ -146,7 +145,7 @@ def check_execute_write(h: ImageHeaders) -> list[RuleResult]:
                 RULE_WX,
                 f"{len(wx)} section(s) both writable and executable: {names}",
                 evidence,
-                {"sections": [_section_detail(s) for s in wx]},
+                RuleFacts(sections=tuple(_section_detail(s) for s in wx)),
                 level="error",
                 count=len(wx),
             )
@@ -174,7 +173,7 @@ def check_execute_write(h: ImageHeaders) -> list[RuleResult]:
                     "raised for it); VS 2013-era toolchains marked INIT RWX"
                     for s in init_wx
                 ),
-                {"sections": [_section_detail(s) for s in init_wx]},
+                RuleFacts(sections=tuple(_section_detail(s) for s in init_wx)),
                 level="warning",
                 count=len(init_wx),
             )
@@ -242,10 +241,10 @@ def check_section_alignment(h: ImageHeaders) -> RuleResult:
         RULE_ALIGNMENT,
         message,
         tuple(evidence),
-        {
-            "section_alignment": h.section_alignment,
-            "sections": [_section_detail(s) for s in (h.sections if bad_alignment else unaligned)],
-        },
+        RuleFacts(
+            section_alignment=h.section_alignment,
+            sections=tuple(_section_detail(s) for s in (h.sections if bad_alignment else unaligned)),
+        ),
         level="error",
         count=max(reports, 1),
     )
@@ -279,10 +278,10 @@ def check_iat(h: ImageHeaders) -> RuleResult:
             f"IAT RVA 0x{rva:x} lies in no section (ci.dll reason 'The Import Address Table "
             "location is invalid')",
             binskim,
-            {"iat_rva": rva, "iat_size": size},
+            RuleFacts(iat_rva=rva, iat_size=size),
         )
     where = f"IAT at RVA 0x{rva:x} (size 0x{size:x}) lies in {_describe(section)}"
-    details = {"iat_rva": rva, "iat_size": size, "section": _section_detail(section)}
+    details = RuleFacts(iat_rva=rva, iat_size=size, section=_section_detail(section))
     if section.characteristics & SCN_MEM_EXECUTE:
         return RuleResult(
             RULE_IAT,
@@ -349,7 +348,7 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
             f"the base relocation directory is damaged: {len(real)} relocation(s) read, none straddles a "
             "page or has an unsupported type, the rest could not be read",
             (scope,),
-            {"relocations": len(real)},
+            RuleFacts(relocations=len(real)),
         )
     if not straddled and not unsupported:
         return RuleResult(
@@ -358,7 +357,7 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
             RULE_RELOCS,
             f"{len(real)} relocation(s), none straddles a page or has an unsupported type",
             (scope,),
-            {"relocations": len(real)},
+            RuleFacts(relocations=len(real)),
         )
     parts = []
     if straddled:
@@ -371,10 +370,10 @@ def check_relocations(h: ImageHeaders) -> RuleResult:
         RULE_RELOCS,
         f"base relocations: {' and '.join(parts)}",
         (*_relocation_evidence(straddled, unsupported), scope, _RELOC_ERA),
-        {
-            "straddled": [{"rva": r, "type": k} for r, k in straddled],
-            "unsupported": [{"rva": r, "type": k} for r, k in unsupported],
-        },
+        RuleFacts(
+            straddled=tuple(Relocation(r, k) for r, k in straddled),
+            unsupported=tuple(Relocation(r, k) for r, k in unsupported),
+        ),
         level="warning",
         count=len(straddled) + len(unsupported),
     )
@@ -446,6 +445,6 @@ def check_nx_compat(h: ImageHeaders) -> RuleResult:
             "informational: Microsoft does not state that memory integrity requires NX_COMPAT; the linker "
             "sets it by default (/NXCOMPAT), so its absence points at an old toolchain or /NXCOMPAT:NO",
         ),
-        {"dll_characteristics": h.dll_characteristics},
+        RuleFacts(dll_characteristics=h.dll_characteristics),
         level="note",
     )

@@ -24,6 +24,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from hvci import bucket
+from hvci.details import (
+    CallSiteDetails,
+    Level,
+    NamedValue,
+    UncalledImportDetails,
+    image_details,
+    level_of,
+)
 from hvci.images.callsites import (
     BANNED,
     EXECUTABLE,
@@ -50,7 +58,7 @@ LEVELS = ("error", "warning", "note")
 
 #: Level of a call-site verdict. A banned API (no argument decides) is a warning: Driver Verifier has no
 #: hook that reports it, but Code Analysis C30029 bans it.
-SITE_LEVELS = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
+SITE_LEVELS: dict[str, Level] = {EXECUTABLE: "error", BANNED: "warning", UNKNOWN: "note"}
 
 ImageStatus = Literal["analysed", "partial", "could-not-analyse", "unreadable"]
 IMAGE_STATUSES: tuple[ImageStatus, ...] = get_args(ImageStatus)
@@ -115,8 +123,7 @@ class ScanReport:
 
 def incident_level(incident: Incident) -> str:
     """The SARIF-style level of a scan incident (``error``, ``warning`` or ``note``)."""
-    level = incident.details.get("level")
-    return level if isinstance(level, str) else "error"
+    return level_of(incident.details) or "error"
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -351,13 +358,7 @@ def _rule_incidents(path: str, module: str, rules: Sequence[RuleResult]) -> list
         if rule.status != FAIL:
             continue
         category = rule.category
-        details: dict[str, Any] = {
-            "rule": rule.rule_id,
-            "status": rule.status,
-            "level": rule.level,
-            "message": rule.message,
-            **rule.details,
-        }
+        details = image_details(rule.rule_id, rule.level, rule.details, rule.status, rule.message)
         out.append(
             Incident(
                 id=f"{path}#{rule.rule_id}",
@@ -423,24 +424,26 @@ def site_incident(path: str, module: str, image_base: int, site: CallSite) -> In
     else:
         title = f"{site.api} in {where}: argument not known statically ({site.reason})"
         confidence = "possible"
-    details: dict[str, Any] = {
-        "level": level,
-        "verdict": site.verdict,
-        "api": site.api,
-        "dll": site.dll,
-        "rva": site.rva,
-        "how": site.how,
-        "instruction": site.instruction,
-        "argument_index": site.argument_index,
-        "argument_kind": site.argument_kind,
-        "reason": site.reason,
+    # the values sit under the name of their argument kind (a field of CallSiteDetails, a test checks)
+    values = {
+        site.argument_kind.replace("-", "_"): tuple(
+            NamedValue(v, n) for v, n in zip(site.values, site.decoded, strict=True)
+        )
     }
-    if site.values:
-        details[site.argument_kind.replace("-", "_")] = [
-            {"value": v, "name": n} for v, n in zip(site.values, site.decoded, strict=True)
-        ]
-    if site.replacement is not None:
-        details["replacement"] = site.replacement
+    details = CallSiteDetails(
+        level,
+        site.verdict,
+        site.api,
+        site.dll,
+        site.rva,
+        site.how,
+        site.instruction,
+        site.argument_index,
+        site.argument_kind,
+        site.reason,
+        replacement=site.replacement,
+        **(values if site.values else {}),
+    )
     evidence = (
         Evidence(f"`{site.instruction}` at RVA 0x{site.rva:x} ({site.how})", Span(path, 0, 0), "deciding"),
         Evidence(site.reason, Span(path, 0, 0), "deciding" if site.verdict != UNKNOWN else "supporting"),
@@ -477,7 +480,7 @@ def _uncalled_import(path: str, module: str, api: str, dll: str, category: str) 
         confidence="possible",
         title=reason,
         driver=module,
-        details={"level": "note", "verdict": UNKNOWN, "api": api, "dll": dll, "reason": reason},
+        details=UncalledImportDetails("note", UNKNOWN, api, dll, reason),
         evidence=(Evidence(reason, Span(path, 0, 0), "supporting"),),
         bucket=bucket.bucket_id(category, module=module, function=api),
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from hvci.details import CrashDetails, JsonValue, details_json
 from hvci.findings import Finding, Occurrence, group_findings
 from hvci.knowledge import kb
 from hvci.model import Baseline, Caller, Incident, Report, confidence_rank
@@ -145,15 +145,12 @@ def caller_text(caller: Caller | None) -> str | None:
     return " ".join(parts)
 
 
-def value_text(value: Any) -> str:
+def value_text(value: JsonValue) -> str:
     """A details value in words: ``{"value": 0, "name": "NonPagedPool", ...}`` -> ``NonPagedPool (0x0)``."""
     if isinstance(value, Mapping):
         if "name" in value and "value" in value:
-            text = (
-                f"{value['name']} ({value['value']:#x})"
-                if isinstance(value["value"], int)
-                else str(value["name"])
-            )
+            number = value["value"]
+            text = f"{value['name']} ({number:#x})" if isinstance(number, int) else str(value["name"])
             extras = [f"{k}: {value_text(v)}" for k, v in value.items() if k not in ("name", "value")]
             return text + (f" [{'; '.join(extras)}]" if extras else "")
         return "; ".join(f"{k}: {value_text(v)}" for k, v in value.items())
@@ -169,16 +166,18 @@ def value_text(value: Any) -> str:
 def detail_lines(incident: Incident) -> list[tuple[str, str]]:
     """Details as (label, text): each bug check argument on its own line (``Arg2``), then the rest."""
     lines: list[tuple[str, str]] = []
-    for key, value in incident.details.items():
-        if key == "arguments" and isinstance(value, Sequence):
-            for argument in value:
-                if isinstance(argument, Mapping):
-                    meaning = f" {argument['meaning']}" if argument.get("meaning") else ""
-                    lines.append((f"Arg{argument['index']}", f"{argument['value']:#x}{meaning}"))
-        elif key == "subcode" and isinstance(value, Mapping):
-            lines.append(("Arg1", f"{value['value']:#x} {value['meaning']} ({value['era']} meaning)"))
-        else:
-            lines.append((str(key), value_text(value)))
+    details = incident.details
+    rest = details_json(details)
+    if isinstance(details, CrashDetails):
+        subcode = details.subcode
+        if subcode is not None:
+            lines.append(("Arg1", f"{subcode.value:#x} {subcode.meaning} ({subcode.era} meaning)"))
+        for argument in details.arguments or ():
+            meaning = f" {argument.meaning}" if argument.meaning else ""
+            lines.append((f"Arg{argument.index}", f"{argument.value:#x}{meaning}"))
+        rest.pop("subcode", None)
+        rest.pop("arguments", None)
+    lines.extend((key, value_text(value)) for key, value in rest.items())
     return lines
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hvci.details import details_json
 from hvci.findings import Finding, Occurrence, group_findings
 from hvci.model import Baseline, Caller, Evidence, Incident, Report
 from parsers.records import Diagnostic, InputInfo, Span, StackFrame
@@ -115,7 +116,7 @@ def incident_dict(incident: Incident) -> dict[str, Any]:
         "confidence": incident.confidence,
         "driver": incident.driver,
         "caller": caller_dict(incident.caller),
-        "details": jsonable(incident.details),
+        "details": details_json(incident.details),
         "evidence": [evidence_dict(e) for e in incident.evidence],
         "stack": [frame_dict(f) for f in incident.stack],
         "count": incident.count,

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
+from hvci.details import CallSiteDetails, ImageDetails, UncalledImportDetails, level_of
 from hvci.images.rules import COULD_NOT_ANALYSE, NOT_APPLICABLE, PASS, RuleResult
 from hvci.knowledge import kb
 from hvci.model import Incident
@@ -113,9 +114,8 @@ def render_sarif(
 
 
 def _rule_id(incident: Incident) -> str:
-    rule = incident.details.get("rule")
-    if isinstance(rule, str):
-        return rule
+    if isinstance(incident.details, ImageDetails):
+        return incident.details.rule
     if incident.category is not None:
         return incident.category
     if incident.bugcheck is not None:
@@ -209,8 +209,8 @@ def _driver(rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _level(incident: Incident) -> str:
-    level = incident.details.get("level")
-    if isinstance(level, str) and level in SECURITY_SEVERITY:
+    level = level_of(incident.details)
+    if level is not None and level in SECURITY_SEVERITY:
         return level
     if not incident.hvci_related:
         return "note"
@@ -219,8 +219,8 @@ def _level(incident: Incident) -> str:
 
 def _result(incident: Incident, rule_id: str, base: Path, seen: dict[str, int]) -> dict[str, Any]:
     level = _level(incident)
-    verdict = incident.details.get("verdict")
-    review = verdict == "unknown"
+    details = incident.details
+    review = isinstance(details, CallSiteDetails | UncalledImportDetails) and details.verdict == "unknown"
     result: dict[str, Any] = {
         "ruleId": rule_id,
         "kind": "review" if review else "fail",
@@ -250,19 +250,26 @@ def _message(incident: Incident) -> str:
     return text
 
 
-def _site_properties(incident: Incident) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("rva", "api", "verdict", "argument_kind", "replacement"):
-        value = incident.details.get(key)
-        if value is not None:
-            out[key] = f"0x{value:x}" if isinstance(value, int) and key in ("rva", "replacement") else value
+def _site_properties(incident: Incident) -> dict[str, str]:
+    """A call site's RVA, API, verdict, argument kind and replacement value (what a reviewer filters on)."""
+    site = incident.details
+    if isinstance(site, UncalledImportDetails):
+        return {"api": site.api, "verdict": site.verdict}
+    if not isinstance(site, CallSiteDetails):
+        return {}
+    out = {"rva": f"0x{site.rva:x}", "api": site.api, "verdict": site.verdict}
+    out["argument_kind"] = site.argument_kind
+    if site.replacement is not None:
+        out["replacement"] = f"0x{site.replacement:x}"
     return out
 
 
 def _fingerprint(incident: Incident, rule_id: str, seen: dict[str, int]) -> str:
     """Stable across rebuilds: the bucket (category, module, function) and the API, not the address;
     repeated call sites in one function are told apart by their order."""
-    key = "|".join((rule_id, incident.bucket or incident.id, str(incident.details.get("api", ""))))
+    details = incident.details
+    api = details.api if isinstance(details, CallSiteDetails | UncalledImportDetails) else ""
+    key = "|".join((rule_id, incident.bucket or incident.id, api))
     seen[key] = seen.get(key, 0) + 1
     return hashlib.sha256(f"{key}|{seen[key]}".encode()).hexdigest()[:32]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hvci.details import UncalledImportDetails
 from hvci.images.callsites import (
     BANNED,
     EXECUTABLE,
@@ -131,5 +132,6 @@ def test_imports_whose_calls_were_not_found_become_notes(monkeypatch: pytest.Mon
     monkeypatch.setattr(CallInterpreter, "analyse", lambda self, region: [])
     report = scan_image(realworld("drivers", "WinDivert64-1.3.sys"))
     notes = [i for i in report.incidents if i.id.endswith("#import:ExAllocatePoolWithTag")]
-    assert len(notes) == 1 and notes[0].details["verdict"] == UNKNOWN and notes[0].details["level"] == "note"
+    assert len(notes) == 1 and isinstance(notes[0].details, UncalledImportDetails)
+    assert notes[0].details.verdict == UNKNOWN and notes[0].details.level == "note"
     assert "no call site was found" in notes[0].title

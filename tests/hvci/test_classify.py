@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hvci.details import CrashDetails, NamedValue
 from hvci.logs.classify import Context, classify
 from hvci.logs.correlate import CounterGroup, CrashGroup, EventGroup, ImageGroup, ReadinessGroup
 from hvci.model import Incident
@@ -69,12 +70,11 @@ def test_banner_and_analyze_text_make_it_certain_with_decoded_details() -> None:
     )
     assert incident.bugcheck is not None and incident.bugcheck.args == POOL_ARGS
     assert incident.bugcheck.name == "DRIVER_VERIFIER_DETECTED_VIOLATION"
-    assert (
-        incident.details["pool_type"]["name"] == "NonPagedPool"
-        and incident.details["pool_type"]["executable"]
-    )
-    assert incident.details["pool_type"]["safe_value"] == {"value": 0x200, "name": "NonPagedPoolNx"}
-    assert incident.details["pool_tag"] == "MEMH"
+    details = incident.details
+    assert isinstance(details, CrashDetails) and details.pool_type is not None
+    assert details.pool_type.name == "NonPagedPool" and details.pool_type.executable
+    assert details.pool_type.safe_value == NamedValue(0x200, "NonPagedPoolNx")
+    assert details.pool_tag == "MEMH"
     assert incident.caller is not None and (incident.caller.module, incident.caller.offset) == (
         "IntelHaxm",
         0x52F0,
@@ -119,7 +119,8 @@ def test_0x2005_banner_relocs_beats_newer_debugger_text() -> None:
     incident = one(CrashGroup(banner=banner, bugchecks=(bc(*args),), analyze=analyze))
     assert incident.category == "unsupported-relocs" and incident.confidence == "likely"
     assert any(e.weight == "conflicting" for e in incident.evidence)
-    assert incident.details["reloc_entry"] == "0xfffff8003f4a6012" and incident.driver == "PackedIo.sys"
+    assert isinstance(incident.details, CrashDetails) and incident.details.reloc_entry == "0xfffff8003f4a6012"
+    assert incident.driver == "PackedIo.sys"
     assert incident.caller is None
 
 

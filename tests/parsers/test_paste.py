@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hvci.details import CrashDetails
 from hvci.logs.pipeline import analyze_text
 from parsers.paste import clean_line, join_wrapped, normalise_chunk
 from parsers.records import AnalyzeRecord, VerifierBannerRecord
@@ -228,5 +229,6 @@ def test_the_documentation_banner_is_one_execute_page_protection_finding_of_dvci
     report = analyze_text(DOC_BANNER)
     (finding,) = [i for i in report.incidents if i.category == "execute-page-protection"]
     assert finding.caller is not None and finding.caller.address == 0xFFFFF8094B9852F0
-    assert finding.details["protection"]["value"] == 0x40
+    assert isinstance(finding.details, CrashDetails) and finding.details.protection is not None
+    assert finding.details.protection.value == 0x40
     assert finding.driver == "DvCi.sys"

@@ -15,6 +15,7 @@ import pytest
 from textual.app import App
 from textual.pilot import Pilot
 
+from hvci.details import CrashDetails, DecodedValue
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import BugCheck, Caller, Evidence, Incident
 from parsers.records import Span, StackFrame
@@ -96,10 +97,7 @@ def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
             resolved_by="pdb",
         ),
         driver="IntelHaxm.sys",
-        details={
-            "pool_type": {"value": 0, "name": "NonPagedPool", "executable": True},
-            "pool_tag": "MEMH",
-        },
+        details=CrashDetails(pool_type=DecodedValue(0, "NonPagedPool", True), pool_tag="MEMH"),
         evidence=(
             Evidence("verifier banner: executable pool type", _span(3, 7, path), "deciding"),
             Evidence("bug check 0xC4 with Arg1 0x2000", _span(8, 9, path), "deciding"),
@@ -119,7 +117,7 @@ def sample_incidents(path: str = LOG_NAME) -> list[Incident]:
             address=0xFFFFF8074C001234, module="evil[bold]drv.sys; .shell calc", resolved_by="module"
         ),
         driver="evil[bold]drv.sys; .shell calc",
-        details={"protection": {"value": 0x40, "name": "PAGE_EXECUTE_READWRITE", "executable": True}},
+        details=CrashDetails(protection=DecodedValue(0x40, "PAGE_EXECUTE_READWRITE", True)),
         evidence=(Evidence("verifier banner: executable page protection", _span(16, 20, path), "deciding"),),
         count=3,
     )

@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer, VerticalScroll
 from textual.widgets import Static
 
+from hvci.details import NO_CRASH_DETAILS, CrashDetails, details_json
 from hvci.findings import Finding
 from hvci.knowledge import kb
 from hvci.model import Incident
@@ -90,22 +91,23 @@ def parameters_text(incident: Incident) -> Text:
     """The bug check and its arguments with their meanings, then the decoded details."""
     text = Text(end="")
     check = incident.bugcheck
-    details = dict(incident.details)
+    crash = incident.details if isinstance(incident.details, CrashDetails) else NO_CRASH_DETAILS
+    details = details_json(incident.details)
+    details.pop("subcode", None)
+    details.pop("arguments", None)
     if check is not None:
         text.append(f"Bug check 0x{check.code:X} {clean(check.name or '')}\n", "bold")
-        subcode = details.pop("subcode", None)
-        if isinstance(subcode, Mapping):
-            era = f" ({subcode['era']})" if subcode.get("era") else ""
-            text.append(f"  Arg1  {_number(subcode.get('value'))}  ", "")
-            text.append(f"{clean(str(subcode.get('meaning') or ''))}{clean(era)}\n", "dim")
-        arguments = details.pop("arguments", None)
-        if isinstance(arguments, list | tuple):
-            for argument in arguments:
-                text.append(f"  Arg{argument.get('index')}  {_number(argument.get('value'))}  ", "")
-                text.append(f"{clean(_meaning(str(argument.get('meaning') or '')))}\n", "dim")
-        elif not isinstance(subcode, Mapping):
-            for number, value in enumerate(check.args, start=1):
-                text.append(f"  Arg{number}  0x{value:x}\n")
+        subcode = crash.subcode
+        if subcode is not None:
+            text.append(f"  Arg1  {_number(subcode.value)}  ", "")
+            text.append(f"{clean(subcode.meaning)}{clean(f' ({subcode.era})')}\n", "dim")
+        if crash.arguments is not None:
+            for argument in crash.arguments:
+                text.append(f"  Arg{argument.index}  {_number(argument.value)}  ", "")
+                text.append(f"{clean(_meaning(argument.meaning or ''))}\n", "dim")
+        elif subcode is None:
+            for number, arg in enumerate(check.args, start=1):
+                text.append(f"  Arg{number}  0x{arg:x}\n")
     for key, value in details.items():
         text.append(f"{key.replace('_', ' ')}: ", "bold")
         text.append(clean(_value_text(value, key)) + "\n")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hvci.details import CallVerdict
 from symbols.resolve import SymbolSource
 
-#: The verdict on one call site: a finding, a pass, unknown (never called clean or bad), or an API that no
-#: argument makes safe.
-CallVerdict = Literal["executable", "safe", "unknown", "banned"]
 EXECUTABLE: CallVerdict = "executable"
 SAFE: CallVerdict = "safe"
 UNKNOWN: CallVerdict = "unknown"

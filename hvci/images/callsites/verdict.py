@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallSite, CallVerdict
+from hvci.details import CallVerdict
+from hvci.images.callsites.results import BANNED, EXECUTABLE, SAFE, UNKNOWN, CallSite
 from hvci.images.callsites.values import Val, known_bits
 from hvci.knowledge import decode, kb
 from hvci.knowledge.decode import DECODERS

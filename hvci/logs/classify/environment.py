@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hvci.bucket import bucket_id
+from hvci.details import MemoryIntegrityDetails, MemoryIntegrityState, VerifierNoticeDetails, WdfLogDetails
 from hvci.knowledge import kb, triage
-from hvci.logs.classify.context import DECIDING, SUPPORTING, Context
+from hvci.logs.classify.context import DECIDING, SUPPORTING, Context, hex_or_none
 from hvci.logs.classify.verdict import Verdict
 from hvci.logs.correlate import NoticeGroup
 from hvci.model import Evidence, Incident
@@ -77,7 +78,7 @@ def _verifier_notice(record: VerifierStatusRecord) -> Incident:
         confidence="none",
         title=title,
         driver=driver,
-        details={"flags": f"{record.flags:#x}" if record.flags is not None else None},
+        details=VerifierNoticeDetails(hex_or_none(record.flags)),
         evidence=evidence,
         bucket=bucket_id("verifier-notice", module=driver),
     )
@@ -100,7 +101,7 @@ def _wdf_log(record: WdfLogRecord) -> Incident:
         confidence="none",
         title=f"KMDF in-flight recorder of {who}: {what}",
         driver=record.driver,
-        details={"entries": len(record.entries), "verifier_reports": len(flagged)},
+        details=WdfLogDetails(len(record.entries), len(flagged)),
         evidence=tuple(evidence),
         bucket=bucket_id("wdf-log", module=record.driver),
     )
@@ -127,7 +128,7 @@ def _blocked(record: MemoryIntegrityRecord, driver: str | None) -> Incident:
         confidence="certain",
         title=title,
         driver=driver,
-        details={"source": record.source, "running": record.running},
+        details=MemoryIntegrityDetails(record.source, record.running),
         evidence=tuple(evidence),
         bucket=bucket_id(_BLOCK, module=driver),
     )
@@ -150,7 +151,7 @@ def _state(record: MemoryIntegrityRecord) -> Incident:
         hvci_related=bool(missing),
         confidence="likely" if missing else "none",
         title=title,
-        details={"source": record.source, "running": record.running, "configured": record.configured},
+        details=MemoryIntegrityState(record.source, record.running, record.configured),
         evidence=tuple(evidence),
         bucket=bucket_id("memory-integrity", module=None),
     )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hvci.bucket import bucket_id
+from hvci.details import CounterDetails, EventDetails, ReadinessDetails, image_details
 from hvci.images.headers import ImageHeaders
 from hvci.images.rules import FAIL, RULE_WX_INIT, check_headers
 from hvci.knowledge import kb
@@ -51,7 +50,7 @@ def classify_counters(group: CounterGroup, context: Context) -> list[Incident]:
                 confidence="certain" if category is not None else "none",
                 title=f"{who}: {label} = {value} ({source})",
                 driver=driver,
-                details={"counter": label, "value": value, "source": source},
+                details=CounterDetails(label, value, source),
                 evidence=tuple(evidence),
                 bucket=bucket_id(category or "verifier-counters", module=driver),
                 count=value,
@@ -84,12 +83,7 @@ def classify_readiness(group: ReadinessGroup) -> Incident:
         confidence=("certain" if category else "likely") if hvci_related else "none",
         title=f"{record.module} reported {verdict} with memory integrity by {tool}{reason}",
         driver=record.module,
-        details={
-            "tool": record.tool,
-            "reason": record.reason,
-            "count": record.count,
-            "incompatible": record.incompatible,
-        },
+        details=ReadinessDetails(record.tool, record.reason, record.count, record.incompatible),
         evidence=tuple(evidence),
         bucket=bucket_id((category or "readiness") if hvci_related else "readiness", module=record.module),
         count=record.count or 1,
@@ -129,18 +123,15 @@ def classify_event(group: EventGroup) -> Incident:
                 record.span,
             )
         )
-    details: dict[str, Any] = {
-        "provider": record.provider,
-        "event_id": record.event_id,
-        "message": record.message,
-    }
-    for key, value in (("process", record.process), ("timestamp", record.timestamp)):
-        if value is not None:
-            details[key] = value
-    if record.status is not None:
-        details["status"] = hex_or_none(record.status)
-    if record.failure_bitmap is not None:
-        details["failure_bitmap"] = hex_or_none(record.failure_bitmap)
+    details = EventDetails(
+        record.provider,
+        record.event_id,
+        record.message,
+        process=record.process,
+        timestamp=record.timestamp,
+        status=hex_or_none(record.status),
+        failure_bitmap=hex_or_none(record.failure_bitmap),
+    )
     who = record.module.replace("/", "\\").rsplit("\\", 1)[-1] if record.module else "a driver"
     title = f"{record.provider} event {record.event_id} about {who}"
     return Incident(
@@ -177,7 +168,7 @@ def classify_image(group: ImageGroup, context: Context) -> list[Incident]:
         category = None if result.rule_id == RULE_WX_INIT else result.category
         evidence = [Evidence(result.message, record.span, DECIDING)]
         evidence.extend(Evidence(text, record.span) for text in result.evidence)
-        details: dict[str, Any] = {"rule": result.rule_id, "level": result.level, **dict(result.details)}
+        details = image_details(result.rule_id, result.level, result.details)
         who = driver or "image"
         incidents.append(
             Incident(

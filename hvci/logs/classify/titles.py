@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from hvci.bucket import bucket_id
+from hvci.details import CrashDetails, details_json
 from hvci.knowledge import kb
 from hvci.model import Caller
 from parsers.records import BugCheckRecord, VerifierBannerRecord
@@ -15,13 +13,13 @@ from symbols.modules import normalize_name
 def crash_title(
     category: str | None,
     bc: BugCheckRecord | None,
-    details: Mapping[str, Any],
+    details: CrashDetails,
     driver: str | None,
     banner: VerifierBannerRecord | None,
 ) -> str:
     entry = kb.load().category(category) if category is not None else None
     if entry is not None and entry.incident_title:  # the category's title is data (categories.toml)
-        return entry.title_for(driver or "A driver", details)
+        return entry.title_for(driver or "A driver", details_json(details))
     if bc is None:
         if banner is not None:
             return f"Verifier code-integrity banner: {banner.message.strip()}"

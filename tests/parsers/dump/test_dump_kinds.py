@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from cli.exitcodes import ExitCode
 from cli.main import cli
+from hvci.details import details_json
 from hvci.logs.pipeline import analyze_inputs
 from parsers.dump.reader import read_dump
 from parsers.records import BugCheckRecord, Diagnostic, ModuleListRecord, StackRecord
@@ -171,7 +172,8 @@ def test_an_image_problem_names_its_image_and_section_from_the_dumps_memory(tmp_
     path.write_bytes(memory_dump(crash, 6))
     [incident] = analyze_inputs([open_input(path)]).incidents
     assert incident.category == "execute-write-section" and incident.driver == "wxdrv.sys"
-    assert incident.details["image"] == image and incident.details["section"] == ".rwx"
+    details = details_json(incident.details)
+    assert details["image"] == image and details["section"] == ".rwx"
     printed = [e.reason for e in incident.evidence if "printed" in e.reason]
     assert any("dS Arg2" in reason for reason in printed) and any("da Arg4" in reason for reason in printed)
 
@@ -207,7 +209,7 @@ def test_a_triage_dump_names_the_image_from_its_data_blocks(bits: int) -> None:
     crash = Crash(0xC4, (0x2004, name, 0, 0), drivers, memory=unicode_string(name, image, bits))
     report = analyze_inputs([open_input(None, data=triage_dump(crash, bits), name="Mini.dmp")])
     [incident] = report.incidents
-    assert incident.category == "section-alignment" and incident.details["image"] == image
+    assert incident.category == "section-alignment" and details_json(incident.details)["image"] == image
     assert incident.driver == "wxdrv.sys"
 
 
