@@ -76,6 +76,11 @@ class TriageApp(App[None]):
         settings_file: Path | None = None,
     ) -> None:
         super().__init__()
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            # The view moves when a key is hit. An animated tab underline re-draws the screen for a third
+            # of a second after each tab switch: CPU taken from a large input's loaders, frames that keys
+            # wait behind. TEXTUAL_ANIMATIONS=full brings animations back.
+            self.animation_level = "none"
         self.sources = list(sources)
         self.options = options or AnalyzeOptions()
         self.follow = follow

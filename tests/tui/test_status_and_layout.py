@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hvci.findings import group_findings
 from parsers.records import Diagnostic, InputInfo, Span
 from tests.tui.conftest import (
@@ -103,3 +105,13 @@ async def test_export_proposes_a_path_and_never_replaces_a_file_without_asking(t
         )
         await pilot.press("y", "enter")
         await wait_for(pilot, lambda: written.read_text(encoding="utf-8").startswith("{"))
+
+
+def test_no_animations_unless_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tab switch moves at once (an animated underline re-draws the screen while a large input loads);
+    TEXTUAL_ANIMATIONS chooses otherwise."""
+    feed = FixtureFeed({}, {})
+    monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
+    assert fixture_app(feed, tmp_path, []).animation_level == "none"
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")
+    assert fixture_app(feed, tmp_path, []).animation_level != "none"
