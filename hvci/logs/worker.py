@@ -46,9 +46,6 @@ SEND_EVERY = 0.1
 #: crash near the start is followed by the look-back distance (20,000 lines of ~70 bytes) within it.
 HEAD_BYTES = 4 << 20
 
-#: How much the analysis yields the CPU to the UI (POSIX ``nice`` increment).
-NICENESS = 10
-
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -116,17 +113,15 @@ class _Outbox:
 
 
 def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
-    """The child's side: read the requested input and stream the results; after the head look, at a lower
-    CPU priority than the UI (on 2 cores, two busy readers would otherwise starve the process the user is
-    typing into)."""
+    """The child's side: read the requested input and stream the results. It runs at the UI's priority: the
+    UI process only wakes for keys and the poll timer (the text is kept as chunks, not parsed), and a lower
+    priority starved the analysis behind every other busy process on a loaded machine."""
     request: Request = pickle.load(request_stream)
     outbox = _Outbox(out)
     finished = threading.Event()
     try:
-        if not request.follow:  # while the view starts up, nobody is typing yet
+        if not request.follow:  # a followed file is shown as it grows, with no separate head look
             outbox.send("provisional", head_incidents(request))
-        if hasattr(os, "nice"):
-            os.nice(NICENESS)
         inp = open_input(request.path, data=request.data, name=request.name)
 
         def report_progress() -> None:

@@ -27,7 +27,7 @@ from tui.screens.bindings import MAIN_BINDINGS
 from tui.screens.layout import PaneLayout
 from tui.settings import ViewSettings
 from tui.status import counts_text, empty_text, loads_text
-from tui.widgets.detail_pane import DetailPane
+from tui.widgets.detail_pane import DetailPane, warm_up_detail
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import GROUP_KEYS, SORT_KEYS, Filter, FindingsTable
 from tui.widgets.follow_badge import FollowBadge
@@ -102,6 +102,13 @@ class TriageScreen(PaneLayout, Screen[None]):
             self._open(load)
         self._pending_loads = []
         self._update_status()
+        self._warm_up()
+
+    @work(thread=True, group="warm-up")
+    def _warm_up(self) -> None:
+        """Load what showing the first finding needs (the knowledge base, the C highlighter) in a thread,
+        not on the UI thread the moment the finding arrives (about 80 ms, while keys wait)."""
+        warm_up_detail()
 
     def on_resize(self) -> None:
         self.apply_layout()

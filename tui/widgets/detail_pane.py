@@ -205,6 +205,12 @@ def _code(source: str) -> Syntax:
     return Syntax(source.rstrip("\n"), "c", word_wrap=False, code_width=max(len(line) for line in lines))
 
 
+def warm_up_detail() -> None:
+    """Load the knowledge base and the C highlighter ahead of the first finding shown."""
+    kb.load()
+    _ = _code("").lexer
+
+
 def windbg_text(incident: Incident) -> Text:
     commands, reason = commands_for(incident)
     text = Text(end="")
