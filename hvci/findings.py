@@ -23,12 +23,15 @@ them on a tie.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Protocol
 
 from hvci.bucket import bucket_id
 from hvci.details import EventDetails
-from hvci.model import CONFIDENCES, Baseline, Incident
+from hvci.model import Baseline, Incident, confidence_rank
 from parsers.records import Span
 
 
@@ -120,25 +123,136 @@ def _timestamp(incident: Incident) -> str | None:
     return details.timestamp if isinstance(details, EventDetails) else None
 
 
-def _representative(members: Sequence[Incident]) -> Incident:
-    rank = {c: n for n, c in enumerate(CONFIDENCES)}
-    return min(members, key=lambda i: rank.get(i.confidence, len(rank)))  # min keeps the first on a tie
+class OccurrenceStore(Protocol):
+    """Where a :class:`FindingsBuilder` keeps occurrences until the findings are written: in memory, or on
+    disk for a batch too large for that (:mod:`hvci.batch.spill`)."""
+
+    def add(self, bucket: int, seq: int, occurrence: Occurrence) -> None: ...
+
+    def read(self, buckets: Sequence[int]) -> Iterator[Occurrence]:
+        """The occurrences of these buckets, in the order they were added (by ``seq``)."""
+        ...
+
+
+class MemoryOccurrences:
+    """Occurrences in lists, one per bucket."""
+
+    def __init__(self) -> None:
+        self._lists: dict[int, list[tuple[int, Occurrence]]] = {}
+
+    def add(self, bucket: int, seq: int, occurrence: Occurrence) -> None:
+        self._lists.setdefault(bucket, []).append((seq, occurrence))
+
+    def read(self, buckets: Sequence[int]) -> Iterator[Occurrence]:
+        lists = [self._lists.get(bucket, []) for bucket in buckets]
+        return (occurrence for _, occurrence in heapq.merge(*lists, key=itemgetter(0)))
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """What a finding needs of one bucket's incidents, without the incidents: the representative (rank,
+    order, incident), the keys for joining, the total count, the first and last occurrence."""
+
+    number: int
+    best: tuple[int, int, Incident]
+    first: tuple[int, Occurrence]
+    last: tuple[int, Occurrence]
+    aliases: set[str] = field(default_factory=set)  # the offset keys of incidents whose function is known
+    bare: bool = False  # an incident with no alias (offset only, or no caller): it may join a function bucket
+    offset_keys: set[str] = field(default_factory=set)
+    count: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FindingTally:
+    """A finding as :class:`FindingsBuilder` hands it out: everything but the occurrences, which are read
+    (in order) each time :attr:`occurrences` is iterated."""
+
+    bucket: str
+    incident: Incident
+    aliases: tuple[str, ...]
+    count: int
+    size: int  # how many occurrences
+    first_seen: Occurrence
+    last_seen: Occurrence
+    _read: Callable[[], Iterator[Occurrence]]
+
+    @property
+    def occurrences(self) -> Iterator[Occurrence]:
+        return self._read()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.bucket, *self.aliases)
+
+
+class FindingsBuilder:
+    """Findings made incrementally: :meth:`add` each incident of the batch in report order, then
+    :meth:`tallies` (or :meth:`findings`). Memory grows with the number of buckets, not of incidents; the
+    occurrences go to ``occurrences`` (in memory unless a store on disk is given)."""
+
+    def __init__(self, occurrences: OccurrenceStore | None = None) -> None:
+        self._store = occurrences if occurrences is not None else MemoryOccurrences()
+        self._buckets: dict[str, _Bucket] = {}
+        self._seq = 0
+
+    def add(self, incident: Incident) -> None:
+        seq = self._seq = self._seq + 1
+        key, aliases = _keyed(incident)
+        occurrence = Occurrence(incident.id, incident.source, incident.count, _timestamp(incident))
+        rank = confidence_rank(incident.confidence)
+        found = self._buckets.get(key)
+        if found is None:
+            found = self._buckets[key] = _Bucket(
+                len(self._buckets), (rank, seq, incident), (seq, occurrence), (seq, occurrence)
+            )
+        elif rank < found.best[0]:  # the first of the strongest stays on a tie
+            found.best = (rank, seq, incident)
+        found.last = (seq, occurrence)
+        found.aliases.update(aliases)
+        found.bare = found.bare or not aliases
+        if (offset := offset_key(incident)) is not None:
+            found.offset_keys.add(offset)
+        found.count += incident.count
+        found.size += 1
+        self._store.add(found.number, seq, occurrence)
+
+    def tallies(self) -> tuple[FindingTally, ...]:
+        """The findings in order of first occurrence (see the module docstring)."""
+        pairs = [(key, tuple(sorted(b.aliases))) for key, b in self._buckets.items() if b.aliases]
+        pairs += [(key, ()) for key, b in self._buckets.items() if b.bare]
+        joined = joined_buckets(pairs)
+        groups: dict[str, list[_Bucket]] = {}
+        for key, found in self._buckets.items():
+            groups.setdefault(joined.get(key, key), []).append(found)
+        ordered = sorted(groups.items(), key=lambda item: min(b.first[0] for b in item[1]))
+        return tuple(self._tally(bucket, members) for bucket, members in ordered)
+
+    def _tally(self, bucket: str, members: list[_Bucket]) -> FindingTally:
+        numbers = tuple(b.number for b in members)
+        store = self._store
+        return FindingTally(
+            bucket=bucket,
+            incident=min(b.best for b in members)[2],
+            aliases=tuple(sorted({k for b in members for k in b.offset_keys if k != bucket})),
+            count=sum(b.count for b in members),
+            size=sum(b.size for b in members),
+            first_seen=min(b.first for b in members)[1],
+            last_seen=max(b.last for b in members)[1],
+            _read=lambda: store.read(numbers),
+        )
+
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(Finding(t.bucket, t.incident, tuple(t.occurrences), t.aliases) for t in self.tallies())
 
 
 def group_findings(incidents: Iterable[Incident]) -> tuple[Finding, ...]:
     """The findings of a batch, in order of first occurrence (see the module docstring)."""
-    ordered = list(incidents)
-    keyed = [_keyed(i) for i in ordered]
-    joined = joined_buckets(keyed)
-    members: dict[str, list[Incident]] = {}
-    for incident, (bucket, _) in zip(ordered, keyed, strict=True):
-        members.setdefault(joined.get(bucket, bucket), []).append(incident)
-    findings: list[Finding] = []
-    for bucket, group in members.items():
-        aliases = sorted({k for i in group if (k := offset_key(i)) is not None and k != bucket})
-        occurrences = tuple(Occurrence(i.id, i.source, i.count, _timestamp(i)) for i in group)
-        findings.append(Finding(bucket, _representative(group), occurrences, tuple(aliases)))
-    return tuple(findings)
+    builder = FindingsBuilder()
+    for incident in incidents:
+        builder.add(incident)
+    return builder.findings()
 
 
 def compare(

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from hvci.details import details_json
-from hvci.findings import Finding, Occurrence, group_findings
+from hvci.findings import Occurrence, group_findings
 from hvci.model import Baseline, Caller, Evidence, Incident, Report
 from parsers.records import Diagnostic, InputInfo, Span, StackFrame
 
@@ -133,9 +134,36 @@ def occurrence_dict(occurrence: Occurrence) -> dict[str, Any]:
     }
 
 
-def finding_dict(finding: Finding, baseline: Baseline | None = None) -> dict[str, Any]:
+class FindingLike(Protocol):
+    """A finding as the writers need it: :class:`hvci.findings.Finding` (occurrences in a tuple) or
+    :class:`hvci.findings.FindingTally` (occurrences read as they are written)."""
+
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def incident(self) -> Incident: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def first_seen(self) -> Occurrence: ...
+    @property
+    def last_seen(self) -> Occurrence: ...
+    @property
+    def occurrences(self) -> Iterable[Occurrence]: ...
+
+
+def finding_dict(finding: FindingLike, baseline: Baseline | None = None) -> dict[str, Any]:
     """One de-duplicated bucket (see :mod:`hvci.findings`): the representative incident by id, the total
     count, first and last seen, every occurrence, and with a baseline whether it is new."""
+    head = _finding_head(finding, baseline)
+    head["occurrences"] = [occurrence_dict(o) for o in finding.occurrences]
+    return head
+
+
+def _finding_head(finding: FindingLike, baseline: Baseline | None) -> dict[str, Any]:
+    """:func:`finding_dict` with an empty ``occurrences`` list (in its place: keys keep their order)."""
     state = {} if baseline is None else {"baseline": baseline.states.get(finding.bucket, "new")}
     return {
         "bucket": finding.bucket,
@@ -147,7 +175,7 @@ def finding_dict(finding: Finding, baseline: Baseline | None = None) -> dict[str
         "count": finding.count,
         "first_seen": occurrence_dict(finding.first_seen),
         "last_seen": occurrence_dict(finding.last_seen),
-        "occurrences": [occurrence_dict(o) for o in finding.occurrences],
+        "occurrences": [],
         **state,
     }
 
@@ -166,16 +194,38 @@ def baseline_dict(baseline: Baseline | None) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Totals:
+    """The ``summary`` counts, kept as incidents go by (a streamed report holds these, not the incidents)."""
+
+    incidents: int = 0
+    hvci_related: int = 0
+    categories: Counter[str] = field(default_factory=Counter)
+    buckets: Counter[str | None] = field(default_factory=Counter)
+
+    def add(self, incident: Incident) -> None:
+        self.incidents += 1
+        if incident.category is not None:
+            self.categories[incident.category] += 1
+        if incident.hvci_related:
+            self.hvci_related += 1
+            self.buckets[incident.bucket] += 1
+
+    def summary(self, incomplete: bool) -> dict[str, Any]:
+        return {
+            "incidents": self.incidents,
+            "hvci_related": self.hvci_related,
+            "by_category": dict(sorted(self.categories.items())),
+            "by_bucket": dict(sorted(self.buckets.items())),
+            "incomplete": incomplete,
+        }
+
+
 def summary_dict(report: Report) -> dict[str, Any]:
-    categories = Counter(i.category for i in report.incidents if i.category is not None)
-    buckets = Counter(i.bucket for i in report.incidents if i.hvci_related)
-    return {
-        "incidents": len(report.incidents),
-        "hvci_related": len(report.hvci_incidents),
-        "by_category": dict(sorted(categories.items())),
-        "by_bucket": dict(sorted(buckets.items())),
-        "incomplete": report.incomplete,
-    }
+    totals = Totals()
+    for incident in report.incidents:
+        totals.add(incident)
+    return totals.summary(report.incomplete)
 
 
 def to_json_dict(report: Report) -> dict[str, Any]:
@@ -206,38 +256,15 @@ def render_json(report: Report) -> str:
 
 def iter_json(report: Report) -> Iterator[str]:
     """The JSON report (exactly ``dumps(to_json_dict(report), indent=2)``) in pieces: one per incident and
-    per finding, so that writing it needs memory for one incident at a time, not for the whole tree."""
-    top = to_json_dict_lazy(report)
-    yield "{"
-    for number, (key, value) in enumerate(top.items()):
-        yield ("," if number else "") + f"\n  {dumps(key)}: "
-        if not isinstance(value, Iterator):
-            yield _nested(dumps(value, indent=2), 2)
-            continue
-        empty = True
-        for item in value:
-            yield ("[" if empty else ",") + "\n    " + _nested(dumps(item, indent=2), 4)
-            empty = False
-        yield "[]" if empty else "\n  ]"
-    yield "\n}\n"
-
-
-def _nested(text: str, depth: int) -> str:
-    """``text`` (indented JSON) as it appears ``depth`` spaces deep in an enclosing document."""
-    return text.replace("\n", "\n" + " " * depth)
-
-
-def to_json_dict_lazy(report: Report) -> dict[str, Any]:
-    """:func:`to_json_dict` with its two long lists as iterators that make one item at a time (for
-    :func:`iter_json`)."""
-    return {
-        "schema": report.schema,
-        "inputs": [input_dict(i) for i in report.inputs],
-        "incidents": (incident_dict(i) for i in report.incidents),
-        "findings": (finding_dict(f, report.baseline) for f in group_findings(report.incidents)),
-        "summary": summary_dict(report),
-        **baseline_dict(report.baseline),
-    }
+    per occurrence, so that writing it needs memory for one incident at a time, not for the whole tree."""
+    return json_document(
+        report.schema,
+        report.inputs,
+        incident_pieces(report.incidents, "json"),
+        group_findings(report.incidents),
+        summary_dict(report),
+        report.baseline,
+    )
 
 
 def render_jsonl(report: Report) -> str:
@@ -248,10 +275,118 @@ def iter_jsonl(report: Report) -> Iterator[str]:
     """JSON Lines for streaming consumers: a ``header`` line (schema, inputs), one ``incident`` line per
     incident (the same object as in the JSON report), one ``finding`` line per bucket, then a ``summary``
     line. Every line has ``type``; each is made when it is written."""
-    yield dumps({"type": "header", "schema": report.schema, "inputs": [input_dict(i) for i in report.inputs]})
-    yield "\n"
-    for incident in report.incidents:
-        yield dumps({"type": "incident", **incident_dict(incident)}) + "\n"
-    for found in group_findings(report.incidents):
-        yield dumps({"type": "finding", **finding_dict(found, report.baseline)}) + "\n"
-    yield dumps({"type": "summary", **summary_dict(report), **baseline_dict(report.baseline)}) + "\n"
+    return jsonl_document(
+        report.schema,
+        report.inputs,
+        incident_pieces(report.incidents, "jsonl"),
+        group_findings(report.incidents),
+        summary_dict(report),
+        report.baseline,
+    )
+
+
+# ------------------------------------------------------------------------------ documents made in pieces
+# Shared by the writers above (a whole Report) and by hvci.batch.spool (a batch streamed through a file): the
+# incidents arrive as text already (each incident's piece), the findings as FindingLike whose occurrences are
+# read as they are written.
+
+
+class IncidentPieces:
+    """Each incident's text as it appears in the document, separators included; :meth:`end` closes the
+    incident list (JSON) or is empty (JSON Lines)."""
+
+    def __init__(self, fmt: str) -> None:
+        self._json = fmt == "json"
+        self._count = 0
+
+    def piece(self, incident: Incident) -> str:
+        self._count += 1
+        if not self._json:
+            return dumps({"type": "incident", **incident_dict(incident)}) + "\n"
+        return (
+            ("[" if self._count == 1 else ",")
+            + "\n    "
+            + _nested(dumps(incident_dict(incident), indent=2), 4)
+        )
+
+    def end(self) -> str:
+        if not self._json:
+            return ""
+        return "\n  ]" if self._count else "[]"
+
+
+def incident_pieces(incidents: Iterable[Incident], fmt: str) -> Iterator[str]:
+    pieces = IncidentPieces(fmt)
+    for incident in incidents:
+        yield pieces.piece(incident)
+    yield pieces.end()
+
+
+def json_document(
+    schema: str,
+    inputs: Iterable[InputInfo],
+    incidents: Iterable[str],
+    findings: Iterable[FindingLike],
+    summary: dict[str, Any],
+    baseline: Baseline | None,
+) -> Iterator[str]:
+    """The JSON report from its parts; ``incidents`` are the pieces :class:`IncidentPieces` made."""
+    yield "{\n  " + dumps("schema") + ": " + dumps(schema)
+    yield ',\n  "inputs": ' + _nested(dumps([input_dict(i) for i in inputs], indent=2), 2)
+    yield ',\n  "incidents": '
+    yield from incidents
+    yield ',\n  "findings": '
+    empty = True
+    for finding in findings:
+        yield ("[" if empty else ",") + "\n    "
+        yield from (_nested(piece, 4) for piece in _finding_pieces(finding, baseline, indent=2))
+        empty = False
+    yield "[]" if empty else "\n  ]"
+    tail = {"summary": summary, **baseline_dict(baseline)}
+    for key, value in tail.items():
+        yield f",\n  {dumps(key)}: " + _nested(dumps(value, indent=2), 2)
+    yield "\n}\n"
+
+
+def jsonl_document(
+    schema: str,
+    inputs: Iterable[InputInfo],
+    incidents: Iterable[str],
+    findings: Iterable[FindingLike],
+    summary: dict[str, Any],
+    baseline: Baseline | None,
+) -> Iterator[str]:
+    """The JSON Lines report from its parts; ``incidents`` are the lines :class:`IncidentPieces` made."""
+    yield dumps({"type": "header", "schema": schema, "inputs": [input_dict(i) for i in inputs]}) + "\n"
+    yield from incidents
+    for finding in findings:
+        yield from _finding_pieces(finding, baseline, indent=None, head={"type": "finding"})
+        yield "\n"
+    yield dumps({"type": "summary", **summary, **baseline_dict(baseline)}) + "\n"
+
+
+def _finding_pieces(
+    finding: FindingLike, baseline: Baseline | None, *, indent: int | None, head: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """``dumps(finding_dict(finding, baseline), indent=indent)`` with its occurrences made one by one (a
+    finding of a dense log lists hundreds of thousands)."""
+    text = dumps({**(head or {}), **_finding_head(finding, baseline)}, indent=indent)
+    before, after = text.split(_NO_OCCURRENCES, 1)  # a key, never a value's text: quotes there are escaped
+    yield before + '"occurrences": '
+    empty = True
+    for occurrence in finding.occurrences:
+        item = dumps(occurrence_dict(occurrence), indent=indent)
+        if indent is None:
+            yield ("[" if empty else ", ") + item
+        else:
+            yield ("[" if empty else ",") + "\n    " + _nested(item, 4)
+        empty = False
+    yield ("[]" if empty else "]" if indent is None else "\n  ]") + after
+
+
+_NO_OCCURRENCES = '"occurrences": []'
+
+
+def _nested(text: str, depth: int) -> str:
+    """``text`` (indented JSON) as it appears ``depth`` spaces deep in an enclosing document."""
+    return text.replace("\n", "\n" + " " * depth)

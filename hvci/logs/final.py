@@ -1,0 +1,102 @@
+"""One input's final incidents, in report order, handed out as soon as they can no longer change.
+
+:func:`hvci.logs.pipeline.analyze_inputs` keeps every incident of an input until its end, because a later
+``lm``, ``ln`` or the final pass may still re-emit any of them; a log of 277,000 verifier banners then holds
+277,000 incidents at once. Only the crash and counter groups the pipeline keeps for enrichment (at most
+:data:`~hvci.logs.pipeline.MAX_ENRICHABLE` of each) and the crash the correlator still holds open can
+change, so :class:`FinalIncidents` writes out everything that starts before the earliest of them, in the
+order ``analyze_inputs`` reports (line order, then order of first appearance), and keeps only the window:
+the same incidents, the same versions, the same order, with memory that does not grow with the input.
+
+The cut relies on records arriving in line order (a record never starts before one already read; checked on
+every sample and every real-world log). Should a parser ever break that, the stream notices and keeps the
+rest of the input until its end instead of writing anything out of order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from hvci.logs.pipeline import AnalyzeOptions, _input_info, _InputRun, _read_error
+from parsers.records import Diagnostic, InputInfo
+from parsers.stream import Input, iter_records
+
+if TYPE_CHECKING:
+    from hvci.model import Incident
+    from symbols.modules import ModuleMap
+    from symbols.resolve import SymbolResolver
+
+#: Incidents gathered between two looks at what can be written out (a look costs one pass over the window).
+SETTLE_EVERY = 2048
+
+
+class FinalIncidents:
+    """Iterate for the final incidents of ``inp`` in report order; :attr:`info` is the input's account
+    (lines, format, diagnostics, a read error that cut it short) once the iteration is over."""
+
+    def __init__(
+        self,
+        inp: Input,
+        options: AnalyzeOptions,
+        user_modules: ModuleMap | None = None,
+        resolver: SymbolResolver | None = None,
+    ) -> None:
+        self._input = inp
+        if user_modules is None:  # one input on its own; a run of several shares them
+            user_modules, resolver = options.user_modules(), options.resolver()
+        self._run = _InputRun(inp.path, options, user_modules, resolver)
+        self._pending: dict[str, Incident] = {}  # id -> latest version, in order of first appearance
+        self.info: InputInfo | None = None
+
+    def __iter__(self) -> Iterator[Incident]:
+        run, pending = self._run, self._pending
+        extra: list[Diagnostic] = []
+        in_order = True
+        last_line = 0
+        next_look = SETTLE_EVERY
+        try:
+            for record in iter_records(self._input):
+                for incident in run.feed(record):
+                    pending[incident.id] = incident
+                if isinstance(record, Diagnostic):  # a parser's note: it starts no group
+                    continue
+                line = record.span.first_line
+                in_order = in_order and line >= last_line
+                last_line = max(last_line, line)
+                if in_order and len(pending) >= next_look:
+                    yield from self._settled(line)
+                    next_look = len(pending) + SETTLE_EVERY
+        except OSError as error:
+            extra.append(_read_error(self._input, error))
+        for incident in run.finish():
+            pending[incident.id] = incident
+        self.info = _input_info(self._input, extra)
+        yield from self._take(sorted(pending.values(), key=_line))
+
+    def _settled(self, line: int) -> Iterator[Incident]:
+        """Every pending incident that starts before anything that may still change or appear: the kept
+        groups' incidents (re-emitted by an ``lm``, an ``ln`` or the final pass), the crash still open and
+        the records still to come (which start at ``line`` or later)."""
+        run = self._run
+        bound = line
+        for tracked in (*run.tracked, *run.counter_groups):
+            for incident in tracked.incidents:
+                bound = min(bound, incident.source.first_line)
+            if not tracked.incidents:
+                bound = min(bound, tracked.group.span.first_line)
+        open_group = run.correlator.open_group
+        if open_group is not None:
+            bound = min(bound, open_group.span.first_line)
+        ready = [incident for incident in self._pending.values() if incident.source.first_line < bound]
+        ready.sort(key=_line)  # stable: on one line, the order of first appearance
+        yield from self._take(ready)
+
+    def _take(self, incidents: list[Incident]) -> Iterator[Incident]:
+        for incident in incidents:
+            del self._pending[incident.id]
+            yield incident
+
+
+def _line(incident: Incident) -> int:
+    return incident.source.first_line
