@@ -2,16 +2,15 @@
 (``--baseline REPORT.json``, ``--baseline-run N|last``), between planning, running and rendering.
 
 Order matters for the store: known inputs are dropped before the run (so they cost a hash, not an
-analysis), and the run is recorded after the analysis, in one transaction, before the report is written
-(the store keeps the run even when stdout is a closed pipe).
+analysis), the baseline run is looked up before this one is recorded (``--baseline-run last`` is the run
+before this one), and the run is recorded after the analysis, in one transaction, before the report is
+written (the store keeps the run even when stdout is a closed pipe).
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
@@ -21,9 +20,7 @@ from hvci.batch.units import Unit, skip_known
 
 if TYPE_CHECKING:  # the store (sqlite3) and the baseline reader are imported by the runs that use them
     from hvci.batch.baseline import Keyed
-    from hvci.batch.run import BatchResult
     from hvci.batch.store import Store
-    from hvci.model import Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +58,7 @@ def before_run(units: Sequence[Unit], lab: LabOptions, store: Store | None, *, q
     return kept
 
 
-def _baseline_keys(lab: LabOptions, store: Store | None) -> tuple[list[Keyed], str] | None:
+def baseline_keys(lab: LabOptions, store: Store | None) -> tuple[list[Keyed], str] | None:
     """The earlier buckets and where they came from, or None without a baseline."""
     if lab.baseline is not None:
         from hvci.batch.baseline import BaselineError, entries, keys, load_report
@@ -84,27 +81,3 @@ def _run_number(text: str) -> int:
         return int(text)
     except ValueError:
         raise click.UsageError(f"--baseline-run takes a run number or 'last', not {text!r}") from None
-
-
-def baselined(report: Report, lab: LabOptions, store: Store | None) -> Report:
-    """The report with each finding marked new or unchanged against the baseline, when one was given.
-    Resolved before the run is recorded, so ``--baseline-run last`` is the run before this one."""
-    earlier = _baseline_keys(lab, store)
-    if earlier is None:
-        return report
-    from hvci.findings import compare, group_findings
-
-    marks = compare(group_findings(report.incidents), earlier[0], earlier[1])
-    return replace(report, baseline=marks)
-
-
-def record(batch: BatchResult, store: Store | None) -> None:
-    if store is None:
-        return
-    from hvci.batch.store import StoreError
-
-    command = shlex.join(["hvci-triage", *sys.argv[1:]])
-    try:
-        store.record(batch, command=command)
-    except StoreError as error:
-        raise click.UsageError(str(error)) from None

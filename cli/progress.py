@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # rich is imported only when a bar is shown: a run in a pipe 
     from rich.progress import Progress, TaskID
 
     from hvci.batch.units import Unit
-    from hvci.batch.work import InputResult
 
 
 def stderr_is_terminal() -> bool:
@@ -58,11 +57,12 @@ class BatchProgress:
             )
         return self
 
-    def advance(self, unit: Unit, results: Sequence[InputResult]) -> None:
+    def advance(self, unit: Unit, incidents: int) -> None:
+        """A unit is done; it gave ``incidents``."""
         if self._bar is None or self._task is None:
             return
         self.done += 1
-        self.incidents += sum(len(r.incidents) for r in results)
+        self.incidents += incidents
         self._bar.update(
             self._task,
             advance=unit.size,

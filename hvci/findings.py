@@ -63,6 +63,11 @@ class Finding:
         return sum(o.count for o in self.occurrences)
 
     @property
+    def size(self) -> int:
+        """How many occurrences."""
+        return len(self.occurrences)
+
+    @property
     def first_seen(self) -> Occurrence:
         return self.occurrences[0]
 
@@ -142,6 +147,12 @@ class MemoryOccurrences:
 
     def add(self, bucket: int, seq: int, occurrence: Occurrence) -> None:
         self._lists.setdefault(bucket, []).append((seq, occurrence))
+
+    def items(self) -> Iterator[tuple[int, int, Occurrence]]:
+        """(bucket, seq, occurrence) for everything held, bucket by bucket."""
+        for bucket, held in self._lists.items():
+            for seq, occurrence in held:
+                yield bucket, seq, occurrence
 
     def read(self, buckets: Sequence[int]) -> Iterator[Occurrence]:
         lists = [self._lists.get(bucket, []) for bucket in buckets]
@@ -256,7 +267,7 @@ def group_findings(incidents: Iterable[Incident]) -> tuple[Finding, ...]:
 
 
 def compare(
-    findings: Sequence[Finding], earlier: Sequence[tuple[str, tuple[str, ...]]], source: str
+    findings: Sequence[Finding | FindingTally], earlier: Sequence[tuple[str, tuple[str, ...]]], source: str
 ) -> Baseline:
     """Each finding ``new`` or ``unchanged`` against the ``(bucket, aliases)`` of an earlier report, and the
     earlier buckets no finding matches (:func:`same_bucket`), in their order."""

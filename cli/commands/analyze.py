@@ -8,8 +8,10 @@ it (:mod:`parsers.filetype`). Whatever cannot be read is named on stderr and in 
 and makes the analysis incomplete (exit 3), never clean.
 
 Inputs are analysed by ``--jobs`` worker processes, each input in isolation (a crash or a hang costs that
-input, as a diagnostic), or on a Dask cluster (``--scheduler``); the report is the same whatever the
-parallelism (:mod:`hvci.batch.run`). Data goes to stdout (or ``-o FILE``) as UTF-8 whatever the console
+input, as a diagnostic), or on a Dask cluster (``--scheduler``), or in this process for a single text log;
+the report is the same whatever the parallelism (:mod:`hvci.batch.run`). Incidents stream from the
+workers to the report and the ``--db`` store as they settle, so memory does not grow with their number
+(:mod:`hvci.batch.streamed`). Data goes to stdout (or ``-o FILE``) as UTF-8 whatever the console
 code page; the progress bar goes to stderr, only when stderr is a terminal and ``-q`` is not given;
 ``--stats`` adds one JSON line on stderr.
 
@@ -30,23 +32,40 @@ part, or symbols/images were given and a blamed address could still not be symbo
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.exitcodes import ExitCode
-from cli.lab import LabOptions, baselined, before_run, open_store, record
+from cli.lab import LabOptions, baseline_keys, before_run, open_store
 from cli.output import emit, warn
 from cli.progress import BatchProgress
-from hvci.batch.run import BatchResult, ClusterError, default_jobs, default_timeout, run_batch, unread
-from hvci.batch.units import Unit, plan
-from hvci.findings import group_findings
+from hvci.batch.run import (
+    BatchStats,
+    ClusterError,
+    UnitDone,
+    default_jobs,
+    default_timeout,
+    stream_batch,
+    unread,
+)
+from hvci.batch.streamed import StreamedReport
+from hvci.batch.units import Unit, plan, total_bytes
+from hvci.batch.work import IncidentBatch
+from hvci.findings import compare
 from hvci.logs.pipeline import AnalyzeOptions
-from hvci.model import CONFIDENCES, Incident, Report, confidence_rank
-from hvci.report import FORMATS, render_pieces
+from hvci.model import CONFIDENCES, Baseline, Incident, confidence_rank
+from hvci.report import FORMATS
 from symbols.store import symbol_path_from_environment
+
+if TYPE_CHECKING:
+    from hvci.batch.store import RunWriter
 
 FAIL_ON = ("hvci", "any", "never", "new", *CONFIDENCES[:-1])
 
@@ -64,43 +83,51 @@ def fails(incident: Incident, fail_on: str) -> bool:
     return confidence_rank(incident.confidence) <= CONFIDENCES.index(fail_on)
 
 
-def symbols_incomplete(report: Report, options: AnalyzeOptions) -> bool:
-    """Symbols or images were given, yet a blamed code address in a known module stayed unresolved."""
-    if options.symbol_path is None and not options.image_dirs:
-        return False
-    return any(
-        i.caller is not None
-        and i.caller.address is not None
-        and i.caller.module is not None
-        and i.caller.resolved_by in ("module", "none")
-        for i in report.hvci_incidents
+def unresolved(incident: Incident) -> bool:
+    """An HVCI incident whose blamed code address in a known module stayed unresolved (with symbols or
+    images given, that makes the analysis incomplete)."""
+    caller = incident.caller
+    return (
+        incident.hvci_related
+        and caller is not None
+        and caller.address is not None
+        and caller.module is not None
+        and caller.resolved_by in ("module", "none")
     )
 
 
-def _new_findings(report: Report) -> bool:
-    states = report.baseline.states if report.baseline is not None else {}
-    return any(
-        f.incident.hvci_related and states.get(f.bucket) == "new" for f in group_findings(report.incidents)
-    )
+@dataclass
+class Verdict:
+    """What the exit code needs, kept as incidents stream by."""
+
+    fail_on: str
+    symbols_given: bool
+    failing: bool = False
+    unresolved: bool = False
+
+    def add(self, incident: Incident) -> None:
+        if self.fail_on != "new":  # decided by the findings, against the baseline
+            self.failing = self.failing or fails(incident, self.fail_on)
+        self.unresolved = self.unresolved or (self.symbols_given and unresolved(incident))
+
+    def exit_code(self, report: StreamedReport, baseline: Baseline | None, *, exit_zero: bool) -> ExitCode:
+        """0, 1 or 3 (see the module docstring); 2 is decided by the caller (nothing could be read)."""
+        if self.fail_on == "new":
+            states = baseline.states if baseline is not None else {}
+            failing = any(f.incident.hvci_related and states.get(f.bucket) == "new" for f in report.findings)
+        else:
+            failing = self.failing
+        if failing and not exit_zero:
+            return ExitCode.FINDINGS
+        if self.unresolved or report.incomplete:
+            return ExitCode.INCOMPLETE
+        return ExitCode.OK
 
 
-def exit_code(report: Report, fail_on: str, *, exit_zero: bool, incomplete: bool) -> ExitCode:
-    """0, 1 or 3 (see the module docstring); 2 is decided by the caller (nothing could be read)."""
-    if fail_on == "new":
-        findings = not exit_zero and _new_findings(report)
-    else:
-        findings = not exit_zero and any(fails(i, fail_on) for i in report.incidents)
-    if findings:
-        return ExitCode.FINDINGS
-    if incomplete or report.incomplete:
-        return ExitCode.INCOMPLETE
-    return ExitCode.OK
-
-
-def _warn_unread(batch: BatchResult) -> None:
+def _warn_unread(report: StreamedReport) -> None:
     """One line per input with an error: one about the whole input (what it is, why it was not read: at its
     start) as is, one further in as what cut the reading short."""
-    for result in batch.results:
+    for result in report.results:
         errors = [d for d in result.info.diagnostics if d.severity == "error"]
         if not errors:
             continue
@@ -124,16 +151,57 @@ class RunSettings:
         return self.timeout or None
 
 
-def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings) -> BatchResult:
-    with BatchProgress(not settings.quiet, units) as progress:
-        return run_batch(
-            units,
-            options,
+@dataclass
+class _Run:
+    """A run in progress: where its parts go."""
+
+    report: StreamedReport
+    verdict: Verdict
+    writer: RunWriter | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def stats(self, units: Sequence[Unit], settings: RunSettings) -> BatchStats:
+        return BatchStats(
+            inputs=len(self.report.results),
+            unread=sum(1 for r in self.report.results if unread(r)),
+            bytes=total_bytes(units),
+            incidents=self.report.totals.incidents,
+            findings=len(self.report.findings),
+            seconds=time.monotonic() - self.started,
             jobs=settings.jobs,
-            timeout=settings.limit,
-            scheduler=settings.scheduler,
-            progress=progress.advance if progress.enabled else None,
+            engine="dask" if settings.scheduler is not None else "local",
         )
+
+
+def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings, run: _Run) -> None:
+    """Analyse the units, each part going to the report, the store and the verdict as it arrives."""
+    with BatchProgress(not settings.quiet, units) as progress:
+        for event in stream_batch(
+            units, options, jobs=settings.jobs, timeout=settings.limit, scheduler=settings.scheduler
+        ):
+            if isinstance(event, UnitDone):
+                if progress.enabled:
+                    progress.advance(event.unit, event.incidents)
+                continue
+            run.report.add(event)
+            if run.writer is not None:
+                run.writer.add(event)
+            if isinstance(event, IncidentBatch):
+                for incident in event.incidents:
+                    run.verdict.add(incident)
+
+
+def _record(run: _Run) -> None:
+    """Append the run to the store (before the report is written: the store keeps the run even when stdout
+    is a closed pipe)."""
+    from hvci.batch.store import StoreError
+
+    assert run.writer is not None
+    command = shlex.join(["hvci-triage", *sys.argv[1:]])
+    try:
+        run.writer.commit(command=command, findings=run.report.findings, incomplete=run.report.incomplete)
+    except StoreError as error:
+        raise click.UsageError(str(error)) from None
 
 
 @click.command("analyze")
@@ -252,27 +320,31 @@ def command(
     if fail_on == "new" and baseline is None and baseline_run is None:
         raise click.UsageError("--fail-on new needs --baseline or --baseline-run")
     settings = RunSettings(quiet, jobs or default_jobs(), timeout, scheduler)
-    store = open_store(db) if db is not None else None
-    try:
-        units = before_run(plan(paths, sys.stdin.buffer), lab, store, quiet=quiet)
-        batch = _run(units, options, settings)
-        if not quiet:
-            _warn_unread(batch)
-        if all(unread(r) for r in batch.results):
+    symbols_given = options.symbol_path is not None or bool(options.image_dirs)
+    with ExitStack() as stack:
+        store = stack.enter_context(open_store(db)) if db is not None else None
+        run = _Run(stack.enter_context(StreamedReport(fmt)), Verdict(fail_on, symbols_given))
+        try:
+            units = before_run(plan(paths, sys.stdin.buffer), lab, store, quiet=quiet)
+            earlier = baseline_keys(lab, store)  # before this run is recorded: "last" is the one before
+            if store is not None:
+                run.writer = store.writer()
+            _run(units, options, settings, run)
+            if not quiet:
+                _warn_unread(run.report)
+            if all(unread(r) for r in run.report.results):
+                ctx.exit(ExitCode.USAGE)
+            marks = None if earlier is None else compare(run.report.findings, *earlier)
+            if run.writer is not None:
+                _record(run)
+            emit(run.report.pieces(marks), output)
+        except KeyboardInterrupt:
+            warn("interrupted")
+            ctx.exit(ExitCode.INTERRUPTED)
+        except ClusterError as error:
+            warn(str(error))
             ctx.exit(ExitCode.USAGE)
-        report = baselined(batch.report, lab, store)
-        record(batch, store)
-        emit(render_pieces(report, fmt), output)
-    except KeyboardInterrupt:
-        warn("interrupted")
-        ctx.exit(ExitCode.INTERRUPTED)
-    except ClusterError as error:
-        warn(str(error))
-        ctx.exit(ExitCode.USAGE)
-    finally:
-        if store is not None:
-            store.close()
-    if stats:
-        click.echo(json.dumps(batch.stats.as_dict()), err=True)
-    code = exit_code(report, fail_on, exit_zero=exit_zero, incomplete=symbols_incomplete(report, options))
+        if stats:
+            click.echo(json.dumps(run.stats(units, settings).as_dict()), err=True)
+        code = run.verdict.exit_code(run.report, marks, exit_zero=exit_zero)
     ctx.exit(code)

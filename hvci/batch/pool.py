@@ -6,7 +6,12 @@ keeps each worker's current item in view: a worker that dies (a signal, the OOM 
 item's deadline is ended and replaced, and that item alone gets a :class:`Failure` saying what happened.
 
 Workers ignore SIGINT: Ctrl-C reaches the parent, which ends them (a traceback from each worker would bury
-the one-line message). Results come back as they finish; the caller puts them in order.
+the one-line message).
+
+A task streams: it returns an iterable, and the worker sends each item of it to the parent as soon as it is
+made (pickled, so the parent can keep a part it cannot use yet as bytes), then says the task is done. Memory
+on both sides is then one part, not a whole result; the parent sees parts as they come, from every worker,
+and the caller puts them in order.
 """
 
 from __future__ import annotations
@@ -14,16 +19,24 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import multiprocessing
+import pickle
 import signal
+import struct
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 Item = TypeVar("Item")
-Result = TypeVar("Result")
+
+#: A worker's message: the item's index and what follows (a part, the end, a failure's message).
+_HEADER = struct.Struct("<qB")
+_PART, _DONE, _FAILED = 0, 1, 2
+
+#: The most messages taken from one worker before looking at the others (their deadlines, their parts).
+_MESSAGES_PER_ROUND = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +46,17 @@ class Failure:
     message: str
 
 
+class Done:
+    """The item's task has made all its parts."""
+
+
+DONE = Done()
+
+#: What :meth:`IsolatedPool.run` hands out for an item: a part (pickled), :data:`DONE`, or a Failure (which
+#: ends the item too, after whatever parts came before it).
+Event: TypeAlias = "bytes | Done | Failure"
+
+
 def _context() -> Any:
     """fork where there is one (a worker starts in milliseconds with the engine already imported), else
     spawn (Windows, macOS)."""
@@ -40,7 +64,7 @@ def _context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _serve(connection: Connection, task: Callable[[Any], Any]) -> None:
+def _serve(connection: Connection, task: Callable[[Any], Iterable[Any]]) -> None:
     """A worker: run items until told to stop (``None``) or the parent goes away. Its death is reported
     by the parent as one line, so a fault handler inherited from the parent must not print a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -54,10 +78,32 @@ def _serve(connection: Connection, task: Callable[[Any], Any]) -> None:
             return
         index, item = message
         try:
-            result: Any = task(item)
+            for part in task(item):
+                payload = pickle.dumps(part, pickle.HIGHEST_PROTOCOL)
+                connection.send_bytes(_HEADER.pack(index, _PART) + payload)
         except Exception as error:  # a bug must cost one input, not the batch; the message says which
-            result = Failure(f"the analysis failed ({type(error).__name__}: {error})")
-        connection.send((index, result))
+            text = raised_message(error)
+            connection.send_bytes(_HEADER.pack(index, _FAILED) + text.encode("utf-8", "replace"))
+            continue
+        connection.send_bytes(_HEADER.pack(index, _DONE))
+
+
+def _event(data: bytes) -> tuple[int, Event]:
+    index, kind = _HEADER.unpack_from(data)
+    payload = data[_HEADER.size :]
+    if kind == _PART:
+        return index, payload
+    if kind == _FAILED:
+        return index, Failure(payload.decode("utf-8", "replace"))
+    return index, DONE
+
+
+def raised_message(error: BaseException) -> str:
+    return f"the analysis failed ({type(error).__name__}: {error})"
+
+
+def late_message(seconds: float) -> str:
+    return f"the analysis took longer than its time limit ({seconds:.0f} s) and was stopped"
 
 
 def death_message(exitcode: int | None) -> str:
@@ -80,12 +126,12 @@ class _Worker(Generic[Item]):
     started: float = field(default_factory=time.monotonic)
 
 
-class IsolatedPool(Generic[Item, Result]):
+class IsolatedPool(Generic[Item]):
     """``jobs`` worker processes running ``task`` over items; see the module docstring."""
 
     def __init__(
         self,
-        task: Callable[[Item], Result],
+        task: Callable[[Item], Iterable[Any]],
         jobs: int,
         timeout: Callable[[Item], float | None] = lambda item: None,
     ) -> None:
@@ -125,28 +171,32 @@ class IsolatedPool(Generic[Item, Result]):
         worker.deadline = None if limit is None else time.monotonic() + limit
         worker.connection.send((index, item))
 
-    def _outcome(self, worker: _Worker[Item], ready: list[Any]) -> tuple[Result | Failure, bool] | None:
-        """The finished item's result or failure and whether the worker is broken (dead or stuck), or None
-        while the item is still running."""
-        if worker.connection in ready or worker.connection.poll():
-            try:
-                _, result = worker.connection.recv()
-                return result, False
-            except (EOFError, OSError):
-                worker.process.join(5)
-                return Failure(death_message(worker.process.exitcode)), True
-        if worker.process.sentinel in ready:
+    def _events(self, worker: _Worker[Item], ready: list[Any]) -> tuple[list[Event], bool]:
+        """What the worker sent since the last look (its item ends with :data:`DONE` or a Failure) and
+        whether the worker is broken (dead or stuck)."""
+        events: list[Event] = []
+        connection = worker.connection
+        waiting = connection in ready  # then the first recv does not block
+        try:
+            while len(events) < _MESSAGES_PER_ROUND and (waiting or connection.poll()):
+                waiting = False
+                events.append(_event(connection.recv_bytes())[1])
+                if not isinstance(events[-1], bytes):
+                    return events, False
+        except (EOFError, OSError):
             worker.process.join(5)
-            return Failure(death_message(worker.process.exitcode)), True
+            return [*events, Failure(death_message(worker.process.exitcode))], True
+        if worker.process.sentinel in ready and not connection.poll():
+            worker.process.join(5)
+            return [*events, Failure(death_message(worker.process.exitcode))], True
         if worker.deadline is not None and time.monotonic() >= worker.deadline:
             seconds = worker.deadline - worker.started
-            return Failure(
-                f"the analysis took longer than its time limit ({seconds:.0f} s) and was stopped"
-            ), True
-        return None
+            return [*events, Failure(late_message(seconds))], True
+        return events, False
 
-    def run(self, items: Sequence[Item]) -> Iterator[tuple[int, Result | Failure]]:
-        """``(index, result or Failure)`` for every item, as they finish."""
+    def run(self, items: Sequence[Item]) -> Iterator[tuple[int, Event]]:
+        """``(index, event)`` for every item's parts, as they come; each item ends with :data:`DONE` or a
+        :class:`Failure`."""
         pending: deque[tuple[int, Item]] = deque(enumerate(items))
         try:
             for _ in range(min(self._jobs, len(pending))):
@@ -157,19 +207,19 @@ class IsolatedPool(Generic[Item, Result]):
             for worker in list(self._workers):
                 self._retire(worker, kill=True)
 
-    def _round(self, pending: deque[tuple[int, Item]]) -> Iterator[tuple[int, Result | Failure]]:
+    def _round(self, pending: deque[tuple[int, Item]]) -> Iterator[tuple[int, Event]]:
         busy = [w for w in self._workers if w.index is not None]
         deadlines = [w.deadline for w in busy if w.deadline is not None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout)
         for worker in busy:
-            finished = self._outcome(worker, ready)
-            if finished is None:
-                continue
-            outcome, broken = finished
+            events, broken = self._events(worker, ready)
             index = worker.index
             assert index is not None
-            yield index, outcome
+            for event in events:
+                yield index, event
+            if not events or isinstance(events[-1], bytes):
+                continue  # the item is still running
             if not broken:
                 worker.index = None
                 if pending:

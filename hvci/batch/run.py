@@ -1,21 +1,29 @@
-"""A batch run: units analysed in parallel (local worker processes or a Dask cluster), merged in plan order.
+"""A batch run: units analysed in parallel (local worker processes or a Dask cluster), streamed in plan order.
 
-The report does not depend on how the work was spread: results are kept by unit index and put together in
-plan order once all are in, so ``--jobs 1``, ``--jobs 8`` and a cluster give byte-identical reports. A unit
-that raised, crashed its worker or ran out of time is one ``error`` diagnostic on that unit's input.
+The report does not depend on how the work was spread: :func:`stream_batch` hands out each unit's parts
+(incident batches, input results; :mod:`hvci.batch.work`) in plan order, so ``--jobs 1``, ``--jobs 8`` and a
+cluster give byte-identical reports. The unit first in plan order is passed on as its worker streams it;
+the parts of units running ahead of it wait, as the pickled bytes the worker sent, in memory up to
+:data:`WAITING_IN_MEMORY` and in a temporary file beyond (:class:`~hvci.batch.spill.Waiting`), so memory
+does not grow with what the workers find. A unit that raised, crashed its worker or ran out of time ends
+with one ``error`` diagnostic on that unit's input (after the incidents it streamed before, which are
+kept). A run of one text log is analysed in this process (:mod:`hvci.batch.inproc`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from hvci.batch.pool import Failure, IsolatedPool
+from hvci.batch import inproc
+from hvci.batch.pool import Done, Event, Failure, IsolatedPool
+from hvci.batch.spill import Waiting
 from hvci.batch.units import Unit, total_bytes
-from hvci.batch.work import InputResult, analyse_unit, failed
+from hvci.batch.work import IncidentBatch, InputResult, Part, failed, gather, scatter, stream_unit
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Report
@@ -25,8 +33,21 @@ from hvci.model import Report
 BASE_TIMEOUT = 300.0
 SECONDS_PER_MB = 2.0
 
-#: Called in the parent as each unit finishes: (unit, its results).
-Progress = Callable[[Unit, Sequence[InputResult]], None]
+#: Bytes of parts kept in memory for units running ahead of the one being passed on; more go to a file.
+WAITING_IN_MEMORY = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class UnitDone:
+    """The last event of a unit in :func:`stream_batch`: which, and how many incidents it gave."""
+
+    index: int
+    unit: Unit
+    incidents: int
+
+
+#: What :func:`stream_batch` hands out, in plan order.
+BatchEvent = IncidentBatch | InputResult | UnitDone
 
 
 class ClusterError(Exception):
@@ -87,13 +108,94 @@ def unread(result: InputResult) -> bool:
     return result.sha256 is None and any(d.severity == "error" for d in result.info.diagnostics)
 
 
-def _local(
-    units: Sequence[Unit], options: AnalyzeOptions, jobs: int, timeout: Callable[[Unit], float | None]
-) -> Iterator[tuple[int, list[InputResult] | Failure]]:
-    pool: IsolatedPool[Unit, list[InputResult]] = IsolatedPool(
-        functools.partial(analyse_unit, options=options), jobs, timeout
+def analysis_events(
+    units: Sequence[Unit],
+    options: AnalyzeOptions,
+    *,
+    jobs: int,
+    timeout: Callable[[Unit], float | None] = default_timeout,
+    scheduler: str | None = None,
+) -> Iterator[tuple[int, Part | Event]]:
+    """Every unit's events as they come, in any order: parts (as objects or pickled) and an end."""
+    if scheduler is not None:
+        from hvci.batch.distributed import run_on_cluster  # the optional extra, imported only when asked
+
+        for index, outcome in run_on_cluster(units, options, scheduler):
+            if not isinstance(outcome, Failure):
+                yield from ((index, part) for part in scatter(outcome))
+            yield index, outcome if isinstance(outcome, Failure) else Done()
+    elif inproc.eligible(units):
+        yield from inproc.run_here(units[0], options, timeout(units[0]))
+    else:
+        pool: IsolatedPool[Unit] = IsolatedPool(
+            functools.partial(stream_unit, options=options), jobs, timeout
+        )
+        yield from pool.run(units)
+
+
+def stream_batch(
+    units: Sequence[Unit],
+    options: AnalyzeOptions,
+    *,
+    jobs: int | None = None,
+    timeout: Callable[[Unit], float | None] = default_timeout,
+    scheduler: str | None = None,
+) -> Iterator[BatchEvent]:
+    """Every unit's parts in plan order, each unit closed by :class:`UnitDone` (see the module docstring).
+    ``scheduler`` (``tcp://HOST:PORT``) runs the units on a Dask cluster instead of local processes."""
+    events = analysis_events(
+        units, options, jobs=jobs or default_jobs(), timeout=timeout, scheduler=scheduler
     )
-    return pool.run(units)
+    order = _InOrder(units)
+    try:
+        for index, event in events:
+            yield from order.take(index, event)
+    finally:
+        order.close()
+
+
+class _InOrder:
+    """Puts the events of units running in parallel back in plan order (see the module docstring)."""
+
+    def __init__(self, units: Sequence[Unit]) -> None:
+        self._units = units
+        self._next = 0  # the unit being passed on
+        self._ended: dict[int, Done | Failure] = {}
+        self._waiting = Waiting(WAITING_IN_MEMORY)
+        self._incidents = 0  # of the unit being passed on
+
+    def close(self) -> None:
+        self._waiting.close()
+
+    def take(self, index: int, event: Part | Event) -> Iterator[BatchEvent]:
+        if index != self._next:
+            if isinstance(event, Done | Failure):
+                self._ended[index] = event
+            else:
+                self._waiting.add(index, event if isinstance(event, bytes) else pickle.dumps(event))
+            return
+        if isinstance(event, Done | Failure):
+            self._ended[index] = event
+        else:
+            yield self._part(event)
+        while self._next in self._ended:
+            yield from self._end(self._ended.pop(self._next))
+            for payload in self._waiting.take(self._next):  # the next unit's parts so far, now live
+                yield self._part(payload)
+
+    def _part(self, event: Part | bytes) -> IncidentBatch | InputResult:
+        part: Part = pickle.loads(event) if isinstance(event, bytes) else event
+        if isinstance(part, IncidentBatch):
+            self._incidents += len(part.incidents)
+        return part
+
+    def _end(self, end: Done | Failure) -> Iterator[BatchEvent]:
+        unit = self._units[self._next]
+        if isinstance(end, Failure):
+            yield failed(unit.name, end.message)
+        yield UnitDone(self._next, unit, self._incidents)
+        self._next += 1
+        self._incidents = 0
 
 
 def run_batch(
@@ -103,26 +205,15 @@ def run_batch(
     jobs: int | None = None,
     timeout: Callable[[Unit], float | None] = default_timeout,
     scheduler: str | None = None,
-    progress: Progress | None = None,
 ) -> BatchResult:
-    """Analyse every unit and merge the results in plan order (see the module docstring). ``scheduler``
-    (``tcp://HOST:PORT``) runs the units on a Dask cluster instead of local processes."""
+    """:func:`stream_batch` gathered into one report, for callers that want it whole (tests, the TUI)."""
     started = time.monotonic()
-    jobs = jobs or default_jobs()
-    if scheduler is not None:
-        from hvci.batch.distributed import run_on_cluster  # the optional extra, imported only when asked
-
-        outcomes = run_on_cluster(units, options, scheduler)
-    else:
-        outcomes = _local(units, options, jobs, timeout)
-    by_unit: dict[int, list[InputResult]] = {}
-    for index, outcome in outcomes:
-        unit = units[index]
-        results = [failed(unit.name, outcome.message)] if isinstance(outcome, Failure) else outcome
-        by_unit[index] = results
-        if progress is not None:
-            progress(unit, results)
-    ordered = tuple(r for index in range(len(units)) for r in by_unit[index])
+    parts = [
+        e
+        for e in stream_batch(units, options, jobs=jobs, timeout=timeout, scheduler=scheduler)
+        if not isinstance(e, UnitDone)
+    ]
+    ordered = tuple(gather(parts))
     report = Report(
         inputs=tuple(r.info for r in ordered), incidents=tuple(i for r in ordered for i in r.incidents)
     )
@@ -133,7 +224,7 @@ def run_batch(
         incidents=len(report.incidents),
         findings=len(group_findings(report.incidents)),
         seconds=time.monotonic() - started,
-        jobs=jobs,
+        jobs=jobs or default_jobs(),
         engine="dask" if scheduler is not None else "local",
     )
     return BatchResult(report, ordered, stats)

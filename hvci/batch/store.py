@@ -5,7 +5,10 @@ Standard library ``sqlite3`` only. What makes it safe to share:
 * **WAL journal** and a busy timeout: readers never block the writer, and two runs writing at once wait for
   each other instead of failing ("database is locked");
 * **one transaction per run**, opened only once the run's analysis is done (``BEGIN IMMEDIATE`` ...
-  ``COMMIT``): a run killed at any moment leaves either all of its rows or none, never a half-written run;
+  ``COMMIT``): a run killed at any moment leaves either all of its rows or none, never a half-written run.
+  Until then a :class:`RunWriter` writes inputs and incidents as the batch streams them into a private
+  temporary database attached to the connection (memory stays flat however many incidents a run has); the
+  transaction copies them over in SQL;
 * **a schema version** (``PRAGMA user_version``) and ordered migrations applied in a transaction of their
   own when an older store is opened; a store made by a newer hvci-triage is refused, not damaged.
 
@@ -25,9 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 from hvci.batch.run import BatchResult
-from hvci.findings import Finding, group_findings, joined_buckets
+from hvci.batch.work import IncidentBatch, InputResult
+from hvci.findings import group_findings, joined_buckets
+from hvci.model import Incident
 from hvci.report.json_report import dumps, incident_dict
 from hvci.report.rollup import BucketRow, DriverRow, Rollup, RunRow
 
@@ -95,6 +101,20 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+#: The staging tables of a :class:`RunWriter` (in the attached temporary database ``stage``): the columns
+#: of ``inputs`` and ``incidents`` without the run, inputs numbered from 1 in report order.
+_STAGE = """
+    CREATE TABLE stage.inputs (seq INTEGER PRIMARY KEY, path TEXT, sha256 TEXT, size INTEGER, format TEXT,
+        encoding TEXT, lines INTEGER, diagnostics TEXT);
+    CREATE TABLE stage.incidents (input_seq INTEGER, incident TEXT, bucket TEXT, category TEXT,
+        hvci_related INTEGER, confidence TEXT, driver TEXT, count INTEGER, first_line INTEGER,
+        last_line INTEGER, data TEXT)
+"""
+_INPUT_COLUMNS = "path, sha256, size, format, encoding, lines, diagnostics"
+_INCIDENT_COLUMNS = (
+    "incident, bucket, category, hvci_related, confidence, driver, count, first_line, last_line, data"
+)
+
 
 class StoreError(Exception):
     """The store cannot be used (not SQLite, made by a newer version, cannot be written); one line."""
@@ -106,6 +126,21 @@ class StoredFinding:
 
     bucket: str
     aliases: tuple[str, ...]
+
+
+class StoredFindingLike(Protocol):
+    """What a findings row needs (:class:`hvci.findings.Finding` or :class:`~hvci.findings.FindingTally`)."""
+
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def incident(self) -> Incident: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def size(self) -> int: ...
 
 
 def _now() -> str:
@@ -162,98 +197,26 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ writing
 
-    def record(self, batch: BatchResult, *, command: str, started: str | None = None) -> int:
-        """Append a run in one transaction; returns its id."""
-        findings = group_findings(batch.report.incidents)
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            run_id = self._insert_run(batch, findings, command, started or _now())
-            for result in batch.results:
-                info = result.info
-                diagnostics = dumps(
-                    [{"message": d.message, "severity": d.severity} for d in info.diagnostics]
-                )
-                input_id = db.execute(
-                    "INSERT INTO inputs (run_id, path, sha256, size, format, encoding, lines, diagnostics) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run_id,
-                        info.path,
-                        result.sha256,
-                        result.size,
-                        info.format,
-                        info.encoding,
-                        info.lines,
-                        diagnostics,
-                    ),
-                ).lastrowid
-                db.executemany(
-                    "INSERT INTO incidents (run_id, input_id, incident, bucket, category, hvci_related, "
-                    "confidence, driver, count, first_line, last_line, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        (
-                            run_id,
-                            input_id,
-                            i.id,
-                            i.bucket,
-                            i.category,
-                            int(i.hvci_related),
-                            i.confidence,
-                            i.driver,
-                            i.count,
-                            i.source.first_line,
-                            i.source.last_line,
-                            dumps(incident_dict(i)),
-                        )
-                        for i in result.incidents
-                    ),
-                )
-            db.executemany(
-                "INSERT INTO findings (run_id, bucket, aliases, category, driver, hvci_related, title, "
-                "count, occurrences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        run_id,
-                        f.bucket,
-                        json.dumps(list(f.aliases)),
-                        f.incident.category,
-                        f.incident.driver,
-                        int(f.incident.hvci_related),
-                        f.incident.title,
-                        f.count,
-                        len(f.occurrences),
-                    )
-                    for f in findings
-                ),
-            )
-            db.execute("COMMIT")
-        except sqlite3.DatabaseError as error:
-            db.execute("ROLLBACK")
-            raise StoreError(f"cannot write the run to {self.path}: {error}") from None
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return run_id
+    def writer(self) -> RunWriter:
+        """A run to be written as it streams; :meth:`RunWriter.commit` appends it."""
+        return RunWriter(self._db, self.path)
 
-    def _insert_run(self, batch: BatchResult, findings: Sequence[Finding], command: str, started: str) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO runs (started, finished, tool_version, command, inputs, incidents, findings, "
-            "incomplete) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                started,
-                _now(),
-                _version(),
-                command,
-                len(batch.results),
-                len(batch.report.incidents),
-                len(findings),
-                int(batch.report.incomplete),
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+    def record(self, batch: BatchResult, *, command: str, started: str | None = None) -> int:
+        """Append a whole run (its results with their incidents) in one transaction; returns its id."""
+        writer = self.writer()
+        started = started or _now()
+        try:
+            for result in batch.results:
+                writer.add(IncidentBatch(result.incidents))
+                writer.add(result)
+            return writer.commit(
+                command=command,
+                started=started,
+                findings=group_findings(batch.report.incidents),
+                incomplete=batch.report.incomplete,
+            )
+        finally:
+            writer.close()
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -356,3 +319,137 @@ def _drivers(buckets: Sequence[BucketRow]) -> tuple[DriverRow, ...]:
         for name, rows in grouped.items()
     ]
     return tuple(sorted(drivers, key=lambda d: (-d.count, d.driver)))
+
+
+class RunWriter:
+    """One run being written: :meth:`add` each part of the batch in order (:mod:`hvci.batch.work`), then
+    :meth:`commit`. Nothing reaches the store before the commit (see the module docstring)."""
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self._db = db
+        self._path = path
+        self._inputs = 0
+        self._incidents = 0
+        self._started = _now()
+        try:
+            db.execute("ATTACH DATABASE '' AS stage")
+            for statement in _STAGE.split(";"):
+                db.execute(statement)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot stage the run for {path}: {error}") from None
+
+    def add(self, part: IncidentBatch | InputResult) -> None:
+        try:
+            if isinstance(part, IncidentBatch):
+                self._add_incidents(part.incidents)
+            else:
+                self._add_input(part)
+        except sqlite3.DatabaseError as error:  # the temporary database's disk is full
+            raise StoreError(f"cannot stage the run for {self._path}: {error}") from None
+
+    def _add_input(self, result: InputResult) -> None:
+        info = result.info
+        diagnostics = dumps([{"message": d.message, "severity": d.severity} for d in info.diagnostics])
+        self._inputs += 1
+        self._db.execute(
+            f"INSERT INTO stage.inputs (seq, {_INPUT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._inputs,
+                info.path,
+                result.sha256,
+                result.size,
+                info.format,
+                info.encoding,
+                info.lines,
+                diagnostics,
+            ),
+        )
+
+    def _add_incidents(self, incidents: Sequence[Incident]) -> None:
+        """Incidents of the input being read (the next one :meth:`add` closes)."""
+        self._incidents += len(incidents)
+        seq = self._inputs + 1
+        self._db.executemany(
+            f"INSERT INTO stage.incidents (input_seq, {_INCIDENT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    seq,
+                    i.id,
+                    i.bucket,
+                    i.category,
+                    int(i.hvci_related),
+                    i.confidence,
+                    i.driver,
+                    i.count,
+                    i.source.first_line,
+                    i.source.last_line,
+                    dumps(incident_dict(i)),
+                )
+                for i in incidents
+            ),
+        )
+
+    def commit(
+        self,
+        *,
+        command: str,
+        findings: Sequence[StoredFindingLike],
+        incomplete: bool,
+        started: str | None = None,
+    ) -> int:
+        """Append the run in one transaction; returns its id."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            run_id = self._insert_run(command, started or self._started, len(findings), incomplete)
+            base = db.execute("SELECT COALESCE(MAX(id), 0) FROM inputs").fetchone()[0]
+            db.execute(
+                f"INSERT INTO inputs (id, run_id, {_INPUT_COLUMNS}) "
+                f"SELECT ? + seq, ?, {_INPUT_COLUMNS} FROM stage.inputs ORDER BY seq",
+                (base, run_id),
+            )
+            db.execute(
+                f"INSERT INTO incidents (run_id, input_id, {_INCIDENT_COLUMNS}) "
+                f"SELECT ?, ? + input_seq, {_INCIDENT_COLUMNS} FROM stage.incidents ORDER BY rowid",
+                (run_id, base),
+            )
+            db.executemany(
+                "INSERT INTO findings (run_id, bucket, aliases, category, driver, hvci_related, title, "
+                "count, occurrences) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        run_id,
+                        f.bucket,
+                        json.dumps(list(f.aliases)),
+                        f.incident.category,
+                        f.incident.driver,
+                        int(f.incident.hvci_related),
+                        f.incident.title,
+                        f.count,
+                        f.size,
+                    )
+                    for f in findings
+                ),
+            )
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as error:
+            db.execute("ROLLBACK")
+            raise StoreError(f"cannot write the run to {self._path}: {error}") from None
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return run_id
+
+    def _insert_run(self, command: str, started: str, findings: int, incomplete: bool) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO runs (started, finished, tool_version, command, inputs, incidents, findings, "
+            "incomplete) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (started, _now(), _version(), command, self._inputs, self._incidents, findings, int(incomplete)),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def close(self) -> None:
+        """Drop the staging database (the store keeps what :meth:`commit` wrote)."""
+        self._db.execute("DETACH DATABASE stage")

@@ -1,5 +1,11 @@
 """Analysing one :class:`~hvci.batch.units.Unit`, in a worker process: the only place archives are opened.
 
+The analysis is a stream of :data:`Part` s: each input's final incidents in batches of at most
+:data:`BATCH` as the pipeline settles them (:mod:`hvci.logs.final`), then the input's :class:`InputResult`
+(without incidents) that closes it; so a worker never holds more than a batch of a 300 MB log, and the parent
+writes the incidents as they come (:mod:`hvci.batch.run`). :func:`analyse_unit` gathers the stream into
+whole results for those who want them at once (a Dask task, tests).
+
 What a file is comes from :func:`parsers.filetype.sniff` (the one sniffer): a gzip file is decompressed
 and, when a tar archive is inside, read as one; a tar archive's file members are read front to back; any
 other file goes to the log pipeline, which reads text, crash dumps and event logs and names what it cannot.
@@ -14,12 +20,13 @@ import io
 import os
 import stat
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Protocol
 
 from hvci.batch.units import Unit, content_hash, member_name
-from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
+from hvci.logs.final import FinalIncidents
+from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Incident
 from parsers import filetype
 from parsers.records import Diagnostic, InputInfo, Severity, Span
@@ -35,6 +42,9 @@ if TYPE_CHECKING:
 MAX_IN_MEMORY = 512 * 1024 * 1024
 _PIECE = 1024 * 1024
 
+#: The most incidents sent in one message from a worker to the parent.
+BATCH = 512
+
 
 @dataclass(frozen=True, slots=True)
 class InputResult:
@@ -48,15 +58,56 @@ class InputResult:
     size: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentBatch:
+    """Final incidents of the input being read, in report order."""
+
+    incidents: tuple[Incident, ...]
+
+
+#: What the analysis of a unit streams: incident batches, each input closed by its result.
+Part = IncidentBatch | InputResult
+
+
 def failed(name: str, message: str, severity: Severity = "error") -> InputResult:
     """The result of an input that was not read: named, with why, and never clean."""
     diagnostic = Diagnostic(Span(name, 0, 0), message, severity)
     return InputResult(InputInfo(name, "unread", "unknown", diagnostics=(diagnostic,)))
 
 
-def _analyse(inp: Input, options: AnalyzeOptions, sha256: str | None, size: int) -> InputResult:
-    report = analyze_inputs([inp], options)
-    return InputResult(report.inputs[0], report.incidents, sha256, size)
+def _analyse(inp: Input, options: AnalyzeOptions, sha256: str | None, size: int) -> Iterator[Part]:
+    stream = FinalIncidents(inp, options)
+    batch: list[Incident] = []
+    for incident in stream:
+        batch.append(incident)
+        if len(batch) >= BATCH:
+            yield IncidentBatch(tuple(batch))
+            batch.clear()
+    if batch:
+        yield IncidentBatch(tuple(batch))
+    assert stream.info is not None
+    yield InputResult(stream.info, (), sha256, size)
+
+
+def gather(parts: Iterable[Part]) -> list[InputResult]:
+    """A stream of parts as whole results, each with its incidents."""
+    results: list[InputResult] = []
+    incidents: list[Incident] = []
+    for part in parts:
+        if isinstance(part, IncidentBatch):
+            incidents.extend(part.incidents)
+        else:
+            results.append(replace(part, incidents=(*part.incidents, *incidents)))
+            incidents = []
+    return results
+
+
+def scatter(results: Iterable[InputResult]) -> Iterator[Part]:
+    """Whole results (a Dask task's) as a stream of parts: the inverse of :func:`gather`."""
+    for result in results:
+        if result.incidents:
+            yield IncidentBatch(result.incidents)
+        yield replace(result, incidents=())
 
 
 class Readable(Protocol):
@@ -75,7 +126,7 @@ def read_capped(stream: Readable, name: str) -> bytes:
     return b"".join(pieces)
 
 
-def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> InputResult:
+def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[Part]:
     inp = open_input(None, data=data, name=name)
     return _analyse(inp, options, hashlib.sha256(data).hexdigest(), len(data))
 
@@ -97,38 +148,42 @@ def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, byte
             yield shown, read_capped(handle, shown)
 
 
-def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> list[InputResult]:
+def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Iterator[Part]:
     import tarfile
 
-    results: list[InputResult] = []
+    members = 0
     try:
         with tarfile.open(fileobj=opener, mode="r|*") as archive:
             for shown, content in tar_members(archive, name):
+                members += 1
                 if isinstance(content, str):
-                    results.append(failed(shown, content, "warning"))
+                    yield failed(shown, content, "warning")
                 else:
-                    results.append(analyse_bytes(shown, content, options))
+                    yield from analyse_bytes(shown, content, options)
     except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
-        results.append(failed(name, f"a damaged or cut-off tar archive, read up to here: {error}"))
-    if not results:
-        results.append(failed(name, "an empty tar archive"))
-    return results
+        members += 1
+        yield failed(name, f"a damaged or cut-off tar archive, read up to here: {error}")
+    if not members:
+        yield failed(name, "an empty tar archive")
 
 
-def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputResult]:
+def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Part]:
     import gzip
 
     try:
         with gzip.open(path, "rb") as stream:
             head = stream.read(filetype.HEAD_BYTES)
-        if filetype.sniff(head).kind == "tar-archive":
-            with open(path, "rb") as raw:
-                return _tar_results(raw, unit.name, options)
-        with gzip.open(path, "rb") as stream:
-            data = read_capped(stream, unit.name)
+        if filetype.sniff(head).kind != "tar-archive":
+            with gzip.open(path, "rb") as stream:
+                data = read_capped(stream, unit.name)
     except (OSError, EOFError, zlib.error, ValueError) as error:
-        return [failed(unit.name, f"a damaged gzip file, not read: {error}")]
-    return [analyse_bytes(unit.name, data, options)]
+        yield failed(unit.name, f"a damaged gzip file, not read: {error}")
+        return
+    if filetype.sniff(head).kind == "tar-archive":
+        with open(path, "rb") as raw:
+            yield from _tar_results(raw, unit.name, options)
+    else:
+        yield from analyse_bytes(unit.name, data, options)
 
 
 def read_zip_member(path: str, member: str, name: str) -> bytes | str:
@@ -144,27 +199,44 @@ def read_zip_member(path: str, member: str, name: str) -> bytes | str:
         return f"a damaged archive member, not read: {error}"
 
 
-def _file_results(unit: Unit, path: str, options: AnalyzeOptions) -> list[InputResult]:
+def _file_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Part]:
+    data: bytes | None = None
+    kind = sha256 = None
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device named explicitly: read it once
             with open(path, "rb") as stream:
-                return _data_results(unit.name, read_capped(stream, unit.name), options)
-        with open(path, "rb") as handle:
-            head = handle.read(filetype.HEAD_BYTES)
-        kind = filetype.sniff(head).kind
-        if kind == "gzip":
-            return _gzip_results(unit, path, options)
-        if kind == "tar-archive":
-            with open(path, "rb") as raw:
-                return _tar_results(raw, unit.name, options)
-        sha256 = content_hash(path)
+                data = read_capped(stream, unit.name)
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(filetype.HEAD_BYTES)
+            kind = filetype.sniff(head).kind
+            if kind not in ("gzip", "tar-archive"):
+                sha256 = content_hash(path)
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        return [failed(unit.name, f"cannot read: {reason}")]
-    return [_analyse(open_input(path, name=unit.name), options, sha256, unit.size)]
+        yield failed(unit.name, f"cannot read: {reason}")
+        return
+    if data is not None:
+        yield from _data_results(unit.name, data, options)
+    elif kind == "gzip":
+        yield from _gzip_results(unit, path, options)
+    elif kind == "tar-archive":
+        yield from _opened_tar(unit, path, options)
+    else:
+        yield from _analyse(open_input(path, name=unit.name), options, sha256, unit.size)
 
 
-def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> list[InputResult]:
+def _opened_tar(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Part]:
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below, once the members are streamed
+    except OSError as error:
+        yield failed(unit.name, f"cannot read: {error.strerror or error}")
+        return
+    with raw:
+        yield from _tar_results(raw, unit.name, options)
+
+
+def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[Part]:
     """Bytes already in memory (stdin, a unit shipped to a cluster): gzip and tar are opened here too."""
     kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "gzip":
@@ -174,22 +246,35 @@ def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> list[Input
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
                 data = read_capped(stream, name)
         except (OSError, EOFError, zlib.error, ValueError) as error:
-            return [failed(name, f"a damaged gzip file, not read: {error}")]
+            yield failed(name, f"a damaged gzip file, not read: {error}")
+            return
         kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "tar-archive":
-        return _tar_results(io.BytesIO(data), name, options)
-    return [analyse_bytes(name, data, options)]
+        yield from _tar_results(io.BytesIO(data), name, options)
+    else:
+        yield from analyse_bytes(name, data, options)
+
+
+def stream_unit(unit: Unit, options: AnalyzeOptions) -> Iterator[Part]:
+    """Every input of ``unit`` analysed, in order, as a stream of parts (see the module docstring). Read
+    errors become diagnostics of the input they hit; anything else raised is the caller's to turn into one
+    (see :mod:`hvci.batch.pool`)."""
+    if unit.problem is not None:
+        yield failed(unit.name, unit.problem, unit.severity)
+    elif unit.data is not None:
+        yield from _data_results(unit.name, unit.data, options)
+    elif unit.member is not None:
+        assert unit.path is not None
+        data = read_zip_member(unit.path, unit.member, unit.name)
+        if isinstance(data, str):
+            yield failed(unit.name, data)
+        else:
+            yield from _data_results(unit.name, data, options)
+    else:
+        assert unit.path is not None
+        yield from _file_results(unit, unit.path, options)
 
 
 def analyse_unit(unit: Unit, options: AnalyzeOptions) -> list[InputResult]:
-    """Every input of ``unit`` analysed, in order. Read errors become diagnostics of the input they hit;
-    anything else raised is the caller's to turn into one (see :mod:`hvci.batch.pool`)."""
-    if unit.problem is not None:
-        return [failed(unit.name, unit.problem, unit.severity)]
-    if unit.data is not None:
-        return _data_results(unit.name, unit.data, options)
-    assert unit.path is not None
-    if unit.member is not None:
-        data = read_zip_member(unit.path, unit.member, unit.name)
-        return [failed(unit.name, data)] if isinstance(data, str) else _data_results(unit.name, data, options)
-    return _file_results(unit, unit.path, options)
+    """:func:`stream_unit` gathered: every input's result with its incidents."""
+    return gather(stream_unit(unit, options))

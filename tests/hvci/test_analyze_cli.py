@@ -149,7 +149,7 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("cli.commands.analyze.run_batch", interrupted)
+    monkeypatch.setattr("cli.commands.analyze.stream_batch", interrupted)
     code, out, err = run(str(HAXM))
     assert code == ExitCode.INTERRUPTED and out == "" and "interrupted" in err
 

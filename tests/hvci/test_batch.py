@@ -7,7 +7,8 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Sequence
+import pickle
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ from click.testing import CliRunner
 from cli.exitcodes import ExitCode
 from cli.main import cli
 from hvci.batch import run as batch_run
-from hvci.batch.pool import Failure, IsolatedPool
+from hvci.batch.pool import DONE, Failure, IsolatedPool
 from hvci.batch.run import run_batch
 from hvci.batch.units import Unit, plan
-from hvci.batch.work import InputResult, analyse_unit
+from hvci.batch.work import Part, stream_unit
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.report import render
 from tests.hvci.batch_corpus import LOGS, build
@@ -132,7 +133,7 @@ def test_stats_is_one_json_line_on_stderr(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- isolation
 
 
-def _hostile(unit: Unit, options: AnalyzeOptions) -> list[InputResult]:
+def _hostile(unit: Unit, options: AnalyzeOptions) -> Iterator[Part]:
     """A stand-in for a native reader gone wrong, chosen by the input's file name."""
     name = Path(unit.name).name
     if name == "segfault.log":
@@ -141,7 +142,7 @@ def _hostile(unit: Unit, options: AnalyzeOptions) -> list[InputResult]:
         threading.Event().wait()  # blocks until the pool's time limit ends the worker
     if name == "raise.log":
         raise RuntimeError("bug in a parser")
-    return analyse_unit(unit, options)
+    return stream_unit(unit, options)
 
 
 def _units(tmp_path: Path, names: Sequence[str]) -> list[Unit]:
@@ -158,7 +159,7 @@ def test_a_crash_a_hang_and_a_bug_cost_one_input_each(
 ) -> None:
     names = ["a.log", "segfault.log", "b.log", "hang.log", "raise.log", "c.log"]
     units = _units(tmp_path, names)
-    monkeypatch.setattr(batch_run, "analyse_unit", _hostile)
+    monkeypatch.setattr(batch_run, "stream_unit", _hostile)
     limit = {str(tmp_path / "hang.log"): 2.0}
     batch = run_batch(units, AnalyzeOptions(), jobs=2, timeout=lambda unit: limit.get(unit.name))
     messages = {
@@ -175,15 +176,16 @@ def test_a_crash_a_hang_and_a_bug_cost_one_input_each(
     assert "analysis INCOMPLETE" in render(batch.report, "text")
 
 
-def _double(value: int) -> int:
-    return value * 2
+def _multiples(value: int) -> Iterator[int]:
+    return iter(range(value, value * 4, value or 1))
 
 
-def test_the_pool_returns_every_item_once() -> None:
-    pool: IsolatedPool[int, int] = IsolatedPool(_double, jobs=3)
-    results = dict(pool.run(list(range(20))))
-    assert results == {n: n * 2 for n in range(20)}
-    assert not any(isinstance(r, Failure) for r in results.values())
+def test_the_pool_streams_every_part_of_every_item_once_then_ends_it() -> None:
+    pool: IsolatedPool[int] = IsolatedPool(_multiples, jobs=3)
+    parts: dict[int, list[object]] = {}
+    for index, event in pool.run(list(range(20))):
+        parts.setdefault(index, []).append(event if not isinstance(event, bytes) else pickle.loads(event))
+    assert parts == {n: [*range(n, n * 4, n or 1), DONE] for n in range(20)}
 
 
 # ------------------------------------------------------------------------------------------------ cluster
