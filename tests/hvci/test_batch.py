@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import threading
-import pickle
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cli.exitcodes import ExitCode
 from cli.main import cli
 from hvci.batch import run as batch_run
-from hvci.batch.pool import DONE, Failure, IsolatedPool
+from hvci.batch.pool import DONE, IsolatedPool
 from hvci.batch.run import run_batch
 from hvci.batch.units import Unit, plan
 from hvci.batch.work import Part, stream_unit
