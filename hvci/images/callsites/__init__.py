@@ -16,10 +16,13 @@ routine pointers from ``MmGetSystemRoutineAddress`` whose ``UNICODE_STRING`` nam
 string, or one built with ``RtlInitUnicodeString``), including through a global they were stored in.
 
 Modules: ``x86`` decodes instructions, ``values`` holds the abstract values, ``dataflow`` and
-``calls`` interpret a function, ``verdict`` judges a call, ``prefilter`` and ``analysis`` drive an image.
+``calls`` interpret a function, ``verdict`` judges a call, ``rawrefs``, ``prefilter`` and ``analysis``
+drive an image.
 
-Cost is bounded: a cheap pass without operand details finds the functions that reference anything relevant,
-only those are decoded in detail, and instructions are capped per function and per image.
+Cost is bounded: in x64 code the bytes of each function first tell whether it may reference anything
+relevant (``rawrefs``), a cheap pass without operand details lists those functions (and the code no
+function range covers), only the functions that do reference something are decoded in detail, and
+instructions are capped per function and per image.
 """
 
 from hvci.images.callsites.analysis import analyse_calls

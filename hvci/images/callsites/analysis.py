@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 from hvci.images.callsites import dataflow
 from hvci.images.callsites.arm64 import analyse_arm64
 from hvci.images.callsites.calls import CallInterpreter
 from hvci.images.callsites.image import Image, Target, function_ranges, pdata_namer, regions
-from hvci.images.callsites.prefilter import Prefilter, Scanned
+from hvci.images.callsites.prefilter import Functions, Prefilter, Scanned
+from hvci.images.callsites.rawrefs import may_branch_to, may_reference, spans_of
 from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi
-from hvci.images.callsites.stores import decide, near
+from hvci.images.callsites.stores import WIDEST_STORE, decide, near
 from hvci.images.callsites.x86 import Region
 from hvci.knowledge import kb
 from symbols.pe import PeImage
@@ -63,6 +65,16 @@ def analyse_calls(
     return _result(image, namer, sites, analyser.capped or bool(overlapping), notes + more, counted)
 
 
+def _branching(code: bytes, start: int, *, targets: frozenset[int]) -> bool:
+    return may_branch_to(code, start, targets)
+
+
+def _referencing(rvas: set[int]) -> Callable[[bytes, int], bool]:
+    """The test of a function's bytes: may it reference one of ``rvas``."""
+    spans = spans_of(rvas)
+    return lambda code, start: may_reference(code, start, spans, rvas.__contains__)
+
+
 def _result(
     image: Image,
     namer: Callable[[int], FunctionName],
@@ -110,8 +122,26 @@ class Analyser:
                     self.image.thunks[stub] = Target(reached.api, reached.dll, how)
                     changed = True
 
+    def _list_branchers(self, functions: Functions) -> None:
+        """List every function that may branch to an import stub, or to a ``jmp`` that reaches one (a
+        chain of them): what decides which stubs are thunks."""
+        slots = self.image.slots
+        aims = {stub for chunk in functions.items for stub, rva in chunk.stubs if rva in slots}
+        while aims:
+            functions.list_where(partial(_branching, targets=frozenset(aims)))
+            hops = {hop for chunk in functions.items for hop, target in chunk.hops if target in aims}
+            if hops <= aims:
+                return
+            aims = aims | hops
+
     def run(self, found: list[Region]) -> tuple[list[CallSite], list[str]]:
-        scanned = [chunk for region in found for chunk in self.prefilter.scan(region)]
+        functions = Functions(self.prefilter, found)
+        interesting = set(self.image.slots)
+        if self.image.wdf is not None:  # KMDF methods are called through the WdfFunctions table
+            interesting.add(self.image.wdf.rva)
+        functions.list_where(_referencing(interesting))
+        self._list_branchers(functions)
+        scanned = functions.items
         # a stub nothing branches to stays a plain tail jump (its own site), so no call is lost
         branched_to = set().union(*(chunk.direct for chunk in scanned))
         for chunk in scanned:
@@ -122,9 +152,6 @@ class Analyser:
                         target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
                     )
         self._chain_thunks(scanned, branched_to)
-        interesting = set(self.image.slots)
-        if self.image.wdf is not None:  # KMDF methods are called through the WdfFunctions table
-            interesting.add(self.image.wdf.rva)
         thunks = set(self.image.thunks)
         results: dict[int, list[CallSite]] = {}
         for index, chunk in enumerate(scanned):
@@ -132,6 +159,7 @@ class Analyser:
                 results[index] = self.interpreter.analyse(chunk.region)
         if self.image.global_fns:
             again = set(self.image.global_fns)
+            functions.list_where(_referencing(again))
             for index, chunk in enumerate(scanned):
                 if chunk.mem & again:
                     results[index] = self.interpreter.analyse(chunk.region)
@@ -141,6 +169,12 @@ class Analyser:
             # every function that may write the globals those arguments are loaded from, for their stores
             wanted = sorted(
                 {(p.value.ref, p.value.size) for p in pending.values() if isinstance(p.value.ref, int)}
+            )
+            around = [(rva - WIDEST_STORE + 1, rva + size) for rva, size in wanted]
+            functions.list_where(
+                lambda code, rva: may_reference(
+                    code, rva, around, lambda ref: any(lo <= ref < hi for lo, hi in around)
+                )
             )
             for index, chunk in enumerate(scanned):
                 if index not in results and near(chunk.mem, wanted):

@@ -9,6 +9,7 @@ cut into functions here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from itertools import islice
 from typing import NamedTuple
 
@@ -37,17 +38,24 @@ class Prefilter:
         self.scanned_bytes = 0
         self.capped = False
 
-    def scan(self, region: Region) -> list[Scanned]:
+    def read(self, region: Region) -> bytes:
+        """A function's bytes for this pass (counted, and cut at the image's per-function cap)."""
+        code, capped = self.image.code(region)
+        self.capped |= capped
+        self.scanned_bytes += len(code)
+        return code
+
+    def scan(self, region: Region, code: bytes | None = None) -> list[Scanned]:
         """The memory RVAs and direct call/jump targets each function references, and the ``jmp [slot]``
         stubs. Gaps between known functions are cut into functions after a ``ret``/``int3`` that no earlier
-        jump of the same function reaches past (MSVC puts blocks after the ``ret``)."""
+        jump of the same function reaches past (MSVC puts blocks after the ``ret``). ``code``: the bytes
+        :meth:`read` gave for ``region``, when they were read before."""
         out: list[Scanned] = []
         current = Scanned(Region(region.start, region.end, region.source), set(), set(), [], [])
         previous = before_stub = None
         reach = region.start
-        code, capped = self.image.code(region)
-        self.capped |= capped
-        self.scanned_bytes += len(code)
+        if code is None:
+            code = self.read(region)
         gap = region.source == "gap"
         budget = MAX_LITE_INSNS - self.count
         listed = 0
@@ -89,3 +97,32 @@ class Prefilter:
                 return None  # absolute addressing in x64 code is not an image reference we follow
             return address + size + (value if sign == "+" else -value)
         return (value - self.image.pe.image_base) & 0xFFFFFFFF
+
+
+class Functions:
+    """The image's functions as the cheap pass sees them, listed when needed. Gaps are listed at once (they
+    are cut into functions there). In x64 code a ``.pdata``/PDB function is listed only once its bytes may
+    hold what the analysis asks about (:mod:`hvci.images.callsites.rawrefs`: the callers of
+    :meth:`list_where` ask before each decision); until then it stands as an empty record, which is what
+    listing it would give for every question asked so far."""
+
+    def __init__(self, prefilter: Prefilter, regions: list[Region]) -> None:
+        self.prefilter = prefilter
+        self.items: list[Scanned] = []
+        self._unlisted: dict[int, bytes] = {}  # index of a function not listed yet -> its bytes
+        for region in regions:
+            code = prefilter.read(region)
+            if prefilter.bits == 64 and region.source != "gap":
+                self._unlisted[len(self.items)] = code
+                self.items.append(Scanned(region, set(), set(), [], []))
+            else:
+                self.items.extend(prefilter.scan(region, code))
+
+    def list_where(self, test: Callable[[bytes, int], bool]) -> None:
+        """List the functions not listed yet whose bytes pass ``test(code, rva)``."""
+        for index in sorted(self._unlisted):
+            code = self._unlisted[index]
+            region = self.items[index].region
+            if test(code, region.start):
+                del self._unlisted[index]
+                self.items[index] = self.prefilter.scan(region, code)[0]  # not a gap: one function
