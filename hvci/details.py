@@ -26,9 +26,10 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 if TYPE_CHECKING:
-    from hvci.knowledge.records import Era
     from hvci.model import IncidentKind
 
+#: When a 0xC4 subcode meaning held (knowledge: subcodes.toml ``era``).
+Era = Literal["current", "older-build", "pre-2020-docs"]
 #: How much a failed image rule or call site matters; ``none`` for results that are not failures.
 Level = Literal["error", "warning", "note", "none"]
 #: The verdict of an image rule.
@@ -318,7 +319,7 @@ DETAILS_BY_KIND: dict[IncidentKind, tuple[type[Details], ...]] = {
     "event": (EventDetails,),
     "image": (ImageDetails,),
     "call-site": (CallSiteDetails, UncalledImportDetails),
-    "memory-integrity": (MemoryIntegrityDetails,),  # and its MemoryIntegrityState
+    "memory-integrity": (MemoryIntegrityDetails, MemoryIntegrityState),
     "verifier-notice": (VerifierNoticeDetails,),
     "wdf-log": (WdfLogDetails,),
 }

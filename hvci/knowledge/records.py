@@ -22,13 +22,14 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from hvci.details import Era
+
 #: Kinds of the deciding argument of an affected API; all but ``none`` name a table of constants.toml.
 ArgumentKind = Literal[
     "pool-type", "pool-flags", "page-protection", "mdl-priority", "lookaside-flags", "cache-type", "none"
 ]
 ARGUMENT_KINDS: tuple[ArgumentKind, ...] = get_args(ArgumentKind)
-#: When a subcode meaning held (``SubcodeMeaning.era``).
-Era = Literal["current", "older-build", "pre-2020-docs"]
+#: When a subcode meaning held (``SubcodeMeaning.era``; an incident's details show it: hvci.details).
 ERAS: tuple[Era, ...] = get_args(Era)
 DescriptionSource = Literal["capture", "docs", "old-docs", "ours"]
 #: Kinds of 0xC4 Arg2..Arg4 (``SubcodeMeaning.arg_kinds``).
