@@ -22,6 +22,7 @@ schema (see docs/extending.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -311,7 +312,7 @@ Details: TypeAlias = (
 )
 
 #: The details record(s) of each incident kind (``Incident`` checks it when made).
-DETAILS_BY_KIND: dict[IncidentKind, tuple[type[Details], ...]] = {
+DETAILS_BY_KIND: Mapping[IncidentKind, tuple[type[Details], ...]] = {
     "bugcheck": (CrashDetails,),
     "verifier-banner": (CrashDetails,),
     "verifier-counters": (CounterDetails,),

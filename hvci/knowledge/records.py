@@ -152,7 +152,7 @@ class Category(Record, frozen=True):
 
         return read_remediation(self.remediation_path)
 
-    def title_for(self, who: str, details: Mapping[str, Any]) -> str:
+    def title_for(self, who: str, details: Mapping[str, object]) -> str:
         """``incident_title`` for the driver ``who``, then the ``title_details`` whose every ``{key}`` /
         ``{key.name}`` the incident's details have, in parentheses: "Drv.sys allocated executable pool
         (NonPagedPool, tag MEMH)"."""
@@ -160,7 +160,7 @@ class Category(Record, frozen=True):
         return self.incident_title.replace("{who}", who) + (f" ({', '.join(parts)})" if parts else "")
 
 
-def _fill(template: str, details: Mapping[str, Any]) -> str | None:
+def _fill(template: str, details: Mapping[str, object]) -> str | None:
     """``template`` with each ``{key}`` / ``{key.field}`` taken from ``details``; None when one is absent."""
     values: list[str] = []
     for key, name in _PLACEHOLDER.findall(template):
