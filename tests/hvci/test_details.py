@@ -23,9 +23,11 @@ from hvci.details import (
     CallSiteDetails,
     CrashDetails,
     DecodedValue,
+    ImageDetails,
     Record,
     RuleFacts,
     details_json,
+    image_details,
 )
 from hvci.knowledge import kb
 from hvci.knowledge.records import _PLACEHOLDER, ARGUMENT_KINDS
@@ -196,3 +198,13 @@ def test_every_title_placeholder_names_a_crash_field() -> None:
                 assert key in crash, (category.id, part)
                 assert not name or (crash[key] == "DecodedValue | None" and name in decoded), part
 
+
+
+def test_an_image_incident_shows_every_fact_its_rule_found() -> None:
+    """ImageDetails is the rule, its status, level and message, then RuleFacts' fields (same names, types
+    and order): a fact added to one record and not the other would be lost on the way to the report."""
+    facts = [(f.name, f.type) for f in fields(RuleFacts)]
+    assert [(f.name, f.type) for f in fields(ImageDetails)][4:] == facts
+    found = _sample(msgspec.inspect.type_info(RuleFacts), full=True)
+    shown = details_json(image_details("r", "error", found, "fail", "m"))
+    assert shown == {"rule": "r", "status": "fail", "level": "error", "message": "m", **details_json(found)}
