@@ -13,8 +13,9 @@ a field that has a default (``None``) left out while it has that default, a fiel
 from the report", never ``null``; where the same kind shows a key as ``null`` in one incident and leaves it
 out in another, those are two records (:class:`MemoryIntegrityDetails` and :class:`MemoryIntegrityState`,
 :class:`CallSiteDetails` and :class:`UncalledImportDetails`). docs/report.schema.json describes the JSON of
-each (``$defs``, ``details*``); ``tests/hvci/test_details.py`` checks that every record round-trips through
-it.
+each (``$defs`` named after the record, tied to the kind in ``incidentFields.allOf``);
+``tests/hvci/test_details.py`` checks that those definitions are what the types say and that every record
+round-trips through its JSON.
 
 To add a kind: a record here, a member in :data:`Details` and in :data:`DETAILS_BY_KIND`, its JSON in the
 schema (see docs/extending.md).
