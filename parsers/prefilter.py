@@ -32,16 +32,19 @@ from typing import Any
 
 JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
 # What may precede a line-start anchor, as a superset of what a trigger's optional prefix can match: every
-# character ``\s`` matches in a decoded line (NBSP and friends from web pastes included), ``>``, ``*``,
-# ``#``, ``:``, ASCII digits and a stray byte-order mark (U+FEFF, from pasted exports), and what a paste
-# puts in front of a line (``-``/``+`` bullets, ``1.``/``1)`` numbering, backticks, ``\`` escapes, ``~~~``
-# fences; the dispatcher checks the real trigger on the line as ``parsers.paste`` cleans it). For bytes
-# chunks the non-ASCII ones appear as their UTF-8 (or cp1252) byte sequences.
-JUNK_STR = r"[\s>*#:0-9\ufeff\-+.)`\\~]*+"
+# white-space character of a decoded line but the newline (NBSP and friends from web pastes included; junk
+# never runs on into the next line, which would make the blank or box line before a trigger line the
+# candidate), ``>``, ``*``, ``#``, ``:``, ASCII digits and a stray byte-order mark (U+FEFF, from pasted
+# exports), and what a paste puts in front of a line (``-``/``+`` bullets, ``1.``/``1)`` numbering,
+# backticks, ``\`` escapes, ``~~~`` fences; the dispatcher checks the real trigger on the line as
+# ``parsers.paste`` cleans it). For bytes chunks the non-ASCII ones appear as their UTF-8 (or cp1252) byte
+# sequences.
+_SPACE_STR = "\t\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+JUNK_STR = rf"[{_SPACE_STR}>*#:0-9\ufeff\-+.)`\\~]*+"
 # one possessive class: ASCII junk plus every byte of the UTF-8 encodings of the non-ASCII spaces (lead
 # bytes C2 E1 E2 E3 EF, continuation bytes 80-BF) and cp1252's NBSP (A0). A superset (it also skips some
 # other non-ASCII text at the start of a line), which costs nothing but a few extra candidates.
-JUNK_BYTES = rb"[\s\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef\-+.)`\\~]*+"
+JUNK_BYTES = rb"[ \t\x0b\x0c\r\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef\-+.)`\\~]*+"
 MIN_ANCHOR = 3
 #: UTF-8 lead bytes that JUNK_BYTES skips (non-ASCII spaces and the BOM begin with these)
 _JUNK_LEAD_BYTES = frozenset(b"\xc2\xe1\xe2\xe3\xef")

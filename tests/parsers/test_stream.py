@@ -111,6 +111,21 @@ def test_every_trigger_line_is_a_prefilter_candidate() -> None:
             assert number in candidates, text
 
 
+@pytest.mark.parametrize("kind", [bytes, str])
+def test_the_candidate_is_the_trigger_line_not_the_blank_or_box_line_above_it(kind: type) -> None:
+    """Junk before an anchor stops at the end of its line: a blank line, or a banner's box line of stars and
+    blanks, above a trigger line is not itself a candidate (each one would cost the dispatcher a look)."""
+    text = "\nnoise\n\n  \t\n*                 *\n   BUGCHECK_CODE:  c4\n"  # (a sentinel first)
+    data = text.encode() if kind is bytes else text
+    scanner = Prefilter(p.trigger for p in PARSERS).scanner(data)
+    starts = []
+    position = 1
+    while (start := scanner.next_candidate(position)) >= 0:
+        starts.append(start)
+        position = data.index("\n" if kind is str else b"\n", start) + 1  # type: ignore[arg-type]
+    assert starts == [data.index("   BUGCHECK" if kind is str else b"   BUGCHECK")]  # type: ignore[arg-type]
+
+
 def test_anchor_extraction() -> None:
     assert [a.text for a in anchors_for(r"^[\s>*]*(?:Fatal System Error:|BugCheck\s+)") or ()] == [
         "Fatal System Error:",
