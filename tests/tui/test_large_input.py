@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.app import App, ComposeResult
 from textual.widgets import TabbedContent
 
 from tui.app import TriageApp, make_app
+from tui.linestore import LineStore
 from tui.loading import Source
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import FindingsTable
@@ -79,3 +81,42 @@ async def test_keys_answer_while_100_mb_loads(tmp_path: Path) -> None:
         assert table.count_of(finding) == crashes
         assert app.triage.query_one(EvidenceLog).line_count > 1_000_000
     assert answered >= 1, "keys are answered while the file loads"
+
+
+class _LogApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield EvidenceLog()
+
+
+async def test_lines_arriving_out_of_view_repaint_nothing() -> None:
+    """While a large input loads, the evidence view grows ten times a second: the scroll area grows, but
+    the lines on screen are repainted only when new ones come into view (or the line numbers widen), and
+    the screen is laid out again only when a scrollbar appears."""
+    store = LineStore()
+    app = _LogApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(EvidenceLog)
+        log.show_lines(store, "big.log")
+        await pilot.pause()
+        repaints: list[object] = []
+        layouts: list[object] = []
+        real_refresh = log.refresh
+
+        def spy(*args: object, layout: bool = False, **kwargs: object) -> object:
+            (layouts if layout else repaints).append(args)
+            return real_refresh(*args, layout=layout, **kwargs)
+
+        log.refresh = spy  # type: ignore[method-assign]
+
+        def add(count: int) -> tuple[int, int]:
+            repaints.clear()
+            layouts.clear()
+            store.append_chunk("".join(f"line {n}\n" for n in range(count)))
+            log.lines_added()
+            return len(repaints), len(layouts)
+
+        assert add(10) == (1, 0)  # the first lines: in view
+        assert add(190)[0] == 1  # 200 lines, from line 11 on screen (the scrollbar appears: a layout)
+        assert add(100) == (0, 0)  # 300 lines, all below the screen
+        assert log.virtual_size.height == 300 and log.max_scroll_y > 0
+        assert add(1000) == (1, 0)  # 1,300 lines: the line numbers are one digit wider

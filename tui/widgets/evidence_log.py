@@ -120,6 +120,7 @@ class EvidenceLog(ScrollView, can_focus=True):
             self.scroll_to(0, 0, animate=False, immediate=True)
         self._width = max(self._width, widest)
         added = count - self._known
+        gutter, first_new = self._gutter_width(), self._known
         self._known = count
         self._scan_matches()
         self._set_virtual_size(Size(self._gutter_width() + self._width + 1, count))
@@ -129,7 +130,8 @@ class EvidenceLog(ScrollView, can_focus=True):
             self.pending += added
         if self._pending_jump is not None and self._pending_jump <= count:
             self.jump_to(self._pending_jump)
-        self.refresh()
+        if first_new < self.scroll_offset.y + self.size.height or self._gutter_width() != gutter:
+            self.refresh()  # new lines in view, or wider line numbers; else only the scrollbar changed
 
     def _set_virtual_size(self, size: Size) -> None:
         """Grow the scrollable area without a layout of the whole screen. Textual's ``virtual_size`` is a
@@ -140,8 +142,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         if size == self.virtual_size:
             return
         self.set_reactive(ScrollView.virtual_size, size)
-        self._scroll_update(size)
-        self.refresh()
+        self._scroll_update(size)  # the lines shown do not change: the caller repaints when they do
 
     @property
     def line_count(self) -> int:
