@@ -164,7 +164,7 @@ def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | No
     return tuple(out)
 
 
-_PARSED: dict[int, dict[tuple[str, str], tuple[bool, tuple[Op, ...]]]] = {}
+_PARSED: dict[int, dict[tuple[str, str], tuple[bool, bool, tuple[Op, ...]]]] = {}
 _DETAILS: dict[int, dict[tuple[str, str], tuple[tuple[int, ...], tuple[Op, ...]]]] = {}
 
 
@@ -188,6 +188,7 @@ class Decoder:
 
     def decode(self, data: bytes, start: int) -> Iterator[Insn]:
         parsed = self.parsed
+        make = tuple.__new__  # Insn's own constructor is a Python function: this is its C core
         for address, size, mnemonic, op_str in self.lite.disasm_lite(data, start):
             key = (mnemonic, op_str)
             known = parsed.get(key)
@@ -196,15 +197,15 @@ class Decoder:
             if known is None:
                 if len(parsed) >= self.MAX_CACHED:
                     parsed.clear()
-                ops = None if mnemonic == ".byte" else parse_operands(mnemonic, op_str, self.bits)
+                data_bytes = mnemonic == ".byte"
+                ops = None if data_bytes else parse_operands(mnemonic, op_str, self.bits)
                 known = parsed[key] = (
-                    mnemonic == ".byte",
+                    data_bytes,
+                    not data_bytes and is_jump(mnemonic),
                     ops if ops is not None else self._detail(key, code, address)[1],
                 )
-            data_bytes, ops = known
-            yield Insn(
-                address, size, mnemonic, op_str, data_bytes, not data_bytes and is_jump(mnemonic), ops, code
-            )
+            data_bytes, jump, ops = known
+            yield make(Insn, (address, size, mnemonic, op_str, data_bytes, jump, ops, code))
 
     def written(self, insn: Insn) -> tuple[tuple[int, ...], tuple[Op, ...]]:
         """The registers ``insn`` writes and its operands with ``access`` (capstone's details)."""
