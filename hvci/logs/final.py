@@ -77,17 +77,18 @@ class FinalIncidents:
     def _settled(self, line: int) -> Iterator[Incident]:
         """Every pending incident that starts before anything that may still change or appear: the kept
         groups' incidents (re-emitted by an ``lm``, an ``ln`` or the final pass), the crash still open and
-        the records still to come (which start at ``line`` or later)."""
+        the records still to come (which start at ``line`` or later). The pipeline forgets the id counters
+        of the lines before that, too."""
         run = self._run
         bound = line
         for tracked in (*run.tracked, *run.counter_groups):
+            bound = min(bound, tracked.group.span.first_line)  # its id's line: more incidents may need ids
             for incident in tracked.incidents:
                 bound = min(bound, incident.source.first_line)
-            if not tracked.incidents:
-                bound = min(bound, tracked.group.span.first_line)
         open_group = run.correlator.open_group
         if open_group is not None:
             bound = min(bound, open_group.span.first_line)
+        run.forget_ids_before(bound)
         ready = [incident for incident in self._pending.values() if incident.source.first_line < bound]
         ready.sort(key=_line)  # stable: on one line, the order of first appearance
         yield from self._take(ready)

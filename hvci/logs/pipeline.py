@@ -317,6 +317,17 @@ class _InputRun:
         self.ids_given[base] = given
         return base if given == 1 else f"{base}#{given}"
 
+    def forget_ids_before(self, line: int) -> None:
+        """Drop the id counters of lines before ``line`` once no group can start there any more (the caller
+        knows: :mod:`hvci.logs.final`), so that a long input does not keep one per incident. Counters are
+        dropped oldest first and only up to the first line at or after ``line``."""
+        given = self.ids_given
+        while given:
+            base = next(iter(given))
+            if int(base.rpartition(":")[2]) >= line:
+                return
+            del given[base]
+
     def _track(self, group: Group) -> _Tracked:
         span = group.span
         tracked = _Tracked(group, f"{span.path}:{span.first_line}")
