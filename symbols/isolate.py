@@ -147,20 +147,22 @@ class _Worker:
         if head is not None and len(head) == _ANSWER.size:
             frame = _read_exact(self.answers, _ANSWER.unpack(head)[0], deadline)
         if head is None or frame is None:  # the deadline passed
-            os.kill(self.pid, signal.SIGKILL)
             self.close()
             raise IsolatedFailure(f"the reader took longer than {timeout:.0f} s and was stopped")
         if frame:
             return frame
-        status = self.close()  # no answer: the child is gone
+        status = self.close(stop=False)  # no answer: the child ended, and how tells why
         raise _failure(os.WIFSIGNALED(status), os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0)
 
-    def close(self) -> int:
-        """Let the child go (it leaves at the end of its input) and reap it; its wait status."""
+    def close(self, *, stop: bool = True) -> int:
+        """Let the child go and reap it; its wait status. ``stop``: end it rather than wait for it to see
+        the pipe closed (a process forked from ours may hold the pipe open, and then it never would)."""
         for fd in (self.requests, self.answers):
             os.close(fd)
         if self.owner != os.getpid():
             return 0  # a copy inherited through a fork of this process: not our child to reap
+        if stop:
+            os.kill(self.pid, signal.SIGKILL)  # a child that already ended waits to be reaped: no error
         return os.waitpid(self.pid, 0)[1]
 
 
