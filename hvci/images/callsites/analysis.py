@@ -134,12 +134,8 @@ class Analyser:
                 return
             aims = aims | hops
 
-    def run(self, found: list[Region]) -> tuple[list[CallSite], list[str]]:
-        functions = Functions(self.prefilter, found)
-        interesting = set(self.image.slots)
-        if self.image.wdf is not None:  # KMDF methods are called through the WdfFunctions table
-            interesting.add(self.image.wdf.rva)
-        functions.list_where(_referencing(interesting))
+    def _find_thunks(self, functions: Functions) -> None:
+        """Import stubs something branches to, and ``jmp`` stubs chained in front of them, are thunks."""
         self._list_branchers(functions)
         scanned = functions.items
         # a stub nothing branches to stays a plain tail jump (its own site), so no call is lost
@@ -152,34 +148,48 @@ class Analyser:
                         target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
                     )
         self._chain_thunks(scanned, branched_to)
+
+    def _decide_pending(
+        self, functions: Functions, results: dict[int, list[CallSite]], sites: list[CallSite]
+    ) -> list[CallSite]:
+        """Sites whose argument is loaded from a global, decided from every function that may write it
+        (each is run for its stores)."""
+        pending = self.interpreter.pending
+        wanted = sorted(
+            {(p.value.ref, p.value.size) for p in pending.values() if isinstance(p.value.ref, int)}
+        )
+        around = [(rva - WIDEST_STORE + 1, rva + size) for rva, size in wanted]
+        functions.list_where(
+            lambda code, rva: may_reference(
+                code, rva, around, lambda ref: any(lo <= ref < hi for lo, hi in around)
+            )
+        )
+        for index, chunk in enumerate(functions.items):
+            if index not in results and near(chunk.mem, wanted):
+                self.interpreter.analyse(chunk.region)
+        return [decide(s, pending[s.rva], self.image) if s.rva in pending else s for s in sites]
+
+    def run(self, found: list[Region]) -> tuple[list[CallSite], list[str]]:
+        functions = Functions(self.prefilter, found)
+        interesting = set(self.image.slots)
+        if self.image.wdf is not None:  # KMDF methods are called through the WdfFunctions table
+            interesting.add(self.image.wdf.rva)
+        functions.list_where(_referencing(interesting))
+        self._find_thunks(functions)
         thunks = set(self.image.thunks)
         results: dict[int, list[CallSite]] = {}
-        for index, chunk in enumerate(scanned):
+        for index, chunk in enumerate(functions.items):
             if chunk.mem & interesting or chunk.direct & thunks:
                 results[index] = self.interpreter.analyse(chunk.region)
         if self.image.global_fns:
             again = set(self.image.global_fns)
             functions.list_where(_referencing(again))
-            for index, chunk in enumerate(scanned):
+            for index, chunk in enumerate(functions.items):
                 if chunk.mem & again:
                     results[index] = self.interpreter.analyse(chunk.region)
         sites = [s for index in sorted(results) for s in results[index]]
-        pending = self.interpreter.pending
-        if pending:
-            # every function that may write the globals those arguments are loaded from, for their stores
-            wanted = sorted(
-                {(p.value.ref, p.value.size) for p in pending.values() if isinstance(p.value.ref, int)}
-            )
-            around = [(rva - WIDEST_STORE + 1, rva + size) for rva, size in wanted]
-            functions.list_where(
-                lambda code, rva: may_reference(
-                    code, rva, around, lambda ref: any(lo <= ref < hi for lo, hi in around)
-                )
-            )
-            for index, chunk in enumerate(scanned):
-                if index not in results and near(chunk.mem, wanted):
-                    self.interpreter.analyse(chunk.region)
-            sites = [decide(s, pending[s.rva], self.image) if s.rva in pending else s for s in sites]
+        if self.interpreter.pending:
+            sites = self._decide_pending(functions, results, sites)
         unique = {s.rva: s for s in sites}
         if self.capped:
             self.notes.append(
