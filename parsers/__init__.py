@@ -1,4 +1,5 @@
 """Ingestion: bytes and text from debugger logs, pasted text and exports -> typed records with spans.
 
-Imports only the standard library and ``regex``: the engine must run headless (batch, CI, a debugger).
+Imports only the standard library and ``msgspec`` (the records): the engine must run headless (batch, CI, a
+debugger).
 """

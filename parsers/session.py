@@ -16,8 +16,10 @@ import json
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import msgspec
 
 from parsers.records import Span
 from parsers.source import LINE_CAP, LONG_LINE, Chunk, Issue, Restart
@@ -162,13 +164,13 @@ def _remap(value: Any, where: Any) -> Any:
         return Span(value.path, where(value.first_line), where(value.last_line))
     if isinstance(value, tuple):
         return tuple(_remap(item, where) for item in value)
-    if not is_dataclass(value) or isinstance(value, type):
+    if not isinstance(value, msgspec.Struct):  # not a record
         return value
     changes: dict[str, Any] = {}
-    for item in fields(value):
-        current = getattr(value, item.name)
-        if item.name == "line" and isinstance(current, int):
-            changes[item.name] = where(current)
-        elif isinstance(current, (Span, tuple)) or (is_dataclass(current) and not isinstance(current, type)):
-            changes[item.name] = _remap(current, where)
-    return replace(value, **changes) if changes else value
+    for name in value.__struct_fields__:
+        current = getattr(value, name)
+        if name == "line" and isinstance(current, int):
+            changes[name] = where(current)
+        elif isinstance(current, (tuple, msgspec.Struct)):
+            changes[name] = _remap(current, where)
+    return msgspec.structs.replace(value, **changes) if changes else value

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from parsers.base import Line, LineCursor
 from parsers.deferred import deferred_compile
@@ -181,7 +182,7 @@ def _with_parameters(frame: StackFrame, cursor: LineCursor) -> tuple[StackFrame,
                 text="\n".join(lines),
                 function=frame.function[:-1] if frame.function else None,
                 offset=_int(end["offset"]),
-                **notes,  # type: ignore[arg-type]
+                **notes,
             )
             return full, last
     return replace(frame, function=frame.function[:-1] if frame.function else None), last

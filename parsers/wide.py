@@ -8,24 +8,27 @@ and turns one that carries such a number into a diagnostic, so no parser has to 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
+import msgspec
+
 _LIMIT = (1 << 64) - 1
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: dataclasses.fields() costs per call
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class, worked out at its first record
 #: A field annotated with only these holds no integer a parser read (a ``Span``'s numbers are counted
 #: lines), so the walk skips it: the text of an ``!analyze`` report's fields and of every stack frame.
 _NO_NUMBER = re.compile(r"(?:str|None|bool|Severity|Span|tuple|\.\.\.|[\[\], |])*")
 
 
 def _walked(item: object) -> tuple[str, ...]:
-    """The names of the fields of a record class that may hold a parsed integer."""
-    if not dataclasses.is_dataclass(item) or isinstance(item, type):
+    """The names of the fields of a record class (a msgspec struct) that may hold a parsed integer, from
+    their annotations as written (``parsers.records`` postpones them, so they are text)."""
+    if not isinstance(item, msgspec.Struct):
         return ()
+    annotations = type(item).__annotations__
     return tuple(
-        f.name
-        for f in dataclasses.fields(item)
-        if not (isinstance(f.type, str) and _NO_NUMBER.fullmatch(f.type))
+        name
+        for name in item.__struct_fields__
+        if not (isinstance(annotations.get(name), str) and _NO_NUMBER.fullmatch(annotations[name]))
     )
 
 

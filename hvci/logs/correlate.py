@@ -34,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from hvci.knowledge import kb
 from hvci.logs.partial import complete
 from parsers.records import (
@@ -118,13 +120,13 @@ class CrashGroup:
             chosen = self.analyze.bugcheck
             fuller = max(self.bugchecks, key=lambda r: len(r.args), default=None)
             if fuller is not None and len(fuller.args) > len(chosen.args):
-                return replace(chosen, args=fuller.args)  # a report cut short: the arguments it lost
+                return msgspec.structs.replace(chosen, args=fuller.args)  # a report cut short: lost arguments
             return chosen
         if not self.bugchecks:
             return None
         chosen = max(self.bugchecks, key=lambda r: len(r.args))  # the first of the fullest
         named = next((r.name for r in self.bugchecks if r.name), None)
-        return replace(chosen, name=named) if chosen.name is None and named else chosen
+        return msgspec.structs.replace(chosen, name=named) if chosen.name is None and named else chosen
 
 
 @dataclass(frozen=True, slots=True)

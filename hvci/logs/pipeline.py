@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
+import msgspec
+
 from hvci.knowledge import kb
 from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
 from hvci.model import Incident, Report
@@ -488,7 +490,7 @@ def _read_error(inp: Input, error: OSError) -> Diagnostic:
 def _input_info(inp: Input, extra: Sequence[Diagnostic]) -> InputInfo:
     """The parser's account of the input (its diagnostics included) plus a read error, if one ended it."""
     info = inp.info()
-    return replace(info, diagnostics=(*info.diagnostics, *extra)) if extra else info
+    return msgspec.structs.replace(info, diagnostics=(*info.diagnostics, *extra)) if extra else info
 
 
 def analyze_inputs(

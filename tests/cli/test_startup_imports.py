@@ -35,7 +35,8 @@ NOT_FOR_A_PLAIN_LOG = (
     "zipfile",
     "tarfile",
     "gzip",
-    "msgspec",
+    "hvci.knowledge.records",
+    "hvci.knowledge.files",
     "tomllib",
 )
 #: What the engine itself needs only once a log holds something (a block, a group) or is not text.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 from rich.syntax import Syntax
 from textual.widgets import Static, TabbedContent
@@ -139,7 +140,8 @@ async def test_repeats_of_one_bucket_are_one_row_with_count_and_occurrences(tmp_
     pool, protection, _ = sample_incidents()
     from dataclasses import replace
 
-    again = replace(pool, id=f"{LOG_NAME}:99", source=replace(pool.source, first_line=22, last_line=23))
+    source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
+    again = replace(pool, id=f"{LOG_NAME}:99", source=source)
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]})
     app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -320,7 +322,8 @@ async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tm
     pool, protection, _ = sample_incidents()
     from dataclasses import replace
 
-    again = replace(pool, id=f"{LOG_NAME}:99", source=replace(pool.source, first_line=22, last_line=23))
+    source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
+    again = replace(pool, id=f"{LOG_NAME}:99", source=source)
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]}, hold_after=2)
     app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
     async with app.run_test(size=(120, 40)) as pilot:
