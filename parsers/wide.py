@@ -19,15 +19,15 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class, worked out a
 _NO_NUMBER = re.compile(r"(?:str|None|bool|Severity|Span|tuple|\.\.\.|[\[\], |])*")
 
 
-def _walked(item: object) -> tuple[str, ...]:
+def _walked(kind: type) -> tuple[str, ...]:
     """The names of the fields of a record class (a msgspec struct) that may hold a parsed integer, from
     their annotations as written (``parsers.records`` postpones them, so they are text)."""
-    if not isinstance(item, msgspec.Struct):
+    if not issubclass(kind, msgspec.Struct):
         return ()
-    annotations = type(item).__annotations__
+    annotations = kind.__annotations__
     return tuple(
         name
-        for name in item.__struct_fields__
+        for name in kind.__struct_fields__
         if not (isinstance(annotations.get(name), str) and _NO_NUMBER.fullmatch(annotations[name]))
     )
 
@@ -50,6 +50,6 @@ def widest_digits(value: object) -> int:
         else:
             names = _FIELD_NAMES.get(type(item))
             if names is None:
-                names = _FIELD_NAMES.setdefault(type(item), _walked(item))
+                names = _FIELD_NAMES.setdefault(type(item), _walked(type(item)))
             stack.extend(getattr(item, name) for name in names)
     return widest

@@ -31,17 +31,19 @@ def test_a_wide_number_anywhere_is_found() -> None:
 def test_every_field_that_can_hold_a_parsed_number_is_walked() -> None:
     """The walk skips only fields of text (and spans): a field that names ``int`` or another record class
     in its annotation is looked at, in every record class."""
-    import dataclasses
     import re
+
+    import msgspec
 
     from parsers import records
     from parsers.wide import _walked
 
-    classes = [c for c in vars(records).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    classes = [c for c in vars(records).values() if isinstance(c, type) and issubclass(c, msgspec.Struct)]
     assert len(classes) > 10
     text_only = {"str", "None", "bool", "tuple", "Severity", "Span"}
     for cls in classes:
-        walked = set(_walked(cls.__new__(cls)))
-        for field in dataclasses.fields(cls):
-            names = set(re.findall(r"[A-Za-z_]+", str(field.type)))
-            assert (field.name in walked) == bool(names - text_only), (cls.__name__, field.name, field.type)
+        walked = set(_walked(cls))
+        for name in cls.__struct_fields__:
+            annotation = cls.__annotations__[name]
+            names = set(re.findall(r"[A-Za-z_]+", str(annotation)))
+            assert (name in walked) == bool(names - text_only), (cls.__name__, name, annotation)
