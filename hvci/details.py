@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
+from hvci.knowledge.eras import Era
+
 if TYPE_CHECKING:
     from hvci.model import IncidentKind
 
-#: When a 0xC4 subcode meaning held (knowledge: subcodes.toml ``era``).
-Era = Literal["current", "older-build", "pre-2020-docs"]
 #: How much a failed image rule or call site matters; ``none`` for results that are not failures.
 Level = Literal["error", "warning", "note", "none"]
 #: The verdict of an image rule.

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 _MAGIC = b"hvci-triage knowledge cache 1\n"
 #: the modules whose code decides what the files become (a change to them changes the key)
-_READERS = ("records.py", "files.py", "crossrefs.py", "kb.py", "cache.py")
+_READERS = ("records.py", "eras.py", "files.py", "crossrefs.py", "kb.py", "cache.py")
 
 
 def cache_dir() -> str | None:

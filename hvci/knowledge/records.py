@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from hvci.details import Era
+from hvci.knowledge.eras import Era
 
 #: Kinds of the deciding argument of an affected API; all but ``none`` name a table of constants.toml.
 ArgumentKind = Literal[

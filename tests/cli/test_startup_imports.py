@@ -51,7 +51,16 @@ NOT_FOR_A_LOG_OF_NOISE = (
     *(f"parsers.{registered.module}" for registered in PARSERS),
 )
 #: The engine, which neither ``--help`` nor ``explain`` needs.
-ENGINE = ("parsers", "symbols", "hvci.logs", "hvci.batch", "hvci.report", "hvci.images", "hvci.model")
+ENGINE = (
+    "parsers",
+    "symbols",
+    "hvci.logs",
+    "hvci.batch",
+    "hvci.report",
+    "hvci.images",
+    "hvci.model",
+    "hvci.details",
+)
 
 
 def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
