@@ -211,3 +211,28 @@ def test_a_module_list_looks_only_at_crashes_still_missing_a_module(monkeypatch:
     report = analyze_inputs([open_input(None, data=session * 60, name="sessions.log")])
     assert len(report.incidents) == 60
     assert len(examined) <= 2 * 60  # linear; the old loop made 60 * 61 / 2 = 1,830 checks
+
+
+def test_the_final_pass_classifies_again_only_what_the_input_taught_more_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crash classified with all the input says about it is not classified again at the end; one that a
+    later ``dS`` tells more about (the image behind Arg2) is, with what it taught."""
+    import hvci.logs.classify as classify_package
+
+    calls: list[int] = []
+    original = classify_package.classify
+
+    def counting(group: object, context: object) -> list[Incident]:
+        calls.append(group.span.first_line)  # type: ignore[attr-defined]
+        return original(group, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(classify_package, "classify", counting)
+    report = analyze_text(CRASH + OTHER + LM, "late.log")
+    assert report.incidents[0].caller is not None and report.incidents[0].caller.module == "IntelHaxm"
+    assert calls.count(1) == 2  # when the next crash closed its group, and when the lm resolved its caller
+    calls.clear()
+    image = CRASH.replace("0x0000000000002000", "0x0000000000002003")
+    dump = '0: kd> dS fffff807`4b9852f0\nfffff807`4b9853a0  "\\SystemRoot\\drivers\\Late.sys"\n'
+    report = analyze_text(image + OTHER + dump, "ds.log")
+    assert calls.count(1) == 2 and report.incidents[0].driver == "Late.sys"
