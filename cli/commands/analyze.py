@@ -36,7 +36,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -44,7 +44,7 @@ import click
 
 from cli.exitcodes import ExitCode
 from cli.lab import LabOptions, baseline_keys, before_run, open_store
-from cli.output import emit, warn
+from cli.output import OutputError, emit, warn
 from cli.progress import BatchProgress
 from hvci.batch.run import (
     BatchStats,
@@ -55,6 +55,7 @@ from hvci.batch.run import (
     stream_batch,
     unread,
 )
+from hvci.batch.spill import SpillError
 from hvci.batch.streamed import StreamedReport
 from hvci.batch.units import Unit, plan, total_bytes
 from hvci.batch.work import IncidentBatch
@@ -175,10 +176,11 @@ class _Run:
 
 def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings, run: _Run) -> None:
     """Analyse the units, each part going to the report, the store and the verdict as it arrives."""
-    with BatchProgress(not settings.quiet, units) as progress:
-        for event in stream_batch(
-            units, options, jobs=settings.jobs, timeout=settings.limit, scheduler=settings.scheduler
-        ):
+    events = stream_batch(
+        units, options, jobs=settings.jobs, timeout=settings.limit, scheduler=settings.scheduler
+    )
+    with BatchProgress(not settings.quiet, units) as progress, closing(events):
+        for event in events:
             if isinstance(event, UnitDone):
                 if progress.enabled:
                     progress.advance(event.unit, event.incidents)
@@ -344,6 +346,8 @@ def command(
         except ClusterError as error:
             warn(str(error))
             ctx.exit(ExitCode.USAGE)
+        except SpillError as error:
+            raise OutputError(str(error)) from None
         if stats:
             click.echo(json.dumps(run.stats(units, settings).as_dict()), err=True)
         code = run.verdict.exit_code(run.report, marks, exit_zero=exit_zero)

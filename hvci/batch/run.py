@@ -16,7 +16,7 @@ import functools
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from hvci.batch import inproc
@@ -140,7 +140,7 @@ def stream_batch(
     jobs: int | None = None,
     timeout: Callable[[Unit], float | None] = default_timeout,
     scheduler: str | None = None,
-) -> Iterator[BatchEvent]:
+) -> Generator[BatchEvent, None, None]:
     """Every unit's parts in plan order, each unit closed by :class:`UnitDone` (see the module docstring).
     ``scheduler`` (``tcp://HOST:PORT``) runs the units on a Dask cluster instead of local processes."""
     events = analysis_events(

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 
 _LENGTH = struct.Struct("<Q")
 
+
+class SpillError(Exception):
+    """A temporary file or database could not be written or read (the temporary folder's disk is full);
+    one line saying why."""
+
+
+def spill_error(error: Exception) -> SpillError:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return SpillError(f"cannot keep the run's data in a temporary file: {reason}")
+
+
 #: Occurrences kept in memory before :class:`Occurrences` moves them to a temporary database.
 OCCURRENCES_IN_MEMORY = 20_000
 
@@ -44,8 +55,11 @@ class Waiting:
         self._memory.setdefault(index, []).append(payload)
         self._sizes[index] = self._sizes.get(index, 0) + len(payload)
         self._held += len(payload)
-        while self._held > self._budget and self._memory:
-            self._spill(max(self._sizes, key=self._sizes.__getitem__))
+        try:
+            while self._held > self._budget and self._memory:
+                self._spill(max(self._sizes, key=self._sizes.__getitem__))
+        except OSError as error:
+            raise spill_error(error) from None
 
     def _spill(self, index: int) -> None:
         handle = self._files.get(index)
@@ -62,8 +76,8 @@ class Waiting:
         if handle is not None:
             with handle:
                 handle.seek(0)
-                while header := handle.read(_LENGTH.size):
-                    yield handle.read(_LENGTH.unpack(header)[0])
+                while header := _read(handle, _LENGTH.size):
+                    yield _read(handle, _LENGTH.unpack(header)[0])
         self._held -= self._sizes.pop(index, 0)
         yield from self._memory.pop(index, [])
 
@@ -74,6 +88,13 @@ class Waiting:
         self._memory.clear()
 
 
+def _read(handle: IO[bytes], size: int) -> bytes:
+    try:
+        return handle.read(size)
+    except OSError as error:
+        raise spill_error(error) from None
+
+
 class SpilledOccurrences:
     """An :class:`hvci.findings.OccurrenceStore` in a temporary database."""
 
@@ -82,6 +103,7 @@ class SpilledOccurrences:
     def __init__(self) -> None:
         import sqlite3
 
+        self._errors = sqlite3.Error
         self._db: sqlite3.Connection = sqlite3.connect("")
         self._db.execute(
             "CREATE TABLE occurrences (seq INTEGER PRIMARY KEY, bucket INTEGER, incident TEXT, path TEXT, "
@@ -108,6 +130,12 @@ class SpilledOccurrences:
             self._flush()
 
     def _flush(self) -> None:
+        try:
+            self._insert()
+        except self._errors as error:
+            raise spill_error(error) from None
+
+    def _insert(self) -> None:
         self._db.executemany(
             f"INSERT INTO occurrences ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows
         )
@@ -116,15 +144,18 @@ class SpilledOccurrences:
     def read(self, buckets: Sequence[int]) -> Iterator[Occurrence]:
         if self._rows:
             self._flush()
-        self._db.execute("CREATE INDEX IF NOT EXISTS by_bucket ON occurrences (bucket, seq)")
         marks = ", ".join("?" * len(buckets))
-        rows = self._db.execute(
-            f"SELECT incident, path, first_line, last_line, offset, count, timestamp FROM occurrences "
-            f"WHERE bucket IN ({marks}) ORDER BY seq",
-            tuple(buckets),
-        )
-        for incident, path, first, last, offset, count, timestamp in rows:
-            yield Occurrence(incident, Span(path, first, last, offset), count, timestamp)
+        try:
+            self._db.execute("CREATE INDEX IF NOT EXISTS by_bucket ON occurrences (bucket, seq)")
+            rows = self._db.execute(
+                f"SELECT incident, path, first_line, last_line, offset, count, timestamp FROM occurrences "
+                f"WHERE bucket IN ({marks}) ORDER BY seq",
+                tuple(buckets),
+            )
+            for incident, path, first, last, offset, count, timestamp in rows:
+                yield Occurrence(incident, Span(path, first, last, offset), count, timestamp)
+        except self._errors as error:
+            raise spill_error(error) from None
 
     def close(self) -> None:
         self._db.close()

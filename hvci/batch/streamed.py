@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import IO
 
-from hvci.batch.spill import Occurrences
+from hvci.batch.spill import Occurrences, spill_error
 from hvci.batch.work import IncidentBatch, InputResult
 from hvci.findings import FindingsBuilder, FindingTally
 from hvci.model import SCHEMA, Baseline, Incident, Report
@@ -47,9 +47,12 @@ class StreamedReport:
         self._pieces = IncidentPieces(fmt)
         self._spool: IO[str] | None = None
         if fmt in STREAMED:
-            self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - closed by __exit__
-                "w+", encoding="utf-8", errors="surrogatepass", newline=""
-            )
+            try:
+                self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - closed by __exit__
+                    "w+", encoding="utf-8", errors="surrogatepass", newline=""
+                )
+            except OSError as error:
+                raise spill_error(error) from None
 
     def __enter__(self) -> StreamedReport:
         return self
@@ -67,10 +70,17 @@ class StreamedReport:
             self.totals.add(incident)
             self._findings.add(incident)
             if self._spool is not None:
-                self._spool.write(self._pieces.piece(incident))
+                self._write(self._pieces.piece(incident))
             else:
                 assert self._kept is not None
                 self._kept.append(incident)
+
+    def _write(self, piece: str) -> None:
+        assert self._spool is not None
+        try:
+            self._spool.write(piece)
+        except OSError as error:
+            raise spill_error(error) from None
 
     @property
     def incomplete(self) -> bool:
@@ -96,7 +106,10 @@ class StreamedReport:
 
     def _incidents(self) -> Iterator[str]:
         assert self._spool is not None
-        self._spool.seek(0)
-        while chunk := self._spool.read(_CHUNK):
-            yield chunk
+        try:
+            self._spool.seek(0)
+            while chunk := self._spool.read(_CHUNK):
+                yield chunk
+        except OSError as error:
+            raise spill_error(error) from None
         yield self._pieces.end()

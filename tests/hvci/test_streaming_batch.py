@@ -26,7 +26,8 @@ from click.testing import CliRunner
 
 from cli.exitcodes import ExitCode
 from cli.main import cli
-from hvci.batch import inproc, pool
+from cli.main import run as main
+from hvci.batch import inproc, pool, streamed
 from hvci.batch import run as batch_run
 from hvci.batch.run import run_batch
 from hvci.batch.units import Unit, plan
@@ -237,3 +238,25 @@ def test_the_store_holds_what_the_report_says(tmp_path: Path) -> None:
     assert all(by_id[input_id] == json.loads(data)["source"]["path"] for input_id, data in incidents)
     assert findings == [(f["bucket"], f["count"], len(f["occurrences"])) for f in report["findings"]]
     assert run == [(len(report["inputs"]), len(report["incidents"]), len(report["findings"]))]
+
+
+class _FullDisk:
+    """A temporary file on a full disk."""
+
+    def write(self, _text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_full_temporary_disk_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(streamed.tempfile, "TemporaryFile", lambda *_, **__: _FullDisk())
+    code = main(["analyze", "--format", "jsonl", str(LOGS / "session-pool-type-haxm.log")])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.USAGE and out == ""
+    assert (
+        err.strip() == "hvci-triage: cannot keep the run's data in a temporary file: No space left on device"
+    )
