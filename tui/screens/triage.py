@@ -1,6 +1,7 @@
 """The main triage screen: the findings list, the selected finding in detail, and the raw evidence.
 
-Inputs load in thread workers (see :mod:`tui.loading`); a timer takes in what they produced a few times a
+Inputs load in thread workers (see :mod:`tui.loading`); a new finding wakes the screen at once (one message
+however many arrive before it is handled) and a timer takes in the progress and the text a few times a
 second, so the first findings appear while a large file is still being read and the keyboard never waits
 for the engine.
 """
@@ -33,8 +34,10 @@ from tui.widgets.findings_table import GROUP_KEYS, SORT_KEYS, Filter, FindingsTa
 from tui.widgets.follow_badge import FollowBadge
 from tui.widgets.key_hints import KeyHints, hints
 
-#: How often the screen takes in what the loaders produced (seconds).
-POLL_INTERVAL = 0.1
+#: How often the screen takes in the loaders' progress and text (seconds). New findings do not wait for it:
+#: the loaders wake the screen (:meth:`TriageScreen.on_triage_screen_load_changed`). Each tick repaints the
+#: status line, which a key arriving meanwhile waits behind.
+POLL_INTERVAL = 0.25
 #: A full re-sort of the table is done at most this often while loading (seconds).
 RESORT_INTERVAL = 0.5
 
