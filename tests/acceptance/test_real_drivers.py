@@ -33,6 +33,7 @@ from cli.commands.scan import render
 from hvci.images.callsites import EXECUTABLE, SAFE, UNKNOWN, analyse_calls
 from hvci.images.scan import IMAGE_STATUSES, ScanReport, scan_image
 from hvci.knowledge.kb import load
+from hvci.knowledge.kmdf import load as kmdf_table
 from symbols.pe import PeImage
 from tests.conftest import realworld, realworld_files
 
@@ -109,11 +110,39 @@ def pe_facts(path: Path) -> dict[str, Any]:
         "relocations": relocs,
         "bad_relocations": sorted(bad),
         "slots": slots,
+        "kmdf": _kmdf_facts(pe),
         "code": [
             (s.VirtualAddress, s.get_data()[: s.Misc_VirtualSize or s.SizeOfRawData])
             for s in pe.sections
             if s.Characteristics & 0x20000000
         ],
+    }
+
+
+def _kmdf_facts(pe: pefile.PE) -> dict[str, Any] | None:
+    """A KMDF driver's WdfFunctions global and table length, read from its WDF_BIND_INFO (fxldr.h: Size,
+    Component -> L"KmdfLibrary", Version {Major, Minor, Build}, FuncCount, FuncTable, Module), and the RVA
+    of the CFG dispatch pointer (load config) through which a /guard:cf build calls the table's entries."""
+    image = pe.get_memory_mapped_image()
+    plus = pe.OPTIONAL_HEADER.Magic == 0x20B
+    base = pe.OPTIONAL_HEADER.ImageBase
+    name = image.find("KmdfLibrary\0".encode("utf-16-le"))
+    if name < 0:
+        return None
+    pointer, width = ("<Q", 8) if plus else ("<I", 4)
+    component = image.find(struct.pack(pointer, base + name))
+    if component < 0:
+        return None
+    count_at = component + width + 12  # after Component and the three ULONGs of Version
+    (count,) = struct.unpack_from("<I", image, count_at)
+    (table,) = struct.unpack_from(pointer, image, count_at + 4)  # aligned to the pointer width either way
+    config = getattr(pe, "DIRECTORY_ENTRY_LOAD_CONFIG", None)
+    dispatch = getattr(config.struct, "GuardCFDispatchFunctionPointer", 0) if config else 0
+    return {
+        "global": table - base,
+        "count": count,
+        "dispatch": dispatch - base if dispatch else None,
+        "methods": {index: name for index, name in kmdf_table().by_index.items() if name in AFFECTED},
     }
 
 
@@ -156,6 +185,62 @@ def expected_sites(facts: dict[str, Any]) -> dict[int, str]:
             sites[i.address] = facts["slots"][target]
         elif direct.get(i.address) in stubs:
             sites[i.address] = stubs[direct[i.address]]
+    if facts["kmdf"] is not None:
+        sites.update(_kmdf_sites(insns, facts))
+    return sites
+
+
+#: The accumulator as an instruction's destination (its first operand).
+_ACCUMULATOR = ("rax", "eax", "ax", "al", "ah")
+#: ``qword ptr [rax + 0x600]``: an entry of the table whose address rax holds.
+_TABLE_ENTRY = re.compile(r"[qd]word ptr \[[re]ax \+ (0x[0-9a-f]+)\]")
+
+
+def _accumulator_writes(insns: list[capstone.CsInsn], at: int) -> Iterator[capstone.CsInsn]:
+    """The instructions before ``insns[at]`` (in straight line, nearest first) that write rax."""
+    for insn in reversed(insns[max(0, at - 64) : at]):
+        if insn.mnemonic == "call" or (  # a call writes its return value
+            insn.op_str.split(",")[0] in _ACCUMULATOR and insn.mnemonic not in ("cmp", "test", "push")
+        ):
+            yield insn
+
+
+def _loads_table(insn: capstone.CsInsn | None, facts: dict[str, Any]) -> bool:
+    """``mov rax, [rip + WdfFunctions]`` (or ``[abs]`` on x86)."""
+    return (
+        insn is not None and insn.mnemonic == "mov" and memory_target(insn, facts) == facts["kmdf"]["global"]
+    )
+
+
+def _kmdf_index(insns: list[capstone.CsInsn], at: int, facts: dict[str, Any]) -> int | None:
+    """The WdfFunctions index ``insns[at]`` calls, or None: ``call [rax + 8*N]`` with rax last loaded from
+    the WdfFunctions global, or (a /guard:cf build) ``call [CFG dispatch pointer]`` with rax last loaded by
+    ``mov rax, [rax + 8*N]`` and, before that, from the global."""
+    insn, width = insns[at], 8 if facts["plus"] else 4
+    writes = _accumulator_writes(insns, at)
+    match = _TABLE_ENTRY.fullmatch(insn.op_str)
+    if match is None:
+        if facts["kmdf"]["dispatch"] is None or memory_target(insn, facts) != facts["kmdf"]["dispatch"]:
+            return None
+        entry = next(writes, None)
+        if entry is None or entry.mnemonic != "mov" or "," not in entry.op_str:
+            return None
+        match = _TABLE_ENTRY.fullmatch(entry.op_str.split(", ", 1)[1])
+    if match is None or not _loads_table(next(writes, None), facts):
+        return None
+    offset = int(match.group(1), 16)
+    return offset // width if offset % width == 0 else None
+
+
+def _kmdf_sites(insns: list[capstone.CsInsn], facts: dict[str, Any]) -> dict[int, str]:
+    """Calls of the affected KMDF methods through the WdfFunctions table, N within the bound version's
+    FuncCount."""
+    kmdf, sites = facts["kmdf"], {}
+    for at, insn in enumerate(insns):
+        if insn.mnemonic in ("call", "jmp"):
+            index = _kmdf_index(insns, at, facts)
+            if index is not None and index < kmdf["count"] and index in kmdf["methods"]:
+                sites[insn.address] = kmdf["methods"][index]
     return sites
 
 
