@@ -113,20 +113,26 @@ KILLED_WRITER = textwrap.dedent(
     from hvci.batch.run import run_batch
     from hvci.batch.store import Store
     from hvci.batch.units import plan
+    from hvci.batch.work import IncidentBatch
+    from hvci.findings import group_findings
     from hvci.logs.pipeline import AnalyzeOptions
 
     batch = run_batch(plan([sys.argv[2]]), AnalyzeOptions(), jobs=1)
+    found = group_findings(batch.report.incidents)
 
     class Stalls:
-        '''The run's results, stalling half-way through the store's transaction.'''
-        def __len__(self): return len(batch.results)
+        '''The findings, stalling half-way through the transaction (inputs and incidents copied in).'''
+        def __len__(self): return len(found)
         def __iter__(self):
-            yield batch.results[0]
+            yield found[0]
             sys.stdout.write("in the transaction\\n"); sys.stdout.flush()
             threading.Event().wait()
 
-    stalled = type(batch)(batch.report, Stalls(), batch.stats)
-    Store(sys.argv[1]).record(stalled, command="killed")
+    writer = Store(sys.argv[1]).writer()
+    for result in batch.results:  # staged as a streaming run stages them
+        writer.add(IncidentBatch(result.incidents))
+        writer.add(result)
+    writer.commit(command="killed", findings=Stalls(), incomplete=False)
     """
 )
 
