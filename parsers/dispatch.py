@@ -41,8 +41,11 @@ class Dispatcher:
         return None
 
 
-#: What may stand before a line-start anchor: the prefilter's junk and any white space.
-_LEAD = "".join(JUNK_CHARS) + "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+def _lead() -> str:
+    """What may stand before a line-start anchor: the prefilter's junk and any white space (worked out by
+    the first screen: a look at 12,000 characters that an input without a candidate never needs)."""
+    return "".join(JUNK_CHARS) + "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
 
 _Table = dict[str, list[tuple[str, int]]]  # first character -> (anchor text, parser index)
 
@@ -55,6 +58,7 @@ class _Screen:
 
     def __init__(self, parsers: tuple[BlockParser, ...]) -> None:
         self.triggers = tuple(re.compile(p.trigger, re.MULTILINE) for p in parsers)
+        self._lead = _lead()
         self._always: list[int] = []
         # [case-sensitive, lower-cased] tables for anchors after junk, at the very start, and floating
         self._heads: tuple[_Table, _Table] = ({}, {})
@@ -78,7 +82,7 @@ class _Screen:
     def candidates(self, text: str) -> list[int]:
         """Indexes of the parsers whose trigger may match ``text``, in registry order."""
         found = set(self._always)
-        head = text.lstrip(_LEAD)
+        head = text.lstrip(self._lead)
         self._collect(found, text, head, 0)
         if self._any_folded:
             self._collect(found, text.lower(), head.lower(), 1)
