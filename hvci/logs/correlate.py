@@ -32,9 +32,10 @@ typed after the crash it explains (see :mod:`hvci.logs.pipeline`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import msgspec
+from msgspec.structs import replace
 
 from hvci.knowledge import kb
 from hvci.logs.partial import complete
@@ -82,8 +83,7 @@ def banner_subcodes(issue: str) -> frozenset[int]:
     return frozenset(code for f in kb.load().banner_formats if f.issue == issue for code in f.subcodes)
 
 
-@dataclass(frozen=True, slots=True)
-class CrashGroup:
+class CrashGroup(msgspec.Struct, frozen=True):
     """One crash (or one banner that did not stop the machine) with every record that belongs to it."""
 
     banner: VerifierBannerRecord | None = None
@@ -120,17 +120,16 @@ class CrashGroup:
             chosen = self.analyze.bugcheck
             fuller = max(self.bugchecks, key=lambda r: len(r.args), default=None)
             if fuller is not None and len(fuller.args) > len(chosen.args):
-                return msgspec.structs.replace(chosen, args=fuller.args)  # a report cut short: lost arguments
+                return replace(chosen, args=fuller.args)  # a report cut short: the arguments it lost
             return chosen
         if not self.bugchecks:
             return None
         chosen = max(self.bugchecks, key=lambda r: len(r.args))  # the first of the fullest
         named = next((r.name for r in self.bugchecks if r.name), None)
-        return msgspec.structs.replace(chosen, name=named) if chosen.name is None and named else chosen
+        return replace(chosen, name=named) if chosen.name is None and named else chosen
 
 
-@dataclass(frozen=True, slots=True)
-class CounterGroup:
+class CounterGroup(msgspec.Struct, frozen=True):
     """One driver's code-integrity counters with at least one non-zero value (``!verifier``, ``/query``);
     classification makes one incident per non-zero counter."""
 
@@ -139,8 +138,7 @@ class CounterGroup:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
-class ReadinessGroup:
+class ReadinessGroup(msgspec.Struct, frozen=True):
     record: ReadinessRecord
 
     @property
@@ -148,8 +146,7 @@ class ReadinessGroup:
         return self.record.span
 
 
-@dataclass(frozen=True, slots=True)
-class EventGroup:
+class EventGroup(msgspec.Struct, frozen=True):
     record: EventRecord
 
     @property
@@ -157,8 +154,7 @@ class EventGroup:
         return self.record.span
 
 
-@dataclass(frozen=True, slots=True)
-class ImageGroup:
+class ImageGroup(msgspec.Struct, frozen=True):
     record: ImageHeaderRecord
 
     @property
@@ -166,8 +162,7 @@ class ImageGroup:
         return self.record.span
 
 
-@dataclass(frozen=True, slots=True)
-class NoticeGroup:
+class NoticeGroup(msgspec.Struct, frozen=True):
     """What the input says about the machine rather than about a crash: memory integrity's state or
     Windows Security's verdict on a driver, a Driver Verifier notice."""
 
@@ -322,7 +317,10 @@ class Correlator:
     def _bugcheck(self, record: BugCheckRecord) -> list[Group]:
         if self._accepts(record):
             assert self.open_group is not None
-            self._touch(replace(self.open_group, bugchecks=(*self.open_group.bugchecks, record)), record.span)
+            self._touch(
+                replace(self.open_group, bugchecks=(*self.open_group.bugchecks, record)),
+                record.span,
+            )
             return []
         done = self._close()
         self._open(CrashGroup(bugchecks=(record,)), record.span)
