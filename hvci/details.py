@@ -326,6 +326,7 @@ DETAILS_BY_KIND: Mapping[IncidentKind, tuple[type[Details], ...]] = {
     "wdf-log": (WdfLogDetails,),
 }
 
+
 def level_of(details: Details) -> Level | None:
     """How much an image rule's or a call site's failure matters (None: other kinds have no level)."""
     if isinstance(details, ImageDetails | CallSiteDetails | UncalledImportDetails):

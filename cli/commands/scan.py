@@ -29,7 +29,6 @@ never reported as clean. ``--exit-zero`` turns 1 into 0 (or 3 when incomplete) a
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -251,6 +250,8 @@ def _verbose_results(report: ScanReport) -> list[tuple[str, RuleResult]]:
 
 
 def render(report: ScanReport, fmt: str, *, verbose: bool) -> str:
+    if fmt in ("json", "sarif"):
+        import json  # the text report (the default) needs no JSON encoder
     if fmt == "json":
         return json.dumps(to_json_dict(report), indent=2, ensure_ascii=False) + "\n"
     if fmt == "sarif":

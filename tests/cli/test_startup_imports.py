@@ -127,3 +127,18 @@ def test_explain_reads_the_knowledge_base_from_a_warm_cache_alone(tmp_path: Path
     assert "tomllib" in cold  # the check can fail: the first run reads the files
     warm = _loaded_after(code, cache)
     assert _heavy(warm, (*ENGINE, "tomllib", "hvci.knowledge.decode")) == []
+
+
+def _scan_loads(*images: str) -> set[str]:
+    paths = [str(ROOT / "samples" / "drivers" / "build" / name) for name in images]
+    return _loaded_after(
+        f"from cli.main import run\ntry:\n    run(['scan', *{paths!r}])\nexcept SystemExit:\n    pass"
+    )
+
+
+def test_scan_loads_the_disassembler_only_for_code_to_decode() -> None:
+    """Images that import none of the affected APIs are judged without decoding any code: capstone and the
+    decoding passes stay unloaded; one image whose calls must be followed loads them (the check can fail)."""
+    decoding = ("capstone", "hvci.images.callsites.x86", "hvci.images.callsites.passes")
+    assert _heavy(_scan_loads("wx_section.sys", "highlow_reloc.sys"), decoding) == []
+    assert _heavy(_scan_loads("wx_section.sys", "api_misuse.sys"), decoding) == sorted(decoding)

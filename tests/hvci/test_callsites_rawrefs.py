@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from hvci.images.callsites import analyse_calls
 from hvci.images.callsites import prefilter as prefilter_module
+from hvci.images.callsites.image import Region
 from hvci.images.callsites.prefilter import Prefilter
 from hvci.images.callsites.rawrefs import may_branch_to, may_reference, spans_of
-from hvci.images.callsites.x86 import Region
 from symbols.pe import PeImage
 from tests.conftest import REALWORLD_ROOT
 

@@ -16,8 +16,8 @@ routine pointers from ``MmGetSystemRoutineAddress`` whose ``UNICODE_STRING`` nam
 string, or one built with ``RtlInitUnicodeString``), including through a global they were stored in.
 
 Modules: ``x86`` decodes instructions, ``values`` holds the abstract values, ``dataflow`` and
-``calls`` interpret a function, ``verdict`` judges a call, ``rawrefs``, ``prefilter`` and ``analysis``
-drive an image.
+``calls`` interpret a function, ``verdict`` judges a call, ``rawrefs``, ``prefilter``, ``passes`` and
+``analysis`` drive an image (the decoding modules, and capstone, load only for an image with code to decode).
 
 Cost is bounded: in x64 code the bytes of each function first tell whether it may reference anything
 relevant (``rawrefs``), a cheap pass without operand details lists those functions (and the code no

@@ -1,21 +1,17 @@
-"""The call-site analysis of one image: the cheap pass, thunk discovery, then the detailed dataflow of the
-functions that matter, and the per-import counts."""
+"""The call-site analysis of one image: what can be decided without decoding (no affected import, an
+unreadable import directory), then the passes over the code (:mod:`hvci.images.callsites.passes` for x86
+and x64, :mod:`hvci.images.callsites.arm64`), and the per-import counts.
+
+The passes and capstone are imported only when an image has code to decode: a scan of images that import
+none of the affected APIs never loads the disassembler."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from functools import partial
 
-from hvci.images.callsites import dataflow
-from hvci.images.callsites.arm64 import analyse_arm64
-from hvci.images.callsites.calls import CallInterpreter
-from hvci.images.callsites.image import Image, Target, function_ranges, pdata_namer, regions
-from hvci.images.callsites.prefilter import Functions, Prefilter, Scanned
-from hvci.images.callsites.rawrefs import may_branch_to, may_reference, spans_of
+from hvci.images.callsites.image import Image, function_ranges, pdata_namer, regions
 from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi
-from hvci.images.callsites.stores import WIDEST_STORE, decide, near
-from hvci.images.callsites.x86 import Region
 from hvci.knowledge import kb
 from symbols.pe import PeImage
 
@@ -53,8 +49,12 @@ def analyse_calls(
             "on their own (each byte of code is analysed once)"
         )
     if pe.machine == "arm64":
+        from hvci.images.callsites.arm64 import analyse_arm64  # the decoder loads when code is decoded
+
         sites, instructions, code_bytes = analyse_arm64(image, regions(pe, known))
         return _result(image, namer, sites, bool(overlapping), notes, (instructions, code_bytes, code_bytes))
+    from hvci.images.callsites.passes import Analyser  # with capstone, as for ARM64 above
+
     analyser = Analyser(image)
     sites, more = analyser.run(regions(pe, known))
     counted = (
@@ -63,16 +63,6 @@ def analyse_calls(
         analyser.prefilter.scanned_bytes,
     )
     return _result(image, namer, sites, analyser.capped or bool(overlapping), notes + more, counted)
-
-
-def _branching(code: bytes, start: int, *, targets: frozenset[int]) -> bool:
-    return may_branch_to(code, start, targets)
-
-
-def _referencing(rvas: set[int]) -> Callable[[bytes, int], bool]:
-    """The test of a function's bytes: may it reference one of ``rvas``."""
-    spans = spans_of(rvas)
-    return lambda code, start: may_reference(code, start, spans, rvas.__contains__)
 
 
 def _result(
@@ -94,106 +84,3 @@ def _result(
         assert api is not None
         imported.append(ImportedApi(name, dll, api.category, iat, counts.get(name, 0)))
     return CallSiteAnalysis("partial" if partial else "done", named, tuple(imported), tuple(notes), *counted)
-
-
-class Analyser:
-    """Both passes over one image."""
-
-    def __init__(self, image: Image) -> None:
-        self.image = image
-        self.prefilter = Prefilter(image)
-        self.interpreter = CallInterpreter(image)
-        self.notes: list[str] = []
-
-    @property
-    def capped(self) -> bool:
-        return self.prefilter.capped or self.interpreter.capped
-
-    def _chain_thunks(self, scanned: list[Scanned], branched_to: set[int]) -> None:
-        """``jmp thunk`` stubs in front of thunks (incremental linking; chained twice or more) are thunks."""
-        hops = [hop for chunk in scanned for hop in chunk.hops if hop[0] in branched_to]
-        changed = True
-        while changed:
-            changed = False
-            for stub, target in hops:
-                reached = self.image.thunks.get(target)
-                if reached is not None and stub not in self.image.thunks:
-                    how = f"call thunk 0x{stub:x} -> {reached.how.removeprefix('call thunk ')}"
-                    self.image.thunks[stub] = Target(reached.api, reached.dll, how)
-                    changed = True
-
-    def _list_branchers(self, functions: Functions) -> None:
-        """List every function that may branch to an import stub, or to a ``jmp`` that reaches one (a
-        chain of them): what decides which stubs are thunks."""
-        slots = self.image.slots
-        aims = {stub for chunk in functions.items for stub, rva in chunk.stubs if rva in slots}
-        while aims:
-            functions.list_where(partial(_branching, targets=frozenset(aims)))
-            hops = {hop for chunk in functions.items for hop, target in chunk.hops if target in aims}
-            if hops <= aims:
-                return
-            aims = aims | hops
-
-    def _find_thunks(self, functions: Functions) -> None:
-        """Import stubs something branches to, and ``jmp`` stubs chained in front of them, are thunks."""
-        self._list_branchers(functions)
-        scanned = functions.items
-        # a stub nothing branches to stays a plain tail jump (its own site), so no call is lost
-        branched_to = set().union(*(chunk.direct for chunk in scanned))
-        for chunk in scanned:
-            for stub, rva in chunk.stubs:
-                target = self.image.slots.get(rva)
-                if target is not None and stub in branched_to:
-                    self.image.thunks[stub] = Target(
-                        target.api, target.dll, f"call thunk 0x{stub:x} -> [IAT]"
-                    )
-        self._chain_thunks(scanned, branched_to)
-
-    def _decide_pending(
-        self, functions: Functions, results: dict[int, list[CallSite]], sites: list[CallSite]
-    ) -> list[CallSite]:
-        """Sites whose argument is loaded from a global, decided from every function that may write it
-        (each is run for its stores)."""
-        pending = self.interpreter.pending
-        wanted = sorted(
-            {(p.value.ref, p.value.size) for p in pending.values() if isinstance(p.value.ref, int)}
-        )
-        around = [(rva - WIDEST_STORE + 1, rva + size) for rva, size in wanted]
-        functions.list_where(
-            lambda code, rva: may_reference(
-                code, rva, around, lambda ref: any(lo <= ref < hi for lo, hi in around)
-            )
-        )
-        for index, chunk in enumerate(functions.items):
-            if index not in results and near(chunk.mem, wanted):
-                self.interpreter.analyse(chunk.region)
-        return [decide(s, pending[s.rva], self.image) if s.rva in pending else s for s in sites]
-
-    def run(self, found: list[Region]) -> tuple[list[CallSite], list[str]]:
-        functions = Functions(self.prefilter, found)
-        interesting = set(self.image.slots)
-        if self.image.wdf is not None:  # KMDF methods are called through the WdfFunctions table
-            interesting.add(self.image.wdf.rva)
-        functions.list_where(_referencing(interesting))
-        self._find_thunks(functions)
-        thunks = set(self.image.thunks)
-        results: dict[int, list[CallSite]] = {}
-        for index, chunk in enumerate(functions.items):
-            if chunk.mem & interesting or chunk.direct & thunks:
-                results[index] = self.interpreter.analyse(chunk.region)
-        if self.image.global_fns:
-            again = set(self.image.global_fns)
-            functions.list_where(_referencing(again))
-            for index, chunk in enumerate(functions.items):
-                if chunk.mem & again:
-                    results[index] = self.interpreter.analyse(chunk.region)
-        sites = [s for index in sorted(results) for s in results[index]]
-        if self.interpreter.pending:
-            sites = self._decide_pending(functions, results, sites)
-        unique = {s.rva: s for s in sites}
-        if self.capped:
-            self.notes.append(
-                f"analysis capped (at most {dataflow.MAX_DETAILED_INSNS} decoded instructions per image, "
-                f"{dataflow.MAX_INSNS_PER_FUNCTION} per function): some call sites may be missing"
-            )
-        return [unique[rva] for rva in sorted(unique)], self.notes

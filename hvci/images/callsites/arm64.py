@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import capstone
 from capstone import arm64 as ca
 
-from hvci.images.callsites.image import Image, Target
+from hvci.images.callsites.image import Image, Region, Target
 from hvci.images.callsites.results import CallSite
 from hvci.images.callsites.values import MASK64, State, Val, const, unknown
 from hvci.images.callsites.verdict import call_site, judge
-from hvci.images.callsites.x86 import Region
 from hvci.knowledge import kb
 
 #: The registers of the AAPCS64 argument list, and those a call may change (x0-x18, x30).

@@ -11,7 +11,7 @@ import heapq
 
 import capstone
 
-from hvci.images.callsites.image import Image, Store, Target
+from hvci.images.callsites.image import Image, Region, Store, Target
 from hvci.images.callsites.results import CallSite
 from hvci.images.callsites.values import (
     BINARY,
@@ -43,7 +43,6 @@ from hvci.images.callsites.x86 import (
     Decoder,
     Insn,
     Op,
-    Region,
     successors,
 )
 from hvci.images.callsites.x86 import (

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from hvci.images.callsites.results import FunctionName
 from hvci.images.callsites.values import Val
-from hvci.images.callsites.x86 import Region
 from hvci.knowledge import kb, kmdf, optin
 from symbols.pe import PeImage
 
@@ -18,6 +17,16 @@ MAX_FUNCTION_BYTES = 1 << 20
 
 ROUTINE_LOOKUP = "MmGetSystemRoutineAddress"
 INIT_UNICODE = "RtlInitUnicodeString"
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A range of code analysed as one function (decoded by :mod:`hvci.images.callsites.x86` or
+    :mod:`hvci.images.callsites.arm64`)."""
+
+    start: int
+    end: int
+    source: str  # "pdata" | "pdb" | "gap"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from itertools import islice
 from typing import NamedTuple
 
-from hvci.images.callsites.image import Image
-from hvci.images.callsites.x86 import CHUNK_ENDS, MEM_RE, STUB_AFTER, Region, disassembler
+from hvci.images.callsites.image import Image, Region
+from hvci.images.callsites.x86 import CHUNK_ENDS, MEM_RE, STUB_AFTER, disassembler
 
 MAX_LITE_INSNS = 20_000_000
 

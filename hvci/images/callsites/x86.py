@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import capstone
 from capstone import x86 as cx86
+
+from hvci.images.callsites.image import Region
 
 OP_REG = cx86.X86_OP_REG
 OP_IMM = cx86.X86_OP_IMM
@@ -246,15 +247,6 @@ def _operands(raw: capstone.CsInsn) -> tuple[Op, ...]:
         )
         for o in raw.operands
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Region:
-    """A range of code analysed as one function."""
-
-    start: int
-    end: int
-    source: str  # "pdata" | "pdb" | "gap"
 
 
 class Op(NamedTuple):
