@@ -38,6 +38,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from parsers.deferred import deferred_compile
+
 JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
 # What may precede a line-start anchor, as a superset of what a trigger's optional prefix can match: every
 # white-space character of a decoded line but the newline (NBSP and friends from web pastes included; junk
@@ -268,10 +270,14 @@ class Prefilter:
                 )
                 (line_start if at_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
+        # every search is compiled at its first use (parsers.deferred): an input is read as bytes or as text,
+        # never both, and most chunks never need a floating anchor's search (compiling all: ~6 ms a process)
         # a literal search of ``re`` beats ``bytes.find`` on short needles of common letters (which the
         # latter's skip table cannot jump over): 0.035 against 0.071 s per 100 MB for ``.dmp``
-        self._literal_b = {a: re.compile(re.escape(a.text.encode("utf-8", "replace"))) for a in self.floating}
-        self._literal_s = {a: re.compile(re.escape(a.text)) for a in self.floating}
+        self._literal_b = {
+            a: deferred_compile(re.escape(a.text.encode("utf-8", "replace"))) for a in self.floating
+        }
+        self._literal_s = {a: deferred_compile(re.escape(a.text)) for a in self.floating}
         after_junk = [a for a in line_start if a.after_junk]
         direct = sorted(
             {
@@ -286,14 +292,14 @@ class Prefilter:
             gate_s, gate_b = _first_characters(after_junk)
             with_junk_s = [JUNK_STR + gate_s + trie] if trie else []
             with_junk_b = [JUNK_BYTES + gate_b + trie.encode()] if trie else []
-            self._line_start_s = re.compile(r"\n(?:" + "|".join([*direct, *with_junk_s]) + ")")
-            self._line_start_b = re.compile(
+            self._line_start_s = deferred_compile(r"\n(?:" + "|".join([*direct, *with_junk_s]) + ")")
+            self._line_start_b = deferred_compile(
                 b"\n(?:" + b"|".join([*(d.encode() for d in direct), *with_junk_b]) + b")"
             )
         combined = "|".join(f"(?:{t})" for t in unanchored)
-        self._unanchored_s = re.compile(combined, re.MULTILINE) if unanchored else None
+        self._unanchored_s = deferred_compile(combined, re.MULTILINE) if unanchored else None
         self._unanchored_b = (
-            re.compile(combined.encode("utf-8", "replace"), re.MULTILINE) if unanchored else None
+            deferred_compile(combined.encode("utf-8", "replace"), re.MULTILINE) if unanchored else None
         )
         self.unanchored = tuple(unanchored)
 
