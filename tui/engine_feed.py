@@ -17,8 +17,9 @@ from hvci.logs.worker import Request, results, start, stop_when
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
 
-#: Inputs at least this large are read in child processes (see :mod:`hvci.logs.worker`).
-PROCESS_THRESHOLD = 8 << 20
+#: Inputs at least this large are analysed in a child process (see :mod:`hvci.logs.worker`): a dense
+#: megabyte of crashes is a second of analysis, which in a thread takes the interpreter from the keys.
+PROCESS_THRESHOLD = 1 << 20
 
 
 def _open(source: Source) -> Input:

@@ -67,18 +67,39 @@ class _PastHead(threading.Event):
         return self._inp.bytes_read >= HEAD_BYTES
 
 
+def _worth_a_head_look(request: Request) -> bool:
+    """Only for a text log larger than the head: not a followed file (shown as it grows), not one the head
+    look would read whole, not a dump or an event log (read whole by their own readers)."""
+    if request.follow:
+        return False
+    try:
+        if request.data is not None:
+            size = len(request.data)
+        else:
+            size = request.path.stat().st_size if request.path is not None else 0
+        inp = open_input(request.path, data=request.data, name=request.name)
+        return size > HEAD_BYTES and inp.file_type().reader == "text"
+    except OSError:
+        return False  # the full analysis says why it cannot be read
+
+
 def head_incidents(request: Request) -> list[Incident]:
-    """The incidents of the input's head that nothing later in the input can change: the analysis stops
-    after :data:`HEAD_BYTES` and flushes the groups still open; of those, only the ones that ended more
-    than ``look_back_lines`` before the head's end are kept (a record farther away starts a new group, see
+    """The first findings of the input's head, only ones nothing later in the input can change. Either the
+    pipeline completes one while reading the head (the next crash began): that one, at once, without reading
+    further (a log dense with crashes would otherwise be analysed twice). Or the analysis stops after
+    :data:`HEAD_BYTES` and flushes the groups still open; of those, only the ones that ended more than
+    ``look_back_lines`` before the head's end are kept (a record farther away starts a new group, see
     :class:`hvci.logs.correlate.Correlator`). A later module list or ``ln`` answer can still enrich one;
     the full analysis then sends the newer version under the same id."""
     inp = open_input(request.path, data=request.data, name=request.name)
-    latest: dict[str, Incident] = {}
-    for incident in iter_incidents(inp, request.options, stop=_PastHead(inp)):
-        latest[incident.id] = incident  # an enriched version replaces the earlier one
+    past_head = _PastHead(inp)
+    flushed: dict[str, Incident] = {}
+    for incident in iter_incidents(inp, request.options, stop=past_head):
+        if not past_head.is_set():
+            return [incident]
+        flushed[incident.id] = incident  # an enriched version replaces the earlier one
     settled = inp.info().lines - request.options.look_back_lines
-    return [incident for incident in latest.values() if incident.source.last_line < settled]
+    return [incident for incident in flushed.values() if incident.source.last_line < settled]
 
 
 class _Outbox:
@@ -120,7 +141,7 @@ def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
     outbox = _Outbox(out)
     finished = threading.Event()
     try:
-        if not request.follow:  # a followed file is shown as it grows, with no separate head look
+        if _worth_a_head_look(request):
             outbox.send("provisional", head_incidents(request))
         inp = open_input(request.path, data=request.data, name=request.name)
 

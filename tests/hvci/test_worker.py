@@ -41,6 +41,13 @@ def test_head_look_keeps_only_the_settled_findings_of_the_head(tmp_path: Path) -
     assert head_incidents(_request(path)) == [full[0]]
 
 
+def test_head_look_of_a_log_dense_with_crashes_stops_at_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "dense.log"
+    path.write_text(CRASH * (HEAD_BYTES // len(CRASH) + 50), encoding="utf-8")
+    first = next(iter(iter_incidents(open_input(path, name=str(path)), AnalyzeOptions())))
+    assert head_incidents(_request(path)) == [first]
+
+
 def test_child_reports_the_head_look_then_exactly_the_pipelines_incidents(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
     _two_crashes(path)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+
 from tests.tui.conftest import settle
 from tui.app import make_app
+from tui.engine_feed import PROCESS_THRESHOLD, PipelineFeed
 from tui.loading import Source
 from tui.widgets.evidence_log import EvidenceLog
 from tui.widgets.findings_table import FindingsTable
@@ -16,8 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DUMP = ROOT / "samples" / "dumps" / "minidump-c4-2001-x64.dmp"
 
 
-async def test_a_crash_dump_opens_with_its_incident_and_its_fields(tmp_path: Path) -> None:
-    app = make_app([Source.file(DUMP)], export_dir=tmp_path, keymap_file=tmp_path / "none.toml")
+@pytest.mark.parametrize("threshold", [PROCESS_THRESHOLD, 0], ids=["thread", "child process"])
+async def test_a_crash_dump_opens_with_its_incident_and_its_fields(tmp_path: Path, threshold: int) -> None:
+    """A dump is read the same in the view's thread and in the analysis child (a megabyte or more)."""
+    app = make_app(
+        [Source.file(DUMP)],
+        export_dir=tmp_path,
+        keymap_file=tmp_path / "none.toml",
+        feed_factory=lambda options: PipelineFeed(options, process_threshold=threshold),
+    )
     async with app.run_test(size=(140, 40)) as pilot:
         await settle(pilot)
         table = app.triage.query_one(FindingsTable)

@@ -38,6 +38,8 @@ from tui.widgets.key_hints import KeyHints, hints
 #: the loaders wake the screen (:meth:`TriageScreen.on_triage_screen_load_changed`). Each tick repaints the
 #: status line, which a key arriving meanwhile waits behind.
 POLL_INTERVAL = 0.25
+#: New findings are taken in at most this often (seconds; the first at once).
+WAKE_INTERVAL = 0.1
 #: A full re-sort of the table is done at most this often while loading (seconds).
 RESORT_INTERVAL = 0.5
 
@@ -64,6 +66,7 @@ class TriageScreen(PaneLayout, Screen[None]):
         self.follow = follow
         self.loads: list[Load] = []
         self._wake_pending = False
+        self._woken_at = 0.0
         self._pending_loads = [self._new_load(source) for source in sources]  # started before the view is up
         self._seen: dict[int, int] = {}
         self._last_resort = 0.0
@@ -136,8 +139,18 @@ class TriageScreen(PaneLayout, Screen[None]):
             self.post_message(self.LoadChanged())
 
     def on_triage_screen_load_changed(self, message: LoadChanged) -> None:
+        """The first news at once, then at most every :data:`WAKE_INTERVAL` (a log with thousands of
+        findings would otherwise re-list them as fast as the UI can); no message is posted meanwhile."""
         message.stop()
+        wait = self._woken_at + WAKE_INTERVAL - time.monotonic()
+        if wait > 0:
+            self.set_timer(wait, self._take_news)
+        else:
+            self._take_news()
+
+    def _take_news(self) -> None:
         self._wake_pending = False
+        self._woken_at = time.monotonic()
         self.poll()
 
     def _open(self, load: Load, *, select: bool = False) -> Load:
