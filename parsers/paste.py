@@ -197,6 +197,23 @@ def _dedented(data: bytes | str, codec: str) -> str | None:
     return re.sub(rf"\n[ \t]{{1,{depth}}}", "\n", text) if depth else None
 
 
+_HOPS = 16  # occurrences of a markup character looked at one by one before one search of the rest
+
+
+def _holds(data: bytes, char: bytes, pattern: re.Pattern[bytes]) -> bool:
+    """Whether ``pattern`` (which starts with ``char``) matches in ``data``: from one occurrence of ``char``
+    to the next at memchr speed while they are few (a ``{`` in a log is rare, and a regex pass over a chunk
+    costs several memchr passes), then with one search."""
+    at = data.find(char)
+    for _ in range(_HOPS):
+        if at < 0:
+            return False
+        if pattern.match(data, at) is not None:
+            return True
+        at = data.find(char, at + 1)
+    return at >= 0 and pattern.search(data, at) is not None
+
+
 def normalise_chunk(data: bytes | str, codec: str = "utf-8") -> str | None:
     """``data`` (a chunk starting with a ``\\n`` sentinel and ending with ``\\n``) with the markup inside its
     lines undone (:func:`clean_text`), line for line; ``None`` when it has none, the common case, decided
@@ -205,9 +222,7 @@ def normalise_chunk(data: bytes | str, codec: str = "utf-8") -> str | None:
     if dedented is not None:
         data = dedented
     if isinstance(data, bytes):
-        if data.isascii() and not any(
-            char in data and pattern.search(data) is not None for char, pattern in _IN_BYTES
-        ):
+        if data.isascii() and not any(_holds(data, char, pattern) for char, pattern in _IN_BYTES):
             return None
         text = data.decode(codec, "replace")
     else:

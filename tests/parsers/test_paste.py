@@ -211,6 +211,16 @@ def test_markup_inside_lines_is_undone_line_for_line() -> None:
     assert normalise_chunk(data) == "\nBUGCHECK_CODE: c4\nplain\n<pre>x\nnt!Foo +0x10\n"
 
 
+@pytest.mark.parametrize("innocent", [0, 3, 40])
+def test_markup_after_many_innocent_backslashes_and_braces_is_found(innocent: int) -> None:
+    """The chunk check hops from one ``\\`` or ``{`` to the next before it searches the rest: markup after a
+    few or after many harmless ones (paths, a bug check's argument list) is found either way."""
+    noise = "ModLoad: fffff807`4b980000 \\SystemRoot\\System32\\drivers\\x.sys {1, 2}\n" * innocent
+    assert normalise_chunk(("\n" + noise).encode()) is None
+    data = "\n" + noise + "BUGCHECK\\_CODE: c4\n{% highlight text %}\n"
+    assert normalise_chunk(data.encode()) == "\n" + noise + "BUGCHECK_CODE: c4\n\n"
+
+
 @pytest.mark.parametrize(
     ("text", "following", "joined"),
     [
