@@ -113,6 +113,9 @@ _SIZES = {
     "zmmword": 64,
 }
 _MEMORY = re.compile(r"(?:(\w+) ptr )?(?:[a-z]s:)?\[([^\]]*)\]")
+#: The signed terms of a memory operand's address (``rax + rcx*8 - 0x10``).
+_TERMS = re.compile(r"([+-]?)\s*([^+\s-][^+-]*?)\s*(?=[+-]|$)")
+_IMMEDIATE = re.compile(r"-?(?:0x[0-9a-f]+|[0-9]+)")
 _REG_IDS = {name: reg for reg, name in REG_NAMES.items()}
 
 
@@ -120,7 +123,7 @@ def _parse_memory(match: re.Match[str], default_size: int) -> Op | None:
     size = _SIZES.get(match[1], 0) if match[1] else default_size
     base = index = disp = 0
     scale = 1
-    for sign, term in re.findall(r"([+-]?)\s*([^+\s-][^+-]*?)\s*(?=[+-]|$)", match[2]):
+    for sign, term in _TERMS.findall(match[2]):
         if "*" in term:
             name, _, factor = term.partition("*")
             index, scale = _REG_IDS.get(name, -1), int(factor)
@@ -149,13 +152,14 @@ def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | No
         return None
     out: list[Op] = []
     for text in op_str.split(", "):
-        memory = _MEMORY.fullmatch(text)
-        if memory is not None:
+        reg = _REG_IDS.get(text)  # the commonest operand, and never a memory one: looked up first
+        memory = None if reg is not None or "[" not in text else _MEMORY.fullmatch(text)
+        if reg is not None:
+            info = REG_INFO.get(reg)
+            op = Op(OP_REG, info[1] // 8 if info else 0, reg, 0, 0, 0, 1, 0, 0)
+        elif memory is not None:
             op = _parse_memory(memory, out[0].size if out else bits // 8)
-        elif text in _REG_IDS:
-            info = REG_INFO.get(_REG_IDS[text])
-            op = Op(OP_REG, info[1] // 8 if info else 0, _REG_IDS[text], 0, 0, 0, 1, 0, 0)
-        elif re.fullmatch(r"-?(?:0x[0-9a-f]+|[0-9]+)", text):
+        elif _IMMEDIATE.fullmatch(text):
             op = Op(OP_IMM, out[0].size if out else bits // 8, 0, int(text, 0), 0, 0, 1, 0, 0)
         else:
             return None
