@@ -156,7 +156,7 @@ def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | No
         memory = None if reg is not None or "[" not in text else _MEMORY.fullmatch(text)
         if reg is not None:
             info = REG_INFO.get(reg)
-            op = Op(OP_REG, info[1] // 8 if info else 0, reg, 0, 0, 0, 1, 0, 0)
+            op: Op | None = Op(OP_REG, info[1] // 8 if info else 0, reg, 0, 0, 0, 1, 0, 0)
         elif memory is not None:
             op = _parse_memory(memory, out[0].size if out else bits // 8)
         elif _IMMEDIATE.fullmatch(text):
