@@ -39,6 +39,9 @@ from parsers.stream import Input, open_input
 #: How often the incidents child reports how far its analysis got (seconds).
 PARSED_EVERY = 0.25
 
+#: How much the analysis yields the CPU to the UI (POSIX ``nice`` increment), after its head look.
+NICENESS = 10
+
 #: Incidents found within this many seconds of the last message wait for the next one (or the end).
 SEND_EVERY = 0.1
 
@@ -134,15 +137,19 @@ class _Outbox:
 
 
 def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
-    """The child's side: read the requested input and stream the results. It runs at the UI's priority: the
-    UI process only wakes for keys and the poll timer (the text is kept as chunks, not parsed), and a lower
-    priority starved the analysis behind every other busy process on a loaded machine."""
+    """The child's side: read the requested input and stream the results. After the head look (which runs
+    while the view starts up), at a lower CPU priority than the UI: a key costs the UI about 100 ms of CPU
+    (Textual's layout and repaint of a 160x48 screen), which on a busy 2-core machine it otherwise shares
+    with the analysis (bench_tui at a load of 6-10: key median 110-450 ms at equal priority, 35-175 ms at
+    nice 10; the load took up to a fifth longer)."""
     request: Request = pickle.load(request_stream)
     outbox = _Outbox(out)
     finished = threading.Event()
     try:
         if _worth_a_head_look(request):
             outbox.send("provisional", head_incidents(request))
+        if hasattr(os, "nice"):
+            os.nice(NICENESS)
         inp = open_input(request.path, data=request.data, name=request.name)
 
         def report_progress() -> None:
