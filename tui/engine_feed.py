@@ -10,10 +10,8 @@ errors end up in ``Load.error`` as one plain sentence; the view shows it and kee
 
 from __future__ import annotations
 
-import subprocess
-
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from hvci.logs.worker import Request, results, start, stop_when
+from hvci.logs.worker import Child, Request, results, start, stop_when
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
 
@@ -38,7 +36,7 @@ class PipelineFeed:
     def __init__(self, options: AnalyzeOptions, process_threshold: int = PROCESS_THRESHOLD) -> None:
         self.options = options
         self.process_threshold = process_threshold
-        self._started: dict[Load, subprocess.Popen[bytes] | OSError] = {}
+        self._started: dict[Load, Child | OSError] = {}
 
     def begin(self, load: Load) -> None:
         """Start the child process of a large input at once, so that its start-up and its first look at
@@ -46,7 +44,7 @@ class PipelineFeed:
         if self._in_child(load):
             self._started[load] = self._start_child(load)
 
-    def _start_child(self, load: Load) -> subprocess.Popen[bytes] | OSError:
+    def _start_child(self, load: Load) -> Child | OSError:
         source = load.source
         request = Request(
             path=source.path.resolve() if source.path is not None else None,

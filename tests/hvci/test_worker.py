@@ -3,10 +3,24 @@ findings nothing later can change, and over the pipes it reports exactly what th
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from hvci.logs.worker import HEAD_BYTES, Request, head_incidents, results, start
+from hvci.logs.worker import (
+    HEAD_BYTES,
+    Child,
+    ForkedChild,
+    Request,
+    head_incidents,
+    results,
+    spawn,
+    stop_when,
+)
 from parsers.source import CHUNK_SIZE
 from parsers.stream import open_input
 
@@ -48,10 +62,20 @@ def test_head_look_of_a_log_dense_with_crashes_stops_at_the_first(tmp_path: Path
     assert head_incidents(_request(path)) == [first]
 
 
-def test_child_reports_the_head_look_then_exactly_the_pipelines_incidents(tmp_path: Path) -> None:
+STARTS = [pytest.param(spawn, id="interpreter")]
+if sys.platform == "linux":
+    STARTS.append(pytest.param(ForkedChild.start, id="fork"))
+
+
+@pytest.mark.parametrize("start", STARTS)
+def test_child_reports_the_head_look_then_exactly_the_pipelines_incidents(
+    tmp_path: Path, start: Callable[[Request], Child]
+) -> None:
     path = tmp_path / "big.log"
     _two_crashes(path)
-    messages = list(results(start(_request(path))))
+    child = start(_request(path))
+    messages = list(results(child))
+    assert child.returncode == 0
     kinds = [kind for kind, _ in messages if kind != "parsed"]
     assert kinds[0] == "provisional" and kinds[-1] == "info"
     assert set(kinds[1:-1]) == {"incidents"}
@@ -59,3 +83,19 @@ def test_child_reports_the_head_look_then_exactly_the_pipelines_incidents(tmp_pa
     found = [incident for kind, batch in messages if kind == "incidents" for incident in batch]
     assert found == _analyse(path)
     assert provisional == found[:1]
+
+
+@pytest.mark.parametrize("start", STARTS)
+def test_a_stopped_child_ends_and_its_results_stop(tmp_path: Path, start: Callable[[Request], Child]) -> None:
+    path = tmp_path / "kd.log"
+    path.write_text(CRASH, encoding="utf-8")
+    request = Request(path=path, data=None, name=str(path), options=AnalyzeOptions(), follow=True)
+    child = start(request)  # following: it never ends by itself
+    stop = threading.Event()
+    watcher = stop_when(stop, child)
+    stream = results(child)
+    assert next(stream)[0] in ("incidents", "parsed")  # it runs
+    stop.set()
+    watcher.join()
+    list(stream)  # ends: the child was terminated and reaped
+    assert child.returncode is not None and child.returncode != 0
