@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,17 @@ def schema_validator(path: Path) -> jsonschema.protocols.Validator:
 def realworld_dir() -> Path:
     """``../shared/realworld`` itself, or a skip when it is absent."""
     return realworld()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_knowledge_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The knowledge start-up cache of the whole run (the commands the tests start as children too) goes
+    to a folder of this run, not the user's cache folder: a test run leaves nothing behind in ``~/.cache``,
+    and a stale entry there cannot change what the tests see. Tests of the cache set their own folder."""
+    saved = os.environ.get("HVCI_TRIAGE_CACHE_DIR")
+    os.environ["HVCI_TRIAGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("knowledge-cache"))
+    yield
+    if saved is None:
+        del os.environ["HVCI_TRIAGE_CACHE_DIR"]
+    else:
+        os.environ["HVCI_TRIAGE_CACHE_DIR"] = saved

@@ -134,4 +134,32 @@ def _write_entry(entry: str, key: bytes, payload: bytes) -> None:
             os.unlink(temporary)
             raise
     except OSError:
-        pass
+        return
+    _prune(folder, keep=entry)
+
+
+#: An entry not written for this long is taken for one of an install that is gone (each install location has
+#: its own entry, and a clone or virtual environment that was deleted never removes its own).
+STALE_SECONDS = 30 * 24 * 3600
+
+
+def _prune(folder: str, keep: str) -> None:
+    """Remove the other installs' entries that were not written for :data:`STALE_SECONDS`. Pruned at a
+    write, which is rare (a first run, an upgrade); an install still in use whose entry is pruned only
+    builds it again once."""
+    import time
+
+    oldest = time.time() - STALE_SECONDS
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        if not (name.startswith("knowledge-") and name.endswith(".bin")) or path == keep:
+            continue
+        try:
+            if os.stat(path).st_mtime < oldest:
+                os.unlink(path)
+        except OSError:
+            pass

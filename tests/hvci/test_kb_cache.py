@@ -6,7 +6,9 @@ Each test works on a copy of the knowledge folder and a cache folder of its own;
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 import zlib
 from pathlib import Path
 
@@ -137,3 +139,21 @@ def test_with_the_cache_off_the_files_are_read(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache.cached_files(knowledge) == kb.read_files(knowledge)
     assert not list(tmp_path.rglob("knowledge-*.bin"))
+
+
+def test_writing_an_entry_prunes_other_installs_stale_entries(knowledge: Path, tmp_path: Path) -> None:
+    """Each install location has its own entry; one whose install is gone is removed at the next write
+    once it is older than the stale age, and a recent one of another install is kept."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    stale, recent = folder / "knowledge-00000001.bin", folder / "knowledge-00000002.bin"
+    unrelated = folder / "notes.txt"
+    for path in (stale, recent, unrelated):
+        path.write_bytes(b"x")
+    long_ago = time.time() - cache.STALE_SECONDS - 60
+    os.utime(stale, (long_ago, long_ago))
+    os.utime(unrelated, (long_ago, long_ago))
+    cache.cached_files(knowledge, folder)
+    assert not stale.exists()
+    assert recent.exists() and unrelated.exists()
+    assert len(list(folder.glob("knowledge-*.bin"))) == 2  # the recent one and this install's new entry
