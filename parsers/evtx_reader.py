@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from parsers.source import CHUNK_SIZE, Chunk, Issue, Restart, Source, with_sentinel
+from parsers.chunks import Chunk, Issue, Restart, with_sentinel
+from parsers.source import CHUNK_SIZE, Source
 
 #: Records per write to the pipe (the child) and problems reported before the rest are only counted.
 _BATCH = 256

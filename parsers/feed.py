@@ -16,10 +16,11 @@ from typing import Any
 
 from parsers import lineprefix, paste
 from parsers.base import Line, LineCursor
+from parsers.chunks import Chunk, Restart
 from parsers.lineprefix import LinePrefix
 from parsers.prefilter import ChunkScanner, Prefilter
 from parsers.records import Diagnostic, Span
-from parsers.source import Chunk, Restart, Source
+from parsers.source import Source
 
 #: Follow mode: a block being read (an ``lm`` listing at the end of the file) ends once the file has been
 #: quiet for this long (seconds), so that it is used without waiting for a line that may never come. A

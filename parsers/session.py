@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from parsers.chunks import LINE_CAP, LONG_LINE, Chunk, Issue, Restart
 from parsers.records import Span
-from parsers.source import LINE_CAP, LONG_LINE, Chunk, Issue, Restart
 
 FORMAT = "hvci-triage-session"
 #: The newest session-format version this reader knows; newer files are read as far as they match.

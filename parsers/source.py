@@ -2,8 +2,8 @@
 
 WinDbg writes ``.logopen`` logs as ANSI, ``.logopen /u`` logs as UTF-16 LE (with or without a BOM), users
 paste UTF-8, and a live session file keeps growing while we read it. This module turns any of those into
-a stream of :class:`Chunk` s: large runs of complete lines, ``\\n``-terminated, numbered, never the whole
-file at once, so that memory stays flat however big the log is.
+a stream of :class:`parsers.chunks.Chunk` s: large runs of complete lines, ``\\n``-terminated, never the
+whole file at once, so that memory stays flat however big the log is (:mod:`parsers.chunks` cuts them).
 
 For ASCII-compatible encodings (UTF-8, cp1252) a chunk keeps its *bytes*: the dispatcher searches bytes and
 decodes only the few lines a parser reads, which is what makes a 300 MB log cheap. UTF-16 is decoded to
@@ -23,15 +23,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Generic, Literal, TypeVar
+from typing import BinaryIO, Literal
 
-from parsers.records import Severity
+from parsers.chunks import LINE_CAP, Chunk, Issue, Liner, Restart
 
 CHUNK_SIZE = 1 << 20  # bytes per read: per-chunk Python overhead vanishes, and a chunk stays in the CPU cache
-LINE_CAP = 64 << 10  # characters of one line kept for parsing
-LONG_LINE = f"line longer than {LINE_CAP} characters truncated for parsing"
 SNIFF_SIZE = 4096  # bytes looked at to choose an encoding
 POLL_SECONDS = 0.2  # follow mode: how often a quiet file is checked for growth
 #: A collector's session file (``parsers.session``) starts with its header record. Its lines are whole JSON
@@ -40,37 +37,6 @@ SESSION_HEAD = re.compile(rb'^\s*\{[^\n]{0,400}?"format"\s*:\s*"hvci-triage-sess
 SESSION_LINE_CAP = 16 << 20
 
 ASCII_COMPATIBLE = ("utf-8", "utf-8-sig", "cp1252")
-
-T = TypeVar("T", str, bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """A problem with the line at ``offset`` in a chunk's data. Chunks do not number their lines (counting
-    newlines costs a pass over the data, and the dispatcher counts them anyway), so the reader of the
-    chunks turns an issue into a :class:`Diagnostic` once it knows the line number."""
-
-    offset: int
-    message: str
-    severity: Severity = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """Complete lines, each ending with ``\\n`` (a CRLF line keeps its ``\\r`` before it; bare CRs are
-    already turned into ``\\n``), continuing the line numbering of the previous chunk. ``data`` is ``bytes``
-    for ASCII-compatible encodings (decode a line with :meth:`Source.decode_line`) and ``str`` for UTF-16.
-    Empty ``data`` (follow mode) means "nothing new for now"."""
-
-    data: bytes | str
-    issues: tuple[Issue, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    """The followed file was truncated or re-created: it is read again from its first line."""
-
-    reason: str
 
 
 def sniff_encoding(head: bytes) -> tuple[str, int]:
@@ -101,135 +67,6 @@ def sniff_encoding(head: bytes) -> tuple[str, int]:
         if not (error.reason == "unexpected end of data" and error.start >= len(head) - 3):
             return "cp1252", 0
     return "utf-8", 0
-
-
-class _Liner(Generic[T]):
-    """Cuts decoded pieces into chunks of complete lines, normalising bare CRs and truncating long lines.
-
-    Generic over ``bytes`` and ``str`` so that the same logic serves both kinds of chunk. With ``sentinel``
-    every chunk starts with a ``\n`` that is not input (the end of the line before it), which a reader
-    scanning for line starts needs, and issue offsets count it; the carried partial line keeps the newline
-    before it, so the sentinel costs no copy.
-    """
-
-    def __init__(self, newline: T, cr: T, cap: int = LINE_CAP, *, sentinel: bool = False) -> None:
-        self.cap = cap
-        self.nl: T = newline
-        self.cr: T = cr
-        self.crlf: T = cr + newline
-        # a CR not followed by LF: one regex scan costs half of comparing the counts of CR and CRLF
-        self.bare_cr: re.Pattern[T] = re.compile(cr + (b"(?!\n)" if isinstance(cr, bytes) else "(?!\n)"))
-        self.empty: T = newline[:0]
-        self.lead: T = newline if sentinel else self.empty
-        self.carry: T = self.lead  # the partial last line read so far (after the lead)
-        self.skipping = False  # inside an over-long line whose kept part was already emitted
-
-    def feed(self, piece: T) -> Chunk | None:
-        if self.skipping:
-            end = piece.find(self.nl)
-            if end < 0:
-                return None
-            piece = piece[end + 1 :]
-            self.skipping = False
-        lead = len(self.lead)
-        cut = piece.rfind(self.nl) + 1
-        if cut and piece.find(self.cr, cut) < 0:
-            # the common case: the lines up to the piece's last newline, copied once with the carry
-            complete = self._joined(piece, cut)
-            if self.cr in complete and self.bare_cr.search(complete):
-                complete = complete.replace(self.crlf, self.nl).replace(self.cr, self.nl)
-            self.carry = piece[cut - lead :]
-        else:  # no newline, or a CR after the last one (maybe half of a CRLF, maybe a bare CR line end)
-            data = self.carry + piece
-            if self.cr in data:
-                held = self.empty
-                if data.endswith(self.cr):  # maybe the first half of a CRLF split between reads
-                    data, held = data[:-1], self.cr
-                if self.bare_cr.search(data):
-                    data = data.replace(self.crlf, self.nl).replace(self.cr, self.nl)
-                data += held
-            cut = max(data.rfind(self.nl, lead) + 1, lead)
-            complete, self.carry = data[:cut], data[cut - lead :]
-        chunk = self._chunk(complete) if len(complete) > lead else None
-        if len(self.carry) - lead > self.cap:
-            # an endless line: emit its kept part now and drop the rest up to its end
-            kept = self._chunk(self.carry[: lead + self.cap] + self.nl, long_at=lead)
-            self.carry = self.lead
-            self.skipping = True
-            chunk = kept if chunk is None else _join(chunk, kept, lead)
-        return chunk
-
-    def _joined(self, piece: T, cut: int) -> T:
-        """The carry and ``piece[:cut]`` as one string, copying ``piece`` once."""
-        if isinstance(piece, bytes):
-            return b"".join((self.carry, memoryview(piece)[:cut]))
-        return self.carry + piece[:cut]
-
-    def flush(self) -> Chunk | None:
-        """The partial last line (a file need not end with a newline)."""
-        if self.skipping:
-            self.skipping = False
-            self.carry = self.lead
-            return None
-        if len(self.carry) <= len(self.lead):
-            return None
-        data = self.carry.rstrip(self.cr) + self.nl
-        self.carry = self.lead
-        return self._chunk(data)
-
-    def _chunk(self, data: T, *, long_at: int | None = None) -> Chunk:
-        issues: list[Issue] = []
-        if long_at is not None:
-            issues.append(Issue(long_at, LONG_LINE))
-        elif len(data) > self.cap:
-            data = self._truncate_long_lines(data, issues)
-        return Chunk(data, tuple(issues))
-
-    def _truncate_long_lines(self, data: T, issues: list[Issue]) -> T:
-        """Cut every line longer than the cap. Walks the data a cap-sized window at a time: a line starting
-        at ``pos`` is too long exactly when no newline lies in ``[pos, pos + cap]``, so a handful of
-        ``rfind`` calls per chunk suffice and ordinary chunks pay nothing else."""
-        pieces: list[T] = []
-        start = pos = kept = 0  # kept: length of the pieces so far, where the next piece starts
-        end = len(data)
-        while end - pos > self.cap:
-            newline = data.rfind(self.nl, pos, pos + self.cap + 1)
-            if newline >= 0:
-                pos = newline + 1
-                continue
-            line_end = data.find(self.nl, pos + self.cap)
-            issues.append(Issue(kept + pos - start, LONG_LINE))
-            pieces.append(data[start : pos + self.cap])
-            kept += pos + self.cap - start
-            start = pos = line_end  # keeps the newline
-        if not pieces:
-            return data
-        pieces.append(data[start:])
-        return self.empty.join(pieces)
-
-
-def _join(first: Chunk, second: Chunk, lead: int) -> Chunk:
-    """Two chunks as one; the second's first ``lead`` characters (its sentinel) are dropped."""
-    shift = len(first.data) - lead
-    shifted = tuple(Issue(i.offset + shift, i.message) for i in second.issues)
-    return Chunk(first.data + second.data[lead:], first.issues + shifted)  # type: ignore[operator]
-
-
-def with_sentinel(chunk: Chunk) -> Chunk:
-    """``chunk`` as ``Source.chunks(sentinel=True)`` gives it (for readers that make their own chunks)."""
-    if not chunk.data:
-        return chunk
-    lead = b"\n" if isinstance(chunk.data, bytes) else "\n"
-    issues = tuple(Issue(i.offset + 1, i.message, i.severity) for i in chunk.issues)
-    return Chunk(lead + chunk.data, issues)  # type: ignore[operator]
-
-
-def without_sentinel(chunk: Chunk) -> Chunk:
-    """``chunk`` of ``Source.chunks(sentinel=True)`` as ``Source.chunks()`` gives it."""
-    if not chunk.data:
-        return chunk
-    issues = tuple(Issue(max(i.offset - 1, 0), i.message, i.severity) for i in chunk.issues)
-    return Chunk(chunk.data[1:], issues)
 
 
 class Source:
@@ -387,7 +224,7 @@ class Source:
 
         In follow mode an empty chunk is yielded whenever the file is quiet, so that the consumer can look
         at ``stop``. With ``sentinel`` every non-empty chunk starts with a ``\n`` that is not input (see
-        ``_Liner``) and issue offsets count it.
+        ``parsers.chunks.Liner``) and issue offsets count it.
         """
         self.bytes_read = 0
         if not self._forced:
@@ -436,8 +273,8 @@ class _Decoding:
     def __init__(self, source: Source, sentinel: bool) -> None:
         self.source = source
         self._sentinel = sentinel
-        self._liner_b: _Liner[bytes] | None = None
-        self._liner_s: _Liner[str] | None = None
+        self._liner_b: Liner[bytes] | None = None
+        self._liner_s: Liner[str] | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self._reported = False
 
@@ -449,11 +286,11 @@ class _Decoding:
         if encoding in ASCII_COMPATIBLE:
             if self._liner_b is None:
                 cap = SESSION_LINE_CAP if self.source.session else LINE_CAP
-                self._liner_b = _Liner(b"\n", b"\r", cap, sentinel=self._sentinel)
+                self._liner_b = Liner(b"\n", b"\r", cap, sentinel=self._sentinel)
             chunk = self._liner_b.feed(piece)
             return self._checked(chunk)
         if self._liner_s is None:
-            self._liner_s = _Liner("\n", "\r", sentinel=self._sentinel)
+            self._liner_s = Liner("\n", "\r", sentinel=self._sentinel)
             self._decoder = codecs.getincrementaldecoder(encoding or "utf-16-le")("strict")
         chunk = self._liner_s.feed(self._decode(piece, final=False))
         return self._with_pending(chunk) if chunk is not None else None

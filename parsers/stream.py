@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 
 from parsers import filetype
 from parsers.base import BlockParser, Line
+from parsers.chunks import Chunk, Restart, with_sentinel, without_sentinel
 from parsers.dispatch import dispatcher
 from parsers.feed import Feed, FeedCursor
 from parsers.records import Diagnostic, InputInfo, Record, Span
 from parsers.registry import FORMATS, PARSERS
-from parsers.source import SNIFF_SIZE, Chunk, Restart, Source, sniff_encoding, with_sentinel, without_sentinel
+from parsers.source import SNIFF_SIZE, Source, sniff_encoding
 from parsers.wide import widest_digits
 
 if TYPE_CHECKING:

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from parsers import analyze, banner, kd, ln, stack
 from parsers.base import LineCursor
+from parsers.chunks import Chunk
 from parsers.prefilter import Prefilter
 from parsers.records import AnalyzeRecord, Record
 from parsers.registry import PARSERS
-from parsers.source import Chunk, Source
+from parsers.source import Source
 from parsers.stream import iter_records, open_input
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"

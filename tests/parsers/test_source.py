@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from parsers import source
+from parsers.chunks import LINE_CAP, Chunk
 from parsers.records import Diagnostic
-from parsers.source import LINE_CAP, Chunk, Source, sniff_encoding
+from parsers.source import Source, sniff_encoding
 from parsers.stream import iter_records, open_input
 
 TEXT = "0: kd> !analyze -v\nDRIVER_VERIFIER_DETECTED_VIOLATION (c4)\nCaf\u00e9 \u00fcber path\n"
