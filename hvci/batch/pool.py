@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import multiprocessing
 import pickle
 import signal
 import struct
@@ -26,8 +25,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+if TYPE_CHECKING:  # multiprocessing (~17 ms) is imported when a pool starts, not by a run done in-process
+    from multiprocessing.connection import Connection
 
 Item = TypeVar("Item")
 
@@ -60,6 +61,8 @@ Event: TypeAlias = "bytes | Done | Failure"
 def _context() -> Any:
     """fork where there is one (a worker starts in milliseconds with the engine already imported), else
     spawn (Windows, macOS)."""
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -208,6 +211,8 @@ class IsolatedPool(Generic[Item]):
                 self._retire(worker, kill=True)
 
     def _round(self, pending: deque[tuple[int, Item]]) -> Iterator[tuple[int, Event]]:
+        from multiprocessing.connection import wait  # imported once a pool has started (see _context)
+
         busy = [w for w in self._workers if w.index is not None]
         deadlines = [w.deadline for w in busy if w.deadline is not None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
