@@ -26,6 +26,8 @@ from parsers.session import read_record
 from parsers.stream import iter_records, open_input
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
+#: A hang guard for the follower (it polls the file on a timer), not a speed limit.
+HANG_SECONDS = 300.0
 HEADER = {"format": "hvci-triage-session", "version": 1, "kind": "session", "collector": "test"}
 LN = "(fffff802`da2d3300)   IntelHaxm!hax_alloc+0xe8   |  (fffff802`da2d3400)   IntelHaxm!hax_free"
 
@@ -150,20 +152,20 @@ def test_follow_mode_yields_each_record_as_the_collector_appends_it(
     with open(path, "a", encoding="ascii") as session:
         session.write(_command(".bugcheck", "Bugcheck code 000000c4\nArguments 2000 fffff802`da2d33e8 0 0\n"))
         session.flush()
-        first = out.get(timeout=10)
+        first = out.get(timeout=HANG_SECONDS)
         assert isinstance(first, BugCheckRecord) and first.span.first_line == 2
         session.write(_command("ln 0xfffff802da2d33e8", LN + "\n", 2))
         session.flush()
-        second = out.get(timeout=10)
+        second = out.get(timeout=HANG_SECONDS)
         assert isinstance(second, SymbolLineRecord) and second.span.first_line == 3
         session.write(_command("kb", stack + "\n", 3)[:40])  # half a record: nothing yet
         session.flush()
         session.write(_command("kb", stack + "\n", 3)[40:])
         session.flush()
-        third = out.get(timeout=10)
+        third = out.get(timeout=HANG_SECONDS)
         while isinstance(third, Diagnostic):
-            third = out.get(timeout=10)
+            third = out.get(timeout=HANG_SECONDS)
         assert isinstance(third, StackRecord) and third.span.first_line == 4
     stop.set()
-    thread.join(10)
+    thread.join(HANG_SECONDS)
     assert not thread.is_alive()

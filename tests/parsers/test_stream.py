@@ -230,8 +230,13 @@ def _follow(path: Path, stop: threading.Event, out: list[Record]) -> threading.T
     return thread
 
 
-def _wait_for(condition: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+#: Following polls the file on a timer, so there is no event to wait on: this only turns a hang into a
+#: failure (the assertions after each wait), far above what a loaded machine takes. Not a speed limit.
+HANG_SECONDS = 300.0
+
+
+def _wait_for(condition: object) -> None:
+    deadline = time.monotonic() + HANG_SECONDS
     while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
         time.sleep(0.02)
 

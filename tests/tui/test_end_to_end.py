@@ -39,10 +39,17 @@ BANNER = (
 )
 
 
-async def _until(pilot: object, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+#: How long :func:`_until` waits before it calls the view stuck. Not a speed limit: following polls the
+#: file on a timer, so there is no event to wait on, and this only turns a hang into a failure. It is far
+#: above what any loaded machine takes (a busy 2-core machine has needed a few seconds).
+HANG_SECONDS = 300.0
+
+
+async def _until(pilot: object, condition: Callable[[], bool]) -> None:
+    """Let the view run until ``condition`` holds (what the follower's next polls bring in)."""
+    deadline = time.monotonic() + HANG_SECONDS
     while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"the view did not get there in {HANG_SECONDS:.0f} s: stuck"
         await asyncio.sleep(0.05)
 
 
