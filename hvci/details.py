@@ -1,11 +1,12 @@
 """An incident's details: one typed, immutable record per incident kind (``Incident.details``).
 
-Each record is a frozen, slotted dataclass: a reader (and mypy) sees which keys an incident of a kind has and
+Each record is a frozen msgspec Struct: a reader (and mypy) sees which keys an incident of a kind has and
 their types; nothing can change it after the incident is made (the pipeline re-emits incidents, and the TUI,
 the reports and the findings share them); it pickles across the worker pipe; and a decoded value is made
-once and shared (see ``hvci.logs.classify.details``). Dataclasses rather than msgspec Structs: this module
-is imported by every ``analyze``, and one of a log with nothing in it imports no msgspec
-(``tests/cli/test_startup_imports.py``).
+once and shared (see ``hvci.logs.classify.details``). Structs rather than dataclasses: this module is
+imported by every ``analyze``, and a Struct class is made in C (~0.1 ms) where a dataclass compiles its
+methods from source (~1 ms each, 18 ms for these records); msgspec is imported by every run anyway (the
+parsers' records are Structs).
 
 The JSON report renders a record with :func:`details_json`: its fields in the order they are declared here,
 a field that has a default (``None``) left out while it has that default, a field without one always there
@@ -24,8 +25,9 @@ schema (see docs/extending.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal, TypeAlias
+
+import msgspec
 
 from hvci.knowledge.eras import Era
 
@@ -43,26 +45,22 @@ CallVerdict = Literal["executable", "safe", "unknown", "banned"]
 JsonValue: TypeAlias = "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
 
 
-class Record:
-    """A details record (and its parts): a frozen, slotted dataclass whose fields :func:`details_json` renders
-    in order, leaving out a field that has a default (None) while it has it."""
-
-    __slots__ = ()
+class Record(msgspec.Struct, frozen=True):
+    """A details record (and its parts): a frozen Struct whose fields :func:`details_json` renders in order,
+    leaving out a field that has a default (None) while it has it."""
 
 
 # ------------------------------------------------------------------------------------------ values
 
 
-@dataclass(frozen=True, slots=True)
-class NamedValue(Record):
+class NamedValue(Record, frozen=True):
     """A constant and its name: ``{"value": 512, "name": "NonPagedPoolNx"}``."""
 
     value: int
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedValue(Record):
+class DecodedValue(Record, frozen=True):
     """A bug check argument decoded by its kind (pool type, page protection, MDL priority): its name, whether
     it asks for executable memory, the flags it is made of, and the value to use instead."""
 
@@ -74,8 +72,7 @@ class DecodedValue(Record):
     safe_value: NamedValue | None = None  # the non-executable replacement, when it differs
 
 
-@dataclass(frozen=True, slots=True)
-class Subcode(Record):
+class Subcode(Record, frozen=True):
     """A 0xC4 Arg1 with what it meant when (``era``)."""
 
     value: int
@@ -83,8 +80,7 @@ class Subcode(Record):
     era: Era
 
 
-@dataclass(frozen=True, slots=True)
-class Argument(Record):
+class Argument(Record, frozen=True):
     """A bug check argument (``index`` from 1) and what it means (None: the knowledge base does not say)."""
 
     index: int
@@ -92,8 +88,7 @@ class Argument(Record):
     meaning: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class SectionDetail(Record):
+class SectionDetail(Record, frozen=True):
     """A PE section header as an image rule shows it."""
 
     name: str
@@ -103,8 +98,7 @@ class SectionDetail(Record):
     flags: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Relocation(Record):
+class Relocation(Record, frozen=True):
     """A base relocation an image rule objects to (``type``: IMAGE_REL_BASED_*)."""
 
     rva: int
@@ -114,8 +108,7 @@ class Relocation(Record):
 # ------------------------------------------------------------------------------------ one per kind
 
 
-@dataclass(frozen=True, slots=True)
-class CrashDetails(Record):
+class CrashDetails(Record, frozen=True):
     """Kinds ``bugcheck`` and ``verifier-banner``: every argument with its meaning, then the decoded value,
     then the names and addresses the verifier banner (or a ``dS``/``da`` of Arg2/Arg4) printed.
 
@@ -140,8 +133,7 @@ class CrashDetails(Record):
     banner_caller: str | None = None  # the banner's caller when it is not the bug check's Arg2
 
 
-@dataclass(frozen=True, slots=True)
-class CounterDetails(Record):
+class CounterDetails(Record, frozen=True):
     """Kind ``verifier-counters``: a non-zero code-integrity counter (``!verifier``, ``verifier /query``)."""
 
     counter: str
@@ -149,8 +141,7 @@ class CounterDetails(Record):
     source: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReadinessDetails(Record):
+class ReadinessDetails(Record, frozen=True):
     """Kind ``readiness``: a readiness tool's verdict on a driver (``reason``, ``count`` as printed)."""
 
     tool: str
@@ -159,8 +150,7 @@ class ReadinessDetails(Record):
     incompatible: bool
 
 
-@dataclass(frozen=True, slots=True)
-class EventDetails(Record):
+class EventDetails(Record, frozen=True):
     """Kind ``event``: an event log entry; ``status`` and ``failure_bitmap`` in hex."""
 
     provider: str
@@ -172,8 +162,7 @@ class EventDetails(Record):
     failure_bitmap: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImageDetails(Record):
+class ImageDetails(Record, frozen=True, kw_only=True):
     """Kind ``image``: a failed image rule (a ``!dh`` dump in a log, or ``scan``; ``scan`` adds ``status``
     and ``message``), with the facts the rule found (:class:`RuleFacts`' fields)."""
 
@@ -192,8 +181,7 @@ class ImageDetails(Record):
     dll_characteristics: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleFacts(Record):
+class RuleFacts(Record, frozen=True, kw_only=True):
     """What an image rule found (``RuleResult.details``): the fields of :class:`ImageDetails` after its
     first four, which an incident adds (:func:`image_details`)."""
 
@@ -230,8 +218,7 @@ def image_details(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class CallSiteDetails(Record):
+class CallSiteDetails(Record, frozen=True):
     """Kind ``call-site``: a call of an affected API in a driver image and its verdict.
 
     The argument's possible constant values sit under the name of its argument kind (apis.toml
@@ -257,8 +244,7 @@ class CallSiteDetails(Record):
     replacement: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UncalledImportDetails(Record):
+class UncalledImportDetails(Record, frozen=True):
     """Kind ``call-site``: an affected API the image imports with no call site found (unknown, not clean)."""
 
     level: Level
@@ -268,30 +254,26 @@ class UncalledImportDetails(Record):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryIntegrityDetails(Record):
+class MemoryIntegrityDetails(Record, frozen=True):
     """Kind ``memory-integrity``: Windows Security blocks a driver or lists it as incompatible."""
 
     source: str
     running: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryIntegrityState(MemoryIntegrityDetails):
+class MemoryIntegrityState(MemoryIntegrityDetails, frozen=True):
     """Kind ``memory-integrity``: memory integrity's state where the text was taken."""
 
     configured: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class VerifierNoticeDetails(Record):
+class VerifierNoticeDetails(Record, frozen=True):
     """Kind ``verifier-notice``: Driver Verifier names a driver; its flags in hex (None: not printed)."""
 
     flags: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class WdfLogDetails(Record):
+class WdfLogDetails(Record, frozen=True):
     """Kind ``wdf-log``: a KMDF in-flight recorder log, its size and how many entries are verifier reports."""
 
     entries: int
@@ -345,7 +327,7 @@ _LAYOUTS: dict[type[Record], tuple[tuple[str, bool], ...]] = {}
 def _layout(cls: type[Record]) -> tuple[tuple[str, bool], ...]:
     layout = _LAYOUTS.get(cls)
     if layout is None:
-        layout = _LAYOUTS[cls] = tuple((f.name, f.default is None) for f in fields(cls))  # type: ignore[arg-type]
+        layout = _LAYOUTS[cls] = tuple((f.name, f.default is None) for f in msgspec.structs.fields(cls))
     return layout
 
 
