@@ -200,7 +200,6 @@ def test_every_title_placeholder_names_a_crash_field() -> None:
                 assert not name or (crash[key] == "DecodedValue | None" and name in decoded), part
 
 
-
 def test_an_image_incident_shows_every_fact_its_rule_found() -> None:
     """ImageDetails is the rule, its status, level and message, then RuleFacts' fields (same names, types
     and order): a fact added to one record and not the other would be lost on the way to the report."""
