@@ -22,7 +22,6 @@ Every parser's trigger and block reader is written for the debugger's own text, 
 
 from __future__ import annotations
 
-import html
 import re
 
 # -- markup inside lines: found in a whole chunk at memchr speed ----------------------------------------
@@ -102,6 +101,8 @@ def clean_text(text: str) -> str:
     if "<" in text:
         text = _TAG_RE.sub(lambda m: "\n" if _BR.fullmatch(m.group(0)) else "", text).removesuffix("\n")
     if "&" in text and not _XML.search(text):
+        import html  # (its entity table: ~2 ms of start-up that a log without entities never needs)
+
         text = html.unescape(text)
     if "\\" in text:
         text = _ESCAPE_RE.sub(lambda m: m.group(1) or m.group(2), text)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import struct
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
@@ -64,6 +63,8 @@ class Waiting:
     def _spill(self, index: int) -> None:
         handle = self._files.get(index)
         if handle is None:
+            import tempfile  # (with shutil, bz2...: ~5 ms of start-up that a run which never spills skips)
+
             handle = self._files[index] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by take/close
         for payload in self._memory.pop(index):
             handle.write(_LENGTH.pack(len(payload)))

@@ -15,7 +15,6 @@ places), so for them the incidents are kept and the report rendered at the end, 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from functools import cached_property
 from typing import IO
@@ -47,6 +46,8 @@ class StreamedReport:
         self._pieces = IncidentPieces(fmt)
         self._spool: IO[str] | None = None
         if fmt in STREAMED:
+            import tempfile  # (~5 ms of start-up, for the streamed formats alone)
+
             try:
                 self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - closed by __exit__
                     "w+", encoding="utf-8", errors="surrogatepass", newline=""

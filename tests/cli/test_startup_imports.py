@@ -39,9 +39,10 @@ NOT_FOR_A_PLAIN_LOG = (
     "hvci.knowledge.files",
     "tomllib",
 )
-#: What the in-process run of one small input does without: a worker pool (multiprocessing is imported when
-#: a pool starts).
-NOT_IN_PROCESS = (*NOT_FOR_A_PLAIN_LOG, "multiprocessing")
+#: What the in-process run of one small text report does without: a worker pool (multiprocessing is imported
+#: when a pool starts), a spill file (tempfile: only once incidents outgrow memory, or for a streamed format)
+#: and HTML entities (only for a line that has one).
+NOT_IN_PROCESS = (*NOT_FOR_A_PLAIN_LOG, "multiprocessing", "tempfile", "html")
 #: What the engine itself needs only once a log holds something (a block, a group) or is not text.
 NOT_FOR_A_LOG_OF_NOISE = (
     *NOT_FOR_A_PLAIN_LOG,

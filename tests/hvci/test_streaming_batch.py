@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from click.testing import CliRunner
 from cli.exitcodes import ExitCode
 from cli.main import cli
 from cli.main import run as main
-from hvci.batch import inproc, pool, streamed
+from hvci.batch import inproc, pool
 from hvci.batch import run as batch_run
 from hvci.batch.run import run_batch
 from hvci.batch.units import Unit, plan
@@ -253,7 +254,7 @@ class _FullDisk:
 def test_a_full_temporary_disk_is_one_line_and_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(streamed.tempfile, "TemporaryFile", lambda *_, **__: _FullDisk())
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda *_, **__: _FullDisk())
     code = main(["analyze", "--format", "jsonl", str(LOGS / "session-pool-type-haxm.log")])
     out, err = capsys.readouterr()
     assert code == ExitCode.USAGE and out == ""
