@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Protocol
+
+import msgspec
 
 from hvci.bucket import bucket_id
 from hvci.details import EventDetails
@@ -35,8 +36,7 @@ from hvci.model import Baseline, Incident, confidence_rank
 from parsers.records import Span
 
 
-@dataclass(frozen=True, slots=True)
-class Occurrence:
+class Occurrence(msgspec.Struct, frozen=True):
     """One incident of a finding: which, where, how many reports it stands for, and when (if the input
     says: events carry a timestamp)."""
 
@@ -46,8 +46,7 @@ class Occurrence:
     timestamp: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
     """One bucket of the batch: its representative incident and every occurrence."""
 
     bucket: str
@@ -159,8 +158,7 @@ class MemoryOccurrences:
         return (occurrence for _, occurrence in heapq.merge(*lists, key=itemgetter(0)))
 
 
-@dataclass(slots=True)
-class _Bucket:
+class _Bucket(msgspec.Struct):
     """What a finding needs of one bucket's incidents, without the incidents: the representative (rank,
     order, incident), the keys for joining, the total count, the first and last occurrence."""
 
@@ -168,15 +166,15 @@ class _Bucket:
     best: tuple[int, int, Incident]
     first: tuple[int, Occurrence]
     last: tuple[int, Occurrence]
-    aliases: set[str] = field(default_factory=set)  # the offset keys of incidents whose function is known
+    #: the offset keys of incidents whose function is known
+    aliases: set[str] = msgspec.field(default_factory=set)
     bare: bool = False  # an incident with no alias (offset only, or no caller): it may join a function bucket
-    offset_keys: set[str] = field(default_factory=set)
+    offset_keys: set[str] = msgspec.field(default_factory=set)
     count: int = 0
     size: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class FindingTally:
+class FindingTally(msgspec.Struct, frozen=True):
     """A finding as :class:`FindingsBuilder` hands it out: everything but the occurrences, which are read
     (in order) each time :attr:`occurrences` is iterated."""
 

@@ -9,8 +9,9 @@ report (docs/report.schema.json) is a direct rendering of :class:`Report` (see `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
+
+import msgspec
 
 from hvci.details import DETAILS_BY_KIND, NO_CRASH_DETAILS, Details
 from parsers.records import InputInfo, Span, StackFrame
@@ -50,8 +51,7 @@ def confidence_rank(confidence: Confidence) -> int:
     return CONFIDENCES.index(confidence)
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(msgspec.Struct, frozen=True):
     """One reason behind a verdict, with the lines it came from."""
 
     reason: str
@@ -59,15 +59,13 @@ class Evidence:
     weight: Weight = "supporting"
 
 
-@dataclass(frozen=True, slots=True)
-class BugCheck:
+class BugCheck(msgspec.Struct, frozen=True):
     code: int
     name: str | None
     args: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(msgspec.Struct, frozen=True):
     """The code address an incident blames, resolved as far as the inputs allow.
 
     ``resolved_by`` is one of ``pdb``, ``dwarf`` (debug information inside the image), ``exports``,
@@ -87,8 +85,7 @@ class Caller:
     note: str | None = None  # e.g. what is missing to resolve further (the symbol-store key)
 
 
-@dataclass(frozen=True, slots=True)
-class Incident:
+class Incident(msgspec.Struct, frozen=True):
     id: str
     source: Span
     kind: IncidentKind
@@ -111,8 +108,7 @@ class Incident:
             raise TypeError(f"an incident of kind {self.kind!r} cannot have {type(self.details).__name__}")
 
 
-@dataclass(frozen=True, slots=True)
-class Baseline:
+class Baseline(msgspec.Struct, frozen=True):
     """A report compared with an earlier one (``--baseline``): each finding's bucket is ``new`` or
     ``unchanged``; ``absent`` lists the earlier buckets no longer seen (see :func:`hvci.findings.compare`)."""
 
@@ -124,8 +120,7 @@ class Baseline:
         return sum(1 for s in self.states.values() if s == state)
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(msgspec.Struct, frozen=True):
     inputs: tuple[InputInfo, ...]
     incidents: tuple[Incident, ...]
     schema: str = SCHEMA

@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -302,7 +302,10 @@ class _InputRun:
         while len(tracked.ids) < len(classified):
             tracked.ids.append(self._next_id(tracked.base_id))
         ids = tracked.ids[: len(classified)]
-        fresh = tuple(replace(incident, id=ident) for incident, ident in zip(classified, ids, strict=True))
+        fresh = tuple(
+            msgspec.structs.replace(incident, id=ident)
+            for incident, ident in zip(classified, ids, strict=True)
+        )
         previous = {i.id: i for i in tracked.incidents}
         tracked.incidents = fresh
         if tracked.seq:

@@ -14,9 +14,10 @@ finding's representative (with the finding's bucket), and every result then gets
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from msgspec.structs import replace
 
 from hvci.findings import Finding, group_findings
 from hvci.model import Baseline, Report

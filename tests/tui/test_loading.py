@@ -3,7 +3,7 @@ input's head) never replace, are replaced by the full analysis, and go if it nev
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from tests.tui.conftest import sample_incidents
 from tui.loading import Load, Source

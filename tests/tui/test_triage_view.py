@@ -123,7 +123,7 @@ async def test_sort_and_group(app: TriageApp) -> None:
 
 async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
     pool, protection, other = sample_incidents()
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     second = replace(pool, id=f"{LOG_NAME}:99", bucket="execute-pool-type:otherdrv!Allocate")  # not a repeat
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, second]})
@@ -138,7 +138,7 @@ async def test_grouping_blanks_repeated_group_labels(tmp_path: Path) -> None:
 
 async def test_repeats_of_one_bucket_are_one_row_with_count_and_occurrences(tmp_path: Path) -> None:
     pool, protection, _ = sample_incidents()
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
     again = replace(pool, id=f"{LOG_NAME}:99", source=source)
@@ -271,7 +271,7 @@ async def test_first_findings_appear_while_loading(tmp_path: Path) -> None:
 
 
 async def test_enriched_incident_replaces_the_earlier_version(tmp_path: Path) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     pool, protection, other = sample_incidents()
     early = replace(
@@ -320,7 +320,7 @@ async def test_line_numbers_stay_when_the_evidence_is_scrolled_sideways(tmp_path
 
 async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tmp_path: Path) -> None:
     pool, protection, _ = sample_incidents()
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
     again = replace(pool, id=f"{LOG_NAME}:99", source=source)
@@ -343,7 +343,7 @@ async def test_an_equal_incident_from_the_full_analysis_keeps_the_row(tmp_path: 
     """The quick look at a large input's head and the full analysis report the same incident twice: the
     second, equal copy changes nothing on screen (no rebuild, no detail pane redrawn)."""
     pool, protection, _ = sample_incidents()
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, replace(pool)]}, hold_after=2)
     app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
