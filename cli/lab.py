@@ -10,10 +10,10 @@ written (the store keeps the run even when stdout is a closed pipe).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
+import msgspec
 
 from cli.output import warn
 from hvci.batch.units import Unit, skip_known
@@ -23,8 +23,7 @@ if TYPE_CHECKING:  # the store (sqlite3) and the baseline reader are imported by
     from hvci.batch.store import Store
 
 
-@dataclass(frozen=True, slots=True)
-class LabOptions:
+class LabOptions(msgspec.Struct, frozen=True):
     db: str | None = None
     force: bool = False
     baseline: str | None = None

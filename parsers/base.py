@@ -11,14 +11,14 @@ line that does not. Adding a format is one module with a ``BlockParser`` plus on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from parsers.records import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(msgspec.Struct, frozen=True):
     """One input line: its 1-based number and its text without the line terminator."""
 
     number: int
@@ -60,8 +60,7 @@ class LineCursor:
         return cls((Line(first_line + i, t) for i, t in enumerate(text.splitlines())), path)
 
 
-@dataclass(frozen=True, slots=True)
-class BlockEnd:
+class BlockEnd(msgspec.Struct, frozen=True):
     """How :func:`read_block` ended: the block's last line and whether the line limit cut it."""
 
     last_line: int

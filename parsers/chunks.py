@@ -10,8 +10,9 @@ stays flat however big the log is. The liner normalises bare CRs and truncates l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+import msgspec
 
 from parsers.records import Severity
 
@@ -21,8 +22,7 @@ LONG_LINE = f"line longer than {LINE_CAP} characters truncated for parsing"
 T = TypeVar("T", str, bytes)
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
+class Issue(msgspec.Struct, frozen=True):
     """A problem with the line at ``offset`` in a chunk's data. Chunks do not number their lines (counting
     newlines costs a pass over the data, and the dispatcher counts them anyway), so the reader of the
     chunks turns an issue into a :class:`Diagnostic` once it knows the line number."""
@@ -32,8 +32,7 @@ class Issue:
     severity: Severity = "warning"
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(msgspec.Struct, frozen=True):
     """Complete lines, each ending with ``\\n`` (a CRLF line keeps its ``\\r`` before it; bare CRs are
     already turned into ``\\n``), continuing the line numbering of the previous chunk. ``data`` is ``bytes``
     for ASCII-compatible encodings (decode a line with :meth:`Source.decode_line`) and ``str`` for UTF-16.
@@ -43,8 +42,7 @@ class Chunk:
     issues: tuple[Issue, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Restart:
+class Restart(msgspec.Struct, frozen=True):
     """The followed file was truncated or re-created: it is read again from its first line."""
 
     reason: str

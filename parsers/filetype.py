@@ -24,7 +24,8 @@ offset 4, PE ``MZ`` with ``PE\\0\\0`` at ``e_lfanew``, PDB ``Microsoft C/C++ MSF
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+import msgspec
 
 #: Bytes read from the start of an input to decide what it is (and, for text, its encoding).
 HEAD_BYTES = 4096
@@ -38,8 +39,7 @@ _TEXT_CONTROLS = frozenset(b"\t\n\r\x0b\x0c\x1b\x08\x07")
 _BINARY_BYTES = bytes(b for b in range(32) if b not in _TEXT_CONTROLS and b != 0) + b"\x7f"
 
 
-@dataclass(frozen=True, slots=True)
-class FileType:
+class FileType(msgspec.Struct, frozen=True):
     """What an input is. ``reader`` names the reader that handles it (``text``, ``kernel-dump``,
     ``evtx``) or is ``None`` when no reader of ours can; ``advice`` then says what to do instead."""
 

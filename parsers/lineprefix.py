@@ -10,7 +10,8 @@ parsers see it (line numbers do not change, so spans still point at the file as 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
@@ -22,8 +23,10 @@ _DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{1,2}:[0-9]{2}:[0-9]{2}" + _FR
 PREFIXES: tuple[tuple[str, str], ...] = (
     ("[date time]", r"\[" + _DATE_TIME + r"\] ?"),
     ("date time", _DATE_TIME + r"(?: \||:)? "),
-    ("[weekday month day time year]", rf"\[{_DAY} {_MONTH} [ 0-9][0-9] [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}"
-     + _FRACTION + r" [0-9]{4}\] ?"),
+    (
+        "[weekday month day time year]",
+        rf"\[{_DAY} {_MONTH} [ 0-9][0-9] [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}" + _FRACTION + r" [0-9]{4}\] ?",
+    ),
     ("[time]", r"\[[0-9]{2}:[0-9]{2}:[0-9]{2}" + _FRACTION + r"\] ?"),
 )
 
@@ -33,8 +36,7 @@ MIN_SHARE = 0.6
 MIN_LINES = 3
 
 
-@dataclass(frozen=True, slots=True)
-class LinePrefix:
+class LinePrefix(msgspec.Struct, frozen=True):
     """A recognised prefix: its name and compiled patterns that remove it after every newline."""
 
     name: str

@@ -36,8 +36,9 @@ import functools
 import importlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from parsers.deferred import deferred_compile
 
@@ -64,8 +65,7 @@ _parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser 
 _c: Any = importlib.import_module("re._constants")
 
 
-@dataclass(frozen=True, slots=True)
-class Anchor:
+class Anchor(msgspec.Struct, frozen=True):
     """Literal text that every line matched by a trigger contains."""
 
     text: str

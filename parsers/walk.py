@@ -17,13 +17,13 @@ import glob
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 _PATTERN_CHARACTERS = frozenset("*?[")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     """One path to read, or one that cannot be (``problem`` says why, in a few words)."""
 
     name: str

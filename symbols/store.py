@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 if TYPE_CHECKING:  # types only: reading the symbol path must not import pefile (start-up of every command)
     from symbols.pe import PeImage
@@ -29,8 +30,7 @@ if TYPE_CHECKING:  # types only: reading the symbol path must not import pefile 
 MICROSOFT_SYMBOL_SERVER = "https://msdl.microsoft.com/download/symbols"
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolPathEntry:
+class SymbolPathEntry(msgspec.Struct, frozen=True):
     """One place to look. ``kind``: ``store`` (symbol-store layout), ``folder`` (files by name, plus a store
     layout if present) or ``remote`` (a URL or UNC server we do not contact)."""
 
@@ -122,8 +122,7 @@ def clear_listing_cache() -> None:
     _listing.cache_clear()
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True):
     """A file found for a key, with where it was found (for notes) and a problem if it cannot be used
     directly (a compressed ``.pd_`` or a ``file.ptr`` redirect)."""
 
@@ -211,8 +210,7 @@ def _stored_file(base: Path, relative: str) -> tuple[Path, str | None] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(msgspec.Struct, frozen=True):
     """Whether a PDB belongs to an image: ``ok`` and, when not, what was expected and what was found."""
 
     ok: bool

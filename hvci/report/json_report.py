@@ -14,8 +14,9 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from hvci.details import details_json
 from hvci.findings import Occurrence, group_findings
@@ -194,14 +195,13 @@ def baseline_dict(baseline: Baseline | None) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Totals:
+class Totals(msgspec.Struct):
     """The ``summary`` counts, kept as incidents go by (a streamed report holds these, not the incidents)."""
 
     incidents: int = 0
     hvci_related: int = 0
-    categories: Counter[str] = field(default_factory=Counter)
-    buckets: Counter[str | None] = field(default_factory=Counter)
+    categories: Counter[str] = msgspec.field(default_factory=Counter)
+    buckets: Counter[str | None] = msgspec.field(default_factory=Counter)
 
     def add(self, incident: Incident) -> None:
         self.incidents += 1
