@@ -10,14 +10,43 @@ errors end up in ``Load.error`` as one plain sentence; the view shows it and kee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from hvci.logs.worker import Child, Request, results, start, stop_when
+from hvci.logs.worker import Child, Request, Started, results, start, stop_when
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
 
 #: Inputs at least this large are analysed in a child process (see :mod:`hvci.logs.worker`): a dense
 #: megabyte of crashes is a second of analysis, which in a thread takes the interpreter from the keys.
 PROCESS_THRESHOLD = 1 << 20
+
+
+def _request(source: Source, options: AnalyzeOptions, follow: bool) -> Request:
+    return Request(
+        path=source.path.resolve() if source.path is not None else None,
+        data=source.data,
+        name=source.name,
+        options=options,
+        follow=follow,
+    )
+
+
+def _in_child(source: Source, process_threshold: int) -> bool:
+    size = source.size()
+    return size is not None and size >= process_threshold
+
+
+def start_ahead(sources: Sequence[Source], options: AnalyzeOptions, follow: bool) -> Started:
+    """Start the analysis child of each large input now, for a :class:`PipelineFeed` built with the result
+    to adopt: the command line calls this before it imports Textual and the view (see
+    :class:`hvci.logs.worker.Started`, whose ``close`` it must call when the view ends). Imports no
+    Textual."""
+    started = Started()
+    for source in sources:
+        if _in_child(source, PROCESS_THRESHOLD):
+            started.start(_request(source, options, follow))
+    return started
 
 
 def _open(source: Source) -> Input:
@@ -33,10 +62,17 @@ def _problem(error: Exception) -> str:
 class PipelineFeed:
     """Incidents from :func:`hvci.logs.pipeline.iter_incidents`, lines from ``Input.lines``."""
 
-    def __init__(self, options: AnalyzeOptions, process_threshold: int = PROCESS_THRESHOLD) -> None:
+    def __init__(
+        self,
+        options: AnalyzeOptions,
+        process_threshold: int = PROCESS_THRESHOLD,
+        started: Started | None = None,
+    ) -> None:
         self.options = options
         self.process_threshold = process_threshold
         self._started: dict[Load, Child | OSError] = {}
+        self._ahead = started
+        """Children the command line started before the view (see :func:`start_ahead`)."""
 
     def begin(self, load: Load) -> None:
         """Start the child process of a large input at once, so that its start-up and its first look at
@@ -45,24 +81,19 @@ class PipelineFeed:
             self._started[load] = self._start_child(load)
 
     def _start_child(self, load: Load) -> Child | OSError:
-        source = load.source
-        request = Request(
-            path=source.path.resolve() if source.path is not None else None,
-            data=source.data,
-            name=source.name,
-            options=self.options,
-            follow=load.follow,
-        )
-        try:
-            child = start(request)
-        except OSError as error:
-            return error
-        stop_when(load.stop, child)
+        request = _request(load.source, self.options, load.follow)
+        child = self._ahead.take(request) if self._ahead is not None else None
+        if child is None:
+            try:
+                child = start(request)
+            except OSError as error:
+                return error
+        if not isinstance(child, OSError):
+            stop_when(load.stop, child)
         return child
 
     def _in_child(self, load: Load) -> bool:
-        size = load.source.size()
-        return size is not None and size >= self.process_threshold
+        return _in_child(load.source, self.process_threshold)
 
     def read_incidents(self, load: Load) -> None:
         if self._in_child(load):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 
 import click
@@ -107,9 +108,16 @@ def command(
             warn(f"{problem}; use 'hvci-triage analyze' for batch output")
             sys.exit(ExitCode.USAGE)
 
-    from tui.app import make_app
+    from tui.engine_feed import PipelineFeed, start_ahead
 
-    make_app(sources, options=options, follow=follow).run()
+    # The analysis children start before Textual and the view are imported (~0.3 s that their first look
+    # at the input overlaps), and end with the command however the view ends.
+    with start_ahead(sources, options, follow) as started:
+        from tui.app import make_app
+
+        make_app(
+            sources, options=options, follow=follow, feed_factory=partial(PipelineFeed, started=started)
+        ).run()
 
 
 def _sources(path: str, follow: bool) -> list[Source]:

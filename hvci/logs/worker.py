@@ -270,6 +270,51 @@ class ForkedChild:
             os.kill(self.pid, signal.SIGTERM)
 
 
+class Started:
+    """Analysis children started before the view that reads them exists, for it to adopt.
+
+    The command line starts them as soon as it knows its inputs, before it imports Textual and the view
+    (~0.3 s): a fork then (no other thread exists yet, see :func:`start`) overlaps that start-up with the
+    child's first look at the input. The view adopts each with :meth:`take`; :meth:`close`, which the
+    command line runs however the view ends (it failed to start, Ctrl+C, quit), ends every child still
+    running, adopted or not, and reaps it: none outlives the command."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Request, Child | OSError]] = []
+        self._children: list[Child] = []
+
+    def start(self, request: Request) -> None:
+        try:
+            child: Child | OSError = start(request)
+        except OSError as error:  # reported when the view adopts it, as its own start would be
+            child = error
+        else:
+            self._children.append(child)
+        self._waiting.append((request, child))
+
+    def take(self, request: Request) -> Child | OSError | None:
+        """The child started for exactly ``request`` (same input, options and mode), once; else None."""
+        for position, (waiting, child) in enumerate(self._waiting):
+            if waiting == request:  # an in-memory input is the same bytes object: compared by identity
+                del self._waiting[position]
+                return child
+        return None
+
+    def close(self) -> None:
+        self._waiting.clear()
+        for child in self._children:
+            child.terminate()
+        for child in self._children:
+            child.wait()
+        self._children.clear()
+
+    def __enter__(self) -> Started:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def stop_when(event: threading.Event, child: Child) -> threading.Thread:
     """End ``child`` once ``event`` is set (the user closed or reloaded the input) or it ends by itself."""
 
