@@ -285,11 +285,11 @@ class Started:
 
     def start(self, request: Request) -> None:
         try:
-            child: Child | OSError = start(request)
+            child = start(request)
         except OSError as error:  # reported when the view adopts it, as its own start would be
-            child = error
-        else:
-            self._children.append(child)
+            self._waiting.append((request, error))
+            return
+        self._children.append(child)
         self._waiting.append((request, child))
 
     def take(self, request: Request) -> Child | OSError | None:
