@@ -61,8 +61,7 @@ _R = TypeVar("_R", SymbolLineRecord, MemoryStringRecord)
 MAX_ENRICHABLE = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class AnalyzeOptions:
+class AnalyzeOptions(msgspec.Struct, frozen=True):
     """How to analyse. ``symbol_path`` uses WinDbg syntax (``srv*C:\\cache*https://...;C:\\pdbs``);
     ``image_dirs`` are folders holding the driver images (``.sys``) and PDBs; ``modules`` are extra
     ``NAME=BASE[:SIZE]`` ranges for inputs that print no ``lm``."""
@@ -87,12 +86,11 @@ class AnalyzeOptions:
         return SymbolResolver(self.symbol_path, list(self.image_dirs))
 
 
-@dataclass
-class _Tracked:
+class _Tracked(msgspec.Struct):
     group: Group
     base_id: str
     incidents: tuple[Incident, ...] = ()
-    ids: list[str] = field(default_factory=list)  # the ids this group's incidents have, in order
+    ids: list[str] = msgspec.field(default_factory=list)  # the ids this group's incidents have, in order
     seq: int = 0  # a kept crash group's place in input order (0: not kept for enrichment)
     learned: int = -1  # the input's ``learned`` count when the group was last classified
 
@@ -100,16 +98,15 @@ class _Tracked:
 _LOW32 = 0xFFFF_FFFF
 
 
-@dataclass
-class _Awaiting:
+class _Awaiting(msgspec.Struct):
     """The kept crash groups whose incidents a later record may still tell more about: a module list,
     while a caller's module is unknown; an ``ln``, while its function is (found by the low 32 bits of the
     address, since an x86 pointer may be printed sign-extended). Indexes, so that each new ``lm`` or ``ln``
     of a long log looks at those groups only, not at every crash seen so far."""
 
-    module: dict[int, _Tracked] = field(default_factory=dict)  # seq -> group
-    line: dict[int, dict[int, _Tracked]] = field(default_factory=dict)  # low 32 bits -> seq -> group
-    keys: dict[int, tuple[int, ...]] = field(default_factory=dict)  # seq -> its keys in ``line``
+    module: dict[int, _Tracked] = msgspec.field(default_factory=dict)  # seq -> group
+    line: dict[int, dict[int, _Tracked]] = msgspec.field(default_factory=dict)  # low 32 bits -> seq -> group
+    keys: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)  # seq -> its keys in ``line``
 
     def update(self, tracked: _Tracked) -> None:
         self.drop(tracked.seq)
