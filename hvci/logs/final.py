@@ -7,6 +7,8 @@
 change, so :class:`FinalIncidents` writes out everything that starts before the earliest of them, in the
 order ``analyze_inputs`` reports (line order, then order of first appearance), and keeps only the window:
 the same incidents, the same versions, the same order, with memory that does not grow with the input.
+The window holds each incident as a compressed pickle (:class:`~hvci.logs.pipeline.Packer`): a log whose
+crashes all stay kept holds them all until its end, a kilobyte each instead of a few of Python objects.
 
 The cut relies on records arriving in line order (a record never starts before one already read; checked on
 every sample and every real-world log). Should a parser ever break that, the stream notices and keeps the
@@ -46,7 +48,8 @@ class FinalIncidents:
         if user_modules is None:  # one input on its own; a run of several shares them
             user_modules, resolver = options.user_modules(), options.resolver()
         self._run = _InputRun(inp.path, options, user_modules, resolver)
-        self._pending: dict[str, Incident] = {}  # id -> latest version, in order of first appearance
+        #: id -> (first line, latest version packed), in order of first appearance
+        self._pending: dict[str, tuple[int, bytes]] = {}
         self.info: InputInfo | None = None
 
     def __iter__(self) -> Iterator[Incident]:
@@ -58,7 +61,7 @@ class FinalIncidents:
         try:
             for record in iter_records(self._input):
                 for incident in run.feed(record):
-                    pending[incident.id] = incident
+                    pending[incident.id] = (incident.source.first_line, run.packer.pack(incident))
                 if isinstance(record, Diagnostic):  # a parser's note: it starts no group
                     continue
                 line = record.span.first_line
@@ -70,9 +73,9 @@ class FinalIncidents:
         except OSError as error:
             extra.append(_read_error(self._input, error))
         for incident in run.finish():
-            pending[incident.id] = incident
+            pending[incident.id] = (incident.source.first_line, run.packer.pack(incident))
         self.info = _input_info(self._input, extra)
-        yield from self._take(sorted(pending.values(), key=_line))
+        yield from self._take(sorted(pending, key=lambda ident: pending[ident][0]))
 
     def _settled(self, line: int) -> Iterator[Incident]:
         """Every pending incident that starts before anything that may still change or appear: the kept
@@ -82,22 +85,17 @@ class FinalIncidents:
         run = self._run
         bound = line
         for tracked in (*run.tracked, *run.counter_groups):
-            bound = min(bound, tracked.group.span.first_line)  # its id's line: more incidents may need ids
-            for incident in tracked.incidents:
-                bound = min(bound, incident.source.first_line)
+            bound = min(bound, tracked.first_line)  # its id's line, its incidents' lines
         open_group = run.correlator.open_group
         if open_group is not None:
             bound = min(bound, open_group.span.first_line)
         run.forget_ids_before(bound)
-        ready = [incident for incident in self._pending.values() if incident.source.first_line < bound]
-        ready.sort(key=_line)  # stable: on one line, the order of first appearance
+        pending = self._pending
+        ready = [ident for ident, (first_line, _) in pending.items() if first_line < bound]
+        ready.sort(key=lambda ident: pending[ident][0])  # stable: on one line, the order of first appearance
         yield from self._take(ready)
 
-    def _take(self, incidents: list[Incident]) -> Iterator[Incident]:
-        for incident in incidents:
-            del self._pending[incident.id]
+    def _take(self, ids: list[str]) -> Iterator[Incident]:
+        for ident in ids:
+            incident: Incident = self._run.packer.unpack(self._pending.pop(ident)[1])
             yield incident
-
-
-def _line(incident: Incident) -> int:
-    return incident.source.first_line

@@ -31,6 +31,7 @@ import msgspec
 
 from hvci.knowledge import kb
 from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
+from hvci.logs.kept import Packer, Tracked
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,
@@ -86,15 +87,6 @@ class AnalyzeOptions(msgspec.Struct, frozen=True):
         return SymbolResolver(self.symbol_path, list(self.image_dirs))
 
 
-class _Tracked(msgspec.Struct):
-    group: Group
-    base_id: str
-    incidents: tuple[Incident, ...] = ()
-    ids: list[str] = msgspec.field(default_factory=list)  # the ids this group's incidents have, in order
-    seq: int = 0  # a kept crash group's place in input order (0: not kept for enrichment)
-    learned: int = -1  # the input's ``learned`` count when the group was last classified
-
-
 _LOW32 = 0xFFFF_FFFF
 
 
@@ -104,21 +96,18 @@ class _Awaiting(msgspec.Struct):
     address, since an x86 pointer may be printed sign-extended). Indexes, so that each new ``lm`` or ``ln``
     of a long log looks at those groups only, not at every crash seen so far."""
 
-    module: dict[int, _Tracked] = msgspec.field(default_factory=dict)  # seq -> group
-    line: dict[int, dict[int, _Tracked]] = msgspec.field(default_factory=dict)  # low 32 bits -> seq -> group
+    module: dict[int, Tracked] = msgspec.field(default_factory=dict)  # seq -> group
+    line: dict[int, dict[int, Tracked]] = msgspec.field(default_factory=dict)  # low 32 bits -> seq -> group
     keys: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)  # seq -> its keys in ``line``
 
-    def update(self, tracked: _Tracked) -> None:
+    def update(self, tracked: Tracked) -> None:
         self.drop(tracked.seq)
         keys: set[int] = set()
-        for incident in tracked.incidents:
-            caller = incident.caller
-            if caller is None or caller.address is None:
-                continue
-            if caller.module is None:
+        for address, no_module, no_function in tracked.unresolved:
+            if no_module:
                 self.module[tracked.seq] = tracked
-            if caller.function is None:
-                keys.add(caller.address & _LOW32)
+            if no_function:
+                keys.add(address & _LOW32)
         for key in keys:
             self.line.setdefault(key, {})[tracked.seq] = tracked
         if keys:
@@ -132,7 +121,7 @@ class _Awaiting(msgspec.Struct):
             if not bucket:
                 del self.line[key]
 
-    def for_record(self, record: Record) -> list[_Tracked]:
+    def for_record(self, record: Record) -> list[Tracked]:
         """The groups the record may enrich, in input order."""
         if isinstance(record, ModuleListRecord):
             found = self.module
@@ -161,10 +150,10 @@ class _InputRun:
     strings: dict[int, MemoryStringRecord] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     image_names: dict[str, str] = field(default_factory=dict)
-    tracked: list[_Tracked] = field(default_factory=list)
+    tracked: list[Tracked] = field(default_factory=list)
     awaiting: _Awaiting = field(default_factory=_Awaiting)
     crashes_kept: int = 0  # numbers the kept crash groups (their seq)
-    counter_groups: list[_Tracked] = field(default_factory=list)
+    counter_groups: list[Tracked] = field(default_factory=list)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     ids_given: dict[str, int] = field(default_factory=dict)  # base id -> ids handed out on that line
     verified_drivers: list[str] = field(default_factory=list)
@@ -172,8 +161,9 @@ class _InputRun:
     #: how often what a crash's classification reads (everything above but the counters' violations) has
     #: changed: the final pass skips a crash classified since the last change, with the same result
     learned: int = 0
+    packer: Packer = field(default_factory=Packer)  # the kept groups' (and :mod:`hvci.logs.final`'s window)
     _context: Context | None = None
-    _open: _Tracked | None = None
+    _open: Tracked | None = None
 
     def __post_init__(self) -> None:
         self.correlator = Correlator(look_back_lines=self.options.look_back_lines)
@@ -290,11 +280,12 @@ class _InputRun:
 
     # -------------------------------------------------------------------------------------- incidents
 
-    def _incidents(self, tracked: _Tracked) -> list[Incident]:
+    def _incidents(self, tracked: Tracked) -> list[Incident]:
         """Classify a group and return the incidents that are new or changed since last emitted."""
         from hvci.logs.classify import classify  # the classifiers and their tables: only inputs with groups
 
-        classified = classify(tracked.group, self.context())
+        group, before = tracked.unpacked()
+        classified = classify(group, self.context())
         tracked.learned = self.learned
         while len(tracked.ids) < len(classified):
             tracked.ids.append(self._next_id(tracked.base_id))
@@ -303,12 +294,12 @@ class _InputRun:
             msgspec.structs.replace(incident, id=ident)
             for incident, ident in zip(classified, ids, strict=True)
         )
-        previous = {i.id: i for i in tracked.incidents}
-        tracked.incidents = fresh
+        previous = {i.id: i for i in before}
+        tracked.store(group, fresh)
         if tracked.seq:
             self.awaiting.update(tracked)
         changed = [incident for incident in fresh if previous.get(incident.id) != incident]
-        if changed and isinstance(tracked.group, CrashGroup):
+        if changed and isinstance(group, CrashGroup):
             self._note_violations(tuple(previous.values()), fresh)
         return changed
 
@@ -330,15 +321,16 @@ class _InputRun:
                 return
             del given[base]
 
-    def _track(self, group: Group) -> _Tracked:
+    def _track(self, group: Group) -> Tracked:
         span = group.span
-        tracked = _Tracked(group, f"{span.path}:{span.first_line}")
+        tracked = Tracked(group, f"{span.path}:{span.first_line}")
         if isinstance(group, CrashGroup | CounterGroup):
             kept = self.tracked if isinstance(group, CrashGroup) else self.counter_groups
             if kept is self.tracked:
                 self.crashes_kept += 1
                 tracked.seq = self.crashes_kept
             kept.append(tracked)
+            tracked.packer = self.packer
             if len(kept) > MAX_ENRICHABLE:
                 evicted = kept.pop(0)
                 self.awaiting.drop(evicted.seq)
@@ -353,7 +345,7 @@ class _InputRun:
             and _first(self._open.group) == _first(group)
         ):
             tracked = self._open
-            tracked.group = group
+            tracked.store(group, tracked.incidents)
             self._open = None
         else:
             tracked = self._track(group)
@@ -382,35 +374,32 @@ class _InputRun:
             or _first(current.group) != _first(group)
         ):
             current = self._open = self._track(group)
-        current.group = group
+        current.store(group, current.incidents)
         return self._incidents(current)
 
-    def finish(self) -> list[Incident]:
-        out: list[Incident] = []
+    def finish(self) -> Iterator[Incident]:
+        """The last groups and the final pass, crash by crash (thousands of kept crashes are classified
+        again here: their incidents are handed on as they come, never all held at once)."""
         for group in self.correlator.finish():
-            out.extend(self._complete(group))
+            yield from self._complete(group)
         for tracked in self.tracked:
             if tracked.learned != self.learned:  # else classifying it again gives what it gave
-                out.extend(self._incidents(tracked))
+                yield from self._incidents(tracked)
         for tracked in self.counter_groups:  # after the crashes: they point at them
-            out.extend(self._incidents(tracked))
-        return out
+            yield from self._incidents(tracked)
 
 
-def _enrichable(tracked: _Tracked, record: Record) -> bool:
+def _enrichable(tracked: Tracked, record: Record) -> bool:
     """Whether a module list or ``ln`` that just arrived can tell more about an emitted incident's caller:
     a module list, when the caller's module is unknown; an ``ln``, when it names the caller's address."""
-    for incident in tracked.incidents:
-        caller = incident.caller
-        if caller is None or caller.address is None:
-            continue
-        if isinstance(record, ModuleListRecord) and caller.module is None:
+    for address, no_module, no_function in tracked.unresolved:
+        if isinstance(record, ModuleListRecord) and no_module:
             return True
         if (
             isinstance(record, SymbolLineRecord)
             and record.address is not None
-            and caller.function is None
-            and same_value(record.address, caller.address)
+            and no_function
+            and same_value(record.address, address)
         ):
             return True
     return False
