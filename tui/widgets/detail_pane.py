@@ -8,12 +8,10 @@ before/after code is shown verbatim in :class:`~rich.syntax.Syntax` blocks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
-from rich.markdown import Markdown as RichMarkdown
 from rich.style import Style
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -28,6 +26,9 @@ from hvci.report.windbg import commands_for
 from tui.labels import category_label, span_label, where_label
 from tui.safe_text import clean
 from tui.widgets.stack_view import StackView
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 #: Returns the text of line ``n`` of input ``path`` if it has been read (for evidence lines).
 LineLookup = Callable[[str, int], str | None]
@@ -201,12 +202,17 @@ def occurrences_text(finding: Finding) -> Text:
 
 def _code(source: str) -> Syntax:
     """C code at its own width: never wrapped, the block scrolls sideways instead."""
+    from rich.syntax import Syntax  # with the Markdown renderer, ~60 ms of imports the first frame skips
+
     lines = source.rstrip("\n").splitlines() or [""]
     return Syntax(source.rstrip("\n"), "c", word_wrap=False, code_width=max(len(line) for line in lines))
 
 
 def warm_up_detail() -> None:
-    """Load the knowledge base and the C highlighter ahead of the first finding shown."""
+    """Load the knowledge base, the C highlighter and the Markdown renderer ahead of the first finding
+    shown (not before the view's first frame: they are imported here, in the warm-up thread)."""
+    import rich.markdown  # noqa: F401
+
     kb.load()
     _ = _code("").lexer
 
@@ -366,6 +372,8 @@ class DetailPane(VerticalScroll, can_focus=True):
             self.query_one(f"#{name}").display = shown
         if not present:
             return
+        from rich.markdown import Markdown as RichMarkdown  # see warm_up_detail
+
         parts = [p for p in (remediation.what, remediation.why, remediation.fix) if p]
         fix.update(RichMarkdown("\n\n".join(parts)))
         verify.update(RichMarkdown(f"**Verify:** {remediation.verify}") if remediation.verify else "")
