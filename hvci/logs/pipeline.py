@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 
 from hvci.knowledge import kb
-from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group, same_value
+from hvci.logs.awaiting import Awaiting, enrichable
+from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group
 from hvci.logs.kept import Packer, Tracked
 from hvci.model import Incident, Report
 from parsers.records import (
@@ -87,51 +88,6 @@ class AnalyzeOptions(msgspec.Struct, frozen=True):
         return SymbolResolver(self.symbol_path, list(self.image_dirs))
 
 
-_LOW32 = 0xFFFF_FFFF
-
-
-class _Awaiting(msgspec.Struct):
-    """The kept crash groups whose incidents a later record may still tell more about: a module list,
-    while a caller's module is unknown; an ``ln``, while its function is (found by the low 32 bits of the
-    address, since an x86 pointer may be printed sign-extended). Indexes, so that each new ``lm`` or ``ln``
-    of a long log looks at those groups only, not at every crash seen so far."""
-
-    module: dict[int, Tracked] = msgspec.field(default_factory=dict)  # seq -> group
-    line: dict[int, dict[int, Tracked]] = msgspec.field(default_factory=dict)  # low 32 bits -> seq -> group
-    keys: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)  # seq -> its keys in ``line``
-
-    def update(self, tracked: Tracked) -> None:
-        self.drop(tracked.seq)
-        keys: set[int] = set()
-        for address, no_module, no_function in tracked.unresolved:
-            if no_module:
-                self.module[tracked.seq] = tracked
-            if no_function:
-                keys.add(address & _LOW32)
-        for key in keys:
-            self.line.setdefault(key, {})[tracked.seq] = tracked
-        if keys:
-            self.keys[tracked.seq] = tuple(keys)
-
-    def drop(self, seq: int) -> None:
-        self.module.pop(seq, None)
-        for key in self.keys.pop(seq, ()):
-            bucket = self.line[key]
-            bucket.pop(seq, None)
-            if not bucket:
-                del self.line[key]
-
-    def for_record(self, record: Record) -> list[Tracked]:
-        """The groups the record may enrich, in input order."""
-        if isinstance(record, ModuleListRecord):
-            found = self.module
-        elif isinstance(record, SymbolLineRecord) and record.address is not None:
-            found = self.line.get(record.address & _LOW32, {})
-        else:
-            return []
-        return [found[seq] for seq in sorted(found)]
-
-
 @dataclass
 class _InputRun:
     """The state of one input while it streams: the correlator, everything learnt for the whole input
@@ -151,7 +107,7 @@ class _InputRun:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     image_names: dict[str, str] = field(default_factory=dict)
     tracked: list[Tracked] = field(default_factory=list)
-    awaiting: _Awaiting = field(default_factory=_Awaiting)
+    awaiting: Awaiting = field(default_factory=Awaiting)
     crashes_kept: int = 0  # numbers the kept crash groups (their seq)
     counter_groups: list[Tracked] = field(default_factory=list)
     violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -358,7 +314,7 @@ class _InputRun:
             out.extend(self._complete(group))
         if enrich:
             for tracked in self.awaiting.for_record(record):
-                if _enrichable(tracked, record):
+                if enrichable(tracked, record):
                     out.extend(self._incidents(tracked))
         return out
 
@@ -387,22 +343,6 @@ class _InputRun:
                 yield from self._incidents(tracked)
         for tracked in self.counter_groups:  # after the crashes: they point at them
             yield from self._incidents(tracked)
-
-
-def _enrichable(tracked: Tracked, record: Record) -> bool:
-    """Whether a module list or ``ln`` that just arrived can tell more about an emitted incident's caller:
-    a module list, when the caller's module is unknown; an ``ln``, when it names the caller's address."""
-    for address, no_module, no_function in tracked.unresolved:
-        if isinstance(record, ModuleListRecord) and no_module:
-            return True
-        if (
-            isinstance(record, SymbolLineRecord)
-            and record.address is not None
-            and no_function
-            and same_value(record.address, address)
-        ):
-            return True
-    return False
 
 
 def _first(group: CrashGroup) -> tuple[str, int]:

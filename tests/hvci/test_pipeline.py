@@ -201,13 +201,13 @@ def test_a_module_list_looks_only_at_crashes_still_missing_a_module(monkeypatch:
 
     session = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_bytes()
     examined: list[int] = []
-    original = pipeline._enrichable
+    original = pipeline.enrichable
 
     def counting(tracked: object, record: object) -> bool:
         examined.append(1)
         return original(tracked, record)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "_enrichable", counting)
+    monkeypatch.setattr(pipeline, "enrichable", counting)
     report = analyze_inputs([open_input(None, data=session * 60, name="sessions.log")])
     assert len(report.incidents) == 60
     assert len(examined) <= 2 * 60  # linear; the old loop made 60 * 61 / 2 = 1,830 checks
