@@ -214,6 +214,26 @@ def spawn(request: Request) -> subprocess.Popen[bytes]:
     return child
 
 
+#: prctl(2) option: the signal the kernel sends this process when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with(parent: int) -> None:
+    """In a forked child on Linux: end when the view's process ends, however it ends. Closing the view
+    ends its children, but a process killed outright (SIGKILL, the OOM killer) closes nothing, and a child
+    following a file that does not grow never writes again, so it would never notice. The fork is made by
+    the main thread (:func:`start`), which ends only with the process."""
+    import ctypes  # only in the child
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl: the child ends at its next write to the closed pipe
+        return
+    if os.getppid() != parent:  # the view ended before the signal was asked for
+        os._exit(0)
+
+
 class ForkedChild:
     """A forked copy of this process analysing one request, with the parts of ``Popen`` the view uses."""
 
@@ -226,10 +246,12 @@ class ForkedChild:
     @classmethod
     def start(cls, request: Request) -> ForkedChild:
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             code = 1
             try:
+                _end_with(parent)
                 os.close(read_end)
                 quiet = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):  # nothing reaches the terminal the view draws on

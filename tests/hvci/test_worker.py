@@ -99,3 +99,60 @@ def test_a_stopped_child_ends_and_its_results_stop(tmp_path: Path, start: Callab
     watcher.join()
     list(stream)  # ends: the child was terminated and reaped
     assert child.returncode is not None and child.returncode != 0
+
+
+#: A view that forks its child and is then killed outright (no clean-up runs in it).
+_KILLED_VIEW = """
+import sys
+from pathlib import Path
+from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.worker import ForkedChild, Request
+
+path = Path(sys.argv[1])
+request = Request(path=path, data=None, name=str(path), options=AnalyzeOptions(), follow=True)
+child = ForkedChild.start(request)
+print(child.pid, flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie nobody reaps, as under a container's init, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the view forks its child on Linux only")
+def test_a_forked_child_ends_when_the_view_is_killed(tmp_path: Path) -> None:
+    """A child following a file that does not grow never writes again, so a closed pipe would never end
+    it: the kernel does, when the view's process dies, SIGKILL included."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    path = tmp_path / "kd.log"
+    path.write_text(CRASH, encoding="utf-8")
+    view = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_VIEW, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
+    )
+    assert view.stdout is not None
+    child = int(view.stdout.readline())
+    assert _alive(child)
+    view.send_signal(signal.SIGKILL)
+    view.wait()
+    deadline = time.monotonic() + 300  # a hang guard: the kernel's signal is immediate; not a speed limit
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert not _alive(child), "the forked child outlived the view"
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)
