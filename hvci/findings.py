@@ -196,6 +196,11 @@ class FindingTally(msgspec.Struct, frozen=True):
         return (self.bucket, *self.aliases)
 
 
+#: A finding as the report writers and the results store read it: whole (:class:`Finding`, occurrences in a
+#: tuple) or tallied (:class:`FindingTally`, occurrences read as they are written).
+FindingLike = Finding | FindingTally
+
+
 class FindingsBuilder:
     """Findings made incrementally: :meth:`add` each incident of the batch in report order, then
     :meth:`tallies` (or :meth:`findings`). Memory grows with the number of buckets, not of incidents; the
@@ -265,7 +270,7 @@ def group_findings(incidents: Iterable[Incident]) -> tuple[Finding, ...]:
 
 
 def compare(
-    findings: Sequence[Finding | FindingTally], earlier: Sequence[tuple[str, tuple[str, ...]]], source: str
+    findings: Sequence[FindingLike], earlier: Sequence[tuple[str, tuple[str, ...]]], source: str
 ) -> Baseline:
     """Each finding ``new`` or ``unchanged`` against the ``(bucket, aliases)`` of an earlier report, and the
     earlier buckets no finding matches (:func:`same_bucket`), in their order."""

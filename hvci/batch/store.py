@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
 
 from hvci.batch.run import BatchResult
 from hvci.batch.work import IncidentBatch, InputResult
-from hvci.findings import group_findings, joined_buckets
+from hvci.findings import FindingLike, group_findings, joined_buckets
 from hvci.model import Incident
 from hvci.report.json_report import dumps, incident_dict
 from hvci.report.rollup import BucketRow, DriverRow, Rollup, RunRow
@@ -126,21 +125,6 @@ class StoredFinding:
 
     bucket: str
     aliases: tuple[str, ...]
-
-
-class StoredFindingLike(Protocol):
-    """What a findings row needs (:class:`hvci.findings.Finding` or :class:`~hvci.findings.FindingTally`)."""
-
-    @property
-    def bucket(self) -> str: ...
-    @property
-    def aliases(self) -> tuple[str, ...]: ...
-    @property
-    def incident(self) -> Incident: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def size(self) -> int: ...
 
 
 def _now() -> str:
@@ -394,7 +378,7 @@ class RunWriter:
         self,
         *,
         command: str,
-        findings: Sequence[StoredFindingLike],
+        findings: Sequence[FindingLike],
         incomplete: bool,
         started: str | None = None,
     ) -> int:

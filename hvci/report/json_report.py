@@ -14,12 +14,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from hvci.details import details_json
-from hvci.findings import Occurrence, group_findings
+from hvci.findings import FindingLike, Occurrence, group_findings
 from hvci.model import Baseline, Caller, Evidence, Incident, Report
 from parsers.records import Diagnostic, InputInfo, Span, StackFrame
 
@@ -133,26 +133,6 @@ def occurrence_dict(occurrence: Occurrence) -> dict[str, Any]:
         "count": occurrence.count,
         "timestamp": occurrence.timestamp,
     }
-
-
-class FindingLike(Protocol):
-    """A finding as the writers need it: :class:`hvci.findings.Finding` (occurrences in a tuple) or
-    :class:`hvci.findings.FindingTally` (occurrences read as they are written)."""
-
-    @property
-    def bucket(self) -> str: ...
-    @property
-    def aliases(self) -> tuple[str, ...]: ...
-    @property
-    def incident(self) -> Incident: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def first_seen(self) -> Occurrence: ...
-    @property
-    def last_seen(self) -> Occurrence: ...
-    @property
-    def occurrences(self) -> Iterable[Occurrence]: ...
 
 
 def finding_dict(finding: FindingLike, baseline: Baseline | None = None) -> dict[str, Any]:
