@@ -3,7 +3,9 @@
 Standard library ``sqlite3`` only. What makes it safe to share:
 
 * **WAL journal** and a busy timeout: readers never block the writer, and two runs writing at once wait for
-  each other instead of failing ("database is locked");
+  each other instead of failing ("database is locked"). Opening is retried as well (:func:`_retry_busy`):
+  switching a new file to WAL and reading a WAL another process is recovering answer ``SQLITE_BUSY`` at
+  once, without the busy handler, so two runs started together on a new store would otherwise fail;
 * **one transaction per run**, opened only once the run's analysis is done (``BEGIN IMMEDIATE`` ...
   ``COMMIT``): a run killed at any moment leaves either all of its rows or none, never a half-written run.
   Until then a :class:`RunWriter` writes inputs and incidents as the batch streams them into a private
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -38,6 +41,9 @@ from hvci.report.rollup import BucketRow, DriverRow, Rollup, RunRow
 
 #: How long a writer waits for another one to commit (seconds).
 BUSY_TIMEOUT = 60.0
+
+#: The first pause before opening the store again after ``SQLITE_BUSY`` (seconds); it doubles up to a second.
+FIRST_RETRY_PAUSE = 0.01
 
 #: Trend columns in the roll-up: the last this many runs.
 TREND_RUNS = 8
@@ -127,6 +133,22 @@ class StoredFinding:
     aliases: tuple[str, ...]
 
 
+def _retry_busy(step: Callable[[], None]) -> None:
+    """Run ``step`` again while SQLite answers busy or locked, for up to :data:`BUSY_TIMEOUT`."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = FIRST_RETRY_PAUSE
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -145,9 +167,7 @@ class Store:
         self.path = str(path)
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            _retry_busy(self._prepare)
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot use {self.path} as a results store: {error}") from None
 
@@ -159,6 +179,11 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def _prepare(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
 
     def _migrate(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
