@@ -82,6 +82,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         self.source_name = ""
         self.followable = False
         self._pending_jump: int | None = None
+        self._jump: tuple[int, int] | None = None  # (the top a jump wanted, the top it got): see _settle_jump
 
     # -- content -----------------------------------------------------------------------------------
 
@@ -172,8 +173,26 @@ class EvidenceLog(ScrollView, can_focus=True):
             self.following = False
         self._focus_line = line
         self._pending_jump = line if line > self._known else None
-        self.scroll_to(y=max(0, line - 1 - 3), animate=False, immediate=True)
+        top = max(0, line - 1 - 3)
+        self.scroll_to(y=top, animate=False, immediate=True)
+        self._jump = (top, self.scroll_offset.y)
         self.refresh()
+
+    def _settle_jump(self) -> None:
+        """Scroll to where the last jump wanted once the view has changed size. A jump made while the view
+        was hidden or smaller, or before its horizontal scrollbar appeared, was clamped to the scroll range of
+        that moment; which of those happens first is up to the event order, so without this the same jump
+        could land a line short. A view the user has scrolled since (its top is not where the jump landed)
+        is left where it is."""
+        if self._jump is None or self.following:
+            return
+        wanted, landed = self._jump
+        if self.scroll_offset.y != landed:
+            self._jump = None
+            return
+        if landed != wanted:
+            self.scroll_to(y=wanted, animate=False, immediate=True)
+            self._jump = (wanted, self.scroll_offset.y)
 
     def reveal_focus(self) -> None:
         """Scroll the focus line into view if it is not (the end while following). Scrolling a hidden view
@@ -245,11 +264,13 @@ class EvidenceLog(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged(self.following, pending))
 
     def on_resize(self) -> None:
-        """The panes are re-laid out as findings arrive: a followed log stays at its end."""
+        """The panes are re-laid out as findings arrive: a followed log stays at its end, a jump lands."""
         self._stay_at_end()
+        self._settle_jump()
 
     def watch_show_horizontal_scrollbar(self) -> None:
         self._stay_at_end()
+        self._settle_jump()
 
     def _stay_at_end(self) -> None:
         if self.following:
