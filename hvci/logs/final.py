@@ -7,8 +7,9 @@
 change, so :class:`FinalIncidents` writes out everything that starts before the earliest of them, in the
 order ``analyze_inputs`` reports (line order, then order of first appearance), and keeps only the window:
 the same incidents, the same versions, the same order, with memory that does not grow with the input.
-The window holds each incident as a compressed pickle (:class:`~hvci.logs.pipeline.Packer`): a log whose
-crashes all stay kept holds them all until its end, a kilobyte each instead of a few of Python objects.
+The window holds each incident as a compressed pickle (:class:`~hvci.logs.kept.Packer`): a log whose
+crashes all stay kept holds them all until its end, a kilobyte each instead of a few of Python objects (and
+in a temporary file beyond the packer's memory budget).
 
 The cut relies on records arriving in line order (a record never starts before one already read; checked on
 every sample and every real-world log). Should a parser ever break that, the stream notices and keeps the
@@ -48,11 +49,17 @@ class FinalIncidents:
         if user_modules is None:  # one input on its own; a run of several shares them
             user_modules, resolver = options.user_modules(), options.resolver()
         self._run = _InputRun(inp.path, options, user_modules, resolver)
-        #: id -> (first line, latest version packed), in order of first appearance
-        self._pending: dict[str, tuple[int, bytes]] = {}
+        #: id -> (first line, the packer's ticket of the latest version), in order of first appearance
+        self._pending: dict[str, tuple[int, int]] = {}
         self.info: InputInfo | None = None
 
     def __iter__(self) -> Iterator[Incident]:
+        try:
+            yield from self._incidents()
+        finally:
+            self._run.packer.close()
+
+    def _incidents(self) -> Iterator[Incident]:
         run, pending = self._run, self._pending
         extra: list[Diagnostic] = []
         in_order = True
@@ -61,7 +68,7 @@ class FinalIncidents:
         try:
             for record in iter_records(self._input):
                 for incident in run.feed(record):
-                    pending[incident.id] = (incident.source.first_line, run.packer.pack(incident))
+                    self._hold(incident)
                 if isinstance(record, Diagnostic):  # a parser's note: it starts no group
                     continue
                 line = record.span.first_line
@@ -73,9 +80,17 @@ class FinalIncidents:
         except OSError as error:
             extra.append(_read_error(self._input, error))
         for incident in run.finish():
-            pending[incident.id] = (incident.source.first_line, run.packer.pack(incident))
+            self._hold(incident)
         self.info = _input_info(self._input, extra)
         yield from self._take(sorted(pending, key=lambda ident: pending[ident][0]))
+
+    def _hold(self, incident: Incident) -> None:
+        """Keep the latest version of an incident (the one it replaces goes)."""
+        packer = self._run.packer
+        replaced = self._pending.get(incident.id)
+        if replaced is not None:
+            packer.drop(replaced[1])
+        self._pending[incident.id] = (incident.source.first_line, packer.pack(incident))
 
     def _settled(self, line: int) -> Iterator[Incident]:
         """Every pending incident that starts before anything that may still change or appear: the kept
@@ -96,6 +111,9 @@ class FinalIncidents:
         yield from self._take(ready)
 
     def _take(self, ids: list[str]) -> Iterator[Incident]:
+        packer = self._run.packer
         for ident in ids:
-            incident: Incident = self._run.packer.unpack(self._pending.pop(ident)[1])
+            ticket = self._pending.pop(ident)[1]
+            incident: Incident = packer.unpack(ticket)
+            packer.drop(ticket)
             yield incident

@@ -291,6 +291,8 @@ class _InputRun:
                 evicted = kept.pop(0)
                 self.awaiting.drop(evicted.seq)
                 evicted.seq = 0
+                if evicted is not tracked and evicted is not self._open:  # (only ever with no room at all)
+                    evicted.release()
         return tracked
 
     def _complete(self, group: Group) -> list[Incident]:
@@ -399,7 +401,10 @@ def iter_incidents(
     ``stop`` is set."""
     options = options or AnalyzeOptions()
     run = _InputRun(inp.path, options, options.user_modules(), options.resolver())
-    yield from _run(inp, run, follow=follow, stop=stop)
+    try:
+        yield from _run(inp, run, follow=follow, stop=stop)
+    finally:
+        run.packer.close()
 
 
 def _run(inp: Input, run: _InputRun, *, follow: bool, stop: threading.Event | None) -> Iterator[Incident]:
@@ -450,6 +455,8 @@ def analyze_inputs(
             extra.append(_read_error(inp, error))
             for incident in run.finish():
                 incidents[incident.id] = incident
+        finally:
+            run.packer.close()
         infos.append(_input_info(inp, extra))
     ordered = sorted(incidents.values(), key=lambda i: (paths.get(i.source.path, 0), i.source.first_line))
     return Report(inputs=tuple(infos), incidents=tuple(ordered))

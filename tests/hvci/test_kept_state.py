@@ -6,10 +6,18 @@ several kilobytes."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import random
+import tempfile
+import tracemalloc
 from pathlib import Path
+from typing import IO
+
+import pytest
 
 from hvci.logs.final import FinalIncidents
+from hvci.logs.kept import Packer
 from hvci.logs.pipeline import AnalyzeOptions, _InputRun
 from parsers.stream import iter_records, open_input
 
@@ -34,8 +42,8 @@ def test_kept_crash_groups_are_held_as_small_compressed_bytes() -> None:
     assert len(set(emitted)) == COPIES
     assert len(run.tracked) == COPIES
     for tracked in run.tracked:
-        packed = tracked.packed
-        assert isinstance(packed, bytes)
+        assert tracked.packed is not None
+        packed = run.packer.blob(tracked.packed)
         assert len(packed) <= MAX_PACKED_BYTES
         group, kept = tracked.unpacked()  # rebuilt whole: what the final pass classifies again
         assert group.span.first_line == tracked.first_line
@@ -47,10 +55,96 @@ def test_the_final_window_holds_its_incidents_as_bytes() -> None:
     stream = FinalIncidents(open_input(None, data=_sessions(), name="sessions.log"), AnalyzeOptions())
     incidents = iter(stream)
     first = next(incidents)  # the window is handed out at the end: the others are still held
-    held = list(stream._pending.values())
+    held = [stream._run.packer.blob(ticket) for _, ticket in stream._pending.values()]
     assert len(held) >= COPIES - 1
-    assert all(isinstance(blob, bytes) and len(blob) <= MAX_PACKED_BYTES for _, blob in held)
+    assert all(len(blob) <= MAX_PACKED_BYTES for blob in held)
     rest = list(incidents)
     assert [first.source.first_line, *(i.source.first_line for i in rest)] == sorted(
         i.source.first_line for i in (first, *rest)
     )
+
+
+# ------------------------------------------------------------------ beyond the memory budget: a temporary file
+
+
+def _values(count: int, seed: int) -> list[tuple[int, str]]:
+    """Values whose pickles zlib cannot shrink much (random hex), about 600 bytes packed each."""
+    pick = random.Random(seed)
+    return [(n, pick.randbytes(300).hex()) for n in range(count)]
+
+
+class _Files:
+    """``tempfile.TemporaryFile`` as the packer calls it, remembering the files made (optionally refusing
+    writes past ``room`` bytes, as a full disk does)."""
+
+    def __init__(self, room: int | None = None) -> None:
+        self.made: list[IO[bytes]] = []
+        self._room = room
+        self._make = tempfile.TemporaryFile
+
+    def __call__(self, *args: object, **kwargs: object) -> IO[bytes]:
+        handle: IO[bytes] = self._make()
+        if self._room is not None:
+            room, write = self._room, handle.write
+
+            def limited(data: bytes) -> int:
+                if handle.tell() + len(data) > room:
+                    raise OSError(28, "No space left on device")
+                return write(data)
+
+            handle.write = limited  # type: ignore[method-assign]
+        self.made.append(handle)
+        return handle
+
+
+def test_packed_values_beyond_the_budget_go_to_a_file_that_stays_within_twice_what_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = _Files()
+    monkeypatch.setattr(tempfile, "TemporaryFile", files)
+    budget = 16 * 1024
+    packer = Packer(in_memory=budget)
+    values = _values(3000, 1)
+    tracemalloc.start()
+    try:
+        live = {packer.pack(value): value for value in values[:1000]}
+        before = tracemalloc.get_traced_memory()[0]
+        for value in values[1000:]:
+            live[packer.pack(value)] = value
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 2000 more values (1.2 MB packed) cost their tickets' bookkeeping, not their bytes
+    assert grown < 2000 * 200, grown
+    pick = random.Random(2)
+    for ticket in pick.sample(sorted(live), 2500):  # most go: the file is rewritten with the rest
+        packer.drop(ticket)
+        del live[ticket]
+    for value in _values(200, 3):
+        live[packer.pack(value)] = value
+    assert all(packer.unpack(ticket) == value for ticket, value in live.items())
+    held = sum(len(packer.blob(ticket)) for ticket in live)
+    on_disk = [os.fstat(handle.fileno()).st_size for handle in files.made if not handle.closed]
+    assert len(on_disk) == 1 and len(files.made) > 1  # rewritten at least once, the old file gone
+    assert on_disk[0] <= 2 * held + 64 * 1024, (on_disk, held)
+    packer.close()
+    assert all(handle.closed for handle in files.made)
+
+
+def test_without_a_temporary_file_everything_stays_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> IO[bytes]:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    packer = Packer(in_memory=4096)
+    tickets = {packer.pack(value): value for value in _values(200, 4)}
+    assert all(packer.unpack(ticket) == value for ticket, value in tickets.items())
+
+
+def test_a_full_temporary_disk_keeps_what_it_refused_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _Files(room=100 * 1024)
+    monkeypatch.setattr(tempfile, "TemporaryFile", files)
+    packer = Packer(in_memory=4096)
+    tickets = {packer.pack(value): value for value in _values(1000, 5)}  # ~600 KB packed
+    assert files.made and os.fstat(files.made[0].fileno()).st_size <= 100 * 1024
+    assert all(packer.unpack(ticket) == value for ticket, value in tickets.items())

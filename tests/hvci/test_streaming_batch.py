@@ -33,7 +33,7 @@ from hvci.batch import run as batch_run
 from hvci.batch.run import run_batch
 from hvci.batch.units import Unit, plan
 from hvci.batch.work import IncidentBatch, Part, stream_unit
-from hvci.logs import final, pipeline
+from hvci.logs import final, kept, pipeline
 from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs
 from parsers.stream import open_input
 from tests.hvci.batch_corpus import LOGS
@@ -47,7 +47,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     from hvci.batch import run, spill
-    from hvci.logs import final, pipeline
+    from hvci.logs import final, kept, pipeline
     pipeline.MAX_ENRICHABLE = 64
     final.SETTLE_EVERY = 64
     spill.OCCURRENCES_IN_MEMORY = 500
@@ -73,14 +73,18 @@ def _same_as_whole(name: str, data: bytes) -> None:
     assert stream.info == whole.inputs[0]
 
 
-@pytest.mark.parametrize("window", [4096, 2])
+@pytest.mark.parametrize(("window", "in_memory"), [(4096, None), (2, None), (4096, 1)])
 def test_final_incidents_are_the_whole_analysis_in_its_order(
-    window: int, monkeypatch: pytest.MonkeyPatch
+    window: int, in_memory: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every sample, and logs made of several samples (a later lm or ln enriching an earlier crash, counters
-    pointing back at banners), with incidents settled at every look and a tiny enrichment window."""
+    pointing back at banners), with incidents settled at every look, a tiny enrichment window, and every
+    packed crash and incident read back from the packer's temporary file."""
     monkeypatch.setattr(final, "SETTLE_EVERY", 1)
     monkeypatch.setattr(pipeline, "MAX_ENRICHABLE", window)
+    if in_memory is not None:
+        monkeypatch.setattr(kept, "PACKED_IN_MEMORY", in_memory)
+        monkeypatch.setattr(kept._SpillFile, "BATCH", 1)  # written at once, the file rewritten often
     texts = [p.read_bytes() for p in SAMPLES if not p.read_bytes().startswith((b"\xff\xfe", b"\xfe\xff"))]
     for sample in SAMPLES:
         _same_as_whole(sample.name, sample.read_bytes())
