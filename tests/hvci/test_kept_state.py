@@ -64,7 +64,7 @@ def test_the_final_window_holds_its_incidents_as_bytes() -> None:
     )
 
 
-# ------------------------------------------------------------------ beyond the memory budget: a temporary file
+# ----------------------------------------------------------------- beyond the memory budget: a temporary file
 
 
 def _values(count: int, seed: int) -> list[tuple[int, str]]:
