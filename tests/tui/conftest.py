@@ -199,14 +199,14 @@ def app(feed: FixtureFeed, tmp_path: Path) -> TriageApp:
 
 
 async def settle(pilot: Pilot[None], app: App[None] | None = None) -> None:
-    """Let workers finish and the poll timer take in their results: waits for the app to say everything is
-    loaded (a busy machine may delay the timer by any amount), never for a fixed time alone."""
+    """Let the workers finish and the view take in all they produced (the screen says so: its poll timer and
+    wake-up message may be delayed by any amount on a busy machine), then let the app go quiet. Waits for
+    events, never for a fixed time."""
     target = app or pilot.app
     await target.workers.wait_for_complete()
-    await pilot.pause(0.25)
     triage = getattr(target, "triage", None)
-    await wait_for(pilot, lambda: triage is None or bool(getattr(triage, "all_loaded", True)))
-    await pilot.pause()
+    await wait_for(pilot, lambda: triage is None or bool(getattr(triage, "caught_up", True)), "caught up")
+    await quiet(pilot)
 
 
 async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str = "the condition") -> None:
@@ -215,8 +215,44 @@ async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str 
     for _ in range(WAIT_TURNS):
         if condition():
             return
-        await pilot.pause(0.02)
+        await pilot.pause()
     raise AssertionError(f"{what} never happened")
+
+
+async def quiet(pilot: Pilot[None]) -> None:
+    """Let the app run until it has nothing left to do: every message handled, every deferred callback run,
+    no layout or repaint pending, no animation running or scheduled. A snapshot or an assertion on what is
+    drawn then sees a settled state, however slowly a busy machine got there.
+
+    ``Pilot.pause()`` alone is one round of messages and then a guess from CPU time that the app is idle: a
+    message posted by a handler in that round, or a process starved by another job, can fool it. This looks
+    at the queues themselves (Textual internals; textual is pinned)."""
+    app = pilot.app
+    for _ in range(WAIT_TURNS):
+        await pilot.pause()
+        if _pending_work(app) is None:
+            return
+    raise AssertionError(f"the app never went quiet: {_pending_work(app)}")
+
+
+def _pending_work(app: App[None]) -> str | None:
+    """What ``app`` still has to do on its current screen, or ``None``."""
+    screen = app.screen
+    for node in (app, *screen.walk_children(with_self=True)):
+        if not node._message_queue.empty() or node._next_callbacks:
+            return f"messages for {node!r}"
+    if (
+        screen._layout_required
+        or screen._scroll_required
+        or screen._repaint_required
+        or screen._recompose_required
+        or screen._dirty_widgets
+        or screen._callbacks
+    ):
+        return "a refresh of the screen"
+    if app.animator._animations or app.animator._scheduled:
+        return "an animation"
+    return None
 
 
 WAIT_TURNS = 5000

@@ -2,7 +2,8 @@
 
 Built from the hand-made fixture incidents, so that a change in the engine's wording does not show up as a
 TUI regression; the end-to-end tests cover the real pipeline. Paths are fixed, there is no clock, and
-cursor blinking is off.
+cursor blinking is off. Each capture waits for events (the view caught up with its loaders, the keys'
+effect shown, the app quiet), never for a time: a busy machine only makes it take longer.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, TextArea
+from textual.widgets import Input, TabbedContent, TextArea
 
-from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, sample_incidents
+from tests.tui.conftest import (
+    LOG_NAME,
+    LOG_TEXT,
+    FixtureFeed,
+    fixture_app,
+    quiet,
+    sample_incidents,
+    settle,
+    wait_for,
+)
 from tui.app import TriageApp
 from tui.loading import Source
+from tui.screens.help import HelpScreen
+from tui.widgets.findings_table import FindingsTable
 
 SIZES = [(80, 24), (120, 32), (200, 50)]
 
@@ -28,12 +40,27 @@ def _app(tmp_path: Path, with_input: bool = True) -> TriageApp:
 
 
 async def _steady(pilot: Pilot[None]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.3)
+    """Everything loaded and shown, cursors steady, nothing left to do."""
+    await settle(pilot)
+    _no_blinking(pilot)
+    await quiet(pilot)
+
+
+def _no_blinking(pilot: Pilot[None]) -> None:
     for widget in pilot.app.screen.query("Input, TextArea"):
         assert isinstance(widget, Input | TextArea)
         widget.cursor_blink = False
-    await pilot.pause()
+
+
+async def _shown(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    """The keys just pressed have had their effect, and the app has settled after it."""
+    await wait_for(pilot, condition, what)
+    await quiet(pilot)
+
+
+def _current(pilot: Pilot[None]) -> str | None:
+    current = getattr(pilot.app.screen, "current", None)
+    return current.id if current is not None else None
 
 
 SnapCompare = Callable[..., bool]
@@ -49,7 +76,10 @@ def test_main_screen_evidence(snap_compare: SnapCompare, tmp_path: Path, size: t
     async def run_before(pilot: Pilot[None]) -> None:
         await _steady(pilot)
         await pilot.press("e", "v")
-        await pilot.pause(0.2)
+        tabs = pilot.app.screen.query_one(TabbedContent)
+        await _shown(
+            pilot, lambda: tabs.active == "evidence-tab" and _current(pilot) == f"{LOG_NAME}:16", "e, v"
+        )
 
     assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
 
@@ -59,7 +89,7 @@ def test_paste_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int
     async def run_before(pilot: Pilot[None]) -> None:
         await _steady(pilot)
         pilot.app.screen.query_one(TextArea).insert(LOG_TEXT.splitlines()[4] + "\n")
-        await pilot.pause()
+        await quiet(pilot)
 
     assert snap_compare(_app(tmp_path, with_input=False), terminal_size=size, run_before=run_before)
 
@@ -69,7 +99,7 @@ def test_help_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int,
     async def run_before(pilot: Pilot[None]) -> None:
         await _steady(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await _shown(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "help")
 
     assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
 
@@ -79,7 +109,9 @@ def test_detail_zoomed(snap_compare: SnapCompare, tmp_path: Path, size: tuple[in
     async def run_before(pilot: Pilot[None]) -> None:
         await _steady(pilot)
         await pilot.press("d", "z")
-        await pilot.pause(0.2)
+        await _shown(
+            pilot, lambda: pilot.app.screen.maximized is pilot.app.screen.query_one(TabbedContent), "zoom"
+        )
 
     assert snap_compare(_app(tmp_path), terminal_size=size, run_before=run_before)
 
@@ -95,8 +127,10 @@ def test_grouped_by_category_with_search_open(snap_compare: SnapCompare, tmp_pat
     async def run_before(pilot: Pilot[None]) -> None:
         await _steady(pilot)
         await pilot.press("S", "slash", *"caller")
-        for widget in pilot.app.screen.query(Input):
-            widget.cursor_blink = False
-        await pilot.pause(0.2)
+        _no_blinking(pilot)
+        search = pilot.app.screen.query_one("#search", Input)
+        table = pilot.app.screen.query_one(FindingsTable)
+        grouped = lambda: table.grouping == "category"  # noqa: E731
+        await _shown(pilot, lambda: grouped() and search.value == "caller" and search.has_focus, "S, /caller")
 
     assert snap_compare(_app(tmp_path), terminal_size=(120, 32), run_before=run_before)

@@ -277,6 +277,24 @@ class TriageScreen(PaneLayout, Screen[None]):
     def all_loaded(self) -> bool:
         return all(load.done for load in self.loads)
 
+    @property
+    def caught_up(self) -> bool:
+        """Every input is read and the view shows all of it: the list, the status line, the evidence text
+        and the detail that waited for its lines. Loaders only report; the timer and the wake-up message
+        take their news in, and a busy machine delays both by any amount, so this says when it is over
+        (what the tests wait for, never a time)."""
+        if not self.is_mounted or not self.all_loaded or self._dirty or self._wake_pending:
+            return False
+        if any(self._seen.get(id(load), 0) != load.version for load in self.loads):
+            return False
+        if self._detail_needs_lines and self._current is not None:
+            return False
+        shown = self._shown_load
+        if shown is not None and self.query_one(EvidenceLog).line_count != len(shown.lines):
+            return False
+        table = self.query_one(FindingsTable)
+        return self._status == loads_text(self.loads, table.order, table.grouping, table.where)
+
     def _update_status(self) -> None:
         table = self.query_one(FindingsTable)
         incidents = [finding.incident for finding in self.findings.values()]
