@@ -26,6 +26,11 @@ REPORT_SCHEMA = REPO / "docs" / "report.schema.json"
 SCAN_SCHEMA = REPO / "docs" / "scan.schema.json"
 #: ``../shared/realworld`` beside the repository (it may be absent: see the module docstring).
 REALWORLD_ROOT = REPO.parent / "shared" / "realworld"
+#: How long a test waits for an event (a child's end, a follower's next look at a file, a key's effect)
+#: before it calls the code stuck. Not a speed limit: tests wait for events, never for a time, and this
+#: only turns a hang into a failure; it is far above what a busy 2-core machine takes. Speed is measured
+#: by the benchmarks.
+HANG_SECONDS = 300.0
 
 
 def realworld(*parts: str) -> Path:

@@ -21,6 +21,7 @@ import tui.app
 import tui.engine_feed
 from cli.commands.open import command
 from hvci.logs.worker import Child, Request
+from tests.tui.conftest import wait_for
 from tui.engine_feed import PROCESS_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +100,7 @@ def test_quitting_the_view_leaves_no_child_and_the_view_used_the_early_one(
 
     def quit_with_key(app: Any) -> None:
         async def press(pilot: Pilot[None]) -> None:
-            while not (app.triage.loads and app.triage.loads[0].incidents):  # the adopted child reports
-                await pilot.pause(0.05)
+            await wait_for(pilot, lambda: bool(app.triage.loads and app.triage.loads[0].incidents))
             seen.append(len(app.triage.loads[0].incidents))
             await pilot.press(key)
 

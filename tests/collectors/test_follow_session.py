@@ -16,6 +16,7 @@ from hvci.model import Incident
 from parsers import source
 from parsers.stream import open_input
 from tests.collectors import transcripts
+from tests.conftest import HANG_SECONDS
 
 HAXM = transcripts.ROOT / "samples" / "logs" / "session-pool-type-haxm.log"
 
@@ -44,16 +45,16 @@ def test_a_followed_session_shows_the_crash_before_the_collector_is_done(
 
     def execute(command: str) -> str:
         if command == "lm":  # the crash is on screen before the module list that names its driver
-            waited.append(first_seen.wait(30))
+            waited.append(first_seen.wait(HANG_SECONDS))
         return answer(command)
 
     collector.Collector(execute, session).collect()
     assert waited == [True]
     latest: Incident | None = None
     while latest is None or latest.caller is None or latest.caller.function is None:
-        latest = incidents.get(timeout=30)
+        latest = incidents.get(timeout=HANG_SECONDS)
     stop.set()
-    reader.join(10)
+    reader.join(HANG_SECONDS)
     assert latest.category == "execute-pool-type" and latest.caller.function == "hax_alloc_buffer"
     assert latest.id.startswith(f"{path}:")
 

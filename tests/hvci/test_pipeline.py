@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import queue
 import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from hvci.logs.pipeline import AnalyzeOptions, analyze_inputs, analyze_text, ite
 from hvci.model import Incident
 from parsers.stream import open_input
 from symbols.modules import Module, ModuleMap
+from tests.conftest import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 HAXM = (ROOT / "samples" / "logs" / "session-pool-type-haxm.log").read_text(encoding="utf-8")
@@ -126,24 +127,24 @@ def test_follow_shows_the_open_crash_when_the_log_goes_quiet(tmp_path: Path) -> 
     path = tmp_path / "live.log"
     path.write_text("Connected to Windows 10 22621 x64 target\n", encoding="utf-8")
     stop = threading.Event()
-    found: list[Incident] = []
+    found: queue.Queue[Incident] = queue.Queue()
 
     def consume() -> None:
         for incident in iter_incidents(
             open_input(path), AnalyzeOptions(idle_seconds=0.1), follow=True, stop=stop
         ):
-            found.append(incident)
+            found.put(incident)
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     with path.open("a", encoding="utf-8") as handle:
         handle.write(CRASH)
-    deadline = time.monotonic() + 300  # a hang guard (the follower polls the file), not a speed limit
-    while not found and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    thread.join(timeout=300)
-    assert found and found[0].category == "execute-pool-type"
+    try:
+        first = found.get(timeout=HANG_SECONDS)  # no line follows the crash: only the quiet log shows it
+    finally:
+        stop.set()
+    thread.join(timeout=HANG_SECONDS)
+    assert first.category == "execute-pool-type"
     assert not thread.is_alive()
 
 

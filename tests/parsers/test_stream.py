@@ -7,7 +7,6 @@ import io
 import re
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parsers import feed as parsers_feed
 from parsers import source
 from parsers.base import Line, LineCursor
 from parsers.dispatch import dispatcher
@@ -22,7 +22,7 @@ from parsers.prefilter import Prefilter, anchors_for
 from parsers.records import BugCheckRecord, Diagnostic, Record, Span, VerifierBannerRecord
 from parsers.registry import PARSERS
 from parsers.stream import iter_records, open_input, parse_text
-from tests.conftest import realworld_files
+from tests.conftest import HANG_SECONDS, realworld_files
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
 MINE = sorted(
@@ -221,24 +221,41 @@ def test_long_line_diagnostics_are_in_the_stream_and_in_info() -> None:
     assert inp.info().diagnostics == (records[0],)
 
 
-def _follow(path: Path, stop: threading.Event, out: list[Record]) -> threading.Thread:
+class _Polls(threading.Event):
+    """The follower's ``stop`` event, which also counts the follower's waits on it: a followed file is read
+    to its end, then the reader waits on ``stop`` before it looks again. So a test can wait until everything
+    it wrote has been read and parsed (:meth:`read_all`), an event, not a sleep that hopes the reader got
+    there; and each piece it writes after that is a separate read, on any machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waits = 0
+        self._waited = threading.Condition()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._waited:
+            self._waits += 1
+            self._waited.notify_all()
+        return super().wait(timeout)
+
+    def read_all(self) -> None:
+        """Return once the follower has read (and parsed) everything written before this call. The next
+        wait may come from a look at the file taken before the write; the one after it cannot."""
+        with self._waited:
+            target = self._waits + 2
+            reached = self._waited.wait_for(lambda: self._waits >= target, HANG_SECONDS)
+        assert reached, f"the follower did not look at the file again in {HANG_SECONDS:.0f} s: stuck"
+
+
+def _follow(path: Path, out: list[Record]) -> tuple[_Polls, threading.Thread]:
+    stop = _Polls()
+
     def run() -> None:
         out.extend(iter_records(open_input(path), follow=True, stop=stop))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    return thread
-
-
-#: Following polls the file on a timer, so there is no event to wait on: this only turns a hang into a
-#: failure (the assertions after each wait), far above what a loaded machine takes. Not a speed limit.
-HANG_SECONDS = 300.0
-
-
-def _wait_for(condition: object) -> None:
-    deadline = time.monotonic() + HANG_SECONDS
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.02)
+    return stop, thread
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le"])
@@ -249,9 +266,8 @@ def test_follow_mode_sees_appended_blocks_until_stopped(
     path = tmp_path / "live.log"
     bom = codecs.BOM_UTF16_LE if encoding == "utf-16-le" else b""
     path.write_bytes(bom + "Opened log file\r\n".encode(encoding))
-    stop = threading.Event()
     out: list[Record] = []
-    thread = _follow(path, stop, out)
+    stop, thread = _follow(path, out)
     banner = (
         "*********** Verifier Detected a Code Integrity Issue ************\r\n**\r\n"
         "** The caller 0xFFFFF802DA2D33E8 specified an executable pool type 0x0.\r\n**\r\n"
@@ -261,14 +277,15 @@ def test_follow_mode_sees_appended_blocks_until_stopped(
         for piece in (banner[:30], banner[30:], "noise\r\n", f"{BUG}\r\n", "*** Fatal System Er"):
             log.write(piece.encode(encoding))
             log.flush()
-            time.sleep(0.05)
-    _wait_for(lambda: len(out) >= 2)
+            stop.read_all()  # each piece is read on its own: a record split across reads
+    assert len(out) == 2
     assert [type(r).__name__ for r in out] == ["VerifierBannerRecord", "BugCheckRecord"]
     assert isinstance(out[0], VerifierBannerRecord) and out[0].span.first_line == 2
     assert out[1].span.first_line == 8
     with open(path, "ab") as log:  # the partial last line completes later
         log.write("ror: 0x000000c4\r\n                       (0x2000,0x1,0x0,0x0)\r\n".encode(encoding))
-    _wait_for(lambda: len(out) >= 3)
+    stop.read_all()
+    assert len(out) == 3
     assert isinstance(out[2], BugCheckRecord) and out[2].form == "fatal-system-error"
     assert (out[2].span.first_line, out[2].span.last_line, out[2].args) == (9, 10, (0x2000, 1, 0, 0))
     stop.set()
@@ -280,12 +297,12 @@ def test_follow_mode_restarts_after_truncation(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
     path = tmp_path / "live.log"
     path.write_bytes(f"a\nb\n{BUG}\n".encode())
-    stop = threading.Event()
     out: list[Record] = []
-    thread = _follow(path, stop, out)
-    _wait_for(lambda: len(out) >= 1)
+    stop, thread = _follow(path, out)
+    stop.read_all()
+    assert len(out) == 1
     path.write_bytes(f"{BUG}\n".encode())  # truncated and rewritten, as a new .logopen does
-    _wait_for(lambda: len(out) >= 3)
+    stop.read_all()
     stop.set()
     thread.join(5)
     kinds = [(type(r).__name__, r.span.first_line) for r in out]
@@ -298,14 +315,14 @@ def test_follow_mode_reopens_a_re_created_file(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
     path = tmp_path / "live.log"
     path.write_bytes(f"{BUG}\n".encode())
-    stop = threading.Event()
     out: list[Record] = []
-    thread = _follow(path, stop, out)
-    _wait_for(lambda: len(out) >= 1)
+    stop, thread = _follow(path, out)
+    stop.read_all()
+    assert len(out) == 1
     replacement = tmp_path / "new.log"
     replacement.write_bytes(codecs.BOM_UTF16_LE + f"x\r\ny\r\n{BUG}\r\n".encode("utf-16-le"))
     replacement.replace(path)  # a new file (new inode), in another encoding
-    _wait_for(lambda: any(isinstance(r, BugCheckRecord) and r.span.first_line == 3 for r in out))
+    stop.read_all()
     stop.set()
     thread.join(5)
     assert [(type(r).__name__, r.span.first_line) for r in out if not isinstance(r, Diagnostic)] == [
@@ -322,15 +339,15 @@ def test_follow_mode_uses_a_block_at_the_end_of_a_quiet_file(
     from parsers.records import ModuleListRecord
 
     monkeypatch.setattr(source, "POLL_SECONDS", 0.02)
+    monkeypatch.setattr(parsers_feed, "BLOCK_QUIET_SECONDS", 0)  # quiet: the reader found nothing new
     path = tmp_path / "live.log"
     path.write_bytes(
         b"kd> lm\nstart             end                 module name\n"
         b"fffff807`4b980000 fffff807`4b990000   IntelHaxm   (pdb symbols)\n"
     )
-    stop = threading.Event()
     out: list[Record] = []
-    thread = _follow(path, stop, out)
-    _wait_for(lambda: any(isinstance(r, ModuleListRecord) for r in out))
+    stop, thread = _follow(path, out)
+    stop.read_all()  # the file is quiet: nothing else will come
     (listing,) = [r for r in out if isinstance(r, ModuleListRecord)]
     assert [m.name for m in listing.modules] == ["IntelHaxm"]
     stop.set()

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from textual.pilot import Pilot
 
 from cli.commands import open as open_command
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Incident
-from tests.conftest import realworld
+from tests.conftest import HANG_SECONDS, realworld
 from tests.tui.conftest import settle, wait_for
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
@@ -39,17 +40,15 @@ BANNER = (
 )
 
 
-#: How long :func:`_until` waits before it calls the view stuck. Not a speed limit: following polls the
-#: file on a timer, so there is no event to wait on, and this only turns a hang into a failure. It is far
-#: above what any loaded machine takes (a busy 2-core machine has needed a few seconds).
-HANG_SECONDS = 300.0
-
-
-async def _until(pilot: object, condition: Callable[[], bool]) -> None:
-    """Let the view run until ``condition`` holds (what the follower's next polls bring in)."""
+async def _until(pilot: Pilot[None] | None, condition: Callable[[], bool]) -> None:
+    """Let the view run until ``condition`` holds (what the follower's next polls bring in); with no
+    ``pilot`` (the app has closed), look at ``condition`` until it holds."""
+    if pilot is not None:
+        await wait_for(pilot, condition)
+        return
     deadline = time.monotonic() + HANG_SECONDS
     while not condition():
-        assert time.monotonic() < deadline, f"the view did not get there in {HANG_SECONDS:.0f} s: stuck"
+        assert time.monotonic() < deadline, f"not there in {HANG_SECONDS:.0f} s: stuck"
         await asyncio.sleep(0.05)
 
 

@@ -9,7 +9,7 @@ import pytest
 from rich.text import Text
 from textual.widgets import TextArea
 
-from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, sample_incidents, settle
+from tests.tui.conftest import LOG_NAME, LOG_TEXT, FixtureFeed, fixture_app, quiet, sample_incidents, settle
 from tui.app import CLIPBOARD_PREFIX, TriageApp
 from tui.commands import palette_commands
 from tui.loading import Source
@@ -157,7 +157,9 @@ async def test_palette_runs_a_command_by_typing(app: TriageApp) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"filter: category execute pool")
-        await pilot.pause(0.5)
+        await quiet(pilot)  # the palette has the text and started its search, in a worker
+        await app.workers.wait_for_complete()
+        await quiet(pilot)  # the hits are listed
         await pilot.press("enter")
         await pilot.pause()
         table = app.triage.query_one(FindingsTable)
