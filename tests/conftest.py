@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, settings
 from referencing import Registry, Resource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +32,11 @@ REALWORLD_ROOT = REPO.parent / "shared" / "realworld"
 #: only turns a hang into a failure; it is far above what a busy 2-core machine takes. Speed is measured
 #: by the benchmarks.
 HANG_SECONDS = 300.0
+
+#: Hypothesis's default deadline (200 ms an example) and its too-slow health check are wall-clock limits that
+#: a busy machine fails; no test here has either (a test's own ``@settings`` adds to this profile).
+settings.register_profile("no-clock", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("no-clock")
 
 
 def realworld(*parts: str) -> Path:

@@ -114,7 +114,11 @@ def test_non_ascii_output_is_escaped_so_the_file_stays_ascii(tmp_path: Path) -> 
     assert record["output"] == "Gerät ü \u2603 \U0001f600\n" and sent
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     st.dictionaries(
         st.sampled_from([".bugcheck", "!analyze", "kb", "lm", "!verifier", "vertarget", "ln", "dS", "!dh"]),

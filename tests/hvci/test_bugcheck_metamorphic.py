@@ -43,7 +43,11 @@ def findings(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(names=st.lists(st.sampled_from(sorted(TRANSFORMS)), min_size=1, max_size=3, unique=True))
 def test_wrapped_samples_give_the_findings_of_the_clean_one(sample: Path, names: list[str]) -> None:
     text = sample.read_text(encoding="utf-8")

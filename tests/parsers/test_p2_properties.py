@@ -5,7 +5,6 @@ the input."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -130,9 +129,9 @@ LONG_LINES = (
 
 
 @pytest.mark.parametrize("start", BLOCK_STARTS)
-def test_long_lines_inside_a_block_cost_linear_time(start: str) -> None:
-    """A 200 KB line after (and glued to) each block start: quadratic matching would take minutes."""
-    began = time.perf_counter()
+def test_long_lines_inside_a_block_keep_spans_inside(start: str) -> None:
+    """A 200 KB line after (and glued to) each block start. Quadratic matching would take minutes: the time
+    is measured by ``benchmarks/bench_long_lines.py`` (N vs 2N), not here, where a busy machine cannot be
+    told from slow code."""
     for body in LONG_LINES:
         _check(f"{start}\n{body}\n{start}{body}\n")
-    assert time.perf_counter() - began < 5.0

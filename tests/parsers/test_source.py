@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import time
 from pathlib import Path
 
 import pytest
@@ -115,13 +114,10 @@ def test_garbage_bytes_never_raise() -> None:
 
 def test_a_10mb_line_is_truncated_once_and_later_lines_keep_their_numbers() -> None:
     data = b"first\n" + b"x" * (10 << 20) + b"\nBugCheck C4, {2000, 0, 0, 0}\n"
-    start = time.perf_counter()
     inp = open_input(None, data=data, name="big")
-    lines = list(inp.lines())
-    elapsed = time.perf_counter() - start
+    lines = list(inp.lines())  # how long it takes: benchmarks/bench_long_lines.py
     assert [len(line.text) for line in lines] == [5, LINE_CAP, 28]
     assert [line.number for line in lines] == [1, 2, 3]
-    assert elapsed < 5
 
 
 def test_long_lines_across_reads_are_cut_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
