@@ -22,11 +22,15 @@ match that releases the GIL. The dependency was dropped.
 
 What bounds the scan (measured on the 100 MB log of ``benchmarks/bench_analyze.py``, 1.9 M lines): ``re``
 tries the search at every newline, about 110 ns a line (20 for the attempt, 10 for the junk, the rest
-for the alternation, whose branches it tests one by one), 0.2 s in all against grep's 0.08 s for the
-whole file. A lookahead of the anchors' first characters saves 7-16% (:func:`_first_characters`); a
-second character, classes of case-folded first characters and two-level trees measured slower;
-``google-re2`` took 0.21 s, Aho-Corasick (``ahocorasick-rs``) over the anchors 0.37 s; only Hyperscan was
-faster (0.06 s, plus 0.07 s to compile the database in each process), a native dependency not taken.
+for the alternation, whose branches it tests one by one), 0.21 s in all, plus 0.04 s for each floating
+anchor's literal search (``.dmp``, ``ugcheck was``), against grep's 0.07 s for the whole file. A lookahead
+of the anchors' first characters saves 7-16% (:func:`_first_characters`); a second character, classes of
+case-folded first characters and two-level trees measured slower; ``google-re2`` took 0.21 s,
+Aho-Corasick (``ahocorasick-rs``) over the anchors 0.37 s. Hyperscan finds the same lines, line starts and
+floating anchors in one pass, in 0.04 s: where it is installed (a dependency where wheels exist), a bytes
+chunk of :data:`parsers.fastscan.MIN_CHUNK` or more is scanned with it (:mod:`parsers.fastscan`), and
+``re`` does the rest (small inputs, UTF-16 text, platforms without a wheel). Whole command at 100 MB:
+1.0 s of CPU before, 0.74 s after.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 
 import msgspec
 
+from parsers import fastscan
 from parsers.deferred import deferred_compile
 
 JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
@@ -273,6 +278,9 @@ class Prefilter:
                 )
                 (line_start if at_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
+        self.line_start = tuple(line_start)
+        self._fast: fastscan.FastScan | None = None  # built at the first large bytes chunk
+        self._fast_tried = False
         # every search is compiled at its first use (parsers.deferred): an input is read as bytes or as text,
         # never both, and most chunks never need a floating anchor's search (compiling all: ~6 ms a process)
         # a literal search of ``re`` beats ``bytes.find`` on short needles of common letters (which the
@@ -308,6 +316,14 @@ class Prefilter:
 
     def scanner(self, data: bytes | str) -> ChunkScanner:
         return ChunkScanner(self, data)
+
+    def fast_scan(self) -> fastscan.FastScan | None:
+        """The Hyperscan scan of bytes chunks (:mod:`parsers.fastscan`), or ``None`` without Hyperscan."""
+        if not self._fast_tried:
+            self._fast_tried = True
+            patterns = fastscan.expressions(self.line_start, self.floating, fastscan.junk_bytes(JUNK_BYTES))
+            self._fast = fastscan.build(patterns) if patterns is not None else None
+        return self._fast
 
     def may_match(self, line: str) -> bool:
         """Whether some trigger may match ``line`` (one decoded line): the same test as a chunk scan, for a
@@ -349,7 +365,12 @@ class ChunkScanner:
         self._line_start: Any = prefilter._line_start_b if is_bytes else prefilter._line_start_s
         self._unanchored: Any = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
         self._next_line_start = -1  # cached result of the line-start search, valid while >= position
-        self._extra: list[int] = self._floating_candidates(prefilter.floating)
+        fast = prefilter.fast_scan() if is_bytes and len(data) >= fastscan.MIN_CHUNK else None
+        if fast is not None:  # one pass finds what the line-start and floating searches find
+            self._line_start = None
+            self._extra: list[int] = fast.candidates(data)  # type: ignore[arg-type]
+        else:
+            self._extra = self._floating_candidates(prefilter.floating)
         self._next_unanchored = -1
 
     def _floating_candidates(self, anchors: Sequence[Anchor]) -> list[int]:

@@ -26,27 +26,17 @@ import zlib
 from typing import TYPE_CHECKING
 
 from hvci.knowledge.files import KnowledgeFiles
+from parsers import usercache
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 _MAGIC = b"hvci-triage knowledge cache 1\n"
+_PREFIX = "knowledge-"
+cache_dir = usercache.cache_dir
+STALE_SECONDS = usercache.STALE_SECONDS
 #: the modules whose code decides what the files become (a change to them changes the key)
 _READERS = ("records.py", "eras.py", "files.py", "crossrefs.py", "kb.py", "cache.py")
-
-
-def cache_dir() -> str | None:
-    """The folder of hvci-triage's caches, or None when caching is off or there is no home folder."""
-    configured = os.environ.get("HVCI_TRIAGE_CACHE_DIR")
-    if configured is not None:
-        return configured or None
-    base = os.environ.get("LOCALAPPDATA" if sys.platform == "win32" else "XDG_CACHE_HOME")
-    if not base:
-        home = os.path.expanduser("~")
-        if home == "~":  # no home folder to be found
-            return None
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "hvci-triage")
 
 
 def cached_files(directory: str | Path, folder: str | Path | None = None) -> KnowledgeFiles:
@@ -60,11 +50,12 @@ def cached_files(directory: str | Path, folder: str | Path | None = None) -> Kno
     if folder is None:
         return _read_files(directory, remediations=False)
     key = _key(str(directory), msgspec.__version__)
-    entry = os.path.join(folder, f"knowledge-{zlib.crc32(str(directory).encode()):08x}.bin")
+    entry = usercache.entry_path(_PREFIX, zlib.crc32(str(directory).encode()), folder)
+    assert entry is not None
     files = _read_entry(entry, key)
     if files is None:
         files = _read_files(directory, remediations=True)
-        _write_entry(entry, key, msgspec.msgpack.encode(files))
+        usercache.write_entry(entry, _MAGIC + key, msgspec.msgpack.encode(files), _PREFIX)
     return files
 
 
@@ -101,65 +92,10 @@ def _read_entry(entry: str, key: bytes) -> KnowledgeFiles | None:
     """The files the entry holds when it has ``key`` and is whole; None otherwise."""
     import msgspec
 
-    try:
-        with open(entry, "rb") as file:
-            data = file.read()
-    except OSError:
-        return None
-    head = len(_MAGIC) + len(key)
-    if data[:head] != _MAGIC + key or len(data) < head + 4:
-        return None
-    payload = data[head + 4 :]
-    if int.from_bytes(data[head : head + 4], "big") != zlib.crc32(payload):
+    payload = usercache.read_entry(entry, _MAGIC + key)
+    if payload is None:
         return None
     try:
         return msgspec.msgpack.decode(payload, type=KnowledgeFiles)
     except (msgspec.DecodeError, ValueError):  # a ValidationError is a DecodeError
         return None
-
-
-def _write_entry(entry: str, key: bytes, payload: bytes) -> None:
-    """Write the entry atomically; a folder that cannot be written is left as it is."""
-    import tempfile  # only a run that rebuilds the entry writes one
-
-    folder = os.path.dirname(entry)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".knowledge-")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(_MAGIC + key + zlib.crc32(payload).to_bytes(4, "big") + payload)
-            os.replace(temporary, entry)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-    except OSError:
-        return
-    _prune(folder, keep=entry)
-
-
-#: An entry not written for this long is taken for one of an install that is gone (each install location has
-#: its own entry, and a clone or virtual environment that was deleted never removes its own).
-STALE_SECONDS = 30 * 24 * 3600
-
-
-def _prune(folder: str, keep: str) -> None:
-    """Remove the other installs' entries that were not written for :data:`STALE_SECONDS`. Pruned at a
-    write, which is rare (a first run, an upgrade); an install still in use whose entry is pruned only
-    builds it again once."""
-    import time
-
-    oldest = time.time() - STALE_SECONDS
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(folder, name)
-        if not (name.startswith("knowledge-") and name.endswith(".bin")) or path == keep:
-            continue
-        try:
-            if os.stat(path).st_mtime < oldest:
-                os.unlink(path)
-        except OSError:
-            pass
