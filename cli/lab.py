@@ -10,6 +10,7 @@ written (the store keeps the run even when stdout is a closed pipe).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -47,8 +48,10 @@ def open_store(path: str) -> Store:
 
 def before_run(units: Sequence[Unit], lab: LabOptions, store: Store | None, *, quiet: bool) -> list[Unit]:
     """The units to run: without those the store already has, unless ``--force`` (one line says how many
-    were left out, unless ``-q``)."""
-    if store is None or lab.force:
+    were left out, unless ``-q``). Without a store, no file's SHA-256 is computed."""
+    if store is None:
+        return [replace(unit, hashed=False) for unit in units]
+    if lab.force:
         return list(units)
     kept = skip_known(units, store.known)
     skipped = sum(1 for before, after in zip(units, kept, strict=True) if before is not after)

@@ -23,7 +23,16 @@ from hvci.batch import inproc
 from hvci.batch.pool import Done, Event, Failure, IsolatedPool
 from hvci.batch.spill import Waiting
 from hvci.batch.units import Unit, total_bytes
-from hvci.batch.work import IncidentBatch, InputResult, Part, failed, gather, scatter, stream_unit
+from hvci.batch.work import (
+    UNREAD,
+    IncidentBatch,
+    InputResult,
+    Part,
+    failed,
+    gather,
+    scatter,
+    stream_unit,
+)
 from hvci.findings import group_findings
 from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Report
@@ -105,7 +114,7 @@ class BatchResult:
 
 def unread(result: InputResult) -> bool:
     """An input that yielded nothing because it could not be read (an error and not one line read)."""
-    return result.sha256 is None and any(d.severity == "error" for d in result.info.diagnostics)
+    return result.info.format == UNREAD and any(d.severity == "error" for d in result.info.diagnostics)
 
 
 def analysis_events(

@@ -71,10 +71,14 @@ class IncidentBatch:
 Part = IncidentBatch | InputResult
 
 
+#: The format of an input that was not read (:func:`failed`).
+UNREAD = "unread"
+
+
 def failed(name: str, message: str, severity: Severity = "error") -> InputResult:
     """The result of an input that was not read: named, with why, and never clean."""
     diagnostic = Diagnostic(Span(name, 0, 0), message, severity)
-    return InputResult(InputInfo(name, "unread", "unknown", diagnostics=(diagnostic,)))
+    return InputResult(InputInfo(name, UNREAD, "unknown", diagnostics=(diagnostic,)))
 
 
 def _analyse(inp: Input, options: AnalyzeOptions, sha256: str | None, size: int) -> Iterator[Part]:
@@ -212,7 +216,7 @@ def _file_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Pa
             with open(path, "rb") as handle:
                 head = handle.read(filetype.HEAD_BYTES)
             kind = filetype.sniff(head).kind
-            if kind not in ("gzip", "tar-archive"):
+            if kind not in ("gzip", "tar-archive") and unit.hashed:
                 sha256 = content_hash(path)
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)

@@ -219,3 +219,28 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(monkeypatch: pytest.Mon
         port = probe.getsockname()[1]
         code, out, err = analyze("--scheduler", f"tcp://127.0.0.1:{port}", str(HAXM))
     assert code == ExitCode.USAGE and out == "" and "cannot reach the Dask scheduler" in err
+
+
+def test_a_file_is_hashed_only_for_the_results_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SHA-256 costs as much CPU as grep's whole search: a run without ``--db`` does without, and a file
+    read without it is still a read input (exit 1 for its findings, not 2 for "nothing could be read")."""
+    from cli import lab
+    from hvci.batch import work
+
+    hashed: list[str] = []
+    real = work.content_hash
+    monkeypatch.setattr(work, "content_hash", lambda path: hashed.append(path) or real(path))
+    (unit,) = lab.before_run(plan([str(HAXM)]), lab.LabOptions(None, False, None, None), None, quiet=True)
+    assert not unit.hashed
+    (result,) = [p for p in stream_unit(unit, AnalyzeOptions()) if not isinstance(p, work.IncidentBatch)]
+    assert hashed == [] and result.sha256 is None and not batch_run.unread(result)
+    (result,) = [
+        p
+        for p in stream_unit(Unit(str(HAXM), str(HAXM)), AnalyzeOptions())
+        if isinstance(p, work.InputResult)
+    ]
+    assert hashed == [str(HAXM)] and result.sha256 == real(str(HAXM))
+    code, _, _ = analyze("-q", "--format", "json", str(HAXM))
+    assert code == ExitCode.FINDINGS and hashed == [str(HAXM)]
+    (missing,) = list(stream_unit(Unit("gone", str(tmp_path / "gone"), hashed=False), AnalyzeOptions()))
+    assert isinstance(missing, work.InputResult) and batch_run.unread(missing)
