@@ -87,47 +87,56 @@ def expressions(
 
 
 class FastScan:
-    """A compiled Hyperscan database of the anchors and a scratch space per thread."""
+    """A compiled Hyperscan database of the anchors (and the paste markup) and a scratch space per thread."""
 
-    def __init__(self, hyperscan: Any, database: Any) -> None:
+    def __init__(self, hyperscan: Any, database: Any, markup_from: int) -> None:
         self._hs = hyperscan
         self._database = database
+        self._markup_from = markup_from  # expression ids from here on are paste markup, not anchors
         self._local = threading.local()
 
-    def candidates(self, data: bytes) -> list[int]:
-        """The candidate line starts of ``data`` (a chunk with its ``\\n`` sentinel), in order."""
+    def scan(self, data: bytes) -> tuple[list[int], bool]:
+        """The candidate line starts of ``data`` (a chunk with its ``\\n`` sentinel), in order, and whether
+        it holds paste markup (:data:`parsers.paste.MARKUP_EXPRESSIONS`)."""
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = self._hs.Scratch(self._database)
         ends: list[int] = []
         add = ends.append
+        markup_from = self._markup_from
 
-        def on_match(_id: int, _start: int, end: int, _flags: int, _context: object) -> None:
-            add(end)
+        def on_match(ident: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            add(end if ident < markup_from else -1)
 
         self._database.scan(data, match_event_handler=on_match, scratch=scratch)
         rfind = data.rfind
-        return sorted({rfind(b"\n", 0, end) + 1 for end in ends})
+        return sorted({rfind(b"\n", 0, end) + 1 for end in ends if end >= 0}), -1 in ends
+
+    def candidates(self, data: bytes) -> list[int]:
+        """The candidate line starts of ``data``, in order."""
+        return self.scan(data)[0]
 
 
-def build(patterns: Sequence[bytes]) -> FastScan | None:
-    """A scanner for ``patterns``: the cached database when it is there, else compiled (and cached).
-    ``None`` when Hyperscan is not installed or refuses the patterns."""
+def build(patterns: Sequence[bytes], markup: Sequence[bytes] = ()) -> FastScan | None:
+    """A scanner for the anchors' ``patterns`` and the ``markup`` ones: the cached database when it is
+    there, else compiled (and cached). ``None`` when Hyperscan is not installed or refuses the patterns."""
     try:
         import hyperscan
     except ImportError:  # no wheel for this platform: the ``re`` scan does the work
         return None
-    key = b"\n".join((f"hyperscan {getattr(hyperscan, '__version__', '')}".encode(), *patterns))
+    every = [*patterns, *markup]
+    key = b"\n".join((f"hyperscan {getattr(hyperscan, '__version__', '')}".encode(), *every))
+    key += f"\nmarkup from {len(patterns)}".encode()
     entry = usercache.entry_path(_ENTRY_PREFIX, zlib.crc32(key))
     try:
         database = _cached(hyperscan, entry, key)
         if database is None:
             database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            database.compile(expressions=list(patterns), flags=0)
+            database.compile(expressions=every, ids=list(range(len(every))), flags=0)
             if entry is not None:
                 usercache.write_entry(entry, _MAGIC + key, hyperscan.dumpb(database), _ENTRY_PREFIX)
-        scan = FastScan(hyperscan, database)
-        scan.candidates(b"\n")  # a database cached by another CPU's run fails here, not in a chunk
+        scan = FastScan(hyperscan, database, len(patterns))
+        scan.scan(b"\n")  # a database cached by another CPU's run fails here, not in a chunk
         return scan
     except hyperscan.error:  # a pattern it cannot take, a database for another CPU: use ``re``
         return None

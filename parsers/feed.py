@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from parsers import lineprefix, paste
+from parsers import fastscan, lineprefix, paste
 from parsers.base import Line, LineCursor
 from parsers.chunks import Chunk, Restart
 from parsers.lineprefix import LinePrefix
@@ -67,6 +67,7 @@ class Feed:
         self.in_block = False  # a parser is reading a block (follow mode: a quiet file ends it)
         self._data_at = time.monotonic()  # when the followed file last gave something new
         self._prefix_sniffed = 0  # lines looked at so far for a prefix
+        self._candidates: list[int] | None = None  # the current chunk's, when its load found them
 
     def load(self) -> bool:
         """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
@@ -97,13 +98,24 @@ class Feed:
                 span = Span(self._path, line, line)
                 self.pending.append(Diagnostic(span, issue.message, issue.severity))
             self.data = self._without_prefix(item.data)  # (it starts with a sentinel already)
-            normalised = paste.normalise_chunk(self.data, self._source.codec)
+            found = self._fast_scan(self.data)
+            markup = None if found is None else found[1]
+            normalised = paste.normalise_chunk(self.data, self._source.codec, markup)
             if normalised is not None:
-                self.data, self.newline = normalised, "\n"
+                self.data, self.newline, found = normalised, "\n", None
             self.pos = self.floor = 1
             self.block_start = None
             self.scanner = None
+            self._candidates = None if found is None else found[0]
             return True
+
+    def _fast_scan(self, data: bytes | str) -> tuple[list[int], bool] | None:
+        """A large bytes chunk's candidate lines and whether it holds paste markup, found in one Hyperscan
+        pass (:mod:`parsers.fastscan`) instead of a pass for each; ``None`` when not found that way."""
+        if not isinstance(data, bytes) or len(data) < fastscan.MIN_CHUNK:
+            return None
+        fast = self._prefilter.fast_scan()
+        return None if fast is None else fast.scan(data)
 
     def _without_prefix(self, data: bytes | str) -> bytes | str:
         """``data`` with the input's line prefix removed, looking for one in the first lines of the input."""
@@ -180,7 +192,7 @@ class Feed:
     def candidate(self) -> int:
         """The next line start in the current chunk where a trigger may match, or -1."""
         if self.scanner is None:
-            self.scanner = self._prefilter.scanner(self.data)
+            self.scanner = self._prefilter.scanner(self.data, self._candidates)
         return self.scanner.next_candidate(self.pos)
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import msgspec
 
-from parsers import fastscan
+from parsers import fastscan, paste
 from parsers.deferred import deferred_compile
 
 JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
@@ -314,15 +314,17 @@ class Prefilter:
         )
         self.unanchored = tuple(unanchored)
 
-    def scanner(self, data: bytes | str) -> ChunkScanner:
-        return ChunkScanner(self, data)
+    def scanner(self, data: bytes | str, candidates: list[int] | None = None) -> ChunkScanner:
+        """A scanner of ``data``; ``candidates`` are its candidate line starts when a scan of the same
+        data (:meth:`fast_scan`) has found them already."""
+        return ChunkScanner(self, data, candidates)
 
     def fast_scan(self) -> fastscan.FastScan | None:
         """The Hyperscan scan of bytes chunks (:mod:`parsers.fastscan`), or ``None`` without Hyperscan."""
         if not self._fast_tried:
             self._fast_tried = True
             patterns = fastscan.expressions(self.line_start, self.floating, fastscan.junk_bytes(JUNK_BYTES))
-            self._fast = fastscan.build(patterns) if patterns is not None else None
+            self._fast = fastscan.build(patterns, paste.MARKUP_EXPRESSIONS) if patterns is not None else None
         return self._fast
 
     def may_match(self, line: str) -> bool:
@@ -357,7 +359,7 @@ class ChunkScanner:
     ``data`` must start with a ``\\n`` sentinel and end with ``\\n``; positions are line starts.
     """
 
-    def __init__(self, prefilter: Prefilter, data: bytes | str) -> None:
+    def __init__(self, prefilter: Prefilter, data: bytes | str, candidates: list[int] | None = None) -> None:
         self.data = data
         is_bytes = isinstance(data, bytes)
         self._literal: dict[Anchor, Any] = prefilter._literal_b if is_bytes else prefilter._literal_s
@@ -365,10 +367,12 @@ class ChunkScanner:
         self._line_start: Any = prefilter._line_start_b if is_bytes else prefilter._line_start_s
         self._unanchored: Any = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
         self._next_line_start = -1  # cached result of the line-start search, valid while >= position
-        fast = prefilter.fast_scan() if is_bytes and len(data) >= fastscan.MIN_CHUNK else None
-        if fast is not None:  # one pass finds what the line-start and floating searches find
+        if candidates is None and isinstance(data, bytes) and len(data) >= fastscan.MIN_CHUNK:
+            fast = prefilter.fast_scan()
+            candidates = None if fast is None else fast.candidates(data)
+        if candidates is not None:  # one pass found what the line-start and floating searches find
             self._line_start = None
-            self._extra: list[int] = fast.candidates(data)  # type: ignore[arg-type]
+            self._extra: list[int] = candidates
         else:
             self._extra = self._floating_candidates(prefilter.floating)
         self._next_unanchored = -1

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers import fastscan
+from parsers import fastscan, paste
 from parsers.prefilter import Prefilter
 from parsers.registry import PARSERS
+from parsers.stream import iter_records, open_input
 
 pytest.importorskip("hyperscan", reason="no Hyperscan wheel for this platform: the re scan is the only one")
 
@@ -119,3 +120,50 @@ def test_the_database_is_cached_and_a_damaged_entry_is_rebuilt(
 def test_no_hyperscan_means_the_re_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "hyperscan", None)  # import fails
     assert fastscan.build([b"foo"]) is None
+
+
+MARKUP = [
+    "\\*",
+    "\\_",
+    "x\\_y",
+    "\\`",
+    "\\[",
+    "&gt;",
+    "&#62;",
+    "&#x3e;",
+    "&amp",
+    "<br>",
+    "<PRE>",
+    "</code >",
+    "<b",
+    "{%",
+    "{ %",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(MARKUP), st.text(max_size=12), st.sampled_from(SAMPLE_LINES)), max_size=12
+    )
+)
+def test_hyperscan_finds_paste_markup_where_re_does(parts: list[str]) -> None:
+    data = b"\n" + "".join(parts).encode("utf-8", "replace") + b"\n"
+    fast = PREFILTER.fast_scan()
+    assert fast is not None
+    expected = any(paste._holds(data, char, pattern) for char, pattern in paste._IN_BYTES)
+    assert fast.scan(data)[1] is expected
+
+
+def test_a_large_input_gives_the_same_records_with_either_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole chunks: candidates, paste markup (escapes, entities, tags undone) and line numbers agree."""
+    # markdown escapes hide triggers (``STACK\\_TEXT:``) from the scan: the chunk must be normalised first
+    lines = [line for p in sorted(SAMPLES.glob("*.txt")) for line in p.read_text("utf-8").splitlines()]
+    pasted = [line.replace("_", "\\_") for line in lines if line.isascii()]
+    text = "\n".join(pasted * (fastscan.MIN_CHUNK // len("\n".join(pasted)) + 2)) + "\n"
+    assert text.isascii() and "STACK\\_TEXT:" in text
+    data = text.encode("utf-8")
+    fast = list(iter_records(open_input(None, data=data, name="big")))
+    monkeypatch.setattr(fastscan, "MIN_CHUNK", len(data) * 2)  # every chunk scanned with re
+    assert list(iter_records(open_input(None, data=data, name="big"))) == fast
+    assert len(fast) > 500
