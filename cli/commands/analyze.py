@@ -31,8 +31,6 @@ part, or symbols/images were given and a blamed address could still not be symbo
 
 from __future__ import annotations
 
-import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -60,10 +58,10 @@ from hvci.batch.streamed import StreamedReport
 from hvci.batch.units import Unit, plan, total_bytes
 from hvci.batch.work import IncidentBatch
 from hvci.findings import compare
-from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.options import AnalyzeOptions
 from hvci.model import CONFIDENCES, Baseline, Incident, confidence_rank
 from hvci.report import FORMATS
-from symbols.store import symbol_path_from_environment
+from symbols.environment import symbol_path_from_environment
 
 if TYPE_CHECKING:
     from hvci.batch.store import RunWriter
@@ -196,6 +194,8 @@ def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings, 
 def _record(run: _Run) -> None:
     """Append the run to the store (before the report is written: the store keeps the run even when stdout
     is a closed pipe)."""
+    import shlex
+
     from hvci.batch.store import StoreError
 
     assert run.writer is not None
@@ -314,7 +314,8 @@ def command(
         symbol_path = symbol_path_from_environment()  # the same default as every other command
     options = AnalyzeOptions(symbol_path=symbol_path or None, image_dirs=image_dirs, modules=modules)
     try:
-        options.user_modules()
+        if modules:
+            options.user_modules()  # checked before any input is read
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--module") from None
     lab = LabOptions(db, force, baseline, baseline_run)
@@ -349,6 +350,8 @@ def command(
         except SpillError as error:
             raise OutputError(str(error)) from None
         if stats:
+            import json
+
             click.echo(json.dumps(run.stats(units, settings).as_dict()), err=True)
         code = run.verdict.exit_code(run.report, marks, exit_zero=exit_zero)
     ctx.exit(code)
