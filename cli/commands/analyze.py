@@ -35,10 +35,10 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack, closing
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import click
+import msgspec
 
 from cli.exitcodes import ExitCode
 from cli.lab import LabOptions, baseline_keys, before_run, open_store
@@ -95,8 +95,7 @@ def unresolved(incident: Incident) -> bool:
     )
 
 
-@dataclass
-class Verdict:
+class Verdict(msgspec.Struct):
     """What the exit code needs, kept as incidents stream by."""
 
     fail_on: str
@@ -137,8 +136,7 @@ def _warn_unread(report: StreamedReport) -> None:
             warn(f"{result.info.path}: read only in part ({first.message})")
 
 
-@dataclass(frozen=True, slots=True)
-class RunSettings:
+class RunSettings(msgspec.Struct, frozen=True):
     quiet: bool
     jobs: int
     timeout: float | None  # None: the default per-input limit; 0: none
@@ -150,14 +148,13 @@ class RunSettings:
         return self.timeout or None
 
 
-@dataclass
-class _Run:
+class _Run(msgspec.Struct):
     """A run in progress: where its parts go."""
 
     report: StreamedReport
     verdict: Verdict
     writer: RunWriter | None = None
-    started: float = field(default_factory=time.monotonic)
+    started: float = msgspec.field(default_factory=time.monotonic)
 
     def stats(self, units: Sequence[Unit], settings: RunSettings) -> BatchStats:
         return BatchStats(

@@ -7,12 +7,12 @@ not import the pool's pipes, pickling and signals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeAlias
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+
+class Failure(msgspec.Struct, frozen=True):
     """Why an item has no result: it raised, its worker died, or it ran out of time."""
 
     message: str

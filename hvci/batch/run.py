@@ -16,7 +16,8 @@ import functools
 import os
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from hvci.batch import inproc
 from hvci.batch.events import Done, Event, Failure
@@ -45,8 +46,7 @@ SECONDS_PER_MB = 2.0
 WAITING_IN_MEMORY = 16 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class UnitDone:
+class UnitDone(msgspec.Struct, frozen=True):
     """The last event of a unit in :func:`stream_batch`: which, and how many incidents it gave."""
 
     index: int
@@ -75,8 +75,7 @@ def default_timeout(unit: Unit) -> float:
     return BASE_TIMEOUT + SECONDS_PER_MB * unit.size / 1e6
 
 
-@dataclass(frozen=True, slots=True)
-class BatchStats:
+class BatchStats(msgspec.Struct, frozen=True):
     """What ``--stats`` prints (one JSON object)."""
 
     inputs: int
@@ -104,8 +103,7 @@ class BatchStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class BatchResult:
+class BatchResult(msgspec.Struct, frozen=True):
     report: Report
     results: tuple[InputResult, ...]  # one per input, in report order (hashes for the results store)
     stats: BatchStats

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO
+
+import msgspec
 
 from hvci import digest
 from parsers.records import Severity
@@ -29,8 +30,7 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MEMBER_SEPARATOR = "!"
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(msgspec.Struct, frozen=True):
     """One piece of work. ``path`` is the file on disk (for a ZIP member, the archive); ``member`` the
     member's name inside it; ``data`` bytes already read (stdin); ``size`` the bytes it is expected to
     read (for progress); ``problem`` why there is nothing to read."""

@@ -19,8 +19,10 @@ import io
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Protocol
+
+import msgspec
+from msgspec.structs import replace
 
 from hvci.batch.units import Unit, content_hash, member_name
 from hvci.digest import sha256
@@ -47,8 +49,7 @@ _PIECE = 1024 * 1024
 BATCH = 64
 
 
-@dataclass(frozen=True, slots=True)
-class InputResult:
+class InputResult(msgspec.Struct, frozen=True):
     """One input's outcome: what the pipeline learnt about it, its incidents (final versions, in line
     order), its content hash and size. An input that could not be read has an ``error`` diagnostic, no
     incidents and no hash."""
@@ -59,8 +60,7 @@ class InputResult:
     size: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class IncidentBatch:
+class IncidentBatch(msgspec.Struct, frozen=True):
     """Final incidents of the input being read, in report order."""
 
     incidents: tuple[Incident, ...]
