@@ -58,7 +58,6 @@ NOT_FOR_A_SHORT_LOG_OF_NOISE = (
     "symbols.modules",
     "pathlib",
     "hashlib",
-    "zlib",
 )
 #: What the engine itself needs only once a log holds something (a block, a group) or is not text.
 NOT_FOR_A_LOG_OF_NOISE = (
