@@ -15,19 +15,18 @@ bomb stops there with a diagnostic). Every input gets its SHA-256 (the results s
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
+import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Protocol
 
-import msgspec
-from msgspec.structs import replace
-
 from hvci.batch.units import Unit, content_hash, member_name
-from hvci.digest import sha256
 from hvci.logs.final import FinalIncidents
-from hvci.logs.options import AnalyzeOptions
+from hvci.logs.pipeline import AnalyzeOptions
 from hvci.model import Incident
 from parsers import filetype
 from parsers.records import Diagnostic, InputInfo, Severity, Span
@@ -36,7 +35,7 @@ from parsers.stream import Input, open_input
 if TYPE_CHECKING:
     import tarfile
 
-# The archive modules (gzip, tarfile, zipfile, zlib) are imported by the functions that open archives: most
+# The archive modules (gzip, tarfile, zipfile) are imported by the functions that open archives: most
 # inputs are plain files, and a one-file run should not pay for them at start-up.
 
 #: The most bytes read into memory for one archive member, decompressed file or FIFO.
@@ -49,7 +48,8 @@ _PIECE = 1024 * 1024
 BATCH = 64
 
 
-class InputResult(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class InputResult:
     """One input's outcome: what the pipeline learnt about it, its incidents (final versions, in line
     order), its content hash and size. An input that could not be read has an ``error`` diagnostic, no
     incidents and no hash."""
@@ -60,7 +60,8 @@ class InputResult(msgspec.Struct, frozen=True):
     size: int = 0
 
 
-class IncidentBatch(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class IncidentBatch:
     """Final incidents of the input being read, in report order."""
 
     incidents: tuple[Incident, ...]
@@ -133,9 +134,7 @@ def read_capped(stream: Readable, name: str) -> bytes:
 
 def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[Part]:
     inp = open_input(None, data=data, name=name)
-    digest = sha256(len(data))
-    digest.update(data)
-    return _analyse(inp, options, digest.hexdigest(), len(data))
+    return _analyse(inp, options, hashlib.sha256(data).hexdigest(), len(data))
 
 
 def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, bytes | str]]:
@@ -157,7 +156,6 @@ def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, byte
 
 def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Iterator[Part]:
     import tarfile
-    import zlib
 
     members = 0
     try:
@@ -177,7 +175,6 @@ def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Itera
 
 def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Part]:
     import gzip
-    import zlib
 
     try:
         with gzip.open(path, "rb") as stream:
@@ -198,7 +195,6 @@ def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Pa
 def read_zip_member(path: str, member: str, name: str) -> bytes | str:
     """A ZIP member's bytes, or why they cannot be read (encrypted, damaged, too large)."""
     import zipfile
-    import zlib
 
     try:
         with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
@@ -251,7 +247,6 @@ def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[P
     kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "gzip":
         import gzip
-        import zlib
 
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
