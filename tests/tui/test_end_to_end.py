@@ -42,7 +42,9 @@ BANNER = (
 
 async def _until(pilot: Pilot[None] | None, condition: Callable[[], bool]) -> None:
     """Let the view run until ``condition`` holds (what the follower's next polls bring in); with no
-    ``pilot`` (the app has closed), look at ``condition`` until it holds."""
+    ``pilot`` (the app has closed), look at ``condition`` until it holds: the loaders' threads post no
+    event once the app is gone, so this polls, and the deadline only turns a hang into a failure (how
+    often it looks cannot change the outcome)."""
     if pilot is not None:
         await wait_for(pilot, condition)
         return
