@@ -10,11 +10,11 @@ written (the store keeps the run even when stdout is a closed pipe).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
 import msgspec
+from msgspec.structs import replace
 
 from cli.output import warn
 from hvci.batch.units import Unit, skip_known

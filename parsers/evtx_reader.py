@@ -132,7 +132,7 @@ class EvtxSource(Source):
         if self._original.data is not None:
             return len(self._original.data)
         try:
-            return self._original.path.stat().st_size if self._original.path is not None else 0
+            return os.stat(self._original.path).st_size if self._original.path is not None else 0
         except OSError:
             return 0
 

@@ -18,11 +18,16 @@ Every parser's trigger and block reader is written for the debugger's own text, 
   indentation), split where a paste flattened several lines into one, and :func:`join_wrapped` rejoins a
   value a forum wrapped onto the next line. Split parts keep the number of their line, a joined line the
   number of its first half, so every span still points at the text as the user has it.
+
+Its patterns are compiled at their first use (:mod:`parsers.deferred`): a clean log needs few or none of
+them, and compiling all cost ~3 ms of every command's start-up.
 """
 
 from __future__ import annotations
 
 import re
+
+from parsers.deferred import deferred_compile
 
 # -- markup inside lines: found in a whole chunk at memchr speed ----------------------------------------
 #: markdown escapes that a page puts before debugger text; ``\_`` only after a word character, ``!`` or a
@@ -36,12 +41,12 @@ _LIQUID = r"\{%[^\n]*?%\}"
 _SPECIAL = "\u00a0\u2000-\u200b\u2018-\u201f\u2022\u202f\u205f\u3000\ufeff\uff01-\uff5e"
 #: In a chunk: each of these marks its line for :func:`clean_text`. Each alternative starts with a rare
 #: literal character, so the search jumps from one to the next.
-_IN_TEXT = re.compile("|".join((_ESCAPE, _ENTITY, _TAG, _LIQUID, f"[{_SPECIAL}]")), re.IGNORECASE)
+_IN_TEXT = deferred_compile("|".join((_ESCAPE, _ENTITY, _TAG, _LIQUID, f"[{_SPECIAL}]")), re.IGNORECASE)
 _IN_BYTES = (
-    (b"\\", re.compile(rb"\\(?=[*`#<>\[\]_])")),
-    (b"&", re.compile(_ENTITY.encode())),
-    (b"<", re.compile(_TAG.encode(), re.IGNORECASE)),
-    (b"{", re.compile(rb"\{(?=%)")),  # (a lookahead: the two-character literal is searched 10x slower)
+    (b"\\", deferred_compile(rb"\\(?=[*`#<>\[\]_])")),
+    (b"&", deferred_compile(_ENTITY.encode())),
+    (b"<", deferred_compile(_TAG.encode(), re.IGNORECASE)),
+    (b"{", deferred_compile(rb"\{(?=%)")),  # (a lookahead: the two-character literal is searched 10x slower)
 )
 #: The same markup as Hyperscan expressions (no lookaheads: a match is a match of the above, and the reverse)
 #: for :mod:`parsers.fastscan`, which finds it in the pass that finds the candidate lines.
@@ -53,12 +58,12 @@ MARKUP_EXPRESSIONS = (
 )
 
 # -- how a line is cleaned --------------------------------------------------------------------------------
-_LIQUID_RE = re.compile(_LIQUID)
-_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_TAG_RE = re.compile(_TAG, re.IGNORECASE)
+_LIQUID_RE = deferred_compile(_LIQUID)
+_BR = deferred_compile(r"<br\s*/?>", re.IGNORECASE)
+_TAG_RE = deferred_compile(_TAG, re.IGNORECASE)
 # XML (an exported event) keeps its entities: its reader decodes them
-_XML = re.compile(rf"<(?!/?{_TAGS}\b)[/?]?[A-Za-z][\w:.-]*[\s/>]")
-_ESCAPE_RE = re.compile(r"\\([*`#<>\[\]])|(?<=[A-Za-z0-9!\s(])\\(_)(?=[A-Za-z0-9])")
+_XML = deferred_compile(rf"<(?!/?{_TAGS}\b)[/?]?[A-Za-z][\w:.-]*[\s/>]")
+_ESCAPE_RE = deferred_compile(r"\\([*`#<>\[\]])|(?<=[A-Za-z0-9!\s(])\\(_)(?=[A-Za-z0-9])")
 _CHARS = str.maketrans(
     {
         **dict.fromkeys("\u00a0\u202f\u205f\u3000", " "),  # (a tab stays: some exports are tab separated)
@@ -69,35 +74,35 @@ _CHARS = str.maketrans(
         **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # full-width ASCII forms
     }
 )
-_QUOTE = re.compile(r"^[ \t]*>[ \t]?")
+_QUOTE = deferred_compile(r"^[ \t]*>[ \t]?")
 # bullets: ``-``, ``+``, typographic bullets and dashes, numbering; ``*`` only when the line does not also
 # end with one (a ``*   Bugcheck Analysis   *`` box line is not a list). The bullet and one blank go; the
 # indentation after it is the log's own.
-_BULLET = re.compile(r"^[ \t]*(?:[-+\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)])[ \t]")
-_STAR_BULLET = re.compile(r"^[ \t]*\*[ \t](?=[ \t]*[^\s*])(?!.*\*[ \t]*$)")
-_FENCE = re.compile(r"^[ \t]*(?:```|~~~)")
+_BULLET = deferred_compile(r"^[ \t]*(?:[-+\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)])[ \t]")
+_STAR_BULLET = deferred_compile(r"^[ \t]*\*[ \t](?=[ \t]*[^\s*])(?!.*\*[ \t]*$)")
+_FENCE = deferred_compile(r"^[ \t]*(?:```|~~~)")
 # not the backtick inside an address (``fffff800`12345678``) or an inline frame's (``--------`--------``)
 _BACKTICK = r"(?<![0-9a-fA-F-])`|`(?![0-9a-fA-F-])"
-_BACKTICK_RE = re.compile(_BACKTICK)
-_BOLD = re.compile(r"(?<!\*)\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?!\*)")
+_BACKTICK_RE = deferred_compile(_BACKTICK)
+_BOLD = deferred_compile(r"(?<!\*)\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?!\*)")
 #: where a line holding several flattened lines is cut: before an ``UPPER_CASE_KEY:`` (``!analyze``
 #: fields), an ``ArgN:`` or a debugger prompt, when the line starts with one of those already
 _PIECE = r"(?:[A-Z][A-Z0-9]*_[A-Z0-9_]*[ \t]*:(?=[ \t])|Arg[1-4][ \t]*:|[0-9]{1,3}:[ \t]*kd>)"
-_STARTS_PIECE = re.compile(rf"^[ \t]*{_PIECE}")
-_SPLIT = re.compile(rf"[ \t]+(?={_PIECE})")
+_STARTS_PIECE = deferred_compile(rf"^[ \t]*{_PIECE}")
+_SPLIT = deferred_compile(rf"[ \t]+(?={_PIECE})")
 # what tells a line that :func:`clean_line` must look at (most lines need none of it): markup in front,
 # a flattened line, markup inside (each alternative starts with a rare literal: one fast scan), or a
 # backtick that is not inside an address or an inline frame's dashes
-_FRONT = re.compile(r"[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)][ \t])")
-_FLATTENED = re.compile(rf"[ \t]{_PIECE}")
-_INLINE = re.compile(rf"{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|[{_SPECIAL}]")
+_FRONT = deferred_compile(r"[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)][ \t])")
+_FLATTENED = deferred_compile(rf"[ \t]{_PIECE}")
+_INLINE = deferred_compile(rf"{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|[{_SPECIAL}]")
 _IN_ADDRESS = frozenset("0123456789abcdefABCDEF-")
 _MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...)
 
 # -- a value wrapped onto the next line --------------------------------------------------------------------
 # (a value stands after a blank, ``:``, ``=``, ``(`` or ``,``; not ``+0x1d6f81``, a symbol's offset)
-_WRAPPED_HEAD = re.compile(r"(?<=[ \t:=(,])([0-9a-fA-F]{4,15})[ \t]*$")
-_WRAPPED_TAIL = re.compile(r"^[ \t]*([0-9a-fA-F]{1,15})(?=,|[ \t]|$)")
+_WRAPPED_HEAD = deferred_compile(r"(?<=[ \t:=(,])([0-9a-fA-F]{4,15})[ \t]*$")
+_WRAPPED_TAIL = deferred_compile(r"^[ \t]*([0-9a-fA-F]{1,15})(?=,|[ \t]|$)")
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
@@ -190,9 +195,9 @@ def join_wrapped(text: str, following: str) -> str | None:
     return text[: head.end(1)] + following.lstrip(" \t")
 
 
-_UNINDENTED_S = re.compile(r"\n(?![ \t]|\r?\n)")
-_UNINDENTED_B = re.compile(rb"\n(?![ \t]|\r?\n)")
-_INDENT = re.compile(r"\n([ \t]+)(?=[^\s])")
+_UNINDENTED_S = deferred_compile(r"\n(?![ \t]|\r?\n)")
+_UNINDENTED_B = deferred_compile(rb"\n(?![ \t]|\r?\n)")
+_INDENT = deferred_compile(r"\n([ \t]+)(?=[^\s])")
 
 
 def _dedented(data: bytes | str, codec: str) -> str | None:

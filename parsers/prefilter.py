@@ -63,6 +63,8 @@ JUNK_STR = rf"[{_SPACE_STR}>*#:0-9\ufeff\-+.)`\\~]*+"
 # other non-ASCII text at the start of a line), which costs nothing but a few extra candidates.
 JUNK_BYTES = rb"[ \t\x0b\x0c\r\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef\-+.)`\\~]*+"
 MIN_ANCHOR = 3
+#: Bytes chunks up to this size are first checked for any anchor's text at all (:meth:`Prefilter.rules_out`).
+SHORT_CHUNK = 64 * 1024
 #: UTF-8 lead bytes that JUNK_BYTES skips (non-ASCII spaces and the BOM begin with these)
 _JUNK_LEAD_BYTES = frozenset(b"\xc2\xe1\xe2\xe3\xef")
 
@@ -256,6 +258,22 @@ def _first_characters(anchors: Sequence[Anchor]) -> tuple[str, bytes]:
     return f"(?=[{as_str}])", b"(?=[" + as_bytes + b"])"
 
 
+def _anchor_bytes(anchors: Sequence[Anchor]) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """The UTF-8 texts of the anchors as the bytes searches look for them: as they are, and ASCII-lowered
+    for those that ignore case (with their first character in either case, as :func:`_by_first_char`
+    puts it)."""
+    exact: set[bytes] = set()
+    folded: set[bytes] = set()
+    for anchor in anchors:
+        text = anchor.text
+        if not anchor.ignore_case:
+            exact.add(text.encode("utf-8", "replace"))
+            continue
+        for head in {text[0].lower(), text[0].upper()}:
+            folded.add((head + text[1:]).encode("utf-8", "replace").lower())
+    return frozenset(exact), frozenset(folded)
+
+
 class Prefilter:
     """Finds the lines of a chunk where some trigger may match. Built once per set of triggers."""
 
@@ -281,6 +299,7 @@ class Prefilter:
         self.line_start = tuple(line_start)
         self._fast: fastscan.FastScan | None = None  # built at the first large bytes chunk
         self._fast_tried = False
+        self._texts_b = _anchor_bytes([*line_start, *self.floating])
         # every search is compiled at its first use (parsers.deferred): an input is read as bytes or as text,
         # never both, and most chunks never need a floating anchor's search (compiling all: ~6 ms a process)
         # a literal search of ``re`` beats ``bytes.find`` on short needles of common letters (which the
@@ -327,6 +346,20 @@ class Prefilter:
             self._fast = fastscan.build(patterns, paste.MARKUP_EXPRESSIONS) if patterns is not None else None
         return self._fast
 
+    def rules_out(self, data: bytes | str) -> bool:
+        """Whether no line of a short bytes chunk can be a candidate because no anchor's text occurs in it
+        at all (every search below needs one, ASCII case folded where the anchor ignores case, as a bytes
+        search folds): a short input is then read with a few substring tests, without compiling the
+        line-start search (~4 ms of a one-line ``analyze``). Text chunks are left to the searches, whose
+        Unicode case folding a plain ``lower()`` does not match."""
+        if not isinstance(data, bytes) or len(data) > SHORT_CHUNK or self.unanchored:
+            return False
+        exact, folded = self._texts_b
+        if any(text in data for text in exact):
+            return False
+        lowered = data.lower() if folded else b""
+        return not any(text in lowered for text in folded)
+
     def may_match(self, line: str) -> bool:
         """Whether some trigger may match ``line`` (one decoded line): the same test as a chunk scan, for a
         line the dispatcher got back from a parser, so that noise costs one search instead of every
@@ -367,7 +400,11 @@ class ChunkScanner:
         self._line_start: Any = prefilter._line_start_b if is_bytes else prefilter._line_start_s
         self._unanchored: Any = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
         self._next_line_start = -1  # cached result of the line-start search, valid while >= position
-        if candidates is None and isinstance(data, bytes) and len(data) >= fastscan.MIN_CHUNK:
+        self._next_unanchored = -1
+        if candidates is None and prefilter.rules_out(data):  # no anchor's text anywhere: nothing compiled
+            self._unanchored = None
+            candidates = []
+        elif candidates is None and isinstance(data, bytes) and len(data) >= fastscan.MIN_CHUNK:
             fast = prefilter.fast_scan()
             candidates = None if fast is None else fast.candidates(data)
         if candidates is not None:  # one pass found what the line-start and floating searches find
@@ -375,7 +412,6 @@ class ChunkScanner:
             self._extra: list[int] = candidates
         else:
             self._extra = self._floating_candidates(prefilter.floating)
-        self._next_unanchored = -1
 
     def _floating_candidates(self, anchors: Sequence[Anchor]) -> list[int]:
         """Line starts holding a floating anchor: few per chunk, so they are listed up front."""

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO, Literal
 
 from parsers.chunks import LINE_CAP, Chunk, Issue, Liner, Restart
@@ -76,7 +75,7 @@ class Source:
         self,
         name: str,
         *,
-        path: Path | None = None,
+        path: str | None = None,
         data: bytes | None = None,
         stdin: bool = False,
         encoding: str | None = None,
@@ -162,7 +161,7 @@ class Source:
         assert self.path is not None
         yield from self._file(self.path, follow, stop)
 
-    def _file(self, path: Path, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:
+    def _file(self, path: str, follow: bool, stop: threading.Event | None) -> Iterator[bytes | Restart]:
         handle = open(path, "rb")  # noqa: SIM115 - reopened on re-creation, closed in finally
         try:
             while True:
@@ -187,7 +186,7 @@ class Source:
             handle.close()
 
     @staticmethod
-    def _changed(handle: BinaryIO, path: Path) -> str | None:
+    def _changed(handle: BinaryIO, path: str) -> str | None:
         """Why a followed file must be read again from the start, or ``None``."""
         try:
             now = os.stat(path)

@@ -18,7 +18,6 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from parsers import filetype
@@ -32,6 +31,8 @@ from parsers.source import SNIFF_SIZE, Source, sniff_encoding
 from parsers.wide import widest_digits
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from parsers.session import Transcript
 
 #: Lines of a binary input's text view per chunk handed to a viewer.
@@ -209,7 +210,7 @@ def open_input(path: str | Path | None, *, data: bytes | None = None, name: str 
         return Input(Source(name or (str(path) if path is not None else "<paste>"), data=data))
     if path is None or str(path) == "-":
         return Input(Source(name or "<stdin>", stdin=True))
-    return Input(Source(name or str(path), path=Path(path)))
+    return Input(Source(name or str(path), path=str(path)))
 
 
 def parse_text(text: str, name: str = "<paste>") -> tuple[list[Record], InputInfo]:

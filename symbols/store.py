@@ -16,7 +16,7 @@ come from.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,13 +63,6 @@ def parse_symbol_path(text: str | None) -> tuple[SymbolPathEntry, ...]:
         if entry not in unique:
             unique.append(entry)
     return tuple(unique)
-
-
-def symbol_path_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
-    """``_NT_ALT_SYMBOL_PATH`` then ``_NT_SYMBOL_PATH``, joined as the debuggers search them."""
-    env = os.environ if environ is None else environ
-    parts = [env[name] for name in ("_NT_ALT_SYMBOL_PATH", "_NT_SYMBOL_PATH") if env.get(name)]
-    return ";".join(parts) if parts else None
 
 
 def _is_remote(location: str) -> bool:

@@ -31,16 +31,14 @@ part, or symbols/images were given and a blamed address could still not be symbo
 
 from __future__ import annotations
 
-import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack, closing
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import click
+import msgspec
 
 from cli.exitcodes import ExitCode
 from cli.lab import LabOptions, baseline_keys, before_run, open_store
@@ -60,10 +58,10 @@ from hvci.batch.streamed import StreamedReport
 from hvci.batch.units import Unit, plan, total_bytes
 from hvci.batch.work import IncidentBatch
 from hvci.findings import compare
-from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.options import AnalyzeOptions
 from hvci.model import CONFIDENCES, Baseline, Incident, confidence_rank
 from hvci.report import FORMATS
-from symbols.store import symbol_path_from_environment
+from symbols.environment import symbol_path_from_environment
 
 if TYPE_CHECKING:
     from hvci.batch.store import RunWriter
@@ -97,8 +95,7 @@ def unresolved(incident: Incident) -> bool:
     )
 
 
-@dataclass
-class Verdict:
+class Verdict(msgspec.Struct):
     """What the exit code needs, kept as incidents stream by."""
 
     fail_on: str
@@ -139,8 +136,7 @@ def _warn_unread(report: StreamedReport) -> None:
             warn(f"{result.info.path}: read only in part ({first.message})")
 
 
-@dataclass(frozen=True, slots=True)
-class RunSettings:
+class RunSettings(msgspec.Struct, frozen=True):
     quiet: bool
     jobs: int
     timeout: float | None  # None: the default per-input limit; 0: none
@@ -152,14 +148,13 @@ class RunSettings:
         return self.timeout or None
 
 
-@dataclass
-class _Run:
+class _Run(msgspec.Struct):
     """A run in progress: where its parts go."""
 
     report: StreamedReport
     verdict: Verdict
     writer: RunWriter | None = None
-    started: float = field(default_factory=time.monotonic)
+    started: float = msgspec.field(default_factory=time.monotonic)
 
     def stats(self, units: Sequence[Unit], settings: RunSettings) -> BatchStats:
         return BatchStats(
@@ -196,6 +191,8 @@ def _run(units: Sequence[Unit], options: AnalyzeOptions, settings: RunSettings, 
 def _record(run: _Run) -> None:
     """Append the run to the store (before the report is written: the store keeps the run even when stdout
     is a closed pipe)."""
+    import shlex
+
     from hvci.batch.store import StoreError
 
     assert run.writer is not None
@@ -314,7 +311,8 @@ def command(
         symbol_path = symbol_path_from_environment()  # the same default as every other command
     options = AnalyzeOptions(symbol_path=symbol_path or None, image_dirs=image_dirs, modules=modules)
     try:
-        options.user_modules()
+        if modules:
+            options.user_modules()  # checked before any input is read
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--module") from None
     lab = LabOptions(db, force, baseline, baseline_run)
@@ -349,6 +347,8 @@ def command(
         except SpillError as error:
             raise OutputError(str(error)) from None
         if stats:
+            import json
+
             click.echo(json.dumps(run.stats(units, settings).as_dict()), err=True)
         code = run.verdict.exit_code(run.report, marks, exit_zero=exit_zero)
     ctx.exit(code)

@@ -75,9 +75,9 @@ def command(
     Keys: ? or F1 lists them; ctrl+p opens the command palette (export, copy, symbols, filters).
     Remap keys in a TOML keymap file (see the help screen), or the file named by $HVCI_TRIAGE_KEYMAP.
     """
-    from hvci.logs.pipeline import AnalyzeOptions
+    from hvci.logs.options import AnalyzeOptions
     from parsers.walk import expand
-    from symbols.store import symbol_path_from_environment
+    from symbols.environment import symbol_path_from_environment
 
     if paths.count(STDIN) > 1:
         raise click.UsageError("standard input (-) can be given only once")

@@ -43,7 +43,7 @@ from hvci.images.rules import PASS, RuleResult
 from hvci.images.scan import LEVELS, ImageReport, ScanReport, incident_level, scan_paths
 from hvci.knowledge.decode import DECODERS
 from hvci.report.common import one_line
-from symbols.store import symbol_path_from_environment
+from symbols.environment import symbol_path_from_environment
 
 FAIL_ON = (*LEVELS, "never")
 SCHEMA = "hvci-triage-scan/1"

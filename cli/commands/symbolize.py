@@ -30,9 +30,10 @@ import click
 
 from cli.exitcodes import ExitCode
 from cli.output import emit, printable, warn
+from symbols.environment import symbol_path_from_environment
 from symbols.modules import parse_address
 from symbols.resolve import ImageSymbols, Resolution
-from symbols.store import SymbolStore, symbol_path_from_environment
+from symbols.store import SymbolStore
 
 PREFIX = "hvci-triage symbolize"
 

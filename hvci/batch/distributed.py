@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from hvci.batch.pool import Failure
+from hvci.batch.events import Failure
 from hvci.batch.run import ClusterError
 from hvci.batch.units import Unit
 from hvci.batch.work import MAX_IN_MEMORY, InputResult, analyse_unit, read_zip_member
-from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.options import AnalyzeOptions
 
 WINDOW_PER_WORKER = 4
 CONNECT_TIMEOUT = "15s"

@@ -19,10 +19,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from hvci.batch.pool import DONE, Event, Failure, late_message, raised_message
+from hvci.batch.events import DONE, Event, Failure, late_message, raised_message
 from hvci.batch.units import Unit
 from hvci.batch.work import Part, stream_unit
-from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.options import AnalyzeOptions
 from parsers import filetype
 
 

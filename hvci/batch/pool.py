@@ -25,7 +25,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from hvci.batch.events import DONE, Event, Failure, late_message, raised_message
 
 if TYPE_CHECKING:  # multiprocessing (~17 ms) is imported when a pool starts, not by a run done in-process
     from multiprocessing.connection import Connection
@@ -38,24 +40,6 @@ _PART, _DONE, _FAILED = 0, 1, 2
 
 #: The most messages taken from one worker before looking at the others (their deadlines, their parts).
 _MESSAGES_PER_ROUND = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why an item has no result: it raised, its worker died, or it ran out of time."""
-
-    message: str
-
-
-class Done:
-    """The item's task has made all its parts."""
-
-
-DONE = Done()
-
-#: What :meth:`IsolatedPool.run` hands out for an item: a part (pickled), :data:`DONE`, or a Failure (which
-#: ends the item too, after whatever parts came before it).
-Event: TypeAlias = "bytes | Done | Failure"
 
 
 def _context() -> Any:
@@ -99,14 +83,6 @@ def _event(data: bytes) -> tuple[int, Event]:
     if kind == _FAILED:
         return index, Failure(payload.decode("utf-8", "replace"))
     return index, DONE
-
-
-def raised_message(error: BaseException) -> str:
-    return f"the analysis failed ({type(error).__name__}: {error})"
-
-
-def late_message(seconds: float) -> str:
-    return f"the analysis took longer than its time limit ({seconds:.0f} s) and was stopped"
 
 
 def death_message(exitcode: int | None) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from hvci.batch import inproc
-from hvci.batch.pool import Done, Event, Failure, IsolatedPool
+from hvci.batch.events import Done, Event, Failure
 from hvci.batch.spill import Waiting
 from hvci.batch.units import Unit, total_bytes
 from hvci.batch.work import (
@@ -34,7 +34,7 @@ from hvci.batch.work import (
     stream_unit,
 )
 from hvci.findings import group_findings
-from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.options import AnalyzeOptions
 from hvci.model import Report
 
 #: The default time limit of one unit: this much, plus :data:`SECONDS_PER_MB` for each MB it holds (the
@@ -46,8 +46,7 @@ SECONDS_PER_MB = 2.0
 WAITING_IN_MEMORY = 16 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class UnitDone:
+class UnitDone(msgspec.Struct, frozen=True):
     """The last event of a unit in :func:`stream_batch`: which, and how many incidents it gave."""
 
     index: int
@@ -76,8 +75,7 @@ def default_timeout(unit: Unit) -> float:
     return BASE_TIMEOUT + SECONDS_PER_MB * unit.size / 1e6
 
 
-@dataclass(frozen=True, slots=True)
-class BatchStats:
+class BatchStats(msgspec.Struct, frozen=True):
     """What ``--stats`` prints (one JSON object)."""
 
     inputs: int
@@ -105,8 +103,7 @@ class BatchStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class BatchResult:
+class BatchResult(msgspec.Struct, frozen=True):
     report: Report
     results: tuple[InputResult, ...]  # one per input, in report order (hashes for the results store)
     stats: BatchStats
@@ -136,6 +133,8 @@ def analysis_events(
     elif inproc.eligible(units):
         yield from inproc.run_here(units[0], options, timeout(units[0]))
     else:
+        from hvci.batch.pool import IsolatedPool  # its pipes, pickling and signals: runs given to workers
+
         pool: IsolatedPool[Unit] = IsolatedPool(
             functools.partial(stream_unit, options=options), jobs, timeout
         )
@@ -181,7 +180,7 @@ class _InOrder:
             if isinstance(event, Done | Failure):
                 self._ended[index] = event
             else:
-                self._waiting.add(index, event if isinstance(event, bytes) else pickle.dumps(event))
+                self._waiting.add(index, event if isinstance(event, bytes) else _pickled(event))
             return
         if isinstance(event, Done | Failure):
             self._ended[index] = event
@@ -193,7 +192,7 @@ class _InOrder:
                 yield self._part(payload)
 
     def _part(self, event: Part | bytes) -> IncidentBatch | InputResult:
-        part: Part = pickle.loads(event) if isinstance(event, bytes) else event
+        part: Part = _unpickled(event) if isinstance(event, bytes) else event
         if isinstance(part, IncidentBatch):
             self._incidents += len(part.incidents)
         return part
@@ -205,6 +204,19 @@ class _InOrder:
         yield UnitDone(self._next, unit, self._incidents)
         self._next += 1
         self._incidents = 0
+
+
+def _pickled(part: Part) -> bytes:
+    import pickle  # parts arrive pickled, or are kept so, only from runs on several workers
+
+    return pickle.dumps(part)
+
+
+def _unpickled(payload: bytes) -> Part:
+    import pickle
+
+    part: Part = pickle.loads(payload)
+    return part
 
 
 def run_batch(

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from hvci.batch.spill import Occurrences, spill_error
 from hvci.batch.work import IncidentBatch, InputResult
 from hvci.findings import FindingsBuilder, FindingTally
 from hvci.model import SCHEMA, Baseline, Incident, Report
 from hvci.report import render_pieces
-from hvci.report.json_report import IncidentPieces, Totals, json_document, jsonl_document
+from hvci.report.totals import Totals
+
+if TYPE_CHECKING:
+    from hvci.report.json_report import IncidentPieces
 
 #: Formats written through the temporary file; the others are rendered from a whole report.
 STREAMED = ("json", "jsonl")
@@ -46,11 +49,14 @@ class StreamedReport:
         self._occurrences = Occurrences()
         self._findings = FindingsBuilder(self._occurrences)
         self._kept: list[Incident] | None = None if fmt in STREAMED else []
-        self._pieces = IncidentPieces(fmt)
+        self._pieces: IncidentPieces | None = None
         self._spool: IO[str] | None = None
         if fmt in STREAMED:
-            import tempfile  # (~5 ms of start-up, for the streamed formats alone)
+            import tempfile  # (~5 ms of start-up, for the streamed formats alone, as is their writer)
 
+            from hvci.report.json_report import IncidentPieces
+
+            self._pieces = IncidentPieces(fmt)
             try:
                 self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - closed by __exit__
                     "w+", encoding="utf-8", errors="surrogatepass", newline=""
@@ -73,7 +79,7 @@ class StreamedReport:
         for incident in part.incidents:
             self.totals.add(incident)
             self._findings.add(incident)
-            if self._spool is not None:
+            if self._pieces is not None:
                 self._write(self._pieces.piece(incident))
             else:
                 assert self._kept is not None
@@ -104,12 +110,14 @@ class StreamedReport:
             report = Report(inputs=tuple(inputs), incidents=tuple(self._kept), baseline=baseline)
             yield from render_pieces(report, self.fmt)
             return
+        from hvci.report.json_report import json_document, jsonl_document
+
         document = json_document if self.fmt == "json" else jsonl_document
         summary = self.totals.summary(self.incomplete)
         yield from document(SCHEMA, inputs, self._incidents(), self.findings, summary, baseline)
 
     def _incidents(self) -> Iterator[str]:
-        assert self._spool is not None
+        assert self._spool is not None and self._pieces is not None
         try:
             self._spool.seek(0)
             while chunk := self._spool.read(_CHUNK):

@@ -12,13 +12,14 @@ archives) and a ZIP's central directory; everything else, sniffing included, hap
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO
 
+import msgspec
+
+from hvci import digest
 from parsers.records import Severity
 from parsers.walk import expand
 
@@ -29,8 +30,7 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MEMBER_SEPARATOR = "!"
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(msgspec.Struct, frozen=True):
     """One piece of work. ``path`` is the file on disk (for a ZIP member, the archive); ``member`` the
     member's name inside it; ``data`` bytes already read (stdin); ``size`` the bytes it is expected to
     read (for progress); ``problem`` why there is nothing to read."""
@@ -104,11 +104,11 @@ def plan(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Unit]:
 
 def content_hash(path: str) -> str:
     """The SHA-256 of a file's bytes (how the results store recognises an input it has seen)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        hashed = digest.sha256(os.fstat(handle.fileno()).st_size)
         while piece := handle.read(1 << 20):
-            digest.update(piece)
-    return digest.hexdigest()
+            hashed.update(piece)
+    return hashed.hexdigest()
 
 
 def skip_known(units: Sequence[Unit], known: Callable[[Iterable[str]], Mapping[str, int]]) -> list[Unit]:

@@ -15,18 +15,19 @@ bomb stops there with a diagnostic). Every input gets its SHA-256 (the results s
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import stat
-import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Protocol
 
+import msgspec
+from msgspec.structs import replace
+
 from hvci.batch.units import Unit, content_hash, member_name
+from hvci.digest import sha256
 from hvci.logs.final import FinalIncidents
-from hvci.logs.pipeline import AnalyzeOptions
+from hvci.logs.options import AnalyzeOptions
 from hvci.model import Incident
 from parsers import filetype
 from parsers.records import Diagnostic, InputInfo, Severity, Span
@@ -35,7 +36,7 @@ from parsers.stream import Input, open_input
 if TYPE_CHECKING:
     import tarfile
 
-# The archive modules (gzip, tarfile, zipfile) are imported by the functions that open archives: most
+# The archive modules (gzip, tarfile, zipfile, zlib) are imported by the functions that open archives: most
 # inputs are plain files, and a one-file run should not pay for them at start-up.
 
 #: The most bytes read into memory for one archive member, decompressed file or FIFO.
@@ -48,8 +49,7 @@ _PIECE = 1024 * 1024
 BATCH = 64
 
 
-@dataclass(frozen=True, slots=True)
-class InputResult:
+class InputResult(msgspec.Struct, frozen=True):
     """One input's outcome: what the pipeline learnt about it, its incidents (final versions, in line
     order), its content hash and size. An input that could not be read has an ``error`` diagnostic, no
     incidents and no hash."""
@@ -60,8 +60,7 @@ class InputResult:
     size: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class IncidentBatch:
+class IncidentBatch(msgspec.Struct, frozen=True):
     """Final incidents of the input being read, in report order."""
 
     incidents: tuple[Incident, ...]
@@ -134,7 +133,9 @@ def read_capped(stream: Readable, name: str) -> bytes:
 
 def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[Part]:
     inp = open_input(None, data=data, name=name)
-    return _analyse(inp, options, hashlib.sha256(data).hexdigest(), len(data))
+    digest = sha256(len(data))
+    digest.update(data)
+    return _analyse(inp, options, digest.hexdigest(), len(data))
 
 
 def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, bytes | str]]:
@@ -156,6 +157,7 @@ def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, byte
 
 def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Iterator[Part]:
     import tarfile
+    import zlib
 
     members = 0
     try:
@@ -175,6 +177,7 @@ def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Itera
 
 def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Part]:
     import gzip
+    import zlib
 
     try:
         with gzip.open(path, "rb") as stream:
@@ -195,6 +198,7 @@ def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Pa
 def read_zip_member(path: str, member: str, name: str) -> bytes | str:
     """A ZIP member's bytes, or why they cannot be read (encrypted, damaged, too large)."""
     import zipfile
+    import zlib
 
     try:
         with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
@@ -247,6 +251,7 @@ def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[P
     kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "gzip":
         import gzip
+        import zlib
 
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:

@@ -4,7 +4,8 @@ A kernel-debugger session prints one crash in pieces: the verifier banner, ``***
 ``BugCheck C4, {...}``, then whatever the engineer typed (``!analyze -v``, ``k``, ``lm``, ``ln``), with
 ``Break instruction exception`` and reboot noise in between. This module puts the pieces of ONE crash
 together and keeps different crashes apart, in input order, holding at most one open crash at a time (the
-look-back is bounded by :data:`LOOK_BACK_LINES`), so a 100 MB log streams through in constant memory.
+look-back is bounded by :data:`hvci.logs.options.LOOK_BACK_LINES`), so a 100 MB log streams through in
+constant memory.
 
 Rules (each is a test in ``tests/hvci/test_correlate.py``):
 
@@ -38,6 +39,7 @@ import msgspec
 from msgspec.structs import replace
 
 from hvci.knowledge import kb
+from hvci.logs.options import LOOK_BACK_LINES
 from hvci.logs.partial import complete
 from parsers.records import (
     AnalyzeRecord,
@@ -58,10 +60,6 @@ from parsers.records import (
     VerifierStatusRecord,
     WdfLogRecord,
 )
-
-#: A crash group stays open for follow-up records (stacks, ``ln``, a late ``!analyze``) until this many
-#: lines have passed since the last record that joined it; this bounds the look-back of the stream.
-LOOK_BACK_LINES = 20_000
 
 #: At most this many stack listings are kept per crash (an engineer may type ``k`` many times).
 MAX_STACKS = 8

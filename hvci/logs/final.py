@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from hvci.logs.pipeline import AnalyzeOptions, _input_info, _InputRun, _read_error
+from hvci.logs.account import input_info, read_error
+from hvci.logs.options import AnalyzeOptions
 from parsers.records import Diagnostic, InputInfo
 from parsers.stream import Input, iter_records
 
 if TYPE_CHECKING:
+    from hvci.logs.pipeline import _InputRun
     from hvci.model import Incident
     from symbols.modules import ModuleMap
     from symbols.resolve import SymbolResolver
@@ -46,27 +48,42 @@ class FinalIncidents:
         resolver: SymbolResolver | None = None,
     ) -> None:
         self._input = inp
-        if user_modules is None:  # one input on its own; a run of several shares them
-            user_modules, resolver = options.user_modules(), options.resolver()
-        self._run = _InputRun(inp.path, options, user_modules, resolver)
+        self._options = options
+        self._shared = (user_modules, resolver)
+        self._run: _InputRun | None = None  # made by the first record (:meth:`_started`)
         #: id -> (first line, the packer's ticket of the latest version), in order of first appearance
         self._pending: dict[str, tuple[int, int]] = {}
         self.info: InputInfo | None = None
+
+    def _started(self) -> _InputRun:
+        """The pipeline's state for the input, made when its first record comes: an input without one (a
+        short or noise-only log) gives no incident, and its run imports neither the correlator nor the
+        classifiers."""
+        if self._run is None:
+            from hvci.logs.pipeline import _InputRun
+
+            user_modules, resolver = self._shared
+            if user_modules is None:  # one input on its own; a run of several shares them
+                user_modules, resolver = self._options.user_modules(), self._options.resolver()
+            self._run = _InputRun(self._input.path, self._options, user_modules, resolver)
+        return self._run
 
     def __iter__(self) -> Iterator[Incident]:
         try:
             yield from self._incidents()
         finally:
-            self._run.packer.close()
+            if self._run is not None:
+                self._run.packer.close()
 
     def _incidents(self) -> Iterator[Incident]:
-        run, pending = self._run, self._pending
+        pending = self._pending
         extra: list[Diagnostic] = []
         in_order = True
         last_line = 0
         next_look = SETTLE_EVERY
         try:
             for record in iter_records(self._input):
+                run = self._started()
                 for incident in run.feed(record):
                     self._hold(incident)
                 if isinstance(record, Diagnostic):  # a parser's note: it starts no group
@@ -78,15 +95,16 @@ class FinalIncidents:
                     yield from self._settled(line)
                     next_look = len(pending) + SETTLE_EVERY
         except OSError as error:
-            extra.append(_read_error(self._input, error))
-        for incident in run.finish():
-            self._hold(incident)
-        self.info = _input_info(self._input, extra)
+            extra.append(read_error(self._input, error))
+        if self._run is not None:
+            for incident in self._run.finish():
+                self._hold(incident)
+        self.info = input_info(self._input, extra)
         yield from self._take(sorted(pending, key=lambda ident: pending[ident][0]))
 
     def _hold(self, incident: Incident) -> None:
         """Keep the latest version of an incident (the one it replaces goes)."""
-        packer = self._run.packer
+        packer = self._started().packer
         replaced = self._pending.get(incident.id)
         if replaced is not None:
             packer.drop(replaced[1])
@@ -97,7 +115,7 @@ class FinalIncidents:
         groups' incidents (re-emitted by an ``lm``, an ``ln`` or the final pass), the crash still open and
         the records still to come (which start at ``line`` or later). The pipeline forgets the id counters
         of the lines before that, too."""
-        run = self._run
+        run = self._started()
         bound = line
         for tracked in (*run.tracked, *run.counter_groups):
             bound = min(bound, tracked.first_line)  # its id's line, its incidents' lines
@@ -111,7 +129,9 @@ class FinalIncidents:
         yield from self._take(ready)
 
     def _take(self, ids: list[str]) -> Iterator[Incident]:
-        packer = self._run.packer
+        if not ids:
+            return
+        packer = self._started().packer
         for ident in ids:
             ticket = self._pending.pop(ident)[1]
             incident: Incident = packer.unpack(ticket)

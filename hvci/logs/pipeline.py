@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 
 from hvci.knowledge import kb
+from hvci.logs.account import input_info, read_error
 from hvci.logs.awaiting import Awaiting, enrichable
-from hvci.logs.correlate import LOOK_BACK_LINES, Correlator, CounterGroup, CrashGroup, Group
+from hvci.logs.correlate import Correlator, CounterGroup, CrashGroup, Group
 from hvci.logs.kept import Packer, Tracked
+from hvci.logs.options import AnalyzeOptions as AnalyzeOptions  # its home before hvci.logs.options
 from hvci.model import Incident, Report
 from parsers.records import (
     AnalyzeRecord,
@@ -44,7 +46,6 @@ from parsers.records import (
     ModuleListRecord,
     ReadinessRecord,
     Record,
-    Span,
     SymbolLineRecord,
     VerifierBannerRecord,
     VerifierStatusRecord,
@@ -61,31 +62,6 @@ _R = TypeVar("_R", SymbolLineRecord, MemoryStringRecord)
 #: Crash groups kept for re-classification when a later module list or ``ln`` arrives; older ones keep
 #: the verdict they had (this bounds memory on huge logs).
 MAX_ENRICHABLE = 4096
-
-
-class AnalyzeOptions(msgspec.Struct, frozen=True):
-    """How to analyse. ``symbol_path`` uses WinDbg syntax (``srv*C:\\cache*https://...;C:\\pdbs``);
-    ``image_dirs`` are folders holding the driver images (``.sys``) and PDBs; ``modules`` are extra
-    ``NAME=BASE[:SIZE]`` ranges for inputs that print no ``lm``."""
-
-    symbol_path: str | None = None
-    image_dirs: tuple[str, ...] = ()
-    modules: tuple[str, ...] = ()
-    look_back_lines: int = LOOK_BACK_LINES
-    idle_seconds: float = 0.5
-
-    def user_modules(self) -> ModuleMap:
-        """The ``--module`` ranges; raises ``ValueError`` with a command-line message on a bad spec."""
-        return ModuleMap.from_specs(self.modules)
-
-    def resolver(self) -> SymbolResolver | None:
-        """A symbol resolver when symbols or images were given; without them ``lm`` + ``ln`` still give
-        module + offset and the debugger's own symbols."""
-        if self.symbol_path is None and not self.image_dirs:
-            return None
-        from symbols.resolve import SymbolResolver  # pefile and the PDB readers: only runs given symbols
-
-        return SymbolResolver(self.symbol_path, list(self.image_dirs))
 
 
 @dataclass
@@ -416,17 +392,6 @@ def _run(inp: Input, run: _InputRun, *, follow: bool, stop: threading.Event | No
     yield from run.finish()
 
 
-def _read_error(inp: Input, error: OSError) -> Diagnostic:
-    reason = error.strerror or str(error)
-    return Diagnostic(Span(inp.path, 0, 0), f"cannot read {inp.path}: {reason}", "error")
-
-
-def _input_info(inp: Input, extra: Sequence[Diagnostic]) -> InputInfo:
-    """The parser's account of the input (its diagnostics included) plus a read error, if one ended it."""
-    info = inp.info()
-    return msgspec.structs.replace(info, diagnostics=(*info.diagnostics, *extra)) if extra else info
-
-
 def analyze_inputs(
     inputs: Sequence[Input],
     options: AnalyzeOptions | None = None,
@@ -452,12 +417,12 @@ def analyze_inputs(
             for incident in _run(inp, run, follow=False, stop=None):
                 incidents[incident.id] = incident
         except OSError as error:
-            extra.append(_read_error(inp, error))
+            extra.append(read_error(inp, error))
             for incident in run.finish():
                 incidents[incident.id] = incident
         finally:
             run.packer.close()
-        infos.append(_input_info(inp, extra))
+        infos.append(input_info(inp, extra))
     ordered = sorted(incidents.values(), key=lambda i: (paths.get(i.source.path, 0), i.source.first_line))
     return Report(inputs=tuple(infos), incidents=tuple(ordered))
 

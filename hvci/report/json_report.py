@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-
-import msgspec
 
 from hvci.details import details_json
 from hvci.findings import FindingLike, Occurrence, group_findings
 from hvci.model import Baseline, Caller, Evidence, Incident, Report
+from hvci.report.totals import Totals
 from parsers.records import Diagnostic, InputInfo, Span, StackFrame
 
 
@@ -173,32 +171,6 @@ def baseline_dict(baseline: Baseline | None) -> dict[str, Any]:
             "absent": list(baseline.absent),
         }
     }
-
-
-class Totals(msgspec.Struct):
-    """The ``summary`` counts, kept as incidents go by (a streamed report holds these, not the incidents)."""
-
-    incidents: int = 0
-    hvci_related: int = 0
-    categories: Counter[str] = msgspec.field(default_factory=Counter)
-    buckets: Counter[str | None] = msgspec.field(default_factory=Counter)
-
-    def add(self, incident: Incident) -> None:
-        self.incidents += 1
-        if incident.category is not None:
-            self.categories[incident.category] += 1
-        if incident.hvci_related:
-            self.hvci_related += 1
-            self.buckets[incident.bucket] += 1
-
-    def summary(self, incomplete: bool) -> dict[str, Any]:
-        return {
-            "incidents": self.incidents,
-            "hvci_related": self.hvci_related,
-            "by_category": dict(sorted(self.categories.items())),
-            "by_bucket": dict(sorted(self.buckets.items())),
-            "incomplete": incomplete,
-        }
 
 
 def summary_dict(report: Report) -> dict[str, Any]:

@@ -32,7 +32,7 @@ class DumpFile:
         """The dump behind ``source`` (a path or bytes in memory); ``OSError`` if it cannot be opened."""
         if source.data is not None:
             return cls(io.BytesIO(source.data), len(source.data))
-        if source.path is None or not source.path.is_file():
+        if source.path is None or not os.path.isfile(source.path):
             raise OSError("a crash dump is read from a file, not from a pipe: give its path")
         handle = open(source.path, "rb")  # noqa: SIM115 - closed by close()
         return cls(handle, os.fstat(handle.fileno()).st_size)

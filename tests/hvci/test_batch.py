@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from cli.exitcodes import ExitCode
 from cli.main import cli
 from hvci.batch import run as batch_run
-from hvci.batch.pool import DONE, IsolatedPool
+from hvci.batch.events import DONE
+from hvci.batch.pool import IsolatedPool
 from hvci.batch.run import run_batch
 from hvci.batch.units import Unit, plan
 from hvci.batch.work import Part, stream_unit

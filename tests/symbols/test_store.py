@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from symbols.environment import symbol_path_from_environment
 from symbols.pdb import load_pdb
 from symbols.pe import PeImage
 from symbols.store import (
@@ -18,7 +19,6 @@ from symbols.store import (
     image_key,
     parse_symbol_path,
     pdb_key,
-    symbol_path_from_environment,
 )
 from tests.conftest import realworld
 from tests.symbols.conftest import SAMPLE_BUILD
