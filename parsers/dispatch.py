@@ -12,7 +12,7 @@ import re
 
 from parsers.base import BlockParser
 from parsers.deferred import deferred_compile
-from parsers.prefilter import JUNK_CHARS, Prefilter, anchors_for
+from parsers.prefilter import JUNK_CHARS, Prefilter, known_anchors
 
 
 class Dispatcher:
@@ -67,7 +67,7 @@ class _Screen:
         self._starts: tuple[_Table, _Table] = ({}, {})
         self._floating: tuple[list[tuple[str, int]], list[tuple[str, int]]] = ([], [])
         for index, parser in enumerate(parsers):
-            anchors = anchors_for(parser.trigger)
+            anchors = known_anchors(parser.trigger)
             if not anchors:
                 self._always.append(index)
                 continue
