@@ -98,6 +98,9 @@ _FLATTENED = deferred_compile(rf"[ \t]{_PIECE}")
 _INLINE = deferred_compile(rf"{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|[{_SPECIAL}]")
 _IN_ADDRESS = frozenset("0123456789abcdefABCDEF-")
 _MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...)
+#: what a line starts with (after blanks) when _QUOTE, _BULLET or _STAR_BULLET may match it
+_PEEL_HEADS = frozenset(">-+*\u2022\u00b7\u2013\u2014" + "0123456789")
+_STAR_RUN = re.compile(r"\*{3,}")  # a run of stars that cannot open or close bold
 
 # -- a value wrapped onto the next line --------------------------------------------------------------------
 # (a value stands after a blank, ``:``, ``=``, ``(`` or ``,``; not ``+0x1d6f81``, a symbol's offset)
@@ -136,7 +139,7 @@ def clean_line(text: str) -> list[str]:
 
 
 def _needs_cleaning(text: str) -> bool:
-    if _FRONT.match(text) or _INLINE.search(text):
+    if _FRONT.match(text) or (_may_hold_inline(text) and _INLINE.search(text)):
         return True
     first = _STARTS_PIECE.match(text)
     if first is not None and _FLATTENED.search(text, first.end()):
@@ -149,12 +152,20 @@ def _needs_cleaning(text: str) -> bool:
     return False
 
 
+def _may_hold_inline(text: str) -> bool:
+    """Whether ``text`` holds a character that every :data:`_INLINE` match starts with (an escape's ``\\``,
+    an entity's ``&``, a tag's ``<``, a Liquid tag's ``{``, bold ``*``, or a special character, all of them
+    non-ASCII): a few memchr-speed tests instead of a search that tries every position (issue 16)."""
+    return not text.isascii() or "\\" in text or "&" in text or "<" in text or "{" in text or "*" in text
+
+
 def _clean_front(text: str) -> str:
     for _ in range(_MAX_PEEL):
         peeled = text[1:] if text.startswith("`") and not text.startswith("```") else text
-        peeled = _QUOTE.sub("", peeled, count=1)
-        peeled = _BULLET.sub("", peeled, count=1)
-        peeled = _STAR_BULLET.sub("", peeled, count=1)
+        if _may_peel(peeled):
+            peeled = _QUOTE.sub("", peeled, count=1)
+            peeled = _BULLET.sub("", peeled, count=1)
+            peeled = _STAR_BULLET.sub("", peeled, count=1)
         if peeled == text:
             break
         text = peeled
@@ -162,9 +173,21 @@ def _clean_front(text: str) -> str:
         return ""
     if "`" in text:
         text = _BACKTICK_RE.sub("", text)
-    if "**" in text:
+    if _may_be_bold(text):
         text = _BOLD.sub(r"\1", text)
     return text
+
+
+def _may_peel(text: str) -> bool:
+    """Whether :data:`_QUOTE`, :data:`_BULLET` or :data:`_STAR_BULLET` may match: by the first character
+    after the blanks, instead of three substitutions that mostly find nothing."""
+    return text.lstrip(" \t")[:1] in _PEEL_HEADS
+
+
+def _may_be_bold(text: str) -> bool:
+    """Whether :data:`_BOLD` may match: bold opens with a run of exactly two stars, so the banner lines'
+    runs of 70 are spared the search."""
+    return "**" in text and "**" in _STAR_RUN.sub("", text)
 
 
 def _split_flattened(text: str) -> list[str]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from hvci.details import CrashDetails
 from hvci.logs.pipeline import analyze_text
+from parsers import paste
 from parsers.paste import clean_line, join_wrapped, normalise_chunk
 from parsers.records import AnalyzeRecord, VerifierBannerRecord
 from parsers.stream import parse_text
@@ -242,3 +243,22 @@ def test_the_documentation_banner_is_one_execute_page_protection_finding_of_dvci
     assert isinstance(finding.details, CrashDetails) and finding.details.protection is not None
     assert finding.details.protection.value == 0x40
     assert finding.driver == "DvCi.sys"
+
+
+_PASTE_PIECES = [
+    *" \t*>-+`\\&<{}%;#_x0123456789.)aZ\u00a0\u2022\u3000",
+    *("&gt;", "&#62;", "\\*", "\\_", "<br>", "</PRE>", "{%", "**", "***", "> ", "- ", "1. ", "* ", "bold"),
+]
+_PASTE_TEXT = st.lists(st.sampled_from(_PASTE_PIECES), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PASTE_TEXT)
+def test_the_quick_checks_before_each_search_never_skip_a_match(text: str) -> None:
+    """clean_line's cheap pre-tests (issue 16) only skip searches that would find nothing."""
+    if paste._INLINE.search(text):
+        assert paste._may_hold_inline(text)
+    if paste._BOLD.search(text):
+        assert paste._may_be_bold(text)
+    if any(p.match(text) for p in (paste._QUOTE, paste._BULLET, paste._STAR_BULLET)):
+        assert paste._may_peel(text)
