@@ -69,16 +69,25 @@ _PROSE_FAULTING_IP = deferred_compile(
 _FOLLOWUP = deferred_compile(r"^Followup\s*:\s*(?P<value>.*?)\s*$")
 _KEY = deferred_compile(r"^Key\s*:\s*(?P<value>.*?)\s*$")
 _VALUE = deferred_compile(r"^Value\s*:\s*(?P<value>.*?)\s*$")
-_FOREIGN = deferred_compile(
-    r"Fatal System Error:|Verifier Detected a Code Integrity Issue|^\s*(?:\d+:\s*)?l?kd(?::x86)?> "
-)
+_FOREIGN_PROMPT = deferred_compile(r"\s*(?:\d+:\s*)?l?kd(?::x86)?> ")
 _BUGCHECK_STR = deferred_compile(r"^0x(?P<code>[0-9a-fA-F]+)(?:_(?P<p1>[0-9a-fA-F]+))?\b")
 _PLATFORM_BITS = {"x86": 32, "x64": 64, "amd64": 64, "arm64": 64, "arm": 32}
 
 
+def _foreign(text: str) -> bool:
+    """A line that is not the report's: a fatal-error line, a verifier banner or a debugger prompt (two
+    memchr-speed tests and one match at the start, not a search that tries every position: issue 16)."""
+    return (
+        "Fatal System Error:" in text
+        or "Verifier Detected a Code Integrity Issue" in text
+        or _FOREIGN_PROMPT.match(text) is not None
+    )
+
+
 def clean(text: str) -> str:
     """A report line without forum mangling: quote markers, indentation, ``**`` bold, ``\\_`` escapes."""
-    text = _QUOTE.sub("", text)
+    if ">" in text:
+        text = _QUOTE.sub("", text)
     if _FENCE.match(text):
         return ""
     if "**" in text and not _STAR_LINE.match(text) and "Bugcheck Analysis" not in text:
@@ -226,7 +235,7 @@ class AnalyzeParser:
         """Take one line into the report; ``False`` when the report has ended (what is not the report's
         has been pushed back to the dispatcher)."""
         text = clean(line.text)
-        if _FOREIGN.search(line.text) or (_STAR_LINE.match(line.text) and body.section != "head"):
+        if _foreign(line.text) or (_STAR_LINE.match(line.text) and body.section != "head"):
             cursor.push_back(line)
             return False
         if _STAR_LINE.match(line.text) and body.section == "head" and self._box(line, cursor):
@@ -376,7 +385,7 @@ class AnalyzeParser:
             if line is None:
                 return
             text = clean(line.text)
-            if _FOREIGN.search(line.text) or _STAR_LINE.match(line.text):
+            if _foreign(line.text) or _STAR_LINE.match(line.text):
                 cursor.push_back(line)
                 return
             bugcheck = bugcheck_line(Line(line.number, text), cursor.path)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from parsers import analyze
 from parsers.records import AnalyzeRecord, BugCheckRecord, Record, Span
 from parsers.stream import iter_records, open_input, parse_text
 
@@ -316,3 +320,19 @@ def test_looking_back_for_a_header_stops_at_the_previous_block() -> None:
     assert two.span.first_line == 11
     assert two.bugcheck is not None
     assert (two.bugcheck.name, two.bugcheck.code, two.bugcheck.args) == (None, 0x1E, (1,))
+
+
+#: what ends a report: the one search the parser made before issue 16 (the spec of analyze._foreign)
+_FOREIGN_SPEC = re.compile(
+    r"Fatal System Error:|Verifier Detected a Code Integrity Issue|^\s*(?:\d+:\s*)?l?kd(?::x86)?> "
+)
+_FOREIGN_PIECES = [
+    *("Fatal System Error:", "Verifier Detected a Code Integrity Issue", "kd> ", "lkd> ", "kd:x86> "),
+    *("0: ", "12:", " ", "\t", "x", ":", ">", "\u00a0"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FOREIGN_PIECES), max_size=6).map("".join))
+def test_a_foreign_line_is_what_the_single_search_found(text: str) -> None:
+    assert analyze._foreign(text) is (_FOREIGN_SPEC.search(text) is not None)
