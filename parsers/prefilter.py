@@ -23,14 +23,20 @@ match that releases the GIL. The dependency was dropped.
 What bounds the scan (measured on the 100 MB log of ``benchmarks/bench_analyze.py``, 1.9 M lines): ``re``
 tries the search at every newline, about 110 ns a line (20 for the attempt, 10 for the junk, the rest
 for the alternation, whose branches it tests one by one), 0.21 s in all, plus 0.04 s for each floating
-anchor's literal search (``.dmp``, ``ugcheck was``), against grep's 0.07 s for the whole file. A lookahead
-of the anchors' first characters saves 7-16% (:func:`_first_characters`); a second character, classes of
-case-folded first characters and two-level trees measured slower; ``google-re2`` took 0.21 s,
-Aho-Corasick (``ahocorasick-rs``) over the anchors 0.37 s. Hyperscan finds the same lines, line starts and
-floating anchors in one pass, in 0.04 s: where it is installed (a dependency where wheels exist), a bytes
-chunk of :data:`parsers.fastscan.MIN_CHUNK` or more is scanned with it (:mod:`parsers.fastscan`), and
-``re`` does the rest (small inputs, UTF-16 text, platforms without a wheel). Whole command at 100 MB:
-1.0 s of CPU before, 0.74 s after.
+anchor's literal search (``.dmp``, ``ugcheck was``) and 0.05 s for the paste markup check
+(:func:`parsers.paste.normalise_chunk`: the backslashes of module paths), against grep's 0.07 s for the
+whole file. A lookahead of the anchors' first characters saves 7-16% (:func:`_first_characters`); a
+second character, classes of case-folded first characters and two-level trees measured slower;
+``google-re2`` took 0.21 s, Aho-Corasick (``ahocorasick-rs``) over the anchors 0.37 s.
+
+Hyperscan finds the same lines (line starts, floating anchors) and the paste markup in one pass: 0.044 s
+per 100 MB (0.030 for the line starts, 0.014 more for the markup). Where it is installed (a dependency
+where wheels exist) a bytes chunk of :data:`parsers.fastscan.MIN_CHUNK` or more is scanned with it
+(:mod:`parsers.fastscan`), and ``re`` does the rest (small inputs, UTF-16 text, platforms without a
+wheel). The reading around it is now what the whole file costs before any block is parsed, at 0.15 s of
+CPU per 100 MB, twice grep's whole run: reading into line-aligned chunks 0.046 s, this pass 0.044 s,
+counting newlines up to each candidate (``bytes.count``, 1.9 GB/s) 0.055 s. docs/architecture.md
+("Throughput") has the figures of the whole command.
 """
 
 from __future__ import annotations
