@@ -24,8 +24,10 @@ import functools
 import heapq
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from typing import NamedTuple
+
+import msgspec
+from msgspec.structs import replace
 
 from parsers.records import ModuleEntry, StackFrame
 
@@ -40,8 +42,7 @@ _FAULTING_MODULE = re.compile(r"^\s*(?P<base>[0-9a-fA-F`]{1,17})\s+(?P<name>\S+)
 _IMAGE_EXTENSIONS = (".sys", ".dll", ".exe", ".drv", ".efi")
 
 
-@dataclass(frozen=True, slots=True)
-class Module:
+class Module(msgspec.Struct, frozen=True):
     """One module range. ``end`` is the first address after it, or None when only the base is known.
 
     ``source`` says where the range came from (``lm``, a crash dump's list, ``analyze``, ``frame``,

@@ -20,7 +20,8 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 MSF_MAGIC = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\x00\x00\x00"
 MAX_STREAMS = 1_000_000
@@ -43,8 +44,7 @@ class MsfError(Exception):
     """The file is not a readable MSF 7.00 PDB, or a structure in it is inconsistent."""
 
 
-@dataclass(frozen=True, slots=True)
-class Procedure:
+class Procedure(msgspec.Struct, frozen=True):
     """A function from a module's symbol stream: undecorated name, RVA and code size."""
 
     name: str
@@ -52,8 +52,7 @@ class Procedure:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class Public:
+class Public(msgspec.Struct, frozen=True):
     """A public symbol: the linker's (decorated) name at an RVA; ``is_function`` from its flags."""
 
     name: str
@@ -61,8 +60,7 @@ class Public:
     is_function: bool
 
 
-@dataclass(frozen=True, slots=True)
-class SectionRange:
+class SectionRange(msgspec.Struct, frozen=True):
     """A section of the image as the PDB records it (for placing symbols and telling code from data)."""
 
     rva: int
@@ -74,8 +72,7 @@ class SectionRange:
         return bool(self.characteristics & 0x20000000)
 
 
-@dataclass(frozen=True, slots=True)
-class PdbTables:
+class PdbTables(msgspec.Struct, frozen=True):
     """What :func:`read_tables` found. ``notes`` lists parts that could not be read (the rest still can).
 
     ``guid``/``age`` identify the PDB (upper-case GUID with dashes; the DBI age, which is the one the

@@ -14,10 +14,11 @@ import bisect
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+import msgspec
 
 from symbols.demangle import demangle_name
 from symbols.msf import MsfError, PdbTables, Procedure, Public, read_tables
@@ -44,8 +45,7 @@ class PdbError(Exception):
     """The file cannot be used as a PDB at all (unreadable, not a PDB, or damaged beyond both readers)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SourceFrame:
+class SourceFrame(msgspec.Struct, frozen=True):
     """One (inline) frame: bare function name, formatted signature, and where in the source."""
 
     function: str
@@ -54,8 +54,7 @@ class SourceFrame:
     line: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class PdbSymbol:
+class PdbSymbol(msgspec.Struct, frozen=True):
     """The answer for one RVA. ``function``/``file``/``line`` describe the outermost (physical) function;
     ``inlined`` lists the frames inlined into it at this address, innermost first. ``source`` says which
     reader answered: ``lines`` (symbolic, with line info), ``procedure`` (a procedure record without line

@@ -5,7 +5,7 @@ call-site analysis and symbol lookup can be tested without a PE file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 IMAGE_SCN_MEM_DISCARDABLE = 0x02000000
 IMAGE_SCN_MEM_EXECUTE = 0x20000000
@@ -14,8 +14,7 @@ IMAGE_SCN_MEM_WRITE = 0x80000000
 IMAGE_SCN_CNT_CODE = 0x00000020
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(msgspec.Struct, frozen=True):
     """A section header; ``name`` is its 8 raw bytes decoded as Latin-1 without trailing NULs."""
 
     name: str
@@ -56,8 +55,7 @@ class Section:
         return self.virtual_address <= rva < self.virtual_address + self.mapped_size
 
 
-@dataclass(frozen=True, slots=True)
-class Import:
+class Import(msgspec.Struct, frozen=True):
     """One imported symbol, by ``name`` or by ``ordinal`` (``name`` None); ``iat_rva`` is its IAT slot."""
 
     dll: str
@@ -66,8 +64,7 @@ class Import:
     iat_rva: int
 
 
-@dataclass(frozen=True, slots=True)
-class Export:
+class Export(msgspec.Struct, frozen=True):
     """An exported symbol. ``forwarder`` is set (and ``rva`` points at its text) for forwarded exports."""
 
     name: str | None
@@ -76,8 +73,7 @@ class Export:
     forwarder: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Relocation:
+class Relocation(msgspec.Struct, frozen=True):
     """A base relocation: the RVA it patches, its type (3 HIGHLOW, 10 DIR64, ...) and its block's page RVA."""
 
     rva: int
@@ -85,8 +81,7 @@ class Relocation:
     block_rva: int
 
 
-@dataclass(frozen=True, slots=True)
-class CodeView:
+class CodeView(msgspec.Struct, frozen=True):
     """The CodeView RSDS record: the PDB the linker wrote and the GUID + age that identify it.
 
     ``guid`` is the canonical upper-case form with dashes (``5EB305B7-2EAE-48AE-9B07-F718F663A473``).

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import msgspec
+
 from symbols.modules import Module, ModuleMap, normalize_name
 from symbols.msf import MSF_MAGIC
 from symbols.pdb import PdbError, PdbFile, SourceFrame, load_pdb
@@ -44,8 +46,7 @@ CONTEXT_CACHE_SIZE = 128
 _IMAGE_EXTENSIONS = (".sys", ".dll", ".exe")
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(msgspec.Struct, frozen=True):
     """The answer for one address (see the module docstring for ``resolved_by``).
 
     ``inlined`` names the frames inlined at the address, innermost first (``inline_frames`` has their

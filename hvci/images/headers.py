@@ -3,8 +3,9 @@ debugger's ``!dh`` header dump (``parsers.records.ImageHeaderRecord``), so one p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from parsers.records import ImageHeaderRecord, SectionHeader
 from symbols.pe import MACHINES
@@ -16,8 +17,7 @@ if TYPE_CHECKING:
 PE32_MACHINES = frozenset({"x86", "arm"})
 
 
-@dataclass(frozen=True, slots=True)
-class ImageHeaders:
+class ImageHeaders(msgspec.Struct, frozen=True):
     """What the load-time rules read; ``None`` means the input did not show it.
 
     ``from_dump`` marks headers printed by a debugger, where a missing field means "not printed" rather than

@@ -13,8 +13,9 @@ A rule never turns "could not tell" into "pass".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import get_args
+
+import msgspec
 
 from hvci.details import Level, Relocation, RuleFacts, RuleStatus, SectionDetail
 from hvci.images.headers import ImageHeaders
@@ -48,8 +49,7 @@ RULE_RELOCS = "unsupported-relocs"
 RULE_NX_COMPAT = "nx-compat"
 
 
-@dataclass(frozen=True, slots=True)
-class RuleResult:
+class RuleResult(msgspec.Struct, frozen=True):
     """The verdict of one rule on one image.
 
     ``level`` is how much a ``fail`` matters (``error``, ``warning``, ``note``; ``none`` for other statuses):

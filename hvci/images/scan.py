@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+import msgspec
 
 from hvci import bucket
 from hvci.details import (
@@ -64,15 +65,14 @@ ImageStatus = Literal["analysed", "partial", "could-not-analyse", "unreadable"]
 IMAGE_STATUSES: tuple[ImageStatus, ...] = get_args(ImageStatus)
 
 
-@dataclass(frozen=True, slots=True)
-class ImageReport:
+class ImageReport(msgspec.Struct, frozen=True):
     """Everything learnt about one image. ``status``: ``analysed``, ``partial`` (some part could not be
     read or a cap was hit; see ``diagnostics``), ``could-not-analyse`` (not a PE image) or ``unreadable``
     (the file could not be opened)."""
 
     path: str
     status: ImageStatus
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = msgspec.field(default_factory=dict)
     rules: tuple[RuleResult, ...] = ()
     calls: CallSiteAnalysis | None = None
     incidents: tuple[Incident, ...] = ()
@@ -92,8 +92,7 @@ class ImageReport:
         return InputInfo(self.path, "pe-image", "binary", 0, size, diags)
 
 
-@dataclass(frozen=True, slots=True)
-class ScanReport:
+class ScanReport(msgspec.Struct, frozen=True):
     images: tuple[ImageReport, ...]
     root: str  # where the scan ran: SARIF URIs are relative to it (%SRCROOT%), as GitHub expects
 
@@ -295,8 +294,7 @@ def _explicit_pdbs(path: Path, pdbs: Sequence[str] | Mapping[str, str]) -> list[
     return [Path(p) for p in pdbs]
 
 
-@dataclass(frozen=True, slots=True)
-class _Symbols:
+class _Symbols(msgspec.Struct, frozen=True):
     """What a matching PDB gives the call-site pass: function names and the procedure ranges (leaf
     functions and stubs have no ``.pdata`` entry)."""
 

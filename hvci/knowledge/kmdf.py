@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class KmdfTable:
+
+class KmdfTable(msgspec.Struct, frozen=True):
     by_index: dict[int, str]  # table index -> method name
     component: str  # WDF_BIND_INFO.Component of a KMDF driver ("KmdfLibrary")
     source: str

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class NxOptIn:
+
+class NxOptIn(msgspec.Struct, frozen=True):
     version_apis: frozenset[str]
     minimum: str  # the first Windows on which the opt-in stores the NX values, e.g. "Windows 8"
     source: str

@@ -8,7 +8,8 @@ none of the affected APIs never loads the disassembler."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from hvci.images.callsites.image import Image, function_ranges, pdata_namer, regions
 from hvci.images.callsites.results import CallSite, CallSiteAnalysis, FunctionName, ImportedApi

@@ -12,9 +12,9 @@ at every block start all registers are unknown, so a value that reaches a call f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import capstone
+import msgspec
 from capstone import arm64 as ca
 
 from hvci.images.callsites.image import Image, Region, Target
@@ -36,8 +36,7 @@ def _number(name: str) -> int | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Arm64Arguments:
+class Arm64Arguments(msgspec.Struct, frozen=True):
     state: State
 
     def value(self, api: kb.AffectedApi, param: int | None = None) -> Val:

@@ -3,7 +3,7 @@ on the state, routine lookups by name, and the call sites judged by :mod:`hvci.i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from hvci.images.callsites.dataflow import X86Dataflow
 from hvci.images.callsites.image import INIT_UNICODE, ROUTINE_LOOKUP, Image, Target
@@ -22,8 +22,7 @@ from hvci.images.callsites.x86 import (
 from hvci.knowledge import kb
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(msgspec.Struct, frozen=True):
     """A call site whose deciding argument is loaded from a global: decided from the global's stores."""
 
     api: kb.AffectedApi
@@ -31,8 +30,7 @@ class Pending:
     where: str
 
 
-@dataclass(frozen=True, slots=True)
-class X86Arguments:
+class X86Arguments(msgspec.Struct, frozen=True):
     """Arguments at an x86/x64 call: rcx, rdx, r8, r9 then the stack (x64), or stack words (x86 stdcall).
     A tail jump leaves the return address at the stack pointer, one word below the arguments."""
 

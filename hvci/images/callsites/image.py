@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from hvci.images.callsites.results import FunctionName
 from hvci.images.callsites.values import Val
@@ -19,8 +20,7 @@ ROUTINE_LOOKUP = "MmGetSystemRoutineAddress"
 INIT_UNICODE = "RtlInitUnicodeString"
 
 
-@dataclass(frozen=True, slots=True)
-class Region:
+class Region(msgspec.Struct, frozen=True):
     """A range of code analysed as one function (decoded by :mod:`hvci.images.callsites.x86` or
     :mod:`hvci.images.callsites.arm64`)."""
 
@@ -29,8 +29,7 @@ class Region:
     source: str  # "pdata" | "pdb" | "gap"
 
 
-@dataclass(frozen=True, slots=True)
-class Store:
+class Store(msgspec.Struct, frozen=True):
     """A write into the image's data seen in the code: ``size`` bytes of ``value`` at RVA ``rva`` by the
     instruction at ``address``; ``version_check`` is the address of an earlier call in the same function
     that asks which Windows runs (the NX opt-in pattern), if any."""
@@ -42,8 +41,7 @@ class Store:
     version_check: tuple[str, int] | None
 
 
-@dataclass(frozen=True, slots=True)
-class WdfTable:
+class WdfTable(msgspec.Struct, frozen=True):
     """A KMDF driver's WdfFunctions table: the global that holds its address (filled by WdfVersionBind), the
     number of functions it has and the KMDF version bound to, from the driver's WDF_BIND_INFO."""
 
@@ -52,8 +50,7 @@ class WdfTable:
     version: str
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """What a call reaches: an API, the DLL it is imported from (when known) and how."""
 
     api: str

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
+
+import msgspec
 
 from hvci.details import CallVerdict
 from symbols.resolve import SymbolSource
@@ -14,8 +15,7 @@ UNKNOWN: CallVerdict = "unknown"
 BANNED: CallVerdict = "banned"
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionName:
+class FunctionName(msgspec.Struct, frozen=True):
     """Where a call site sits: the function (from the PDB, exports or ``.pdata``) and the source line."""
 
     name: str | None
@@ -25,8 +25,7 @@ class FunctionName:
     line: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CallSite:
+class CallSite(msgspec.Struct, frozen=True):
     """One call to an affected API and the verdict on its deciding argument."""
 
     rva: int
@@ -42,15 +41,14 @@ class CallSite:
     decoded: tuple[str, ...]  # decoder names of those values
     reason: str  # how the value was obtained, or why it could not be
     replacement: int | None = None
-    function: FunctionName = field(default_factory=lambda: FunctionName(None, None, "none"))
+    function: FunctionName = msgspec.field(default_factory=lambda: FunctionName(None, None, "none"))
 
     @property
     def displacement(self) -> int | None:
         return None if self.function.start is None else self.rva - self.function.start
 
 
-@dataclass(frozen=True, slots=True)
-class ImportedApi:
+class ImportedApi(msgspec.Struct, frozen=True):
     """An affected API the image imports, and how many call sites the analysis found for it."""
 
     api: str
@@ -60,8 +58,7 @@ class ImportedApi:
     call_sites: int
 
 
-@dataclass(frozen=True, slots=True)
-class CallSiteAnalysis:
+class CallSiteAnalysis(msgspec.Struct, frozen=True):
     """The call-site analysis of one image. ``status`` is ``done``, ``partial`` (a cap was reached; see
     ``notes``), ``not-applicable`` (e.g. ARM64, header rules only) or ``could-not-analyse``."""
 

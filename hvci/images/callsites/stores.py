@@ -9,8 +9,9 @@ where they are stored, so that the reader can check them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from itertools import product
+
+from msgspec.structs import replace
 
 from hvci.images.callsites.calls import Pending
 from hvci.images.callsites.image import Image, Store
