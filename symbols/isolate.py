@@ -30,7 +30,6 @@ import os
 import select
 import signal
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -244,6 +243,8 @@ def _read_exact(fd: int, size: int, deadline: float | None) -> bytes | None:
 
 
 def _in_subprocess(task: str, data: bytes, timeout: float) -> bytes:
+    import subprocess  # only where no fork may be used (threads, Windows): ~2 ms of every start
+
     root = str(Path(__file__).resolve().parents[1])  # the child finds the packages uninstalled too
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     try:

@@ -28,7 +28,6 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -86,8 +85,7 @@ def module_label(name: str) -> str:
     return base[: -len(Path(base).suffix)] if base.lower().endswith(_IMAGE_EXTENSIONS) else base
 
 
-@dataclass
-class ImageSymbols:
+class ImageSymbols(msgspec.Struct):
     """What is known about one module's files: its image and PDB (either may be missing) and notes.
 
     Build it with :meth:`from_path` for a file the user names, or let :class:`SymbolResolver` find the files
@@ -97,9 +95,9 @@ class ImageSymbols:
     name: str
     image: PeImage | None = None
     pdb: PdbFile | None = None
-    notes: list[str] = field(default_factory=list)
-    _exports: list[tuple[int, str]] | None = field(default=None, repr=False)
-    _export_starts: list[int] = field(default_factory=list, repr=False)
+    notes: list[str] = msgspec.field(default_factory=list)
+    _exports: list[tuple[int, str]] | None = None
+    _export_starts: list[int] = msgspec.field(default_factory=list)
 
     @classmethod
     def from_path(cls, path: str | Path, store: SymbolStore | None = None) -> ImageSymbols:

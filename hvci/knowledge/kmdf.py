@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-import tomllib
-from pathlib import Path
+import os
+from typing import Any
 
 import msgspec
+
+from hvci.knowledge.tables import cached_table
 
 
 class KmdfTable(msgspec.Struct, frozen=True):
@@ -17,7 +19,11 @@ class KmdfTable(msgspec.Struct, frozen=True):
 
 @functools.cache
 def load() -> KmdfTable:
-    data = tomllib.loads(Path(__file__).with_name("kmdf.toml").read_text(encoding="utf-8"))
+    path = os.path.join(os.path.dirname(__file__), "kmdf.toml")
+    return cached_table(path, __file__, KmdfTable, _table)
+
+
+def _table(data: dict[str, Any]) -> KmdfTable:
     functions = data["functions"]
     if not isinstance(functions, dict) or not all(isinstance(i, int) and i >= 0 for i in functions.values()):
         raise ValueError("kmdf.toml: [functions] maps method names to table indexes")

@@ -4,10 +4,12 @@ on, and from which version the opt-in gives non-executable memory."""
 from __future__ import annotations
 
 import functools
-import tomllib
-from pathlib import Path
+import os
+from typing import Any
 
 import msgspec
+
+from hvci.knowledge.tables import cached_table
 
 
 class NxOptIn(msgspec.Struct, frozen=True):
@@ -18,7 +20,11 @@ class NxOptIn(msgspec.Struct, frozen=True):
 
 @functools.cache
 def load() -> NxOptIn:
-    data = tomllib.loads((Path(__file__).with_name("nx_optin.toml")).read_text(encoding="utf-8"))
+    path = os.path.join(os.path.dirname(__file__), "nx_optin.toml")
+    return cached_table(path, __file__, NxOptIn, _table)
+
+
+def _table(data: dict[str, Any]) -> NxOptIn:
     apis = data["version_apis"]
     if not isinstance(apis, list) or not all(isinstance(a, str) and a for a in apis) or not apis:
         raise ValueError("nx_optin.toml: version_apis must be a non-empty list of API names")

@@ -8,8 +8,9 @@ undecided verdict always says why. Architecture-neutral: the x86 interpreter (an
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+import msgspec
 
 #: An operation on a value loaded from a global: (mnemonic, operand, operand size if it is a global else 0).
 GlobalOp = tuple[str, int, int]
@@ -69,8 +70,7 @@ def merge(a: Val, b: Val) -> Val:
     return unknown("differs between the paths that reach the call")
 
 
-@dataclass(slots=True)
-class State:
+class State(msgspec.Struct):
     """Registers (by family: ``a``, ``c``, ``r8``...) and stack slots keyed by offset above the stack
     pointer."""
 
