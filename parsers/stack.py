@@ -90,13 +90,15 @@ def _annotations(rest: str) -> tuple[str, dict[str, object]]:
     """Strip ``[path @ line]``, ``(TrapFrame @ ...)`` and FPO notes off a call site; return what they say."""
     found: dict[str, object] = {}
     for _ in range(3):
-        source = _SOURCE.search(rest)
+        # each note holds a character a frame seldom has: searched only then (issue 16: two searches that
+        # tried every position of every frame)
+        source = _SOURCE.search(rest) if "@" in rest else None
         if source:
             found["source_file"] = source["file"]
             found["source_line"] = int(source["line"])
             rest = rest[: source.start()]
             continue
-        note = _PAREN_NOTE.search(rest)
+        note = _PAREN_NOTE.search(rest) if "(" in rest else None
         if note:
             trap = _TRAP.search(note.group(0))
             if trap:
