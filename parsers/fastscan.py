@@ -122,7 +122,7 @@ def build(patterns: Sequence[bytes], markup: Sequence[bytes] = ()) -> FastScan |
     there, else compiled (and cached). ``None`` when Hyperscan is not installed or refuses the patterns."""
     try:
         import hyperscan
-    except ImportError:  # no wheel for this platform: the ``re`` scan does the work
+    except (ImportError, OSError):  # no wheel for this platform (or its library): ``re`` does the work
         return None
     every = [*patterns, *markup]
     key = b"\n".join((f"hyperscan {getattr(hyperscan, '__version__', '')}".encode(), *every))
