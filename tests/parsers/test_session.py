@@ -24,10 +24,9 @@ from parsers.records import (
 )
 from parsers.session import read_record
 from parsers.stream import iter_records, open_input
+from tests.conftest import HANG_SECONDS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "logs"
-#: A hang guard for the follower (it polls the file on a timer), not a speed limit.
-HANG_SECONDS = 300.0
 HEADER = {"format": "hvci-triage-session", "version": 1, "kind": "session", "collector": "test"}
 LN = "(fffff802`da2d3300)   IntelHaxm!hax_alloc+0xe8   |  (fffff802`da2d3400)   IntelHaxm!hax_free"
 
