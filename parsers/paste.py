@@ -107,6 +107,8 @@ _STAR_RUN = re.compile(r"\*{3,}")  # a run of stars that cannot open or close bo
 _WRAPPED_HEAD = deferred_compile(r"(?<=[ \t:=(,])([0-9a-fA-F]{4,15})[ \t]*$")
 _WRAPPED_TAIL = deferred_compile(r"^[ \t]*([0-9a-fA-F]{1,15})(?=,|[ \t]|$)")
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_HEX = "0123456789abcdefABCDEF"
+_VALUE_AFTER = frozenset(" \t:=(,")  # what _WRAPPED_HEAD's look-behind accepts before a value
 
 
 def clean_text(text: str) -> str:
@@ -199,8 +201,14 @@ def _split_flattened(text: str) -> list[str]:
 
 
 def may_continue(text: str) -> bool:
-    """Whether ``text`` ends with the first part of a value that the next line may complete."""
-    return _WRAPPED_HEAD.search(text, max(0, len(text) - 24)) is not None
+    """Whether ``text`` (one line) ends with the first part of a value that the next line may complete:
+    what ``_WRAPPED_HEAD`` finds in its last 24 characters, decided with ``rstrip`` (the search tried each of
+    those positions; a parser calls this for every line that ends with a hex digit, issue 16). The value
+    is the whole run of hex digits before the trailing blanks, since the character before it must be a
+    separator, which no hex digit is."""
+    body = text.rstrip(" \t")
+    head = body.rstrip(_HEX)
+    return 4 <= len(body) - len(head) <= 15 and head[-1:] in _VALUE_AFTER and len(head) >= len(text) - 24
 
 
 def join_wrapped(text: str, following: str) -> str | None:

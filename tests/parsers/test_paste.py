@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hvci.details import CrashDetails
@@ -262,3 +262,16 @@ def test_the_quick_checks_before_each_search_never_skip_a_match(text: str) -> No
         assert paste._may_be_bold(text)
     if any(p.match(text) for p in (paste._QUOTE, paste._BULLET, paste._STAR_BULLET)):
         assert paste._may_peel(text)
+
+
+_WRAP_PIECES = [*"0123456789abcdefABCDEFgx :=(,\t`", "fffff802", "1234", "12345678", "deadbeefcafe"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_WRAP_PIECES), max_size=14).map("".join))
+@example("ab 1234" + " " * 20)  # the value starts at the first of the last 24 characters
+@example("ab 1234" + " " * 21)  # ... and one before
+def test_may_continue_is_what_the_wrapped_value_search_finds(text: str) -> None:
+    """may_continue decides with rstrip what the search of the last 24 characters found (issue 16)."""
+    found = paste._WRAPPED_HEAD.search(text, max(0, len(text) - 24)) is not None
+    assert paste.may_continue(text) is found
