@@ -21,9 +21,10 @@ anchor becomes one Hyperscan expression that states the same condition:
 A match's line is where the last ``\\n`` before its end is (no anchor or junk byte is a newline). The
 unanchored triggers (regexes Hyperscan might not take; none in today's registry) stay with ``re``.
 
-Compiling the database costs ~0.07 s, so it is built once per set of anchors and kept serialized in the
-user's cache folder (:mod:`parsers.usercache`); a run that finds it loads it in ~1 ms. Hyperscan is used
-only for chunks large enough to pay for its import and a database load (a one-line paste never loads it).
+Compiling the database costs ~0.2 s, so it is built once per set of anchors and kept serialized in the
+user's cache folder (:mod:`parsers.usercache`); a run that finds it imports Hyperscan and loads it in
+~8 ms. The feed (:mod:`parsers.feed`) therefore uses it only once an input has proved large
+(:data:`FAST_AFTER`), for chunks of :data:`MIN_CHUNK` or more, and not at all without a cache folder.
 Scratch space is per thread (the TUI reads in threads). Without the package (no wheel for a platform),
 or if it fails in any way, the ``re`` scan does the work.
 """
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 
 #: Chunks shorter than this are scanned with ``re`` (which needs no import nor database).
 MIN_CHUNK = 256 * 1024
+#: Bytes of an input read with the ``re`` scan before Hyperscan takes over: its import and cached database
+#: cost ~8 ms once, what ``re`` takes for ~3 MB, so a small log never loads it.
+FAST_AFTER = 4 << 20
 _ENTRY_PREFIX = "prefilter-"
 _MAGIC = b"hvci-triage prefilter database 1\n"
 
@@ -128,13 +132,14 @@ def build(patterns: Sequence[bytes], markup: Sequence[bytes] = ()) -> FastScan |
     key = b"\n".join((f"hyperscan {getattr(hyperscan, '__version__', '')}".encode(), *every))
     key += f"\nmarkup from {len(patterns)}".encode()
     entry = usercache.entry_path(_ENTRY_PREFIX, zlib.crc32(key))
+    if entry is None:  # no cache folder: compiling (~0.2 s) would cost what ``re`` takes for ~70 MB
+        return None
     try:
         database = _cached(hyperscan, entry, key)
         if database is None:
             database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             database.compile(expressions=every, ids=list(range(len(every))), flags=0)
-            if entry is not None:
-                usercache.write_entry(entry, _MAGIC + key, hyperscan.dumpb(database), _ENTRY_PREFIX)
+            usercache.write_entry(entry, _MAGIC + key, hyperscan.dumpb(database), _ENTRY_PREFIX)
         scan = FastScan(hyperscan, database, len(patterns))
         scan.scan(b"\n")  # a database cached by another CPU's run fails here, not in a chunk
         return scan
@@ -142,9 +147,7 @@ def build(patterns: Sequence[bytes], markup: Sequence[bytes] = ()) -> FastScan |
         return None
 
 
-def _cached(hyperscan: Any, entry: str | None, key: bytes) -> Any:
-    if entry is None:
-        return None
+def _cached(hyperscan: Any, entry: str, key: bytes) -> Any:
     payload = usercache.read_entry(entry, _MAGIC + key)
     if payload is None:
         return None

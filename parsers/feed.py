@@ -68,6 +68,7 @@ class Feed:
         self._data_at = time.monotonic()  # when the followed file last gave something new
         self._prefix_sniffed = 0  # lines looked at so far for a prefix
         self._candidates: list[int] | None = None  # the current chunk's, when its load found them
+        self._loaded = 0  # bytes of chunks loaded so far
 
     def load(self) -> bool:
         """Move to the next chunk with lines; ``False`` at the end of input (or when stopped)."""
@@ -111,8 +112,11 @@ class Feed:
 
     def _fast_scan(self, data: bytes | str) -> tuple[list[int], bool] | None:
         """A large bytes chunk's candidate lines and whether it holds paste markup, found in one Hyperscan
-        pass (:mod:`parsers.fastscan`) instead of a pass for each; ``None`` when not found that way."""
-        if not isinstance(data, bytes) or len(data) < fastscan.MIN_CHUNK:
+        pass (:mod:`parsers.fastscan`) instead of a pass for each, once the input has proved large;
+        ``None`` when not found that way."""
+        self._loaded += len(data)
+        large = self._loaded > fastscan.FAST_AFTER and len(data) >= fastscan.MIN_CHUNK
+        if not large or not isinstance(data, bytes):
             return None
         fast = self._prefilter.fast_scan()
         return None if fast is None else fast.scan(data)

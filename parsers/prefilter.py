@@ -356,7 +356,7 @@ class Prefilter:
                 (line_start if at_start else self.floating).append(anchor)
         self.floating = _without_redundant(self.floating)
         self.line_start = tuple(line_start)
-        self._fast: fastscan.FastScan | None = None  # built at the first large bytes chunk
+        self._fast: fastscan.FastScan | None = None  # built when a large input first needs it
         self._fast_tried = False
         self._texts_b = _anchor_bytes([*line_start, *self.floating])
         # every search is compiled at its first use (parsers.deferred): an input is read as bytes or as text,
@@ -394,7 +394,7 @@ class Prefilter:
 
     def scanner(self, data: bytes | str, candidates: list[int] | None = None) -> ChunkScanner:
         """A scanner of ``data``; ``candidates`` are its candidate line starts when a scan of the same
-        data (:meth:`fast_scan`) has found them already."""
+        data (:meth:`fast_scan`, which the feed decides on) has found them already."""
         return ChunkScanner(self, data, candidates)
 
     def fast_scan(self) -> fastscan.FastScan | None:
@@ -463,9 +463,6 @@ class ChunkScanner:
         if candidates is None and prefilter.rules_out(data):  # no anchor's text anywhere: nothing compiled
             self._unanchored = None
             candidates = []
-        elif candidates is None and isinstance(data, bytes) and len(data) >= fastscan.MIN_CHUNK:
-            fast = prefilter.fast_scan()
-            candidates = None if fast is None else fast.candidates(data)
         if candidates is not None:  # one pass found what the line-start and floating searches find
             self._line_start = None
             self._extra: list[int] = candidates

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from parsers import fastscan, paste
 from parsers.prefilter import Prefilter
 from parsers.registry import PARSERS
+from parsers.source import CHUNK_SIZE
 from parsers.stream import iter_records, open_input
 
 pytest.importorskip("hyperscan", reason="no Hyperscan wheel for this platform: the re scan is the only one")
@@ -81,26 +82,6 @@ def test_hyperscan_finds_the_lines_re_finds(lines: list[str], encoding: str, noi
     assert fast.candidates(data) == _re_candidates(data)
 
 
-def test_a_large_chunk_is_scanned_with_hyperscan_and_finds_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    sample = "\n".join(SAMPLE_LINES).encode("utf-8") + b"\n"
-    data = b"\n" + sample
-    expected = _re_candidates(data)
-    assert len(expected) > 100
-    calls: list[int] = []
-    real = fastscan.FastScan.candidates
-    monkeypatch.setattr(
-        fastscan.FastScan, "candidates", lambda self, d: calls.append(len(d)) or real(self, d)
-    )
-    monkeypatch.setattr(fastscan, "MIN_CHUNK", len(data))
-    scanner = Prefilter(p.trigger for p in PARSERS).scanner(data)
-    found, position = [], 1
-    while (start := scanner.next_candidate(position)) >= 0:
-        found.append(start)
-        position = data.find(b"\n", start) + 1
-    assert calls.count(len(data)) == 1  # (and one trial scan of the database)
-    assert found == expected
-
-
 def test_the_database_is_cached_and_a_damaged_entry_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,15 +136,33 @@ def test_hyperscan_finds_paste_markup_where_re_does(parts: list[str]) -> None:
     assert fast.scan(data)[1] is expected
 
 
-def test_a_large_input_gives_the_same_records_with_either_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whole chunks: candidates, paste markup (escapes, entities, tags undone) and line numbers agree."""
+@pytest.mark.parametrize("escaped", [False, True])
+def test_a_large_input_gives_the_same_records_with_either_scan(
+    monkeypatch: pytest.MonkeyPatch, escaped: bool
+) -> None:
+    """Whole inputs through the feed: candidates, paste markup (escapes undone) and line numbers agree, and
+    Hyperscan scans the chunks once the input has proved large."""
     # markdown escapes hide triggers (``STACK\\_TEXT:``) from the scan: the chunk must be normalised first
     lines = [line for p in sorted(SAMPLES.glob("*.txt")) for line in p.read_text("utf-8").splitlines()]
-    pasted = [line.replace("_", "\\_") for line in lines if line.isascii()]
-    text = "\n".join(pasted * (fastscan.MIN_CHUNK // len("\n".join(pasted)) + 2)) + "\n"
-    assert text.isascii() and "STACK\\_TEXT:" in text
+    pasted = [line.replace("_", "\\_") if escaped else line for line in lines if line.isascii()]
+    text = "\n".join(pasted * (3 * CHUNK_SIZE // len("\n".join(pasted)) + 1)) + "\n"  # 3-4 chunks
+    assert text.isascii() and ("STACK\\_TEXT:" in text) is escaped
     data = text.encode("utf-8")
+    scans: list[int] = []
+    real = fastscan.FastScan.scan
+    monkeypatch.setattr(fastscan.FastScan, "scan", lambda self, d: scans.append(len(d)) or real(self, d))
+    monkeypatch.setattr(fastscan, "FAST_AFTER", CHUNK_SIZE)
     fast = list(iter_records(open_input(None, data=data, name="big")))
-    monkeypatch.setattr(fastscan, "MIN_CHUNK", len(data) * 2)  # every chunk scanned with re
+    by_hyperscan = sum(1 for size in scans if size > 1)  # (its trial scan is of one byte)
+    assert 1 <= by_hyperscan < -(-len(data) // CHUNK_SIZE)  # the first chunk is read with re
+    monkeypatch.setattr(fastscan, "FAST_AFTER", len(data))  # every chunk scanned with re
+    scans.clear()
     assert list(iter_records(open_input(None, data=data, name="big"))) == fast
+    assert not scans
     assert len(fast) > 500
+
+
+def test_no_cache_folder_means_the_re_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiling the database (~0.2 s) each run would cost what re takes for ~70 MB."""
+    monkeypatch.setenv("HVCI_TRIAGE_CACHE_DIR", "")
+    assert fastscan.build([b"foo"]) is None
