@@ -31,12 +31,13 @@ second character, classes of case-folded first characters and two-level trees me
 
 Hyperscan finds the same lines (line starts, floating anchors) and the paste markup in one pass: 0.044 s
 per 100 MB (0.030 for the line starts, 0.014 more for the markup). Where it is installed (a dependency
-where wheels exist) a bytes chunk of :data:`parsers.fastscan.MIN_CHUNK` or more is scanned with it
-(:mod:`parsers.fastscan`), and ``re`` does the rest (small inputs, UTF-16 text, platforms without a
-wheel). The reading around it is now what the whole file costs before any block is parsed, at 0.15 s of
-CPU per 100 MB, twice grep's whole run: reading into line-aligned chunks 0.046 s, this pass 0.044 s,
-counting newlines up to each candidate (``bytes.count``, 1.9 GB/s) 0.055 s. docs/architecture.md
-("Throughput") has the figures of the whole command.
+where wheels exist) the feed scans a bytes chunk of :data:`parsers.fastscan.MIN_CHUNK` or more with it
+once the input has proved large (:data:`parsers.fastscan.FAST_AFTER`), and ``re`` does the rest (small
+inputs, UTF-16 text, no cache folder, platforms without a wheel). The reading around it is now what the
+whole file costs before any block is parsed, at 0.15 s of CPU per 100 MB, twice grep's whole run:
+reading into line-aligned chunks 0.046 s, this pass 0.044 s, counting newlines up to each candidate
+(``bytes.count``, 1.9 GB/s) 0.055 s. docs/architecture.md ("Throughput") has the figures of the whole
+command.
 """
 
 from __future__ import annotations
