@@ -13,7 +13,6 @@ batch clean when one is there.
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -80,6 +79,8 @@ def expand(paths: Iterable[str], wanted: Callable[[str], bool] = lambda name: Tr
         elif os.path.lexists(given) or not _PATTERN_CHARACTERS.intersection(given):
             yield Entry(given, _kind_problem(given, explicit=True))
         else:
+            import glob  # for a pattern only (cmd and PowerShell pass them unexpanded): a path needs none
+
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:
                 yield Entry(given, "no file matches this pattern")

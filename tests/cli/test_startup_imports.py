@@ -44,7 +44,8 @@ NOT_FOR_A_PLAIN_LOG = (
 NOT_IN_PROCESS = (*NOT_FOR_A_PLAIN_LOG, "multiprocessing", "tempfile", "html")
 #: What a short text log without a single record does without, in process: the pipeline that groups and
 #: classifies records (made at the first record), the worker pool and its pickling, the JSON writer of a
-#: text report, the symbol stores' paths, and OpenSSL's hashing for a file this small (:mod:`hvci.digest`).
+#: text report, the symbol stores' paths, OpenSSL's hashing for a file this small (:mod:`hvci.digest`) and
+#: ``glob`` (a path that is not a pattern).
 NOT_FOR_A_SHORT_LOG_OF_NOISE = (
     *NOT_IN_PROCESS,
     "hvci.logs.pipeline",
@@ -58,6 +59,7 @@ NOT_FOR_A_SHORT_LOG_OF_NOISE = (
     "symbols.modules",
     "pathlib",
     "hashlib",
+    "glob",
 )
 #: What the engine itself needs only once a log holds something (a block, a group) or is not text.
 NOT_FOR_A_LOG_OF_NOISE = (
