@@ -28,9 +28,6 @@ from tui.commands import TriageCommands
 from tui.engine_feed import PipelineFeed
 from tui.keymap import load_keymap
 from tui.loading import Feed, Load, Source
-from tui.screens.help import HelpScreen
-from tui.screens.paste import PasteScreen
-from tui.screens.prompt import PromptScreen
 from tui.screens.triage import TriageScreen
 from tui.settings import ViewSettings, load_settings, save_settings, settings_path
 from tui.widgets.detail_pane import DetailPane
@@ -124,6 +121,9 @@ class TriageApp(App[None]):
             self.notify(problem, severity="warning", markup=False)
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+        from tui.screens.paste import PasteScreen
+
         owners = [
             ("app", TriageApp),
             ("main", TriageScreen),
@@ -135,6 +135,8 @@ class TriageApp(App[None]):
         self.push_screen(HelpScreen(owners, self.keymap))
 
     def action_paste(self) -> None:
+        from tui.screens.paste import PasteScreen  # a text area: ~15 ms the first frame does without
+
         def analyse(text: str | None) -> None:
             if text is not None:
                 pasted = sum(1 for load in self.triage.loads if load.source.data is not None) + 1
@@ -173,6 +175,7 @@ class TriageApp(App[None]):
 
     def action_export(self, fmt: str) -> None:
         """Ask where to write the report (default beside the input); ask again before replacing a file."""
+        from tui.screens.prompt import PromptScreen
 
         def confirm(path: Path, answer: str | None) -> None:
             if answer is not None and answer.lower() in ("y", "yes"):
@@ -284,6 +287,8 @@ class TriageApp(App[None]):
         self.triage.reload()
 
     def action_set_symbol_path(self) -> None:
+        from tui.screens.prompt import PromptScreen
+
         def answer(value: str | None) -> None:
             if value is not None:
                 self.set_options(replace(self.options, symbol_path=value))
@@ -296,6 +301,8 @@ class TriageApp(App[None]):
         self.push_screen(prompt, answer)
 
     def action_add_image_folder(self) -> None:
+        from tui.screens.prompt import PromptScreen
+
         def answer(value: str | None) -> None:
             if value is None:
                 return

@@ -13,13 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from hvci.logs.worker import Child, Request, Started, results, start, stop_when
+from hvci.logs.worker import HEAD_BYTES, Child, Request, Started, results, start, stop_when
 from parsers.stream import Input, open_input
 from tui.loading import Load, Source
 
 #: Inputs at least this large are analysed in a child process (see :mod:`hvci.logs.worker`): a dense
 #: megabyte of crashes is a second of analysis, which in a thread takes the interpreter from the keys.
 PROCESS_THRESHOLD = 1 << 20
+
+#: The text reader reads this much before it waits for the view's first frames (``Load.view_up``): the
+#: lines of the findings the head look reports, which the detail pane quotes.
+TEXT_HEAD_BYTES = HEAD_BYTES
+
+#: The longest the text reader waits for the view (seconds), should it never say that it is up.
+VIEW_UP_LIMIT = 2.0
 
 
 def _request(source: Source, options: AnalyzeOptions, follow: bool) -> Request:
@@ -120,7 +127,8 @@ class PipelineFeed:
 
     def read_lines(self, load: Load) -> None:
         """The text for the evidence view, in the reader's chunks: counting a chunk's lines is the only work
-        per chunk (see :mod:`tui.linestore`), so this thread leaves the interpreter to the UI."""
+        per chunk (see :mod:`tui.linestore`), so this thread leaves the interpreter to the UI. Past the
+        input's head it waits until the view is up (``Load.view_up``)."""
         try:
             inp = _open(load.source)
             load.lines.set_decoder(inp.decode)
@@ -130,6 +138,8 @@ class PipelineFeed:
                     continue
                 load.lines.append_chunk(data)
                 load.bytes_read = inp.bytes_read
+                if inp.bytes_read >= TEXT_HEAD_BYTES and not load.view_up.is_set():
+                    load.view_up.wait(VIEW_UP_LIMIT)
                 if load.stop.is_set() and not load.follow:
                     return
             load.bytes_read = inp.bytes_read

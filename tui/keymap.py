@@ -9,7 +9,6 @@ ignored; the defaults stay.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 KEYMAP_ENV = "HVCI_TRIAGE_KEYMAP"
@@ -35,6 +34,8 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
         return {}, None
     except OSError as error:
         return {}, f"keymap {path}: {error.strerror or error}"
+    import tomllib  # only when there is a file: most start-ups have none (~2-6 ms)
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

@@ -51,6 +51,12 @@ class Source:
             return None
 
 
+def _already_set() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass(eq=False)
 class Load:
     """The state of one input being read; written by worker threads, read by the UI."""
@@ -70,6 +76,10 @@ class Load:
     lines_done: bool = False
     error: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    view_up: threading.Event = field(default_factory=_already_set)
+    """Set once the view has drawn what its start-up found (set from the start for an input opened later, or
+    read without a view). Until then the text reader stops after the input's head: the first frames do
+    not share the interpreter with it (reading 100 MB of text holds the lock ~0.1 s)."""
     version: int = 0
     """Bumped on every added or replaced incident, so the UI can tell that something changed."""
     on_change: Callable[[], None] | None = None

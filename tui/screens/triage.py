@@ -42,6 +42,9 @@ POLL_INTERVAL = 0.25
 WAKE_INTERVAL = 0.1
 #: A full re-sort of the table is done at most this often while loading (seconds).
 RESORT_INTERVAL = 0.5
+#: The view counts as up this long after it mounted (seconds), should no finding be drawn before and the
+#: analysis not be over: see :meth:`TriageScreen._view_is_up`.
+START_UP_LIMIT = 0.5
 
 
 class TriageScreen(PaneLayout, Screen[None]):
@@ -67,6 +70,7 @@ class TriageScreen(PaneLayout, Screen[None]):
         self.loads: list[Load] = []
         self._wake_pending = False
         self._woken_at = 0.0
+        self._up = False
         self._pending_loads = [self._new_load(source) for source in sources]  # started before the view is up
         self._seen: dict[int, int] = {}
         self._last_resort = 0.0
@@ -108,6 +112,18 @@ class TriageScreen(PaneLayout, Screen[None]):
             self._open(load)
         self._pending_loads = []
         self._update_status()
+        self.set_timer(START_UP_LIMIT, self._view_is_up)
+
+    def _view_is_up(self) -> None:
+        """The first frame with what start-up found (a finding, or the end of the analysis) is drawn, or
+        :data:`START_UP_LIMIT` passed: only now do the text readers go on past the inputs' heads and the
+        detail pane's renderers load. Until then the first frames have the interpreter to themselves
+        (on a 100 MB log the readers and the imports were ~0.15 s of CPU that they shared it with)."""
+        if self._up:
+            return
+        self._up = True
+        for load in self.loads:
+            load.view_up.set()
         self._warm_up()
 
     @work(thread=True, group="warm-up")
@@ -129,6 +145,8 @@ class TriageScreen(PaneLayout, Screen[None]):
 
     def _new_load(self, source: Source) -> Load:
         load = Load(source, follow=self.follow, on_change=self._wake)
+        if not self._up:
+            load.view_up.clear()
         self.feed.begin(load)
         return load
 
@@ -201,6 +219,7 @@ class TriageScreen(PaneLayout, Screen[None]):
     def on_unmount(self) -> None:
         for load in self.loads:
             load.stop.set()
+            load.view_up.set()
 
     def all_incidents(self) -> list[Incident]:
         """Every incident so far in ``analyze``'s order: input by input, by line (the engine emits a crash
@@ -250,6 +269,8 @@ class TriageScreen(PaneLayout, Screen[None]):
             self._update_status()
         if table.current is None and (grew or self._empty_for != self._empty_key()):
             self._show_empty()
+        if not self._up and (table.row_count or all(load.incidents_done for load in self.loads)):
+            self.call_after_refresh(self._view_is_up)
         shown = self._shown_load
         if shown is not None:
             self.query_one(EvidenceLog).lines_added()
@@ -324,7 +345,17 @@ class TriageScreen(PaneLayout, Screen[None]):
     # -- selection ---------------------------------------------------------------------------------------
 
     def on_findings_table_incident_highlighted(self, event: FindingsTable.IncidentHighlighted) -> None:
-        incident = event.incident
+        if event.incident is not None and not self._up:
+            # the list's first finding reaches the screen first; its detail (the first one also loads the
+            # Markdown renderer, ~40 ms) in the frame after
+            self.call_after_refresh(self._follow_cursor)
+            return
+        self._show_highlighted(event.incident)
+
+    def _follow_cursor(self) -> None:
+        self._show_highlighted(self.query_one(FindingsTable).current)
+
+    def _show_highlighted(self, incident: Incident | None) -> None:
         if incident is None:
             self._current = None
             self._show_empty()

@@ -1,0 +1,95 @@
+"""The view's first frames have the interpreter to themselves: what the list's first frame does not show is
+neither imported nor read before it (start-up time itself is measured by ``benchmarks/bench_tui.py``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from textual.widgets import Static
+
+from tests.tui.conftest import LOG_NAME, FixtureFeed, fixture_app, sample_incidents, wait_for
+from tui.engine_feed import TEXT_HEAD_BYTES, PipelineFeed
+from tui.loading import Load, Source
+from tui.widgets.detail_pane import DetailPane
+from tui.widgets.findings_table import FindingsTable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Screens, widgets and renderers the list's first frame does not draw; each is imported on first use.
+NOT_BEFORE_THE_FIRST_FRAME = (
+    "tui.screens.paste",
+    "tui.screens.help",
+    "tui.screens.prompt",
+    "textual.widgets._text_area",
+    "rich.markdown",
+    "rich.syntax",
+    "tomllib",
+)
+
+
+def test_the_view_imports_only_what_its_first_frame_draws() -> None:
+    script = "import json, sys\nimport tui.app\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "tui.screens.triage" in loaded  # the listing is of a real import
+    assert sorted(loaded.intersection(NOT_BEFORE_THE_FIRST_FRAME)) == []
+
+
+class _WaitSeen(threading.Event):
+    """``Load.view_up`` that says when the reader starts waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
+
+
+def test_the_text_reader_stops_after_the_head_until_the_view_is_up() -> None:
+    line = b"[VendorFilt] request 1 completed with status 0x00000000 in 12 us\n"
+    data = line * (3 * TEXT_HEAD_BYTES // len(line))
+    load = Load(Source.memory(data, "big.log"))
+    load.view_up = _WaitSeen()
+    reader = threading.Thread(target=PipelineFeed(options=None).read_lines, args=(load,))  # type: ignore[arg-type]
+    reader.start()
+    try:
+        assert load.view_up.waiting.wait(60), "the reader never waited for the view"
+        assert TEXT_HEAD_BYTES <= load.bytes_read < len(data)
+        assert not load.lines_done
+    finally:
+        load.view_up.set()
+        reader.join(60)
+    assert load.lines_done and load.error is None
+    assert len(load.lines) == data.count(b"\n")
+
+
+def test_a_load_without_a_view_reads_on() -> None:
+    assert Load(Source.memory(b"", "x.log")).view_up.is_set()
+
+
+async def test_the_view_is_up_once_its_first_finding_is_drawn(tmp_path: Path) -> None:
+    feed = FixtureFeed({LOG_NAME: "line\n"}, {LOG_NAME: sample_incidents()}, hold_after=1)
+    app = fixture_app(feed, tmp_path)
+    load = app.triage._pending_loads[0]
+    assert not load.view_up.is_set()  # made before the view: waits for it
+    try:
+        async with app.run_test() as pilot:
+            table = app.triage.query_one(FindingsTable)
+            await wait_for(pilot, lambda: bool(table.listed), "the first finding listed")
+            assert not load.incidents_done  # up for the finding, not for the end of the analysis
+            await wait_for(pilot, load.view_up.is_set, "the view up")
+            verdict = app.triage.query_one(DetailPane).query_one("#verdict", Static)
+            title = table.listed[0].title
+            await wait_for(pilot, lambda: title in str(verdict.render()), "the first finding's detail")
+            later = app.triage.open_source(Source.memory(b"x\n", "later.log"))
+            assert later.view_up.is_set()  # opened once the view is up: nothing to wait for
+    finally:
+        feed.release.set()
