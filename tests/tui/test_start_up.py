@@ -9,11 +9,17 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+from rich.markdown import Markdown
+from rich.text import Text
 from textual.widgets import Static
 
+from hvci.knowledge import kb
 from tests.tui.conftest import LOG_NAME, FixtureFeed, fixture_app, sample_incidents, wait_for
 from tui.engine_feed import TEXT_HEAD_BYTES, PipelineFeed
 from tui.loading import Load, Source
+from tui.screens import triage
+from tui.widgets import detail_pane
 from tui.widgets.detail_pane import DetailPane
 from tui.widgets.findings_table import FindingsTable
 
@@ -93,3 +99,29 @@ async def test_the_view_is_up_once_its_first_finding_is_drawn(tmp_path: Path) ->
             assert later.view_up.is_set()  # opened once the view is up: nothing to wait for
     finally:
         feed.release.set()
+
+
+async def test_a_remediation_shown_before_its_renderers_load_is_rendered_once_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = threading.Event()  # as if nothing had loaded the renderers in this process yet
+    go = threading.Event()
+    monkeypatch.setattr(detail_pane, "RENDERERS_LOADED", loaded)
+
+    def warm_up() -> None:
+        go.wait(60)
+        loaded.set()
+
+    monkeypatch.setattr(triage, "warm_up_detail", warm_up)
+    app = fixture_app(FixtureFeed({LOG_NAME: "line\n"}, {LOG_NAME: sample_incidents()}), tmp_path)
+    try:
+        async with app.run_test() as pilot:
+            detail = app.triage.query_one(DetailPane)
+            fix = detail.query_one("#fix", Static)
+            await wait_for(pilot, lambda: isinstance(fix.content, Text) and bool(str(fix.content)))
+            what = kb.load().categories[sample_incidents()[0].category or ""].remediation.what
+            assert what[:40] in str(fix.content)  # the plain text meanwhile, not nothing
+            go.set()
+            await wait_for(pilot, lambda: isinstance(fix.content, Markdown), "the remediation rendered")
+    finally:
+        go.set()

@@ -124,13 +124,22 @@ class TriageScreen(PaneLayout, Screen[None]):
         self._up = True
         for load in self.loads:
             load.view_up.set()
+        self.query_one(DetailPane).renderers_coming = True
         self._warm_up()
+
+    class RenderersLoaded(Message):
+        """The warm-up thread loaded the detail pane's renderers."""
 
     @work(thread=True, group="warm-up")
     def _warm_up(self) -> None:
-        """Load what showing the first finding needs (the knowledge base, the C highlighter) in a thread,
-        not on the UI thread the moment the finding arrives (about 80 ms, while keys wait)."""
+        """Load what showing a finding needs (the knowledge base, the Markdown renderer, the C highlighter)
+        in a thread, not on the UI thread the moment the finding arrives (about 80 ms, while keys wait)."""
         warm_up_detail()
+        self.post_message(self.RenderersLoaded())
+
+    def on_triage_screen_renderers_loaded(self, message: RenderersLoaded) -> None:
+        message.stop()
+        self.query_one(DetailPane).renderers_loaded()
 
     def on_resize(self) -> None:
         self.apply_layout()

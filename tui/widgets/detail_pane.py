@@ -7,6 +7,7 @@ before/after code is shown verbatim in :class:`~rich.syntax.Syntax` blocks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -200,12 +201,21 @@ def occurrences_text(finding: Finding) -> Text:
     return text
 
 
+def _plain_code(source: str) -> Text:
+    """C code as :func:`_code` shows it, without the highlighting."""
+    return Text(source.rstrip("\n"), no_wrap=True, overflow="ignore", end="")
+
+
 def _code(source: str) -> Syntax:
     """C code at its own width: never wrapped, the block scrolls sideways instead."""
     from rich.syntax import Syntax  # with the Markdown renderer, ~60 ms of imports the first frame skips
 
     lines = source.rstrip("\n").splitlines() or [""]
     return Syntax(source.rstrip("\n"), "c", word_wrap=False, code_width=max(len(line) for line in lines))
+
+
+#: Set once :func:`warm_up_detail` has loaded the Markdown renderer and the C highlighter.
+RENDERERS_LOADED = threading.Event()
 
 
 def warm_up_detail() -> None:
@@ -215,6 +225,7 @@ def warm_up_detail() -> None:
 
     kb.load()
     _ = _code("").lexer
+    RENDERERS_LOADED.set()
 
 
 def windbg_text(incident: Incident) -> Text:
@@ -316,8 +327,22 @@ class DetailPane(VerticalScroll, can_focus=True):
         yield Static("Sources", classes="heading", id="links-heading")
         yield CodeBlock(id="links")
 
+    renderers_coming = False
+    """Set by a view that loads the renderers in a thread (:func:`warm_up_detail`): until they are loaded, a
+    remediation is shown as its plain text, and again rendered by :meth:`renderers_loaded`. Importing them
+    on the UI thread for the first finding shown took ~40 ms (markdown_it, pygments) of a key pressed then,
+    for a section below the pane's first screenful."""
+
+    _plain_remediation: Any = None
+
     def on_mount(self) -> None:
         self.clear()
+
+    def renderers_loaded(self) -> None:
+        """The Markdown renderer and the highlighter are loaded: render a remediation shown as plain text."""
+        remediation, self._plain_remediation = self._plain_remediation, None
+        if remediation is not None:
+            self._show_remediation(remediation)
 
     def clear(self, message: Text | None = None) -> None:
         """No finding selected; ``message`` says why (nothing found yet, filtered out, unreadable input)."""
@@ -370,17 +395,26 @@ class DetailPane(VerticalScroll, can_focus=True):
             ("after", after),
         ):
             self.query_one(f"#{name}").display = shown
+        self._plain_remediation = None
         if not present:
             return
-        from rich.markdown import Markdown as RichMarkdown  # see warm_up_detail
-
         parts = [p for p in (remediation.what, remediation.why, remediation.fix) if p]
-        fix.update(RichMarkdown("\n\n".join(parts)))
-        verify.update(RichMarkdown(f"**Verify:** {remediation.verify}") if remediation.verify else "")
+        verify_text = f"**Verify:** {remediation.verify}" if remediation.verify else ""
+        if self.renderers_coming and not RENDERERS_LOADED.is_set():
+            self._plain_remediation = remediation
+            fix.update(Text("\n\n".join(parts)))
+            verify.update(Text(verify_text))
+            code: Callable[[str], RenderableType] = _plain_code
+        else:
+            from rich.markdown import Markdown as RichMarkdown  # see warm_up_detail
+
+            fix.update(RichMarkdown("\n\n".join(parts)))
+            verify.update(RichMarkdown(verify_text) if verify_text else "")
+            code = _code
         if before:
-            self.query_one("#before", CodeBlock).update(_code(remediation.before))
+            self.query_one("#before", CodeBlock).update(code(remediation.before))
         if after:
-            self.query_one("#after", CodeBlock).update(_code(remediation.after))
+            self.query_one("#after", CodeBlock).update(code(remediation.after))
         self.query_one("#links", CodeBlock).update(links_text(remediation.links))
         for block in self._code_blocks():
             block.scroll_to(x=0, animate=False)
