@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hvci.images.callsites.image import Image, function_ranges, regions
+from hvci.images.callsites.passes import Analyser
 from hvci.images.callsites.x86 import (
     OP_IMM,
     OP_MEM,
@@ -17,6 +19,7 @@ from hvci.images.callsites.x86 import (
     disassembler,
     parse_operands,
 )
+from hvci.knowledge import kb
 from symbols.pe import PeImage
 from tests.conftest import REALWORLD_ROOT
 
@@ -64,3 +67,24 @@ def test_parsed_operands_match_capstone(path: Path) -> None:
             )
             checked += 1
     assert checked > 50
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in IMAGES if PeImage.open(p).machine in ("x64", "x86")], ids=lambda p: p.name
+)
+def test_listings_kept_by_the_cheap_pass_are_what_capstone_decodes(path: Path) -> None:
+    """The detailed pass reads the cheap pass's listing of a function instead of decoding it again: each
+    listing kept is exactly capstone's listing of that function's bytes, cut where the function ends."""
+    pe = PeImage.open(path)
+    analyser = Analyser(Image(pe, kb.load()))
+    known, _ = function_ranges(pe, ())
+    found = regions(pe, known)
+    for region in found:
+        analyser.prefilter.scan(region)
+    listings = analyser.prefilter.listings
+    assert listings
+    lite = disassembler(analyser.image.bits, detail=False)
+    for (start, end), listed in listings.items():
+        code = pe.read(start, end - start)
+        assert listed == list(lite.disasm_lite(code, start)), hex(start)
+    assert sum(map(len, listings.values())) == analyser.prefilter.count

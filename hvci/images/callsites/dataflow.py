@@ -42,6 +42,7 @@ from hvci.images.callsites.x86 import (
     REG_RIP,
     Decoder,
     Insn,
+    Listed,
     Op,
     successors,
 )
@@ -72,6 +73,8 @@ class X86Dataflow:
         self.code_bytes = 0
         self.capped = False
         self.stack_escapes = False
+        #: the cheap pass's listings of whole functions, by (start, end): decoded once for both passes
+        self.listings: dict[tuple[int, int], list[Listed]] = {}
         #: calls in the current function that ask for the Windows version: (API, address)
         self.version_calls: list[tuple[str, int]] = []
 
@@ -83,7 +86,8 @@ class X86Dataflow:
         data, capped = self.image.code(region)
         self.capped |= capped
         insns: list[Insn] = []
-        for insn in self.decoder.decode(data, region.start):
+        listed = self.listings.get((region.start, region.end))
+        for insn in self.decoder.decode(data, region.start, listed):
             insns.append(insn)
             if len(insns) >= MAX_INSNS_PER_FUNCTION or self.detailed + len(insns) >= MAX_DETAILED_INSNS:
                 self.capped = True

@@ -35,6 +35,7 @@ class Analyser:
         self.image = image
         self.prefilter = Prefilter(image)
         self.interpreter = CallInterpreter(image)
+        self.interpreter.listings = self.prefilter.listings
         self.notes: list[str] = []
 
     @property

@@ -13,10 +13,14 @@ from collections.abc import Callable
 from itertools import islice
 from typing import NamedTuple
 
+from hvci.images.callsites.dataflow import MAX_INSNS_PER_FUNCTION
 from hvci.images.callsites.image import Image, Region
-from hvci.images.callsites.x86 import CHUNK_ENDS, MEM_RE, STUB_AFTER, disassembler
+from hvci.images.callsites.x86 import CHUNK_ENDS, MEM_RE, STUB_AFTER, Listed, disassembler
 
 MAX_LITE_INSNS = 20_000_000
+#: Instructions of an image's listings kept for the detailed pass (the rest is decoded again there):
+#: what bounds their memory (about 200 bytes each) on an image with megabytes of code.
+MAX_KEPT = 250_000
 
 
 class Scanned(NamedTuple):
@@ -37,6 +41,10 @@ class Prefilter:
         self.count = 0
         self.scanned_bytes = 0
         self.capped = False
+        #: each function listed whole, by (start, end): its instructions, which the detailed pass then
+        #: reads instead of decoding the same bytes again
+        self.listings: dict[tuple[int, int], list[Listed]] = {}
+        self.kept = 0  # instructions kept in ``listings``
 
     def read(self, region: Region) -> bytes:
         """A function's bytes for this pass (counted, and cut at the image's per-function cap)."""
@@ -59,13 +67,21 @@ class Prefilter:
         gap = region.source == "gap"
         budget = MAX_LITE_INSNS - self.count
         listed = 0
-        for address, size, mnemonic, op_str in islice(self.lite.disasm_lite(code, region.start), budget + 1):
+        insns: list[Listed] | None = [] if self.kept < MAX_KEPT else None
+        for insn in islice(self.lite.disasm_lite(code, region.start), budget + 1):
             listed += 1
             if listed > budget:
                 break
+            address, size, mnemonic, op_str = insn
             if gap and previous in CHUNK_ENDS and mnemonic not in CHUNK_ENDS and address > reach:
                 out.append(Scanned(Region(current.region.start, address, "gap"), *current[1:]))
+                self._keep(current.region.start, address, insns)
                 current = Scanned(Region(address, region.end, "gap"), set(), set(), [], [])
+                insns = [] if self.kept < MAX_KEPT else None
+            if insns is not None:
+                insns.append(insn)
+                if len(insns) > MAX_INSNS_PER_FUNCTION:  # more than the detailed pass decodes
+                    insns = None
             if "[" in op_str:
                 match = MEM_RE.search(op_str)
                 rva = self._mem_rva(address, size, match) if match else None
@@ -86,8 +102,15 @@ class Prefilter:
         self.count += listed
         if listed > budget:
             self.capped = True
+        else:  # a listing the budget cut short is decoded again in full by the detailed pass
+            self._keep(current.region.start, current.region.end, insns)
         out.append(current)
         return out
+
+    def _keep(self, start: int, end: int, insns: list[Listed] | None) -> None:
+        if insns is not None:
+            self.listings[(start, end)] = insns
+            self.kept += len(insns)
 
     def _mem_rva(self, address: int, size: int, match: re.Match[str]) -> int | None:
         sign, number = match.group(1), match.group(2)

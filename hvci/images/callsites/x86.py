@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import capstone
@@ -102,6 +102,9 @@ def disassembler(bits: int, *, detail: bool) -> capstone.Cs:
     return md
 
 
+#: One instruction as capstone's lite mode lists it: address, size, mnemonic, operand text.
+Listed = tuple[int, int, str, str]
+
 _SIZES = {
     "byte": 1,
     "word": 2,
@@ -191,10 +194,14 @@ class Decoder:
         self.parsed = _PARSED.setdefault(bits, {})
         self.details = _DETAILS.setdefault(bits, {})
 
-    def decode(self, data: bytes, start: int) -> Iterator[Insn]:
+    def decode(self, data: bytes, start: int, listed: Iterable[Listed] | None = None) -> Iterator[Insn]:
+        """The instructions of ``data`` (code at RVA ``start``); ``listed``: capstone's lite listing of the
+        same bytes when the cheap pass made it (not decoded again)."""
         parsed = self.parsed
         make = tuple.__new__  # Insn's own constructor is a Python function: this is its C core
-        for address, size, mnemonic, op_str in self.lite.disasm_lite(data, start):
+        if listed is None:
+            listed = self.lite.disasm_lite(data, start)
+        for address, size, mnemonic, op_str in listed:
             key = (mnemonic, op_str)
             known = parsed.get(key)
             offset = address - start
