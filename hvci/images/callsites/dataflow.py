@@ -8,6 +8,7 @@ to a subclass (:class:`hvci.images.callsites.calls.CallInterpreter`), which judg
 from __future__ import annotations
 
 import heapq
+from itertools import islice
 
 import capstone
 
@@ -23,6 +24,7 @@ from hvci.images.callsites.values import (
     State,
     Val,
     const,
+    consts,
     derived,
     fold,
     merge,
@@ -85,13 +87,12 @@ class X86Dataflow:
     def analyse(self, region: Region) -> list[CallSite]:
         data, capped = self.image.code(region)
         self.capped |= capped
-        insns: list[Insn] = []
+        # at least one instruction, as many as the caps leave; reaching a cap counts as capped
+        room = max(1, min(MAX_INSNS_PER_FUNCTION, MAX_DETAILED_INSNS - self.detailed))
         listed = self.listings.get((region.start, region.end))
-        for insn in self.decoder.decode(data, region.start, listed):
-            insns.append(insn)
-            if len(insns) >= MAX_INSNS_PER_FUNCTION or self.detailed + len(insns) >= MAX_DETAILED_INSNS:
-                self.capped = True
-                break
+        insns = list(islice(self.decoder.decode(data, region.start, listed), room))
+        if len(insns) == room:
+            self.capped = True
         self.detailed += len(insns)
         self.version_calls = []
         self.code_bytes += len(data)
@@ -179,8 +180,9 @@ class X86Dataflow:
 
     def _run_block(self, block: list[Insn], state: State, sites: list[CallSite]) -> tuple[State, list[int]]:
         st = state.copy()
+        step = self._step
         for insn in block:
-            self._step(insn, st, sites)
+            step(insn, st, sites)
         return st, successors(block[-1])
 
     # --- one instruction ------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ class X86Dataflow:
             value = self._read(insn, ops[1], st)
             if m in ("movsx", "movsxd") and value.kind == "const":
                 width = ops[1].size * 8
-                value = Val("const", frozenset(sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts))
+                value = consts(frozenset(sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts))
             self._write(insn, ops[0], value, st)
             return True
         if m == "lea" and len(ops) == 2:
@@ -342,7 +344,7 @@ class X86Dataflow:
             value = st.regs.get(family, _FROM_CALLER)
             if value.kind == "const" and (bits < 64 or shift):
                 mask = (1 << bits) - 1
-                return Val("const", frozenset((v >> shift) & mask for v in value.consts))
+                return consts(frozenset((v >> shift) & mask for v in value.consts))
             return value
         if op.type == OP_MEM:
             if self._is_stack(insn, op):
@@ -353,7 +355,7 @@ class X86Dataflow:
                         "written in the visible code"
                     )
                 if slot.kind == "const" and width < 64:
-                    return Val("const", frozenset(v & ((1 << width) - 1) for v in slot.consts))
+                    return consts(frozenset(v & ((1 << width) - 1) for v in slot.consts))
                 return slot
             framework = self._wdf_function(op, st)
             if framework is not None:
@@ -399,7 +401,7 @@ class X86Dataflow:
             if value is None or value.kind != "const" or len(total) * len(value.consts) > MAX_VALUES:
                 return unknown(f"an address computed by `lea {insn.op_str}` at 0x{insn.address:x}")
             total = frozenset(t + v * scale for t in total for v in value.consts)
-        return Val("const", frozenset(t & ((1 << 64) - 1) for t in total))
+        return consts(frozenset(t & ((1 << 64) - 1) for t in total))
 
     def _write(self, insn: Insn, op: Op, value: Val, st: State) -> None:
         if op.type == OP_REG:
@@ -411,7 +413,7 @@ class X86Dataflow:
                 st.slots.clear()
             if bits >= 32:  # a 32-bit write zero-extends to 64 bits
                 if value.kind == "const":
-                    value = Val("const", frozenset(v & ((1 << bits) - 1) for v in value.consts))
+                    value = consts(frozenset(v & ((1 << bits) - 1) for v in value.consts))
                 st.regs[family] = value
                 return
             old = st.regs.get(family, _UNSET)
@@ -437,7 +439,7 @@ class X86Dataflow:
         if op.type == OP_MEM:
             if self._is_stack(insn, op):
                 if value.kind == "const" and op.size < 8:
-                    value = Val("const", frozenset(v & ((1 << (op.size * 8)) - 1) for v in value.consts))
+                    value = consts(frozenset(v & ((1 << (op.size * 8)) - 1) for v in value.consts))
                 st.slots[op.disp] = value
                 return
             rva = self._mem_target(insn, op)

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from itertools import islice
 from typing import NamedTuple
 
-from hvci.images.callsites.dataflow import MAX_INSNS_PER_FUNCTION
 from hvci.images.callsites.image import Image, Region
 from hvci.images.callsites.x86 import CHUNK_ENDS, MEM_RE, STUB_AFTER, Listed, disassembler
 
 MAX_LITE_INSNS = 20_000_000
-#: Instructions of an image's listings kept for the detailed pass (the rest is decoded again there):
-#: what bounds their memory (about 200 bytes each) on an image with megabytes of code.
-MAX_KEPT = 250_000
+#: Bytes of an image's code whose listings are kept for the detailed pass (the rest is decoded again
+#: there): what bounds their memory (about 200 bytes an instruction, one or more bytes each).
+MAX_KEPT_BYTES = 256 << 10
 
 
 class Scanned(NamedTuple):
@@ -44,7 +43,7 @@ class Prefilter:
         #: each function listed whole, by (start, end): its instructions, which the detailed pass then
         #: reads instead of decoding the same bytes again
         self.listings: dict[tuple[int, int], list[Listed]] = {}
-        self.kept = 0  # instructions kept in ``listings``
+        self.kept_bytes = 0  # of code whose instructions ``listings`` holds
 
     def read(self, region: Region) -> bytes:
         """A function's bytes for this pass (counted, and cut at the image's per-function cap)."""
@@ -67,23 +66,22 @@ class Prefilter:
         gap = region.source == "gap"
         budget = MAX_LITE_INSNS - self.count
         listed = 0
-        insns: list[Listed] | None = [] if self.kept < MAX_KEPT else None
-        for insn in islice(self.lite.disasm_lite(code, region.start), budget + 1):
-            listed += 1
-            if listed > budget:
-                break
+        keep = self.kept_bytes + len(code) <= MAX_KEPT_BYTES
+        insns: list[Listed] | None = [] if keep else None
+        wide = self.bits == 64
+        listing = self.lite.disasm_lite(code, region.start)
+        for listed, insn in enumerate(islice(listing, budget), 1):  # noqa: B007 (read after the loop)
             address, size, mnemonic, op_str = insn
             if gap and previous in CHUNK_ENDS and mnemonic not in CHUNK_ENDS and address > reach:
                 out.append(Scanned(Region(current.region.start, address, "gap"), *current[1:]))
                 self._keep(current.region.start, address, insns)
                 current = Scanned(Region(address, region.end, "gap"), set(), set(), [], [])
-                insns = [] if self.kept < MAX_KEPT else None
+                insns = [] if keep else None
             if insns is not None:
                 insns.append(insn)
-                if len(insns) > MAX_INSNS_PER_FUNCTION:  # more than the detailed pass decodes
-                    insns = None
             if "[" in op_str:
-                match = MEM_RE.search(op_str)
+                # x64 code references image memory rip-relative only (absolute addresses are not followed)
+                match = None if wide and "[rip " not in op_str else MEM_RE.search(op_str)
                 rva = self._mem_rva(address, size, match) if match else None
                 if rva is not None:
                     current.mem.add(rva)
@@ -99,18 +97,20 @@ class Prefilter:
             previous = mnemonic
             if mnemonic != "nop":  # GNU ld pads its import stubs with nops: look through them
                 before_stub = mnemonic
-        self.count += listed
-        if listed > budget:
+        if listed == budget and next(listing, None) is not None:
+            listed += 1
             self.capped = True
         else:  # a listing the budget cut short is decoded again in full by the detailed pass
             self._keep(current.region.start, current.region.end, insns)
+        self.count += listed
+        if keep:
+            self.kept_bytes += len(code)
         out.append(current)
         return out
 
     def _keep(self, start: int, end: int, insns: list[Listed] | None) -> None:
         if insns is not None:
             self.listings[(start, end)] = insns
-            self.kept += len(insns)
 
     def _mem_rva(self, address: int, size: int, match: re.Match[str]) -> int | None:
         sign, number = match.group(1), match.group(2)

@@ -47,12 +47,23 @@ class Val(NamedTuple):
     size: int = 0
 
 
+_EMPTY: frozenset[int] = frozenset()
+#: ``Val``'s own constructor is a Python function (keyword defaults); the values made at every instruction
+#: are built by tuple's C constructor with all seven fields instead
+_make = tuple.__new__
+
+
 def const(value: int, mask: int = MASK64) -> Val:
-    return Val("const", frozenset({value & mask}))
+    return _make(Val, ("const", frozenset({value & mask}), None, "", 0, (), 0))
 
 
 def unknown(reason: str) -> Val:
-    return Val("unknown", reason=reason)
+    return _make(Val, ("unknown", _EMPTY, None, reason, 0, (), 0))
+
+
+def consts(values: frozenset[int]) -> Val:
+    """A ``const`` value of the possible ``values``."""
+    return _make(Val, ("const", values, None, "", 0, (), 0))
 
 
 def merge(a: Val, b: Val) -> Val:
@@ -66,7 +77,7 @@ def merge(a: Val, b: Val) -> Val:
         values = a.consts | b.consts
         if len(values) > MAX_VALUES:
             return unknown(f"more than {MAX_VALUES} possible values (computed in a loop?)")
-        return Val("const", values)
+        return consts(values)
     return unknown("differs between the paths that reach the call")
 
 
@@ -129,7 +140,7 @@ UNARY: Mapping[str, Callable[[int, int], int]] = {
 
 def fold(left: frozenset[int], right: frozenset[int], op: Callable[[int, int], int], width: int) -> Val:
     mask = (1 << width) - 1 if width else MASK64
-    return Val("const", frozenset(op(a & mask, b & mask) & mask for a in left for b in right))
+    return consts(frozenset(op(a & mask, b & mask) & mask for a in left for b in right))
 
 
 def derived(left: Val, right: Val, step: str) -> str:
