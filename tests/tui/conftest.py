@@ -206,6 +206,7 @@ async def settle(pilot: Pilot[None], app: App[None] | None = None) -> None:
     await target.workers.wait_for_complete()
     triage = getattr(target, "triage", None)
     await wait_for(pilot, lambda: triage is None or bool(getattr(triage, "caught_up", True)), "caught up")
+    await target.workers.wait_for_complete()  # those started meanwhile (the detail's warm-up, once up)
     await quiet(pilot)
 
 
