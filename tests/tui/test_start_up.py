@@ -117,6 +117,7 @@ async def test_a_remediation_shown_before_its_renderers_load_is_rendered_once_th
     try:
         async with app.run_test() as pilot:
             detail = app.triage.query_one(DetailPane)
+            await wait_for(pilot, lambda: bool(detail.query("#fix")), "a finding's detail")
             fix = detail.query_one("#fix", Static)
             await wait_for(pilot, lambda: isinstance(fix.content, Text) and bool(str(fix.content)))
             what = kb.load().categories[sample_incidents()[0].category or ""].remediation.what
@@ -125,3 +126,14 @@ async def test_a_remediation_shown_before_its_renderers_load_is_rendered_once_th
             await wait_for(pilot, lambda: isinstance(fix.content, Markdown), "the remediation rendered")
     finally:
         go.set()
+
+
+async def test_a_finding_shown_while_the_app_closes_is_dropped_quietly(tmp_path: Path) -> None:
+    app = fixture_app(FixtureFeed({LOG_NAME: "line\n"}, {}), tmp_path)
+    async with app.run_test():
+        detail = app.triage.query_one(DetailPane)
+        assert not detail.query("#fix")  # no finding yet: the pane is its message alone
+        detail._closing = True  # as while the app exits: nothing mounts any more
+        detail.show(sample_incidents()[0], lambda path, number: None)
+        assert not detail.query("#fix")
+        detail._closing = False
