@@ -70,6 +70,8 @@ class Liner(Generic[T]):
         self.skipping = False  # inside an over-long line whose kept part was already emitted
 
     def feed(self, piece: T) -> Chunk | None:
+        """The complete lines of the carry and ``piece``. A ``bytes`` liner may be fed the reading buffer
+        (a ``bytearray``, :func:`parsers.source._pieces`): every chunk and carry it makes is a copy."""
         if self.skipping:
             end = piece.find(self.nl)
             if end < 0:
@@ -83,7 +85,7 @@ class Liner(Generic[T]):
             complete = self._joined(piece, cut)
             if self.cr in complete and self.bare_cr.search(complete):
                 complete = complete.replace(self.crlf, self.nl).replace(self.cr, self.nl)
-            self.carry = piece[cut - lead :]
+            self.carry = self._rest(piece, cut - lead)
         else:  # no newline, or a CR after the last one (maybe half of a CRLF, maybe a bare CR line end)
             data = self.carry + piece
             if self.cr in data:
@@ -106,9 +108,17 @@ class Liner(Generic[T]):
 
     def _joined(self, piece: T, cut: int) -> T:
         """The carry and ``piece[:cut]`` as one string, copying ``piece`` once."""
-        if isinstance(piece, bytes):
+        if isinstance(piece, (bytes, bytearray)):
             return b"".join((self.carry, memoryview(piece)[:cut]))
         return self.carry + piece[:cut]
+
+    @staticmethod
+    def _rest(piece: T, start: int) -> T:
+        """``piece[start:]``, as ``bytes`` when ``piece`` is the reading buffer (a ``bytearray`` that is read
+        into again: what is kept of it must be a copy of its own)."""
+        if isinstance(piece, bytearray):
+            return bytes(memoryview(piece)[start:])
+        return piece[start:]
 
     def flush(self) -> Chunk | None:
         """The partial last line (a file need not end with a newline)."""

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import codecs
+import io
+import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from parsers import source
 from parsers.chunks import LINE_CAP, Chunk
@@ -139,3 +145,66 @@ def test_reading_a_file_and_counting(tmp_path: Path) -> None:
     assert inp.encoding == "utf-16-le"
     assert [line.text for line in inp] == TEXT.splitlines()
     assert inp.path == str(path)
+
+
+# ------------------------------------------------- reading into one buffer: what is handed on is a copy
+
+_PIECES = st.lists(
+    st.sampled_from([b"line", b"\r\n", b"\n", b"\r", b"x" * 30, "caf\u00e9".encode(), b"\xff"]), max_size=40
+)
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that has at most ``size`` bytes each time it is read."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data, self._size = memoryview(data), size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(self._size, len(self._data), len(buffer))
+        buffer[:count] = self._data[:count]
+        self._data = self._data[count:]
+        return count
+
+
+def _chunks(source_: Source, sentinel: bool) -> list[Chunk]:
+    return [c for c in source_.chunks(sentinel=sentinel) if isinstance(c, Chunk)]
+
+
+@settings(max_examples=60)
+@given(pieces=_PIECES, size=st.integers(3, 9), sentinel=st.booleans())
+# every read ends a line (the buffer is full and nothing is carried); over-long lines
+@example(pieces=[b"ab\n", b"cd\n", b"ef\n", b"gh\n", b"ij\n", b"\r\n"], size=3, sentinel=False)
+@example(pieces=[b"x" * 30, b"\n", b"x" * 30, b"\r", b"line", b"\n"], size=9, sentinel=True)
+def test_a_file_read_into_one_buffer_gives_the_chunks_of_the_same_bytes_in_memory(
+    pieces: list[bytes], size: int, sentinel: bool
+) -> None:
+    """The file is read into one reused buffer (a full read hands the buffer itself to the liner): every
+    chunk, carried partial line, CR held for a CRLF and skipped over-long line must be a copy, or a later
+    read would change what was handed on before. Chunks are compared once all are read."""
+    data = b"".join(pieces)
+    with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory() as folder:
+        patch.setattr(source, "CHUNK_SIZE", size)
+        patch.setattr(source, "SNIFF_SIZE", 4)
+        patch.setattr(source, "LINE_CAP", 20)
+        path = Path(folder) / "log"
+        path.write_bytes(data)
+        from_file = _chunks(Source("log", path=str(path)), sentinel)
+        in_memory = _chunks(Source("log", data=data), sentinel)
+    assert from_file == in_memory
+
+
+@settings(max_examples=30)
+@given(pieces=_PIECES, size=st.integers(1, 7))
+def test_a_stream_read_in_short_pieces_gives_the_lines_of_the_same_bytes_in_memory(
+    pieces: list[bytes], size: int
+) -> None:
+    data = b"".join(pieces)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(source, "CHUNK_SIZE", 8)
+        patch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(_Trickle(data, size), 8)))
+        streamed = b"".join(c.data for c in _chunks(Source("-", stdin=True), False))  # type: ignore[misc]
+    assert streamed == b"".join(c.data for c in _chunks(Source("log", data=data), False))  # type: ignore[misc]
