@@ -243,15 +243,19 @@ class Source:
             if self.bytes_read > CHUNK_SIZE:
                 _settle_allocator()
             if self.encoding is None:
-                head += piece
-                if len(head) < SNIFF_SIZE and piece:
-                    continue
-                if not head:
-                    yield Chunk(b"")
-                    continue
-                bom = self._sniff(bytes(head[:SNIFF_SIZE]))
-                piece = bytes(head[bom:])
-                head.clear()
+                if not head and len(piece) >= SNIFF_SIZE:  # the usual first read: sniffed where it is
+                    bom = self._sniff(bytes(piece[:SNIFF_SIZE]))
+                    piece = piece[bom:] if bom else piece
+                else:
+                    head += piece
+                    if len(head) < SNIFF_SIZE and piece:
+                        continue
+                    if not head:
+                        yield Chunk(b"")
+                        continue
+                    bom = self._sniff(bytes(head[:SNIFF_SIZE]))
+                    piece = bytes(memoryview(head)[bom:])
+                    head.clear()
             chunk = state.feed(piece)
             if chunk is not None:
                 yield chunk
@@ -295,17 +299,21 @@ def _settle_allocator() -> None:
 
 def _pieces(
     read_into: Callable[[bytearray], int | None], buffer: bytearray, stop: threading.Event | None = None
-) -> Iterator[bytes | bytearray]:
+) -> Iterator[bytearray]:
     """What ``read_into`` reads until the end of its input (or until ``stop`` is set), a ``buffer`` at a
-    time. A full read hands on ``buffer`` itself, read again for the next piece: the liner copies out the
-    lines it keeps (:class:`parsers.chunks.Liner`), so a megabyte read costs no fresh allocation, whose
-    pages the kernel would have to map again (issue 16: 0.19 s of system time at 400 MB). A short read (a
-    pipe, the end of a file) is copied into bytes of its own."""
+    time. Each piece is ``buffer`` itself, cut to what was read and read into again for the next one: the
+    liner copies out the lines it keeps (:class:`parsers.chunks.Liner`), so a megabyte read costs neither a
+    fresh allocation, whose pages the kernel would map anew, nor a copy (a short read, from a pipe or at the
+    end of a file, shrinks the buffer in place; it grows back before the next read)."""
     while not (stop is not None and stop.is_set()):
+        if len(buffer) < CHUNK_SIZE:
+            buffer += bytes(CHUNK_SIZE - len(buffer))
         count = read_into(buffer)
         if not count:
             return
-        yield buffer if count == len(buffer) else bytes(memoryview(buffer)[:count])
+        if count < len(buffer):
+            del buffer[count:]
+        yield buffer
 
 
 class _Decoding:
