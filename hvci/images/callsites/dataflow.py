@@ -62,6 +62,8 @@ MAX_FIXPOINT_ROUNDS = 8
 _FROM_CALLER = unknown("a value the function received from its caller")
 _POPPED = unknown("a value popped from the stack")
 _UNSET = unknown("")
+#: What :data:`REG_INFO` gives for a register of no family we track
+_NO_FAMILY = (None, 0, 0)
 
 
 class X86Dataflow:
@@ -117,7 +119,7 @@ class X86Dataflow:
         def reach(start: int, state: State) -> None:
             old = states.get(start)
             new = state if old is None else old.join(state)
-            if new != old:
+            if new is not old and new != old:
                 states[start] = new
                 if start not in queued:
                     queued.add(start)
@@ -214,7 +216,7 @@ class X86Dataflow:
             if ops[0].type == OP_REG:
                 self._write(insn, ops[0], value, st)
             return
-        if len(ops) == 2 and ops[0].type == OP_REG and self._reg_family(insn, ops[0]) == "sp":
+        if len(ops) == 2 and ops[0].type == OP_REG and REG_INFO.get(ops[0].reg, _NO_FAMILY)[0] == "sp":
             if mnemonic in ("sub", "add") and ops[1].type == OP_IMM:
                 st.shift(ops[1].imm if mnemonic == "sub" else -ops[1].imm)
                 return
@@ -300,10 +302,6 @@ class X86Dataflow:
                 st.forget_stack()
 
     # --- operands ---------------------------------------------------------------------------------------
-
-    def _reg_family(self, insn: Insn, op: Op) -> str | None:
-        info = REG_INFO.get(op.reg)
-        return info[0] if info else None
 
     def _is_stack(self, insn: Insn, op: Op) -> bool:
         if op.base == 0 or op.index_reg != 0:

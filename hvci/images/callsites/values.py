@@ -92,8 +92,12 @@ class State(msgspec.Struct):
         return State(dict(self.regs), dict(self.slots))
 
     def join(self, other: State) -> State:
-        """Per register and slot, the merge of both; identical values (the common case) are kept as is."""
-        return State(_join(self.regs, other.regs), _join(self.slots, other.slots))
+        """Per register and slot, the merge of both; identical values (the common case) are kept as is, and
+        so is this state when nothing in it changes."""
+        regs, slots = _join(self.regs, other.regs), _join(self.slots, other.slots)
+        if regs is self.regs and slots is self.slots:
+            return self
+        return State(regs, slots)
 
     def shift(self, delta: int) -> None:
         """The stack pointer moved down by ``delta`` bytes: slots are now that much further above it."""
