@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import capstone
 import pytest
 
 from hvci.images.callsites.image import Image, function_ranges, regions
@@ -17,6 +18,7 @@ from hvci.images.callsites.x86 import (
     Decoder,
     Op,
     disassembler,
+    first_written,
     parse_operands,
 )
 from hvci.knowledge import kb
@@ -88,3 +90,37 @@ def test_listings_kept_by_the_cheap_pass_are_what_capstone_decodes(path: Path) -
         code = pe.read(start, end - start)
         assert listed == list(lite.disasm_lite(code, start)), hex(start)
     assert sum(map(len, listings.values())) == analyser.prefilter.count
+
+
+def _effect(written: tuple[int, ...], ops: tuple[Op, ...]) -> tuple[set[str], set[tuple[int, ...]]]:
+    """What the interpreter does with an unmodelled instruction's details: the register families written,
+    and the memory operands written (base, index, scale, displacement, size)."""
+    families = {REG_INFO[r][0] for r in written if r in REG_INFO}
+    memory = {
+        (o.base, o.index_reg, o.scale, o.disp, o.size)
+        for o in ops
+        if o.type == OP_MEM and o.access & capstone.CS_AC_WRITE
+    }
+    return families, memory
+
+
+def test_what_the_first_operand_writers_write_is_what_capstone_says() -> None:
+    """:func:`first_written` answers for capstone's details on every instruction of :data:`WRITES_FIRST`
+    in the drivers (registers and memory written as the interpreter reads them)."""
+    checked: dict[str, int] = {}
+    for path in IMAGES:
+        pe = PeImage.open(path)
+        if pe.machine not in ("x64", "x86"):
+            continue
+        bits = 64 if pe.machine == "x64" else 32
+        decoder = Decoder(bits)
+        for section in (s for s in pe.sections if s.executable):
+            code = pe.read(section.virtual_address, section.raw_size)
+            for insn in decoder.decode(code, section.virtual_address):
+                ours = first_written(insn.mnemonic, insn.ops)
+                if ours is None:
+                    continue
+                theirs = decoder._detail((insn.mnemonic, insn.op_str), insn.code, insn.address)
+                assert _effect(*ours) == _effect(*theirs), (hex(insn.address), insn.text, ours, theirs)
+                checked[insn.mnemonic] = checked.get(insn.mnemonic, 0) + 1
+    assert sum(checked.values()) > 100 and {"imul", "sete", "sbb"} <= checked.keys(), checked
