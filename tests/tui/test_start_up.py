@@ -137,3 +137,23 @@ async def test_a_finding_shown_while_the_app_closes_is_dropped_quietly(tmp_path:
         detail.show(sample_incidents()[0], lambda path, number: None)
         assert not detail.query("#fix")
         detail._closing = False
+
+
+async def test_focusing_the_detail_pane_restyles_the_pane_not_its_sections(tmp_path: Path) -> None:
+    app = fixture_app(FixtureFeed({LOG_NAME: "line\n"}, {LOG_NAME: sample_incidents()}), tmp_path)
+    async with app.run_test() as pilot:
+        detail = app.triage.query_one(DetailPane)
+        await wait_for(pilot, lambda: bool(detail.query("#fix")), "a finding's detail")
+        await pilot.press("v")
+        restyled: list[object] = []
+        update_nodes = app.stylesheet.update_nodes
+
+        def recording(nodes, animate=False):  # type: ignore[no-untyped-def]
+            nodes = list(nodes)
+            restyled.extend(nodes)
+            update_nodes(nodes, animate=animate)
+
+        app.stylesheet.update_nodes = recording  # type: ignore[method-assign]
+        await pilot.press("d")
+        assert detail.has_focus and detail in restyled
+        assert not set(restyled).intersection(detail.walk_children())  # a tab switch, not 25 sections
