@@ -157,3 +157,29 @@ async def test_focusing_the_detail_pane_restyles_the_pane_not_its_sections(tmp_p
         await pilot.press("d")
         assert detail.has_focus and detail in restyled
         assert not set(restyled).intersection(detail.walk_children())  # a tab switch, not 25 sections
+
+
+async def test_what_the_readers_found_before_the_mount_is_in_the_first_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    added = threading.Event()
+
+    class Feed(FixtureFeed):
+        def read_incidents(self, load: Load) -> None:
+            load.add(sample_incidents()[0])
+            added.set()
+            super().read_incidents(load)
+
+    listed_at_mount: list[int] = []
+    on_mount = triage.TriageScreen.on_mount
+
+    def mounting(screen: triage.TriageScreen) -> None:
+        assert added.wait(60), "the inputs are read only once the view is mounted"
+        on_mount(screen)
+        listed_at_mount.append(screen.query_one(FindingsTable).row_count)
+
+    monkeypatch.setattr(triage.TriageScreen, "on_mount", mounting)
+    app = fixture_app(Feed({LOG_NAME: "line\n"}, {LOG_NAME: sample_incidents()[1:]}), tmp_path)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: bool(listed_at_mount), "the mount")
+        assert listed_at_mount[0] >= 1  # listed before the first layout and frame

@@ -71,6 +71,7 @@ class TriageScreen(PaneLayout, Screen[None]):
         self._wake_pending = False
         self._woken_at = 0.0
         self._up = False
+        self._mounted = False
         self._pending_loads = [self._new_load(source) for source in sources]  # started before the view is up
         self._seen: dict[int, int] = {}
         self._last_resort = 0.0
@@ -86,6 +87,10 @@ class TriageScreen(PaneLayout, Screen[None]):
         self._empty_for: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
+        # The inputs are read from here on, not from the mount: a large input's first finding (its analysis
+        # child started with the command) is then in before the view's first frame, and drawn in it.
+        for load in self._pending_loads:
+            self._start_reading(load)
         yield Header()
         with Horizontal(id="status"):
             yield Static(id="counts")
@@ -111,7 +116,9 @@ class TriageScreen(PaneLayout, Screen[None]):
         for load in self._pending_loads:
             self._open(load)
         self._pending_loads = []
-        self._update_status()
+        self._mounted = True
+        self._wake_pending = False
+        self.poll()  # what the readers found since the compose
         self.set_timer(START_UP_LIMIT, self._view_is_up)
 
     def _view_is_up(self) -> None:
@@ -169,6 +176,8 @@ class TriageScreen(PaneLayout, Screen[None]):
         """The first news at once, then at most every :data:`WAKE_INTERVAL` (a log with thousands of
         findings would otherwise re-list them as fast as the UI can); no message is posted meanwhile."""
         message.stop()
+        if not self._mounted:
+            return  # news from before the view was mounted: its mount takes them in (and wakes again)
         wait = self._woken_at + WAKE_INTERVAL - time.monotonic()
         if wait > 0:
             self.set_timer(wait, self._take_news)
@@ -180,10 +189,14 @@ class TriageScreen(PaneLayout, Screen[None]):
         self._woken_at = time.monotonic()
         self.poll()
 
-    def _open(self, load: Load, *, select: bool = False) -> Load:
+    def _start_reading(self, load: Load) -> None:
         self.loads.append(load)
         self._read_incidents(load)
         self._read_lines(load)
+
+    def _open(self, load: Load, *, select: bool = False) -> Load:
+        if load not in self.loads:
+            self._start_reading(load)
         if self._shown_load is None or select:
             self._show_load(load)
         if select:
