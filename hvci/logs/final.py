@@ -7,9 +7,9 @@
 change, so :class:`FinalIncidents` writes out everything that starts before the earliest of them, in the
 order ``analyze_inputs`` reports (line order, then order of first appearance), and keeps only the window:
 the same incidents, the same versions, the same order, with memory that does not grow with the input.
-The window holds each incident as a compressed pickle (:class:`~hvci.logs.kept.Packer`): a log whose
-crashes all stay kept holds them all until its end, a kilobyte each instead of a few of Python objects (and
-in a temporary file beyond the packer's memory budget).
+The window holds each incident as a pickle (:class:`~hvci.logs.kept.Packer`): a log whose crashes all stay
+kept holds them all until its end, a kilobyte or two each instead of several of Python objects, and beyond
+the packer's memory budget compressed in a temporary file.
 
 The cut relies on records arriving in line order (a record never starts before one already read; checked on
 every sample and every real-world log). Should a parser ever break that, the stream notices and keeps the
