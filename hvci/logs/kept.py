@@ -299,8 +299,9 @@ _ZDICT_BYTES = 32 * 1024
 class Tracked:
     """A group, the incidents it gave and the ids they have. A kept group (one that a later ``lm``, ``ln``
     or the final pass may classify again) is held as one pickle of the group and its incidents (a
-    :class:`Packer` ticket, compressed once it goes to the file), rebuilt only to be classified again. What is looked at between two
-    classifications is kept beside it: where it starts and the callers still unresolved."""
+    :class:`Packer` ticket, compressed once it goes to the file), rebuilt only to be classified again. What
+    is looked at between two classifications is kept beside it: where it starts and the callers still
+    unresolved."""
 
     __slots__ = (
         "_group",
