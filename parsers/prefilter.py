@@ -34,10 +34,11 @@ per 100 MB (0.030 for the line starts, 0.014 more for the markup). Where it is i
 where wheels exist) the feed scans a bytes chunk of :data:`parsers.fastscan.MIN_CHUNK` or more with it
 once the input has proved large (:data:`parsers.fastscan.FAST_AFTER`), and ``re`` does the rest (small
 inputs, UTF-16 text, no cache folder, platforms without a wheel). The reading around it is now what the
-whole file costs before any block is parsed, at 0.15 s of CPU per 100 MB, twice grep's whole run:
-reading into line-aligned chunks 0.046 s, this pass 0.044 s, counting newlines up to each candidate
-(``bytes.count``, 1.9 GB/s) 0.055 s. docs/architecture.md ("Throughput") has the figures of the whole
-command.
+whole file costs before any block is parsed, at 0.13 s of CPU per 100 MB, twice grep's whole run:
+reading into line-aligned chunks 0.03 s (0.046 s while every read and chunk was a fresh megabyte whose
+pages the kernel mapped anew: :func:`parsers.source._settle_allocator`), this pass 0.044 s, counting
+newlines up to each candidate (``bytes.count``, 1.9 GB/s) 0.055 s. docs/architecture.md ("Throughput")
+has the figures of the whole command.
 """
 
 from __future__ import annotations
