@@ -8,6 +8,7 @@ since. The snapshot of the Evidence tab at 80x24 landed a line short now and the
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
 from tui.linestore import LineStore
 from tui.widgets.evidence_log import EvidenceLog
@@ -20,19 +21,22 @@ class _LogApp(App[None]):
         yield EvidenceLog()
 
 
-def _store() -> LineStore:
+async def _jump_in_a_tall_view(pilot: Pilot[None]) -> EvidenceLog:
+    """A log of :data:`LINES` lines in a 60-row view, jumped to line 80: it wants line 77 at the top, but
+    60 rows show lines 41..100 at most."""
     store = LineStore()
     store.append_chunk("".join(f"line {n}\n" for n in range(1, LINES + 1)))
-    return store
+    log = pilot.app.query_one(EvidenceLog)
+    log.show_lines(store, "log")
+    await pilot.pause()
+    log.jump_to(80)
+    return log
 
 
 async def test_a_jump_clamped_by_a_tall_view_lands_when_the_view_shrinks() -> None:
     app = _LogApp()
     async with app.run_test(size=(80, 60)) as pilot:
-        log = app.query_one(EvidenceLog)
-        log.show_lines(_store(), "log")
-        await pilot.pause()
-        log.jump_to(80)  # wants line 77 at the top; 60 rows show lines 41..100 at most
+        log = await _jump_in_a_tall_view(pilot)
         assert log.scroll_offset.y == log.max_scroll_y < 76
         await pilot.resize_terminal(80, 20)
         await pilot.pause()
@@ -42,10 +46,7 @@ async def test_a_jump_clamped_by_a_tall_view_lands_when_the_view_shrinks() -> No
 async def test_a_view_scrolled_by_the_user_after_a_jump_stays_where_the_user_put_it() -> None:
     app = _LogApp()
     async with app.run_test(size=(80, 60)) as pilot:
-        log = app.query_one(EvidenceLog)
-        log.show_lines(_store(), "log")
-        await pilot.pause()
-        log.jump_to(80)
+        log = await _jump_in_a_tall_view(pilot)
         log.action_lines(-5)
         moved_to = log.scroll_offset.y
         await pilot.resize_terminal(80, 20)
