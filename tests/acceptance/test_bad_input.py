@@ -17,6 +17,7 @@ from cli.exitcodes import ExitCode
 from cli.main import cli
 from parsers.base import Line, LineCursor
 from parsers.stack import read_frames
+from tests.conftest import HANG_SECONDS
 
 LOGS = Path(__file__).resolve().parent / "logs"
 KD_SESSION = LOGS / "06_kd_serial_session_c4_2000.log"  # banner + Fatal System Error + !analyze -v + kb + lm
@@ -164,7 +165,7 @@ def test_the_installed_entry_point_reads_stdin_without_a_traceback() -> None:
         [sys.executable, "-m", "cli", "analyze", "--format", "json", "-"],
         input=os.urandom(4096) + KD_SESSION.read_bytes(),
         capture_output=True,
-        timeout=60,
+        timeout=HANG_SECONDS,
         check=False,
     )
     assert b"Traceback" not in done.stderr and done.returncode == ExitCode.FINDINGS

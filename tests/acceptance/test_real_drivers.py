@@ -35,7 +35,7 @@ from hvci.images.scan import IMAGE_STATUSES, ScanReport, scan_image
 from hvci.knowledge.kb import load
 from hvci.knowledge.kmdf import load as kmdf_table
 from symbols.pe import PeImage
-from tests.conftest import realworld, realworld_files
+from tests.conftest import HANG_SECONDS, realworld, realworld_files
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVERS = realworld_files("drivers", "*.sys")
@@ -246,7 +246,7 @@ def _kmdf_sites(insns: list[capstone.CsInsn], facts: dict[str, Any]) -> dict[int
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=REPO, timeout=HANG_SECONDS
     )
 
 
@@ -579,7 +579,7 @@ def _symbolize(path: Path, rvas: list[int]) -> list[dict[str, Any]]:
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=300,
+        timeout=HANG_SECONDS,
     )
     assert "Traceback" not in result.stderr, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -599,7 +599,7 @@ def test_symbolize_msvc_dll_agrees_with_llvm_symbolizer(dll: str) -> None:
             input="\n".join(f"{rva:#x}" for rva in rvas),
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=HANG_SECONDS,
         )
         .stdout.strip()
         .split("\n\n")
@@ -672,7 +672,7 @@ def test_extra_dwarf_images_symbolize_to_source_lines() -> None:
                 input="\n".join(f"{rva:#x}" for rva in rvas),
                 capture_output=True,
                 text=True,
-                timeout=300,
+                timeout=HANG_SECONDS,
             )
             .stdout.strip()
             .split("\n\n")

@@ -37,7 +37,7 @@ COMMANDS_THAT_WRITE = {
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, cwd=ROOT, timeout=120, check=False
+        [sys.executable, "-m", "cli", *args], capture_output=True, cwd=ROOT, timeout=HANG_SECONDS, check=False
     )
 
 
@@ -57,7 +57,7 @@ def test_a_full_device_on_stdout_is_exit_2_with_one_line(name: str) -> None:
             stdout=full,
             stderr=subprocess.PIPE,
             cwd=ROOT,
-            timeout=120,
+            timeout=HANG_SECONDS,
             check=False,
         )
     assert done.returncode == ExitCode.USAGE
@@ -71,7 +71,7 @@ def test_a_closed_stdout_is_exit_2_not_silence(name: str) -> None:
         [sys.executable, "-m", "cli", *COMMANDS_THAT_WRITE[name]],
         stderr=subprocess.PIPE,
         cwd=ROOT,
-        timeout=120,
+        timeout=HANG_SECONDS,
         check=False,
         preexec_fn=lambda: os.close(1),
     )
@@ -204,7 +204,7 @@ def test_a_fifo_is_read_once_and_its_writer_survives(tmp_path: Path) -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     done = _run(["analyze", "--format", "json", str(fifo)])
-    thread.join(timeout=120)
+    thread.join(timeout=HANG_SECONDS)
     assert written == [None]
     assert done.returncode == ExitCode.FINDINGS and b"execute-pool-type" in done.stdout
 

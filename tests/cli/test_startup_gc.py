@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from cli.commands import load
+from tests.conftest import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,7 @@ def _gc_state_at_exit(*args: str) -> str:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=HANG_SECONDS,
         check=False,
     )
     return done.stdout.strip().splitlines()[-1]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from parsers.registry import PARSERS
+from tests.conftest import HANG_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH_LOG = ROOT / "samples" / "logs" / "session-pool-type-haxm.log"
@@ -94,7 +95,7 @@ def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=HANG_SECONDS,
         check=True,
         env={**os.environ, **(env or {})},
     )

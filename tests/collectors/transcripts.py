@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.conftest import HANG_SECONDS
+
 ROOT = Path(__file__).resolve().parents[2]
 PYKD_SCRIPT = ROOT / "collectors" / "pykd_collector.py"
 JS_SCRIPT = ROOT / "collectors" / "windbg_collector.js"
@@ -156,7 +158,7 @@ def run_js(answers: dict[str, object], session: Path) -> list[str]:
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
+        timeout=HANG_SECONDS,
     )
     assert done.returncode == 0, done.stderr
     sent: list[str] = json.loads(done.stdout.splitlines()[-1])

@@ -289,7 +289,7 @@ def test_follow_mode_sees_appended_blocks_until_stopped(
     assert isinstance(out[2], BugCheckRecord) and out[2].form == "fatal-system-error"
     assert (out[2].span.first_line, out[2].span.last_line, out[2].args) == (9, 10, (0x2000, 1, 0, 0))
     stop.set()
-    thread.join(5)
+    thread.join(HANG_SECONDS)
     assert not thread.is_alive()
 
 
@@ -304,7 +304,7 @@ def test_follow_mode_restarts_after_truncation(tmp_path: Path, monkeypatch: pyte
     path.write_bytes(f"{BUG}\n".encode())  # truncated and rewritten, as a new .logopen does
     stop.read_all()
     stop.set()
-    thread.join(5)
+    thread.join(HANG_SECONDS)
     kinds = [(type(r).__name__, r.span.first_line) for r in out]
     assert kinds[0] == ("BugCheckRecord", 3)
     assert ("BugCheckRecord", 1) in kinds
@@ -324,7 +324,7 @@ def test_follow_mode_reopens_a_re_created_file(tmp_path: Path, monkeypatch: pyte
     replacement.replace(path)  # a new file (new inode), in another encoding
     stop.read_all()
     stop.set()
-    thread.join(5)
+    thread.join(HANG_SECONDS)
     assert [(type(r).__name__, r.span.first_line) for r in out if not isinstance(r, Diagnostic)] == [
         ("BugCheckRecord", 1),
         ("BugCheckRecord", 3),
@@ -351,7 +351,7 @@ def test_follow_mode_uses_a_block_at_the_end_of_a_quiet_file(
     (listing,) = [r for r in out if isinstance(r, ModuleListRecord)]
     assert [m.name for m in listing.modules] == ["IntelHaxm"]
     stop.set()
-    thread.join(5)
+    thread.join(HANG_SECONDS)
     assert not thread.is_alive()
 
 

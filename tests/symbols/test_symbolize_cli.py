@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cli.commands.symbolize import command
 from cli.exitcodes import ExitCode
-from tests.conftest import realworld
+from tests.conftest import HANG_SECONDS, realworld
 from tests.symbols.conftest import SAMPLE_BUILD
 
 
@@ -178,9 +178,9 @@ def test_a_program_waiting_for_each_answer_gets_it_before_sending_the_next() -> 
         for address in ("0x1005", "0x1010"):
             child.stdin.write(f"{address}\n".encode())
             child.stdin.flush()
-            ready, _, _ = select.select([child.stdout], [], [], 120)
+            ready, _, _ = select.select([child.stdout], [], [], HANG_SECONDS)
             assert ready, "no answer while stdin is still open"
             assert json.loads(child.stdout.readline())["rva"] == address
     finally:
         child.stdin.close()
-        child.wait(timeout=120)
+        child.wait(timeout=HANG_SECONDS)

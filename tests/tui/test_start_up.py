@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from hvci.knowledge import kb
+from tests.conftest import HANG_SECONDS
 from tests.tui.conftest import LOG_NAME, FixtureFeed, fixture_app, sample_incidents, wait_for
 from tui.engine_feed import TEXT_HEAD_BYTES, PipelineFeed
 from tui.loading import Load, Source
@@ -40,7 +41,12 @@ NOT_BEFORE_THE_FIRST_FRAME = (
 def test_the_view_imports_only_what_its_first_frame_draws() -> None:
     script = "import json, sys\nimport tui.app\nprint(json.dumps(sorted(sys.modules)))\n"
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=HANG_SECONDS,
+        check=True,
     )
     loaded = set(json.loads(done.stdout))
     assert "tui.screens.triage" in loaded  # the listing is of a real import
@@ -67,12 +73,12 @@ def test_the_text_reader_stops_after_the_head_until_the_view_is_up() -> None:
     reader = threading.Thread(target=PipelineFeed(options=None).read_lines, args=(load,))  # type: ignore[arg-type]
     reader.start()
     try:
-        assert load.view_up.waiting.wait(60), "the reader never waited for the view"
+        assert load.view_up.waiting.wait(HANG_SECONDS), "the reader never waited for the view"
         assert TEXT_HEAD_BYTES <= load.bytes_read < len(data)
         assert not load.lines_done
     finally:
         load.view_up.set()
-        reader.join(60)
+        reader.join(HANG_SECONDS)
     assert load.lines_done and load.error is None
     assert len(load.lines) == data.count(b"\n")
 
@@ -109,7 +115,7 @@ async def test_a_remediation_shown_before_its_renderers_load_is_rendered_once_th
     monkeypatch.setattr(detail_pane, "RENDERERS_LOADED", loaded)
 
     def warm_up() -> None:
-        go.wait(60)
+        go.wait(HANG_SECONDS)
         loaded.set()
 
     monkeypatch.setattr(triage, "warm_up_detail", warm_up)
@@ -174,7 +180,7 @@ async def test_what_the_readers_found_before_the_mount_is_in_the_first_frame(
     on_mount = triage.TriageScreen.on_mount
 
     def mounting(screen: triage.TriageScreen) -> None:
-        assert added.wait(60), "the inputs are read only once the view is mounted"
+        assert added.wait(HANG_SECONDS), "the inputs are read only once the view is mounted"
         on_mount(screen)
         listed_at_mount.append(screen.query_one(FindingsTable).row_count)
 

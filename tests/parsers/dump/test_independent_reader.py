@@ -20,6 +20,7 @@ from parsers.dump.memory import VirtualMemory, physical_map
 from parsers.dump.modules import walk_loaded_modules
 from parsers.source import Source
 from tests.builders.dumps import Crash, Driver, memory_dump
+from tests.conftest import HANG_SECONDS
 
 pytest.importorskip("kdmp_parser", reason="kdmp-parser (test dependency) is not installed")
 
@@ -55,7 +56,7 @@ def _kdmp(path: Path, addresses: list[int]) -> dict[str, object]:
         [sys.executable, "-c", _CHILD, str(path), *(hex(a) for a in addresses)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_SECONDS,
         check=True,
     )
     return json.loads(done.stdout.rsplit("\nANSWER ", 1)[1])  # type: ignore[no-any-return]
