@@ -295,7 +295,7 @@ class X86Dataflow:
                 continue
             target = self._mem_target(insn, op)
             if self._is_stack(insn, op):
-                st.slots[op.disp] = unknown(reason)
+                st.overwrite(op.disp, op.size, unknown(reason))
             elif target is not None:
                 self._store(insn, target, op.size, unknown(reason))
             elif self.stack_escapes:

@@ -103,6 +103,14 @@ class State(msgspec.Struct):
         """The stack pointer moved down by ``delta`` bytes: slots are now that much further above it."""
         self.slots = {offset + delta: v for offset, v in self.slots.items() if offset + delta >= 0}
 
+    def overwrite(self, offset: int, size: int, value: Val) -> None:
+        """``size`` bytes at ``offset`` now hold ``value`` (an unknown one): so does every slot that begins
+        inside them or runs into them (a slot holds at most 8 bytes), e.g. the fields of a structure built on
+        the stack by one 16-byte ``movups``."""
+        for key in [k for k in self.slots if offset - 8 < k < offset + size]:
+            self.slots[key] = value
+        self.slots[offset] = value
+
     def forget_stack(self) -> None:
         """Stack variables are no longer known, except the UNICODE_STRINGs a routine lookup reads."""
         self.slots = {k: v for k, v in self.slots.items() if v.kind == "ustr"}
