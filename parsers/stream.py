@@ -350,7 +350,8 @@ def _run(
 
 def _format(seen: Counter[str]) -> str:
     """The input's format from the blocks found: a debugger session mixes several kinds of block, which
-    makes it a ``kd-log``; a file of only one kind is named after it; nothing found is ``text``."""
+    makes it a ``kd-log``; a file of only one kind is named after it; nothing found is ``text``; otherwise
+    the kind with the most blocks, the one seen first on a tie (the same input always gets the same name)."""
     formats = {FORMATS.get(name, "kd-log") for name in seen}
     if not formats:
         return "text"
@@ -358,4 +359,8 @@ def _format(seen: Counter[str]) -> str:
         return formats.pop()
     if "kd-log" in formats or formats <= {"analyze", "verifier", "kd-log"}:
         return "kd-log"
-    return max(formats, key=lambda f: sum(n for name, n in seen.items() if FORMATS.get(name, "kd-log") == f))
+    blocks: dict[str, int] = {}
+    for name, count in seen.items():  # in the order the kinds first appeared in the input
+        kind = FORMATS.get(name, "kd-log")
+        blocks[kind] = blocks.get(kind, 0) + count
+    return max(blocks, key=blocks.__getitem__)  # a tie goes to the kind seen first, never to hash order
