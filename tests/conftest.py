@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,23 @@ REALWORLD_ROOT = REPO.parent / "shared" / "realworld"
 #: only turns a hang into a failure; it is far above what a busy 2-core machine takes. Speed is measured
 #: by the benchmarks.
 HANG_SECONDS = 300.0
+
+
+def modules_loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules a fresh interpreter (run from the repository) has imported after running ``code`` (a few
+    statements), listed without importing anything more (``json`` is one of the modules tests check)."""
+    script = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=HANG_SECONDS,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    return set(done.stdout.strip().splitlines()[-1].split())
+
 
 #: Hypothesis's default deadline (200 ms an example) and its too-slow health check are wall-clock limits that
 #: a busy machine fails; no test here has either (a test's own ``@settings`` adds to this profile).

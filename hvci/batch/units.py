@@ -42,7 +42,7 @@ class Unit(msgspec.Struct, frozen=True):
     size: int = 0
     problem: str | None = None
     severity: Severity = "error"  # of the problem: "info" for an input the results store already has
-    #: whether a file's SHA-256 is computed (how the results store knows an input again): 0.07 s of CPU per
+    #: whether an input's SHA-256 is computed (how the results store knows an input again): 0.07 s of CPU per
     #: 100 MB, as much as grep takes to search it, so a run without a store does without
     hashed: bool = True
 

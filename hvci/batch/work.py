@@ -131,8 +131,11 @@ def read_capped(stream: Readable, name: str) -> bytes:
     return b"".join(pieces)
 
 
-def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[Part]:
+def analyse_bytes(name: str, data: bytes, options: AnalyzeOptions, *, hashed: bool) -> Iterator[Part]:
+    """Bytes in memory analysed as one input; ``hashed``: their SHA-256 is wanted (:attr:`Unit.hashed`)."""
     inp = open_input(None, data=data, name=name)
+    if not hashed:
+        return _analyse(inp, options, None, len(data))
     digest = sha256(len(data))
     digest.update(data)
     return _analyse(inp, options, digest.hexdigest(), len(data))
@@ -155,7 +158,7 @@ def tar_members(archive: tarfile.TarFile, name: str) -> Iterator[tuple[str, byte
             yield shown, read_capped(handle, shown)
 
 
-def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Iterator[Part]:
+def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions, *, hashed: bool) -> Iterator[Part]:
     import tarfile
     import zlib
 
@@ -167,7 +170,7 @@ def _tar_results(opener: IO[bytes], name: str, options: AnalyzeOptions) -> Itera
                 if isinstance(content, str):
                     yield failed(shown, content, "warning")
                 else:
-                    yield from analyse_bytes(shown, content, options)
+                    yield from analyse_bytes(shown, content, options, hashed=hashed)
     except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as error:
         members += 1
         yield failed(name, f"a damaged or cut-off tar archive, read up to here: {error}")
@@ -190,9 +193,9 @@ def _gzip_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Pa
         return
     if filetype.sniff(head).kind == "tar-archive":
         with open(path, "rb") as raw:
-            yield from _tar_results(raw, unit.name, options)
+            yield from _tar_results(raw, unit.name, options, hashed=unit.hashed)
     else:
-        yield from analyse_bytes(unit.name, data, options)
+        yield from analyse_bytes(unit.name, data, options, hashed=unit.hashed)
 
 
 def read_zip_member(path: str, member: str, name: str) -> bytes | str:
@@ -227,7 +230,7 @@ def _file_results(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Pa
         yield failed(unit.name, f"cannot read: {reason}")
         return
     if data is not None:
-        yield from _data_results(unit.name, data, options)
+        yield from _data_results(unit.name, data, options, hashed=unit.hashed)
     elif kind == "gzip":
         yield from _gzip_results(unit, path, options)
     elif kind == "tar-archive":
@@ -243,10 +246,10 @@ def _opened_tar(unit: Unit, path: str, options: AnalyzeOptions) -> Iterator[Part
         yield failed(unit.name, f"cannot read: {error.strerror or error}")
         return
     with raw:
-        yield from _tar_results(raw, unit.name, options)
+        yield from _tar_results(raw, unit.name, options, hashed=unit.hashed)
 
 
-def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[Part]:
+def _data_results(name: str, data: bytes, options: AnalyzeOptions, *, hashed: bool) -> Iterator[Part]:
     """Bytes already in memory (stdin, a unit shipped to a cluster): gzip and tar are opened here too."""
     kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "gzip":
@@ -261,9 +264,9 @@ def _data_results(name: str, data: bytes, options: AnalyzeOptions) -> Iterator[P
             return
         kind = filetype.sniff(data[: filetype.HEAD_BYTES]).kind
     if kind == "tar-archive":
-        yield from _tar_results(io.BytesIO(data), name, options)
+        yield from _tar_results(io.BytesIO(data), name, options, hashed=hashed)
     else:
-        yield from analyse_bytes(name, data, options)
+        yield from analyse_bytes(name, data, options, hashed=hashed)
 
 
 def stream_unit(unit: Unit, options: AnalyzeOptions) -> Iterator[Part]:
@@ -273,14 +276,14 @@ def stream_unit(unit: Unit, options: AnalyzeOptions) -> Iterator[Part]:
     if unit.problem is not None:
         yield failed(unit.name, unit.problem, unit.severity)
     elif unit.data is not None:
-        yield from _data_results(unit.name, unit.data, options)
+        yield from _data_results(unit.name, unit.data, options, hashed=unit.hashed)
     elif unit.member is not None:
         assert unit.path is not None
         data = read_zip_member(unit.path, unit.member, unit.name)
         if isinstance(data, str):
             yield failed(unit.name, data)
         else:
-            yield from _data_results(unit.name, data, options)
+            yield from _data_results(unit.name, data, options, hashed=unit.hashed)
     else:
         assert unit.path is not None
         yield from _file_results(unit, unit.path, options)

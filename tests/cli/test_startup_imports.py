@@ -6,13 +6,10 @@ the structure that makes it fast, by listing the modules a child process has imp
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from parsers.registry import PARSERS
-from tests.conftest import HANG_SECONDS
+from tests.conftest import modules_loaded_after
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH_LOG = ROOT / "samples" / "logs" / "session-pool-type-haxm.log"
@@ -86,22 +83,6 @@ ENGINE = (
 )
 
 
-def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
-    """The modules a child process has imported after running ``code`` (a few statements), listed without
-    importing anything more (``json`` is one of the modules checked)."""
-    script = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=HANG_SECONDS,
-        check=True,
-        env={**os.environ, **(env or {})},
-    )
-    return set(done.stdout.strip().splitlines()[-1].split())
-
-
 def _heavy(loaded: set[str], names: tuple[str, ...]) -> list[str]:
     return sorted(n for n in names if n in loaded or any(m.startswith(n + ".") for m in loaded))
 
@@ -115,14 +96,14 @@ def test_analyze_of_a_one_line_file_imports_no_batch_extras(tmp_path: Path) -> N
     log.write_text("nothing to see here\n", encoding="utf-8")
     code = f"from cli.main import run\ncode = run(['analyze', {str(log)!r}])\nassert code == 0, code"
     cache = {"HVCI_TRIAGE_CACHE_DIR": str(tmp_path / "cache")}
-    assert "tempfile" in _loaded_after(code, cache)  # the check can fail: the first run writes the entry
-    assert _heavy(_loaded_after(code, cache), NOT_FOR_A_SHORT_LOG_OF_NOISE) == []
+    assert "tempfile" in modules_loaded_after(code, cache)  # it can fail: the first run writes the entry
+    assert _heavy(modules_loaded_after(code, cache), NOT_FOR_A_SHORT_LOG_OF_NOISE) == []
 
 
 def test_analyze_of_a_crash_log_does_load_the_pipeline() -> None:
     """The list above can fail: a log with a crash builds the pipeline, in process."""
     code = f"from cli.main import run\ncode = run(['analyze', {str(CRASH_LOG)!r}])\nassert code == 1, code"
-    loaded = _heavy(_loaded_after(code), NOT_FOR_A_SHORT_LOG_OF_NOISE)
+    loaded = _heavy(modules_loaded_after(code), NOT_FOR_A_SHORT_LOG_OF_NOISE)
     assert {"hvci.logs.pipeline", "hvci.logs.correlate", "hvci.logs.classify"} <= set(loaded)
 
 
@@ -135,7 +116,7 @@ def test_the_engine_reads_a_log_of_noise_without_classifiers_or_binary_readers(t
         "from hvci.logs.pipeline import analyze_inputs\nfrom parsers.stream import open_input\n"
         f"report = analyze_inputs([open_input({str(log)!r})])\nassert not report.incidents"
     )
-    assert _heavy(_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE) == []
+    assert _heavy(modules_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE) == []
 
 
 def test_the_check_sees_what_a_crash_needs() -> None:
@@ -144,12 +125,12 @@ def test_the_check_sees_what_a_crash_needs() -> None:
         "from hvci.logs.pipeline import analyze_inputs\nfrom parsers.stream import open_input\n"
         f"report = analyze_inputs([open_input({str(CRASH_LOG)!r})])\nassert report.incidents"
     )
-    assert "hvci.logs.classify" in _heavy(_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE)
+    assert "hvci.logs.classify" in _heavy(modules_loaded_after(code), NOT_FOR_A_LOG_OF_NOISE)
 
 
 def test_help_imports_no_engine_and_no_knowledge() -> None:
     code = "from cli.main import run\ncode = run(['--help'])\nassert code == 0, code"
-    assert _heavy(_loaded_after(code), (*ENGINE, "hvci.knowledge", "msgspec", "tomllib")) == []
+    assert _heavy(modules_loaded_after(code), (*ENGINE, "hvci.knowledge", "msgspec", "tomllib")) == []
 
 
 def test_explain_reads_the_knowledge_base_from_a_warm_cache_alone(tmp_path: Path) -> None:
@@ -157,9 +138,9 @@ def test_explain_reads_the_knowledge_base_from_a_warm_cache_alone(tmp_path: Path
     and nothing of the engine or the constant decoders is imported."""
     code = "from cli.main import run\ncode = run(['explain', '0x2000'])\nassert code == 0, code"
     cache = {"HVCI_TRIAGE_CACHE_DIR": str(tmp_path)}
-    cold = _loaded_after(code, cache)
+    cold = modules_loaded_after(code, cache)
     assert "tomllib" in cold  # the check can fail: the first run reads the files
-    warm = _loaded_after(code, cache)
+    warm = modules_loaded_after(code, cache)
     # (the cache folder's entry files, parsers.usercache: standard library only, shared with the prefilter)
     assert (
         _heavy(warm - {"parsers", "parsers.usercache"}, (*ENGINE, "tomllib", "hvci.knowledge.decode")) == []
@@ -168,7 +149,7 @@ def test_explain_reads_the_knowledge_base_from_a_warm_cache_alone(tmp_path: Path
 
 def _scan_loads(*images: str) -> set[str]:
     paths = [str(ROOT / "samples" / "drivers" / "build" / name) for name in images]
-    return _loaded_after(
+    return modules_loaded_after(
         f"from cli.main import run\ntry:\n    run(['scan', *{paths!r}])\nexcept SystemExit:\n    pass"
     )
 
@@ -187,5 +168,5 @@ def test_a_warm_scan_of_an_image_parses_no_toml_and_starts_no_interpreter(tmp_pa
     image = str(ROOT / "samples" / "drivers" / "build" / "wx_section.sys")
     code = f"from cli.main import run\ntry:\n    run(['scan', {image!r}])\nexcept SystemExit:\n    pass"
     cache = {"HVCI_TRIAGE_CACHE_DIR": str(tmp_path)}
-    assert "tomllib" in _loaded_after(code, cache)  # the check can fail: the first run reads the files
-    assert _heavy(_loaded_after(code, cache), ("tomllib", "subprocess", "dataclasses")) == []
+    assert "tomllib" in modules_loaded_after(code, cache)  # the check can fail: the first run reads the files
+    assert _heavy(modules_loaded_after(code, cache), ("tomllib", "subprocess", "dataclasses")) == []

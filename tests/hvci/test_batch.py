@@ -245,3 +245,20 @@ def test_a_file_is_hashed_only_for_the_results_store(tmp_path: Path, monkeypatch
     assert code == ExitCode.FINDINGS and hashed == [str(HAXM)]
     (missing,) = list(stream_unit(Unit("gone", str(tmp_path / "gone"), hashed=False), AnalyzeOptions()))
     assert isinstance(missing, work.InputResult) and batch_run.unread(missing)
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_bytes_in_memory_are_hashed_only_for_the_results_store(tmp_path: Path, hashed: bool) -> None:
+    """Standard input, and a gzip file's or an archive member's bytes, follow the unit as a file does."""
+    import gzip
+    import hashlib
+
+    from hvci.batch import work
+
+    data = HAXM.read_bytes()
+    packed = tmp_path / "haxm.log.gz"
+    packed.write_bytes(gzip.compress(data))
+    expected = hashlib.sha256(data).hexdigest() if hashed else None
+    for unit in (Unit("<stdin>", data=data, hashed=hashed), Unit(str(packed), str(packed), hashed=hashed)):
+        (result,) = [p for p in stream_unit(unit, AnalyzeOptions()) if isinstance(p, work.InputResult)]
+        assert result.sha256 == expected and not batch_run.unread(result)

@@ -3,9 +3,6 @@ neither imported nor read before it (start-up time itself is measured by ``bench
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from hvci.knowledge import kb
-from tests.conftest import HANG_SECONDS
+from tests.conftest import HANG_SECONDS, modules_loaded_after
 from tests.tui.conftest import LOG_NAME, FixtureFeed, fixture_app, sample_incidents, wait_for
 from tui.engine_feed import TEXT_HEAD_BYTES, PipelineFeed
 from tui.loading import Load, Source
@@ -23,8 +20,6 @@ from tui.screens import triage
 from tui.widgets import detail_pane
 from tui.widgets.detail_pane import DetailPane
 from tui.widgets.findings_table import FindingsTable
-
-ROOT = Path(__file__).resolve().parents[2]
 
 #: Screens, widgets and renderers the list's first frame does not draw; each is imported on first use.
 NOT_BEFORE_THE_FIRST_FRAME = (
@@ -39,16 +34,7 @@ NOT_BEFORE_THE_FIRST_FRAME = (
 
 
 def test_the_view_imports_only_what_its_first_frame_draws() -> None:
-    script = "import json, sys\nimport tui.app\nprint(json.dumps(sorted(sys.modules)))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=HANG_SECONDS,
-        check=True,
-    )
-    loaded = set(json.loads(done.stdout))
+    loaded = modules_loaded_after("import tui.app")
     assert "tui.screens.triage" in loaded  # the listing is of a real import
     assert sorted(loaded.intersection(NOT_BEFORE_THE_FIRST_FRAME)) == []
 
