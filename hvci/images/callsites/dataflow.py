@@ -295,7 +295,7 @@ class X86Dataflow:
                 continue
             target = self._mem_target(insn, op)
             if self._is_stack(insn, op):
-                st.overwrite(op.disp, op.size, unknown(reason))
+                st.store(op.disp, op.size, unknown(reason), lambda: reason)
             elif target is not None:
                 self._store(insn, target, op.size, unknown(reason))
             elif self.stack_escapes:
@@ -353,6 +353,8 @@ class X86Dataflow:
                         "written in the visible code"
                     )
                 if slot.kind == "const" and width < 64:
+                    return consts(frozenset(v & ((1 << width) - 1) for v in slot.consts))
+                if slot.low_bits and width <= slot.low_bits:  # the field below a store into its slot
                     return consts(frozenset(v & ((1 << width) - 1) for v in slot.consts))
                 return slot
             framework = self._wdf_function(op, st)
@@ -426,7 +428,7 @@ class X86Dataflow:
                     frozenset((o & ~mask) | ((v << shift) & mask) for o in old.consts for v in value.consts),
                 )
             else:
-                reason = f"partly written by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
+                reason = _partly(insn)
                 low = value.kind == "const" and shift == 0 and len(value.consts) <= MAX_VALUES
                 st.regs[family] = (
                     Val("unknown", frozenset(v & ((1 << bits) - 1) for v in value.consts), None, reason, bits)
@@ -438,7 +440,7 @@ class X86Dataflow:
             if self._is_stack(insn, op):
                 if value.kind == "const" and op.size < 8:
                     value = consts(frozenset(v & ((1 << (op.size * 8)) - 1) for v in value.consts))
-                st.slots[op.disp] = value
+                st.store(op.disp, op.size, value, lambda: _partly(insn))
                 return
             rva = self._mem_target(insn, op)
             if rva is None and self.stack_escapes:
@@ -452,6 +454,10 @@ class X86Dataflow:
                     self.image.global_fns[rva] = Target(
                         value.ref, None, f"call through the pointer stored at RVA 0x{rva:x}"
                     )
+
+
+def _partly(insn: Insn) -> str:
+    return f"partly written by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
 
 
 def _operand(name: str, right: Val) -> tuple[GlobalOp, ...]:

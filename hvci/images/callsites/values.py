@@ -103,17 +103,59 @@ class State(msgspec.Struct):
         """The stack pointer moved down by ``delta`` bytes: slots are now that much further above it."""
         self.slots = {offset + delta: v for offset, v in self.slots.items() if offset + delta >= 0}
 
-    def overwrite(self, offset: int, size: int, value: Val) -> None:
-        """``size`` bytes at ``offset`` now hold ``value`` (an unknown one): so does every slot that begins
-        inside them or runs into them (a slot holds at most 8 bytes), e.g. the fields of a structure built on
-        the stack by one 16-byte ``movups``."""
-        for key in [k for k in self.slots if offset - 8 < k < offset + size]:
-            self.slots[key] = value
+    def store(self, offset: int, size: int, value: Val, partly: Callable[[], str]) -> None:
+        """``size`` bytes at ``offset`` now hold ``value``. A slot that begins inside them (a structure's
+        fields built on the stack, then covered by one 16-byte ``movups`` or an 8-byte ``mov``) or below them
+        and may run into them (a slot holds at most 8 bytes; a narrow one was kept masked to its width) now
+        holds its bytes as they are in memory: its own where the store did not reach, the store's where it
+        did. What can no longer be known of it is unknown, with ``partly()`` (naming the store) as the reason;
+        its known low bytes are kept (``low_bits``), so a field below the store is read as before."""
+        end = offset + size
+        for key in [k for k in self.slots if offset - 8 < k < end and k != offset]:
+            self.slots[key] = _overlapped(self.slots[key], key, offset, size, value, partly())
         self.slots[offset] = value
 
     def forget_stack(self) -> None:
         """Stack variables are no longer known, except the UNICODE_STRINGs a routine lookup reads."""
         self.slots = {k: v for k, v in self.slots.items() if v.kind == "ustr"}
+
+
+def _low(bits: int) -> int:
+    return (1 << bits) - 1 if bits < 64 else MASK64
+
+
+def _known_low(values: frozenset[int], bits: int, reason: str) -> Val:
+    """Unknown, but for its low ``bits`` bits, which are one of ``values``."""
+    return _make(Val, ("unknown", values, None, reason, bits, (), 0))
+
+
+def _overlapped(old: Val, key: int, offset: int, size: int, new: Val, partly: str) -> Val:
+    """What the slot at ``key`` holds after ``size`` bytes at ``offset`` were set to ``new``; the slot
+    begins below the store (its low bytes stay) or inside it (its low bytes are the store's)."""
+    if old.kind == "global" and key + old.size <= offset:
+        return old  # a value loaded from a narrower global ends before the store
+    if key < offset:
+        kept = (offset - key) * 8  # the slot's own low bits
+        if old.kind == "const" and new.kind == "const":
+            reach = _low(min(64, kept + size * 8)) & ~_low(kept)
+            values = frozenset((o & ~reach) | ((n << kept) & reach) for o in old.consts for n in new.consts)
+            return consts(values) if len(values) <= MAX_VALUES else unknown(partly)
+        if old.kind == "const" or (old.kind == "unknown" and old.low_bits):
+            bits = min(kept, old.low_bits) if old.kind == "unknown" else kept
+            return _known_low(frozenset(v & _low(bits) for v in old.consts), bits, partly)
+        return old if old.kind == "unknown" else unknown(partly)
+    covered = (offset + size - key) * 8  # the slot's low bits the store set
+    shift = (key - offset) * 8
+    if new.kind != "const":
+        return unknown(partly)
+    if covered >= 64:
+        return consts(frozenset((n >> shift) & MASK64 for n in new.consts))
+    if old.kind == "const":
+        values = frozenset(
+            (o & ~_low(covered)) | ((n >> shift) & _low(covered)) for o in old.consts for n in new.consts
+        )
+        return consts(values) if len(values) <= MAX_VALUES else unknown(partly)
+    return _known_low(frozenset((n >> shift) & _low(covered) for n in new.consts), covered, partly)
 
 
 def _join(a: dict[Any, Val], b: dict[Any, Val]) -> dict[Any, Val]:
