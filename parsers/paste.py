@@ -94,8 +94,14 @@ _SPLIT = deferred_compile(rf"[ \t]+(?={_PIECE})")
 # a flattened line, markup inside (each alternative starts with a rare literal: one fast scan), or a
 # backtick that is not inside an address or an inline frame's dashes
 _FRONT = deferred_compile(r"[ \t]*(?:[>`~*+\-\u2022\u00b7\u2013\u2014]|[0-9]{1,3}[.)][ \t])")
+#: what :func:`_clean_front` peels or drops, where :data:`_FRONT` is a character that may start it: a quote
+#: marker, a backtick, a fence, a bullet or number followed by a blank, a star bullet (:data:`_STAR_BULLET`)
+_PEELS = deferred_compile(
+    r"[ \t]*(?:[>`]|```|~~~|[-+\u2022\u00b7\u2013\u2014][ \t]|[0-9]{1,3}[.)][ \t]"
+    r"|\*[ \t](?=[ \t]*[^\s*])(?!.*\*[ \t]*$))"
+)
 _FLATTENED = deferred_compile(rf"[ \t]{_PIECE}")
-_INLINE = deferred_compile(rf"{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|\*\*|[{_SPECIAL}]")
+_INLINE = deferred_compile(rf"{_ESCAPE}|{_ENTITY}|(?i:{_TAG})|\{{%|[{_SPECIAL}]")  # (and bold: _BOLD)
 _IN_ADDRESS = frozenset("0123456789abcdefABCDEF-")
 _MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...)
 #: what a line starts with (after blanks) when _QUOTE, _BULLET or _STAR_BULLET may match it
@@ -131,8 +137,10 @@ def clean_line(text: str) -> list[str]:
     """One pasted line as the debugger printed it: usually one line, several when the paste flattened
     lines into one (``<br>``, ``KEY: value KEY2: value2``), an empty line for markup-only lines (fences,
     Liquid tags)."""
-    if not _needs_cleaning(text):
-        return [text]
+    return _cleaned(text) if _front_or_bold(text) or _inside_or_flattened(text) else [text]
+
+
+def _cleaned(text: str) -> list[str]:
     text = text.removesuffix("\r")
     liquid_only = "{%" in text and not _LIQUID_RE.sub("", text).strip()
     if liquid_only:
@@ -140,8 +148,10 @@ def clean_line(text: str) -> list[str]:
     return [piece for line in clean_text(text).split("\n") for piece in _split_flattened(_clean_front(line))]
 
 
-def _needs_cleaning(text: str) -> bool:
-    if _FRONT.match(text) or (_may_hold_inline(text) and _INLINE.search(text)):
+def _inside_or_flattened(text: str) -> bool:
+    """Whether ``text`` holds markup inside, several flattened lines, or a backtick that is not part of an
+    address (which cleaning removes)."""
+    if _may_hold_inline(text) and _INLINE.search(text):
         return True
     first = _STARTS_PIECE.match(text)
     if first is not None and _FLATTENED.search(text, first.end()):
@@ -154,11 +164,23 @@ def _needs_cleaning(text: str) -> bool:
     return False
 
 
+def _front_or_bold(text: str) -> bool:
+    """Whether cleaning may change ``text`` in front or by bold: a peel, a fence or bold that is there
+    (:data:`_PEELS`, :data:`_BOLD`), not merely a character that may start one, so that a banner's ``**``
+    and ``*****`` lines, ``----`` lines and ``*** Fatal System Error`` are passed on as they are (a tenth
+    of an ``!analyze -v`` sample's lines, each cleaned to itself at ~7 us: issue 16). A line holding a
+    ``&`` or ending with a CR is cleaned whenever such a character starts it or it holds ``**``, as before:
+    cleaning it unescapes an entity without its ``;`` and drops the CR too."""
+    if "&" in text or text.endswith("\r"):
+        return _FRONT.match(text) is not None or "**" in text
+    return _PEELS.match(text) is not None or (_may_be_bold(text) and _BOLD.search(text) is not None)
+
+
 def _may_hold_inline(text: str) -> bool:
     """Whether ``text`` holds a character that every :data:`_INLINE` match starts with (an escape's ``\\``,
-    an entity's ``&``, a tag's ``<``, a Liquid tag's ``{``, bold ``*``, or a special character, all of them
-    non-ASCII): a few memchr-speed tests instead of a search that tries every position (issue 16)."""
-    return not text.isascii() or "\\" in text or "&" in text or "<" in text or "{" in text or "*" in text
+    an entity's ``&``, a tag's ``<``, a Liquid tag's ``{``, or a special character, all of them non-ASCII):
+    a few memchr-speed tests instead of a search that tries every position (issue 16)."""
+    return not text.isascii() or "\\" in text or "&" in text or "<" in text or "{" in text
 
 
 def _clean_front(text: str) -> str:

@@ -275,3 +275,25 @@ def test_may_continue_is_what_the_wrapped_value_search_finds(text: str) -> None:
     """may_continue decides with rstrip what the search of the last 24 characters found (issue 16)."""
     found = paste._WRAPPED_HEAD.search(text, max(0, len(text) - 24)) is not None
     assert paste.may_continue(text) is found
+
+
+_LINE_PIECES = [
+    *_PASTE_PIECES,
+    *("\r", "~", "~~~", "```", "`", "fffff802`d7f4a6c4", "--------`--------", "*** ", "****", "-", "--- "),
+    *("&amp", "&lt ", "&#65", "\u2013 ", "12) ", "BUGCHECK_CODE: c4", " Arg2: 0", " 0: kd> k", "*\t", " *"),
+]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=10).map("".join))
+@example("** The caller 0xFFFFF802DA2D33E8 specified an executable pool type 0x0 (tag 0x484d454d).")
+@example("*                        Bugcheck Analysis                                    *")
+@example("- &amp x")  # cleaned as before: the entity without its ';' is unescaped
+@example("---------\r")
+@example("* **bold** *")
+def test_clean_line_passes_on_only_lines_the_former_check_cleaned_to_themselves(text: str) -> None:
+    """Property (issue 16): a line clean_line passes on as it is, where the former check (any character
+    that may start markup in front, any ``**``) had it cleaned, is one that cleaning left as it was; the
+    lines it cleans are cleaned as before."""
+    former = bool(paste._FRONT.match(text)) or "**" in text or paste._inside_or_flattened(text)
+    assert clean_line(text) == (paste._cleaned(text) if former else [text])
