@@ -169,9 +169,10 @@ _worker: _Worker | None = None
 
 
 @atexit.register
-def _let_worker_go() -> None:
+def let_worker_go() -> None:
     """At exit the child is let go and reaped, not orphaned: its CPU time counts in the command's (what
-    ``time`` reports), and nothing of the command outlives it."""
+    ``time`` reports), and nothing of the command outlives it. A process that leaves without ``atexit``
+    (a ``multiprocessing`` worker) calls this itself."""
     global _worker
     if _worker is not None:
         worker, _worker = _worker, None

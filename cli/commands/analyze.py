@@ -44,11 +44,12 @@ from cli.exitcodes import ExitCode
 from cli.lab import LabOptions, baseline_keys, before_run, open_store
 from cli.output import OutputError, emit, warn
 from cli.progress import BatchProgress
+from cli.workers import jobs_option, timeout_option
+from hvci.batch.cores import default_jobs
 from hvci.batch.run import (
     BatchStats,
     ClusterError,
     UnitDone,
-    default_jobs,
     default_timeout,
     stream_batch,
     unread,
@@ -238,19 +239,9 @@ def _record(run: _Run) -> None:
     "baseline), or a minimum confidence (certain, likely, possible) for HVCI-related incidents.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes (default: all cores). The report is the same for any number.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=None,
-    metavar="SECONDS",
-    help="Time limit per input (default: 300 s + 2 s per MB; 0: none). An input over it is a diagnostic.",
+@jobs_option
+@timeout_option(
+    "Time limit per input (default: 300 s + 2 s per MB; 0: none). An input over it is a diagnostic."
 )
 @click.option(
     "--scheduler",

@@ -37,6 +37,9 @@ import click
 
 from cli.exitcodes import ExitCode
 from cli.output import emit, warn
+from cli.workers import jobs_option, timeout_option
+from hvci.batch.cores import default_jobs
+from hvci.batch.images import in_workers
 from hvci.details import details_json
 from hvci.images.callsites import EXECUTABLE, SAFE, CallSite
 from hvci.images.rules import PASS, RuleResult
@@ -313,6 +316,12 @@ def _pdb_option(values: tuple[str, ...]) -> list[str] | dict[str, str]:
     help="Lowest level that makes the run fail (exit 1).",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 on findings (2 and 3 still apply).")
+@jobs_option
+@timeout_option(
+    "Time limit per image in a worker (default: 300 s + 10 s per MB, ten times the measured rate; 0: "
+    "none). An image over it, or whose worker crashes, is could-not-analyse. One image, or -j1, is "
+    "scanned in this process unless --timeout is given."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show passing rules and safe call sites too.")
 def command(
     paths: tuple[str, ...],
@@ -322,6 +331,8 @@ def command(
     symbol_path: str | None,
     fail_on: str,
     exit_zero: bool,
+    jobs: int | None,
+    timeout: float | None,
     verbose: bool,
 ) -> None:
     """Check driver images (.sys files, folders, globs) for memory-integrity problems, offline.
@@ -332,7 +343,8 @@ def command(
     """
     if symbol_path is None:
         symbol_path = symbol_path_from_environment()  # the same default as every other command
-    report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs))
+    workers = in_workers(jobs or default_jobs(), timeout)
+    report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs), scan_many=workers)
     text = render(report, fmt, verbose=verbose)
     emit(text, output)
     for image in report.images:

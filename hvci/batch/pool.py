@@ -51,17 +51,22 @@ def _context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _serve(connection: Connection, task: Callable[[Any], Iterable[Any]]) -> None:
-    """A worker: run items until told to stop (``None``) or the parent goes away. Its death is reported
-    by the parent as one line, so a fault handler inherited from the parent must not print a traceback."""
+def _serve(
+    connection: Connection, task: Callable[[Any], Iterable[Any]], finish: Callable[[], None] | None
+) -> None:
+    """A worker: run items until told to stop (``None``) or the parent goes away, then ``finish``. Its
+    death is reported by the parent as one line, so a fault handler inherited from the parent must not
+    print a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.disable()
     while True:
         try:
             message = connection.recv()
         except (EOFError, OSError):
-            return
+            message = None
         if message is None:
+            if finish is not None:
+                finish()
             return
         index, item = message
         try:
@@ -106,15 +111,19 @@ class _Worker(Generic[Item]):
 
 
 class IsolatedPool(Generic[Item]):
-    """``jobs`` worker processes running ``task`` over items; see the module docstring."""
+    """``jobs`` worker processes running ``task`` over items; see the module docstring. ``finish`` runs
+    in a worker when it leaves (a worker's exit skips ``atexit``: e.g. to reap a child of its own, whose
+    CPU time then counts in the command's)."""
 
     def __init__(
         self,
         task: Callable[[Item], Iterable[Any]],
         jobs: int,
         timeout: Callable[[Item], float | None] = lambda item: None,
+        finish: Callable[[], None] | None = None,
     ) -> None:
         self._task = task
+        self._finish = finish
         self._jobs = max(1, jobs)
         self._timeout = timeout
         self._context = _context()
@@ -122,7 +131,7 @@ class IsolatedPool(Generic[Item]):
 
     def _start(self) -> _Worker[Item]:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child, self._task), daemon=True)
+        process = self._context.Process(target=_serve, args=(child, self._task, self._finish), daemon=True)
         process.start()
         child.close()
         worker: _Worker[Item] = _Worker(process, parent)

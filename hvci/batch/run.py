@@ -13,13 +13,13 @@ kept). A run of one text log is analysed in this process (:mod:`hvci.batch.inpro
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
 import msgspec
 
 from hvci.batch import inproc
+from hvci.batch.cores import default_jobs
 from hvci.batch.events import Done, Event, Failure
 from hvci.batch.spill import Waiting
 from hvci.batch.units import Unit, total_bytes
@@ -61,14 +61,6 @@ BatchEvent = IncidentBatch | InputResult | UnitDone
 class ClusterError(Exception):
     """The cluster cannot be used (the extra is not installed, the scheduler cannot be reached). Defined
     here, not in :mod:`hvci.batch.distributed`, so that catching it does not import the cluster code."""
-
-
-def default_jobs() -> int:
-    """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def default_timeout(unit: Unit) -> float:
@@ -134,9 +126,10 @@ def analysis_events(
         yield from inproc.run_here(units[0], options, timeout(units[0]))
     else:
         from hvci.batch.pool import IsolatedPool  # its pipes, pickling and signals: runs given to workers
+        from symbols.isolate import let_worker_go  # a worker's PDB reader is reaped by the worker
 
         pool: IsolatedPool[Unit] = IsolatedPool(
-            functools.partial(stream_unit, options=options), jobs, timeout
+            functools.partial(stream_unit, options=options), jobs, timeout, finish=let_worker_go
         )
         yield from pool.run(units)
 

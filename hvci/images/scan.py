@@ -147,21 +147,39 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[str, Path | None, st
     return out
 
 
+class ImageScanner(msgspec.Struct, frozen=True):
+    """How each image of a run is scanned (the PDBs given, the symbol path), as one picklable callable:
+    the same scan runs in this process or in a worker (:mod:`hvci.batch.images`)."""
+
+    pdbs: Sequence[str] | Mapping[str, str] = ()
+    symbol_path: str | None = None
+
+    def __call__(self, image: tuple[str, Path]) -> ImageReport:
+        shown, path = image
+        return scan_image(path, display=shown, pdbs=self.pdbs, symbol_path=self.symbol_path)
+
+
+#: How the readable images of a run are scanned: their reports in the order given (in this process by
+#: default; :func:`hvci.batch.images.in_workers` spreads them over isolated worker processes).
+ScanMany = Callable[[ImageScanner, Sequence[tuple[str, Path]]], Iterable[ImageReport]]
+
+
 def scan_paths(
     paths: Iterable[str | Path],
     *,
     symbol_path: str | None = None,
     pdb: Sequence[str] | Mapping[str, str] | str | None = None,
+    scan_many: ScanMany | None = None,
 ) -> ScanReport:
     """Scan images; each is shown by the path as given (folders joined with what was found in them).
     ``pdb`` is a PDB file, a list of them (each image takes the one whose debug id matches), or a mapping of
     image file name to PDB file."""
     expanded = expand_paths(paths)
-    pdbs = _pdb_choices(pdb)
+    scanner = ImageScanner(_pdb_choices(pdb), symbol_path)
+    readable = [(text, path) for text, path, _ in expanded if path is not None]
+    scanned = iter(scan_many(scanner, readable) if scan_many is not None else map(scanner, readable))
     images = tuple(
-        scan_image(path, display=text, pdbs=pdbs, symbol_path=symbol_path)
-        if path is not None
-        else _unreadable(text, problem or "cannot be read")
+        next(scanned) if path is not None else _unreadable(text, problem or "cannot be read")
         for text, path, problem in expanded
     )
     return ScanReport(images, str(Path.cwd()))

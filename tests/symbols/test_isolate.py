@@ -143,7 +143,7 @@ def test_at_exit_the_reader_child_is_reaped_not_orphaned(monkeypatch: pytest.Mon
     """Its CPU time then counts in the command's, and nothing of the command outlives it."""
     monkeypatch.setitem(isolate.TASKS, "pid", f"{__name__}:own_pid")
     child = int(isolate._in_fork("pid", b"", 60.0)[1:])
-    isolate._let_worker_go()  # what the interpreter runs at exit
+    isolate.let_worker_go()  # what the interpreter runs at exit
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # already reaped
     assert int(isolate._in_fork("pid", b"", 60.0)[1:]) != child  # a later input gets a new child

@@ -53,12 +53,12 @@ def analyse_calls(
             "on their own (each byte of code is analysed once)"
         )
     if pe.machine == "arm64":
-        _load_decoder("arm64")
+        load_decoder("arm64")
         from hvci.images.callsites.arm64 import analyse_arm64  # the decoder loads when code is decoded
 
         sites, instructions, code_bytes = analyse_arm64(image, regions(pe, known))
         return _result(image, namer, sites, bool(overlapping), notes, (instructions, code_bytes, code_bytes))
-    _load_decoder("passes")
+    load_decoder("passes")
     from hvci.images.callsites.passes import Analyser  # with capstone, as for ARM64 above
 
     analyser = Analyser(image)
@@ -71,7 +71,7 @@ def analyse_calls(
     return _result(image, namer, sites, analyser.capped or bool(overlapping), notes + more, counted)
 
 
-def _load_decoder(name: str) -> None:
+def load_decoder(name: str) -> None:
     """Import the decoding module ``name`` (and capstone with the first) once, at the first image with code
     to decode. When the process froze its start-up objects out of the cyclic collector's sight (the command
     line does, :func:`cli.commands.load`), these modules are start-up objects that came late, and are
