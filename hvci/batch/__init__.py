@@ -6,4 +6,5 @@ isolation, merged into one deterministic report; the results store, baselines an
 * :mod:`hvci.batch.work` analyses one unit (in a worker process);
 * :mod:`hvci.batch.pool` runs units on local worker processes, one crash or hang costing one unit;
 * :mod:`hvci.batch.run` puts it together: results in plan order whatever the order they finished in.
+* :mod:`hvci.batch.images` runs ``scan``'s images on the same pool, one crash or hang costing one image.
 """

@@ -106,11 +106,11 @@ def _scan_isolated(
         if isinstance(event, bytes):
             reports[index] = pickle.loads(event)
         elif isinstance(event, Failure) and index not in reports:  # a report sent whole stands
-            reports[index] = failed(images[index], event.message)
+            reports[index] = _failed(images[index], event.message)
     return [reports[index] for index in range(len(images))]
 
 
-def failed(image: Image, reason: str) -> ImageReport:
+def _failed(image: Image, reason: str) -> ImageReport:
     """The report of an image whose worker died or ran out of time: not analysed, and why."""
     shown, path = image
     return ImageReport(shown, "could-not-analyse", facts={"file_size": _size(path)}, diagnostics=(reason,))
