@@ -75,22 +75,27 @@ _PLATFORM_BITS = {"x86": 32, "x64": 64, "amd64": 64, "arm64": 64, "arm": 32}
 
 
 def _foreign(text: str) -> bool:
-    """A line that is not the report's: a fatal-error line, a verifier banner or a debugger prompt (two
+    """A line that is not the report's: a fatal-error line, a verifier banner or a debugger prompt (three
     memchr-speed tests and one match at the start, not a search that tries every position: issue 16)."""
     return (
         "Fatal System Error:" in text
         or "Verifier Detected a Code Integrity Issue" in text
-        or _FOREIGN_PROMPT.match(text) is not None
+        or ("kd" in text and _FOREIGN_PROMPT.match(text) is not None)
     )
+
+
+def _star_line(text: str) -> bool:
+    """A line of twenty stars or more (:data:`_STAR_LINE`), by a substring test before the match."""
+    return "********************" in text and _STAR_LINE.match(text) is not None
 
 
 def clean(text: str) -> str:
     """A report line without forum mangling: quote markers, indentation, ``**`` bold, ``\\_`` escapes."""
     if ">" in text:
         text = _QUOTE.sub("", text)
-    if _FENCE.match(text):
+    if ("```" in text or "~~~" in text) and _FENCE.match(text):
         return ""
-    if "**" in text and not _STAR_LINE.match(text) and "Bugcheck Analysis" not in text:
+    if "**" in text and not _star_line(text) and "Bugcheck Analysis" not in text:
         text = text.replace("**", "")
     if "\\_" in text:
         head, sep, tail = text.partition(":")
@@ -164,9 +169,9 @@ class AnalyzeParser:
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         report = _Report(first.number, first.number)
         start = clean(first.text)
-        if _STAR_LINE.match(first.text) and not self._box(first, cursor):
+        if _star_line(first.text) and not self._box(first, cursor):
             return
-        if _BOX_TITLE.search(start) or _STAR_LINE.match(first.text):
+        if _BOX_TITLE.search(start) or _star_line(first.text):
             mention = mention_before(cursor)
             self._rest_of_box(report, cursor)
         else:
@@ -235,10 +240,11 @@ class AnalyzeParser:
         """Take one line into the report; ``False`` when the report has ended (what is not the report's
         has been pushed back to the dispatcher)."""
         text = clean(line.text)
-        if _foreign(line.text) or (_STAR_LINE.match(line.text) and body.section != "head"):
+        star_line = _star_line(line.text)
+        if _foreign(line.text) or (star_line and body.section != "head"):
             cursor.push_back(line)
             return False
-        if _STAR_LINE.match(line.text) and body.section == "head" and self._box(line, cursor):
+        if star_line and body.section == "head" and self._box(line, cursor):
             cursor.push_back(line)  # a second report begins before this one had a body
             return False
         if not text:
@@ -257,24 +263,27 @@ class AnalyzeParser:
         self, report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body
     ) -> bool | None:
         """Lines that shape the report (short analysis, section headings, dashes, FOLLOWUP): ``True`` when
-        the report ends here, ``False`` when the line was taken, ``None`` when it is none of these."""
-        if body.section == "head" and _SHORT.match(text):
+        the report ends here, ``False`` when the line was taken, ``None`` when it is none of these. Each
+        pattern is tried only on a line that starts with its first character (``text`` is stripped and
+        not empty; every line of a report passes here: issue 16)."""
+        first = text[0]
+        if first == "U" and body.section == "head" and _SHORT.match(text):
             self._short(report, cursor, line)
             return True
-        if _DETAILS.match(text):
+        if first == "D" and _DETAILS.match(text):
             body.enter("details")
             report.last = line.number
             return False
-        if _DASHES.match(text):
+        if first == "-" and _DASHES.match(text):
             report.last = line.number
             return bool(report.fields and report.fields[-1][0] == "Followup")
-        followup = _FOLLOWUP.match(text)
+        followup = _FOLLOWUP.match(text) if first == "F" else None
         if followup is not None:
             report.fields.append(("Followup", [followup["value"]]))
             report.last = line.number
             self._closing_dashes(report, cursor)
             return True
-        if _ARGUMENTS.match(text):
+        if first == "A" and _ARGUMENTS.match(text):
             body.enter("args")
             report.last = line.number
             report.touch_bugcheck(line.number)
@@ -282,8 +291,10 @@ class AnalyzeParser:
         return None
 
     def _content(self, report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body) -> bool:
-        """Arguments, the header, fields and their continuation lines; ``True`` when the line was one."""
-        arg = _ARG.match(text)
+        """Arguments, the header, fields and their continuation lines; ``True`` when the line was one (the
+        patterns tried by the line's first character, as in :meth:`_structure`)."""
+        first = text[0]
+        arg = _ARG.match(text) if first == "A" else None
         if arg is not None and body.section in ("head", "args"):
             body.section, body.strays = "args", []
             body.current = [arg["desc"]] if arg["desc"] else []
@@ -291,7 +302,7 @@ class AnalyzeParser:
             report.last = line.number
             report.touch_bugcheck(line.number)
             return True
-        header = _HEADER.match(text)
+        header = _HEADER.match(text) if "A" <= first <= "Z" else None
         if header is not None and body.section == "head" and report.name is None:
             body.strays = []
             report.name, report.code = header["name"], int(header["code"], 16)
@@ -311,12 +322,12 @@ class AnalyzeParser:
     @staticmethod
     def _key_value(report: _Report, line: Line, text: str, body: _Body) -> bool:
         """KEY_VALUES_STRING's ``Key :`` / ``Value:`` pairs."""
-        key = _KEY.match(text)
+        key = _KEY.match(text) if text[0] == "K" else None
         if key is not None and body.section == "details":
             body.pending_key = key["value"]
             report.last = line.number
             return True
-        value = _VALUE.match(text)
+        value = _VALUE.match(text) if text[0] == "V" else None
         if value is not None and body.pending_key is not None:
             report.key_values.append((body.pending_key, value["value"]))
             body.pending_key = None
@@ -327,7 +338,7 @@ class AnalyzeParser:
     def _field(self, report: _Report, cursor: LineCursor, line: Line, text: str, body: _Body) -> bool:
         """A ``KEY_NAME:`` field. In the Arguments section only BUGCHECK_* keys, or a KEY_NAME: after a
         blank line, start the fields (Debugging Details: was lost in the copy)."""
-        found = _FIELD.match(text)
+        found = _FIELD.match(text) if "A" <= text[0] <= "Z" else None
         if found is None or found["key"] in _NOT_FIELDS:
             return False
         if body.section == "args" and not (
@@ -385,7 +396,7 @@ class AnalyzeParser:
             if line is None:
                 return
             text = clean(line.text)
-            if _foreign(line.text) or _STAR_LINE.match(line.text):
+            if _foreign(line.text) or _star_line(line.text):
                 cursor.push_back(line)
                 return
             bugcheck = bugcheck_line(Line(line.number, text), cursor.path)

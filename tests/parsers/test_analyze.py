@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
 
 import pytest
@@ -336,3 +337,42 @@ _FOREIGN_PIECES = [
 @given(st.lists(st.sampled_from(_FOREIGN_PIECES), max_size=6).map("".join))
 def test_a_foreign_line_is_what_the_single_search_found(text: str) -> None:
     assert analyze._foreign(text) is (_FOREIGN_SPEC.search(text) is not None)
+
+
+#: each pattern the parser tries only on a line starting with one of these (issue 16); the report's lines
+#: are stripped, so the pattern's first character is the line's
+_FIRST_CHARACTERS = {
+    "_SHORT": "U",
+    "_DETAILS": "D",
+    "_DASHES": "-",
+    "_FOLLOWUP": "F",
+    "_ARGUMENTS": "A",
+    "_ARG": "A",
+    "_KEY": "K",
+    "_VALUE": "V",
+    "_HEADER": string.ascii_uppercase,
+    "_FIELD": string.ascii_uppercase,
+}
+_LINE_PIECES = [
+    *" \t\u00a0\u2003:()_.-*`~>0123456789abcAZUDFKVéÅ",
+    *("Use !analyze -v to get detailed debugging information", "Debugging Details:", "---", "Followup"),
+    *("Arguments:", "Arg1: 0000", "Arg4", ", desc", "DRIVER_X (c4)", "Unknown bugcheck code (1)"),
+    *("Key : a", "Value: b", "Followup: x"),
+    *("FIELD_NAME: v", "A.B", "kd> ", "0: kd> ", "lkd:x86> ", "*" * 25, "```", "~~~", " x"),
+]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=8).map("".join))
+def test_each_pattern_is_tried_on_every_line_it_can_match(text: str) -> None:
+    """Property (issue 16): the substring and first-character tests the parser makes before its matches
+    pass every line the match would find something in."""
+    for name, first in _FIRST_CHARACTERS.items():
+        if getattr(analyze, name).match(text):
+            assert text[:1] != "" and text[0] in first, name
+    if analyze._STAR_LINE.match(text):
+        assert analyze._star_line(text)
+    if analyze._FENCE.match(text):
+        assert "```" in text or "~~~" in text
+    if analyze._FOREIGN_PROMPT.match(text):
+        assert "kd" in text
