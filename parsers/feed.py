@@ -147,7 +147,7 @@ class Feed:
         self.pos = position
 
     def next_line(self) -> Line | None:
-        while self.exhausted():
+        while self.pos >= len(self.data):  # (exhausted(), inline: every line a parser reads comes here)
             if not self.load():
                 return None
         end = self.data.find(self.newline, self.pos)
@@ -178,11 +178,8 @@ class Feed:
 
     def _text(self, start: int, end: int, data: bytes | str | None = None) -> str:
         raw = (self.data if data is None else data)[start:end]
-        text = raw if isinstance(raw, str) else self.decode(raw)
+        text = raw if isinstance(raw, str) else self._source.decode_line(raw)
         return text[:-1] if text.endswith("\r") else text
-
-    def decode(self, raw: bytes) -> str:
-        return self._source.decode_line(raw)
 
     def __iter__(self) -> Feed:
         return self
@@ -207,6 +204,13 @@ class FeedCursor(LineCursor):
         super().__init__(feed, path)
         self._feed = feed
         feed.split = self._pushed
+
+    def next(self) -> Line | None:
+        """The next line: a pushed-back one, else the feed's (straight from it: the base class asks an
+        iterator, two more calls for every line a parser reads)."""
+        if self._pushed:
+            return self._pushed.pop()
+        return self._feed.next_line()
 
     def take_pushed(self) -> Line | None:
         return self._pushed.pop() if self._pushed else None
