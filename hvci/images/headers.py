@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from parsers.records import ImageHeaderRecord, SectionHeader
-from symbols.pe import MACHINES
 
 if TYPE_CHECKING:
     from symbols.pe import PeImage
@@ -60,6 +59,8 @@ class ImageHeaders(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_record(cls, record: ImageHeaderRecord) -> ImageHeaders:
+        from symbols.pe import MACHINES  # (pefile: only for a !dh dump, not for every log with a crash)
+
         iat = (record.iat_rva, record.iat_size or 0) if record.iat_rva is not None else None
         machine = None if record.machine is None else MACHINES.get(record.machine, f"{record.machine:#06x}")
         return cls(

@@ -107,6 +107,18 @@ def test_analyze_of_a_crash_log_does_load_the_pipeline() -> None:
     assert {"hvci.logs.pipeline", "hvci.logs.correlate", "hvci.logs.classify"} <= set(loaded)
 
 
+#: The PE and PDB readers, which only symbols (``--symbols``, ``--images``) or a ``!dh`` dump call for.
+SYMBOL_READERS = ("pefile", "symbolic", "symbols.resolve", "symbols.pe", "symbols.pdb", "symbols.msf")
+
+
+def test_analyze_of_a_crash_log_without_symbols_imports_no_symbol_reader() -> None:
+    """The classifiers name the resolver only in annotations: a crash costs no pefile import (issue 16)."""
+    code = f"from cli.main import run\ncode = run(['analyze', {str(CRASH_LOG)!r}])\nassert code == 1, code"
+    loaded = modules_loaded_after(code)
+    assert "hvci.logs.classify" in loaded  # it can fail: the classifiers ran
+    assert _heavy(loaded, SYMBOL_READERS) == []
+
+
 def test_the_engine_reads_a_log_of_noise_without_classifiers_or_binary_readers(tmp_path: Path) -> None:
     """What the worker process runs for a text log without a block: no classifier, image rule, dump or
     event-log reader, session transcript or symbol resolver is imported."""

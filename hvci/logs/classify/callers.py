@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from hvci.knowledge import kb
 from hvci.logs.classify.context import SUPPORTING, Context
@@ -16,7 +17,9 @@ from hvci.logs.correlate import CrashGroup, same_value
 from hvci.model import Caller, Evidence
 from parsers.records import AnalyzeRecord, BugCheckRecord, StackFrame, SymbolLineRecord
 from symbols.modules import normalize_name
-from symbols.resolve import Resolution
+
+if TYPE_CHECKING:  # (pefile and the PDB readers: imported only when symbols are given, see AnalyzeOptions)
+    from symbols.resolve import Resolution
 
 _FRAME_SYMBOL = re.compile(
     r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hvci.model import Weight
 from parsers.records import MemoryIntegrityRecord, MemoryStringRecord, SymbolLineRecord
 from symbols.modules import ModuleMap, normalize_name
-from symbols.resolve import SymbolResolver
+
+if TYPE_CHECKING:  # (pefile and the PDB readers: imported only when symbols are given, see AnalyzeOptions)
+    from symbols.resolve import SymbolResolver
 
 DECIDING: Weight = "deciding"
 SUPPORTING: Weight = "supporting"
