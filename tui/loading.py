@@ -72,8 +72,6 @@ class Load:
     """Bytes the engine has analysed (its own reader's position)."""
     bytes_total: int | None = None
     info: InputInfo | None = None
-    incidents_done: bool = False
-    lines_done: bool = False
     error: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     view_up: threading.Event = field(default_factory=_already_set)
@@ -83,8 +81,12 @@ class Load:
     version: int = 0
     """Bumped on every added or replaced incident, so the UI can tell that something changed."""
     on_change: Callable[[], None] | None = None
-    """Called from the loader's thread after an incident was added or replaced, so that the view takes it
-    in at once rather than at its next timer tick (it coalesces the calls: one update per frame)."""
+    """Called from the loader's thread after an incident was added or replaced, and when a reader is over,
+    so that the view takes it in at once rather than at its next timer tick (it coalesces the calls: one
+    update per frame). The end of a load too: ``done`` in the status line otherwise waited for the tick,
+    up to a quarter of a second after the last reader ended."""
+    _incidents_done: bool = False
+    _lines_done: bool = False
     _index: dict[str, int] = field(default_factory=dict)
     _provisional: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -113,8 +115,7 @@ class Load:
                 self.incidents[position] = incident
                 self._provisional.discard(incident.id)
             self.version += 1
-        if self.on_change is not None:
-            self.on_change()
+        self._changed()
 
     def settle(self) -> None:
         """The full analysis is over: drop provisional incidents it did not confirm."""
@@ -138,6 +139,30 @@ class Load:
     def reset_lines(self) -> None:
         """A followed file was truncated or re-created: its text starts again at line 1."""
         self.lines.reset()
+
+    @property
+    def incidents_done(self) -> bool:
+        """The analysis is over (or failed): no incident comes any more."""
+        return self._incidents_done
+
+    @incidents_done.setter
+    def incidents_done(self, value: bool) -> None:
+        self._incidents_done = value
+        self._changed()
+
+    @property
+    def lines_done(self) -> bool:
+        """The text is read whole (or could not be read further)."""
+        return self._lines_done
+
+    @lines_done.setter
+    def lines_done(self, value: bool) -> None:
+        self._lines_done = value
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def done(self) -> bool:

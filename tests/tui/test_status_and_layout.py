@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from hvci.findings import group_findings
 from parsers.records import Diagnostic, InputInfo, Span
 from tests.tui.conftest import (
+    LOG_NAME,
     LOG_TEXT,
     FixtureFeed,
     fixture_app,
+    quiet,
     sample_incidents,
     settle,
     wait_for,
 )
 from tui.loading import Load, Source
+from tui.screens import triage
 from tui.screens.prompt import PromptScreen
 from tui.status import counts_text, empty_text, load_text
 from tui.widgets.findings_table import CELL_PADDING, COLUMNS, Filter, fit_columns
@@ -115,3 +120,46 @@ def test_no_animations_unless_asked_for(tmp_path: Path, monkeypatch: pytest.Monk
     assert fixture_app(feed, tmp_path, []).animation_level == "none"
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")
     assert fixture_app(feed, tmp_path, []).animation_level != "none"
+
+
+class _EndHeld(FixtureFeed):
+    """Hands out the first incident, waits for ``release``, hands out the rest (``rest_added``), waits for
+    ``end``, then ends the analysis: the end comes while the wake-up for the last findings is waiting."""
+
+    def __init__(self) -> None:
+        super().__init__({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()})
+        self.rest_added = threading.Event()
+        self.end = threading.Event()
+
+    def read_incidents(self, load: Load) -> None:
+        first, *rest = self.incidents.get(load.source.name, ())
+        load.add(first)
+        self.release.wait()
+        for incident in rest:
+            load.add(incident)
+        self.rest_added.set()
+        self.end.wait()
+        load.incidents_done = True
+
+
+async def test_done_is_shown_when_the_load_ends_not_at_the_next_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(triage, "POLL_INTERVAL", 3600.0)  # no timer tick within the test
+    monkeypatch.setattr(triage, "WAKE_INTERVAL", 3600.0)  # news after the first wait an hour
+    feed = _EndHeld()
+    app = fixture_app(feed, tmp_path)
+    try:
+        async with app.run_test() as pilot:
+            progress = app.triage.query_one("#progress", Static)
+            await wait_for(pilot, lambda: len(app.triage.findings) == 1, "the first finding taken in")
+            await wait_for(pilot, lambda: app.triage.loads[0].lines_done, "the text read")
+            feed.release.set()
+            await wait_for(pilot, feed.rest_added.is_set, "the other findings added")
+            await quiet(pilot)  # their wake-up was handled: it waits (an hour)
+            feed.end.set()
+            await wait_for(pilot, lambda: ", done" in str(progress.content), "done in the status line")
+            assert len(app.triage.findings) == 3  # the findings that came last are taken in with the end
+    finally:
+        feed.release.set()
+        feed.end.set()

@@ -69,7 +69,7 @@ class TriageScreen(PaneLayout, Screen[None]):
         self.follow = follow
         self.loads: list[Load] = []
         self._wake_pending = False
-        self._woken_at = 0.0
+        self._woken_at = float("-inf")  # the first news is taken in at once, however early it comes
         self._up = False
         self._mounted = False
         self._pending_loads = [self._new_load(source) for source in sources]  # started before the view is up
@@ -167,19 +167,22 @@ class TriageScreen(PaneLayout, Screen[None]):
         return load
 
     def _wake(self) -> None:
-        """Called from a loader thread: take the news in at once, with one message however many came."""
-        if not self._wake_pending:
+        """Called from a loader thread: take the news in at once, with one message however many came. The
+        end of the loads is news of its own, even with a message pending (it may be waiting out
+        :data:`WAKE_INTERVAL`): ``done`` is shown at once."""
+        if not self._wake_pending or self.all_loaded:
             self._wake_pending = True
             self.post_message(self.LoadChanged())
 
     def on_triage_screen_load_changed(self, message: LoadChanged) -> None:
         """The first news at once, then at most every :data:`WAKE_INTERVAL` (a log with thousands of
-        findings would otherwise re-list them as fast as the UI can); no message is posted meanwhile."""
+        findings would otherwise re-list them as fast as the UI can); no message is posted meanwhile. The
+        end of the loads is taken in at once."""
         message.stop()
         if not self._mounted:
             return  # news from before the view was mounted: its mount takes them in (and wakes again)
         wait = self._woken_at + WAKE_INTERVAL - time.monotonic()
-        if wait > 0:
+        if wait > 0 and not self.all_loaded:
             self.set_timer(wait, self._take_news)
         else:
             self._take_news()
