@@ -5,6 +5,7 @@ every span still points at the lines of the text as pasted."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,32 @@ def test_clean_line_passes_on_only_lines_the_former_check_cleaned_to_themselves(
     lines it cleans are cleaned as before."""
     former = bool(paste._FRONT.match(text)) or "**" in text or paste._inside_or_flattened(text)
     assert clean_line(text) == (paste._cleaned(text) if former else [text])
+
+
+#: the backtick pattern and the loop that found a stray backtick before issue 16 (the spec of _BACKTICK)
+_FORMER_BACKTICK = re.compile(r"(?<![0-9a-fA-F-])`|`(?![0-9a-fA-F-])")
+_IN_ADDRESS = "0123456789abcdefABCDEF-"
+
+
+def _former_stray_tick(text: str) -> bool:
+    tick = text.find("`")
+    while tick >= 0:
+        if not (0 < tick < len(text) - 1 and text[tick - 1] in _IN_ADDRESS and text[tick + 1] in _IN_ADDRESS):
+            return True
+        tick = text.find("`", tick + 1)
+    return False
+
+
+_TICK_PIECES = [*"`-0aFgx :\t", "``", "fffff802`d7f4a6c4", "--------`--------"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_TICK_PIECES), max_size=10).map("".join))
+@example("`a")
+@example("a`")
+@example("a``b")
+def test_the_backtick_search_finds_what_the_former_loop_and_pattern_found(text: str) -> None:
+    """Property (issue 16): the search that starts at each backtick finds a stray one exactly when the
+    former loop did, and removing its matches gives what the former pattern's removal gave."""
+    assert (paste._BACKTICK_RE.search(text) is not None) is _former_stray_tick(text)
+    assert paste._BACKTICK_RE.sub("", text) == _FORMER_BACKTICK.sub("", text)
