@@ -108,6 +108,10 @@ _MAX_PEEL = 8  # quote and bullet layers removed from one line (``> > - 1.`` ...
 #: what a line starts with (after blanks) when _QUOTE, _BULLET or _STAR_BULLET may match it
 _PEEL_HEADS = frozenset(">-+*\u2022\u00b7\u2013\u2014" + "0123456789")
 _STAR_RUN = re.compile(r"\*{3,}")  # a run of stars that cannot open or close bold
+#: what a line starts with when :data:`_FRONT` or :data:`_PEELS` may match it (blanks may come first)
+_FRONT_HEADS = frozenset(" \t>`~*+-\u2022\u00b7\u2013\u2014" + "0123456789")
+#: what a line starts with when :data:`_STARTS_PIECE` may match it
+_PIECE_HEADS = frozenset(" \t" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "0123456789")
 
 # -- a value wrapped onto the next line --------------------------------------------------------------------
 # (a value stands after a blank, ``:``, ``=``, ``(`` or ``,``; not ``+0x1d6f81``, a symbol's offset)
@@ -154,7 +158,7 @@ def _inside_or_flattened(text: str) -> bool:
     address (which cleaning removes)."""
     if _may_hold_inline(text) and _INLINE.search(text):
         return True
-    first = _STARTS_PIECE.match(text)
+    first = _STARTS_PIECE.match(text) if text[:1] in _PIECE_HEADS else None
     if first is not None and _FLATTENED.search(text, first.end()):
         return True
     return "`" in text and _BACKTICK_RE.search(text) is not None
@@ -167,9 +171,12 @@ def _front_or_bold(text: str) -> bool:
     of an ``!analyze -v`` sample's lines, each cleaned to itself at ~7 us: issue 16). A line holding a
     ``&`` or ending with a CR is cleaned whenever such a character starts it or it holds ``**``, as before:
     cleaning it unescapes an entity without its ``;`` and drops the CR too."""
+    front = text[:1] in _FRONT_HEADS  # (a frame, a field: no match to try, issue 16)
     if "&" in text or text.endswith("\r"):
-        return _FRONT.match(text) is not None or "**" in text
-    return _PEELS.match(text) is not None or (_may_be_bold(text) and _BOLD.search(text) is not None)
+        return (front and _FRONT.match(text) is not None) or "**" in text
+    if front and _PEELS.match(text) is not None:
+        return True
+    return _may_be_bold(text) and _BOLD.search(text) is not None
 
 
 def _may_hold_inline(text: str) -> bool:

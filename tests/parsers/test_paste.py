@@ -282,6 +282,7 @@ _LINE_PIECES = [
     *_PASTE_PIECES,
     *("\r", "~", "~~~", "```", "`", "fffff802`d7f4a6c4", "--------`--------", "*** ", "****", "-", "--- "),
     *("&amp", "&lt ", "&#65", "\u2013 ", "12) ", "BUGCHECK_CODE: c4", " Arg2: 0", " 0: kd> k", "*\t", " *"),
+    *("Arg1: 0", "A_B: x", "9: kd> "),
 ]
 
 
@@ -327,3 +328,14 @@ def test_the_backtick_search_finds_what_the_former_loop_and_pattern_found(text: 
     former loop did, and removing its matches gives what the former pattern's removal gave."""
     assert (paste._BACKTICK_RE.search(text) is not None) is _former_stray_tick(text)
     assert paste._BACKTICK_RE.sub("", text) == _FORMER_BACKTICK.sub("", text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=10).map("".join))
+def test_the_first_character_test_passes_every_line_a_front_or_piece_match_finds(text: str) -> None:
+    """Property (issue 16): _FRONT, _PEELS and _STARTS_PIECE are tried only on a line starting with a
+    character in their set; none of them matches any other line."""
+    if paste._FRONT.match(text) or paste._PEELS.match(text):
+        assert text[:1] in paste._FRONT_HEADS
+    if paste._STARTS_PIECE.match(text):
+        assert text[:1] in paste._PIECE_HEADS
