@@ -91,11 +91,19 @@ class _Screen:
         return sorted(found)
 
     def _collect(self, found: set[int], text: str, head: str, folded: int) -> None:
+        """Add the parsers whose anchors ``text`` holds (plain loops: a generator for each of the three
+        lookups cost more than the tests, on every candidate line, issue 16)."""
         if head:
-            found.update(i for anchor, i in self._heads[folded].get(head[0], ()) if head.startswith(anchor))
+            for anchor, index in self._heads[folded].get(head[0], ()):
+                if head.startswith(anchor):
+                    found.add(index)
         if text:
-            found.update(i for anchor, i in self._starts[folded].get(text[0], ()) if text.startswith(anchor))
-        found.update(i for anchor, i in self._floating[folded] if anchor in text)
+            for anchor, index in self._starts[folded].get(text[0], ()):
+                if text.startswith(anchor):
+                    found.add(index)
+        for anchor, index in self._floating[folded]:
+            if anchor in text:
+                found.add(index)
 
 
 _DISPATCHERS: dict[tuple[int, ...], Dispatcher] = {}
