@@ -90,6 +90,11 @@ class Input:
         return "unknown"
 
     @property
+    def codec(self) -> str:
+        """The codec :meth:`decode` uses (known once the input's head was read)."""
+        return self._source.codec
+
+    @property
     def bytes_read(self) -> int:
         """Bytes taken from the input so far (another thread may read it while this one parses)."""
         return self._source.bytes_read

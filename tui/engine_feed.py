@@ -3,18 +3,23 @@ reader for the text of the evidence view.
 
 The analysis of a small input runs in a worker thread (no process start-up: the first finding of a pasted
 crash shows at once); from :data:`PROCESS_THRESHOLD` bytes on it runs in a child process
-(:mod:`hvci.logs.worker`), so that the UI keeps the interpreter to itself. The text is always read in a
-thread: it is kept as the reader's chunks (:mod:`tui.linestore`), which costs a line count per chunk. Read
-errors end up in ``Load.error`` as one plain sentence; the view shows it and keeps what was read.
+(:mod:`hvci.logs.worker`), so that the UI keeps the interpreter to itself. The text is kept as the reader's
+chunks (:mod:`tui.linestore`); those of a large input that is not followed are read and counted by a second
+child (:mod:`hvci.logs.text_child`), which says where each lies, and the view reads a chunk only when it
+shows it (reading and counting them itself held the interpreter ~0.15 s per 100 MB, on the way to
+``done``). Read errors end up in ``Load.error`` as one plain sentence; the view shows it and
+keeps what was read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from hvci.logs.pipeline import AnalyzeOptions, iter_incidents
-from hvci.logs.worker import HEAD_BYTES, Child, Request, Started, results, start, stop_when
+from hvci.logs.worker import HEAD_BYTES, Child, Request, Started, problem, results, start, stop_when
 from parsers.stream import Input, open_input
+from tui.linestore import Stored
 from tui.loading import Load, Source
 
 #: Inputs at least this large are analysed in a child process (see :mod:`hvci.logs.worker`): a dense
@@ -29,13 +34,14 @@ TEXT_HEAD_BYTES = HEAD_BYTES
 VIEW_UP_LIMIT = 2.0
 
 
-def _request(source: Source, options: AnalyzeOptions, follow: bool) -> Request:
+def _request(source: Source, options: AnalyzeOptions, follow: bool, text: bool = False) -> Request:
     return Request(
         path=source.path.resolve() if source.path is not None else None,
         data=source.data,
         name=source.name,
         options=options,
         follow=follow,
+        text=text,
     )
 
 
@@ -53,6 +59,8 @@ def start_ahead(sources: Sequence[Source], options: AnalyzeOptions, follow: bool
     for source in sources:
         if _in_child(source, PROCESS_THRESHOLD):
             started.start(_request(source, options, follow))
+            if not follow:
+                started.start(_request(source, options, follow, text=True))
     return started
 
 
@@ -60,10 +68,19 @@ def _open(source: Source) -> Input:
     return open_input(source.path, data=source.data, name=source.name)
 
 
-def _problem(error: Exception) -> str:
-    if isinstance(error, OSError):
-        return f"cannot read: {error.strerror or error}"
-    return str(error)
+def _decode(data: bytes, codec: str) -> str:
+    """A text child's ``bytes`` chunk as text, as ``Input.decode`` of the same input decodes it."""
+    return data.decode(codec, "replace")
+
+
+def _path_of(source: Source) -> str | None:
+    return str(source.path) if source.path is not None else None
+
+
+def _wait_for_view(load: Load) -> None:
+    """Past the input's head, wait until the view is up (see ``Load.view_up``)."""
+    if load.bytes_read >= TEXT_HEAD_BYTES and not load.view_up.is_set():
+        load.view_up.wait(VIEW_UP_LIMIT)
 
 
 class PipelineFeed:
@@ -77,7 +94,8 @@ class PipelineFeed:
     ) -> None:
         self.options = options
         self.process_threshold = process_threshold
-        self._started: dict[Load, Child | OSError] = {}
+        self._started: dict[tuple[Load, bool], Child | OSError] = {}
+        """Children started by :meth:`begin`, by load and kind (text or analysis)."""
         self._ahead = started
         """Children the command line started before the view (see :func:`start_ahead`)."""
 
@@ -85,10 +103,12 @@ class PipelineFeed:
         """Start the child process of a large input at once, so that its start-up and its first look at
         the input overlap the view's own start-up (:meth:`read_incidents` then reads its results)."""
         if self._in_child(load):
-            self._started[load] = self._start_child(load)
+            self._started[load, False] = self._start_child(load)
+        if self._text_in_child(load):
+            self._started[load, True] = self._start_child(load, text=True)
 
-    def _start_child(self, load: Load) -> Child | OSError:
-        request = _request(load.source, self.options, load.follow)
+    def _start_child(self, load: Load, text: bool = False) -> Child | OSError:
+        request = _request(load.source, self.options, load.follow, text)
         child = self._ahead.take(request) if self._ahead is not None else None
         if child is None:
             try:
@@ -101,6 +121,10 @@ class PipelineFeed:
 
     def _in_child(self, load: Load) -> bool:
         return _in_child(load.source, self.process_threshold)
+
+    def _text_in_child(self, load: Load) -> bool:
+        """A followed input's text stays in the view's thread: it comes a few lines at a time."""
+        return self._in_child(load) and not load.follow
 
     def read_incidents(self, load: Load) -> None:
         if self._in_child(load):
@@ -121,15 +145,17 @@ class PipelineFeed:
             load.finish(inp.info())
             load.bytes_parsed = inp.bytes_read
         except (OSError, ValueError) as error:
-            load.error = _problem(error)
+            load.error = problem(error)
         finally:
             load.incidents_done = True
 
     def read_lines(self, load: Load) -> None:
-        """The text for the evidence view, in the reader's chunks: counting a chunk's lines is the only work
-        per chunk (see :mod:`tui.linestore`), so this thread leaves the interpreter to the UI. Past the
-        input's head it waits until the view is up (``Load.view_up``)."""
+        """The text for the evidence view, in the reader's chunks (see :mod:`tui.linestore`): from the text
+        child of a large input, else read here, where counting a chunk's lines is the only work per chunk.
+        Past the input's head it waits until the view is up (``Load.view_up``)."""
         try:
+            if self._text_in_child(load) and self._text_from_child(load):
+                return
             inp = _open(load.source)
             load.lines.set_decoder(inp.decode)
             for data in inp.text_chunks(follow=load.follow, stop=load.stop):
@@ -138,20 +164,46 @@ class PipelineFeed:
                     continue
                 load.lines.append_chunk(data)
                 load.bytes_read = inp.bytes_read
-                if inp.bytes_read >= TEXT_HEAD_BYTES and not load.view_up.is_set():
-                    load.view_up.wait(VIEW_UP_LIMIT)
+                _wait_for_view(load)
                 if load.stop.is_set() and not load.follow:
                     return
             load.bytes_read = inp.bytes_read
         except (OSError, ValueError) as error:
-            load.error = _problem(error)
+            load.error = problem(error)
         finally:
             load.lines_done = True
+
+    def _text_from_child(self, load: Load) -> bool:
+        """The text as the text child reads it (:func:`hvci.logs.worker.send_text`); False when no child
+        could be started (the text is then read in this thread)."""
+        child = self._started.pop((load, True), None) or self._start_child(load, text=True)
+        if isinstance(child, OSError):
+            return False
+        codec = None
+        for kind, payload in results(child):
+            if kind == "text":
+                data, lines, load.bytes_read, now = payload
+                if now != codec:
+                    codec = now
+                    load.lines.set_decoder(partial(_decode, codec=codec))
+                if isinstance(data, tuple):  # where the chunk lies in the input: read when shown
+                    data = Stored(_path_of(load.source), load.source.data, *data)
+                load.lines.append_chunk(data, lines)
+                _wait_for_view(load)
+            elif kind == "end":
+                load.bytes_read = payload
+                return True
+            else:
+                load.error = load.error or str(payload)
+                return True
+        if not load.stop.is_set():
+            load.error = load.error or f"the text reader process ended early (exit code {child.returncode})"
+        return True
 
     def _child(self, load: Load) -> None:
         """The analysis in a child process; its results land in ``load`` exactly as the thread's do (its
         first look at the input's head as provisional incidents, see :func:`hvci.logs.worker.serve`)."""
-        child = self._started.pop(load, None) or self._start_child(load)
+        child = self._started.pop((load, False), None) or self._start_child(load)
         if isinstance(child, OSError):
             load.error = f"cannot start a reader process: {child.strerror or child}"
             return
@@ -170,4 +222,4 @@ class PipelineFeed:
             if load.info is None and load.error is None and not load.stop.is_set():
                 load.error = f"the analysis process ended early (exit code {child.returncode})"
         except OSError as error:
-            load.error = _problem(error)
+            load.error = problem(error)

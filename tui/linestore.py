@@ -7,6 +7,11 @@ instead keeps each chunk as read (bytes, or text for UTF-16 inputs) with its lin
 the last few decoded chunks are kept. :attr:`LineStore.widest` (for sideways scrolling) is the longest line
 decoded so far: measuring every line as it is read would cost as much as making the strings.
 
+A chunk can also be left where it is (:class:`Stored`): a large input's text child (see
+:mod:`hvci.logs.text_child`) says where each chunk lies and how many lines it holds, and the chunk is read
+again when a line of it is shown, searched or quoted. Should the input have changed meanwhile, the chunk
+keeps its line count (lines that are gone read as empty): the numbering the findings point to stays.
+
 One thread appends (the loader), the UI reads. Appending to a list and then raising
 :attr:`LineStore.line_count` are each atomic in CPython, so a reader that looks at the count first never
 sees a chunk half added.
@@ -18,10 +23,35 @@ import bisect
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import overload
 
 #: Decoded chunks kept for drawing and quoting (a screen shows lines of one or two chunks).
 CACHED_CHUNKS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A chunk of whole lines left in the input: ``length`` bytes at ``offset`` of the file at ``path``, or
+    of ``data`` (an input in memory)."""
+
+    path: str | None
+    data: bytes | None
+    offset: int
+    length: int
+
+    def read(self) -> bytes:
+        """The chunk's bytes (what is left of them, if the file changed; none if it cannot be read)."""
+        if self.data is not None:
+            return self.data[self.offset : self.offset + self.length]
+        if self.path is None:
+            return b""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                return handle.read(self.length)
+        except OSError:
+            return b""
 
 
 class LineStore(Sequence[str]):
@@ -30,7 +60,7 @@ class LineStore(Sequence[str]):
     def __init__(self, decode: Callable[[bytes], str] | None = None) -> None:
         self._decode = decode or (lambda data: data.decode("utf-8", "replace"))
         self._starts: list[int] = []
-        self._chunks: list[bytes | str] = []
+        self._chunks: list[bytes | str | Stored] = []
         self._cache: OrderedDict[int, list[str]] = OrderedDict()
         self.line_count = 0
         self.widest = 0
@@ -43,9 +73,12 @@ class LineStore(Sequence[str]):
 
     # -- writing (the loader thread) --------------------------------------------------------------------
 
-    def append_chunk(self, data: bytes | str) -> None:
-        """Add whole lines, each ending in ``\\n``."""
-        lines = data.count("\n" if isinstance(data, str) else b"\n")  # type: ignore[arg-type]
+    def append_chunk(self, data: bytes | str | Stored, lines: int | None = None) -> None:
+        """Add whole lines, each ending in ``\\n``; ``lines`` is their count when the reader knows it (it
+        must, for a :class:`Stored` chunk)."""
+        if lines is None:
+            assert not isinstance(data, Stored)
+            lines = data.count("\n" if isinstance(data, str) else b"\n")  # type: ignore[arg-type]
         if not lines:
             return
         self._starts.append(self.line_count)
@@ -76,10 +109,15 @@ class LineStore(Sequence[str]):
             self._cache.move_to_end(index)
             return cached
         data = self._chunks[index]
+        if isinstance(data, Stored):
+            data = data.read()
         text = data if isinstance(data, str) else self._decode(data)
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         lines = text.split("\n")[:-1]
+        end = self._starts[index + 1] if index + 1 < len(self._starts) else self.line_count
+        if len(lines) != end - self._starts[index]:  # a stored chunk whose input changed since
+            lines = (lines + [""] * (end - self._starts[index]))[: end - self._starts[index]]
         self.widest = max(self.widest, max(map(len, lines), default=0))
         self._cache[index] = lines
         if len(self._cache) > CACHED_CHUNKS:

@@ -16,6 +16,9 @@ every :data:`SEND_EVERY` seconds, so that a log with thousands of findings is a 
 thousands), ``("parsed", bytes_analysed)`` a few times a second, ``("info", InputInfo)`` at the end, or
 ``("error", message)`` when the input cannot be read.
 
+A child started for a request with ``text`` set reads the input's text for the view instead (see
+:mod:`hvci.logs.text_child`).
+
 Run as ``python -m hvci.logs.worker``; it imports neither Textual nor Rich.
 """
 
@@ -58,6 +61,8 @@ class Request:
     name: str
     options: AnalyzeOptions
     follow: bool
+    text: bool = False
+    """Read the input's text for the view (:func:`hvci.logs.text_child.send_text`), not its incidents."""
 
 
 class _PastHead(threading.Event):
@@ -106,7 +111,7 @@ def head_incidents(request: Request) -> list[Incident]:
     return [incident for incident in flushed.values() if incident.source.last_line < settled]
 
 
-class _Outbox:
+class Outbox:
     """The child's stdout: whole pickled messages, incidents batched (see :data:`SEND_EVERY`)."""
 
     def __init__(self, out: IO[bytes]) -> None:
@@ -139,7 +144,24 @@ class _Outbox:
 
 def serve(request_stream: IO[bytes], out: IO[bytes]) -> None:
     """The child's side when started as ``python -m hvci.logs.worker``: the request comes on its stdin."""
-    analyse(pickle.load(request_stream), out)
+    run(pickle.load(request_stream), out)
+
+
+def run(request: Request, out: IO[bytes]) -> None:
+    """The child's side of either kind of request."""
+    if request.text:
+        from hvci.logs.text_child import send_text  # this kind of child only
+
+        send_text(request, out)
+    else:
+        analyse(request, out)
+
+
+def problem(error: OSError | ValueError) -> str:
+    """One plain sentence for an input that cannot be read."""
+    if isinstance(error, OSError):
+        return f"cannot read: {error.strerror or error}"
+    return str(error)
 
 
 def analyse(request: Request, out: IO[bytes]) -> None:
@@ -148,7 +170,7 @@ def analyse(request: Request, out: IO[bytes]) -> None:
     (Textual's layout and repaint of a 160x48 screen), which on a busy 2-core machine it otherwise shares
     with the analysis (bench_tui at a load of 6-10: key median 110-450 ms at equal priority, 35-175 ms at
     nice 10; the load took up to a fifth longer)."""
-    outbox = _Outbox(out)
+    outbox = Outbox(out)
     finished = threading.Event()
     try:
         if _worth_a_head_look(request):
@@ -168,7 +190,7 @@ def analyse(request: Request, out: IO[bytes]) -> None:
         outbox.send("info", inp.info())
     except (OSError, ValueError) as error:
         finished.set()
-        outbox.send("error", f"cannot read: {error.strerror}" if isinstance(error, OSError) else str(error))
+        outbox.send("error", problem(error))
 
 
 class Child(Protocol):
@@ -257,7 +279,7 @@ class ForkedChild:
                 for fd in (0, 1, 2):  # nothing reaches the terminal the view draws on
                     os.dup2(quiet, fd)
                 with os.fdopen(write_end, "wb") as out:
-                    analyse(request, out)
+                    run(request, out)
                 code = 0
             finally:
                 os._exit(code)

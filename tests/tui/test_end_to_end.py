@@ -21,6 +21,7 @@ from tests.tui.conftest import settle, wait_for
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
 from tui.labels import category_label
+from tui.linestore import Stored
 from tui.loading import Source
 from tui.screens.paste import PasteScreen
 from tui.widgets.evidence_log import EvidenceLog
@@ -310,6 +311,7 @@ async def test_large_input_is_analysed_in_a_child_process(tmp_path: Path) -> Non
         assert load.error is None and load.info is not None
         assert list(load.lines) == HAXM.read_text(encoding="utf-8").splitlines()
         assert load.bytes_read == HAXM.stat().st_size
+        assert all(isinstance(chunk, Stored) for chunk in load.lines._chunks)  # read again when shown
 
 
 async def test_followed_input_in_child_process_is_stopped_on_exit(tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.linestore import CACHED_CHUNKS, LineStore
+from tui.linestore import CACHED_CHUNKS, LineStore, Stored
 
 _LINE = st.text(
     alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=12
@@ -56,3 +57,25 @@ def test_reset_starts_again_at_line_one_and_says_so() -> None:
     store.reset()
     store.append_chunk(b"new\n")
     assert (len(store), store[0], store.generation) == (1, "new", generation + 1)
+
+
+def test_a_stored_chunk_is_read_from_the_input_when_a_line_of_it_is_shown(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    path.write_bytes(b"\xef\xbb\xbfone\r\ntwo\nthree\n")
+    store = LineStore()
+    store.append_chunk(Stored(str(path), None, 3, 10), 2)  # "one\r\ntwo\n", after the byte-order mark
+    store.append_chunk(Stored(None, b"zero\nthree\n", 5, 6), 1)
+    assert list(store) == ["one", "two", "three"]
+
+
+def test_a_stored_chunk_of_an_input_that_changed_keeps_its_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    path.write_bytes(b"one\ntwo\nthree\n")
+    store = LineStore()
+    store.append_chunk(Stored(str(path), None, 0, 8), 2)
+    store.append_chunk(Stored(str(path), None, 8, 6), 1)
+    path.write_bytes(b"one\n")  # truncated: the second line and the second chunk are gone
+    assert list(store) == ["one", "", ""]
+    path.unlink()
+    store._cache.clear()
+    assert list(store) == ["", "", ""] and len(store) == 3
