@@ -100,14 +100,17 @@ class PipelineFeed:
         """Children the command line started before the view (see :func:`start_ahead`)."""
 
     def begin(self, load: Load) -> None:
-        """Start the child process of a large input at once, so that its start-up and its first look at
-        the input overlap the view's own start-up (:meth:`read_incidents` then reads its results)."""
-        if self._in_child(load):
-            self._started[load, False] = self._start_child(load)
-        if self._text_in_child(load):
-            self._started[load, True] = self._start_child(load, text=True)
+        """Start the child processes of a large input at once, so that their start-up and their first look
+        at the input overlap the view's own start-up (the read methods then read their results). Both
+        start before either's stop watcher (a thread): with no other thread yet, each is a fork, not a
+        fresh interpreter (see :func:`hvci.logs.worker.start`)."""
+        kinds = [text for text in (False, True) if self._kind_in_child(load, text)]
+        for text in kinds:
+            self._started[load, text] = self._start_child(load, text)
+        for text in kinds:
+            self._watch(load, self._started[load, text])
 
-    def _start_child(self, load: Load, text: bool = False) -> Child | OSError:
+    def _start_child(self, load: Load, text: bool) -> Child | OSError:
         request = _request(load.source, self.options, load.follow, text)
         child = self._ahead.take(request) if self._ahead is not None else None
         if child is None:
@@ -115,9 +118,23 @@ class PipelineFeed:
                 child = start(request)
             except OSError as error:
                 return error
+        return child
+
+    @staticmethod
+    def _watch(load: Load, child: Child | OSError) -> None:
         if not isinstance(child, OSError):
             stop_when(load.stop, child)
+
+    def _child_for(self, load: Load, text: bool) -> Child | OSError:
+        """The child :meth:`begin` started for ``load``, or one started now."""
+        child = self._started.pop((load, text), None)
+        if child is None:
+            child = self._start_child(load, text)
+            self._watch(load, child)
         return child
+
+    def _kind_in_child(self, load: Load, text: bool) -> bool:
+        return self._text_in_child(load) if text else self._in_child(load)
 
     def _in_child(self, load: Load) -> bool:
         return _in_child(load.source, self.process_threshold)
@@ -176,7 +193,7 @@ class PipelineFeed:
     def _text_from_child(self, load: Load) -> bool:
         """The text as the text child reads it (:func:`hvci.logs.worker.send_text`); False when no child
         could be started (the text is then read in this thread)."""
-        child = self._started.pop((load, True), None) or self._start_child(load, text=True)
+        child = self._child_for(load, text=True)
         if isinstance(child, OSError):
             return False
         codec = None
@@ -203,7 +220,7 @@ class PipelineFeed:
     def _child(self, load: Load) -> None:
         """The analysis in a child process; its results land in ``load`` exactly as the thread's do (its
         first look at the input's head as provisional incidents, see :func:`hvci.logs.worker.serve`)."""
-        child = self._started.pop((load, False), None) or self._start_child(load)
+        child = self._child_for(load, text=False)
         if isinstance(child, OSError):
             load.error = f"cannot start a reader process: {child.strerror or child}"
             return

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from hvci.knowledge import kb
 from tests.conftest import HANG_SECONDS, modules_loaded_after
 from tests.tui.conftest import LOG_NAME, FixtureFeed, fixture_app, sample_incidents, wait_for
+from tui import engine_feed
 from tui.engine_feed import TEXT_HEAD_BYTES, PipelineFeed
 from tui.loading import Load, Source
 from tui.screens import triage
@@ -175,3 +176,37 @@ async def test_what_the_readers_found_before_the_mount_is_in_the_first_frame(
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: bool(listed_at_mount), "the mount")
         assert listed_at_mount[0] >= 1  # listed before the first layout and frame
+
+
+class _Running:
+    """A child that runs until its stop watcher ends it."""
+
+    stdout = None
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_a_large_inputs_children_start_before_any_thread_of_theirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads_seen: list[int] = []
+
+    def start(request: object) -> _Running:
+        threads_seen.append(threading.active_count())  # a fork needs this process to have no other thread
+        return _Running()
+
+    monkeypatch.setattr(engine_feed, "start", start)
+    path = tmp_path / "big.log"
+    path.write_bytes(b"line\n" * (engine_feed.PROCESS_THRESHOLD // 5 + 1))
+    load = Load(Source.file(path))
+    before = threading.active_count()
+    try:
+        PipelineFeed(options=None).begin(load)  # type: ignore[arg-type]
+        assert threads_seen == [before, before]  # the analysis and the text child
+    finally:
+        load.stop.set()  # their watchers end
