@@ -197,8 +197,12 @@ _INVISIBLE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
-    """JSON as UTF-8-friendly text (non-ASCII kept readable) with invisible controls escaped."""
+    """JSON as UTF-8-friendly text (non-ASCII kept readable) with invisible controls escaped. Of those, only
+    DEL is ASCII: an ASCII text without it is returned as it is (one memchr-speed test instead of a search
+    through the ~2 KB of every incident, issue 16)."""
     text = json.dumps(value, indent=indent, ensure_ascii=False)
+    if text.isascii() and "\x7f" not in text:
+        return text
     return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

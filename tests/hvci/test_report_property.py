@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import jsonschema
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hvci.logs.pipeline import analyze_text
 from hvci.report import render, to_json_dict
+from hvci.report.json_report import _INVISIBLE, dumps
 from tests.conftest import REPORT_SCHEMA
 
 HERE = Path(__file__).resolve().parent
@@ -68,3 +69,17 @@ def test_shuffled_sessions_never_give_a_non_hvci_bugcheck_a_category(lines: list
             0x18D,
         ):
             assert incident.category is None and not incident.hvci_related
+
+
+#: text with each kind of character the escape is about (DEL, C1 controls, line separators, bidi marks)
+_JSON_TEXT = st.text(st.sampled_from([*'a{"\\\n\x7f\x85\x9f\xa0\u2028\u202e\u2066\u2069é']) | st.characters())
+
+
+@settings(max_examples=500, deadline=None)
+@given(_JSON_TEXT | st.lists(_JSON_TEXT | st.integers() | st.none(), max_size=4))
+@example("\x7f")  # DEL: the one ASCII character escaped
+@example(["plain", "a\u2028b"])
+def test_dumps_escapes_exactly_what_the_search_of_invisible_characters_escaped(value: object) -> None:
+    """Property (issue 16): the ASCII pre-test skips the search only where it finds nothing (DEL included)."""
+    text = json.dumps(value, ensure_ascii=False)
+    assert dumps(value) == _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
