@@ -191,12 +191,12 @@ class PipelineFeed:
             load.lines_done = True
 
     def _text_from_child(self, load: Load) -> bool:
-        """The text as the text child reads it (:func:`hvci.logs.worker.send_text`); False when no child
-        could be started (the text is then read in this thread)."""
+        """The text as the text child reads it (:func:`hvci.logs.text_child.send_text`); False when no
+        child could be started (the text is then read in this thread)."""
         child = self._child_for(load, text=True)
         if isinstance(child, OSError):
             return False
-        codec = None
+        codec, ended = None, False
         for kind, payload in results(child):
             if kind == "text":
                 data, lines, load.bytes_read, now = payload
@@ -208,12 +208,10 @@ class PipelineFeed:
                 load.lines.append_chunk(data, lines)
                 _wait_for_view(load)
             elif kind == "end":
-                load.bytes_read = payload
-                return True
+                load.bytes_read, ended = payload, True
             else:
-                load.error = load.error or str(payload)
-                return True
-        if not load.stop.is_set():
+                load.error, ended = load.error or str(payload), True
+        if not ended and not load.stop.is_set():
             load.error = load.error or f"the text reader process ended early (exit code {child.returncode})"
         return True
 
