@@ -3,7 +3,6 @@
 The pipeline is Python code from the parsers' dispatch to the classifier. In a thread next to the UI it
 competes for the global interpreter lock, and every hop of a key press through Textual's message queues
 then waits for it: on a 100 MB log the keyboard lagged by more than a second. In a child process it cannot.
-(The view's text needs no child: it is kept as the reader's chunks, see ``tui.linestore``.)
 
 The child starts with a quick look at the input's head (:func:`head_incidents`): the first finding of a
 large log is then on screen a moment after the child starts, while the UI process spends no interpreter time

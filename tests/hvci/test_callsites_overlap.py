@@ -2,20 +2,17 @@
 dword slot at ``[rsp+0x34]``, and a dword at ``[rsp+0x34]`` changes the upper half of a qword at ``0x30``.
 The dataflow kept the stale value of the other slot, so a pool type written before the store could pass for
 the one the call gets. The bytes were assembled with ``llvm-mc -triple=x86_64 -show-encoding
--x86-asm-syntax=intel``; the image is the one of :mod:`tests.hvci.test_callsites_synthetic`."""
+-x86-asm-syntax=intel``; the functions are laid out as in :mod:`tests.hvci.test_callsites_stores`."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hvci.images.callsites import EXECUTABLE, SAFE, UNKNOWN, CallSite, analyse_calls
+from hvci.images.callsites import EXECUTABLE, SAFE, UNKNOWN, CallSite
 from hvci.images.callsites.values import State, Val, const, unknown
-from symbols.pe import PeImage
-from tests.hvci.test_callsites_synthetic import IAT, Piece, assemble, image, rip
+from tests.hvci.test_callsites_stores import pool_type_sites
 
-PROLOGUE = bytes.fromhex("4883ec48")  # sub rsp, 0x48
-EPILOGUE = bytes.fromhex("4883c448c3cc")  # add rsp, 0x48; ret; int3
 UNKNOWN_RAX = bytes.fromhex("488b02")  # mov rax, qword ptr [rdx]
 UNKNOWN_EAX = bytes.fromhex("8b02")  # mov eax, dword ptr [rdx]
 NX_AT_34 = bytes.fromhex("c744243400020000")  # mov dword ptr [rsp + 0x34], 0x200 (NonPagedPoolNx)
@@ -51,17 +48,7 @@ FUNCTIONS: dict[str, list[bytes]] = {
 
 
 def _sites() -> dict[str, CallSite]:
-    pieces: list[Piece] = []
-    calls: dict[str, int] = {}
-    for name, body in FUNCTIONS.items():
-        pieces += [PROLOGUE, *body]
-        calls[name] = len(pieces)
-        pieces += [rip("ff15", IAT["ExAllocatePoolWithTag"]), EPILOGUE]
-    code, where = assemble(pieces)
-    analysis = analyse_calls(PeImage.open(image(code, IAT), name="overlap.sys"))
-    assert analysis.status == "done"
-    by_rva = {s.rva: s for s in analysis.sites}
-    return {name: by_rva[where[index]] for name, index in calls.items()}
+    return pool_type_sites(FUNCTIONS)
 
 
 def test_a_wider_store_below_replaces_the_stale_value() -> None:

@@ -57,10 +57,12 @@ FUNCTIONS: dict[str, list[bytes]] = {
 }
 
 
-def _sites() -> dict[str, CallSite]:
+def pool_type_sites(functions: dict[str, list[bytes]]) -> dict[str, CallSite]:
+    """Each function (``sub rsp, 0x48``, its instructions, ``call [ExAllocatePoolWithTag]``, the epilogue)
+    in one image, analysed: the call site of each, by name."""
     pieces: list[Piece] = []
     calls: dict[str, int] = {}
-    for name, body in FUNCTIONS.items():
+    for name, body in functions.items():
         pieces += [PROLOGUE, *body]
         calls[name] = len(pieces)
         pieces += [rip("ff15", IAT["ExAllocatePoolWithTag"]), EPILOGUE]
@@ -70,6 +72,10 @@ def _sites() -> dict[str, CallSite]:
     assert analysis.status == "done"
     by_rva = {s.rva: s for s in analysis.sites}
     return {name: by_rva[where[index]] for name, index in calls.items()}
+
+
+def _sites() -> dict[str, CallSite]:
+    return pool_type_sites(FUNCTIONS)
 
 
 STORES = ["movups_same_slot", "movups_covers_slot", "movq_same_slot", "rcl_same_slot"]
