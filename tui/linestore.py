@@ -9,8 +9,10 @@ decoded so far: measuring every line as it is read would cost as much as making 
 
 A chunk can also be left where it is (:class:`Stored`): a large input's text child (see
 :mod:`hvci.logs.text_child`) says where each chunk lies and how many lines it holds, and the chunk is read
-again when a line of it is shown, searched or quoted. Should the input have changed meanwhile, the chunk
-keeps its line count (lines that are gone read as empty): the numbering the findings point to stays.
+again when a line of it is shown, searched or quoted. Should the input have changed meanwhile (its bytes
+there no longer have the CRC-32 they had when counted), the chunk keeps its line count and each of its lines
+reads as :data:`CHANGED_LINE`: the numbering the findings point to stays, and no other text passes for the
+evidence they were found in.
 
 One thread appends (the loader), the UI reads. Appending to a list and then raising
 :attr:`LineStore.line_count` are each atomic in CPython, so a reader that looks at the count first never
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,29 +32,35 @@ from typing import overload
 #: Decoded chunks kept for drawing and quoting (a screen shows lines of one or two chunks).
 CACHED_CHUNKS = 6
 
+#: What a line of a stored chunk reads as once the input is no longer what was read.
+CHANGED_LINE = "[hvci-triage: this part of the input changed on disk after it was read]"
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A chunk of whole lines left in the input: ``length`` bytes at ``offset`` of the file at ``path``, or
-    of ``data`` (an input in memory)."""
+    of ``data`` (an input in memory), whose CRC-32 was ``crc`` when they were read."""
 
     path: str | None
     data: bytes | None
     offset: int
     length: int
+    crc: int
 
-    def read(self) -> bytes:
-        """The chunk's bytes (what is left of them, if the file changed; none if it cannot be read)."""
+    def read(self) -> bytes | None:
+        """The chunk's bytes; None if they are no longer those that were read (or cannot be read)."""
         if self.data is not None:
-            return self.data[self.offset : self.offset + self.length]
-        if self.path is None:
-            return b""
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                return handle.read(self.length)
-        except OSError:
-            return b""
+            found = self.data[self.offset : self.offset + self.length]
+        elif self.path is None:
+            return None
+        else:
+            try:
+                with open(self.path, "rb") as handle:
+                    handle.seek(self.offset)
+                    found = handle.read(self.length)
+            except OSError:
+                return None
+        return found if zlib.crc32(found) == self.crc else None
 
 
 class LineStore(Sequence[str]):
@@ -108,16 +117,16 @@ class LineStore(Sequence[str]):
         if cached is not None:
             self._cache.move_to_end(index)
             return cached
-        data = self._chunks[index]
-        if isinstance(data, Stored):
-            data = data.read()
-        text = data if isinstance(data, str) else self._decode(data)
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        lines = text.split("\n")[:-1]
-        end = self._starts[index + 1] if index + 1 < len(self._starts) else self.line_count
-        if len(lines) != end - self._starts[index]:  # a stored chunk whose input changed since
-            lines = (lines + [""] * (end - self._starts[index]))[: end - self._starts[index]]
+        chunk = self._chunks[index]
+        data = chunk.read() if isinstance(chunk, Stored) else chunk
+        if data is None:  # a stored chunk whose input changed since
+            end = self._starts[index + 1] if index + 1 < len(self._starts) else self.line_count
+            lines = [CHANGED_LINE] * (end - self._starts[index])
+        else:
+            text = data if isinstance(data, str) else self._decode(data)
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            lines = text.split("\n")[:-1]
         self.widest = max(self.widest, max(map(len, lines), default=0))
         self._cache[index] = lines
         if len(self._cache) > CACHED_CHUNKS:

@@ -4,8 +4,9 @@ Reading and counting 100 MB of lines in the view's own process held its interpre
 which its first frames and keys shared and which ``done`` waited for; taking the chunks through a pipe
 instead still cost it ~0.1 s of copying. So this child reads the text as ``Input.text_chunks`` gives it and
 sends, per chunk of whole lines, ``("text", (chunk, lines, bytes_read, codec))``: the line count, and for a
-chunk that is the input's bytes unchanged, where it lies (``(offset, length)``), which the view reads again
-only when it shows a line of it (:class:`tui.linestore.Stored`); any other chunk (decoded from UTF-16, a
+chunk that is the input's bytes unchanged, where it lies and its CRC-32 (``(offset, length, crc)``), which
+the view reads again only when it shows a line of it (:class:`tui.linestore.Stored`), and checks, should
+the file have been rewritten meanwhile; any other chunk (decoded from UTF-16, a
 line cut at the length cap, a dump's text view) is sent itself. ``("end", bytes_read)`` closes the text,
 ``("error", message)`` reports an input that cannot be read.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from typing import IO, BinaryIO
 
 from hvci.logs.worker import NICENESS, Outbox, Request, problem
@@ -45,8 +47,8 @@ class _Places:
         self._file.seek(offset)
         return self._file.read(length)
 
-    def of(self, chunk: bytes | str) -> tuple[int, int] | None:
-        """``(offset, length)`` of ``chunk`` in the input, or None."""
+    def of(self, chunk: bytes | str) -> tuple[int, int, int] | None:
+        """``(offset, length, CRC-32)`` of ``chunk`` in the input, or None."""
         start = self._offset
         if start is None or not isinstance(chunk, bytes):
             self._offset = None
@@ -56,7 +58,7 @@ class _Places:
         except OSError:
             same = False
         self._offset = start + len(chunk) if same else None
-        return (start, len(chunk)) if same else None
+        return (start, len(chunk), zlib.crc32(chunk)) if same else None
 
     def close(self) -> None:
         if self._file is not None:

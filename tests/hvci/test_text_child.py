@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,14 @@ def _messages(path: Path | None, data: bytes | None = None) -> list[tuple[str, A
 
 
 def _read_back(messages: list[tuple[str, Any]], content: bytes) -> list[bytes | str]:
-    """Each text message's chunk: the bytes at its place in ``content``, or the chunk sent."""
+    """Each text message's chunk: the bytes at its place in ``content`` (with their CRC-32), or the chunk
+    sent."""
     chunks: list[bytes | str] = []
     for kind, payload in messages[:-1]:
         assert kind == "text"
         sent, lines, _, _ = payload
         chunk = content[sent[0] : sent[0] + sent[1]] if isinstance(sent, tuple) else sent
+        assert not isinstance(sent, tuple) or sent[2] == zlib.crc32(chunk)  # what the view checks it by
         assert lines == chunk.count("\n" if isinstance(chunk, str) else b"\n")  # type: ignore[arg-type]
         chunks.append(chunk)
     return chunks

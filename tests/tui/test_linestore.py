@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.linestore import CACHED_CHUNKS, LineStore, Stored
+from tui.linestore import CACHED_CHUNKS, CHANGED_LINE, LineStore, Stored
 
 _LINE = st.text(
     alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=12
@@ -59,23 +60,34 @@ def test_reset_starts_again_at_line_one_and_says_so() -> None:
     assert (len(store), store[0], store.generation) == (1, "new", generation + 1)
 
 
+def _stored(path: Path | None, data: bytes | None, offset: int, length: int) -> Stored:
+    """A chunk as the text child places it: where it lies, and the CRC-32 of its bytes now."""
+    content = data if data is not None else path.read_bytes()  # type: ignore[union-attr]
+    crc = zlib.crc32(content[offset : offset + length])
+    return Stored(None if path is None else str(path), data, offset, length, crc)
+
+
 def test_a_stored_chunk_is_read_from_the_input_when_a_line_of_it_is_shown(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
     path.write_bytes(b"\xef\xbb\xbfone\r\ntwo\nthree\n")
     store = LineStore()
-    store.append_chunk(Stored(str(path), None, 3, 10), 2)  # "one\r\ntwo\n", after the byte-order mark
-    store.append_chunk(Stored(None, b"zero\nthree\n", 5, 6), 1)
+    store.append_chunk(_stored(path, None, 3, 10), 2)  # "one\r\ntwo\n", after the byte-order mark
+    store.append_chunk(_stored(None, b"zero\nthree\n", 5, 6), 1)
     assert list(store) == ["one", "two", "three"]
 
 
-def test_a_stored_chunk_of_an_input_that_changed_keeps_its_line_numbers(tmp_path: Path) -> None:
+def test_a_stored_chunk_of_an_input_that_changed_is_not_shown_as_its_text(tmp_path: Path) -> None:
+    """Its lines keep their numbers and say the input changed: no other text passes for the evidence."""
     path = tmp_path / "big.log"
     path.write_bytes(b"one\ntwo\nthree\n")
     store = LineStore()
-    store.append_chunk(Stored(str(path), None, 0, 8), 2)
-    store.append_chunk(Stored(str(path), None, 8, 6), 1)
-    path.write_bytes(b"one\n")  # truncated: the second line and the second chunk are gone
-    assert list(store) == ["one", "", ""]
+    store.append_chunk(_stored(path, None, 0, 8), 2)
+    store.append_chunk(_stored(path, None, 8, 6), 1)
+    path.write_bytes(b"ONE\nTWO\nthree\n")  # rewritten in place, same size: the first chunk differs
+    assert list(store) == [CHANGED_LINE, CHANGED_LINE, "three"]
+    path.write_bytes(b"one\n")  # truncated
+    store._cache.clear()
+    assert list(store) == [CHANGED_LINE] * 3
     path.unlink()
     store._cache.clear()
-    assert list(store) == ["", "", ""] and len(store) == 3
+    assert list(store) == [CHANGED_LINE] * 3 and len(store) == 3

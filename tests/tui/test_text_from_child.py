@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from tui import engine_feed
 from tui.engine_feed import PipelineFeed
 from tui.linestore import Stored
 from tui.loading import Load, Source
+
+
+#: Where the first two lines of the test's file lie, as the text child says it: offset, length, CRC-32.
+FIRST_TWO = (0, 8, zlib.crc32(b"one\ntwo\n"))
 
 
 class _Sent:
@@ -53,7 +58,7 @@ def _read(
 
 
 def test_what_the_text_child_sends_lands_in_the_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = [("text", ((0, 8), 2, 10, "utf-8")), ("text", (b"three\n", 1, 14, "utf-8")), ("end", 14)]
+    sent = [("text", (FIRST_TWO, 2, 10, "utf-8")), ("text", (b"three\n", 1, 14, "utf-8")), ("end", 14)]
     load = _read(tmp_path, monkeypatch, sent, 0)
     assert list(load.lines) == ["one", "two", "three"] and isinstance(load.lines._chunks[0], Stored)
     assert (load.lines_done, load.bytes_read, load.error) == (True, 14, None)
@@ -62,7 +67,7 @@ def test_what_the_text_child_sends_lands_in_the_load(tmp_path: Path, monkeypatch
 def test_a_text_child_that_ends_early_leaves_the_load_incomplete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load = _read(tmp_path, monkeypatch, [("text", ((0, 8), 2, 10, "utf-8"))], -9)
+    load = _read(tmp_path, monkeypatch, [("text", (FIRST_TWO, 2, 10, "utf-8"))], -9)
     assert list(load.lines) == ["one", "two"] and load.lines_done
     assert load.error == "the text reader process ended early (exit code -9)"
     load = _read(tmp_path, monkeypatch, [("error", "cannot read: Permission denied")], 0)
