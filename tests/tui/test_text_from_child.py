@@ -16,7 +16,6 @@ from tui.engine_feed import PipelineFeed
 from tui.linestore import Stored
 from tui.loading import Load, Source
 
-
 #: Where the first two lines of the test's file lie, as the text child says it: offset, length, CRC-32.
 FIRST_TWO = (0, 8, zlib.crc32(b"one\ntwo\n"))
 
