@@ -4,12 +4,12 @@ Over the sample fixtures, the real drivers of ``../shared/realworld/drivers`` an
 of ``HVCI_REALWORLD_EXTRA`` (a folder of third-party ``.sys`` files):
 
 * the WHOLE COMMAND a user runs, ``hvci-triage scan FOLDERS...`` in a child process (start-up, reading,
-  PDBs, rules, call sites, the report), ``--runs`` times, in images/s, with the default ``--jobs`` (every
-  core: images on worker processes) and with ``-j1`` (in one process): CPU counts every process of the
-  command, so the workers' wall-clock gain is not mistaken for less work; and the reference in the same run,
-  a Python process that imports pefile and runs ``pefile.PE`` on every file, with the ratio; and its floor,
-  the command on one image that needs no decoding (what start-up costs before any image work), and the
-  rate beyond it (the whole command less the floor, per further image: what a folder of drivers scanned
+  PDBs, rules, call sites, the report), ``--runs`` times, in images/s, with the default ``--jobs`` (one
+  worker per 8 images, at most one per core) and with ``-j1`` (in one process): CPU counts every process of
+  the command, so the workers' wall-clock gain is not mistaken for less work; and the reference in the same
+  run, a Python process that imports pefile and runs ``pefile.PE`` on every file, with the ratio; and its
+  floor, the command on one image that needs no decoding (what start-up costs before any image work), and
+  the rate beyond it (the whole command less the floor, per further image: what a folder of drivers scanned
   in one command pays per image);
 
 then in this process, each measurement repeated until it has lasted ``--seconds`` (after one round that
@@ -46,7 +46,7 @@ import pefile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hvci.batch.cores import default_jobs  # noqa: E402
+from hvci.batch.images import workers_for  # noqa: E402
 from hvci.images.callsites import analyse_calls  # noqa: E402
 from hvci.images.scan import scan_image  # noqa: E402
 from hvci.knowledge.kb import load  # noqa: E402
@@ -114,7 +114,7 @@ def bench_whole_command(count: int, runs: int) -> None:
         ref = _run_whole([sys.executable, "-c", PEFILE_ALONE, *map(str, _paths())], runs, env)
         floor = _run_whole([*command, "scan", str(FLOOR_IMAGE)], runs, env)
     for label, (cpu, wall) in (
-        (f"scan (-j{default_jobs()})", ours),
+        (f"scan (-j{workers_for(count)})", ours),
         ("scan -j1", serial),
         ("python + pefile.PE", ref),
     ):
@@ -131,7 +131,7 @@ def bench_whole_command(count: int, runs: int) -> None:
         f"CPU {floor[0] / runs:.2f} s, wall {floor[1] / runs:.2f} s per run: start-up, the knowledge base, "
         "the image and its PDB, the report: all but the disassembler"
     )
-    for label, whole in ((f"-j{default_jobs()}", ours), ("-j1", serial)):
+    for label, whole in ((f"-j{workers_for(count)}", ours), ("-j1", serial)):
         beyond = [max(cpu_or_wall - least, 1e-9) for cpu_or_wall, least in zip(whole, floor, strict=True)]
         print(
             f"whole command beyond the floor, {label}: {runs * (count - 1) / beyond[0]:.1f} images/s CPU, "

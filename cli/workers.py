@@ -1,5 +1,5 @@
 """The worker options ``analyze`` and ``scan`` share: ``-j/--jobs`` and ``--timeout``, one definition so the
-two commands say the same thing the same way (only what a time limit's default is differs)."""
+two commands say the same thing the same way (only what their defaults are differs)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: ``-j/--jobs N``: None when not given (the caller takes :func:`hvci.batch.cores.default_jobs`).
-jobs_option: Callable[[F], F] = click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes (default: all cores). The report is the same for any number.",
-)
+
+def jobs_option(default: str) -> Callable[[F], F]:
+    """``-j/--jobs N``: None when not given (the command's default, which ``default`` says)."""
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Worker processes (default: {default}). The report is the same for any number.",
+    )
 
 
 def timeout_option(help_text: str) -> Callable[[F], F]:

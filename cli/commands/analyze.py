@@ -239,7 +239,7 @@ def _record(run: _Run) -> None:
     "baseline), or a minimum confidence (certain, likely, possible) for HVCI-related incidents.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 and 3 still apply).")
-@jobs_option
+@jobs_option("all cores")
 @timeout_option(
     "Time limit per input (default: 300 s + 2 s per MB; 0: none). An input over it is a diagnostic."
 )

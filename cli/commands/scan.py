@@ -9,7 +9,8 @@ or code integrity enforces, or a call that asks for executable memory), ``warnin
 section, straddling relocations and banned APIs without a deciding argument), ``note`` (also a missing
 NX_COMPAT and call sites whose argument is not known statically), or ``never``.
 
-With more than one image, ``--jobs`` worker processes (default: all cores) scan them, each image in
+With more than one image, ``--jobs`` worker processes (default: one per 8 images, at most one per core) scan
+them, each image in
 isolation: a worker that crashes or runs past ``--timeout`` makes its image could-not-analyse with the
 reason (:mod:`hvci.batch.images`); the report is the same for any ``--jobs``.
 
@@ -42,7 +43,6 @@ import click
 from cli.exitcodes import ExitCode
 from cli.output import emit, warn
 from cli.workers import jobs_option, timeout_option
-from hvci.batch.cores import default_jobs
 from hvci.batch.images import in_workers
 from hvci.details import details_json
 from hvci.images.callsites import EXECUTABLE, SAFE, CallSite
@@ -320,11 +320,11 @@ def _pdb_option(values: tuple[str, ...]) -> list[str] | dict[str, str]:
     help="Lowest level that makes the run fail (exit 1).",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 on findings (2 and 3 still apply).")
-@jobs_option
+@jobs_option("one per 8 images, at most all cores")
 @timeout_option(
     "Time limit per image in a worker (default: 300 s + 10 s per MB, ten times the measured rate; 0: "
-    "none). An image over it, or whose worker crashes, is could-not-analyse. One image, or -j1, is "
-    "scanned in this process unless --timeout is given."
+    "none). An image over it, or whose worker crashes, is could-not-analyse. One image, -j1, or fewer "
+    "than 16 images without -j are scanned in this process unless --timeout is given."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show passing rules and safe call sites too.")
 def command(
@@ -347,7 +347,7 @@ def command(
     """
     if symbol_path is None:
         symbol_path = symbol_path_from_environment()  # the same default as every other command
-    workers = in_workers(jobs or default_jobs(), timeout)
+    workers = in_workers(jobs, timeout)
     report = scan_paths(paths, symbol_path=symbol_path, pdb=_pdb_option(pdbs), scan_many=workers)
     text = render(report, fmt, verbose=verbose)
     emit(text, output)

@@ -130,9 +130,10 @@ def test_jobs_and_timeout_options() -> None:
 
 
 def test_one_worker_or_one_image_scans_in_this_process_without_multiprocessing() -> None:
-    """``-j1`` over several images, and one image with the default jobs, import no pool; the scans ran (the
-    decoding passes loaded: the check can fail)."""
-    for args in (["-j1", "api_misuse.sys", "clean.sys"], ["api_misuse.sys"]):
+    """``-j1`` over several images, one image, and a few images with the default jobs, import no pool; the
+    scans ran (the decoding passes loaded: the check can fail)."""
+    few = ["api_misuse.sys", "clean.sys", "align80.sys"]
+    for args in (["-j1", "api_misuse.sys", "clean.sys"], ["api_misuse.sys"], few):
         paths = [a if a.startswith("-") else str(BUILD / a) for a in args]
         code = f"from cli.main import run\ntry:\n    run(['scan', *{paths!r}])\nexcept SystemExit:\n    pass"
         loaded = modules_loaded_after(code)
@@ -143,3 +144,20 @@ def test_one_worker_or_one_image_scans_in_this_process_without_multiprocessing()
 def test_a_time_limit_given_sends_even_one_image_to_a_worker(pool_runs: list[int]) -> None:
     assert _scan("--timeout", "600", BUILD / "clean.sys").exit_code == 0
     assert pool_runs == [1]
+
+
+def test_without_jobs_a_run_gets_a_worker_per_eight_images_at_most_one_per_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scan_workers, "default_jobs", lambda: 4)
+    counts = {images: scan_workers.workers_for(images) for images in (0, 1, 15, 16, 24, 31, 32, 200)}
+    assert counts == {0: 1, 1: 1, 15: 1, 16: 2, 24: 3, 31: 3, 32: 4, 200: 4}
+
+
+def test_without_jobs_a_folder_worth_two_workers_gets_them(pool_runs: list[int]) -> None:
+    images = sorted(BUILD.glob("*.sys"))
+    assert len(images) >= 2 * scan_workers.IMAGES_PER_WORKER  # else this test says nothing
+    one = _scan("-j1", "--exit-zero", "--format", "json", BUILD)
+    default = _scan("--exit-zero", "--format", "json", BUILD)
+    assert pool_runs == ([len(images)] if scan_workers.workers_for(len(images)) > 1 else [])
+    assert default.stdout == one.stdout
