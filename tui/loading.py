@@ -83,8 +83,7 @@ class Load:
     on_change: Callable[[], None] | None = None
     """Called from the loader's thread after an incident was added or replaced, and when a reader is over,
     so that the view takes it in at once rather than at its next timer tick (it coalesces the calls: one
-    update per frame). The end of a load too: ``done`` in the status line otherwise waited for the tick,
-    up to a quarter of a second after the last reader ended."""
+    update per frame); ``done`` in the status line otherwise waited up to a quarter of a second."""
     _incidents_done: bool = False
     _lines_done: bool = False
     _index: dict[str, int] = field(default_factory=dict)

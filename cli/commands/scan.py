@@ -10,9 +10,8 @@ section, straddling relocations and banned APIs without a deciding argument), ``
 NX_COMPAT and call sites whose argument is not known statically), or ``never``.
 
 With more than one image, ``--jobs`` worker processes (default: one per 8 images, at most one per core) scan
-them, each image in
-isolation: a worker that crashes or runs past ``--timeout`` makes its image could-not-analyse with the
-reason (:mod:`hvci.batch.images`); the report is the same for any ``--jobs``.
+them, each image in isolation: a worker that crashes or runs past ``--timeout`` makes its image
+could-not-analyse with the reason (:mod:`hvci.batch.images`); the report is the same for any ``--jobs``.
 
 Exit codes: 0 nothing at or above the threshold and everything decided; 1 findings; 2 usage
 error, or no image could be read at all; 3 no findings but something could not be decided (an image that is
