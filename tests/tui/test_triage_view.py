@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 from rich.console import Console
 from rich.syntax import Syntax
+from textual.strip import Strip
 from textual.widgets import Static, TabbedContent
 
 from hvci.knowledge import kb
@@ -17,6 +18,7 @@ from tests.tui.conftest import (
     LOG_TEXT,
     FixtureFeed,
     fixture_app,
+    quiet,
     sample_incidents,
     settle,
     wait_for,
@@ -331,12 +333,24 @@ async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tm
         await wait_for(pilot, lambda: len(table.listed) == 2 and table.row_count == 2)
         assert str(table.get_row_at(0)[4]) == "1"
         columns = list(table.columns.values())
+        await quiet(pilot)  # the first frames are drawn
+        drawn: list[int] = []
+        draw = table.render_line
+
+        def spy(y: int) -> Strip:
+            drawn.append(y)
+            return draw(y)
+
+        table.render_line = spy  # type: ignore[method-assign]
         feed.release.set()
         await settle(pilot)
         assert str(table.get_row_at(0)[4]) == "2"
         # the cell changed in place: rebuilding the table (new columns) lays out the whole screen
         assert list(table.columns.values()) == columns
         assert all(a is b for a, b in zip(table.columns.values(), columns, strict=True))
+        # and only its row is drawn again, not every line of the pane (a repeat of a crash in a large log)
+        assert set(drawn) == {1}  # line 0 is the header
+        assert "2" in table.render_line(1).text.split()
 
 
 async def test_an_equal_incident_from_the_full_analysis_keeps_the_row(tmp_path: Path) -> None:
