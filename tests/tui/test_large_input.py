@@ -13,7 +13,7 @@ from textual.widgets import TabbedContent
 
 from hvci.logs.pipeline import AnalyzeOptions
 from tests.conftest import HANG_SECONDS
-from tests.tui.conftest import settle
+from tests.tui.conftest import quiet, settle
 from tui.app import TriageApp, make_app
 from tui.engine_feed import PipelineFeed
 from tui.linestore import LineStore
@@ -147,3 +147,21 @@ async def test_lines_arriving_out_of_view_repaint_nothing() -> None:
         assert add(100) == (0, 0)  # 300 lines, all below the screen
         assert log.virtual_size.height == 300 and log.max_scroll_y > 0
         assert add(1000) == (1, 0)  # 1,300 lines: the line numbers are one digit wider
+
+
+async def test_the_scroll_area_widens_as_wider_lines_are_drawn() -> None:
+    """A stored chunk is decoded when its lines are drawn; the longest line known grows as the view is
+    scrolled through the text, and the scroll area with it (also once the input is read, when the screen no
+    longer asks for new lines)."""
+    store = LineStore()
+    store.append_chunk("".join(f"short {n}\n" for n in range(100)))
+    store.append_chunk("wide " + "x" * 300 + "\n")
+    app = _LogApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(EvidenceLog)
+        log.show_lines(store, "big.log")
+        await quiet(pilot)
+        assert log.virtual_size.width < 80
+        log.jump_to(101)
+        await quiet(pilot)
+        assert log.virtual_size.width > 300

@@ -163,3 +163,16 @@ async def test_done_is_shown_when_the_load_ends_not_at_the_next_tick(
     finally:
         feed.release.set()
         feed.end.set()
+
+
+async def test_the_progress_timer_stops_once_everything_is_read(tmp_path: Path) -> None:
+    """An idle view does not wake up: the screen's timer runs while an input is read and stops once every
+    input is read and shown; opening another starts it again."""
+    app = fixture_app(FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: sample_incidents()}), tmp_path)
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        assert not app.triage.polling
+        app.triage.open_source(Source("more.log", data=LOG_TEXT.encode()))
+        assert app.triage.polling
+        await settle(pilot)
+        assert not app.triage.polling and ", done" in str(app.triage.query_one("#progress", Static).content)

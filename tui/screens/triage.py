@@ -3,7 +3,7 @@
 Inputs load in thread workers (see :mod:`tui.loading`); a new finding wakes the screen at once (one message
 however many arrive before it is handled) and a timer takes in the progress and the text a few times a
 second, so the first findings appear while a large file is still being read and the keyboard never waits
-for the engine.
+for the engine. Once every input is read and shown, the timer stops until another is opened.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class TriageScreen(PaneLayout, Screen[None]):
         shown = [*self.BINDINGS, *self.app.BINDINGS, palette]
         self.query_one(KeyHints).show(hints([b for b in shown if isinstance(b, Binding)], keymap))
         self._timer = self.set_interval(POLL_INTERVAL, self.poll)
+        self.polling = True
         self.query_one(FindingsTable).focus()
         for load in self._pending_loads:
             self._open(load)
@@ -194,6 +195,7 @@ class TriageScreen(PaneLayout, Screen[None]):
 
     def _start_reading(self, load: Load) -> None:
         self.loads.append(load)
+        self._keep_polling(True)
         self._read_incidents(load)
         self._read_lines(load)
 
@@ -304,6 +306,22 @@ class TriageScreen(PaneLayout, Screen[None]):
                 self._detail_needs_lines = 0
                 self.query_one(DetailPane).show(self._current, self.line_at, self.finding_of(self._current))
         self._update_status()
+        if self.all_loaded and not self._dirty:
+            self._keep_polling(False)  # every input is read and taken in: nothing comes until one is opened
+
+    def _keep_polling(self, on: bool) -> None:
+        """Start or stop the timer that takes in the loaders' progress (see :attr:`polling`)."""
+        if self._timer is None or on == self.polling:
+            return
+        if on:
+            self._timer.resume()
+        else:
+            self._timer.pause()
+        self.polling = on
+
+    polling = False
+    """The timer takes in the loaders' progress: while an input is being read (or followed), not once every
+    input is read and shown (an idle view woke up four times a second for nothing)."""
 
     def _empty_key(self) -> tuple[object, ...]:
         table = self.query_one(FindingsTable)
@@ -428,6 +446,8 @@ class TriageScreen(PaneLayout, Screen[None]):
         log.highlight(spans, focus_line=incident.source.first_line if jump else None)
         needed = max(last for _, last in spans)
         self._detail_needs_lines = needed if log.line_count < needed else 0
+        if self._detail_needs_lines:
+            self._keep_polling(True)  # the next tick shows the detail again with its lines (or without)
 
     @property
     def current(self) -> Incident | None:

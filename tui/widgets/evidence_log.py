@@ -83,6 +83,7 @@ class EvidenceLog(ScrollView, can_focus=True):
         self.followable = False
         self._pending_jump: int | None = None
         self._jump: tuple[int, int] | None = None  # (the top a jump wanted, the top it got): see _settle_jump
+        self._widening = False
 
     # -- content -----------------------------------------------------------------------------------
 
@@ -309,6 +310,18 @@ class EvidenceLog(ScrollView, can_focus=True):
             return self._lines.widest
         return max(map(len, self._lines[start:end]), default=0)
 
+    def _widen(self) -> None:
+        """Lines decoded to be drawn are wider than any before: the scroll area widens after this frame.
+        (While an input loads, the screen's timer calls :meth:`lines_added`, which does it too; the timer
+        stops once everything is read, and the text is decoded as it is scrolled through.)"""
+        if not self._widening:
+            self._widening = True
+            self.call_after_refresh(self._widened)
+
+    def _widened(self) -> None:
+        self._widening = False
+        self.lines_added()
+
     def _gutter_width(self) -> int:
         return len(str(max(self._known, 1))) + 1
 
@@ -324,6 +337,8 @@ class EvidenceLog(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         number = index + 1
         raw = self._lines[index]
+        if isinstance(self._lines, LineStore) and min(self._lines.widest, MAX_COLUMNS) > self._width:
+            self._widen()
         shown = clean(raw[:MAX_COLUMNS]) + ("…" if len(raw) > MAX_COLUMNS else "")
         gutter = self._gutter_width()
         text = Text(no_wrap=True, end="")
