@@ -178,6 +178,26 @@ async def test_what_the_readers_found_before_the_mount_is_in_the_first_frame(
         assert listed_at_mount[0] >= 1  # listed before the first layout and frame
 
 
+async def test_the_first_frame_is_laid_out_as_the_window_wants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Side by side in a wide window from the first frame on, whether or not a finding is listed at the
+    mount: the first resize (after the first frame) changes no class, which would restyle and lay out the
+    whole screen again before the first finding is drawn."""
+    classes_at_resize: list[frozenset[str]] = []
+    on_resize = triage.TriageScreen.on_resize
+
+    def resizing(screen: triage.TriageScreen) -> None:
+        classes_at_resize.append(frozenset(screen.classes))
+        on_resize(screen)
+
+    monkeypatch.setattr(triage.TriageScreen, "on_resize", resizing)
+    app = fixture_app(FixtureFeed({LOG_NAME: "line\n"}, {LOG_NAME: []}), tmp_path)  # nothing found yet
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: bool(classes_at_resize), "the first resize")
+        assert "-wide" in classes_at_resize[0]
+
+
 class _Running:
     """A child that runs until its stop watcher ends it."""
 

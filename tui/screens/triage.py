@@ -107,6 +107,10 @@ class TriageScreen(PaneLayout, Screen[None]):
         yield KeyHints(id="key-hints")
 
     def on_mount(self) -> None:
+        # The window's size is known: the first frame is laid out side by side or stacked as it will stay
+        # (set at the first resize, after it, the change of layout restyled and laid out the whole screen
+        # again, ~40 ms before the first finding could be drawn).
+        self.apply_layout()
         keymap = getattr(self.app, "keymap", {})
         palette = Binding("ctrl+p", "command_palette", "Palette")
         shown = [*self.BINDINGS, *self.app.BINDINGS, palette]
