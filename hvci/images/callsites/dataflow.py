@@ -64,6 +64,63 @@ _POPPED = unknown("a value popped from the stack")
 _UNSET = unknown("")
 #: What :data:`REG_INFO` gives for a register of no family we track
 _NO_FAMILY = (None, 0, 0)
+_MOVES = frozenset({"mov", "movabs", "movzx", "movsx", "movsxd"})
+_NO_EFFECT = frozenset({"cmp", "test", "bt", "nop"})
+
+#: What :meth:`X86Dataflow._step` does with an instruction (its :attr:`Insn.plan`, from :func:`plan`)
+(
+    _SKIP,
+    _CALL,
+    _JUMP,
+    _BRANCH,
+    _PUSH,
+    _POP,
+    _SP_SHIFT,
+    _SP_RESET,
+    _MOVE,
+    _LEA,
+    _ZERO,
+    _BINARY,
+    _UNARY,
+    _CMOV,
+    _CLOBBER,
+) = range(15)
+
+
+def plan(mnemonic: str, ops: tuple[Op, ...], data: bool, jump: bool) -> int:
+    """What the interpreter does with an instruction: everything its text fixes (the mnemonic, the operands'
+    kinds, a stack pointer destination), decided once per distinct text. What a run decides (whether a jump's
+    target is a thunk) is left to the run."""
+    if data:  # skipdata: bytes that do not decode
+        return _SKIP
+    if mnemonic == "call" or (mnemonic == "jmp" and ops and ops[0].type != OP_IMM):
+        return _CALL
+    if mnemonic == "jmp":
+        return _JUMP if ops else _SKIP
+    if jump and ops and ops[0].type == OP_IMM:
+        return _BRANCH  # a conditional tail call when it reaches a thunk, else nothing
+    if mnemonic == "push" and ops:
+        return _PUSH
+    if mnemonic == "pop" and ops:
+        return _POP
+    if len(ops) == 2 and ops[0].type == OP_REG and REG_INFO.get(ops[0].reg, _NO_FAMILY)[0] == "sp":
+        return _SP_SHIFT if mnemonic in ("sub", "add") and ops[1].type == OP_IMM else _SP_RESET
+    if mnemonic in _MOVES and len(ops) == 2:
+        return _MOVE
+    if mnemonic == "lea" and len(ops) == 2:
+        return _LEA
+    same_register = len(ops) == 2 and ops[0].type == ops[1].type == OP_REG and ops[0].reg == ops[1].reg
+    if mnemonic == "xor" and same_register:
+        return _ZERO
+    if mnemonic in BINARY and len(ops) == 2:
+        return _BINARY
+    if mnemonic in UNARY and len(ops) == 1:
+        return _UNARY
+    if mnemonic.startswith("cmov") and len(ops) == 2:
+        return _CMOV
+    if mnemonic in _NO_EFFECT or jump:
+        return _SKIP
+    return _CLOBBER
 
 
 class X86Dataflow:
@@ -72,7 +129,7 @@ class X86Dataflow:
     def __init__(self, image: Image) -> None:
         self.image = image
         self.bits = image.bits
-        self.decoder = Decoder(self.bits)
+        self.decoder = Decoder(self.bits, plan)
         self.detailed = 0
         self.code_bytes = 0
         self.capped = False
@@ -190,73 +247,57 @@ class X86Dataflow:
     # --- one instruction ------------------------------------------------------------------------------
 
     def _step(self, insn: Insn, st: State, sites: list[CallSite]) -> None:
-        mnemonic = insn.mnemonic
-        if insn.data:  # skipdata: bytes that do not decode
-            return
-        ops = insn.ops
-        if mnemonic == "call" or (mnemonic == "jmp" and ops and ops[0].type != OP_IMM):
-            self._call(insn, st, sites, tail=mnemonic == "jmp")
-            return
-        if mnemonic == "jmp" and ops and ops[0].type == OP_IMM:
-            target = self.image.thunks.get(ops[0].imm)
-            if target is not None:
-                self._call(insn, st, sites, tail=True)
-            return
-        if insn.jump and ops and ops[0].type == OP_IMM and ops[0].imm in self.image.thunks:
-            self._call(insn, st.copy(), sites, tail=True)  # a conditional tail call; the fall-through goes on
-            return
-        if mnemonic == "push" and ops:
-            value = self._read(insn, ops[0], st)
-            st.shift(self.bits // 8)
-            st.slots[0] = value
-            return
-        if mnemonic == "pop" and ops:
-            value = st.slots.get(0, _POPPED)
-            st.shift(-(self.bits // 8))
-            if ops[0].type == OP_REG:
-                self._write(insn, ops[0], value, st)
-            return
-        if len(ops) == 2 and ops[0].type == OP_REG and REG_INFO.get(ops[0].reg, _NO_FAMILY)[0] == "sp":
-            if mnemonic in ("sub", "add") and ops[1].type == OP_IMM:
-                st.shift(ops[1].imm if mnemonic == "sub" else -ops[1].imm)
-                return
-            st.slots.clear()  # the stack pointer moved by an amount we do not track
-            return
-        if not self._compute(insn, st):
-            self._clobber(insn, st)
-
-    def _compute(self, insn: Insn, st: State) -> bool:
-        """Apply an instruction we model; False when it is not one of them."""
-        m, ops = insn.mnemonic, insn.ops
-        if m in ("mov", "movabs", "movzx", "movsx", "movsxd") and len(ops) == 2:
+        kind = insn.plan
+        if kind == _MOVE:
+            ops = insn.ops
             value = self._read(insn, ops[1], st)
-            if m in ("movsx", "movsxd") and value.kind == "const":
+            if value.kind == "const" and insn.mnemonic in ("movsx", "movsxd"):
                 width = ops[1].size * 8
                 value = consts(frozenset(sign_extend(v, width) & ((1 << 64) - 1) for v in value.consts))
             self._write(insn, ops[0], value, st)
-            return True
-        if m == "lea" and len(ops) == 2:
-            self._write(insn, ops[0], self._address(insn, ops[1], st), st)
-            return True
-        if m == "xor" and len(ops) == 2 and ops[0].type == ops[1].type == OP_REG and ops[0].reg == ops[1].reg:
-            self._write(insn, ops[0], const(0), st)
-            return True
-        if m in BINARY and len(ops) == 2:
-            self._write(insn, ops[0], self._binary(insn, st), st)
-            return True
-        if m in UNARY and len(ops) == 1:
-            value = self._read(insn, ops[0], st)
-            width = ops[0].size * 8
+        elif kind == _SKIP:
+            return
+        elif kind == _LEA:
+            self._write(insn, insn.ops[0], self._address(insn, insn.ops[1], st), st)
+        elif kind == _CALL:
+            self._call(insn, st, sites, tail=insn.mnemonic == "jmp")
+        elif kind == _JUMP:
+            if insn.ops[0].imm in self.image.thunks:
+                self._call(insn, st, sites, tail=True)
+        elif kind == _BRANCH:
+            if insn.ops[0].imm in self.image.thunks:  # a conditional tail call; the fall-through goes on
+                self._call(insn, st.copy(), sites, tail=True)
+        elif kind == _ZERO:
+            self._write(insn, insn.ops[0], const(0), st)
+        elif kind == _BINARY:
+            self._write(insn, insn.ops[0], self._binary(insn, st), st)
+        elif kind == _PUSH:
+            value = self._read(insn, insn.ops[0], st)
+            st.shift(self.bits // 8)
+            st.slots[0] = value
+        elif kind == _POP:
+            value = st.slots.get(0, _POPPED)
+            st.shift(-(self.bits // 8))
+            if insn.ops[0].type == OP_REG:
+                self._write(insn, insn.ops[0], value, st)
+        elif kind == _SP_SHIFT:
+            imm = insn.ops[1].imm
+            st.shift(imm if insn.mnemonic == "sub" else -imm)
+        elif kind == _SP_RESET:
+            st.slots.clear()  # the stack pointer moved by an amount we do not track
+        elif kind == _UNARY:
+            m, op = insn.mnemonic, insn.ops[0]
+            value = self._read(insn, op, st)
             if value.kind == "const":
-                value = fold(value.consts, frozenset({0}), UNARY[m], width)
+                value = fold(value.consts, frozenset({0}), UNARY[m], op.size * 8)
             elif value.kind != "unknown":
                 value = unknown(f"computed by `{m} {insn.op_str}` at 0x{insn.address:x}")
-            self._write(insn, ops[0], value, st)
-            return True
-        if m.startswith("cmov") and len(ops) == 2:
+            self._write(insn, op, value, st)
+        elif kind == _CMOV:
+            ops = insn.ops
             self._write(insn, ops[0], merge(self._read(insn, ops[0], st), self._read(insn, ops[1], st)), st)
-            return True
-        return m in ("cmp", "test", "bt", "nop") or insn.jump
+        else:
+            self._clobber(insn, st)
 
     def _binary(self, insn: Insn, st: State) -> Val:
         """``add``, ``or``, ``shl``...: folded when both sides are known; on a value loaded from a global, the

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import capstone
@@ -175,7 +175,10 @@ def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | No
     return tuple(out)
 
 
-_PARSED: dict[int, dict[tuple[str, str], tuple[bool, bool, tuple[Op, ...]]]] = {}
+#: What an instruction does in an interpreter, fixed by its text (:meth:`Decoder.decode`'s ``plan``).
+Plan = Callable[[str, "tuple[Op, ...]", bool, bool], int]
+
+_PARSED: dict[tuple[int, Plan | None], dict[tuple[str, str], tuple[bool, bool, tuple[Op, ...], int]]] = {}
 _DETAILS: dict[int, dict[tuple[str, str], tuple[tuple[int, ...], tuple[Op, ...]]]] = {}
 
 
@@ -189,12 +192,15 @@ class Decoder:
     #: Distinct instruction texts kept; past it the tables start afresh (hostile code can vary without end).
     MAX_CACHED = 200_000
 
-    def __init__(self, bits: int) -> None:
+    def __init__(self, bits: int, plan: Plan | None = None) -> None:
+        """``plan(mnemonic, operands, data, jump)``: what the interpreter does with an instruction, kept in
+        :attr:`Insn.plan` (0 without one): decided once per distinct text rather than at every run."""
         self.bits = bits
         self.lite = disassembler(bits, detail=False)
         self.md = disassembler(bits, detail=True)
+        self.plan = plan
         # shared by every image of the same width: common texts (``mov rcx, rbx``) recur across drivers
-        self.parsed = _PARSED.setdefault(bits, {})
+        self.parsed = _PARSED.setdefault((bits, plan), {})
         self.details = _DETAILS.setdefault(bits, {})
 
     def decode(self, data: bytes, start: int, listed: Iterable[Listed] | None = None) -> Iterator[Insn]:
@@ -214,13 +220,13 @@ class Decoder:
                     parsed.clear()
                 data_bytes = mnemonic == ".byte"  # bytes that do not decode have no operands to read
                 ops = () if data_bytes else parse_operands(mnemonic, op_str, self.bits)
-                known = parsed[key] = (
-                    data_bytes,
-                    not data_bytes and is_jump(mnemonic),
-                    ops if ops is not None else self._detail(key, code, address)[1],
-                )
-            data_bytes, jump, ops = known
-            yield make(Insn, (address, size, mnemonic, op_str, data_bytes, jump, ops, code))
+                if ops is None:
+                    ops = self._detail(key, code, address)[1]
+                jump = not data_bytes and is_jump(mnemonic)
+                plan = self.plan(mnemonic, ops, data_bytes, jump) if self.plan is not None else 0
+                known = parsed[key] = (data_bytes, jump, ops, plan)
+            data_bytes, jump, ops, plan = known
+            yield make(Insn, (address, size, mnemonic, op_str, data_bytes, jump, ops, code, plan))
 
     def written(self, insn: Insn) -> tuple[tuple[int, ...], tuple[Op, ...]]:
         """The registers ``insn`` writes and its operands with ``access``: capstone's details, or for the
@@ -340,6 +346,7 @@ class Insn(NamedTuple):
     jump: bool
     ops: tuple[Op, ...]
     code: bytes
+    plan: int = 0  # what the interpreter does with it (:class:`Decoder`)
 
     @property
     def text(self) -> str:
