@@ -435,9 +435,16 @@ class PeImage:
         Stops early (returns fewer bytes) at a gap between sections, the end of the image or the end of a
         truncated file; never raises.
         """
-        out = bytearray()
         size = max(0, min(size, MAX_FILE_BYTES))
-        zeros = MAX_ZERO_FILL
+        if size <= 0:
+            return b""
+        chunk, filled = self._read_run(rva, size, MAX_ZERO_FILL)
+        if len(chunk) == size or not chunk:
+            return chunk  # one run, the common case (a function inside one section): no copies
+        out = bytearray(chunk)
+        zeros = MAX_ZERO_FILL - (len(chunk) if filled else 0)
+        rva += len(chunk)
+        size -= len(chunk)
         while size > 0:
             chunk, filled = self._read_run(rva, size, zeros)
             if not chunk:

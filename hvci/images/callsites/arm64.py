@@ -12,6 +12,7 @@ at every block start all registers are unknown, so a value that reaches a call f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import capstone
 import msgspec
@@ -34,6 +35,25 @@ def _number(name: str) -> int | None:
     if name[:1] in ("x", "w") and name[1:].isdigit():
         return int(name[1:])
     return None
+
+
+class Arm64Insn(NamedTuple):
+    """An instruction as the interpreter reads it: its address and texts copied out of capstone once (each
+    read of a ``CsInsn`` attribute is a ctypes read, the mnemonic decoded again, and each instruction is read
+    several times); its operands and written registers come from ``raw`` when asked for."""
+
+    address: int
+    mnemonic: str
+    op_str: str
+    raw: capstone.CsInsn
+
+    @property
+    def operands(self) -> list[Any]:
+        return self.raw.operands  # type: ignore[no-any-return]
+
+
+#: Register names by capstone id, asked of capstone once each (a ctypes call)
+_REGISTER_NAMES: dict[int, str | None] = {}
 
 
 class Arm64Arguments(msgspec.Struct, frozen=True):
@@ -61,14 +81,14 @@ class Arm64Interpreter:
         self.code_bytes = 0
         self.thunks: dict[int, Target] = {}
 
-    def decode(self, region: Region) -> list[capstone.CsInsn]:
+    def decode(self, region: Region) -> list[Arm64Insn]:
         data, _ = self.image.code(region)
         self.code_bytes += len(data)
-        insns = list(self.md.disasm(data, region.start))
+        insns = [Arm64Insn(i.address, i.mnemonic, i.op_str, i) for i in self.md.disasm(data, region.start)]
         self.instructions += len(insns)
         return insns
 
-    def find_thunks(self, insns: list[capstone.CsInsn]) -> None:
+    def find_thunks(self, insns: list[Arm64Insn]) -> None:
         """``adrp x16, page; ldr x16, [x16, #off]; br x16`` on an IAT slot: an import thunk."""
         for first, second, third in zip(insns, insns[1:], insns[2:], strict=False):
             if (first.mnemonic, second.mnemonic, third.mnemonic) != ("adrp", "ldr", "br"):
@@ -82,7 +102,7 @@ class Arm64Interpreter:
                     value.ref, None, f"call thunk 0x{first.address:x} -> [IAT]"
                 )
 
-    def sites(self, insns: list[capstone.CsInsn]) -> Iterator[CallSite]:
+    def sites(self, insns: list[Arm64Insn]) -> Iterator[CallSite]:
         state = State({}, {})
         starts = {
             op.imm
@@ -109,7 +129,7 @@ class Arm64Interpreter:
                 continue
             self._step(insn, state)
 
-    def _call_target(self, insn: capstone.CsInsn, state: State) -> Target | None:
+    def _call_target(self, insn: Arm64Insn, state: State) -> Target | None:
         m = insn.mnemonic
         if m in ("bl", "b") and insn.operands and insn.operands[0].type == ca.ARM64_OP_IMM:
             reached = self.thunks.get(insn.operands[0].imm)
@@ -125,12 +145,12 @@ class Arm64Interpreter:
                 return Target(value.ref, None, how)
         return None
 
-    def _site(self, insn: capstone.CsInsn, state: State, target: Target, api: kb.AffectedApi) -> CallSite:
+    def _site(self, insn: Arm64Insn, state: State, target: Target, api: kb.AffectedApi) -> CallSite:
         dll = target.dll or self.image.imported.get(api.name, (api.module, 0))[0]
         text = f"{insn.mnemonic} {insn.op_str}"
         return call_site(insn.address, text, target.how, dll, api, judge(api, Arm64Arguments(state)))
 
-    def _step(self, insn: capstone.CsInsn, state: State) -> None:
+    def _step(self, insn: Arm64Insn, state: State) -> None:
         """One instruction: a modelled one sets its destination, any other makes what it writes unknown."""
         dest = _reg_of(insn, 0)
         value = self._modelled(insn, state, dest)
@@ -141,15 +161,15 @@ class Arm64Interpreter:
             return
         reason = f"set by `{insn.mnemonic} {insn.op_str}` at 0x{insn.address:x}"
         try:
-            _, written = insn.regs_access()
+            _, written = insn.raw.regs_access()
         except capstone.CsError:
             written = []
         for reg in written:
-            number = _number(insn.reg_name(reg) or "")
+            number = _number(_name(insn, reg) or "")
             if number is not None:
                 state.regs[f"x{number}"] = unknown(reason)
 
-    def _modelled(self, insn: capstone.CsInsn, state: State, dest: str | None) -> Val | None:
+    def _modelled(self, insn: Arm64Insn, state: State, dest: str | None) -> Val | None:
         """The value an instruction we model writes into ``dest``; None for any other instruction."""
         m, ops = insn.mnemonic, insn.operands
         if m in ("mov", "movz", "movn") and len(ops) == 2:
@@ -172,7 +192,7 @@ class Arm64Interpreter:
             return self._load(insn, state)
         return None
 
-    def _movk(self, insn: capstone.CsInsn, state: State, dest: str) -> Val | None:
+    def _movk(self, insn: Arm64Insn, state: State, dest: str) -> Val | None:
         """``movk``: 16 bits put into a known value at the shift given."""
         old = state.regs.get("x" + dest[1:])
         operand = insn.operands[1]
@@ -182,7 +202,7 @@ class Arm64Interpreter:
         shift = operand.shift.value
         return const((before & ~(0xFFFF << shift)) | (operand.imm << shift))
 
-    def _operand(self, insn: capstone.CsInsn, index: int, state: State) -> Val:
+    def _operand(self, insn: Arm64Insn, index: int, state: State) -> Val:
         op = insn.operands[index]
         if op.type == ca.ARM64_OP_IMM:
             return const(op.imm << op.shift.value if op.shift.value else op.imm)
@@ -197,7 +217,7 @@ class Arm64Interpreter:
             return Val("const", frozenset(v & 0xFFFFFFFF for v in value.consts))
         return value
 
-    def _load(self, insn: capstone.CsInsn, state: State) -> Val:
+    def _load(self, insn: Arm64Insn, state: State) -> Val:
         mem = insn.operands[1].mem
         base = state.regs.get("x" + str(_number(_name(insn, mem.base) or "")))
         if base is None or base.kind != "addr" or not isinstance(base.ref, int) or mem.index:
@@ -209,11 +229,15 @@ class Arm64Interpreter:
         return unknown(f"loaded at run time from the global at RVA 0x{rva:x}")
 
 
-def _name(insn: capstone.CsInsn, reg: int) -> str | None:
-    return insn.reg_name(reg) if reg else None
+def _name(insn: Arm64Insn, reg: int) -> str | None:
+    if not reg:
+        return None
+    if reg not in _REGISTER_NAMES:
+        _REGISTER_NAMES[reg] = insn.raw.reg_name(reg)
+    return _REGISTER_NAMES[reg]
 
 
-def _reg_of(insn: capstone.CsInsn, index: int) -> str | None:
+def _reg_of(insn: Arm64Insn, index: int) -> str | None:
     if index >= len(insn.operands) or insn.operands[index].type != ca.ARM64_OP_REG:
         return None
     return _name(insn, insn.operands[index].reg)
