@@ -32,6 +32,10 @@ class Scanned(NamedTuple):
     hops: list[tuple[int, int]]  # (address, target) of its direct ``jmp`` that may be stubs (thunk chains)
 
 
+#: :class:`Scanned`'s own constructor is a Python function: records are built by tuple's C core
+_make = tuple.__new__
+
+
 class Prefilter:
     def __init__(self, image: Image) -> None:
         self.image = image
@@ -58,7 +62,7 @@ class Prefilter:
         jump of the same function reaches past (MSVC puts blocks after the ``ret``). ``code``: the bytes
         :meth:`read` gave for ``region``, when they were read before."""
         out: list[Scanned] = []
-        current = Scanned(Region(region.start, region.end, region.source), set(), set(), [], [])
+        current = _make(Scanned, (Region(region.start, region.end, region.source), set(), set(), [], []))
         previous = before_stub = None
         reach = region.start
         if code is None:
@@ -73,9 +77,9 @@ class Prefilter:
         for listed, insn in enumerate(islice(listing, budget), 1):  # noqa: B007 (read after the loop)
             address, size, mnemonic, op_str = insn
             if gap and previous in CHUNK_ENDS and mnemonic not in CHUNK_ENDS and address > reach:
-                out.append(Scanned(Region(current.region.start, address, "gap"), *current[1:]))
+                out.append(_make(Scanned, (Region(current.region.start, address, "gap"), *current[1:])))
                 self._keep(current.region.start, address, insns)
-                current = Scanned(Region(address, region.end, "gap"), set(), set(), [], [])
+                current = _make(Scanned, (Region(address, region.end, "gap"), set(), set(), [], []))
                 insns = [] if keep else None
             if insns is not None:
                 insns.append(insn)
@@ -137,7 +141,7 @@ class Functions:
             code = prefilter.read(region)
             if prefilter.bits == 64 and region.source != "gap":
                 self._unlisted[len(self.items)] = code
-                self.items.append(Scanned(region, set(), set(), [], []))
+                self.items.append(_make(Scanned, (region, set(), set(), [], [])))
             else:
                 self.items.extend(prefilter.scan(region, code))
 

@@ -120,6 +120,8 @@ _MEMORY = re.compile(r"(?:(\w+) ptr )?(?:[a-z]s:)?\[([^\]]*)\]")
 _TERMS = re.compile(r"([+-]?)\s*([^+\s-][^+-]*?)\s*(?=[+-]|$)")
 _IMMEDIATE = re.compile(r"-?(?:0x[0-9a-f]+|[0-9]+)")
 _REG_IDS = {name: reg for reg, name in REG_NAMES.items()}
+#: :class:`Op`'s own constructor is a Python function: operands are built by tuple's C core, all fields given
+_make = tuple.__new__
 
 
 def _parse_memory(match: re.Match[str], default_size: int) -> Op | None:
@@ -139,7 +141,7 @@ def _parse_memory(match: re.Match[str], default_size: int) -> Op | None:
             disp += -int(term, 0) if sign == "-" else int(term, 0)
     if index < 0:
         return None
-    return Op(OP_MEM, size, 0, 0, base, index, scale, disp, 0)
+    return _make(Op, (OP_MEM, size, 0, 0, base, index, scale, disp, 0))
 
 
 #: The condition codes of ``setcc`` (and ``jcc``, ``cmovcc``) as capstone names them.
@@ -162,11 +164,11 @@ def parse_operands(mnemonic: str, op_str: str, bits: int) -> tuple[Op, ...] | No
         memory = None if reg is not None or "[" not in text else _MEMORY.fullmatch(text)
         if reg is not None:
             info = REG_INFO.get(reg)
-            op: Op | None = Op(OP_REG, info[1] // 8 if info else 0, reg, 0, 0, 0, 1, 0, 0)
+            op: Op | None = _make(Op, (OP_REG, info[1] // 8 if info else 0, reg, 0, 0, 0, 1, 0, 0))
         elif memory is not None:
             op = _parse_memory(memory, out[0].size if out else bits // 8)
         elif _IMMEDIATE.fullmatch(text):
-            op = Op(OP_IMM, out[0].size if out else bits // 8, 0, int(text, 0), 0, 0, 1, 0, 0)
+            op = _make(Op, (OP_IMM, out[0].size if out else bits // 8, 0, int(text, 0), 0, 0, 1, 0, 0))
         else:
             return None
         if op is None:
