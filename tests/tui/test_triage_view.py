@@ -353,6 +353,28 @@ async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tm
         assert "2" in table.render_line(1).text.split()
 
 
+async def test_the_detail_of_a_shown_finding_lists_a_repeat_arriving_later(tmp_path: Path) -> None:
+    """The occurrences of the finding on show follow the count in the list as repeats arrive."""
+    pool, protection, _ = sample_incidents()
+    from msgspec.structs import replace
+
+    source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
+    again = replace(pool, id=f"{LOG_NAME}:99", source=source)
+    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]}, hold_after=2)
+    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = _table(app)
+        await wait_for(pilot, lambda: app.triage.current is not None and app.triage.current.id == pool.id)
+        occurrences = app.triage.query_one("#occurrences", Static)
+        assert not occurrences.display
+        feed.release.set()
+        await wait_for(pilot, lambda: str(table.get_row_at(0)[4]) == "2")
+        await settle(pilot)
+        assert occurrences.display
+        shown = str(occurrences.render())
+        assert "2 reports in 2 places" in shown and f"{LOG_NAME}:22-23" in shown
+
+
 async def test_an_equal_incident_from_the_full_analysis_keeps_the_row(tmp_path: Path) -> None:
     """The quick look at a large input's head and the full analysis report the same incident twice: the
     second, equal copy changes nothing on screen (no rebuild, no detail pane redrawn)."""

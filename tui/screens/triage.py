@@ -296,6 +296,8 @@ class TriageScreen(PaneLayout, Screen[None]):
             table.show(self.finding_incidents())
             if table.row_count != rows:
                 self.apply_layout()
+            if self._current is not None:  # a repeat of the finding shown, or one more place it was seen
+                self.query_one(DetailPane).show_occurrences(self.finding_of(self._current))
             self._select_new()
             self._update_status()
         if table.current is None and (grew or self._empty_for != self._empty_key()):

@@ -374,8 +374,7 @@ class DetailPane(VerticalScroll, can_focus=True):
         self.query_one("#verdict", Static).update(message or Text("No finding selected.", style="dim"))
         if not self._has_sections:
             return
-        self.query_one("#occurrences-heading").display = False
-        self.query_one("#occurrences").display = False
+        self.show_occurrences(None)
         for name in ("parameters", "caller", "evidence", "windbg"):
             self.query_one(f"#{name}", Static).update("")
         for block in self._code_blocks():
@@ -395,11 +394,7 @@ class DetailPane(VerticalScroll, can_focus=True):
             return
         self._sections(True)
         self.query_one("#verdict", Static).update(verdict_text(incident))
-        repeated = finding is not None and len(finding.occurrences) > 1
-        self.query_one("#occurrences-heading").display = repeated
-        self.query_one("#occurrences").display = repeated
-        if finding is not None and repeated:
-            self.query_one("#occurrences", Static).update(occurrences_text(finding))
+        self.show_occurrences(finding)
         self.query_one("#parameters", Static).update(parameters_text(incident))
         self.query_one("#caller", Static).update(caller_text(incident))
         self._stack.show(incident.stack, incident.caller, incident.driver)
@@ -408,6 +403,23 @@ class DetailPane(VerticalScroll, can_focus=True):
         category = kb.load().categories.get(incident.category) if incident.category else None
         self._show_remediation(category.remediation if category is not None else None)
         self.scroll_home(animate=False)
+
+    _occurrences_shown: Text | None | bool = False  # (nothing shown yet: not even "no occurrences")
+
+    def show_occurrences(self, finding: Finding | None) -> None:
+        """Where the shown finding was seen, updated alone as repeats arrive while the input loads (the rest
+        of the pane stays: redrawing it all for each repeat would lay out the whole pane again)."""
+        if not self._has_sections:
+            return
+        repeated = finding is not None and len(finding.occurrences) > 1
+        text = occurrences_text(finding) if finding is not None and repeated else None
+        if text == self._occurrences_shown:
+            return
+        self._occurrences_shown = text
+        self.query_one("#occurrences-heading").display = repeated
+        self.query_one("#occurrences").display = repeated
+        if text is not None:
+            self.query_one("#occurrences", Static).update(text)
 
     def _show_remediation(self, remediation: Any) -> None:
         fix = self.query_one("#fix", Static)
