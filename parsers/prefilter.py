@@ -56,6 +56,7 @@ import msgspec
 
 from parsers import fastscan, paste, usercache
 from parsers.deferred import deferred_compile
+from parsers.linestart import LineStarts
 
 JUNK_CHARS = frozenset(" \t>*#:0123456789\ufeff")
 # What may precede a line-start anchor, as a superset of what a trigger's optional prefix can match: every
@@ -72,8 +73,20 @@ JUNK_STR = rf"[{_SPACE_STR}>*#:0-9\ufeff\-+.)`\\~]*+"
 # bytes C2 E1 E2 E3 EF, continuation bytes 80-BF) and cp1252's NBSP (A0). A superset (it also skips some
 # other non-ASCII text at the start of a line), which costs nothing but a few extra candidates.
 JUNK_BYTES = rb"[ \t\x0b\x0c\r\x1c-\x1f>*#:0-9\x80-\xbf\xc2\xe1\xe2\xe3\xef\-+.)`\\~]*+"
+# The same two classes as the characters and bytes they hold, for the tests without a pattern
+# (:mod:`parsers.linestart`; a test checks they hold exactly what the classes match).
+_JUNK_TEXT = (
+    "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000>*#:0123456789\ufeff-+.)`\\~"
+)
+_JUNK_BYTE_VALUES = (
+    b" \t\x0b\x0c\r\x1c\x1d\x1e\x1f>*#:0123456789"
+    + bytes(range(0x80, 0xC0))
+    + b"\xc2\xe1\xe2\xe3\xef-+.)`\\~"
+)
 MIN_ANCHOR = 3
-#: Bytes chunks up to this size are first checked for any anchor's text at all (:meth:`Prefilter.rules_out`).
+#: Chunks up to this size are scanned without the compiled line-start search (:mod:`parsers.linestart`).
 SHORT_CHUNK = 64 * 1024
 #: UTF-8 lead bytes that JUNK_BYTES skips (non-ASCII spaces and the BOM begin with these)
 _JUNK_LEAD_BYTES = frozenset(b"\xc2\xe1\xe2\xe3\xef")
@@ -317,22 +330,6 @@ def _first_characters(anchors: Sequence[Anchor]) -> tuple[str, bytes]:
     return f"(?=[{as_str}])", b"(?=[" + as_bytes + b"])"
 
 
-def _anchor_bytes(anchors: Sequence[Anchor]) -> tuple[frozenset[bytes], frozenset[bytes]]:
-    """The UTF-8 texts of the anchors as the bytes searches look for them: as they are, and ASCII-lowered
-    for those that ignore case (with their first character in either case, as :func:`_by_first_char`
-    puts it)."""
-    exact: set[bytes] = set()
-    folded: set[bytes] = set()
-    for anchor in anchors:
-        text = anchor.text
-        if not anchor.ignore_case:
-            exact.add(text.encode("utf-8", "replace"))
-            continue
-        for head in {text[0].lower(), text[0].upper()}:
-            folded.add((head + text[1:]).encode("utf-8", "replace").lower())
-    return frozenset(exact), frozenset(folded)
-
-
 class Prefilter:
     """Finds the lines of a chunk where some trigger may match. Built once per set of triggers."""
 
@@ -360,9 +357,10 @@ class Prefilter:
         self.line_start = tuple(line_start)
         self._fast: fastscan.FastScan | None = None  # built when a large input first needs it
         self._fast_tried = False
-        self._texts_b = _anchor_bytes([*line_start, *self.floating])
-        # every search is compiled at its first use (parsers.deferred): an input is read as bytes or as text,
-        # never both, and most chunks never need a floating anchor's search (compiling all: ~6 ms a process)
+        self._starts = LineStarts(line_start, _JUNK_TEXT, _JUNK_BYTE_VALUES)
+        # every search is compiled at its first use (parsers.deferred): a short input needs none of them (it
+        # is scanned without, see short_candidates), and most long chunks never need a floating anchor's
+        # search (compiling all: ~6 ms a process)
         # a literal search of ``re`` beats ``bytes.find`` on short needles of common letters (which the
         # latter's skip table cannot jump over): 0.035 against 0.071 s per 100 MB for ``.dmp``
         self._literal_b = {
@@ -407,25 +405,22 @@ class Prefilter:
             self._fast = fastscan.build(patterns, paste.MARKUP_EXPRESSIONS) if patterns is not None else None
         return self._fast
 
-    def rules_out(self, data: bytes | str) -> bool:
-        """Whether no line of a short bytes chunk can be a candidate because no anchor's text occurs in it
-        at all (every search below needs one, ASCII case folded where the anchor ignores case, as a bytes
-        search folds): a short input is then read with a few substring tests, without compiling the
-        line-start search (~4 ms of a one-line ``analyze``). Text chunks are left to the searches, whose
-        Unicode case folding a plain ``lower()`` does not match."""
-        if not isinstance(data, bytes) or len(data) > SHORT_CHUNK or self.unanchored:
-            return False
-        exact, folded = self._texts_b
-        if any(text in data for text in exact):
-            return False
-        lowered = data.lower() if folded else b""
-        return not any(text in lowered for text in folded)
+    def short_candidates(self, data: bytes | str) -> list[int] | None:
+        """The candidate line starts of a short chunk (:data:`SHORT_CHUNK`), found with string operations
+        (:mod:`parsers.linestart`, and ``find`` for the floating anchors) instead of the compiled searches,
+        which cost more to compile (~5 ms each as bytes and as str) than a short input takes to read.
+        ``None`` for a long chunk, or when a trigger without anchors needs its own search anyway."""
+        if len(data) > SHORT_CHUNK or self.unanchored:
+            return None
+        starts = self._starts.in_bytes(data) if isinstance(data, bytes) else self._starts.in_text(data)
+        floating = _floating_candidates(data, self.floating, None)
+        return sorted({*starts, *floating}) if floating else starts
 
     def may_match(self, line: str) -> bool:
         """Whether some trigger may match ``line`` (one decoded line): the same test as a chunk scan, for a
         line the dispatcher got back from a parser, so that noise costs one search instead of every
         trigger's."""
-        if self._line_start_s is not None and self._line_start_s.match("\n" + line):
+        if self._starts.matches(line):  # what ``self._line_start_s.match("\n" + line)`` finds
             return True
         lowered = None
         for anchor in self.floating:
@@ -447,6 +442,46 @@ def _rarest(text: str) -> str | None:
     return None
 
 
+def _floating_candidates(
+    data: bytes | str, anchors: Sequence[Anchor], literal: dict[Anchor, Any] | None
+) -> list[int]:
+    """Line starts of ``data`` holding a floating anchor: few per chunk, so they are listed up front. Each is
+    found with the compiled literal search of ``literal`` (faster on a long chunk) or, without, ``find``."""
+    if not anchors:
+        return []
+    newline: Any = b"\n" if isinstance(data, bytes) else "\n"
+    lowered = None
+    found: set[int] = set()
+    for anchor in anchors:
+        haystack = data
+        needle: Any = anchor.text.encode("utf-8", "replace") if isinstance(data, bytes) else anchor.text
+        rare = _rarest(anchor.text)
+        if rare is not None and not anchor.ignore_case:
+            probe: Any = rare.encode() if isinstance(data, bytes) else rare
+            if probe not in data:  # memchr: most chunks lack the anchor's rarest character altogether
+                continue
+        if anchor.ignore_case:
+            if lowered is None:
+                lowered = data.lower()
+            haystack, needle = lowered, needle.lower()
+        pattern = None if anchor.ignore_case or literal is None else literal[anchor]
+        at = 0
+        while True:
+            if pattern is None:
+                at = haystack.find(needle, at)
+            else:
+                match = pattern.search(data, at)
+                at = match.start() if match else -1
+            if at < 0:
+                break
+            found.add(data.rfind(newline, 0, at) + 1)
+            end = data.find(newline, at)
+            if end < 0:
+                break
+            at = end + 1
+    return sorted(found)
+
+
 class ChunkScanner:
     """Candidate line starts of one chunk, in increasing order, from a given position on.
 
@@ -462,51 +497,13 @@ class ChunkScanner:
         self._unanchored: Any = prefilter._unanchored_b if is_bytes else prefilter._unanchored_s
         self._next_line_start = -1  # cached result of the line-start search, valid while >= position
         self._next_unanchored = -1
-        if candidates is None and prefilter.rules_out(data):  # no anchor's text anywhere: nothing compiled
-            self._unanchored = None
-            candidates = []
-        if candidates is not None:  # one pass found what the line-start and floating searches find
+        if candidates is None:
+            candidates = prefilter.short_candidates(data)
+        if candidates is not None:  # found what the line-start and floating searches find
             self._line_start = None
             self._extra: list[int] = candidates
         else:
-            self._extra = self._floating_candidates(prefilter.floating)
-
-    def _floating_candidates(self, anchors: Sequence[Anchor]) -> list[int]:
-        """Line starts holding a floating anchor: few per chunk, so they are listed up front."""
-        if not anchors:
-            return []
-        data = self.data
-        newline: Any = b"\n" if isinstance(data, bytes) else "\n"
-        lowered = None
-        found: set[int] = set()
-        for anchor in anchors:
-            haystack = data
-            needle: Any = anchor.text.encode("utf-8", "replace") if isinstance(data, bytes) else anchor.text
-            rare = _rarest(anchor.text)
-            if rare is not None and not anchor.ignore_case:
-                probe: Any = rare.encode() if isinstance(data, bytes) else rare
-                if probe not in data:  # memchr: most chunks lack the anchor's rarest character altogether
-                    continue
-            if anchor.ignore_case:
-                if lowered is None:
-                    lowered = data.lower()
-                haystack, needle = lowered, needle.lower()
-            literal = None if anchor.ignore_case else self._literal[anchor]
-            at = 0
-            while True:
-                if literal is None:
-                    at = haystack.find(needle, at)
-                else:
-                    match = literal.search(data, at)
-                    at = match.start() if match else -1
-                if at < 0:
-                    break
-                found.add(data.rfind(newline, 0, at) + 1)
-                end = data.find(newline, at)
-                if end < 0:
-                    break
-                at = end + 1
-        return sorted(found)
+            self._extra = _floating_candidates(data, prefilter.floating, self._literal)
 
     def next_candidate(self, position: int) -> int:
         """The first candidate line start at or after ``position`` (a line start), or -1."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers import fastscan, paste
+from parsers import fastscan, paste, prefilter
 from parsers.prefilter import Prefilter
 from parsers.registry import PARSERS
 from parsers.source import CHUNK_SIZE
@@ -59,8 +59,12 @@ line = st.one_of(
 
 
 def _re_candidates(data: bytes) -> list[int]:
-    assert len(data) < fastscan.MIN_CHUNK  # the ``re`` scan
-    scanner = PREFILTER.scanner(data)
+    assert len(data) < fastscan.MIN_CHUNK  # the ``re`` scan (its compiled searches, as for a long chunk)
+    short, prefilter.SHORT_CHUNK = prefilter.SHORT_CHUNK, -1
+    try:
+        scanner = PREFILTER.scanner(data)
+    finally:
+        prefilter.SHORT_CHUNK = short
     found, position = [], 1
     while (start := scanner.next_candidate(position)) >= 0:
         found.append(start)

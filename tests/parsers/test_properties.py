@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parsers import analyze, banner, kd, ln, stack
-from parsers import prefilter as prefilter_module
 from parsers.base import LineCursor
 from parsers.chunks import Chunk
 from parsers.prefilter import Prefilter
@@ -63,38 +62,6 @@ def test_the_prefilter_never_misses_a_trigger_line(lines: list[str]) -> None:
     for number, text in enumerate(texts, start=1):
         if any(t.search(text) for t in TRIGGERS):
             assert number in candidates, text
-
-
-def _candidates(prefilter: Prefilter, data: bytes) -> list[int]:
-    scanner, found, position = prefilter.scanner(data), [], 1
-    while (start := scanner.next_candidate(position)) >= 0:
-        found.append(start)
-        position = data.find(b"\n", start) + 1
-    return found
-
-
-@SETTINGS
-@given(st.lists(mutated_line, min_size=1, max_size=40), st.booleans())
-def test_a_chunk_is_ruled_out_only_where_the_searches_find_nothing(lines: list[str], upper: bool) -> None:
-    """:meth:`Prefilter.rules_out` spares a short chunk the compiled searches; they would find no candidate in
-    a chunk it rules out (case changed too: some triggers ignore it)."""
-    text = "\n".join(line.replace("\r", " ") for line in lines)
-    data = ("\n" + (text.upper() if upper else text) + "\n").encode("utf-8", "replace")
-    prefilter = Prefilter(p.trigger for p in PARSERS)
-    if not prefilter.rules_out(data):
-        return
-    short, prefilter_module.SHORT_CHUNK = prefilter_module.SHORT_CHUNK, -1  # every chunk to the searches
-    try:
-        assert _candidates(prefilter, data) == []
-    finally:
-        prefilter_module.SHORT_CHUNK = short
-
-
-def test_rules_out_a_line_of_noise_and_not_a_trigger() -> None:
-    prefilter = Prefilter(p.trigger for p in PARSERS)
-    assert prefilter.rules_out(b"\nnothing to see here\n")
-    assert not prefilter.rules_out(b"\nnothing\n  verify flags level 0x1\n")  # an anchor that ignores case
-    assert not prefilter.rules_out("\nnothing to see here\n")  # text: left to the searches
 
 
 def check(records: list[Record], lines: int) -> None:
