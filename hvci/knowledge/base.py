@@ -26,6 +26,7 @@ from hvci.knowledge.records import (
     SubcodeMeaning,
     VerifierFacts,
 )
+from hvci.knowledge.triage import Triage
 
 
 def normalize_label(label: str) -> str:
@@ -52,6 +53,8 @@ class KnowledgeBase(msgspec.Struct, frozen=True):
     image_rules: Mapping[str, ImageRule]
     #: the code-integrity subcodes whose current meaning gives the calling driver code in Arg2
     caller_subcodes: frozenset[int]
+    #: where a report finds the faulting address, the kernel's own frames, the code-integrity checks
+    triage: Triage
     _counter_index: Mapping[str, str]
     _api_index: Mapping[str, AffectedApi]
 

@@ -36,7 +36,7 @@ _PREFIX = "knowledge-"
 cache_dir = usercache.cache_dir
 STALE_SECONDS = usercache.STALE_SECONDS
 #: the modules whose code decides what the files become (a change to them changes the key)
-_READERS = ("records.py", "eras.py", "files.py", "crossrefs.py", "kb.py", "cache.py")
+_READERS = ("records.py", "eras.py", "triage.py", "files.py", "crossrefs.py", "kb.py", "cache.py")
 
 
 def cached_files(directory: str | Path, folder: str | Path | None = None) -> KnowledgeFiles:

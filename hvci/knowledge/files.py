@@ -31,6 +31,7 @@ from hvci.knowledge.records import (
     Remediation,
     SubcodeMeaning,
 )
+from hvci.knowledge.triage import Triage
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -150,6 +151,7 @@ class KnowledgeFiles(Record, frozen=True):
     apis: ApisFile
     events: EventsFile
     rules: RulesFile
+    triage: Triage
     remediations: dict[str, Remediation] = msgspec.field(default_factory=dict)
 
 

@@ -157,6 +157,7 @@ def read_files(directory: Path, *, remediations: bool = False) -> KnowledgeFiles
         read_constants,
     )
     from hvci.knowledge.records import ARGUMENT_KINDS, Remediation
+    from hvci.knowledge.triage import Triage
 
     files = KnowledgeFiles(
         categories=read(directory / "categories.toml", CategoriesFile),
@@ -167,6 +168,7 @@ def read_files(directory: Path, *, remediations: bool = False) -> KnowledgeFiles
         apis=read(directory / "apis.toml", ApisFile),
         events=read(directory / "events.toml", EventsFile),
         rules=read(directory / "rules.toml", RulesFile),
+        triage=read(directory / "triage.toml", Triage),
     )
     crossrefs.check_remediation_files(directory, files.categories.category)
     categories = _categories(files, directory)
@@ -245,6 +247,7 @@ def assemble(files: KnowledgeFiles, directory: str | Path) -> KnowledgeBase:
             for m in meanings
             if m.era == "current" and m.hvci_related and m.arg_kinds[0] == "code-address"
         ),
+        triage=files.triage,
         _counter_index=MappingProxyType(_counter_index(verifier.counter)),
         _api_index=MappingProxyType({api.name.lower(): api for api in apis.api}),
     )

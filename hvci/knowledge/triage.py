@@ -2,19 +2,17 @@
 instruction's address, which images' frames are the kernel's own machinery, which kernel functions run the
 code-integrity checks.
 
-Kept apart from :mod:`hvci.knowledge.kb`: it answers where a report finds the caller and the driver to
-blame when the input prints only the parameters or a stack.
+Kept apart from the other records: it answers where a report finds the caller and the driver to blame when
+the input prints only the parameters or a stack. The file is read and checked with the others (and kept in
+the start-up cache with them, :mod:`hvci.knowledge.cache`), so that a crash parses no TOML.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
 import msgspec
 
-from hvci.knowledge.files import read
-from hvci.knowledge.kb import KNOWLEDGE_DIR
 from hvci.knowledge.records import Record
 
 
@@ -76,7 +74,8 @@ class Triage(Record, frozen=True):
         return next((entry for entry in self.faults if entry.applies(code, args)), None)
 
 
-@functools.cache
 def load() -> Triage:
-    """``triage.toml``, validated (a mistake names the file and key)."""
-    return read(KNOWLEDGE_DIR / "triage.toml", Triage)
+    """``triage.toml``, validated (a mistake names the file and key): the knowledge base's."""
+    from hvci.knowledge import kb
+
+    return kb.load().triage

@@ -129,6 +129,18 @@ def test_the_copy_loads(copy: Path) -> None:
         ("constants.toml", "width = 32", "width = 8", r"constants\.toml: pool_type\.width: 8 is not one"),
         ("rules.toml", 'level = "note"', 'level = "info"', r"rules\.toml: rule\[1\]\.level: 'info' is not"),
         ("verifier.toml", "bit = 25", "bit = 24", r"verifier\.toml: flag\.bit: bit 24 does not match"),
+        (
+            "triage.toml",
+            "argument = 4",
+            "argument = 5",
+            r"triage\.toml: fault\[0\]\.argument: 5 is not one of",
+        ),
+        (
+            "triage.toml",
+            'url = "https://',
+            'url = "http://',
+            r"triage\.toml: fault\[0\]\.url: .* is not an https",
+        ),
     ],
 )
 def test_a_broken_file_names_the_file_and_key(
