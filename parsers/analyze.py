@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+
+import msgspec
 
 from parsers.base import Line, LineCursor
 from parsers.deferred import deferred_compile
@@ -103,8 +104,7 @@ def clean(text: str) -> str:
     return text.strip()
 
 
-@dataclass
-class _Body:
+class _Body(msgspec.Struct):
     """Where :meth:`AnalyzeParser._body` is in a report: its section (head -> args -> details), the value
     a continuation line extends (an argument description or a field), and the stray lines seen in a row."""
 
@@ -112,15 +112,14 @@ class _Body:
     current: list[str] | None = None
     blank_before: bool = False
     was_blank: bool = False
-    strays: list[Line] = field(default_factory=list)
+    strays: list[Line] = msgspec.field(default_factory=list)
     pending_key: str | None = None
 
     def enter(self, section: str) -> None:
         self.section, self.current, self.strays = section, None, []
 
 
-@dataclass
-class _Report:
+class _Report(msgspec.Struct):
     """What has been read of one report so far."""
 
     first: int
@@ -129,9 +128,10 @@ class _Report:
     code: int | None = None
     bugcheck_first: int | None = None
     bugcheck_last: int | None = None
-    args: dict[int, tuple[str, list[str], int]] = field(default_factory=dict)  # n -> (value, desc, line)
-    fields: list[tuple[str, list[str]]] = field(default_factory=list)
-    key_values: list[tuple[str, str]] = field(default_factory=list)
+    #: n -> (value, description lines, line number)
+    args: dict[int, tuple[str, list[str], int]] = msgspec.field(default_factory=dict)
+    fields: list[tuple[str, list[str]]] = msgspec.field(default_factory=list)
+    key_values: list[tuple[str, str]] = msgspec.field(default_factory=list)
     stack: StackRecord | None = None
     short_bugcheck: BugCheckRecord | None = None
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+import msgspec
 from msgspec.structs import replace
 
 from parsers.base import Line, LineCursor, read_block
@@ -74,8 +74,7 @@ def _hex_value(value: str) -> int | None:
         return None
 
 
-@dataclass
-class _Pending:
+class _Pending(msgspec.Struct):
     """A module row whose ``lmv`` detail lines may still follow; what they say wins over the row."""
 
     entry: ModuleEntry

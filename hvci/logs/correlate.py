@@ -33,7 +33,6 @@ typed after the crash it explains (see :mod:`hvci.logs.pipeline`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import msgspec
 from msgspec.structs import replace
@@ -210,16 +209,15 @@ def banner_agrees(banner: VerifierBannerRecord, bugcheck: BugCheckRecord) -> boo
     return True
 
 
-@dataclass
-class Correlator:
+class Correlator(msgspec.Struct):
     """The streaming state machine. ``feed`` each record in input order; it returns the groups that are
     complete; ``finish`` returns the rest at the end of input. ``open_group`` is the crash still collecting
     follow-up records (the TUI shows it early, see :func:`hvci.logs.pipeline.iter_incidents`)."""
 
     look_back_lines: int = LOOK_BACK_LINES
     open_group: CrashGroup | None = None
-    _last_line: int = field(default=0, repr=False)
-    _mention: MentionRecord | None = field(default=None, repr=False)
+    _last_line: int = 0
+    _mention: MentionRecord | None = None
 
     def feed(self, record: Record) -> list[Group]:
         done: list[Group] = []

@@ -21,10 +21,8 @@ non-zero counters of one driver, several failing image rules of one ``!dh`` dump
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -64,8 +62,7 @@ _R = TypeVar("_R", SymbolLineRecord, MemoryStringRecord)
 MAX_ENRICHABLE = 4096
 
 
-@dataclass
-class _InputRun:
+class _InputRun(msgspec.Struct):
     """The state of one input while it streams: the correlator, everything learnt for the whole input
     (module lists, ``ln`` answers, counters), and the groups that may still be enriched."""
 
@@ -73,32 +70,33 @@ class _InputRun:
     options: AnalyzeOptions
     user_modules: ModuleMap
     resolver: SymbolResolver | None
-    correlator: Correlator = field(init=False)
+    correlator: Correlator = msgspec.field(default_factory=Correlator)  # looking back as the options say
     # every module list and every !analyze so far, merged as they come: a log of N sessions, each with its
     # own lm, costs N merges of a map the size of one session's (dedupe keeps one entry per module name)
-    lm_map: ModuleMap = field(default_factory=ModuleMap)
-    analyze_map: ModuleMap = field(default_factory=ModuleMap)
-    symbol_lines: dict[int, SymbolLineRecord] = field(default_factory=dict)
-    strings: dict[int, MemoryStringRecord] = field(default_factory=dict)
-    counters: dict[str, dict[str, int]] = field(default_factory=dict)
-    image_names: dict[str, str] = field(default_factory=dict)
-    tracked: list[Tracked] = field(default_factory=list)
-    awaiting: Awaiting = field(default_factory=Awaiting)
+    lm_map: ModuleMap = msgspec.field(default_factory=ModuleMap)
+    analyze_map: ModuleMap = msgspec.field(default_factory=ModuleMap)
+    symbol_lines: dict[int, SymbolLineRecord] = msgspec.field(default_factory=dict)
+    strings: dict[int, MemoryStringRecord] = msgspec.field(default_factory=dict)
+    counters: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    image_names: dict[str, str] = msgspec.field(default_factory=dict)
+    tracked: list[Tracked] = msgspec.field(default_factory=list)
+    awaiting: Awaiting = msgspec.field(default_factory=Awaiting)
     crashes_kept: int = 0  # numbers the kept crash groups (their seq)
-    counter_groups: list[Tracked] = field(default_factory=list)
-    violations: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    ids_given: dict[str, int] = field(default_factory=dict)  # base id -> ids handed out on that line
-    verified_drivers: list[str] = field(default_factory=list)
-    memory_integrity: list[MemoryIntegrityRecord] = field(default_factory=list)
+    counter_groups: list[Tracked] = msgspec.field(default_factory=list)
+    violations: dict[tuple[str, str], list[str]] = msgspec.field(default_factory=dict)
+    ids_given: dict[str, int] = msgspec.field(default_factory=dict)  # base id -> ids handed out on that line
+    verified_drivers: list[str] = msgspec.field(default_factory=list)
+    memory_integrity: list[MemoryIntegrityRecord] = msgspec.field(default_factory=list)
     #: how often what a crash's classification reads (everything above but the counters' violations) has
     #: changed: the final pass skips a crash classified since the last change, with the same result
     learned: int = 0
-    packer: Packer = field(default_factory=Packer)  # the kept groups' (and :mod:`hvci.logs.final`'s window)
+    #: the kept groups' (and :mod:`hvci.logs.final`'s window)
+    packer: Packer = msgspec.field(default_factory=Packer)
     _context: Context | None = None
     _open: Tracked | None = None
 
     def __post_init__(self) -> None:
-        self.correlator = Correlator(look_back_lines=self.options.look_back_lines)
+        self.correlator.look_back_lines = self.options.look_back_lines
 
     # ----------------------------------------------------------------------------------------- context
 
@@ -333,6 +331,8 @@ def _followed(
     inp: Input, run: _InputRun, stop: threading.Event | None, idle_seconds: float
 ) -> Iterator[Incident]:
     """Follow mode: records come from a reader thread so that a quiet log still shows its open crash."""
+    import queue  # follow mode only
+
     records: queue.Queue[Record | BaseException | None] = queue.Queue(maxsize=10_000)
     stopper = stop or threading.Event()
 

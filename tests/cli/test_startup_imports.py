@@ -107,6 +107,24 @@ def test_analyze_of_a_crash_log_does_load_the_pipeline() -> None:
     assert {"hvci.logs.pipeline", "hvci.logs.correlate", "hvci.logs.classify"} <= set(loaded)
 
 
+#: What analysing one crash (a pasted ``!analyze -v``, a short KD session) does without once the caches are
+#: warm: the TOML reader (the knowledge base, triage.toml included, comes from the cache) and pathlib with
+#: it, dataclasses (the pipeline's and parsers' state are msgspec Structs: a dataclass costs ~0.5-1 ms of
+#: generated code at import) and the follow mode's queue.
+NOT_FOR_A_PASTE = ("tomllib", "pathlib", "dataclasses", "queue")
+PASTE = ROOT / "samples" / "logs" / "analyze-c4-2000-modern.txt"
+
+
+def test_a_warm_analyze_of_a_crash_imports_no_toml_reader_nor_dataclasses(tmp_path: Path) -> None:
+    cache = {"HVCI_TRIAGE_CACHE_DIR": str(tmp_path)}
+    for log in (CRASH_LOG, PASTE):
+        code = f"from cli.main import run\ncode = run(['analyze', {str(log)!r}])\nassert code == 1, code"
+        cold = modules_loaded_after(code, cache)
+        assert "hvci.logs.classify" in cold
+        assert log != CRASH_LOG or "tomllib" in cold  # the check can fail: the first run reads the files
+        assert _heavy(modules_loaded_after(code, cache), NOT_FOR_A_PASTE) == [], log.name
+
+
 #: The PE and PDB readers, which only symbols (``--symbols``, ``--images``) or a ``!dh`` dump call for.
 SYMBOL_READERS = ("pefile", "symbolic", "symbols.resolve", "symbols.pe", "symbols.pdb", "symbols.msf")
 

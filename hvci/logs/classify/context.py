@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from hvci.model import Weight
 from parsers.records import MemoryIntegrityRecord, MemoryStringRecord, SymbolLineRecord
@@ -18,19 +19,20 @@ SUPPORTING: Weight = "supporting"
 CONFLICTING: Weight = "conflicting"
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(msgspec.Struct, frozen=True):
     """What the whole input tells about every incident in it, whenever it was printed."""
 
-    modules: ModuleMap = field(default_factory=ModuleMap)
-    symbol_lines: Mapping[int, SymbolLineRecord] = field(default_factory=dict)
+    modules: ModuleMap = msgspec.field(default_factory=ModuleMap)
+    symbol_lines: Mapping[int, SymbolLineRecord] = msgspec.field(default_factory=dict)
     #: strings the user printed from memory (``dS``/``da``), by the address given to the command
-    strings: Mapping[int, MemoryStringRecord] = field(default_factory=dict)
-    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # module (lower) -> label -> n
+    strings: Mapping[int, MemoryStringRecord] = msgspec.field(default_factory=dict)
+    #: module (lower case) -> label -> count
+    counters: Mapping[str, Mapping[str, int]] = msgspec.field(default_factory=dict)
     resolver: SymbolResolver | None = None
-    image_names: Mapping[str, str] = field(default_factory=dict)  # normalize_name(module) -> "Name.sys"
+    #: normalize_name(module) -> "Name.sys"
+    image_names: Mapping[str, str] = msgspec.field(default_factory=dict)
     #: (normalize_name(driver), category) -> ids of the banner / bug check incidents that report it
-    violations: Mapping[tuple[str, str], Sequence[str]] = field(default_factory=dict)
+    violations: Mapping[tuple[str, str], Sequence[str]] = msgspec.field(default_factory=dict)
     #: the drivers Driver Verifier verified, as the input names them (``!verifier``, ``Enabled for X.sys``)
     verified_drivers: Sequence[str] = ()
     #: what the input says about memory integrity on the machine (``MemoryIntegrityRecord``), in order

@@ -9,7 +9,8 @@ came from, so that the report can show it as evidence.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from hvci.knowledge import triage
 from hvci.logs.correlate import CrashGroup
@@ -29,8 +30,7 @@ _SAYS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FaultAddress:
+class FaultAddress(msgspec.Struct, frozen=True):
     address: int | None  # None: only the symbol was printed ("With faulting ip: ScpVBus+b174")
     reason: str
     span: Span | None

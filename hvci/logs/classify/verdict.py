@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from hvci.knowledge import kb
 from hvci.logs.classify.context import (
@@ -28,8 +29,7 @@ from symbols.modules import normalize_name
 _FIELD_CODE = re.compile(r"^0x([0-9a-f]+)_([0-9a-f]+)", re.IGNORECASE)
 
 
-@dataclass
-class Verdict:
+class Verdict(msgspec.Struct):
     category: str | None
     hvci_related: bool
     confidence: Confidence
@@ -37,11 +37,10 @@ class Verdict:
     meaning: kb.SubcodeMeaning | None = None
 
 
-@dataclass
-class _Votes:
+class _Votes(msgspec.Struct):
     """The evidence gathered so far on a 0xC4 subcode's meaning, and how strongly it decides."""
 
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
     chosen: kb.SubcodeMeaning | None = None
     strong: int = 0
     independent: int = 0
