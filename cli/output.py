@@ -14,7 +14,8 @@ import re
 import sys
 from collections.abc import Iterable
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: (a pattern compiled by the first message, through ``re``'s cache: most runs show none)
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 
 
 class OutputError(Exception):
@@ -23,7 +24,8 @@ class OutputError(Exception):
 
 def printable(text: object) -> str:
     """``text`` on one line with control, bidi-override and line-separator characters as visible escapes."""
-    return _CONTROL.sub(
+    return re.sub(
+        _CONTROL,
         lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
         str(text),
     )

@@ -10,10 +10,10 @@ module is known either, just the category. Incidents that are not HVCI-related u
 
 from __future__ import annotations
 
-import re
+from parsers.deferred import deferred_compile
 
 _EXTENSIONS = (".sys", ".dll", ".exe", ".efi", ".drv")
-_DISPLACEMENT = re.compile(r"\+(?:0x)?[0-9a-fA-F]+$")
+_DISPLACEMENT = deferred_compile(r"\+(?:0x)?[0-9a-fA-F]+$")
 
 
 def module_key(module: str) -> str:

@@ -42,10 +42,16 @@ class Dispatcher:
         return None
 
 
+#: The blocks of Unicode that hold its white space (a test checks that every white-space character is in one):
+#: :func:`_lead` looks at their ~300 characters instead of all 12,289 up to U+3000 (~1.3 ms a process).
+_SPACE_BLOCKS = ((0x00, 0x100), (0x1680, 0x1681), (0x2000, 0x2030), (0x205F, 0x2060), (0x3000, 0x3001))
+
+
 def _lead() -> str:
     """What may stand before a line-start anchor: the prefilter's junk and any white space (worked out by
-    the first screen: a look at 12,000 characters that an input without a candidate never needs)."""
-    return "".join(JUNK_CHARS) + "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    the first screen: an input without a candidate never needs it)."""
+    spaces = (chr(c) for first, end in _SPACE_BLOCKS for c in range(first, end))
+    return "".join(JUNK_CHARS) + "".join(c for c in spaces if c.isspace())
 
 
 _Table = dict[str, list[tuple[str, int]]]  # first character -> (anchor text, parser index)

@@ -51,12 +51,28 @@ class LinePrefix(msgspec.Struct, frozen=True):
         return self.after_newline_bytes.sub(b"\n", data)
 
 
+def _first_characters(pattern: str) -> str | None:
+    """The characters a line must begin with for ``pattern`` to match it (``None``: not known here). Every
+    prefix begins with a bracket or with digits; a line that cannot match spares the compile (~0.25 ms a
+    pattern, for an input without a prefix)."""
+    if pattern.startswith(r"\["):
+        return "["
+    if pattern.startswith("[0-9]"):
+        return "0123456789"
+    return None
+
+
 def detect(head: str) -> LinePrefix | None:
     """The prefix most of the first lines of ``head`` share, or ``None`` when there is none."""
     lines = [line for line in head.split("\n", SAMPLE_LINES)[:SAMPLE_LINES] if line.strip()]
     if len(lines) < MIN_LINES:
         return None
+    firsts = [line.lstrip("\ufeff")[:1] for line in lines]
+    needed = max(MIN_LINES, MIN_SHARE * len(lines))  # lines that must match
     for name, pattern in PREFIXES:
+        starts = _first_characters(pattern)
+        if starts is not None and sum(first in starts for first in firsts) < needed:
+            continue  # too few lines can match: a log without timestamps compiles none of the patterns
         compiled = re.compile(pattern)
         matches = [match.group(0) for line in lines if (match := compiled.match(line.lstrip("\ufeff")))]
         if len(matches) >= MIN_LINES and len(matches) >= MIN_SHARE * len(lines):

@@ -8,9 +8,9 @@ and turns one that carries such a number into a diagnostic, so no parser has to 
 
 from __future__ import annotations
 
-import re
-
 import msgspec
+
+from parsers.deferred import deferred_compile
 
 _LIMIT = (1 << 64) - 1
 #: msgpack holds integers from -2**63 to 2**64 - 1 and refuses wider ones: a record it encodes holds no
@@ -19,7 +19,7 @@ _ENCODE = msgspec.msgpack.Encoder().encode
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class, worked out at its first record
 #: A field annotated with only these holds no integer a parser read (a ``Span``'s numbers are counted
 #: lines), so the walk skips it: the text of an ``!analyze`` report's fields and of every stack frame.
-_NO_NUMBER = re.compile(r"(?:str|None|bool|Severity|Span|tuple|\.\.\.|[\[\], |])*")
+_NO_NUMBER = deferred_compile(r"(?:str|None|bool|Severity|Span|tuple|\.\.\.|[\[\], |])*")
 
 
 def _walked(kind: type) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import msgspec
 from msgspec.structs import replace
 
+from parsers.deferred import deferred_compile
 from parsers.records import ModuleEntry, StackFrame
 
 #: How far past a base an address may lie and still be attributed to a module whose size is unknown.
@@ -37,7 +38,9 @@ UNKNOWN_SIZE_LIMIT = 0x4000000
 MAX_OVERLAP_NOTES = 20  # overlapping pairs spelt out in ModuleMap.diagnostics; the rest are counted
 
 _SIGN_EXTENSION = 0xFFFFFFFF00000000
-_SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<base>(?:0x)?[0-9a-fA-F`]+)(?::(?P<size>(?:0x)?[0-9a-fA-F]+))?$")
+_SPEC = deferred_compile(
+    r"^(?P<name>[^=]+)=(?P<base>(?:0x)?[0-9a-fA-F`]+)(?::(?P<size>(?:0x)?[0-9a-fA-F]+))?$"
+)
 _FAULTING_MODULE = re.compile(r"^\s*(?P<base>[0-9a-fA-F`]{1,17})\s+(?P<name>\S+)\s*$")
 _IMAGE_EXTENSIONS = (".sys", ".dll", ".exe", ".drv", ".efi")
 

@@ -211,14 +211,15 @@ def convert(data: Any, kind: type[T], file: str, prefix: str = "") -> T:
         raise KnowledgeError(_located(str(error), kind, file, prefix)) from None
 
 
-_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
-_OURS = re.compile(r"^(?P<key>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*): (?P<message>.*)$", re.DOTALL)
+# (patterns compiled by the first mistake, through ``re``'s cache: a knowledge base without one needs none)
+_AT = r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$"
+_OURS = r"^(?P<key>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*): (?P<message>.*)$"
 
 
 def _located(text: str, kind: type[Any], file: str, prefix: str) -> str:
     """msgspec's error (``Expected `int`, got `str` - at `$.api[0].argument_index```) in our words:
     ``apis.toml: api[0].argument_index: expected `int`, got `str```."""
-    match = _AT.match(text)
+    match = re.match(_AT, text, re.DOTALL)
     message, path = (match["message"], match["path"].lstrip(".")) if match else (text, "")
     if found := re.match(r"Object contains unknown field `(.+)`", message):
         path, message = _join(path, found[1]), "unknown key"
@@ -227,7 +228,7 @@ def _located(text: str, kind: type[Any], file: str, prefix: str) -> str:
     elif found := re.match(r"Invalid enum value (.+)", message):
         allowed = _allowed(kind, path)
         message = f"{found[1]} is not one of {', '.join(map(str, allowed))}" if allowed else message
-    elif found := _OURS.match(message):  # a ValueError of a __post_init__: "key: what is wrong"
+    elif found := re.match(_OURS, message, re.DOTALL):  # a __post_init__'s ValueError: "key: what is wrong"
         path, message = _join(path, found["key"]), found["message"]
     else:
         message = message[:1].lower() + message[1:]

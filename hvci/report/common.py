@@ -14,9 +14,10 @@ from hvci.details import CrashDetails, JsonValue, details_json
 from hvci.findings import Finding, Occurrence, group_findings
 from hvci.knowledge import kb
 from hvci.model import Baseline, Caller, Incident, Report, confidence_rank
+from parsers.deferred import deferred_compile
 from parsers.records import Span
 
-_PATH_CONTROL = re.compile(r"[\t\n]")
+_PATH_CONTROL = deferred_compile(r"[\t\n]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
@@ -181,7 +182,7 @@ def detail_lines(incident: Incident) -> list[tuple[str, str]]:
     return lines
 
 
-_STEP = re.compile(r"^\s*\d+\.\s+")
+_STEP = deferred_compile(r"^\s*\d+\.\s+")
 
 
 def first_step(text: str) -> str:

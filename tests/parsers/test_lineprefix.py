@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from parsers import lineprefix
 from parsers.records import BugCheckRecord, Diagnostic, VerifierBannerRecord
@@ -69,3 +73,38 @@ def test_mixed_prefixed_lines_still_count_as_prefixed() -> None:
     lines = ["[2026-11-23 02:10:59.000] x"] * 8 + ["continuation"] * 2
     found = lineprefix.detect("\n".join(lines))
     assert found is not None and found.example == "[2026-11-23 02:10:59.000] "
+
+
+def test_every_prefix_begins_with_the_characters_the_shortcut_takes_it_for() -> None:
+    """A pattern matches only lines that begin with its first characters, which :func:`detect` counts
+    before compiling it: every prefix has some, and no line that begins otherwise matches."""
+    for _name, pattern in lineprefix.PREFIXES:
+        starts = lineprefix._first_characters(pattern)
+        assert starts is not None, pattern
+        compiled = re.compile(pattern)
+        for first in map(chr, range(0x250)):
+            if first not in starts:
+                assert not compiled.match(first + "2026-11-23 02:10:59.222] x"), (pattern, first)
+
+
+prefixed_line = st.builds(
+    lambda prefix, line: prefix + line,
+    st.sampled_from(["", "", "[2026-11-23 02:10:59.222] ", "2026-11-23 02:10:59 ", "[02:10:59] ", "\ufeff"]),
+    st.sampled_from(KD_LINES) | st.text(max_size=12),
+)
+
+
+@given(st.lists(prefixed_line, max_size=12))
+def test_the_shortcut_finds_the_prefix_detect_finds_without_it(lines: list[str]) -> None:
+    head = "\n".join(line.replace("\n", " ") for line in lines)
+    found = lineprefix.detect(head)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lineprefix, "_first_characters", lambda pattern: None)
+        assert found == lineprefix.detect(head)
+
+
+def test_a_log_without_timestamps_compiles_no_prefix_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    monkeypatch.setattr(lineprefix.re, "compile", lambda pattern, *_: compiled.append(pattern))
+    assert lineprefix.detect("\n".join(KD_LINES)) is None
+    assert compiled == []

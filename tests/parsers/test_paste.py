@@ -253,14 +253,27 @@ _PASTE_PIECES = [
 _PASTE_TEXT = st.lists(st.sampled_from(_PASTE_PIECES), max_size=12).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
-@given(_PASTE_TEXT)
+_QUICK_PIECES = [
+    *_PASTE_PIECES,
+    *("\\SystemRoot", "\\\\", "\\", "0: kd> ", "12) ", "1234. ", "*\t", "~~", "~~~", "\u2013 "),
+    *("x **y**", "*"),
+]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_QUICK_PIECES), max_size=12).map("".join))
+@example("*  Bugcheck Analysis  *")
+@example("  123. x")
+@example("** The caller 0xFFFFF802DA2D33E8 specified an executable pool type 0x0 (tag 0x484d454d).")
+@example("ModLoad: fffff802`d9e30000 fffff802`d9e81000   \\SystemRoot\\System32\\drivers\\CLFS.SYS")
 def test_the_quick_checks_before_each_search_never_skip_a_match(text: str) -> None:
     """clean_line's cheap pre-tests (issue 16) only skip searches that would find nothing."""
     if paste._INLINE.search(text):
         assert paste._may_hold_inline(text)
     if paste._BOLD.search(text):
         assert paste._may_be_bold(text)
+    if paste._PEELS.match(text):
+        assert paste._may_peel_front(text)
     if any(p.match(text) for p in (paste._QUOTE, paste._BULLET, paste._STAR_BULLET)):
         assert paste._may_peel(text)
 

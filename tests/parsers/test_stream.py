@@ -136,6 +136,15 @@ def test_the_candidate_is_the_trigger_line_not_the_blank_or_box_line_above_it(ki
     assert starts == [data.index("   BUGCHECK" if kind is str else b"   BUGCHECK")]  # type: ignore[arg-type]
 
 
+def test_the_screen_lead_is_the_junk_and_every_white_space_character() -> None:
+    """The screen strips junk and white space before a line-start anchor; it finds the white space in the
+    blocks where Unicode has it, which must hold all of it."""
+    from parsers import dispatch
+
+    every_space = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    assert set(dispatch._lead()) == set(dispatch.JUNK_CHARS) | set(every_space)
+
+
 def test_anchor_extraction() -> None:
     assert [a.text for a in anchors_for(r"^[\s>*]*(?:Fatal System Error:|BugCheck\s+)") or ()] == [
         "Fatal System Error:",

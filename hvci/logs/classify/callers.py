@@ -15,6 +15,7 @@ from hvci.logs.classify.context import SUPPORTING, Context
 from hvci.logs.classify.faults import fault_address
 from hvci.logs.correlate import CrashGroup, same_value
 from hvci.model import Caller, Evidence
+from parsers.deferred import deferred_compile
 from parsers.records import AnalyzeRecord, BugCheckRecord, StackFrame, SymbolLineRecord
 from symbols.modules import normalize_name
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:  # (pefile and the PDB readers: imported only when symbols are
 _FRAME_SYMBOL = re.compile(
     r"^(?P<module>[^!\s]+)!(?P<function>[^+\s]+)(?:\+(?:0x)?(?P<disp>[0-9a-f]+))?$", re.I
 )
-_MODULE_OFFSET = re.compile(r"^(?P<module>[^!\s+]+)\+(?:0x)?(?P<offset>[0-9a-f]+)$", re.I)
-_PROBABLY_CAUSED = re.compile(r"^(?P<image>[^\s(]+)(?:\s*\(\s*(?P<symbol>[^\s()]+)\s*\))?")
+_MODULE_OFFSET = deferred_compile(r"^(?P<module>[^!\s+]+)\+(?:0x)?(?P<offset>[0-9a-f]+)$", re.I)
+_PROBABLY_CAUSED = deferred_compile(r"^(?P<image>[^\s(]+)(?:\s*\(\s*(?P<symbol>[^\s()]+)\s*\))?")
 
 
 def crash_frames(group: CrashGroup) -> tuple[StackFrame, ...]:
