@@ -164,7 +164,7 @@ class Source:
         self, path: str, follow: bool, stop: threading.Event | None
     ) -> Iterator[bytes | bytearray | Restart]:
         handle = open(path, "rb")  # noqa: SIM115 - reopened on re-creation, closed in finally
-        buffer = bytearray(CHUNK_SIZE)
+        buffer = bytearray(CHUNK_SIZE if follow else _read_size(handle))
         try:
             while True:
                 yield from _pieces(handle.readinto, buffer)
@@ -297,17 +297,35 @@ def _settle_allocator() -> None:
         del block
 
 
+#: The smallest buffer a file is read with (what a file that grows while it is read is read on in).
+MIN_READ = 64 << 10
+
+
+def _read_size(handle: BinaryIO) -> int:
+    """The buffer a file is read with: :data:`CHUNK_SIZE`, or a regular file's size and one byte when that
+    is smaller (at least :data:`MIN_READ`), so that the whole file still comes in one read, as the same
+    bytes in memory come in one slice. A megabyte
+    buffer for a short file was zeroed, cut to the file and grown back for the read that finds its end:
+    ~1.5 ms of every short input's run."""
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        return CHUNK_SIZE
+    return min(CHUNK_SIZE, max(MIN_READ, info.st_size + 1))
+
+
 def _pieces(
     read_into: Callable[[bytearray], int | None], buffer: bytearray, stop: threading.Event | None = None
 ) -> Iterator[bytearray]:
-    """What ``read_into`` reads until the end of its input (or until ``stop`` is set), a ``buffer`` at a
-    time. Each piece is ``buffer`` itself, cut to what was read and read into again for the next one: the
-    liner copies out the lines it keeps (:class:`parsers.chunks.Liner`), so a megabyte read costs neither a
-    fresh allocation, whose pages the kernel would map anew, nor a copy (a short read, from a pipe or at the
-    end of a file, shrinks the buffer in place; it grows back before the next read)."""
+    """What ``read_into`` reads until the end of its input (or until ``stop`` is set), a ``buffer`` (of the
+    length it is given with) at a time. Each piece is ``buffer`` itself, cut to what was read and read into
+    again for the next one: the liner copies out the lines it keeps (:class:`parsers.chunks.Liner`), so a
+    megabyte read costs neither a fresh allocation, whose pages the kernel would map anew, nor a copy (a
+    short read, from a pipe or at the end of a file, shrinks the buffer in place; it grows back before the
+    next read)."""
+    size = len(buffer)
     while not (stop is not None and stop.is_set()):
-        if len(buffer) < CHUNK_SIZE:
-            buffer += bytes(CHUNK_SIZE - len(buffer))
+        if len(buffer) < size:
+            buffer += bytes(size - len(buffer))
         count = read_into(buffer)
         if not count:
             return
