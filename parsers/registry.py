@@ -146,8 +146,7 @@ PARSERS: tuple[Registered, ...] = (
     Registered(
         "verifiernotice",
         "verifiernotice",
-        r"^[\s>*]*Driver Verifier: |^[\s>*0-9:]*kd> !verifier [^\n]*\.sys"
-        r"|^[\s>*0-9:]*kd> !Verifier [^\n]*\.sys",
+        r"^[\s>*]*Driver Verifier: |^[\s>*0-9:]*kd> ![Vv]erifier [^\n]*\.sys",
     ),
     Registered(
         "wdflog",
@@ -155,7 +154,7 @@ PARSERS: tuple[Registered, ...] = (
         r"^[\s>*0-9:]*(?:FxIoQueue|FxRequest|FxDevice|FxPkgPnp|FxPkgIo|FxPkgFdo|FxPkgPdo|FxDriver"
         r"|FxIoTarget|FxInterrupt|FxDmaEnabler|FxUsbDevice|FxUsbPipe|FxObject|FxWorkItem|FxTimer|FxDpc"
         r"|FxPowerIdleMachine|FxSelfManagedIoMachine|FxWmiIrpHandler|FxVerifier)::"
-        r"|^[\s>*0-9:]*kd> !wdflogdump |^[\s>*0-9:]*kd> !wdfkd\.wdflogdump ",
+        r"|^[\s>*0-9:]*kd> !(?:wdfkd\.)?wdflogdump ",
     ),
 )
 

@@ -29,12 +29,7 @@ _COMMAND = deferred_compile(
 
 class VerifierNoticeParser:
     name = "verifiernotice"
-    # (both spellings written out: the prefilter anchors on "kd> !verifier ", not on the "kd> !" of every
-    # debugger command, which had the dispatcher compile this trigger for a KD session's "kd> !analyze")
-    trigger = (
-        r"^[\s>*]*Driver Verifier: |^[\s>*0-9:]*kd> !verifier [^\n]*\.sys"
-        r"|^[\s>*0-9:]*kd> !Verifier [^\n]*\.sys"
-    )
+    trigger = r"^[\s>*]*Driver Verifier: |^[\s>*0-9:]*kd> ![Vv]erifier [^\n]*\.sys"
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         found = _NOTICE.search(first.text) or _COMMAND.search(first.text)

@@ -45,12 +45,7 @@ _COMMAND = re.compile(r"!(?:wdfkd\.)?wdflogdump\s+(?P<driver>[\w.$-]+)", re.IGNO
 
 class WdfLogParser:
     name = "wdflog"
-    # (the two commands written out: the prefilter anchors on their names, not on the "kd> !" of every
-    # debugger command, which had the dispatcher compile this trigger for a KD session's "kd> !analyze")
-    trigger = (
-        r"^[\s>*0-9:]*(?:" + "|".join(_CLASSES) + r")::"
-        r"|^[\s>*0-9:]*kd> !wdflogdump |^[\s>*0-9:]*kd> !wdfkd\.wdflogdump "
-    )
+    trigger = r"^[\s>*0-9:]*(?:" + "|".join(_CLASSES) + r")::|^[\s>*0-9:]*kd> !(?:wdfkd\.)?wdflogdump "
 
     def parse(self, first: Line, cursor: LineCursor) -> Iterator[Record]:
         command = _COMMAND.search(first.text)
