@@ -12,6 +12,7 @@ from textual.strip import Strip
 from textual.widgets import Static, TabbedContent
 
 from hvci.knowledge import kb
+from hvci.model import Incident
 from tests.tui.conftest import (
     LOG_LINES,
     LOG_NAME,
@@ -320,14 +321,18 @@ async def test_line_numbers_stay_when_the_evidence_is_scrolled_sideways(tmp_path
         assert second.startswith("2 x") and len(second) == log.size.width
 
 
-async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tmp_path: Path) -> None:
+def _repeat_held_back(tmp_path: Path) -> tuple[FixtureFeed, TriageApp, Incident]:
+    """The app on two findings, with a repeat of the first (the pool-type crash, returned) held back until
+    the feed's ``release``."""
     pool, protection, _ = sample_incidents()
-    from msgspec.structs import replace
-
     source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
-    again = replace(pool, id=f"{LOG_NAME}:99", source=source)
+    again = msgspec.structs.replace(pool, id=f"{LOG_NAME}:99", source=source)
     feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]}, hold_after=2)
-    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    return feed, fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")]), pool
+
+
+async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tmp_path: Path) -> None:
+    feed, app, pool = _repeat_held_back(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         table = _table(app)
         await wait_for(pilot, lambda: len(table.listed) == 2 and table.row_count == 2)
@@ -355,13 +360,7 @@ async def test_a_repeat_arriving_later_raises_the_count_of_the_listed_finding(tm
 
 async def test_the_detail_of_a_shown_finding_lists_a_repeat_arriving_later(tmp_path: Path) -> None:
     """The occurrences of the finding on show follow the count in the list as repeats arrive."""
-    pool, protection, _ = sample_incidents()
-    from msgspec.structs import replace
-
-    source = msgspec.structs.replace(pool.source, first_line=22, last_line=23)
-    again = replace(pool, id=f"{LOG_NAME}:99", source=source)
-    feed = FixtureFeed({LOG_NAME: LOG_TEXT}, {LOG_NAME: [pool, protection, again]}, hold_after=2)
-    app = fixture_app(feed, tmp_path, [Source(LOG_NAME, data=b"x")])
+    feed, app, pool = _repeat_held_back(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         table = _table(app)
         await wait_for(pilot, lambda: app.triage.current is not None and app.triage.current.id == pool.id)
