@@ -304,9 +304,8 @@ MIN_READ = 64 << 10
 def _read_size(handle: BinaryIO) -> int:
     """The buffer a file is read with: :data:`CHUNK_SIZE`, or a regular file's size and one byte when that
     is smaller (at least :data:`MIN_READ`), so that the whole file still comes in one read, as the same
-    bytes in memory come in one slice. A megabyte
-    buffer for a short file was zeroed, cut to the file and grown back for the read that finds its end:
-    ~1.5 ms of every short input's run."""
+    bytes in memory come in one slice. A megabyte buffer for a short file was zeroed, cut to the file and
+    grown back for the read that finds its end: ~1.5 ms of every short input's run."""
     info = os.fstat(handle.fileno())
     if not stat.S_ISREG(info.st_mode):
         return CHUNK_SIZE
