@@ -7,6 +7,7 @@ if the whole command's peak grows by more than a few kilobytes a crash."""
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import random
@@ -191,7 +192,11 @@ def _mixed_log(path: Path, samples: int) -> Path:
 
 
 def _peak_traced(path: Path) -> int:
-    """The most memory Python held at once while ``analyze --format jsonl`` ran in this process."""
+    """The most memory Python held at once while ``analyze --format jsonl`` ran in this process. Garbage left
+    by what ran before (other tests, the previous measurement) is collected first: otherwise when the cyclic
+    collector runs during the measurement depends on that history, and the peak with it (5,000 cycles left
+    behind moved the growth below from 2.4 to 3.5 KB a sample)."""
+    gc.collect()
     tracemalloc.start()
     try:
         main(["analyze", "-q", "--format", "jsonl", "-o", os.devnull, str(path)])
@@ -202,19 +207,19 @@ def _peak_traced(path: Path) -> int:
 
 def test_the_peak_grows_by_a_few_kilobytes_a_crash_at_most(tmp_path: Path) -> None:
     """About every third of these samples' incidents is a crash, all kept until the end. From 400 to 700
-    samples the peak grows by 2.3 KB a sample (the packer's tickets and index, the kept groups' ids and
-    unresolved callers, the final window's entries); with every pickle in memory 5.0 KB; with the crashes
-    held as objects 20 KB. Below about 400 samples the peak is set by reading (the chunks alive at once), not
-    by what is kept: compared with 100 samples the growth looked smaller while reading took a megabyte more,
-    and larger once it did not. Traced memory is deterministic: no timing, and the machine's load changes
-    nothing."""
+    samples the peak grows by 2.9 KB a sample (the packer's tickets and index, the kept groups' ids and
+    unresolved callers, the final window's entries); with every pickle kept in memory 14.9 KB. Below about
+    400 samples the peak is set by reading (the chunks alive at once), not by what is kept: compared with
+    100 samples the growth looked smaller while reading took a megabyte more, and larger once it did not.
+    Traced memory is deterministic once earlier garbage is collected (:func:`_peak_traced`): no timing, and
+    the machine's load changes nothing."""
     # a first run's lazy imports and caches, and the allocator hint of an input longer than a chunk (an 8 MiB
     # block freed at once, parsers.source._settle_allocator, that tracemalloc counts)
     _peak_traced(_mixed_log(tmp_path / "warm.log", 100))
     small = _peak_traced(_mixed_log(tmp_path / "small.log", 400))
     large = _peak_traced(_mixed_log(tmp_path / "large.log", 700))
     per_sample = (large - small) / 300
-    assert per_sample < 3000, (small, large)
+    assert per_sample < 3500, (small, large)
 
 
 @settings(max_examples=40)
